@@ -1,0 +1,127 @@
+"""The in-memory catalog every stage of talkrec reads: items, tags, interactions, content.
+
+A :class:`Catalog` is plain pandas/numpy so that users can build one from anything; the
+loaders in :mod:`talkrec.data.io` and :mod:`talkrec.data.datasets` validate what goes in.
+
+Tables
+------
+items
+    One row per item. Required columns ``item_id`` (str, unique) and ``name`` (str).
+    Any other column is metadata usable in filters (scalars, or lists of str for
+    multi-valued fields such as ``genres``).
+tags
+    Long format: ``item_id``, ``category``, ``tag``, ``weight`` (how many users or
+    curators applied it; higher first). Categories are free strings ("genre", "decade"...).
+interactions
+    ``user_id`` (str), ``item_id`` (str), ``weight`` (float: play count or rating),
+    optional ``timestamp`` (int seconds).
+texts
+    Named extra human-written descriptions, ``{kind: Series(item_id -> text)}``, e.g. the
+    TMDB overview of a movie.
+vectors
+    Precomputed content, ``{modality: VectorTable}``.
+media
+    Raw media files per modality, ``{modality: Series(item_id -> path)}``, for the audio
+    and image encoders.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+ITEM_COLUMNS = ("item_id", "name")
+TAG_COLUMNS = ("item_id", "category", "tag", "weight")
+INTERACTION_COLUMNS = ("user_id", "item_id", "weight")
+
+
+@dataclass
+class VectorTable:
+    """A matrix of vectors keyed by item id (one row per id, ids unique)."""
+
+    ids: np.ndarray
+    X: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.ids = np.asarray(self.ids).astype(str)
+        self.X = np.asarray(self.X, dtype=np.float32)
+        if self.X.ndim != 2:
+            raise ValueError(f"vectors must be a 2-D matrix, got shape {self.X.shape}")
+        if len(self.ids) != len(self.X):
+            raise ValueError(f"{len(self.ids)} ids for {len(self.X)} vector rows")
+        if len(set(self.ids.tolist())) != len(self.ids):
+            raise ValueError("vector ids must be unique")
+
+    @property
+    def dim(self) -> int:
+        return int(self.X.shape[1])
+
+    def aligned(self, item_ids: np.ndarray | list[str]) -> np.ndarray:
+        """Rows for ``item_ids`` in that order; NaN rows where an id has no vector."""
+        pos = {k: i for i, k in enumerate(self.ids.tolist())}
+        out = np.full((len(item_ids), self.dim), np.nan, dtype=np.float32)
+        for j, iid in enumerate(item_ids):
+            i = pos.get(str(iid))
+            if i is not None:
+                out[j] = self.X[i]
+        return out
+
+
+@dataclass
+class Catalog:
+    """Items plus everything known about them. See the module docstring for the schema."""
+
+    items: pd.DataFrame
+    tags: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(TAG_COLUMNS)))
+    interactions: pd.DataFrame | None = None
+    texts: dict[str, pd.Series] = field(default_factory=dict)
+    vectors: dict[str, VectorTable] = field(default_factory=dict)
+    media: dict[str, pd.Series] = field(default_factory=dict)
+    name: str = "catalog"
+
+    def __post_init__(self) -> None:
+        self.items = self.items.reset_index(drop=True)
+        self.items["item_id"] = self.items["item_id"].astype(str)
+        self.tags = self.tags.reset_index(drop=True)
+        if len(self.tags):
+            self.tags["item_id"] = self.tags["item_id"].astype(str)
+
+    @property
+    def item_ids(self) -> np.ndarray:
+        return self.items["item_id"].to_numpy(dtype=str)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def tags_by_item(self) -> dict[str, dict[str, list[str]]]:
+        """``{item_id: {category: [tag, ...]}}``, tags ordered by weight (desc), then name."""
+        out: dict[str, dict[str, list[str]]] = {}
+        if not len(self.tags):
+            return out
+        t = self.tags.sort_values(["item_id", "weight", "tag"], ascending=[True, False, True], kind="stable")
+        for (iid, cat), grp in t.groupby(["item_id", "category"], sort=False):
+            out.setdefault(str(iid), {})[str(cat)] = grp["tag"].tolist()
+        return out
+
+    def tag_sets(self, min_weight: float = 0.0) -> dict[str, set[str]]:
+        """``{item_id: {tag, ...}}`` keeping tags whose weight is at least ``min_weight``."""
+        t = self.tags[self.tags["weight"] >= min_weight]
+        return {str(k): set(v) for k, v in t.groupby("item_id")["tag"]}
+
+    def summary(self) -> dict[str, int]:
+        s = {"items": len(self.items), "tags": len(self.tags),
+             "tagged_items": int(self.tags["item_id"].nunique()) if len(self.tags) else 0}
+        if self.interactions is not None:
+            s["interactions"] = len(self.interactions)
+            s["users"] = int(self.interactions["user_id"].nunique())
+        for k, v in self.vectors.items():
+            s[f"vectors[{k}]"] = len(v.ids)
+        for k, v in self.texts.items():
+            s[f"texts[{k}]"] = int(v.notna().sum())
+        for k, v in self.media.items():
+            s[f"media[{k}]"] = len(v)
+        return s
