@@ -1,0 +1,7 @@
+"""Catalog data model, readers and dataset adapters."""
+from __future__ import annotations
+
+from .catalog import Catalog, VectorTable
+from .io import load_catalog, read_table, read_vectors
+
+__all__ = ["Catalog", "VectorTable", "load_catalog", "read_table", "read_vectors"]
