@@ -1,0 +1,285 @@
+"""Evaluation metrics: pure functions over (ground truth, ranking, k), ranx style.
+
+Conventions: a *ranking* is a sequence of item ids, best first (only its first ``k``
+entries count); *relevant* is a collection of item ids, all of relevance 1 (binary).
+Nothing here reads files, draws unseeded randomness, or depends on a model.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Hashable
+
+import numpy as np
+
+
+def _discounts(n: int) -> np.ndarray:
+    return 1.0 / np.log2(np.arange(2, n + 2, dtype=np.float64))
+
+
+def dcg_at_k(relevant: Collection[Hashable], ranking: Sequence[Hashable], k: int) -> float:
+    r"""Discounted cumulative gain with binary relevance.
+
+    .. math:: \mathrm{DCG@k} = \sum_{i=1}^{\min(k, |L|)} \frac{\mathrm{rel}_i}{\log_2(i + 1)},
+       \qquad \mathrm{rel}_i = [L_i \in R]
+
+    where :math:`L` is the ranking and :math:`R` the relevant set.
+    """
+    _check_k(k)
+    rel = set(relevant)
+    top = list(ranking[:k])
+    gains = np.array([1.0 if x in rel else 0.0 for x in top])
+    return float((gains * _discounts(len(top))).sum()) if len(top) else 0.0
+
+
+def ndcg_at_k(relevant: Collection[Hashable], ranking: Sequence[Hashable], k: int) -> float:
+    r"""Normalized DCG with binary relevance (Järvelin & Kekäläinen; as in ranx / trec_eval).
+
+    .. math::
+        \mathrm{nDCG@k} = \frac{\mathrm{DCG@k}}{\mathrm{IDCG@k}}, \qquad
+        \mathrm{IDCG@k} = \sum_{i=1}^{\min(k, |R|)} \frac{1}{\log_2(i + 1)}
+
+    An empty relevant set gives 0. Duplicate ids in the ranking count once (first place).
+
+    >>> round(ndcg_at_k({"a", "c"}, ["a", "b", "c"], 3), 4)   # (1 + 1/2) / (1 + 1/log2 3)
+    0.9197
+    """
+    _check_k(k)
+    rel = set(relevant)
+    if not rel:
+        return 0.0
+    ranking = _dedup(ranking)
+    idcg = float(_discounts(min(k, len(rel))).sum())
+    return dcg_at_k(rel, ranking, k) / idcg
+
+
+def recall_at_k(relevant: Collection[Hashable], ranking: Sequence[Hashable], k: int) -> float:
+    r"""Share of the relevant items found in the top k.
+
+    .. math:: \mathrm{Recall@k} = \frac{|\{L_1..L_k\} \cap R|}{|R|}
+
+    (ranx's definition; 0 for an empty relevant set).
+    """
+    _check_k(k)
+    rel = set(relevant)
+    if not rel:
+        return 0.0
+    return len(set(_dedup(ranking)[:k]) & rel) / len(rel)
+
+
+def gini_index(counts: Iterable[float]) -> float:
+    r"""Gini coefficient of non-negative counts (0 = all equal, -> 1 = all on one).
+
+    With the counts sorted ascending :math:`c_{(1)} \le \dots \le c_{(n)}`:
+
+    .. math:: G = \frac{\sum_{i=1}^{n} (2i - n - 1)\, c_{(i)}}{n \sum_{i=1}^{n} c_{(i)}}
+
+    >>> gini_index([0, 0, 0, 4])
+    0.75
+    """
+    c = np.sort(np.asarray(list(counts), dtype=np.float64))
+    n = len(c)
+    if n == 0 or c.sum() <= 0:
+        return 0.0
+    if (c < 0).any():
+        raise ValueError("gini_index needs non-negative counts")
+    i = np.arange(1, n + 1)
+    return float(((2 * i - n - 1) * c).sum() / (n * c.sum()))
+
+
+def gini_at_k(rankings: Iterable[Sequence[Hashable]], catalog: Collection[Hashable], k: int) -> float:
+    r"""Gini@k (paper 004 section 2.6): how unequally the catalog is exposed in the top k.
+
+    :math:`c_j` = number of rankings whose top k contains item :math:`j`, for every item
+    :math:`j` of ``catalog`` (items never retrieved count 0); the result is
+    :func:`gini_index` of these counts. Lower means recommendations spread over more items.
+    """
+    _check_k(k)
+    cnt = Counter(x for r in rankings for x in _dedup(r)[:k])
+    return gini_index([cnt.get(j, 0) for j in catalog])
+
+
+def coverage_at_k(rankings: Iterable[Sequence[Hashable]], catalog: Collection[Hashable], k: int) -> float:
+    r"""Catalog coverage: share of ``catalog`` retrieved in at least one top k.
+
+    .. math:: \mathrm{Cov@k} = \frac{|\bigcup_q \{L^q_1..L^q_k\} \cap C|}{|C|}
+    """
+    _check_k(k)
+    cat = set(catalog)
+    if not cat:
+        return 0.0
+    seen = {x for r in rankings for x in r[:k]}
+    return len(seen & cat) / len(cat)
+
+
+def entropy(counts: Iterable[float]) -> float:
+    r"""Shannon entropy in nats of the distribution proportional to ``counts``.
+
+    .. math:: H = -\sum_g p_g \ln p_g, \qquad p_g = c_g / \sum c
+
+    >>> round(entropy([1, 1]), 4)
+    0.6931
+    """
+    c = np.asarray(list(counts), dtype=np.float64)
+    c = c[c > 0]
+    if not len(c):
+        return 0.0
+    p = c / c.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def modality_group_entropy(rankings: Mapping[Hashable, Sequence[Hashable]], group: Mapping[Hashable, Hashable],
+                           k: int = 5) -> tuple[float, dict[Hashable, dict[Hashable, int]]]:
+    r"""Modality-group entropy (paper 004 section 2.4, Table 2).
+
+    Items are assigned at random to groups that keep only some modalities. For each
+    query group :math:`g`, :math:`n_{gh}` counts the items of group :math:`h` in the top
+    ``k`` of the queries of group :math:`g`; the score is the mean row entropy
+
+    .. math:: \bar H = \frac{1}{|G_q|} \sum_{g} H\big(n_{g\cdot}\big)
+
+    in nats (:func:`entropy`; 7 equal groups give at most :math:`\ln 7 \approx 1.95`).
+    Higher = retrieval less confined to the query's own modality group.
+    Returns the score and the count matrix ``{g: {h: n}}``.
+    """
+    mat: dict[Hashable, Counter] = {}
+    for q, r in rankings.items():
+        g = group[q]
+        row = mat.setdefault(g, Counter())
+        for x in list(r)[:k]:
+            if x in group:
+                row[group[x]] += 1
+    rows = [entropy(c.values()) for c in mat.values() if sum(c.values()) > 0]
+    return (float(np.mean(rows)) if rows else 0.0), {g: dict(c) for g, c in mat.items()}
+
+
+def expected_contrastive_loss(outputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    r"""Expected Contrastive Loss per item (paper 004 section 2.6).
+
+    With :math:`d^{uv}_{ij} = 1 - \cos(z^u_i, z^v_j)` the cosine distance between item
+    :math:`i` in modality :math:`u` and item :math:`j` in modality :math:`v`:
+
+    .. math::
+        \mathrm{ECL}(i, u, v) = d^{uv}_{ii} - \mathbb{E}_{j \ne i}\big[d^{uv}_{ij}\big], \qquad
+        \mathrm{ECL}(i) = \mathbb{E}_{(u, v),\, v \ne u}\big[\mathrm{ECL}(i, u, v)\big]
+
+    over ordered modality pairs both present for :math:`i`; the expectation over
+    :math:`j` runs over the other items that have modality :math:`v`. Lower (more
+    negative) = the item's modality views agree more with each other than with others.
+    ``outputs`` maps modality -> (n, d) matrix (NaN rows = missing). Items with fewer than
+    two modalities get NaN.
+    """
+    names = list(outputs)
+    n = next(iter(outputs.values())).shape[0]
+    Z, ok = {}, {}
+    for m in names:
+        X = np.asarray(outputs[m], dtype=np.float64)
+        ok[m] = ~np.isnan(X).any(axis=1)
+        Xn = np.where(ok[m][:, None], np.nan_to_num(X), 0.0)
+        Z[m] = Xn / np.maximum(np.linalg.norm(Xn, axis=1, keepdims=True), 1e-12)
+    tot, cnt = np.zeros(n), np.zeros(n)
+    for u in names:
+        for v in names:
+            if u == v:
+                continue
+            nv = ok[v].sum()
+            if nv < 2:
+                continue
+            sum_v = Z[v][ok[v]].sum(axis=0)
+            self_cos = (Z[u] * Z[v]).sum(axis=1)                     # cos(z^u_i, z^v_i)
+            sum_cos = Z[u] @ sum_v                                     # sum_j cos(z^u_i, z^v_j), j with v
+            # E_{j != i}[1 - cos] over items that have v (exclude i itself when it has v)
+            others = nv - ok[v].astype(float)
+            mean_other = 1.0 - (sum_cos - np.where(ok[v], self_cos, 0.0)) / others
+            ecl = (1.0 - self_cos) - mean_other
+            both = ok[u] & ok[v]
+            tot[both] += ecl[both]
+            cnt[both] += 1
+    out = np.full(n, np.nan)
+    out[cnt > 0] = tot[cnt > 0] / cnt[cnt > 0]
+    return out
+
+
+def bootstrap_ci(values: Sequence[float] | np.ndarray, *, n_resamples: int = 1000, confidence: float = 0.95,
+                 random_state: int | None = 0) -> tuple[float, float, float]:
+    r"""Mean and percentile-bootstrap confidence interval over queries (Efron).
+
+    Draw ``n_resamples`` samples of the per-query values with replacement (seeded), take
+    each sample's mean :math:`\bar x^{*b}`; the interval is the
+    :math:`(\alpha/2, 1-\alpha/2)` percentiles of :math:`\{\bar x^{*b}\}`,
+    :math:`\alpha = 1 - \text{confidence}`. Returns ``(mean, low, high)``; NaN values are
+    dropped first, and an empty input gives NaNs.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    x = x[~np.isnan(x)]
+    if not len(x):
+        return (math.nan, math.nan, math.nan)
+    rng = np.random.default_rng(random_state)
+    means = np.empty(n_resamples)
+    for s in range(0, n_resamples, 100):
+        b = min(100, n_resamples - s)
+        idx = rng.integers(0, len(x), size=(b, len(x)))
+        means[s:s + b] = x[idx].mean(axis=1)
+    a = (1.0 - confidence) / 2
+    lo, hi = np.quantile(means, [a, 1 - a])
+    return float(x.mean()), float(lo), float(hi)
+
+
+def paired_bootstrap_pvalue(a: Sequence[float], b: Sequence[float], *, n_resamples: int = 1000,
+                            random_state: int | None = 0) -> float:
+    r"""One-sided paired bootstrap p-value for "system a is not better than b".
+
+    Over per-query differences :math:`d_q = a_q - b_q`: the share of resampled means
+    :math:`\bar d^{*}` that are :math:`\le 0` (with the +1 correction
+    :math:`(1 + \#\{\bar d^{*} \le 0\}) / (1 + B)`).
+    """
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    d = d[~np.isnan(d)]
+    if not len(d):
+        return math.nan
+    rng = np.random.default_rng(random_state)
+    le = 0
+    for s in range(0, n_resamples, 100):
+        nb = min(100, n_resamples - s)
+        idx = rng.integers(0, len(d), size=(nb, len(d)))
+        le += int((d[idx].mean(axis=1) <= 0).sum())
+    return (1 + le) / (1 + n_resamples)
+
+
+def popularity_buckets(popularity: Sequence[float], n_buckets: int) -> np.ndarray:
+    """Quantile bucket (0 = least popular .. n_buckets-1) of each value, ties kept together
+    by ranking first (stable): bucket = floor(rank * n_buckets / n)."""
+    p = np.asarray(popularity, dtype=np.float64)
+    order = np.argsort(p, kind="stable")
+    ranks = np.empty(len(p), dtype=np.int64)
+    ranks[order] = np.arange(len(p))
+    return (ranks * n_buckets // max(len(p), 1)).astype(np.int64)
+
+
+def relative_to_reference_by_bucket(values: Sequence[float], reference: Sequence[float],
+                                    buckets: Sequence[int]) -> dict[int, float]:
+    r"""Per bucket :math:`b`: :math:`\bar x_b / \bar r_b - 1` (paper 004 Figure 4: relative nDCG
+    improvement over the CF model per popularity quantile); NaN where :math:`\bar r_b = 0`."""
+    v, r, b = (np.asarray(x, dtype=np.float64) for x in (values, reference, buckets))
+    out = {}
+    for g in sorted(set(b.astype(int).tolist())):
+        m = b == g
+        rm = r[m].mean()
+        out[int(g)] = float(v[m].mean() / rm - 1.0) if rm > 0 else math.nan
+    return out
+
+
+def _dedup(ranking: Sequence[Hashable]) -> list[Hashable]:
+    seen: set = set()
+    out = []
+    for x in ranking:
+        if x not in seen:
+            seen.add(x)
+            out.append(x)
+    return out
+
+
+def _check_k(k: int) -> None:
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")

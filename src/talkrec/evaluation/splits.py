@@ -1,0 +1,85 @@
+"""Every leakage rule of the evaluation lives here.
+
+* Queries are split into validation and test *before* anything is tuned; all choices
+  (ALS hyperparameters, fusion settings, hybrid weights) are made on validation queries,
+  and reported numbers are on test queries only.
+* Text-retrieval queries are split by *tag set*: the different wordings of one tag set
+  all fall on the same side.
+* Movie users are rotated over ``n_folds`` disjoint folds. The CF model (and the fusion
+  model that reads it) of fold f is trained on the interactions of the users outside
+  fold f only; the users of fold f are evaluated. Popularity is counted on the same
+  training users.
+* Each held-out user's positives (rating > threshold) are split at random into a query
+  half (what the system sees) and a target half (the relevant items).
+
+All functions are pure given ``random_state``; the split of an id depends only on the id
+and the seed (a hash), so adding queries does not reshuffle existing ones.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+
+def stable_unit(key: Hashable, random_state: int) -> float:
+    """A deterministic number in [0, 1) for ``(key, random_state)`` (sha256 based)."""
+    h = hashlib.sha256(f"{random_state}\x00{key}".encode()).digest()
+    return int.from_bytes(h[:8], "big") / 2**64
+
+
+def split_val_test(keys: Iterable[Hashable], *, val_fraction: float, random_state: int) -> dict[Hashable, str]:
+    """``{key: "val" | "test"}``; a key goes to validation when its stable hash < ``val_fraction``."""
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    return {k: ("val" if stable_unit(k, random_state) < val_fraction else "test") for k in keys}
+
+
+def user_folds(users: Sequence[Hashable], *, n_folds: int, random_state: int) -> dict[Hashable, int]:
+    """Assign users to ``n_folds`` disjoint folds of (nearly) equal size, seeded.
+
+    Every user lands in exactly one fold, so rotating the held-out fold evaluates every
+    user exactly once.
+    """
+    if n_folds < 2:
+        raise ValueError("n_folds must be at least 2")
+    us = sorted(set(users), key=str)
+    rng = np.random.default_rng(random_state)
+    perm = rng.permutation(len(us))
+    return {us[p]: int(i % n_folds) for i, p in enumerate(perm)}
+
+
+def train_interactions(interactions: pd.DataFrame, held_out_users: Iterable[Hashable]) -> pd.DataFrame:
+    """Interactions the CF model may see: every row of a held-out user removed."""
+    held = set(held_out_users)
+    return interactions[~interactions["user_id"].isin(held)]
+
+
+def query_target_halves(positives: Mapping[Hashable, Sequence[Hashable]], *, query_fraction: float = 0.5,
+                        min_positives: int = 2, random_state: int) -> dict[Hashable, tuple[list, list]]:
+    """For each user, split their positive items at random into (query, target).
+
+    ``round(query_fraction * n)`` items (at least 1, at most n-1) form the query; the rest
+    are the relevant targets. Users with fewer than ``min_positives`` positives are
+    skipped. The draw for a user depends only on the user id and the seed.
+    """
+    out: dict[Hashable, tuple[list, list]] = {}
+    for u in sorted(positives, key=str):
+        items = sorted(positives[u], key=str)
+        n = len(items)
+        if n < max(2, min_positives):
+            continue
+        seed = int(stable_unit(u, random_state) * 2**32)
+        rng = np.random.default_rng(seed)
+        perm = rng.permutation(n)
+        nq = int(min(max(round(query_fraction * n), 1), n - 1))
+        out[u] = ([items[i] for i in perm[:nq]], [items[i] for i in perm[nq:]])
+    return out
+
+
+def positives_by_user(interactions: pd.DataFrame, *, threshold: float) -> dict[str, list[str]]:
+    """``{user: [item, ...]}`` of the items a user rated strictly above ``threshold``."""
+    pos = interactions[interactions["weight"] > threshold]
+    return {str(u): g["item_id"].astype(str).tolist() for u, g in pos.groupby("user_id")}

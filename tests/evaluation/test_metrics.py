@@ -1,0 +1,116 @@
+"""Metrics against values worked out by hand (see the comments)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from talkrec.evaluation.metrics import (bootstrap_ci, coverage_at_k, dcg_at_k, entropy, expected_contrastive_loss,
+                                        gini_at_k, gini_index, modality_group_entropy, ndcg_at_k,
+                                        paired_bootstrap_pvalue, popularity_buckets, recall_at_k,
+                                        relative_to_reference_by_bucket)
+
+L3 = 1.0 / math.log2(3)  # discount of rank 2
+
+
+def test_ndcg_hand_values() -> None:
+    # R = {a, c}, L = [a, b, c]: DCG = 1/log2(2) + 1/log2(4) = 1.5; IDCG = 1 + 1/log2(3)
+    assert ndcg_at_k({"a", "c"}, ["a", "b", "c"], 3) == pytest.approx(1.5 / (1 + L3))
+    assert ndcg_at_k({"a", "c"}, ["a", "b", "c"], 3) == pytest.approx(0.919721, abs=1e-6)
+    # k = 2 cuts c: DCG = 1, IDCG still over min(k, |R|) = 2 ranks
+    assert ndcg_at_k({"a", "c"}, ["a", "b", "c"], 2) == pytest.approx(1 / (1 + L3))
+    # the only relevant item at rank 2: 1/log2(3)
+    assert ndcg_at_k({"b"}, ["a", "b"], 10) == pytest.approx(L3)
+    # more relevant items than k: IDCG uses k ranks
+    assert ndcg_at_k({"a", "b", "c"}, ["c"], 1) == 1.0
+    assert ndcg_at_k({"x"}, ["a", "b"], 2) == 0.0
+    assert ndcg_at_k(set(), ["a"], 1) == 0.0
+    # duplicates count once
+    assert ndcg_at_k({"b"}, ["a", "a", "b"], 2) == pytest.approx(L3)
+    assert dcg_at_k({"a", "c"}, ["a", "b", "c"], 3) == pytest.approx(1.5)
+
+
+def test_ndcg_perfect_and_worst() -> None:
+    assert ndcg_at_k({1, 2, 3}, [3, 1, 2, 9], 3) == pytest.approx(1.0)
+    assert ndcg_at_k({1, 2, 3}, [9, 8, 7], 3) == 0.0
+    with pytest.raises(ValueError):
+        ndcg_at_k({1}, [1], 0)
+
+
+def test_recall_hand_values() -> None:
+    assert recall_at_k({"a", "c", "d"}, ["a", "b", "c"], 3) == pytest.approx(2 / 3)
+    assert recall_at_k({"a", "c", "d"}, ["a", "b", "c"], 1) == pytest.approx(1 / 3)
+    assert recall_at_k(set(), ["a"], 3) == 0.0
+
+
+def test_gini_hand_values() -> None:
+    # sorted [0,0,0,4]: sum (2i-5) c_i = 3*4 = 12; n*sum = 16 -> 0.75
+    assert gini_index([0, 0, 0, 4]) == pytest.approx(0.75)
+    assert gini_index([2, 2, 2]) == pytest.approx(0.0)
+    assert gini_index([3, 1]) == pytest.approx(0.25)   # (-1*1 + 1*3) / (2*4)
+    # counts a=2, b=1, c=1, d=0 -> sorted [0,1,1,2]: (-1 + 1 + 6) / 16
+    assert gini_at_k([["a", "b"], ["a", "c"]], ["a", "b", "c", "d"], 2) == pytest.approx(6 / 16)
+    assert gini_at_k([["a", "b"], ["a", "c"]], ["a", "b", "c", "d"], 1) == pytest.approx(0.75)
+
+
+def test_coverage() -> None:
+    assert coverage_at_k([["a", "b"], ["a", "c"]], ["a", "b", "c", "d"], 2) == pytest.approx(0.75)
+    assert coverage_at_k([["a", "b"], ["a", "c"]], ["a", "b", "c", "d"], 1) == pytest.approx(0.25)
+
+
+def test_entropy_and_modality_groups() -> None:
+    assert entropy([1, 1]) == pytest.approx(math.log(2))
+    assert entropy([2, 0, 2]) == pytest.approx(math.log(2))
+    assert entropy([5]) == 0.0
+    assert entropy([1, 1, 1, 1]) == pytest.approx(math.log(4))
+    group = {"q1": "g1", "q2": "g2", "a": "g1", "b": "g2", "c": "g2"}
+    # row g1 = {g1: 1, g2: 1} -> ln 2; row g2 = {g2: 1} -> 0; mean ln2 / 2
+    h, mat = modality_group_entropy({"q1": ["a", "b"], "q2": ["c"]}, group, k=2)
+    assert h == pytest.approx(math.log(2) / 2)
+    assert mat == {"g1": {"g1": 1, "g2": 1}, "g2": {"g2": 1}}
+    h1, _ = modality_group_entropy({"q1": ["a", "b"], "q2": ["c"]}, group, k=1)
+    assert h1 == 0.0
+
+
+def test_ecl_hand_values() -> None:
+    u = np.array([[1, 0], [0, 1], [-1, 0]], dtype=float)
+    v = np.array([[1, 0], [0, 1], [0, -1]], dtype=float)
+    # worked out in the module docstring's notation: ECL(0) = (-1 - 1.5)/2, ECL(1) = (-1.5 - 1)/2,
+    # ECL(2) = (-0.5 - 0.5)/2
+    e = expected_contrastive_loss({"u": u, "v": v})
+    assert e == pytest.approx([-1.25, -1.25, -0.5])
+    # scale does not matter (cosine)
+    assert expected_contrastive_loss({"u": 3 * u, "v": v}) == pytest.approx(e)
+    v2 = v.copy()
+    v2[2] = np.nan
+    e2 = expected_contrastive_loss({"u": u, "v": v2})
+    assert math.isnan(e2[2])
+    # item 0 (u,v): d00=0, others over j with v present = {1}: d01 = 1 -> -1; (v,u): d01 = 1, d02 = 2 -> -1.5
+    assert e2[0] == pytest.approx(-1.25)
+
+
+def test_bootstrap_ci() -> None:
+    m, lo, hi = bootstrap_ci([0.5] * 10, n_resamples=200, random_state=1)
+    assert (m, lo, hi) == pytest.approx((0.5, 0.5, 0.5))
+    x = np.random.default_rng(0).random(200)
+    m, lo, hi = bootstrap_ci(x, n_resamples=500, random_state=3)
+    assert lo < m < hi
+    assert m == pytest.approx(x.mean())
+    # about +-1.96 standard errors
+    se = x.std(ddof=1) / math.sqrt(len(x))
+    assert (hi - lo) == pytest.approx(2 * 1.96 * se, rel=0.2)
+    assert bootstrap_ci(x, n_resamples=500, random_state=3) == (m, lo, hi)   # seeded
+    assert all(math.isnan(v) for v in bootstrap_ci([]))
+
+
+def test_paired_pvalue() -> None:
+    a, b = np.ones(50), np.zeros(50)
+    assert paired_bootstrap_pvalue(a, b, n_resamples=999) == pytest.approx(1 / 1000)
+    assert paired_bootstrap_pvalue(b, a, n_resamples=999) == pytest.approx(1.0)
+
+
+def test_popularity_buckets_and_relative() -> None:
+    assert popularity_buckets([5, 1, 3, 2], 2).tolist() == [1, 0, 1, 0]
+    r = relative_to_reference_by_bucket([0.2, 0.4], [0.1, 0.4], [0, 1])
+    assert r == pytest.approx({0: 1.0, 1: 0.0})
