@@ -136,6 +136,6 @@ def session_lists(sessions: pd.DataFrame) -> SessionSet:
         return SessionSet(np.zeros(0, np.int64), np.zeros(0, dtype=str), [])
     s = sessions.sort_values(["session_id", "position"], kind="stable")
     grp = s.groupby("session_id", sort=True)
-    items = [list(v) for v in grp["item_id"]]
+    items = [list(v) for _, v in grp["item_id"]]
     users = grp["user_id"].first().to_numpy(dtype=str)
     return SessionSet(grp["item_id"].size().index.to_numpy(np.int64), users, items)

@@ -1,0 +1,495 @@
+"""Transformer session models on PyTorch's own layers (paper 002 sections 4.2 and 4.3).
+
+Both families share one network (:class:`SessionNet`):
+
+* an item table ``E`` (n_items x d_emb), initialised at random or from any embedding
+  (:mod:`talkrec.sessions.init`), frozen or trainable, plus two trainable special rows
+  ([PAD], [MASK]) kept apart so that a frozen table still has a learnable mask;
+* when ``d_emb != d_model`` a ``Linear(d_emb, d_model) + ReLU`` input projection
+  (paper 002 section 4.2.1) and a ``Linear(d_model, d_emb)`` output projection;
+* learned absolute position embeddings, then ``torch.nn.TransformerEncoder`` layers
+  (pre-norm, GELU). Paper 002 uses XLNet-style relative positions inside T4Rec; PyTorch's
+  layers have none, so absolute positions are the documented deviation;
+* weight tying: an item's score is ``<W_out h, E_item> + b_item``, the same ``E`` as the input.
+
+:class:`MaskedSessionModel` (BERT4Rec / Transformers4Rec, bidirectional attention) is
+trained by masked-item prediction with a full softmax (paper 002 eq. 4.2.1) and predicts
+the next item from an appended [MASK]. :class:`NextItemSessionModel` (RTA, causal
+attention) is trained so that the representation of every prefix scores the true next
+item above ``n_negatives`` uniformly sampled items outside the session:
+``L = -log s(f(p_i, x_{i+1})) - sum_neg log s(-f(p_i, x^-))`` (eqs. 4.3.1-2 with the
+usual sign of the negative term), and predicts from its last position.
+
+Both are scikit-learn style estimators: keyword-only hyperparameters stored unchanged,
+``fit`` returns self, learned attributes end in ``_``. The checkpoint with the best
+validation NDCG@20 is kept (``history_`` has the learning curve). Models are saved as
+safetensors + JSON.
+"""
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .._atomic import atomic_dir
+from ..device import get_device
+from ..errors import InputError
+from .evaluate import SessionTask, evaluate_scores
+from .init import init_table, random_table
+from .sessionize import SessionSet
+
+log = logging.getLogger(__name__)
+
+PAD, MASK, OFFSET = 0, 1, 2
+
+
+class SessionNet(nn.Module):
+    """Item table + projections + transformer encoder + tied output (see module docstring)."""
+
+    def __init__(self, n_items: int, d_emb: int, d_model: int, n_layers: int, n_heads: int,
+                 dim_feedforward: int, dropout: float, max_length: int, causal: bool) -> None:
+        super().__init__()
+        self.causal = causal
+        self.items = nn.Embedding(n_items, d_emb)
+        self.special = nn.Parameter(torch.randn(2, d_emb) / math.sqrt(d_emb))
+        self.proj_in: nn.Module = (nn.Sequential(nn.Linear(d_emb, d_model), nn.ReLU())
+                                   if d_emb != d_model else nn.Identity())
+        self.pos = nn.Embedding(max_length, d_model)
+        nn.init.normal_(self.pos.weight, std=0.02)
+        self.drop = nn.Dropout(dropout)
+        layer = nn.TransformerEncoderLayer(d_model, n_heads, dim_feedforward, dropout, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d_model)
+        self.proj_out: nn.Module = nn.Linear(d_model, d_emb) if d_emb != d_model else nn.Identity()
+        self.bias = nn.Parameter(torch.zeros(n_items))
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        item = self.items(torch.clamp(tokens - OFFSET, min=0))
+        spec = self.special[torch.clamp(tokens, max=1)]
+        return torch.where((tokens >= OFFSET).unsqueeze(-1), item, spec)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Hidden states (B, L, d_emb) after the output projection, ready to score items."""
+        L = tokens.shape[1]
+        x = self.proj_in(self.embed(tokens)) + self.pos(torch.arange(L, device=tokens.device))
+        x = self.drop(x)
+        pad = tokens == PAD
+        mask = nn.Transformer.generate_square_subsequent_mask(L, device=tokens.device) if self.causal else None
+        # float masks for both so that PyTorch does not warn about mixing mask types
+        pad_f = torch.zeros(pad.shape, device=tokens.device).masked_fill(pad, float("-inf"))
+        h = self.encoder(x, mask=mask, src_key_padding_mask=pad_f, is_causal=False)
+        return self.proj_out(self.norm(h))
+
+    def scores(self, h: torch.Tensor) -> torch.Tensor:
+        """Scores of every item for hidden states ``h`` (..., d_emb): tied weights + bias."""
+        return h @ self.items.weight.T + self.bias
+
+
+def _as_lists(sessions: SessionSet | Sequence[Sequence[str]]) -> list[list[str]]:
+    items = sessions.items if isinstance(sessions, SessionSet) else sessions
+    out = [[str(x) for x in s] for s in items]
+    return out
+
+
+class _SessionModel:
+    """Shared fitting, scoring and persistence of the two families."""
+
+    family = "base"
+    causal = False
+
+    def __init__(self, *, embedding_dim: int | None = None, d_model: int | None = 64, n_layers: int = 2,
+                 n_heads: int = 2, dim_feedforward: int | None = None, dropout: float = 0.2,
+                 max_length: int = 50, learning_rate: float = 1e-3, weight_decay: float = 0.0,
+                 batch_size: int = 128, max_epochs: int = 10, patience: int = 3,
+                 freeze_embeddings: bool = False, standardize_init: bool = True,
+                 popularity_bias_init: bool = True, windows: str = "sample",
+                 device: str | None = None, random_state: int | None = 0, verbose: bool = False) -> None:
+        self.embedding_dim = embedding_dim
+        self.d_model = d_model
+        self.n_layers = n_layers
+        self.n_heads = n_heads
+        self.dim_feedforward = dim_feedforward
+        self.dropout = dropout
+        self.max_length = max_length
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.freeze_embeddings = freeze_embeddings
+        self.standardize_init = standardize_init
+        self.popularity_bias_init = popularity_bias_init
+        self.windows = windows
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- scikit-learn protocol -------------------------------------------------------------
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        names: list[str] = []
+        for klass in type(self).__mro__:
+            if klass is not object and "__init__" in vars(klass):
+                sig = inspect.signature(klass.__init__)
+                names += [n for n, p in sig.parameters.items() if p.kind == p.KEYWORD_ONLY]
+        return {n: getattr(self, n) for n in dict.fromkeys(names)}
+
+    def set_params(self, **params: Any) -> "_SessionModel":
+        valid = self.get_params()
+        for k, v in params.items():
+            if k not in valid:
+                raise ValueError(f"unknown parameter {k!r} for {type(self).__name__}")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
+
+    def _check_params(self) -> None:
+        ints = {"n_layers": 1, "n_heads": 1, "max_length": 2, "batch_size": 1, "max_epochs": 1, "patience": 0}
+        for k, lo in ints.items():
+            v = getattr(self, k)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo:
+                raise InputError(f"{k} must be an integer >= {lo}, got {v!r}", field=k)
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise InputError(f"dropout must be in [0, 1), got {self.dropout!r}", field="dropout")
+        if self.windows not in ("sample", "all"):
+            raise InputError(f"windows must be 'sample' or 'all', got {self.windows!r}", field="windows")
+        if float(self.learning_rate) <= 0:
+            raise InputError("learning_rate must be positive", field="learning_rate")
+
+    # -- fitting ---------------------------------------------------------------------------
+    def fit(self, sessions: SessionSet | Sequence[Sequence[str]], y: None = None, *,
+            item_ids: Sequence[str] | None = None, init: tuple[Sequence[str], np.ndarray] | None = None,
+            validation: SessionTask | None = None) -> "_SessionModel":
+        """Train on ``sessions`` (lists of item ids in order).
+
+        item_ids:
+            The item vocabulary (default: every item of ``sessions``). Validation tasks must
+            be built over ``item_ids_`` (see :meth:`vocabulary`).
+        init:
+            ``(ids, matrix)`` to initialise the item table (missing items: random rows);
+            None for the random baseline at ``embedding_dim`` (default ``d_model``).
+        validation:
+            A :class:`SessionTask` over the same vocabulary; the epoch with the best mean
+            NDCG@20 on it is kept, and training stops after ``patience`` epochs without gain.
+        """
+        self._check_params()
+        seqs = _as_lists(sessions)
+        if not seqs:
+            raise InputError("no training sessions", field="sessions")
+        if item_ids is None:
+            item_ids = list(dict.fromkeys(x for s in seqs for x in s))
+        self.item_ids_ = np.asarray([str(i) for i in item_ids])
+        pos = {k: i for i, k in enumerate(self.item_ids_.tolist())}
+        if len(pos) != len(self.item_ids_):
+            raise InputError("item_ids must be unique", field="item_ids")
+        enc = [[pos[x] + OFFSET for x in s if x in pos] for s in seqs]
+        enc = [s for s in enc if len(s) >= 2]
+        if not enc:
+            raise InputError("no training session has two items of the vocabulary", field="sessions")
+        n = len(self.item_ids_)
+        if init is not None:
+            table, self.init_coverage_ = init_table(init[0], init[1], self.item_ids_,
+                                                    standardize=self.standardize_init,
+                                                    random_state=self.random_state)
+            if self.embedding_dim is not None and table.shape[1] != self.embedding_dim:
+                raise InputError(f"init has dimension {table.shape[1]} but embedding_dim={self.embedding_dim}",
+                                 field="embedding_dim")
+        else:
+            d = self.embedding_dim or self.d_model
+            if d is None:
+                raise InputError("give embedding_dim or d_model for a random initialization", field="embedding_dim")
+            table, self.init_coverage_ = random_table(n, int(d), random_state=self.random_state), 0.0
+        self.embedding_dim_ = int(table.shape[1])
+        self.d_model_ = int(self.d_model or self.embedding_dim_)
+        if self.d_model_ % self.n_heads:
+            raise InputError(f"d_model {self.d_model_} is not divisible by n_heads {self.n_heads}", field="n_heads")
+        self.device_ = get_device(self.device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0 if self.random_state is None else int(self.random_state))
+            self.net_ = self._make_net(n)
+            with torch.no_grad():
+                self.net_.items.weight.copy_(torch.from_numpy(table))
+                if self.popularity_bias_init:
+                    cnt = np.bincount(np.concatenate([np.asarray(s) for s in enc]) - OFFSET, minlength=n)
+                    lb = np.log1p(cnt)
+                    self.net_.bias.copy_(torch.from_numpy((lb - lb.mean()).astype(np.float32)))
+            self.net_.items.weight.requires_grad_(not self.freeze_embeddings)
+            self.net_.to(self.device_)
+            self._train(enc, validation)
+        return self
+
+    def _make_net(self, n_items: int) -> SessionNet:
+        ff = self.dim_feedforward or 4 * self.d_model_
+        return SessionNet(n_items, self.embedding_dim_, self.d_model_, self.n_layers, self.n_heads, ff,
+                          float(self.dropout), self.max_length, self.causal)
+
+    def _windows(self, enc: list[list[int]], rng: np.random.Generator) -> list[list[int]]:
+        """The training sequences of one epoch.
+
+        ``windows="all"``: every session cut into consecutive windows of ``max_length``
+        (the last window ends the session). ``"sample"``: one window of ``max_length`` per
+        session at a random offset, redrawn every epoch (an epoch costs one pass over the
+        sessions, not over all events; long sessions are covered across epochs).
+        """
+        L = self.max_length
+        out = []
+        for s in enc:
+            if len(s) <= L:
+                out.append(s)
+            elif self.windows == "sample":
+                a = int(rng.integers(0, len(s) - L + 1))
+                out.append(s[a:a + L])
+            else:
+                for end in range(len(s), 1, -L):
+                    w = s[max(0, end - L):end]
+                    if len(w) >= 2:
+                        out.append(w)
+        return out
+
+    def _pad(self, seqs: list[list[int]]) -> torch.Tensor:
+        L = max(len(s) for s in seqs)
+        t = torch.zeros((len(seqs), L), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            t[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+        return t.to(self.device_)
+
+    def _batch_loss(self, tokens: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _train(self, enc: list[list[int]], validation: SessionTask | None) -> None:
+        params = [p for p in self.net_.parameters() if p.requires_grad]
+        opt = torch.optim.Adam(params, lr=float(self.learning_rate), weight_decay=float(self.weight_decay))
+        gen = torch.Generator().manual_seed(0 if self.random_state is None else int(self.random_state))
+        rng = np.random.default_rng(self.random_state)
+        self.history_: list[dict[str, float]] = []
+        best, best_state, bad = -1.0, None, 0
+        self.best_epoch_ = 0
+        t0 = time.perf_counter()
+        if validation is not None:
+            v0 = self._val_score(validation)
+            self.history_.append({"epoch": 0, "train_loss": float("nan"), "val_ndcg@20": v0, "seconds": 0.0})
+            best, best_state = v0, copy.deepcopy(self.net_.state_dict())
+        for epoch in range(1, self.max_epochs + 1):
+            self.net_.train()
+            windows = self._windows(enc, rng)
+            order = rng.permutation(len(windows))
+            # length-bucketed batches: sort a shuffled chunk by length to cut padding
+            total, count = 0.0, 0
+            chunks = [order[i:i + self.batch_size * 20] for i in range(0, len(order), self.batch_size * 20)]
+            for ch in chunks:
+                ch = sorted(ch, key=lambda j: len(windows[j]))
+                batches = [ch[i:i + self.batch_size] for i in range(0, len(ch), self.batch_size)]
+                for bi in rng.permutation(len(batches)):
+                    tokens = self._pad([windows[j] for j in batches[bi]])
+                    loss = self._batch_loss(tokens, gen)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(params, 5.0)
+                    opt.step()
+                    total += float(loss.detach()) * tokens.shape[0]
+                    count += tokens.shape[0]
+            rec = {"epoch": epoch, "train_loss": total / max(count, 1), "seconds": time.perf_counter() - t0}
+            if validation is not None:
+                rec["val_ndcg@20"] = self._val_score(validation)
+                if rec["val_ndcg@20"] > best:
+                    best, bad, self.best_epoch_ = rec["val_ndcg@20"], 0, epoch
+                    best_state = copy.deepcopy(self.net_.state_dict())
+                else:
+                    bad += 1
+            else:
+                self.best_epoch_ = epoch
+            self.history_.append(rec)
+            log.log(logging.INFO if self.verbose else logging.DEBUG, "%s epoch %d: %s", self.family, epoch, rec)
+            if validation is not None and bad > self.patience:
+                break
+        if best_state is not None:
+            self.net_.load_state_dict(best_state)
+        self.fit_seconds_ = time.perf_counter() - t0
+        self.net_.eval()
+
+    def _val_score(self, task: SessionTask) -> float:
+        pq = evaluate_scores(self.score_indices, task, ks=(20,))
+        return float(np.mean(pq["ndcg@20"]))
+
+    # -- inference -------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "net_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted")
+
+    def vocabulary(self) -> np.ndarray:
+        self._check_fitted()
+        return self.item_ids_
+
+    def _inputs(self, ctx: list[int]) -> list[int]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def score_indices(self, contexts: list[list[int]]) -> np.ndarray:
+        """Scores (n, n_items) of every vocabulary item after each context (vocabulary indices)."""
+        self._check_fitted()
+        was = self.net_.training
+        self.net_.eval()
+        seqs = [self._inputs([c + OFFSET for c in ctx]) for ctx in contexts]
+        tokens = self._pad(seqs)
+        h = self.net_(tokens)
+        last = torch.tensor([len(s) - 1 for s in seqs], device=tokens.device)
+        hl = h[torch.arange(len(seqs), device=tokens.device), last]
+        S = self.net_.scores(hl).float().cpu().numpy()
+        self.net_.train(was)
+        return S
+
+    def score(self, sessions: Sequence[Sequence[str]]) -> np.ndarray:
+        """Scores of every item in ``vocabulary()`` after each session of item ids (unknown ids skipped)."""
+        self._check_fitted()
+        pos = {k: i for i, k in enumerate(self.item_ids_.tolist())}
+        ctx = [[pos[str(x)] for x in s if str(x) in pos] for s in sessions]
+        if any(not c for c in ctx):
+            raise InputError("a session has no item of the model's vocabulary", field="item_ids")
+        return self.score_indices(ctx)
+
+    # -- persistence -----------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write ``model.safetensors`` and ``config.json`` into the folder ``path`` atomically."""
+        from safetensors.torch import save_file
+        self._check_fitted()
+        with atomic_dir(path) as tmp:
+            state = {k: v.detach().cpu().contiguous() for k, v in self.net_.state_dict().items()}
+            save_file(state, str(tmp / "model.safetensors"))
+            meta = {"family": self.family, "params": self.get_params(), "item_ids": self.item_ids_.tolist(),
+                    "embedding_dim": self.embedding_dim_, "d_model": self.d_model_,
+                    "history": self.history_, "best_epoch": self.best_epoch_,
+                    "init_coverage": self.init_coverage_}
+            (tmp / "config.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None) -> "_SessionModel":
+        from safetensors.torch import load_file
+        p = Path(path)
+        try:
+            meta = json.loads((p / "config.json").read_text(encoding="utf-8"))
+        except FileNotFoundError as e:
+            raise InputError("not a saved session model (no config.json)", path=str(p)) from e
+        klass = FAMILIES.get(meta.get("family", ""))
+        if klass is None:
+            raise InputError(f"unknown session model family {meta.get('family')!r}", path=str(p / "config.json"),
+                             field="family")
+        if cls is not _SessionModel and klass is not cls:
+            raise InputError(f"saved model is a {klass.__name__}, not a {cls.__name__}", path=str(p))
+        params = dict(meta["params"])
+        if device is not None:
+            params["device"] = device
+        self = klass(**params)
+        self.item_ids_ = np.asarray(meta["item_ids"], dtype=str)
+        self.embedding_dim_, self.d_model_ = int(meta["embedding_dim"]), int(meta["d_model"])
+        self.history_, self.best_epoch_ = meta["history"], meta["best_epoch"]
+        self.init_coverage_ = meta.get("init_coverage", 0.0)
+        self.device_ = get_device(self.device)
+        self.net_ = self._make_net(len(self.item_ids_))
+        self.net_.load_state_dict(load_file(str(p / "model.safetensors")))
+        self.net_.to(self.device_).eval()
+        return self
+
+
+class MaskedSessionModel(_SessionModel):
+    """BERT4Rec / Transformers4Rec-style masked-item model with bidirectional attention.
+
+    Extra hyperparameter ``mask_probability`` (default 0.2): the fraction of positions
+    replaced by [MASK] in training (at least one per session).
+    """
+
+    family = "masked"
+    causal = False
+
+    def __init__(self, *, mask_probability: float = 0.2, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.mask_probability = mask_probability
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if not 0.0 < float(self.mask_probability) < 1.0:
+            raise InputError("mask_probability must be in (0, 1)", field="mask_probability")
+
+    def _mask(self, tokens: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masked input and the boolean positions to predict (>= 1 per non-empty row)."""
+        return mask_tokens(tokens, float(self.mask_probability), gen)
+
+    def _batch_loss(self, tokens: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        inp, where = self._mask(tokens, gen)
+        h = self.net_(inp)
+        logits = self.net_.scores(h[where])
+        return F.cross_entropy(logits, tokens[where] - OFFSET)
+
+    def _inputs(self, ctx: list[int]) -> list[int]:
+        return ctx[-(self.max_length - 1):] + [MASK]
+
+
+def mask_tokens(tokens: torch.Tensor, p: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace a random fraction ``p`` of the non-pad positions by [MASK].
+
+    Every row with at least one item gets at least one masked position (a random one when
+    the draw picked none). Returns ``(masked_tokens, positions)``; pads are never masked.
+    """
+    real = tokens != PAD
+    u = torch.rand(tokens.shape, generator=gen).to(tokens.device)
+    where = (u < p) & real
+    none = ~where.any(dim=1) & real.any(dim=1)
+    if none.any():
+        # the real position with the smallest draw
+        uu = u.masked_fill(~real, 2.0)
+        pick = uu.argmin(dim=1)
+        rows = torch.nonzero(none).squeeze(1)
+        where[rows, pick[rows]] = True
+    return tokens.masked_fill(where, MASK), where
+
+
+class NextItemSessionModel(_SessionModel):
+    """RTA-style causal next-item model trained against sampled negatives.
+
+    Extra hyperparameter ``n_negatives`` (default 100): uniformly sampled items per session
+    and step; samples that belong to the session are ignored in the loss.
+    """
+
+    family = "next_item"
+    causal = True
+
+    def __init__(self, *, n_negatives: int = 100, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.n_negatives = n_negatives
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if not isinstance(self.n_negatives, (int, np.integer)) or self.n_negatives < 1:
+            raise InputError("n_negatives must be a positive integer", field="n_negatives")
+
+    def _batch_loss(self, tokens: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        h = self.net_(tokens)[:, :-1]                           # prefixes p_{:i}
+        tgt = tokens[:, 1:]                                     # next items
+        valid = tgt != PAD
+        n_items = self.net_.items.num_embeddings
+        E, b = self.net_.items.weight, self.net_.bias
+        pos_score = (h * E[(tgt - OFFSET).clamp(min=0)]).sum(-1) + b[(tgt - OFFSET).clamp(min=0)]
+        neg = torch.randint(0, n_items, (tokens.shape[0], int(self.n_negatives)), generator=gen).to(tokens.device)
+        in_session = (neg.unsqueeze(-1) == (tokens - OFFSET).unsqueeze(1)).any(-1)   # (B, n_neg)
+        neg_score = torch.einsum("bld,bnd->bln", h, E[neg]) + b[neg].unsqueeze(1)
+        neg_loss = (F.softplus(neg_score) * (~in_session).unsqueeze(1)).sum(-1)    # -log s(-x) = softplus(x)
+        loss = F.softplus(-pos_score) + neg_loss
+        return (loss * valid).sum() / valid.sum().clamp(min=1)
+
+    def _inputs(self, ctx: list[int]) -> list[int]:
+        return ctx[-self.max_length:]
+
+
+FAMILIES: dict[str, type[_SessionModel]] = {"masked": MaskedSessionModel, "next_item": NextItemSessionModel}
