@@ -80,3 +80,14 @@ def test_unknown_targets_stay_relevant_and_cannot_be_hit():
     t = continuation_task(ss, ["a", "b"])
     assert len(t.relevant[0]) == 3          # b, new1, new2
     assert recall_at_k([1, 0], t.relevant[0], 2) == pytest.approx(1 / 3)
+
+
+def test_agrees_with_the_project_wide_metrics():
+    core = pytest.importorskip("talkrec.evaluation.metrics")
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        ranked = rng.permutation(30)[:20].tolist()
+        rel = set(rng.choice(30, size=int(rng.integers(1, 8)), replace=False).tolist())
+        for k in (10, 20):
+            assert ndcg_at_k(ranked, rel, k) == pytest.approx(core.ndcg_at_k(rel, ranked, k))
+            assert recall_at_k(ranked, rel, k) == pytest.approx(core.recall_at_k(rel, ranked, k))

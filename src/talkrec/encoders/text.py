@@ -162,7 +162,7 @@ class TextEncoder:
         b = self._get()
         if isinstance(b, _E5Small):
             return int(b.encode(["x"]).shape[1])
-        get_dim = getattr(b, "get_sentence_embedding_dimension", None) or getattr(b, "get_embedding_dimension")
+        get_dim = getattr(b, "get_embedding_dimension", None) or getattr(b, "get_sentence_embedding_dimension")
         return int(get_dim())
 
     def _prefix(self, kind: str) -> str:

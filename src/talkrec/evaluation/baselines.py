@@ -34,8 +34,9 @@ def l2n(X: np.ndarray) -> np.ndarray:
 
 
 def knn(Q: np.ndarray, E: np.ndarray, k: int, *, exclude: Sequence[Sequence[int]] | None = None,
-        candidates: np.ndarray | None = None, chunk: int = 1024) -> np.ndarray:
-    """Top-``k`` item indices by cosine similarity, best first, for each query row.
+        candidates: np.ndarray | None = None, chunk: int = 1024, dot: bool = False) -> np.ndarray:
+    """Top-``k`` item indices by cosine similarity (``dot=True``: inner product with the
+    un-normalized item rows, as ALS scores), best first, for each query row.
 
     ``E`` rows with NaN (or zero) are never returned; NaN query rows return ``-1``s.
     ``exclude[q]`` lists item indices removed for query ``q`` (the query item itself,
@@ -46,7 +47,7 @@ def knn(Q: np.ndarray, E: np.ndarray, k: int, *, exclude: Sequence[Sequence[int]
     ok = ~np.isnan(E).any(axis=1) & (np.abs(np.nan_to_num(E)).sum(axis=1) > 0)
     if candidates is not None:
         ok &= np.asarray(candidates, dtype=bool)
-    En = l2n(np.nan_to_num(E))
+    En = np.nan_to_num(E) if dot else l2n(np.nan_to_num(E))
     Qn = l2n(np.asarray(Q, dtype=np.float32))
     out = np.full((len(Qn), k), -1, dtype=np.int64)
     kk = min(k, int(ok.sum()))

@@ -130,9 +130,11 @@ class UserQueries:
 
 
 def user_recommendation(uq: UserQueries, embeddings: Mapping[str, np.ndarray], *, k: int = 200,
-                        rankers: Mapping[str, RankFn] | None = None, task: str = "movies-users") -> TaskResult:
-    """Mean of the query items' embeddings (items without a vector skipped) -> top ``k``
-    by cosine, query items excluded; relevant = the target half."""
+                        rankers: Mapping[str, RankFn] | None = None, task: str = "movies-users",
+                        dot: Sequence[str] = ()) -> TaskResult:
+    """Mean of the query items' (L2-normalized) embeddings (items without a vector skipped)
+    -> top ``k`` by cosine, query items excluded; relevant = the target half. Systems named
+    in ``dot`` average the raw rows and score by inner product (ALS's own scoring)."""
     res = TaskResult(task, list(uq.users), np.array(uq.split))
     for name, E in embeddings.items():
         Q = np.full((len(uq.users), E.shape[1]), np.nan, dtype=np.float32)
@@ -140,9 +142,9 @@ def user_recommendation(uq: UserQueries, embeddings: Mapping[str, np.ndarray], *
             V = E[items]
             V = V[~np.isnan(V).any(axis=1)]
             if len(V):
-                Vn = V / np.maximum(np.linalg.norm(V, axis=1, keepdims=True), 1e-12)
+                Vn = V if name in dot else V / np.maximum(np.linalg.norm(V, axis=1, keepdims=True), 1e-12)
                 Q[j] = Vn.mean(axis=0)
-        res.add(name, knn(Q, E, k, exclude=uq.query), uq.target, k)
+        res.add(name, knn(Q, E, k, exclude=uq.query, dot=name in dot), uq.target, k)
     for name, fn in (rankers or {}).items():
         res.add(name, fn(np.arange(len(uq.users)), uq.query), uq.target, k)
     return res

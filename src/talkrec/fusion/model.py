@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .._atomic import atomic_dir
-from ..device import get_device
+from ..device import get_device, torch_threads
 from .losses import info_nce
 
 log = logging.getLogger(__name__)
@@ -88,8 +88,9 @@ class ContrastiveFusion:
         Z-score each modality's inputs with statistics of the training rows.
     pairs:
         Restrict the loss to these modality pairs (default: all pairs).
-    device, random_state, verbose:
-        Torch device (``None``: :func:`talkrec.device.get_device`), seed, progress logging.
+    device, n_threads, random_state, verbose:
+        Torch device (``None``: :func:`talkrec.device.get_device`), CPU threads while training
+        (see :func:`talkrec.device.torch_threads`), seed, progress logging.
 
     Attributes
     ----------
@@ -105,7 +106,7 @@ class ContrastiveFusion:
                  max_epochs: int = 300, patience: int = 20, validation_fraction: float = 0.1,
                  symmetric: bool = False, standardize: bool = True,
                  pairs: Sequence[tuple[str, str]] | None = None, device: str | None = None,
-                 random_state: int | None = 0, verbose: bool = False) -> None:
+                 n_threads: int | None = 1, random_state: int | None = 0, verbose: bool = False) -> None:
         self.hidden_dim = hidden_dim
         self.out_dim = out_dim
         self.dropout = dropout
@@ -119,6 +120,7 @@ class ContrastiveFusion:
         self.standardize = standardize
         self.pairs = pairs
         self.device = device
+        self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
 
@@ -127,7 +129,7 @@ class ContrastiveFusion:
         return {k: getattr(self, k) for k in (
             "hidden_dim", "out_dim", "dropout", "temperature", "learning_rate", "batch_size",
             "max_epochs", "patience", "validation_fraction", "symmetric", "standardize", "pairs",
-            "device", "random_state", "verbose")}
+            "device", "n_threads", "random_state", "verbose")}
 
     def set_params(self, **params: Any) -> "ContrastiveFusion":
         for k, v in params.items():
@@ -158,6 +160,10 @@ class ContrastiveFusion:
     def fit(self, X: Mapping[str, ModalityInput], y: None = None) -> "ContrastiveFusion":
         """Train the per-modality encoders on aligned modality matrices (NaN row = missing)."""
         self._check_params()
+        with torch_threads(self.n_threads):
+            return self._fit(X)
+
+    def _fit(self, X: Mapping[str, ModalityInput]) -> "ContrastiveFusion":
         if len(X) < 2:
             raise ValueError(f"fusion needs at least two modalities, got {list(X)}")
         views = {m: _views(v, m) for m, v in X.items()}
@@ -221,13 +227,20 @@ class ContrastiveFusion:
                 stacked = torch.stack([d[rows] for d in data[m]], dim=1)  # (B, V, d)
                 x = stacked[torch.arange(len(rows), device=dev), choice]
                 out[m] = (x, p.any(dim=1))
+            # Encode each modality once on the rows that have it, then score every pair.
+            z: dict[str, torch.Tensor] = {}
+            where: dict[str, torch.Tensor] = {}
+            for m in modalities:
+                x, ok = out[m]
+                where[m] = torch.cumsum(ok.to(torch.long), 0) - 1     # row -> position among present rows
+                z[m] = self.encoders_[m](x[ok]) if bool(ok.any()) else x[:0]
             total: torch.Tensor | None = None
             for a, b in pairs:
                 both = out[a][1] & out[b][1]
                 if int(both.sum()) < 2:
                     continue
-                za = self.encoders_[a](out[a][0][both])
-                zb = self.encoders_[b](out[b][0][both])
+                za = z[a][where[a][both]]
+                zb = z[b][where[b][both]]
                 loss = info_nce(za, zb, self.temperature, symmetric=self.symmetric)
                 total = loss if total is None else total + loss
             return total

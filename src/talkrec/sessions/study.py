@@ -303,7 +303,7 @@ def _train_one(job: dict[str, Any]) -> dict[str, Any]:
     """Train and evaluate one (family, init) run; runs in a worker process."""
     import torch
     torch.set_num_threads(int(job["threads"]))
-    if job.get("log_level") is not None:
+    if job.get("log_level") is not None and not logging.getLogger().handlers:
         logging.basicConfig(level=job["log_level"], format="%(asctime)s %(name)s %(message)s")
     klass = FAMILIES[job["family"]]
     model = klass(**job["params"])
@@ -374,8 +374,22 @@ FAMILY_TITLES = {"masked": "Masked-item model (T4Rec / BERT4Rec style), last-ite
 
 
 def run_study(config: Mapping[str, Any] | str | Path) -> dict[str, Any]:
-    """Run the whole study described by ``config`` (a dict or a YAML path); return the results."""
+    """Run the whole study described by ``config`` (a dict or a YAML path); return the results.
+
+    Torch runs with ``threads_per_job`` intra-op threads while the study runs (restored
+    afterwards): on a small shared CPU, oversubscribed threads are much slower than one.
+    """
     cfg = load_config(config) if isinstance(config, (str, Path)) else _merge(DEFAULTS, config)
+    import torch
+    prev = torch.get_num_threads()
+    torch.set_num_threads(int(cfg["threads_per_job"]))
+    try:
+        return _run_study(cfg)
+    finally:
+        torch.set_num_threads(prev)
+
+
+def _run_study(cfg: dict[str, Any]) -> dict[str, Any]:
     t_start = time.perf_counter()
     out = Path(cfg.get("output") or f"runs/sessions/{cfg['dataset']}")
     out.mkdir(parents=True, exist_ok=True)
@@ -436,12 +450,7 @@ def run_study(config: Mapping[str, Any] | str | Path) -> dict[str, Any]:
         with ProcessPoolExecutor(max_workers=int(cfg["jobs"]), mp_context=mp.get_context("spawn")) as ex:
             results = list(ex.map(_train_one, jobs))
     else:
-        import torch
-        prev = torch.get_num_threads()
-        try:
-            results = [_train_one(j) for j in jobs]
-        finally:
-            torch.set_num_threads(prev)
+        results = [_train_one(j) for j in jobs]
     t_train = time.perf_counter()
     # summaries, best model per family, report
     for r in results:

@@ -1,0 +1,289 @@
+"""The ``talkrec`` command line."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import TalkrecError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="talkrec: one embedding space for recommendation and natural-language search.")
+console = Console()
+DEFAULT_SPACE = os.environ.get("TALKREC_SPACE", "spaces/lastfm")
+
+SpaceOpt = typer.Option(DEFAULT_SPACE, "--space", "-s", help="Built space folder (env TALKREC_SPACE).")
+KOpt = typer.Option(10, "--k", "-k", min=1, max=1000, help="Number of results.")
+WhereOpt = typer.Option(None, "--where", "-w", help="Filters, e.g. 'tag=metal,year>=1990'.")
+JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def _load(space: str) -> Any:
+    from .space import Space
+    return Space.load(space)
+
+
+def _print_hits(hits: list[Any], as_json: bool, title: str) -> None:
+    if as_json:
+        typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
+        return
+    t = Table(title=title, show_lines=False)
+    t.add_column("#", justify="right")
+    t.add_column("item")
+    t.add_column("score", justify="right")
+    t.add_column("tags / metadata", overflow="fold")
+    for i, h in enumerate(hits, start=1):
+        md = h.metadata
+        extra = ", ".join((md.get("tags") or md.get("genres") or [])[:6])
+        t.add_row(str(i), f"{h.name} [dim]({h.item_id})[/dim]", f"{h.score:.3f}", extra)
+    console.print(t)
+
+
+def _resolve_item(space: Any, ref: str) -> str:
+    """An item id, or an exact (case-insensitive) name."""
+    if space.index.position(ref) is not None:
+        return ref
+    names = space.index.meta["name"].astype(str).str.lower()
+    hit = space.index.meta[names == ref.lower()]
+    if len(hit):
+        if "listeners" in hit.columns:
+            hit = hit.sort_values("listeners", ascending=False)
+        elif "n_ratings" in hit.columns:
+            hit = hit.sort_values("n_ratings", ascending=False)
+        return str(hit.iloc[0]["item_id"])
+    raise TalkrecError(f"unknown item {ref!r} (neither an id nor an exact name)")
+
+
+def _run(fn: Any) -> None:
+    try:
+        fn()
+    except TalkrecError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def build(config: Path = typer.Argument(..., help="YAML config (see configs/)."),
+          output: Optional[str] = typer.Option(None, help="Override the output folder."),
+          data_root: Optional[str] = typer.Option(None, help="Override the data root."),
+          max_items: Optional[int] = typer.Option(None, help="Keep only the N most-interacted items (quick builds)."),
+          examples: bool = typer.Option(False, "--examples", help="Print the config's example queries afterwards."),
+          progress: bool = typer.Option(True, help="Progress bars."),
+          verbose: bool = typer.Option(True, "--verbose/--quiet")) -> None:
+    """Build a space: catalog -> descriptions -> text/CF/content embeddings -> fusion -> index."""
+    _setup_logging(verbose)
+
+    def go() -> None:
+        from .pipeline import build as run_build, load_config
+        cfg = load_config(config, {"output": output, "data_root": data_root, "max_items": max_items})
+        summary = run_build(cfg, show_progress=progress)
+        t = Table(title=f"built {summary['output']}")
+        for c in ("stage", "seconds", "peak_rss_mb", "cached"):
+            t.add_column(c)
+        for s in summary["stages"]:
+            t.add_row(s["stage"], str(s["seconds"]), str(s["peak_rss_mb"]), "yes" if s.get("cached") else "")
+        console.print(t)
+        if examples:
+            _examples(summary["output"], cfg.get("examples", {}))
+    _run(go)
+
+
+def _examples(space_dir: str, ex: dict[str, Any]) -> None:
+    space = _load(space_dir)
+    for q in ex.get("search", []):
+        _print_hits(space.search(q, k=5), False, f'search: "{q}"')
+    for name in ex.get("similar", []):
+        try:
+            iid = _resolve_item(space, name)
+        except TalkrecError:
+            continue
+        _print_hits(space.similar(iid, k=5), False, f"similar to {name}")
+    for names in ex.get("recommend_items", []):
+        ids = []
+        for n in names:
+            try:
+                ids.append(_resolve_item(space, n))
+            except TalkrecError:
+                pass
+        if ids:
+            _print_hits(space.recommend(items=ids, k=5), False, f"recommend from {', '.join(names)}")
+
+
+@app.command()
+def search(query: str = typer.Argument(..., help="Natural-language query."), space: str = SpaceOpt, k: int = KOpt,
+           where: Optional[str] = WhereOpt, offset: int = typer.Option(0, min=0),
+           mode: Optional[str] = typer.Option(None, help="multi | text | hybrid (default: the space's)."),
+           user: Optional[str] = typer.Option(None, help="Personalize for this user id."),
+           alpha: float = typer.Option(0.3, help="Weight of the user profile in personalized search."),
+           audio: Optional[Path] = typer.Option(None, help="Query by an audio file instead of text."),
+           image: Optional[Path] = typer.Option(None, help="Query by an image file instead of text."),
+           as_json: bool = JsonOpt) -> None:
+    """Search the space with plain language (or an audio/image file)."""
+    def go() -> None:
+        s = _load(space)
+        if audio or image:
+            from .media_query import search_by_media
+            modality = "audio" if audio else "image"
+            hits = search_by_media(s, modality, str(audio or image), k=k, where=where, offset=offset)
+            _print_hits(hits, as_json, f"{modality} query: {audio or image}")
+            return
+        if user:
+            hits = s.personalized_search(query, user, alpha=alpha, k=k, where=where, offset=offset)
+        else:
+            hits = s.search(query, k=k, where=where, offset=offset, mode=mode)
+        _print_hits(hits, as_json, f'search: "{query}"')
+    _run(go)
+
+
+@app.command()
+def similar(item: str = typer.Argument(..., help="Item id or exact name."), space: str = SpaceOpt, k: int = KOpt,
+            where: Optional[str] = WhereOpt, as_json: bool = JsonOpt) -> None:
+    """Items similar to ITEM."""
+    def go() -> None:
+        s = _load(space)
+        iid = _resolve_item(s, item)
+        _print_hits(s.similar(iid, k=k, where=where), as_json, f"similar to {item}")
+    _run(go)
+
+
+@app.command()
+def recommend(items: Optional[str] = typer.Option(None, "--items", help="Comma-separated item ids or names."),
+              user: Optional[str] = typer.Option(None, "--user", help="A user id from the interactions."),
+              space: str = SpaceOpt, k: int = KOpt, where: Optional[str] = WhereOpt, as_json: bool = JsonOpt) -> None:
+    """Recommend from a list of items or a user's history (seen items excluded)."""
+    def go() -> None:
+        s = _load(space)
+        if (items is None) == (user is None):
+            raise TalkrecError("give exactly one of --items or --user")
+        if items is not None:
+            ids = [_resolve_item(s, x.strip()) for x in items.split(",") if x.strip()]
+            hits = s.recommend(items=ids, k=k, where=where)
+        else:
+            hits = s.recommend(user=user, k=k, where=where)
+        _print_hits(hits, as_json, f"recommendations for {items or 'user ' + str(user)}")
+    _run(go)
+
+
+@app.command()
+def playlist(query: Optional[str] = typer.Option(None, "--query", "-q", help="Generate from text."),
+             seeds: Optional[str] = typer.Option(None, "--seeds", help="Continue these comma-separated items."),
+             n: int = typer.Option(20, min=1, max=500), space: str = SpaceOpt, where: Optional[str] = WhereOpt,
+             coherence: float = typer.Option(0.5, help="0 = pure relevance, towards 1 = more coherent."),
+             as_json: bool = JsonOpt) -> None:
+    """Generate a playlist from text, or continue one from seed items."""
+    def go() -> None:
+        s = _load(space)
+        if (query is None) == (seeds is None):
+            raise TalkrecError("give exactly one of --query or --seeds")
+        if query is not None:
+            hits, stats = s.generate_playlist(query, n, where=where, coherence=coherence)
+            if not as_json:
+                console.print(f"coherence {stats.get('coherence', float('nan')):.3f} "
+                              f"(plain top-{n}: {stats.get('coherence_plain_topn', float('nan')):.3f}), "
+                              f"relevance {stats.get('relevance', float('nan')):.3f}")
+            _print_hits(hits, as_json, f'playlist: "{query}"')
+        else:
+            ids = [_resolve_item(s, x.strip()) for x in (seeds or "").split(",") if x.strip()]
+            _print_hits(s.continue_playlist(ids, n, where=where), as_json, "playlist continuation")
+    _run(go)
+
+
+@app.command()
+def explain(a: str, b: str, space: str = SpaceOpt) -> None:
+    """Why two items are close: shared tags and per-modality contributions."""
+    def go() -> None:
+        s = _load(space)
+        typer.echo(json.dumps(s.explain(_resolve_item(s, a), _resolve_item(s, b)), indent=2, ensure_ascii=False))
+    _run(go)
+
+
+@app.command()
+def add(file: Path = typer.Argument(..., help="JSON or JSONL file of item records."), space: str = SpaceOpt) -> None:
+    """Add or update items without retraining (cold start)."""
+    def go() -> None:
+        from .errors import InputError
+        if not file.exists():
+            raise InputError("file not found", path=str(file))
+        text = file.read_text(encoding="utf-8")
+        try:
+            recs = json.loads(text) if file.suffix == ".json" else [json.loads(l) for l in text.splitlines() if l.strip()]
+        except json.JSONDecodeError as e:
+            raise InputError(f"invalid JSON: {e.msg} (line {e.lineno})", path=str(file)) from None
+        if isinstance(recs, dict):
+            recs = [recs]
+        out = _load(space).add_items(recs)
+        typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
+    _run(go)
+
+
+@app.command()
+def info(space: str = SpaceOpt) -> None:
+    """What a space holds."""
+    def go() -> None:
+        s = _load(space)
+        cfg = s.config
+        typer.echo(json.dumps({"name": cfg["name"], "items": len(s.index), "modalities": s.modalities,
+                               "text_model": cfg["text"]["model"], "created": cfg["created"],
+                               "filter_fields": [c for c in s.index.meta.columns if c not in ("description",)]},
+                              indent=2))
+    _run(go)
+
+
+@app.command()
+def serve(space: str = SpaceOpt, host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000),
+          api_key: Optional[str] = typer.Option(None, envvar="TALKREC_API_KEY", help="Protects write endpoints.")) -> None:
+    """Serve the HTTP API and the web page."""
+    _setup_logging(True)
+
+    def go() -> None:
+        import uvicorn
+        from .service.app import create_app
+        uvicorn.run(create_app(space, api_key=api_key), host=host, port=port, log_level="info")
+    _run(go)
+
+
+@app.command()
+def evaluate(config: Path = typer.Argument(..., help="Evaluation config (configs/eval-*.yaml)."),
+             out: Path = typer.Option(Path("reports"), help="Report folder."),
+             small: bool = typer.Option(False, help="Small, fast mode.")) -> None:
+    """Reproduce Table 4 of paper 001: recommendation and retrieval with baselines and CIs."""
+    _setup_logging(True)
+
+    def go() -> None:
+        from .evaluation.runner import run_evaluation
+        res = run_evaluation(str(config), str(out), small=small)
+        typer.echo(json.dumps({k: v for k, v in res.items() if k in ("report", "markdown", "json", "seconds")},
+                              indent=2, default=str))
+    _run(go)
+
+
+@app.command()
+def sessions(config: Path = typer.Argument(..., help="Session study config (configs/sessions-*.yaml).")) -> None:
+    """Session-based next-item models initialised from talkrec embeddings (paper 002)."""
+    _setup_logging(True)
+
+    def go() -> None:
+        from .sessions.study import run_study
+        res = run_study(str(config))
+        typer.echo(json.dumps({k: v for k, v in res.items() if isinstance(v, (str, int, float))}, indent=2, default=str))
+    _run(go)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Cold start: add or update items in a built space without retraining.
+
+A new item is described with the space's TEMPLATE settings (unless a description is
+given), embedded with the space's text model, and each raw modality vector it has is
+projected through the trained encoders; the fused vector is upserted into the index.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .descriptions.categories import TagCategorizer
+from .descriptions.template import TemplateDescriber
+from .errors import InputError
+from .fusion.model import combine
+
+if TYPE_CHECKING:
+    from .space import Space
+
+MAX_ITEMS_PER_CALL = 1000
+
+
+def _tags(rec: Mapping[str, Any], i: int) -> dict[str, list[str]]:
+    t = rec.get("tags")
+    if t is None:
+        return {}
+    if isinstance(t, Mapping):
+        out = {}
+        for c, v in t.items():
+            if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
+                raise InputError(f"tags[{c!r}] must be a list of strings", row=i, field="tags")
+            out[str(c)] = list(v)
+        return out
+    if isinstance(t, (list, tuple)) and all(isinstance(x, str) for x in t):
+        cat = TagCategorizer()
+        out: dict[str, list[str]] = {}
+        for x in t:
+            out.setdefault(cat(x), []).append(x)
+        return out
+    raise InputError("tags must be a list of strings or an object {category: [tags]}", row=i, field="tags")
+
+
+def add_items(space: "Space", records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    if not records:
+        raise InputError("no items given", field="items")
+    if len(records) > MAX_ITEMS_PER_CALL:
+        raise InputError(f"at most {MAX_ITEMS_PER_CALL} items per call, got {len(records)}", field="items")
+    describer = TemplateDescriber(**space.config["descriptions"]["template"])
+    ids, names, texts, metas = [], [], [], []
+    per_mod: dict[str, list[np.ndarray | None]] = {m: [] for m in space.modalities}
+    for i, rec in enumerate(records, start=1):
+        if not isinstance(rec, Mapping):
+            raise InputError("each item must be an object", row=i)
+        iid = rec.get("item_id")
+        if not isinstance(iid, (str, int)) or str(iid).strip() == "":
+            raise InputError("missing or empty item_id", row=i, field="item_id")
+        name = rec.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise InputError("missing or empty name", row=i, field="name")
+        tags = _tags(rec, i)
+        desc = rec.get("description")
+        if desc is not None and not isinstance(desc, str):
+            raise InputError("description must be a string", row=i, field="description")
+        fields = {k: v for k, v in rec.items() if k not in ("vectors", "tags", "description")}
+        text = desc if desc and desc.strip() else describer.describe_one(fields, tags)
+        vectors = rec.get("vectors") or {}
+        if not isinstance(vectors, Mapping):
+            raise InputError("vectors must be an object {modality: [numbers]}", row=i, field="vectors")
+        for m in vectors:
+            if m not in space.fusion.input_dims_ or m == "text":
+                raise InputError(f"unknown modality {m!r}; raw vectors can be given for "
+                                 f"{[x for x in space.modalities if x != 'text']}", row=i, field=f"vectors.{m}")
+        for m in space.modalities:
+            if m == "text":
+                continue
+            v = vectors.get(m)
+            if v is None:
+                per_mod[m].append(None)
+                continue
+            try:
+                arr = np.asarray(v, dtype=np.float32)
+            except (TypeError, ValueError):
+                raise InputError("vector must be a list of numbers", row=i, field=f"vectors.{m}") from None
+            want = space.fusion.input_dims_[m]
+            if arr.shape != (want,) or not np.isfinite(arr).all():
+                raise InputError(f"expected {want} finite numbers, got shape {list(arr.shape)}", row=i,
+                                 field=f"vectors.{m}")
+            scaler = space.config.get("scalers", {}).get(m)
+            if scaler:
+                arr = ((arr - np.asarray(scaler["mean"], dtype=np.float32)) / np.asarray(scaler["std"], dtype=np.float32))
+            per_mod[m].append(arr)
+        flat = sorted({t for ts in tags.values() for t in ts}, key=lambda t: [x for ts in tags.values() for x in ts].index(t))
+        meta = {k: v for k, v in fields.items() if k not in ("item_id", "name")}
+        meta["tags"] = flat
+        for c in ("genre", "decade", "place", "mood"):
+            if c in tags and c not in meta:
+                meta[c] = tags[c]
+        ids.append(str(iid).strip())
+        names.append(name.strip())
+        texts.append(text)
+        metas.append(meta)
+    outputs: dict[str, np.ndarray] = {}
+    if "text" in space.modalities:
+        outputs["text"] = space.fusion.project("text", space.text_encoder().encode(texts, kind="passage"))
+    for m, vs in per_mod.items():
+        if m == "text" or not vs:
+            continue
+        X = np.full((len(ids), space.fusion.input_dims_[m]), np.nan, dtype=np.float32)
+        for j, v in enumerate(vs):
+            if v is not None:
+                X[j] = v
+        outputs[m] = space.fusion.project(m, X)
+    fused = combine(outputs)
+    modalities = [[m for m, o in outputs.items() if not np.isnan(o[j]).any()] for j in range(len(ids))]
+    meta_df = pd.DataFrame(metas)
+    meta_df.insert(0, "name", names)
+    meta_df.insert(0, "item_id", ids)
+    meta_df["description"] = texts
+    meta_df["modalities"] = modalities
+    meta_df["cold_start"] = True
+    space.index.upsert(ids, fused, meta_df)
+    return [{"item_id": i, "modalities": m, "description": t} for i, m, t in zip(ids, modalities, texts)]

@@ -1,0 +1,401 @@
+"""`talkrec build CONFIG`: every stage from a catalog to a served space, cached and resumable.
+
+Stages: catalog -> descriptions -> text -> cf -> content -> fusion -> index. Each stage's
+output is cached under ``<output>.build/`` keyed by a hash of its inputs and settings, so a
+re-run after a failure (or a config change late in the chain) redoes only what changed.
+The space folder itself is written to a temporary folder and swapped in at the end.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import resource
+import time
+from collections.abc import Callable, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ._atomic import atomic_dir, write_json
+from .data.catalog import Catalog
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "data_root": "../shared/data",
+    "descriptions": {"template": {}, "second": None},
+    "text": {"model": "minilm"},
+    "cf": {"tune": False, "n_trials": 8, "params": {}, "min_weight": 0.0},
+    "content": {},
+    "fusion": {},
+    "index": {"ann": False},
+    "search": {"mode": "hybrid", "hybrid_weight": 0.5},
+    "positive_threshold": 0.0,
+    "seed": 0,
+}
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Read a YAML config, fill defaults, apply ``overrides`` (dotted keys allowed)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("config file not found", path=str(path))
+    try:
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise InputError(f"invalid YAML: {e}", path=str(path)) from None
+    if not isinstance(cfg, dict):
+        raise InputError("the config must be a mapping", path=str(path))
+    out = _merge(DEFAULTS, cfg)
+    for k, v in (overrides or {}).items():
+        if v is None:
+            continue
+        d = out
+        parts = k.split(".")
+        for p in parts[:-1]:
+            d = d.setdefault(p, {})
+        d[parts[-1]] = v
+    for key in ("name", "output"):
+        if key not in out:
+            raise InputError(f"missing required key '{key}'", path=str(path), field=key)
+    out["_config_path"] = str(path)
+    return out
+
+
+def _merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+    return out
+
+
+def _hash(*parts: Any) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        if isinstance(p, np.ndarray):
+            h.update(np.ascontiguousarray(p).tobytes())
+        elif isinstance(p, pd.DataFrame):
+            h.update(pd.util.hash_pandas_object(p, index=False).to_numpy().tobytes())
+        else:
+            h.update(json.dumps(p, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+class StageTimer:
+    """Records wall time and peak resident memory after each stage."""
+
+    def __init__(self) -> None:
+        self.stages: list[dict[str, Any]] = []
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[dict[str, Any]]:
+        t0 = time.perf_counter()
+        info: dict[str, Any] = {"stage": name}
+        log.info("stage %s ...", name)
+        yield info
+        info["seconds"] = round(time.perf_counter() - t0, 2)
+        info["peak_rss_mb"] = round(_peak_rss_mb(), 1)
+        self.stages.append(info)
+        log.info("stage %s done in %.1fs (peak RSS %.0f MB)%s", name, info["seconds"], info["peak_rss_mb"],
+                 " [cached]" if info.get("cached") else "")
+
+
+class Cache:
+    """npz/json files under a build folder, written atomically."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, stage: str, key: str, ext: str) -> Path:
+        return self.root / f"{stage}-{key}.{ext}"
+
+    def arrays(self, stage: str, key: str, fn: Callable[[], dict[str, np.ndarray]], info: dict[str, Any]) -> dict[str, np.ndarray]:
+        p = self.path(stage, key, "npz")
+        if p.exists():
+            info["cached"] = True
+            with np.load(p, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        out = fn()
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.npz")
+        np.savez(tmp, **out)
+        os.replace(tmp, p)
+        return out
+
+    def json(self, stage: str, key: str, fn: Callable[[], Any], info: dict[str, Any]) -> Any:
+        p = self.path(stage, key, "json")
+        if p.exists():
+            info["cached"] = True
+            return json.loads(p.read_text())
+        out = fn()
+        write_json(p, out)
+        return out
+
+
+def load_dataset(cfg: Mapping[str, Any]) -> Catalog:
+    root = Path(os.environ.get("TALKREC_DATA", cfg["data_root"]))
+    ds = cfg.get("dataset", "generic")
+    if ds == "lastfm":
+        from .data.datasets.lastfm import load_lastfm
+        from .descriptions.categories import TagCategorizer
+        return load_lastfm(root / "lastfm-hetrec2011-2k", min_tag_users=int(cfg.get("min_tag_users", 1)),
+                           categorizer=TagCategorizer(cfg.get("tag_categories")))
+    if ds == "movielens":
+        from .data.datasets.movielens import load_movielens
+        return load_movielens(root / "movielens-ml-latest-small")
+    if ds == "generic":
+        from .data.io import load_catalog
+        if "catalog" not in cfg:
+            raise InputError("a generic dataset needs a 'catalog' block (items, tags, interactions, vectors...)",
+                             field="catalog")
+        base = Path(cfg.get("_config_path", ".")).parent
+        return load_catalog(cfg["catalog"], base=base)
+    raise InputError(f"unknown dataset {ds!r}; expected lastfm, movielens or generic", field="dataset")
+
+
+def subsample(c: Catalog, n: int, seed: int) -> Catalog:
+    """Keep the ``n`` most-interacted items (for quick builds and tests)."""
+    if c.interactions is not None and len(c.interactions):
+        pop = c.interactions.groupby("item_id").size()
+        order = c.items["item_id"].map(pop).fillna(0).to_numpy()
+        keep = set(c.items["item_id"].to_numpy()[np.argsort(-order, kind="stable")[:n]])
+    else:
+        keep = set(c.items["item_id"].sample(n=min(n, len(c.items)), random_state=seed))
+    from .data.catalog import VectorTable
+    items = c.items[c.items["item_id"].isin(keep)]
+    vectors = {}
+    for m, v in c.vectors.items():
+        mask = np.isin(v.ids, list(keep))
+        vectors[m] = VectorTable(v.ids[mask], v.X[mask])
+    inter = c.interactions[c.interactions["item_id"].isin(keep)] if c.interactions is not None else None
+    out = Catalog(items=items, tags=c.tags[c.tags["item_id"].isin(keep)], interactions=inter,
+                  texts={k: s[s.index.isin(keep)] for k, s in c.texts.items()}, vectors=vectors,
+                  media={k: s[s.index.isin(keep)] for k, s in c.media.items()}, name=c.name)
+    out.report = getattr(c, "report", {})  # type: ignore[attr-defined]
+    return out
+
+
+def build(cfg: Mapping[str, Any], *, show_progress: bool = True) -> dict[str, Any]:
+    """Build the space described by ``cfg`` (see :func:`load_config`); returns a summary."""
+    from .descriptions.template import TemplateDescriber
+    from .encoders.text import TextEncoder
+    from .fusion.model import ContrastiveFusion
+    from .index.store import VectorIndex
+
+    timer = StageTimer()
+    out_dir = Path(cfg["output"])
+    cache = Cache(Path(str(out_dir) + ".build"))
+    seed = int(cfg.get("seed", 0))
+
+    with timer.stage("catalog") as info:
+        catalog = load_dataset(cfg)
+        if cfg.get("max_items"):
+            catalog = subsample(catalog, int(cfg["max_items"]), seed)
+        ids = catalog.item_ids
+        info.update(catalog.summary())
+    data_key = _hash(ids, catalog.tags, catalog.interactions if catalog.interactions is not None else 0)
+
+    with timer.stage("descriptions") as info:
+        dcfg = cfg["descriptions"]
+        describer = TemplateDescriber(**dcfg.get("template", {}))
+        template = describer.describe(catalog)
+        views: dict[str, dict[str, str]] = {"template": template}
+        second = dcfg.get("second")
+        if second == "gen":
+            from .descriptions.gen import generate_from_config
+            views["gen"] = generate_from_config(template, catalog, dcfg.get("gen", {}), cache.root / "gen-cache.jsonl")
+        elif second:
+            if second not in catalog.texts:
+                raise InputError(f"descriptions.second is {second!r} but the catalog has texts {list(catalog.texts)}",
+                                 field="descriptions.second")
+            views[second] = {str(k): str(v) for k, v in catalog.texts[second].items()}
+        info["views"] = {k: len(v) for k, v in views.items()}
+
+    text_cfg = {k: v for k, v in cfg["text"].items()}
+    enc = TextEncoder(**text_cfg)
+    text_views: list[np.ndarray] = []
+    with timer.stage("text") as info:
+        for vname, texts in views.items():
+            present = [i for i in ids if texts.get(i)]
+            key = _hash(text_cfg, [texts[i] for i in present], present)
+            arr = cache.arrays(f"text-{vname}", key, lambda: {"X": enc.encode([texts[i] for i in present], batch_size=64,
+                                                                              show_progress_bar=show_progress)}, info)["X"]
+            full = np.full((len(ids), arr.shape[1]), np.nan, dtype=np.float32)
+            pos = {k: j for j, k in enumerate(ids.tolist())}
+            full[[pos[i] for i in present]] = arr
+            text_views.append(full)
+        info["dim"] = int(text_views[0].shape[1])
+
+    inputs: dict[str, np.ndarray | list[np.ndarray]] = {"text": text_views if len(text_views) > 1 else text_views[0]}
+    cf_enc = None
+    ccfg = cfg["cf"]
+    if catalog.interactions is not None and ccfg.get("enabled", True):
+        from .encoders.cf import ALSEncoder, tune_als
+        with timer.stage("cf") as info:
+            min_w = float(ccfg.get("min_weight", 0.0))
+            params = dict(ccfg.get("params", {}))
+            if ccfg.get("tune"):
+                best = cache.json("cf-tune", _hash(data_key, ccfg, seed),
+                                  lambda: tune_als(catalog.interactions, ids, n_trials=int(ccfg.get("n_trials", 8)),
+                                                   min_weight=min_w, random_state=seed)[0], info)
+                params.update(best)
+                info["tuned"] = best
+            cf_enc = ALSEncoder(min_weight=min_w, random_state=seed, **params).fit(catalog.interactions, ids)
+            inputs["cf"] = cf_enc.item_factors_
+            info["items_with_cf"] = int((~np.isnan(cf_enc.item_factors_).any(axis=1)).sum())
+
+    scalers: dict[str, dict[str, list[float]]] = {}
+    with timer.stage("content") as info:
+        for m, spec in (cfg.get("content") or {}).items():
+            spec = spec or {}
+            source = spec.get("source", "vectors")
+            if source == "vectors":
+                if m not in catalog.vectors:
+                    raise InputError(f"content.{m}: the catalog has no vectors named {m!r} "
+                                     f"(has {list(catalog.vectors)})", field=f"content.{m}")
+                from .encoders.vectors import PrecomputedEncoder
+                pe = PrecomputedEncoder(modality=m, standardize=spec.get("standardize", True)).fit(catalog.vectors[m])
+                inputs[m] = pe.encode(list(ids))
+                scalers[m] = {"mean": pe.mean_.tolist(), "std": pe.std_.tolist()}
+            elif source in ("audio_files", "image_files"):
+                inputs[m] = _encode_media(catalog, m, source, spec, cache, info, show_progress)
+            else:
+                raise InputError(f"content.{m}.source must be vectors, audio_files or image_files, got {source!r}",
+                                 field=f"content.{m}.source")
+            info[f"items_with_{m}"] = int((~np.isnan(inputs[m]).any(axis=1)).sum())
+
+    with timer.stage("fusion") as info:
+        fparams = {"random_state": seed, "verbose": True, **cfg.get("fusion", {})}
+        fkey = _hash(fparams, *[v if isinstance(v, np.ndarray) else np.stack(v) for v in inputs.values()])
+        fdir = cache.root / f"fusion-{fkey}"
+        if (fdir / "config.json").exists():
+            fusion = ContrastiveFusion.load(fdir)
+            info["cached"] = True
+        else:
+            fusion = ContrastiveFusion(**fparams).fit(inputs)
+            fusion.save(fdir)
+        info["epochs"] = len(fusion.history_)
+        info["best_epoch"] = fusion.best_epoch_
+        info["final_val_loss"] = round(float(fusion.history_[fusion.best_epoch_ - 1]["val_loss"]), 4)
+        fused = fusion.transform(inputs)
+
+    with timer.stage("index") as info:
+        ok = ~np.isnan(fused).any(axis=1)
+        info["items_indexed"] = int(ok.sum())
+        info["items_without_any_modality"] = int((~ok).sum())
+        meta = _index_meta(catalog, views, inputs, ok)
+        index = VectorIndex(ids[ok], fused[ok], meta, **cfg.get("index", {}))
+        space_cfg = {
+            "name": cfg["name"], "dataset": cfg.get("dataset", "generic"), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "text": enc.config(), "descriptions": {"template": describer.config(), "views": list(views)},
+            "fusion": fusion.config(), "index": cfg.get("index", {}), "search": cfg.get("search", {}),
+            "positive_threshold": cfg.get("positive_threshold", 0.0),
+            "input_files": {m: m for m in inputs}, "scalers": scalers, "modalities": list(inputs),
+            "versions": _versions(), "build_config": {k: v for k, v in cfg.items() if not k.startswith("_")},
+            "data_key": data_key,
+        }
+        with atomic_dir(out_dir) as tmp:
+            index.save(tmp / "index")
+            fusion.save(tmp / "fusion")
+            (tmp / "inputs").mkdir()
+            for m, v in inputs.items():
+                arr = np.stack(v, axis=1) if isinstance(v, list) else v
+                np.save(tmp / "inputs" / f"{m}.npy", arr[ok])
+            if cf_enc is not None:
+                cf_enc.save(tmp / "cf")
+            if catalog.interactions is not None:
+                catalog.interactions[["user_id", "item_id", "weight"]].to_parquet(tmp / "interactions.parquet", index=False)
+            write_json(tmp / "space.json", space_cfg)
+            write_json(tmp / "build_report.json", {"stages": timer.stages, "catalog_report": getattr(catalog, "report", {}),
+                                                   "fusion_history": fusion.history_})
+    summary = {"output": str(out_dir), "stages": timer.stages}
+    _plot_curve(fusion.history_, out_dir / "training_curve.png")
+    return summary
+
+
+def _encode_media(catalog: Catalog, m: str, source: str, spec: Mapping[str, Any], cache: Cache,
+                  info: dict[str, Any], show_progress: bool) -> np.ndarray:
+    if m not in catalog.media:
+        raise InputError(f"content.{m}: the catalog has no media files named {m!r} (has {list(catalog.media)})",
+                         field=f"content.{m}")
+    paths = catalog.media[m]
+    if source == "audio_files":
+        from .encoders.audio import AudioEncoder as Enc
+    else:
+        from .encoders.image import ImageEncoder as Enc  # type: ignore[no-redef]
+    enc = Enc(**spec.get("params", {}))
+    ids = catalog.item_ids
+    X = enc.encode([str(paths[i]) for i in ids if i in paths.index], show_progress_bar=show_progress, on_error="nan")
+    full = np.full((len(ids), X.shape[1]), np.nan, dtype=np.float32)
+    pos = {k: j for j, k in enumerate(ids.tolist())}
+    have = [i for i in ids if i in paths.index]
+    full[[pos[i] for i in have]] = X
+    info[f"{m}_failed"] = int(np.isnan(X).any(axis=1).sum())
+    return full
+
+
+def _index_meta(catalog: Catalog, views: Mapping[str, Mapping[str, str]], inputs: Mapping[str, Any],
+                ok: np.ndarray) -> pd.DataFrame:
+    items = catalog.items.copy()
+    drop = [c for c in ("join_name", "title") if c in items.columns]
+    items = items.drop(columns=drop)
+    items["tags"] = items["tags"].apply(lambda v: list(v)[:30] if isinstance(v, (list, np.ndarray)) else []) \
+        if "tags" in items.columns else [[] for _ in range(len(items))]
+    items["description"] = items["item_id"].map(views["template"])
+    for k, v in views.items():
+        if k != "template":
+            items[f"description_{k}"] = items["item_id"].map(v)
+    mods = []
+    for j in range(len(items)):
+        row = []
+        for m, v in inputs.items():
+            arr = np.stack(v, axis=1) if isinstance(v, list) else v
+            if not np.isnan(arr[j]).all():
+                row.append(m)
+        mods.append(row)
+    items["modalities"] = mods
+    items["cold_start"] = False
+    return items[ok].reset_index(drop=True)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+    out = {"python": platform.python_version()}
+    for p in ("talkrec", "numpy", "torch", "sentence-transformers", "implicit", "pandas", "scikit-learn"):
+        try:
+            out[p] = version(p)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _plot_curve(history: list[dict[str, float]], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ep = [h["epoch"] for h in history]
+    ax.plot(ep, [h["train_loss"] for h in history], label="train")
+    ax.plot(ep, [h["val_loss"] for h in history], label="held-out")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("sum of pairwise InfoNCE")
+    ax.legend()
+    ax.set_title("fusion training")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)

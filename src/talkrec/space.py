@@ -1,0 +1,315 @@
+"""A built talkrec space: the Python API for search, recommendation, playlists and upserts.
+
+On disk (written by :mod:`talkrec.pipeline`)::
+
+    space.json            what was built, with which models and settings
+    items.parquet         item metadata (+ description texts, modalities present)
+    inputs/<modality>.npy raw modality vectors aligned with items (NaN rows = missing)
+    fusion/               ContrastiveFusion (safetensors + config.json)
+    cf/                   ALS factors (item + user), for personalization
+    index/                VectorIndex of multimodal vectors + filterable metadata
+    interactions.parquet  user histories (user_id, item_id, weight)
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._atomic import write_json
+from .errors import InputError, NotFoundError
+from .fusion.model import ContrastiveFusion, combine
+from .index.filters import Where
+from .index.store import VectorIndex, l2_normalize
+
+log = logging.getLogger(__name__)
+
+META_IN_HITS = ("tags", "genres", "genre", "decade", "year", "listeners", "plays", "n_ratings", "modalities")
+
+
+@dataclass
+class Hit:
+    """One result: item id, display name, cosine score, and a few metadata fields."""
+
+    item_id: str
+    name: str
+    score: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return [_jsonable(x) for x in v.tolist()]
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        return None if not np.isfinite(v) else float(v)
+    if v is pd.NA or v is None:
+        return None
+    if isinstance(v, (np.bool_,)):
+        return bool(v)
+    return v
+
+
+class Space:
+    """Load with :meth:`Space.load`; every query method returns a list of :class:`Hit`."""
+
+    def __init__(self, path: Path, config: dict[str, Any], index: VectorIndex, fusion: ContrastiveFusion,
+                 inputs: dict[str, np.ndarray], interactions: pd.DataFrame | None) -> None:
+        self.path = path
+        self.config = config
+        self.index = index
+        self.fusion = fusion
+        self.inputs = inputs
+        self.interactions = interactions
+        self._text_encoder: Any = None
+        self._cf: Any = None
+        self._session_model: Any = None
+        self._write_lock = threading.Lock()
+        self._user_items: dict[str, list[str]] | None = None
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, path: str | Path) -> "Space":
+        path = Path(path)
+        if not (path / "space.json").exists():
+            raise NotFoundError(f"no talkrec space at {path} (space.json missing); build one with `talkrec build CONFIG`")
+        config = json.loads((path / "space.json").read_text())
+        index = VectorIndex.load(path / "index", ann=config.get("index", {}).get("ann", False))
+        fusion = ContrastiveFusion.load(path / "fusion")
+        inputs = {}
+        for f in sorted((path / "inputs").glob("*.npy")):
+            inputs[f.stem] = np.load(f, allow_pickle=False)
+        inter = pd.read_parquet(path / "interactions.parquet") if (path / "interactions.parquet").exists() else None
+        return cls(path, config, index, fusion, inputs, inter)
+
+    # ------------------------------------------------------------------ accessors
+    @property
+    def item_ids(self) -> np.ndarray:
+        return self.index.ids
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.fusion.modalities_)
+
+    def embeddings(self, kind: str = "multi") -> np.ndarray:
+        """Item matrix aligned with :attr:`item_ids`: ``"multi"`` (the fused space) or a
+        modality's raw input vectors (NaN rows where an item lacks it; items added after
+        the build have NaN raw inputs)."""
+        if kind == "multi":
+            return self.index.vectors
+        base = self.config["input_files"].get(kind)
+        if base is None:
+            raise NotFoundError(f"unknown embedding kind {kind!r}; available: multi, {', '.join(self.config['input_files'])}")
+        X = self.inputs[base]
+        X = X.mean(axis=1) if X.ndim == 3 else X
+        n_extra = len(self.index) - len(X)
+        if n_extra > 0:
+            X = np.vstack([X, np.full((n_extra, X.shape[1]), np.nan, dtype=np.float32)])
+        return X
+
+    def _modality_input(self, modality: str) -> np.ndarray | list[np.ndarray]:
+        X = self.inputs[self.config["input_files"][modality]]
+        return [X[:, v] for v in range(X.shape[1])] if X.ndim == 3 else X
+
+    def text_encoder(self) -> Any:
+        if self._text_encoder is None:
+            from .encoders.text import TextEncoder
+            self._text_encoder = TextEncoder(**{k: v for k, v in self.config["text"].items() if k != "modality"})
+        return self._text_encoder
+
+    def cf(self) -> Any:
+        if self._cf is None and (self.path / "cf").exists():
+            from .encoders.cf import ALSEncoder
+            self._cf = ALSEncoder.load(self.path / "cf")
+        return self._cf
+
+    def item(self, item_id: str) -> dict[str, Any]:
+        """Everything stored about one item."""
+        p = self.index.position(item_id)
+        if p is None:
+            raise NotFoundError(f"unknown item {item_id!r}")
+        row = self.index.meta.iloc[p].to_dict()
+        return {k: _jsonable(v) for k, v in row.items()}
+
+    def _hits(self, pairs: Iterable[tuple[str, float]]) -> list[Hit]:
+        out = []
+        meta = self.index.meta
+        cols = [c for c in META_IN_HITS if c in meta.columns]
+        for iid, s in pairs:
+            p = self.index.position(iid)
+            row = meta.iloc[p]
+            md = {c: _jsonable(row[c]) for c in cols}
+            if "tags" in md and isinstance(md["tags"], list):
+                md["tags"] = md["tags"][:8]
+            out.append(Hit(iid, str(row.get("name", iid)), float(s), md))
+        return out
+
+    # ------------------------------------------------------------------ query vectors
+    def text_query_vector(self, text: str) -> np.ndarray:
+        """A text query projected into the space through the text encoder."""
+        if not isinstance(text, str) or not text.strip():
+            raise InputError("query text is empty", field="query")
+        q = self.text_encoder().encode(text.strip(), kind="query")
+        return self.fusion.project("text", q)
+
+    def query_vector(self, modality: str, x: np.ndarray) -> np.ndarray:
+        """Project a raw vector of ``modality`` (its input space) into the shared space."""
+        if modality not in self.fusion.input_dims_:
+            raise InputError(f"unknown modality {modality!r}; this space has {self.modalities}", field="modality")
+        x = np.asarray(x, dtype=np.float32)
+        want = self.fusion.input_dims_[modality]
+        if x.ndim != 1 or x.shape[0] != want:
+            raise InputError(f"modality {modality!r} takes vectors of dimension {want}, got shape {list(x.shape)}",
+                             field="vector")
+        if not np.isfinite(x).all():
+            raise InputError("vector has NaN or infinite values", field="vector")
+        return self.fusion.project(modality, x)
+
+    def item_vector(self, item_id: str) -> np.ndarray:
+        v = self.index.vector(item_id)
+        if v is None:
+            raise NotFoundError(f"unknown item {item_id!r}")
+        return v
+
+    def user_history(self, user_id: str) -> list[str]:
+        if self._user_items is None:
+            self._user_items = {}
+            if self.interactions is not None:
+                pos = self.interactions
+                thr = float(self.config.get("positive_threshold", 0.0))
+                pos = pos[pos["weight"] > thr] if thr else pos
+                for u, g in pos.sort_values("weight", ascending=False).groupby("user_id"):
+                    self._user_items[str(u)] = g["item_id"].astype(str).tolist()
+        hist = self._user_items.get(str(user_id))
+        if hist is None:
+            raise NotFoundError(f"unknown user {user_id!r}")
+        return hist
+
+    def items_vector(self, item_ids: Sequence[str], weights: Sequence[float] | None = None) -> np.ndarray:
+        """Mean of the items' multimodal vectors (a user or playlist profile)."""
+        if not item_ids:
+            raise InputError("need at least one item", field="items")
+        vs = []
+        for i in item_ids:
+            v = self.index.vector(i)
+            if v is None:
+                raise NotFoundError(f"unknown item {i!r}")
+            vs.append(v)
+        w = np.ones(len(vs)) if weights is None else np.asarray(weights, dtype=np.float32)
+        return l2_normalize((np.stack(vs) * w[:, None]).sum(axis=0))
+
+    # ------------------------------------------------------------------ applications
+    def search(self, text: str, k: int = 10, *, where: Where = None, offset: int = 0,
+               mode: str | None = None) -> list[Hit]:
+        """Natural-language search. ``mode``: ``"multi"`` (the text query projected into the
+        fused space, paper 001), ``"text"`` (raw text embeddings only), ``"hybrid"`` (a
+        blend of both scores; the space's default, see docs/evaluation.md)."""
+        mode = mode or self.config.get("search", {}).get("mode", "hybrid")
+        if mode not in ("multi", "text", "hybrid"):
+            raise InputError(f"mode must be multi, text or hybrid, got {mode!r}", field="mode")
+        if mode == "multi" or "text" not in self.config["input_files"]:
+            return self._hits(self.index.search(self.text_query_vector(text), k, where=where, offset=offset))
+        return self._hits(self._text_scores_search(text, k, where, offset, mode))
+
+    def _text_scores_search(self, text: str, k: int, where: Where, offset: int, mode: str) -> list[tuple[str, float]]:
+        if not isinstance(text, str) or not text.strip():
+            raise InputError("query text is empty", field="query")
+        q_raw = self.text_encoder().encode(text.strip(), kind="query")
+        T = self.embeddings("text")
+        has = ~np.isnan(T).any(axis=1)
+        s_text = np.where(has, np.nan_to_num(T) @ q_raw, -1.0)
+        if mode == "text":
+            scores = s_text
+        else:
+            w = float(self.config.get("search", {}).get("hybrid_weight", 0.5))
+            q = self.fusion.project("text", q_raw)
+            s_multi = self.index.vectors @ q
+            scores = w * s_multi + (1 - w) * np.where(has, s_text, s_multi)
+        allowed = self.index.mask(where)
+        if allowed is not None:
+            scores = np.where(allowed, scores, -np.inf)
+        need = min(k + offset, int(np.isfinite(scores).sum()))
+        if need <= 0:
+            return []
+        top = np.argpartition(-scores, need - 1)[:need] if need < len(scores) else np.arange(len(scores))
+        top = top[np.lexsort((top, -scores[top]))]
+        return [(self.index.ids[i], float(scores[i])) for i in top[offset:need]]
+
+    def similar(self, item_id: str, k: int = 10, *, where: Where = None, offset: int = 0) -> list[Hit]:
+        """Items nearest to ``item_id`` in the fused space (itself excluded)."""
+        return self._hits(self.index.search(self.item_vector(item_id), k, where=where, exclude=[item_id], offset=offset))
+
+    def recommend(self, *, items: Sequence[str] | None = None, user: str | None = None, k: int = 10,
+                  where: Where = None, offset: int = 0, exclude_seen: bool = True) -> list[Hit]:
+        """Recommend from a list of items or a known user's history (mean of their items)."""
+        if (items is None) == (user is None):
+            raise InputError("give exactly one of items or user", field="items")
+        hist = list(items) if items is not None else self.user_history(user)  # type: ignore[arg-type]
+        q = self.items_vector(hist)
+        excl = hist if exclude_seen else []
+        return self._hits(self.index.search(q, k, where=where, exclude=excl, offset=offset))
+
+    def personalized_search(self, text: str, user: str | None = None, *, items: Sequence[str] | None = None,
+                            alpha: float = 0.3, k: int = 10, where: Where = None, offset: int = 0,
+                            exclude_seen: bool = False) -> list[Hit]:
+        """Text query blended with a user profile: ``normalize((1-alpha)*q_text + alpha*q_user)``."""
+        if not 0 <= alpha <= 1:
+            raise InputError(f"alpha must be in [0, 1], got {alpha}", field="alpha")
+        hist = list(items) if items is not None else (self.user_history(user) if user is not None else None)
+        if hist is None:
+            raise InputError("give a user or items", field="user")
+        q = l2_normalize((1 - alpha) * self.text_query_vector(text) + alpha * self.items_vector(hist))
+        return self._hits(self.index.search(q, k, where=where, exclude=hist if exclude_seen else [], offset=offset))
+
+    def search_by_vector(self, modality: str, x: np.ndarray, k: int = 10, *, where: Where = None,
+                         offset: int = 0) -> list[Hit]:
+        """Query by example: a raw vector of any modality (e.g. audio descriptors)."""
+        return self._hits(self.index.search(self.query_vector(modality, x), k, where=where, offset=offset))
+
+    def continue_playlist(self, seeds: Sequence[str], k: int = 10, *, where: Where = None, recency: float = 0.7,
+                          diversity: float = 0.0, max_per: tuple[str, int] | None = None) -> list[Hit]:
+        """Next items for an ordered playlist: seeds weighted towards the end
+        (``recency**(n-1-i)``), no duplicates, optional MMR ``diversity`` in [0, 1) and
+        at most ``max_per=(field, n)`` items per value of a metadata field (e.g. artist)."""
+        from .playlists import continue_playlist
+        return continue_playlist(self, seeds, k, where=where, recency=recency, diversity=diversity, max_per=max_per)
+
+    def generate_playlist(self, text: str, n: int = 20, *, where: Where = None, coherence: float = 0.5,
+                          pool: int = 200) -> tuple[list[Hit], dict[str, float]]:
+        """A playlist of ``n`` items for a text query that also hangs together; returns the
+        hits and the measured relevance/coherence (see :mod:`talkrec.playlists`)."""
+        from .playlists import generate_playlist
+        return generate_playlist(self, text, n, where=where, coherence=coherence, pool=pool)
+
+    def explain(self, a: str, b: str) -> dict[str, Any]:
+        """Why two items are close: shared tags and each modality's share of the cosine."""
+        from .explain import explain
+        return explain(self, a, b)
+
+    # ------------------------------------------------------------------ writes
+    def add_items(self, records: Sequence[Mapping[str, Any]], *, persist: bool = True) -> list[dict[str, Any]]:
+        """Add or update items without retraining (cold start): each record has
+        ``item_id``, ``name``, optional ``tags`` (list or ``{category: [..]}``),
+        ``description``, metadata fields, and ``vectors`` ``{modality: [floats]}`` in the
+        modality's raw input space. The record is described (TEMPLATE), embedded with the
+        space's text model, projected through the trained encoders and upserted."""
+        from .coldstart import add_items
+        with self._write_lock:
+            out = add_items(self, records)
+            if persist:
+                self.index.save(self.path / "index")
+                write_json(self.path / "space.json", self.config)
+            return out
