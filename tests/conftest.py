@@ -26,6 +26,10 @@ def data_root() -> Path:
 
 @pytest.fixture()
 def tiny_catalog():
+    return make_tiny_catalog()
+
+
+def make_tiny_catalog():
     """Three clusters of items ("metal", "jazz", "pop"), users who each like one cluster,
     and a 4-d content vector per item that encodes the cluster (some items lack it)."""
     from talkrec.data.catalog import Catalog, VectorTable
@@ -50,3 +54,23 @@ def tiny_catalog():
                 inter.append({"user_id": f"u{g}{u}", "item_id": f"{g}{j}", "weight": float(rng.integers(1, 50))})
     return Catalog(items=pd.DataFrame(rows), tags=pd.DataFrame(tags), interactions=pd.DataFrame(inter),
                    vectors={"audio": VectorTable(np.array(vec_ids), np.array(vecs))}, name="tiny")
+
+
+TINY_SPACE_CONFIG = {
+    "name": "tiny", "seed": 0,
+    "descriptions": {"template": {"header": "artist"}},
+    "cf": {"params": {"factors": 8, "iterations": 10}},
+    "content": {"audio": {"source": "vectors"}},
+    "fusion": {"max_epochs": 60, "batch_size": 32, "learning_rate": 3e-3, "hidden_dim": 32, "out_dim": 16},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_space_dir(tmp_path_factory):
+    """A real space built by the pipeline from the tiny three-cluster catalog (text + CF +
+    audio); session-scoped, so tests that write to it should copy it first."""
+    from talkrec.pipeline import build
+
+    out = tmp_path_factory.mktemp("spaces") / "tiny"
+    build({**TINY_SPACE_CONFIG, "output": str(out)}, show_progress=False, catalog=make_tiny_catalog())
+    return out

@@ -187,8 +187,11 @@ def subsample(c: Catalog, n: int, seed: int) -> Catalog:
     return out
 
 
-def build(cfg: Mapping[str, Any], *, show_progress: bool = True) -> dict[str, Any]:
-    """Build the space described by ``cfg`` (see :func:`load_config`); returns a summary."""
+def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalog | None = None) -> dict[str, Any]:
+    """Build the space described by ``cfg`` (see :func:`load_config`); returns a summary.
+
+    ``catalog`` skips the config's dataset loading (for catalogs built in Python)."""
+    cfg = _merge(DEFAULTS, cfg)
     from .descriptions.template import TemplateDescriber
     from .encoders.text import TextEncoder
     from .fusion.model import ContrastiveFusion
@@ -200,7 +203,8 @@ def build(cfg: Mapping[str, Any], *, show_progress: bool = True) -> dict[str, An
     seed = int(cfg.get("seed", 0))
 
     with timer.stage("catalog") as info:
-        catalog = load_dataset(cfg)
+        if catalog is None:
+            catalog = load_dataset(cfg)
         if cfg.get("max_items"):
             catalog = subsample(catalog, int(cfg["max_items"]), seed)
         ids = catalog.item_ids

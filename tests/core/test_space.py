@@ -1,0 +1,89 @@
+"""The Python API of a built space, on the tiny three-cluster catalog (known answers)."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from talkrec import Space
+from talkrec.errors import InputError, NotFoundError
+
+
+@pytest.fixture()
+def space(tiny_space_dir, tmp_path):
+    d = tmp_path / "space"
+    shutil.copytree(tiny_space_dir, d)
+    return Space.load(d)
+
+
+def _cluster(i: str) -> str:
+    return i.rstrip("0123456789")
+
+
+def test_similar_and_recommend_stay_in_cluster(space):
+    hits = space.similar("jazz3", k=5)
+    assert len(hits) == 5 and "jazz3" not in [h.item_id for h in hits]
+    assert sum(_cluster(h.item_id) == "jazz" for h in hits) >= 4
+    rec = space.recommend(items=["metal1", "metal2"], k=5)
+    assert {"metal1", "metal2"}.isdisjoint(h.item_id for h in rec)
+    assert sum(_cluster(h.item_id) == "metal" for h in rec) >= 4
+    user = space.interactions["user_id"].iloc[0]
+    seen = set(space.user_history(user))
+    assert seen.isdisjoint(h.item_id for h in space.recommend(user=user, k=10))
+
+
+def test_search_modes_and_filters(space):
+    for mode in ("multi", "text", "hybrid"):
+        hits = space.search("jazz", k=5, mode=mode)
+        assert sum(_cluster(h.item_id) == "jazz" for h in hits) >= 4, mode
+    hits = space.search("music", k=10, where="year>=2000")
+    assert hits and all(h.metadata["year"] >= 2000 for h in hits)
+    with pytest.raises(InputError):
+        space.search("   ")
+    with pytest.raises(InputError):
+        space.search("jazz", mode="bogus")
+    assert [h.item_id for h in space.search("jazz", k=3, offset=2)] == [h.item_id for h in space.search("jazz", k=5)][2:5]
+
+
+def test_personalized_search_moves_towards_user(space):
+    plain = space.search("band", k=10, mode="multi")
+    pers = space.personalized_search("band", items=["pop1", "pop2", "pop3"], alpha=0.8, k=10)
+    assert sum(_cluster(h.item_id) == "pop" for h in pers) > sum(_cluster(h.item_id) == "pop" for h in plain)
+
+
+def test_query_by_vector_and_errors(space):
+    hits = space.search_by_vector("audio", np.array([0, 1.0, 0, 0]), k=5)
+    assert sum(_cluster(h.item_id) == "jazz" for h in hits) >= 4
+    with pytest.raises(InputError, match="dimension 4"):
+        space.search_by_vector("audio", np.ones(7))
+    with pytest.raises(InputError, match="unknown modality"):
+        space.search_by_vector("smell", np.ones(4))
+    with pytest.raises(NotFoundError):
+        space.similar("nope")
+
+
+def test_cold_start_items_are_served_and_persist(space):
+    out = space.add_items([{"item_id": "new-jazz", "name": "Fresh Trio", "tags": ["jazz"]},
+                           {"item_id": "new-audio", "name": "Unknown", "vectors": {"audio": [0, 0, 1.0, 0]}}])
+    assert out[0]["modalities"] == ["text"] and out[1]["modalities"] == ["text", "audio"]
+    assert "new-jazz" in [h.item_id for h in space.search("jazz", k=25, mode="multi")]
+    near = space.similar("new-audio", k=5)
+    assert sum(_cluster(h.item_id) == "pop" for h in near) >= 3
+    again = Space.load(space.path)
+    assert again.item("new-jazz")["name"] == "Fresh Trio"
+    with pytest.raises(InputError, match="row 1.*item_id"):
+        space.add_items([{"name": "x"}])
+    with pytest.raises(InputError, match=r"vectors.audio.*4 finite"):
+        space.add_items([{"item_id": "z", "name": "z", "vectors": {"audio": [1, 2]}}])
+
+
+def test_playlists_and_explain(space):
+    pl = space.continue_playlist(["metal1", "metal2", "metal3"], k=5)
+    assert len({h.item_id for h in pl}) == 5 and {"metal1", "metal2", "metal3"}.isdisjoint(h.item_id for h in pl)
+    hits, stats = space.generate_playlist("jazz", n=8)
+    assert len(hits) == 8 and len({h.item_id for h in hits}) == 8
+    assert stats["coherence"] >= stats["coherence_plain_topn"] - 1e-6
+    ex = space.explain("metal1", "metal2")
+    assert "metal" in ex["shared_tags"]
+    assert ex["cosine"] == pytest.approx(sum(ex["modality_contributions"].values()), abs=1e-4)
