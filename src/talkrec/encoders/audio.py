@@ -147,6 +147,8 @@ class AudioEncoder(FileEncoderMixin):
 
     modality = "audio"
     EXTENSIONS = (".wav", ".mp3", ".flac", ".ogg")
+    REQUIRES = ("soundfile", "librosa", "tensorflow", "tf_keras", "musicnn")
+    EXTRA = "audio"
 
     def __init__(self, model: str = "MSD_musicnn", *, patch_seconds: float = 3.0,
                  max_seconds: float | None = None, offset_seconds: float = 0.0,

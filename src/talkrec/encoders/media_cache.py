@@ -161,6 +161,9 @@ class FileEncoderMixin:
 
     modality: str
     EXTENSIONS: tuple[str, ...] = ()
+    #: Optional modules the encoder needs, and the extra that installs them.
+    REQUIRES: tuple[str, ...] = ()
+    EXTRA: str = ""
     cache: CacheArg
     _cache_obj: MediaCache | None
     last_failures: list[MediaFailure]
@@ -180,6 +183,23 @@ class FileEncoderMixin:
         raise NotImplementedError
 
     # -- shared ---------------------------------------------------------------------------
+    def check_available(self) -> None:
+        """Raise ImportError naming the extra when an optional dependency is missing (cheap:
+        nothing is imported)."""
+        import importlib.util
+
+        missing = []
+        for mod in self.REQUIRES:
+            try:
+                found = importlib.util.find_spec(mod) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                missing.append(mod)
+        if missing:
+            raise ImportError(f"the {self.modality} encoder needs {', '.join(missing)}; install them with "
+                              f"pip install 'talkrec[{self.EXTRA}]' (see docs/media.md)")
+
     def _get_cache(self) -> MediaCache | None:
         if getattr(self, "_cache_obj", None) is None and self.cache not in (None, False):
             self._cache_obj = make_cache(self.cache, self.config(), self.dim)
@@ -204,6 +224,7 @@ class FileEncoderMixin:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.last_failures = []
+        self.check_available()
         cache = self._get_cache()
         out = np.full((len(paths), self.dim), np.nan, dtype=np.float32)
 
@@ -244,7 +265,7 @@ class FileEncoderMixin:
                     try:
                         prepared.append(self._load_one(Path(paths[i])))
                         ok.append(i)
-                    except InputError:
+                    except (InputError, ImportError):  # a missing extra is not a bad file
                         raise
                     except Exception as e:  # noqa: BLE001 - decoders raise many types
                         fail(i, f"{type(e).__name__}: {e}".strip())
