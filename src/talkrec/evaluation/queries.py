@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -132,6 +133,7 @@ def word_query(tag_set: Sequence[str], tag_category: Mapping[str, str], template
         rest, dec = dec, []
     decade = f" from the {_join(dec)}" if dec else ""
     text = template.format(tags=_join(rest), decade=decade)
+    text = re.sub(r"\b([Aa]) ([aeiouAEIOU])", r"\1n \2", text)   # "a action movie" -> "an action movie"
     return text[0].upper() + text[1:]
 
 
