@@ -59,16 +59,17 @@ def _free_port() -> int:
 
 def start_server(model_path: str, threads: int) -> tuple[subprocess.Popen, str]:
     port = _free_port()
+    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"media_gen_server_{port}.log"
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", model_path, "--host", "127.0.0.1",
                              "--port", str(port), "--n_ctx", "2048", "--n_threads", str(threads),
                              "--model_alias", "smollm2"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=open(log_path, "wb"))  # noqa: SIM115
     url = f"http://127.0.0.1:{port}/v1"
     import httpx
 
     for _ in range(240):
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+            raise RuntimeError(f"server exited: {log_path.read_text(errors='replace')[-2000:]}")
         try:
             if httpx.get(f"{url}/models", timeout=1).status_code == 200:
                 return proc, url

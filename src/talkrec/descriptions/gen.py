@@ -397,6 +397,10 @@ class LlamaCppBackend:
     def generate(self, messages: Messages) -> str:
         with self._lock:
             llm = self._get()
+            # forget the previous prompt: reusing its KV-cache prefix changes the numerics a
+            # little and, with sampling, the text; a fresh evaluation keeps runs reproducible
+            llm.reset()
+            llm.set_seed(self.seed)
             out = llm.create_chat_completion(messages=messages, temperature=self.temperature,
                                              max_tokens=self.max_tokens, seed=self.seed,
                                              repeat_penalty=self.repeat_penalty)
