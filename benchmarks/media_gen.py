@@ -115,6 +115,7 @@ def main() -> None:
         backend._get()  # load outside the timing
     cache = Path(args.cache) if args.cache else Path(os.environ.get("TMPDIR", "/tmp")) / f"media_gen_{os.getpid()}.jsonl"
     rep = GenReport()
+    c0 = time.process_time()
     try:
         out = generate_descriptions(templates, tags, backend, cache, min_coverage=args.min_coverage, report=rep, max_words=args.max_words,
                                     show_progress_bar=True)
@@ -122,12 +123,15 @@ def main() -> None:
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=30)
+    cpu = time.process_time() - c0  # in-process backend only (the server's CPU is not counted)
     covs = list(rep.coverage.values())
     n_tags = [len(tags[i]) for i in templates]
     summary = {
         "backend": backend.config(), "artists": len(templates), "generated": rep.generated, "cached": rep.cached,
         "failed": len(rep.failed), "seconds_total": round(rep.seconds, 2),
         "seconds_per_artist": round(rep.seconds / max(1, rep.generated), 3),
+        "cpu_seconds_per_artist": None if args.server else round(cpu / max(1, rep.generated), 3),
+        "loadavg_end": os.getloadavg(),
         "tags_per_artist_mean": round(statistics.mean(n_tags), 2),
         "coverage_mean": round(statistics.mean(covs), 4) if covs else None,
         "coverage_median": round(statistics.median(covs), 4) if covs else None,
