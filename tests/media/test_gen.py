@@ -179,7 +179,7 @@ def test_untagged_items_keep_their_template() -> None:
     b = FakeBackend()
     rep = GenReport()
     assert generate_descriptions(tpl, {"x": []}, b, None, report=rep) == tpl
-    assert b.calls == [] and rep.untagged == 1
+    assert b.calls == [] and rep.untagged == 1 and rep.coverage == {} and rep.flagged == {}
 
 
 def test_cache_key_depends_on_prompt_and_params() -> None:
