@@ -158,3 +158,17 @@ def test_encode_folder_and_cache(image_dir: Path, tmp_path: Path, monkeypatch: p
 def test_not_a_folder(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not a folder"):
         ImageEncoder(cache=False).encode_folder(tmp_path / "missing")
+
+
+def test_concurrent_calls_share_one_network(image_dir: Path) -> None:
+    """The service encodes uploads from several threads: one network, same results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from talkrec.encoders import image as image_mod
+
+    enc = ImageEncoder(cache=False)
+    with ThreadPoolExecutor(4) as ex:
+        out = list(ex.map(lambda _: enc.encode(image_dir / "logo.png"), range(4)))
+    assert len(image_mod._NETS) == 1
+    for v in out[1:]:
+        np.testing.assert_allclose(v, out[0], rtol=1e-5, atol=1e-5)

