@@ -82,6 +82,8 @@ def test_clean_output() -> None:
     assert clean_output('Here is the rewritten description:\n\n"Metallica plays metal."') == "Metallica plays metal."
     assert clean_output("  Sure! Here's a paragraph:  A  b ") == "A b"
     assert clean_output("Plain text.") == "Plain text."
+    assert clean_output("Emperor plays black metal. Rewrite this as one short paragraph: Emperor ...") == \
+        "Emperor plays black metal."
 
 
 # --------------------------------------------------------------------- batch + cache

@@ -200,9 +200,16 @@ def quality_flags(text: str, template: str | None = None, *, copy_threshold: flo
 _PREAMBLE = re.compile(r"^\s*(sure[,!.]?\s*)?(here('s| is)[^:\n]{0,80}:)\s*", re.I)
 
 
+#: Phrases of our own prompt; small models sometimes echo them after the paragraph.
+_PROMPT_ECHO = re.compile(r"\s*(Rewrite this as|Use every one of these tags|Do not add any fact|Write only the paragraph)"
+                          r".*$", re.S)
+
+
 def clean_output(text: str) -> str:
-    """Strip chat artefacts: a "Here is ...:" preamble, wrapping quotes, extra whitespace."""
+    """Strip chat artefacts: a "Here is ...:" preamble, an echo of the instructions after
+    the paragraph, wrapping quotes, extra whitespace."""
     t = _PREAMBLE.sub("", text or "").strip()
+    t = _PROMPT_ECHO.sub("", t).strip()
     if len(t) >= 2 and t[0] == t[-1] and t[0] in "\"'“”":
         t = t[1:-1].strip()
     t = t.strip("“”").strip()
