@@ -141,3 +141,13 @@ def test_params_are_stored_unchanged():
     p = m.get_params()
     assert p["d_model"] == 32 and p["mask_probability"] == 0.3 and "n_negatives" not in p
     assert "n_negatives" in NextItemSessionModel().get_params()
+
+
+def test_initial_bias_is_log_popularity_plus_the_negative_sampling_offset():
+    sess = [["i0", "i1"], ["i0", "i2"], ["i0", "i1"]]
+    m = NextItemSessionModel(**SMALL, max_epochs=1, n_negatives=20, learning_rate=1e-9).fit(sess, item_ids=ITEMS)
+    b = m.net_.bias.detach().numpy()
+    cnt = np.array([3, 2, 1] + [0] * (N - 3))
+    expect = np.log1p(cnt) - np.log1p(cnt).mean() - np.log(20)
+    np.testing.assert_allclose(b, expect, atol=1e-4)
+    assert MaskedSessionModel()._bias_offset() == 0.0

@@ -222,10 +222,12 @@ class _SessionModel:
             self.net_ = self._make_net(n)
             with torch.no_grad():
                 self.net_.items.weight.copy_(torch.from_numpy(table))
+                bias = np.full(n, self._bias_offset(), dtype=np.float64)
                 if self.popularity_bias_init:
                     cnt = np.bincount(np.concatenate([np.asarray(s) for s in enc]) - OFFSET, minlength=n)
                     lb = np.log1p(cnt)
-                    self.net_.bias.copy_(torch.from_numpy((lb - lb.mean()).astype(np.float32)))
+                    bias += lb - lb.mean()
+                self.net_.bias.copy_(torch.from_numpy(bias.astype(np.float32)))
             self.net_.items.weight.requires_grad_(not self.freeze_embeddings)
             self.net_.to(self.device_)
             self._train(enc, validation)
@@ -268,6 +270,10 @@ class _SessionModel:
 
     def _batch_loss(self, tokens: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
+
+    def _bias_offset(self) -> float:
+        """Constant added to the initial item bias (0 for a softmax model)."""
+        return 0.0
 
     def _train(self, enc: list[list[int]], validation: SessionTask | None) -> None:
         params = [p for p in self.net_.parameters() if p.requires_grad]
@@ -473,6 +479,12 @@ class NextItemSessionModel(_SessionModel):
         super()._check_params()
         if not isinstance(self.n_negatives, (int, np.integer)) or self.n_negatives < 1:
             raise InputError("n_negatives must be a positive integer", field="n_negatives")
+
+    def _bias_offset(self) -> float:
+        """-log(n_negatives): the summed sigmoid of the negatives starts near 1 instead of
+        n_negatives / 2, so the first epoch does not spend itself (and a content
+        initialization's structure) on pushing every score down."""
+        return -float(np.log(self.n_negatives))
 
     def _batch_loss(self, tokens: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         h = self.net_(tokens)[:, :-1]                           # prefixes p_{:i}
