@@ -1,0 +1,276 @@
+"""Request and response models of the HTTP API, with the limits every input is held to.
+
+Limits are deliberately explicit (and visible in the OpenAPI description) so that bad input
+is rejected with a 422 and a clear message before it reaches the space.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+K_MAX = 200
+OFFSET_MAX = 10_000
+QUERY_MAX_CHARS = 500
+SEEDS_MAX = 500
+PLAYLIST_MAX = 200
+ADD_MAX_ITEMS = 200
+VECTOR_MAX_DIM = 65_536
+TAGS_MAX = 100
+
+ItemId = str  # ids are strings; numeric ids are sent as strings ("289")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Range(_Strict):
+    """A numeric range on one metadata field; either bound may be left out."""
+
+    min: float | None = Field(None, description="inclusive lower bound")
+    max: float | None = Field(None, description="inclusive upper bound")
+
+
+class Filters(_Strict):
+    """Metadata filters, AND-ed. ``where`` takes the filter language of the Python API
+    (``"tag=metal,listeners>=1000"``; operators ``= != > >= < <= ~``)."""
+
+    tags: list[str] = Field(default_factory=list, max_length=20,
+                            description="items must carry all of these tags (case-insensitive)")
+    decade: str | None = Field(None, max_length=16, description="e.g. '80s' or '1980s'")
+    ranges: dict[str, Range] = Field(default_factory=dict, max_length=10,
+                                     description="numeric ranges, e.g. {\"listeners\": {\"min\": 1000}}")
+    where: str | None = Field(None, max_length=500, description="free filter expression")
+
+
+class Hit(BaseModel):
+    item_id: str
+    name: str
+    score: float = Field(description="cosine similarity in the fused space (or the blended search score)")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class HitsResponse(BaseModel):
+    items: list[Hit]
+    k: int
+    offset: int = 0
+    took_ms: float
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int] = Field(default_factory=list)
+    msg: str
+    type: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx: a short code, a human-readable message, and for validation errors the
+    individual problems."""
+
+    error: str
+    detail: str
+    field: str | None = None
+    errors: list[ErrorItem] | None = None
+
+
+class RecommendRequest(_Strict):
+    user: str | None = Field(None, min_length=1, max_length=200, description="a user id with a history")
+    items: list[ItemId] | None = Field(None, min_length=1, max_length=SEEDS_MAX,
+                                       description="item ids (or exact names)")
+    k: int = Field(10, ge=1, le=K_MAX)
+    offset: int = Field(0, ge=0, le=OFFSET_MAX)
+    filters: Filters = Field(default_factory=Filters)
+    exclude_seen: bool = Field(True, description="leave out the user's / given items")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "RecommendRequest":
+        if (self.user is None) == (self.items is None):
+            raise ValueError("give exactly one of 'user' or 'items'")
+        return self
+
+
+class PersonalizedSearchRequest(_Strict):
+    query: str = Field(min_length=1, max_length=QUERY_MAX_CHARS)
+    user: str | None = Field(None, min_length=1, max_length=200)
+    items: list[ItemId] | None = Field(None, min_length=1, max_length=SEEDS_MAX)
+    alpha: float = Field(0.3, ge=0.0, le=1.0,
+                         description="mixing weight: query = normalize((1-alpha)*text + alpha*user profile)")
+    k: int = Field(10, ge=1, le=K_MAX)
+    offset: int = Field(0, ge=0, le=OFFSET_MAX)
+    filters: Filters = Field(default_factory=Filters)
+    exclude_seen: bool = False
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "PersonalizedSearchRequest":
+        if (self.user is None) == (self.items is None):
+            raise ValueError("give exactly one of 'user' or 'items'")
+        return self
+
+
+class PersonalizedSearchResponse(HitsResponse):
+    alpha: float
+
+
+class ContinueRequest(_Strict):
+    items: list[ItemId] = Field(min_length=1, max_length=SEEDS_MAX, description="the playlist so far, in order")
+    k: int = Field(10, ge=1, le=PLAYLIST_MAX)
+    recency: float = Field(0.7, gt=0.0, le=1.0, description="seed i weighs recency**(n-1-i): later seeds count more")
+    diversity: float = Field(0.0, ge=0.0, lt=1.0, description="MMR trade-off; 0 = pure similarity")
+    max_per_artist: int | None = Field(None, ge=1, le=50,
+                                       description="at most this many items per artist (artist diversity)")
+    artist_field: str = Field("artist", max_length=64,
+                              description="metadata field naming the artist; when the space has none, each item is "
+                                          "its own artist (catalogs of artists)")
+    filters: Filters = Field(default_factory=Filters)
+
+
+class ContinueResponse(BaseModel):
+    items: list[Hit]
+    seeds: list[str]
+    coherence: float | None = Field(None, description="mean pairwise cosine of seeds + continuation (fused space)")
+    coherence_seeds: float | None = Field(None, description="the same for the seeds alone")
+    notes: list[str] = Field(default_factory=list)
+    took_ms: float
+
+
+class GenerateRequest(_Strict):
+    query: str = Field(min_length=1, max_length=QUERY_MAX_CHARS)
+    n: int = Field(20, ge=1, le=PLAYLIST_MAX)
+    coherence: float = Field(0.5, ge=0.0, lt=1.0,
+                             description="weight of coherence vs relevance in the greedy walk (0 = plain top-n)")
+    pool: int = Field(200, ge=1, le=2000, description="candidates: the query's nearest items")
+    filters: Filters = Field(default_factory=Filters)
+
+
+class PlaylistStats(BaseModel):
+    coherence: float | None = Field(None, description="mean pairwise cosine of the playlist's items (fused space)")
+    relevance: float | None = Field(None, description="mean cosine of the playlist's items to the query")
+    coherence_plain_topn: float | None = Field(None, description="coherence of the plain top-n search results")
+    relevance_plain_topn: float | None = Field(None, description="relevance of the plain top-n search results")
+
+
+class GenerateResponse(BaseModel):
+    items: list[Hit]
+    stats: PlaylistStats
+    coherence_measure: str
+    took_ms: float
+
+
+class VectorQuery(_Strict):
+    modality: str = Field(min_length=1, max_length=64)
+    vector: list[float] = Field(min_length=1, max_length=VECTOR_MAX_DIM,
+                                description="a raw vector in the modality's input space (as in the catalog); the "
+                                            "build's standardization is applied by the service")
+    k: int = Field(10, ge=1, le=K_MAX)
+    offset: int = Field(0, ge=0, le=OFFSET_MAX)
+    filters: Filters = Field(default_factory=Filters)
+
+
+MetaValue = str | int | float | bool | list[str] | None
+
+
+class ItemIn(_Strict):
+    item_id: str = Field(min_length=1, max_length=200, pattern=r"^[^\s/][^/]*$",
+                         description="new id (insert) or existing id (update); no '/'")
+    name: str = Field(min_length=1, max_length=300)
+    tags: list[str] | dict[str, list[str]] | None = Field(
+        None, description="tags, or {category: [tags]} (categories: genre, decade, place, mood, other)")
+    description: str | None = Field(None, max_length=10_000, description="your own text; default: TEMPLATE from tags")
+    vectors: dict[str, list[float]] | None = Field(None, description="{modality: raw vector} for non-text modalities")
+    metadata: dict[str, MetaValue] | None = Field(None, max_length=30, description="filterable fields, e.g. year")
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "ItemIn":
+        tags = self.tags if isinstance(self.tags, list) else [t for v in (self.tags or {}).values() for t in v]
+        if len(tags) > TAGS_MAX:
+            raise ValueError(f"at most {TAGS_MAX} tags per item")
+        if any(len(t) > 100 or not t.strip() for t in tags):
+            raise ValueError("tags must be non-empty strings of at most 100 characters")
+        for m, v in (self.vectors or {}).items():
+            if len(v) > VECTOR_MAX_DIM:
+                raise ValueError(f"vectors.{m}: at most {VECTOR_MAX_DIM} numbers")
+        return self
+
+
+class AddItemsRequest(_Strict):
+    items: list[ItemIn] = Field(min_length=1, max_length=ADD_MAX_ITEMS)
+
+
+class AddedItem(BaseModel):
+    item_id: str
+    modalities: list[str]
+    description: str
+
+
+class AddItemsResponse(BaseModel):
+    added: list[AddedItem]
+    items_total: int
+    took_ms: float
+
+
+class ItemDetail(BaseModel):
+    item_id: str
+    name: str
+    description: str | None = None
+    modalities: list[str] = Field(description="modalities this item has")
+    space_modalities: list[str] = Field(description="modalities of the space")
+    cold_start: bool = False
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ItemRef(BaseModel):
+    item_id: str
+    name: str
+
+
+class LookupResponse(BaseModel):
+    items: list[ItemRef]
+
+
+class UserRef(BaseModel):
+    user_id: str
+    n_items: int
+
+
+class UsersResponse(BaseModel):
+    users: list[UserRef]
+
+
+class FieldInfo(BaseModel):
+    name: str
+    type: Literal["numeric", "list", "text"]
+    min: float | None = None
+    max: float | None = None
+
+
+class TagCount(BaseModel):
+    tag: str
+    count: int
+
+
+class FacetsResponse(BaseModel):
+    fields: list[FieldInfo]
+    top_tags: list[TagCount]
+    decades: list[str]
+
+
+class ExplainResponse(BaseModel):
+    a: str
+    b: str
+    cosine: float
+    shared_tags: list[str]
+    modality_contributions: dict[str, float]
+    modalities: dict[str, list[str]]
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+    items: int
+    uptime_s: float
+
+
+class VersionResponse(BaseModel):
+    talkrec: str
+    api: str
+    space: dict[str, Any]

@@ -1,0 +1,274 @@
+"""Every endpoint of the HTTP API on the tiny three-cluster space (metal / jazz / pop),
+the bad-input cases included: each must be a 4xx with a clear message, never a 500."""
+from __future__ import annotations
+
+import pytest
+
+
+def _cluster(i: str) -> str:
+    return i.rstrip("0123456789")
+
+
+def _ids(r) -> list[str]:
+    return [h["item_id"] for h in r.json()["items"]]
+
+
+def assert_error(r, status: int, *needles: str) -> None:
+    assert r.status_code == status, (r.status_code, r.text)
+    body = r.json()
+    assert set(body) >= {"error", "detail"}, body
+    for n in needles:
+        assert n.lower() in body["detail"].lower(), (n, body["detail"])
+
+
+# ----------------------------------------------------------------------------- meta
+def test_health_version_facets_and_page(client):
+    h = client.get("/api/health").json()
+    assert h["status"] == "ok" and h["items"] == 60
+    v = client.get("/api/version").json()
+    assert v["talkrec"] and v["space"]["modalities"] == ["text", "cf", "audio"] and v["space"]["items"] == 60
+    f = client.get("/api/facets").json()
+    assert {"name": "year", "type": "numeric", "min": 1980.0, "max": 2009.0} in f["fields"]
+    assert {t["tag"] for t in f["top_tags"]} >= {"metal", "jazz", "pop", "band"}
+    page = client.get("/")
+    assert page.status_code == 200 and "search-box" in page.text
+    for asset in ("/static/app.js", "/static/style.css"):
+        assert client.get(asset).status_code == 200
+    spec = client.get("/openapi.json").json()
+    assert {"/api/search", "/api/recommend", "/api/playlists/generate", "/api/items"} <= set(spec["paths"])
+
+
+# ----------------------------------------------------------------------------- search
+def test_search_and_filters(client):
+    r = client.get("/api/search", params={"q": "jazz", "k": 5})
+    assert r.status_code == 200, r.text
+    assert sum(_cluster(i) == "jazz" for i in _ids(r)) >= 4
+    assert r.json()["k"] == 5 and r.json()["took_ms"] >= 0
+    # offset pages through the same ranking
+    full = _ids(client.get("/api/search", params={"q": "jazz", "k": 6}))
+    assert _ids(client.get("/api/search", params={"q": "jazz", "k": 3, "offset": 3})) == full[3:6]
+    # tag filter, decade (mapped to a year range on this space), numeric range, free expression
+    hits = client.get("/api/search", params={"q": "music", "k": 10, "tag": "pop"}).json()["items"]
+    assert hits and all("pop" in h["metadata"]["tags"] for h in hits)
+    hits = client.get("/api/search", params={"q": "music", "k": 10, "decade": "90s"}).json()["items"]
+    assert hits and all(1990 <= h["metadata"]["year"] <= 1999 for h in hits)
+    hits = client.get("/api/search", params={"q": "music", "k": 10, "range": "year:2003:2005"}).json()["items"]
+    assert hits and all(2003 <= h["metadata"]["year"] <= 2005 for h in hits)
+    hits = client.get("/api/search", params={"q": "music", "k": 10, "where": "year<1983"}).json()["items"]
+    assert hits and all(h["metadata"]["year"] < 1983 for h in hits)
+    for mode in ("multi", "text", "hybrid"):
+        assert client.get("/api/search", params={"q": "metal", "mode": mode}).status_code == 200
+
+
+@pytest.mark.parametrize("params,status,needle", [
+    ({"q": ""}, 422, "q"),
+    ({"q": "   "}, 422, "empty"),
+    ({}, 422, "q"),
+    ({"q": "jazz", "k": 0}, 422, "k"),
+    ({"q": "jazz", "k": 100000}, 422, "k"),
+    ({"q": "jazz", "k": "ten"}, 422, "k"),
+    ({"q": "jazz", "offset": -1}, 422, "offset"),
+    ({"q": "x" * 600}, 422, "q"),
+    ({"q": "jazz", "mode": "bogus"}, 422, "mode"),
+    ({"q": "jazz", "where": "nosuchfield=1"}, 422, "unknown filter field"),
+    ({"q": "jazz", "where": "year>>1"}, 422, "filter"),
+    ({"q": "jazz", "range": "year:abc:"}, 422, "range"),
+    ({"q": "jazz", "range": "year:1990:1980"}, 422, "min"),
+    ({"q": "jazz", "range": "nosuch:1:2"}, 422, "unknown range field"),
+    ({"q": "jazz", "decade": "nineties"}, 422, "decade"),
+])
+def test_search_bad_input(client, params, status, needle):
+    assert_error(client.get("/api/search", params=params), status, needle)
+
+
+def test_personalized_search_alpha_moves_towards_user(client):
+    body = {"query": "band", "items": ["pop1", "pop2", "pop3"], "k": 10}
+    plain = client.post("/api/search/personalized", json={**body, "alpha": 0.0}).json()
+    pers = client.post("/api/search/personalized", json={**body, "alpha": 0.8})
+    assert pers.status_code == 200 and pers.json()["alpha"] == 0.8
+    n_pop = lambda r: sum(_cluster(h["item_id"]) == "pop" for h in r["items"])  # noqa: E731
+    assert n_pop(pers.json()) > n_pop(plain) or n_pop(plain) == 10
+    user = client.get("/api/users", params={"limit": 3}).json()["users"][0]["user_id"]
+    r = client.post("/api/search/personalized", json={"query": "band", "user": user, "alpha": 0.5, "exclude_seen": True})
+    assert r.status_code == 200 and r.json()["items"]
+    assert_error(client.post("/api/search/personalized", json={"query": "band", "alpha": 1.5, "items": ["pop1"]}),
+                 422, "alpha")
+    assert_error(client.post("/api/search/personalized", json={"query": "band"}), 422, "exactly one")
+    assert_error(client.post("/api/search/personalized", json={"query": "band", "user": "ghost"}), 404, "ghost")
+
+
+# ----------------------------------------------------------------------------- items
+def test_item_similar_lookup_explain(client):
+    it = client.get("/api/items/jazz3").json()
+    assert it["name"] == "Jazz Band 3" and "jazz" in it["description"].lower()
+    assert it["modalities"] == ["text", "cf", "audio"] and it["space_modalities"] == ["text", "cf", "audio"]
+    assert client.get("/api/items/jazz0").json()["modalities"] == ["text", "cf"]  # j % 4 == 0: no audio vector
+    sim = client.get("/api/items/jazz3/similar", params={"k": 5})
+    assert sim.status_code == 200 and "jazz3" not in _ids(sim) and sum(_cluster(i) == "jazz" for i in _ids(sim)) >= 4
+    sim = client.get("/api/items/jazz3/similar", params={"k": 5, "tag": "metal"})
+    assert _ids(sim) and all(_cluster(i) == "metal" for i in _ids(sim))
+    # names resolve as well as ids
+    assert client.get("/api/items/Jazz Band 3").json()["item_id"] == "jazz3"
+    found = client.get("/api/items", params={"name": "metal band 1"}).json()["items"]
+    assert found[0]["item_id"] == "metal1"
+    ex = client.get("/api/explain", params={"a": "jazz1", "b": "jazz2"}).json()
+    assert "jazz" in ex["shared_tags"] and ex["cosine"] > 0.5
+    assert_error(client.get("/api/items/nope"), 404, "unknown item")
+    assert_error(client.get("/api/items/nope/similar"), 404, "unknown item")
+    assert_error(client.get("/api/items/jazz3/similar", params={"k": 0}), 422, "k")
+    assert_error(client.get("/api/explain", params={"a": "jazz1", "b": "nope"}), 404, "nope")
+    assert_error(client.get("/api/items", params={"name": ""}), 422, "name")
+
+
+# ----------------------------------------------------------------------------- recommend
+def test_recommend_from_items_and_user(client):
+    r = client.post("/api/recommend", json={"items": ["metal1", "metal2"], "k": 5})
+    assert r.status_code == 200
+    assert {"metal1", "metal2"}.isdisjoint(_ids(r)) and sum(_cluster(i) == "metal" for i in _ids(r)) >= 4
+    kept = client.post("/api/recommend", json={"items": ["metal1"], "k": 3, "exclude_seen": False})
+    assert _ids(kept)[0] == "metal1"
+    users = client.get("/api/users", params={"limit": 5}).json()["users"]
+    assert len(users) == 5 and users[0]["n_items"] >= users[-1]["n_items"]
+    u = users[0]["user_id"]
+    hist = client.post("/api/recommend", json={"user": u, "k": 50, "exclude_seen": False})
+    r = client.post("/api/recommend", json={"user": u, "k": 10})
+    assert r.status_code == 200 and r.json()["items"]
+    # the user's cluster dominates and nothing already seen comes back
+    top_cluster = _cluster(_ids(hist)[0])
+    assert sum(_cluster(i) == top_cluster for i in _ids(r)) >= 5
+    r2 = client.post("/api/recommend", json={"user": u, "k": 10, "filters": {"ranges": {"year": {"min": 2005}}}})
+    assert all(h["metadata"]["year"] >= 2005 for h in r2.json()["items"])
+
+
+@pytest.mark.parametrize("body,status,needle", [
+    ({"user": "ghost"}, 404, "ghost"),
+    ({"items": ["metal1", "nope"]}, 404, "nope"),
+    ({"items": []}, 422, "items"),
+    ({}, 422, "exactly one"),
+    ({"user": "x", "items": ["metal1"]}, 422, "exactly one"),
+    ({"items": ["metal1"], "k": 0}, 422, "k"),
+    ({"items": ["metal1"], "k": 201}, 422, "k"),
+    ({"items": ["metal1"], "surprise": 1}, 422, "surprise"),
+    ({"items": ["metal1"], "filters": {"ranges": {"year": {"min": "old"}}}}, 422, "min"),
+    ({"items": "metal1"}, 422, "items"),
+])
+def test_recommend_bad_input(client, body, status, needle):
+    assert_error(client.post("/api/recommend", json=body), status, needle)
+
+
+def test_malformed_json_wrong_type_and_oversized(client):
+    r = client.post("/api/recommend", content=b'{"items": ["metal1",', headers={"content-type": "application/json"})
+    assert_error(r, 422, "malformed json")
+    assert_error(client.post("/api/recommend", content=b"[1, 2]", headers={"content-type": "application/json"}), 422)
+    big = b'{"items": ["' + b"a" * (3 * 1024 * 1024) + b'"]}'
+    assert_error(client.post("/api/recommend", content=big, headers={"content-type": "application/json"}), 413, "larger")
+
+    def chunks():  # no Content-Length: the streamed size is enforced too
+        for _ in range(40):
+            yield b"x" * 100_000
+    assert_error(client.post("/api/recommend", content=chunks(), headers={"content-type": "application/json"}), 413)
+    assert_error(client.delete("/api/search"), 405)
+    assert_error(client.get("/api/nothing-here"), 404)
+
+
+# ----------------------------------------------------------------------------- playlists
+def test_playlist_continue(client):
+    r = client.post("/api/playlists/continue", json={"items": ["pop1", "pop2", "pop1"], "k": 8})
+    assert r.status_code == 200, r.text
+    ids = _ids(r)
+    assert len(ids) == 8 and len(set(ids)) == 8 and {"pop1", "pop2"}.isdisjoint(ids)
+    assert r.json()["seeds"] == ["pop1", "pop2"]
+    assert r.json()["coherence"] > 0.5 and r.json()["coherence_seeds"] > 0.5
+    assert sum(_cluster(i) == "pop" for i in ids) >= 6
+    # artist diversity: this catalog has no artist field, items are artists -> a note, no duplicates
+    r = client.post("/api/playlists/continue", json={"items": ["pop1"], "k": 5, "max_per_artist": 1, "diversity": 0.5})
+    assert r.status_code == 200 and len(set(_ids(r))) == 5 and r.json()["notes"]
+    # a metadata field works as the artist: at most one item per genre value
+    r = client.post("/api/playlists/continue", json={"items": ["pop1"], "k": 5, "max_per_artist": 1,
+                                                     "artist_field": "genre"})
+    genres = [tuple(h["metadata"]["genre"]) for h in r.json()["items"]]
+    assert len(genres) == len(set(genres)) <= 3
+    assert_error(client.post("/api/playlists/continue", json={"items": []}), 422, "items")
+    assert_error(client.post("/api/playlists/continue", json={"items": ["nope"]}), 404, "nope")
+    assert_error(client.post("/api/playlists/continue", json={"items": ["pop1"], "diversity": 1.0}), 422, "diversity")
+
+
+def test_playlist_generation_reports_coherence(client):
+    r = client.post("/api/playlists/generate", json={"query": "jazz", "n": 6, "coherence": 0.5})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    ids = _ids(r)
+    assert len(ids) == 6 and len(set(ids)) == 6
+    st = body["stats"]
+    assert -1 <= st["coherence"] <= 1 and st["coherence_plain_topn"] is not None and st["relevance"] is not None
+    assert "mean pairwise cosine" in body["coherence_measure"]
+    one = client.post("/api/playlists/generate", json={"query": "jazz", "n": 1}).json()
+    assert len(one["items"]) == 1 and one["stats"]["coherence"] is None  # undefined for one item: null, not NaN
+    none = client.post("/api/playlists/generate", json={"query": "jazz", "filters": {"tags": ["no-such-tag"]}})
+    assert none.status_code == 200 and none.json()["items"] == []
+    assert_error(client.post("/api/playlists/generate", json={"query": "  "}), 422, "empty")
+    assert_error(client.post("/api/playlists/generate", json={"query": "jazz", "n": 0}), 422, "n")
+    assert_error(client.post("/api/playlists/generate", json={"query": "jazz", "n": 1000}), 422, "n")
+
+
+# ----------------------------------------------------------------------------- query by example
+def test_query_by_vector(client):
+    r = client.post("/api/query/vector", json={"modality": "audio", "vector": [0, 1.0, 0, 0], "k": 5})
+    assert r.status_code == 200, r.text
+    assert sum(_cluster(i) == "jazz" for i in _ids(r)) >= 4
+    assert_error(client.post("/api/query/vector", json={"modality": "audio", "vector": [1, 2, 3]}), 422, "dimension 4")
+    assert_error(client.post("/api/query/vector", json={"modality": "smell", "vector": [1, 2, 3, 4]}), 422,
+                 "unknown modality")
+    assert_error(client.post("/api/query/vector", json={"modality": "audio", "vector": []}), 422, "vector")
+    r = client.post("/api/query/vector", content=b'{"modality": "audio", "vector": [NaN, 1, 0, 0]}',
+                    headers={"content-type": "application/json"})
+    assert_error(r, 422, "vector")
+
+
+def test_query_by_media_file(client):
+    """The tiny space's audio modality comes from precomputed vectors: a file cannot be
+    encoded into it, and the service says so (409). Bad uploads are 4xx."""
+    files = {"file": ("clip.wav", b"RIFF0000WAVEfmt ", "audio/wav")}
+    assert_error(client.post("/api/query/media", data={"modality": "audio"}, files=files), 409, "/api/query/vector")
+    assert_error(client.post("/api/query/media", data={"modality": "smell"}, files=files), 422, "unknown modality")
+    assert_error(client.post("/api/query/media", data={"modality": "audio"}), 422, "file")
+
+
+def test_query_by_media_file_with_an_encoder(client, app, monkeypatch):
+    """With a space whose audio modality was built from audio files, the upload is saved to
+    a temp file, encoded by the matching encoder and projected (encoder faked here: the real
+    MusiCNN is an optional extra)."""
+    import numpy as np
+
+    import talkrec.encoders.audio as audio_mod
+    space = app.state.service.space
+    seen = {}
+
+    class FakeEncoder:
+        def __init__(self, **kw):
+            seen["kw"] = kw
+
+        def encode(self, path):
+            seen["bytes"] = open(path, "rb").read()
+            return np.array([0, 0, 1.0, 0], dtype=np.float32)
+
+    monkeypatch.setattr(audio_mod, "AudioEncoder", FakeEncoder)
+    monkeypatch.setitem(space.config, "build_config",
+                        {**space.config.get("build_config", {}), "content": {"audio": {"source": "audio_files"}}})
+    r = client.post("/api/query/media", data={"modality": "audio", "k": "5"},
+                    files={"file": ("clip.wav", b"fake-wav-bytes", "audio/wav")})
+    assert r.status_code == 200, r.text
+    assert seen["bytes"] == b"fake-wav-bytes" and seen["kw"]["cache"] is False
+    assert sum(_cluster(i) == "pop" for i in _ids(r)) >= 4
+    assert_error(client.post("/api/query/media", data={"modality": "audio"},
+                             files={"file": ("clip.exe", b"x", "application/octet-stream")}), 422, ".wav")
+    assert_error(client.post("/api/query/media", data={"modality": "audio"},
+                             files={"file": ("clip.wav", b"", "audio/wav")}), 422, "empty")
+
+
+def test_fast_hits_adapter_matches_the_space(app):
+    from talkrec.space import Space
+    space = app.state.service.space
+    pairs = [(i, 0.5 - j / 100) for j, i in enumerate(["jazz3", "metal0", "pop19"])]
+    assert [h.to_dict() for h in space._hits(pairs)] == [h.to_dict() for h in Space._hits(space, pairs)]
+    assert space._hits([]) == []

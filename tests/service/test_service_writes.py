@@ -1,0 +1,136 @@
+"""Cold-start writes over HTTP: searchable at once, durable across a restart, atomic when the
+write fails half-way, protected by the API key, and safe under concurrent reads."""
+from __future__ import annotations
+
+import concurrent.futures as cf
+
+import httpx
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from talkrec.service.app import create_app
+
+from svc_helpers import API_KEY, copy_space, live_server
+
+
+@pytest.fixture(scope="module")
+def wdir(tiny_space_dir, tmp_path_factory):
+    return copy_space(tiny_space_dir, tmp_path_factory.mktemp("svcw") / "space")
+
+
+@pytest.fixture(scope="module")
+def wapp(wdir):
+    return create_app(wdir, api_key=API_KEY)
+
+
+@pytest.fixture(scope="module")
+def wclient(wapp):
+    with TestClient(wapp, raise_server_exceptions=False) as c:
+        yield c
+
+
+H = {"X-API-Key": API_KEY}
+
+
+def test_add_items_is_served_at_once_and_survives_a_restart(wclient, wdir):
+    items = [{"item_id": "new-jazz", "name": "Fresh Trio", "tags": ["jazz"], "metadata": {"year": 2024}},
+             {"item_id": "new-audio", "name": "Unknown Act", "vectors": {"audio": [0, 0, 1.0, 0]}}]
+    r = wclient.post("/api/items", json={"items": items}, headers=H)
+    assert r.status_code == 200, r.text
+    out = {a["item_id"]: a for a in r.json()["added"]}
+    assert out["new-jazz"]["modalities"] == ["text"] and out["new-audio"]["modalities"] == ["text", "audio"]
+    assert r.json()["items_total"] == 62
+    # searchable and recommendable at once
+    assert "new-jazz" in [h["item_id"] for h in wclient.get("/api/search", params={"q": "jazz", "k": 30}).json()["items"]]
+    it = wclient.get("/api/items/new-jazz").json()
+    assert it["cold_start"] and it["modalities"] == ["text"] and it["metadata"]["year"] == 2024
+    near = wclient.get("/api/items/new-audio/similar", params={"k": 5}).json()["items"]
+    assert sum(h["item_id"].startswith("pop") for h in near) >= 3
+    rec = wclient.post("/api/recommend", json={"items": ["new-jazz"], "k": 5}).json()["items"]
+    assert rec and all(h["item_id"] != "new-jazz" for h in rec)
+    assert wclient.get("/api/search", params={"q": "x", "where": "year>=2024"}).json()["items"][0]["item_id"] == "new-jazz"
+    # update in place
+    r = wclient.post("/api/items", json={"items": [{"item_id": "new-jazz", "name": "Fresh Trio II", "tags": ["jazz"]}]},
+                     headers=H)
+    assert r.status_code == 200 and r.json()["items_total"] == 62
+    # restart: a new app over the same folder still has both
+    with TestClient(create_app(wdir)) as again:
+        assert again.get("/api/items/new-jazz").json()["name"] == "Fresh Trio II"
+        assert again.get("/api/health").json()["items"] == 62
+
+
+@pytest.mark.parametrize("items,needle", [
+    ([{"name": "no id"}], "item_id"),
+    ([{"item_id": "a", "name": ""}], "name"),
+    ([{"item_id": "a/b", "name": "slash"}], "item_id"),
+    ([{"item_id": "a", "name": "x", "vectors": {"audio": [1, 2]}}], "4 finite"),
+    ([{"item_id": "a", "name": "x", "vectors": {"smell": [1, 2, 3, 4]}}], "unknown modality"),
+    ([{"item_id": "a", "name": "x", "tags": "jazz"}], "tags"),
+    ([{"item_id": "a", "name": "x", "metadata": {"year": "recent"}}], "numeric"),
+    ([{"item_id": "a", "name": "x", "metadata": {"tags": ["x"]}}], "reserved"),
+    ([], "items"),
+])
+def test_add_items_bad_input(wclient, items, needle):
+    r = wclient.post("/api/items", json={"items": items}, headers=H)
+    assert r.status_code == 422, r.text
+    assert needle.lower() in r.json()["detail"].lower()
+
+
+def test_api_key_protects_writes_only(wclient):
+    body = {"items": [{"item_id": "k1", "name": "Key Test"}]}
+    for headers in ({}, {"X-API-Key": "wrong"}):
+        r = wclient.post("/api/items", json=body, headers=headers)
+        assert r.status_code == 401 and "X-API-Key" in r.json()["detail"]
+    assert wclient.get("/api/items/k1").status_code == 404  # nothing was written
+    assert wclient.get("/api/search", params={"q": "jazz"}).status_code == 200  # reads need no key
+
+
+def test_failed_write_leaves_the_space_on_disk_intact(wclient, wdir, monkeypatch):
+    """A crash half-way through persisting (here: the metadata write raises after the vectors
+    were written) must leave the previous index on disk, loadable and complete."""
+    before = wclient.get("/api/health").json()["items"]
+
+    def boom(self, *a, **kw):
+        raise OSError("disk full (simulated)")
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", boom)
+    r = wclient.post("/api/items", json={"items": [{"item_id": "crash1", "name": "Crash"}]}, headers=H)
+    assert r.status_code == 500 and r.json()["error"] == "write_failed" and "nothing was changed" in r.json()["detail"]
+    monkeypatch.undo()
+    # memory was rolled back to the disk state: the item is not served either
+    assert wclient.get("/api/items/crash1").status_code == 404
+    assert wclient.get("/api/health").json()["items"] == before
+    from talkrec import Space
+    on_disk = Space.load(wdir)
+    assert len(on_disk.index) == before and on_disk.index.position("crash1") is None
+    assert not [p for p in wdir.iterdir() if p.name.startswith(".") or "tmp" in p.name]
+
+
+def test_concurrent_reads_and_writes_over_real_http(wapp):
+    """Real uvicorn, 8 client threads: searches, recommends, playlists and writes interleaved;
+    every response is a 200."""
+    with live_server(wapp) as url:
+        def read(i: int) -> int:
+            with httpx.Client(base_url=url, timeout=30) as c:
+                kind = i % 4
+                if kind == 0:
+                    return c.get("/api/search", params={"q": ["jazz", "metal", "pop", "band"][i % 3]}).status_code
+                if kind == 1:
+                    return c.post("/api/recommend", json={"items": [f"metal{i % 20}"], "k": 5}).status_code
+                if kind == 2:
+                    return c.post("/api/playlists/generate", json={"query": "pop", "n": 5}).status_code
+                return c.get(f"/api/items/jazz{i % 20}/similar").status_code
+
+        def write(i: int) -> int:
+            with httpx.Client(base_url=url, timeout=60) as c:
+                return c.post("/api/items", headers=H,
+                              json={"items": [{"item_id": f"conc{i}", "name": f"Concurrent {i}", "tags": ["pop"]}]}
+                              ).status_code
+
+        with cf.ThreadPoolExecutor(8) as ex:
+            futs = [ex.submit(read, i) for i in range(48)] + [ex.submit(write, i) for i in range(4)]
+            codes = [f.result() for f in futs]
+        assert codes == [200] * len(codes)
+        with httpx.Client(base_url=url) as c:
+            for i in range(4):
+                assert c.get(f"/api/items/conc{i}").status_code == 200
