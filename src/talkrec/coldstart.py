@@ -64,11 +64,20 @@ def add_items(space: "Space", records: Sequence[Mapping[str, Any]]) -> list[dict
         desc = rec.get("description")
         if desc is not None and not isinstance(desc, str):
             raise InputError("description must be a string", row=i, field="description")
-        fields = {k: v for k, v in rec.items() if k not in ("vectors", "tags", "description")}
+        fields = {k: v for k, v in rec.items() if k not in ("vectors", "tags", "description", "media")}
         text = desc if desc and desc.strip() else describer.describe_one(fields, tags)
-        vectors = rec.get("vectors") or {}
-        if not isinstance(vectors, Mapping):
+        vectors = dict(rec.get("vectors") or {})
+        if not isinstance(rec.get("vectors") or {}, Mapping):
             raise InputError("vectors must be an object {modality: [numbers]}", row=i, field="vectors")
+        media = rec.get("media") or {}
+        if not isinstance(media, Mapping):
+            raise InputError("media must be an object {modality: file path}", row=i, field="media")
+        for m, path in media.items():
+            from .media_query import encode_media
+            try:
+                vectors[m] = encode_media(space, str(m), str(path)).tolist()
+            except InputError as e:
+                raise InputError(str(e), row=i, field=f"media.{m}") from None
         for m in vectors:
             if m not in space.fusion.input_dims_ or m == "text":
                 raise InputError(f"unknown modality {m!r}; raw vectors can be given for "
@@ -89,7 +98,7 @@ def add_items(space: "Space", records: Sequence[Mapping[str, Any]]) -> list[dict
                 raise InputError(f"expected {want} finite numbers, got shape {list(arr.shape)}", row=i,
                                  field=f"vectors.{m}")
             scaler = space.config.get("scalers", {}).get(m)
-            if scaler:
+            if scaler and m not in media:
                 arr = ((arr - np.asarray(scaler["mean"], dtype=np.float32)) / np.asarray(scaler["std"], dtype=np.float32))
             per_mod[m].append(arr)
         flat = sorted({t for ts in tags.values() for t in ts}, key=lambda t: [x for ts in tags.values() for x in ts].index(t))

@@ -218,8 +218,8 @@ def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalo
         views: dict[str, dict[str, str]] = {"template": template}
         second = dcfg.get("second")
         if second == "gen":
-            from .descriptions.gen import generate_from_config
-            views["gen"] = generate_from_config(template, catalog, dcfg.get("gen", {}), cache.root / "gen-cache.jsonl")
+            views["gen"] = _generate(template, catalog, dcfg.get("gen", {}), cache.root / "gen-cache.jsonl",
+                                     dcfg.get("template", {}).get("header", "artist"), show_progress, info)
         elif second:
             if second not in catalog.texts:
                 raise InputError(f"descriptions.second is {second!r} but the catalog has texts {list(catalog.texts)}",
@@ -307,6 +307,7 @@ def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalo
             "fusion": fusion.config(), "index": cfg.get("index", {}), "search": cfg.get("search", {}),
             "positive_threshold": cfg.get("positive_threshold", 0.0),
             "input_files": {m: m for m in inputs}, "scalers": scalers, "modalities": list(inputs),
+            "content": cfg.get("content", {}),
             "versions": _versions(), "build_config": {k: v for k, v in cfg.items() if not k.startswith("_")},
             "data_key": data_key,
         }
@@ -327,6 +328,38 @@ def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalo
     summary = {"output": str(out_dir), "stages": timer.stages}
     _plot_curve(fusion.history_, out_dir / "training_curve.png")
     return summary
+
+
+def _generate(template: Mapping[str, str], catalog: Catalog, gcfg: Mapping[str, Any], cache_path: Path,
+              header: str, show_progress: bool, info: dict[str, Any]) -> dict[str, str]:
+    """GEN texts through the configured backend: ``{backend: llama}`` (bundled SmolLM2, or
+    ``model_path``) or ``{backend: openai, base_url, model, api_key_env, concurrency}``."""
+    from .descriptions.gen import GenReport, LlamaCppBackend, OpenAICompatibleBackend, generate_descriptions
+
+    kind = gcfg.get("backend", "llama")
+    params = {k: v for k, v in gcfg.items() if k not in ("backend", "api_key_env", "limit", "min_coverage", "on_flagged")}
+    if kind == "openai":
+        if "base_url" not in params or "model" not in params:
+            raise InputError("descriptions.gen with backend openai needs base_url and model", field="descriptions.gen")
+        if gcfg.get("api_key_env"):
+            params["api_key"] = os.environ.get(str(gcfg["api_key_env"]))
+        backend: Any = OpenAICompatibleBackend(**params)
+    elif kind == "llama":
+        backend = LlamaCppBackend(**params)
+    else:
+        raise InputError(f"descriptions.gen.backend must be llama or openai, got {kind!r}", field="descriptions.gen.backend")
+    ids = list(template)
+    if gcfg.get("limit"):
+        ids = ids[: int(gcfg["limit"])]
+    tags = {i: [t for ts in v.values() for t in ts] for i, v in catalog.tags_by_item().items()}
+    rep = GenReport()
+    out = generate_descriptions({i: template[i] for i in ids}, tags, backend, cache_path,
+                                kind="movie" if header == "movie" else "artist",
+                                min_coverage=float(gcfg.get("min_coverage", 0.8)),
+                                on_flagged=gcfg.get("on_flagged", "template"), show_progress_bar=show_progress, report=rep)
+    info["gen"] = {"generated": rep.generated, "cached": rep.cached, "failed": len(rep.failed),
+                   "mean_tag_coverage": round(rep.mean_coverage, 3)}
+    return out
 
 
 def _encode_media(catalog: Catalog, m: str, source: str, spec: Mapping[str, Any], cache: Cache,

@@ -198,6 +198,42 @@ class Space:
             raise NotFoundError(f"unknown user {user_id!r}")
         return hist
 
+    def user_vector(self, user_id: str, *, source: str = "items") -> np.ndarray:
+        """A user in the space: ``"items"`` = mean of their positive items' vectors (paper
+        001 section 3.2); ``"cf"`` = their ALS user factors projected through the CF encoder."""
+        if source == "items":
+            return self.items_vector(self.user_history(user_id))
+        if source == "cf":
+            cf = self.cf()
+            u = cf.known_user(user_id) if cf is not None else None
+            if u is None:
+                raise NotFoundError(f"user {user_id!r} has no CF factors in this space")
+            return self.fusion.project("cf", u)
+        raise InputError(f"user source must be 'items' or 'cf', got {source!r}", field="source")
+
+    def mixed_query_vector(self, *, text: str | None = None, user: str | None = None,
+                           items: Sequence[str] | None = None, vectors: Mapping[str, np.ndarray] | None = None,
+                           weights: Mapping[str, float] | None = None, user_source: str = "items") -> np.ndarray:
+        """One query from any weighted mix of a text, a user, example items and raw modality
+        vectors, e.g. ``weights={"text": .7, "user": .3}``; each part is projected into the
+        space, normalized, weighted (default 1) and summed, then normalized."""
+        parts: dict[str, np.ndarray] = {}
+        if text is not None:
+            parts["text"] = self.text_query_vector(text)
+        if user is not None:
+            parts["user"] = self.user_vector(user, source=user_source)
+        if items:
+            parts["items"] = self.items_vector(items)
+        for m, x in (vectors or {}).items():
+            parts[m] = self.query_vector(m, x)
+        if not parts:
+            raise InputError("give at least one of text, user, items or vectors", field="query")
+        w = dict(weights or {})
+        unknown = set(w) - set(parts)
+        if unknown:
+            raise InputError(f"weights for parts not given: {sorted(unknown)}", field="weights")
+        return l2_normalize(sum(float(w.get(k, 1.0)) * l2_normalize(v) for k, v in parts.items()))
+
     def items_vector(self, item_ids: Sequence[str], weights: Sequence[float] | None = None) -> np.ndarray:
         """Mean of the items' multimodal vectors (a user or playlist profile)."""
         if not item_ids:
@@ -268,10 +304,11 @@ class Space:
         """Text query blended with a user profile: ``normalize((1-alpha)*q_text + alpha*q_user)``."""
         if not 0 <= alpha <= 1:
             raise InputError(f"alpha must be in [0, 1], got {alpha}", field="alpha")
-        hist = list(items) if items is not None else (self.user_history(user) if user is not None else None)
-        if hist is None:
-            raise InputError("give a user or items", field="user")
-        q = l2_normalize((1 - alpha) * self.text_query_vector(text) + alpha * self.items_vector(hist))
+        if (items is None) == (user is None):
+            raise InputError("give exactly one of user or items", field="user")
+        q = self.mixed_query_vector(text=text, user=user, items=items, weights={
+            "text": 1 - alpha, ("user" if user is not None else "items"): alpha})
+        hist = list(items) if items is not None else self.user_history(user)  # type: ignore[arg-type]
         return self._hits(self.index.search(q, k, where=where, exclude=hist if exclude_seen else [], offset=offset))
 
     def search_by_vector(self, modality: str, x: np.ndarray, k: int = 10, *, where: Where = None,
@@ -303,8 +340,9 @@ class Space:
     def add_items(self, records: Sequence[Mapping[str, Any]], *, persist: bool = True) -> list[dict[str, Any]]:
         """Add or update items without retraining (cold start): each record has
         ``item_id``, ``name``, optional ``tags`` (list or ``{category: [..]}``),
-        ``description``, metadata fields, and ``vectors`` ``{modality: [floats]}`` in the
-        modality's raw input space. The record is described (TEMPLATE), embedded with the
+        ``description``, metadata fields, ``vectors`` ``{modality: [floats]}`` in the
+        modality's raw input space, and ``media`` ``{modality: file path}`` for modalities
+        built from audio or image files. The record is described (TEMPLATE), embedded with the
         space's text model, projected through the trained encoders and upserted."""
         from .coldstart import add_items
         with self._write_lock:

@@ -87,3 +87,18 @@ def test_playlists_and_explain(space):
     ex = space.explain("metal1", "metal2")
     assert "metal" in ex["shared_tags"]
     assert ex["cosine"] == pytest.approx(sum(ex["modality_contributions"].values()), abs=1e-4)
+
+
+def test_mixed_queries(space):
+    q = space.mixed_query_vector(text="band", vectors={"audio": np.array([1.0, 0, 0, 0])}, weights={"text": 0.2})
+    hits = space.index.search(q, 5)
+    assert sum(_cluster(i) == "metal" for i, _ in hits) >= 4
+    user = "ujazz0"
+    for src in ("items", "cf"):
+        v = space.user_vector(user, source=src)
+        near = space.index.search(v, 5)
+        assert sum(_cluster(i) == "jazz" for i, _ in near) >= 4, src
+    with pytest.raises(InputError, match="weights for parts not given"):
+        space.mixed_query_vector(text="x", weights={"user": 1.0})
+    with pytest.raises(NotFoundError):
+        space.user_vector("nobody")

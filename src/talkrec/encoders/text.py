@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..device import get_device
+from ..device import get_device, torch_threads
 from .base import batched_encode, is_single
 
 log = logging.getLogger(__name__)
@@ -136,18 +136,22 @@ class TextEncoder:
         Torch device; ``None`` picks one with :func:`talkrec.device.get_device`.
     max_length:
         Truncate inputs to this many tokens (``None``: the model's own limit).
+    n_threads:
+        CPU threads for the model (``None``: torch's default); one thread is robust on a
+        busy machine (see :func:`talkrec.device.torch_threads`).
     """
 
     modality = "text"
 
     def __init__(self, model: str = "minilm", *, query_prefix: str | None = None,
                  passage_prefix: str | None = None, device: str | None = None,
-                 max_length: int | None = None) -> None:
+                 max_length: int | None = None, n_threads: int | None = 1) -> None:
         self.model = model
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
         self.device = device
         self.max_length = max_length
+        self.n_threads = n_threads
         self._backend: Any = None
 
     def _get(self) -> Any:
@@ -196,12 +200,13 @@ class TextEncoder:
             v = np.asarray(v, dtype=np.float32)
             return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
-        first = run(texts[:1]) if texts else None
-        dim = first.shape[1] if first is not None else self.dim
-        out = batched_encode(texts, run, dim, batch_size=batch_size,
-                             show_progress_bar=show_progress_bar, desc=f"text[{self.model}]")
+        with torch_threads(self.n_threads):
+            first = run(texts[:1]) if texts else None
+            dim = first.shape[1] if first is not None else self.dim
+            out = batched_encode(texts, run, dim, batch_size=batch_size,
+                                 show_progress_bar=show_progress_bar, desc=f"text[{self.model}]")
         return out[0] if is_single(inputs) else out
 
     def config(self) -> dict[str, Any]:
         return {"modality": self.modality, "model": self.model, "query_prefix": self.query_prefix,
-                "passage_prefix": self.passage_prefix, "max_length": self.max_length}
+                "passage_prefix": self.passage_prefix, "max_length": self.max_length, "n_threads": self.n_threads}
