@@ -181,6 +181,8 @@ def playlist(query: Optional[str] = typer.Option(None, "--query", "-q", help="Ge
              seeds: Optional[str] = typer.Option(None, "--seeds", help="Continue these comma-separated items."),
              n: int = typer.Option(20, min=1, max=500), space: str = SpaceOpt, where: Optional[str] = WhereOpt,
              coherence: float = typer.Option(0.5, help="0 = pure relevance, towards 1 = more coherent."),
+             method: str = typer.Option("auto", help="Continuation: auto | knn | session (attached session model)."),
+             diversity: float = typer.Option(0.0, help="Continuation: MMR diversity in [0, 1)."),
              as_json: bool = JsonOpt) -> None:
     """Generate a playlist from text, or continue one from seed items."""
     def go() -> None:
@@ -196,7 +198,8 @@ def playlist(query: Optional[str] = typer.Option(None, "--query", "-q", help="Ge
             _print_hits(hits, as_json, f'playlist: "{query}"')
         else:
             ids = [_resolve_item(s, x.strip()) for x in (seeds or "").split(",") if x.strip()]
-            _print_hits(s.continue_playlist(ids, n, where=where), as_json, "playlist continuation")
+            _print_hits(s.continue_playlist(ids, n, where=where, method=method, diversity=diversity), as_json,
+                        f"playlist continuation ({method})")
     _run(go)
 
 
@@ -226,6 +229,13 @@ def add(file: Path = typer.Argument(..., help="JSON or JSONL file of item record
         out = _load(space).add_items(recs)
         typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
     _run(go)
+
+
+@app.command("attach-session")
+def attach_session(model_dir: Path = typer.Argument(..., help="A trained session model folder (talkrec sessions)."),
+                   space: str = SpaceOpt) -> None:
+    """Let a trained session model (paper 002) back playlist continuation in this space."""
+    _run(lambda: (_load(space).attach_session_model(model_dir), typer.echo(f"attached {model_dir} to {space}")))
 
 
 @app.command()

@@ -34,7 +34,8 @@ def playlist_stats(V: np.ndarray, q: np.ndarray | None = None) -> dict[str, floa
 
 
 def continue_playlist(space: "Space", seeds: Sequence[str], k: int, *, where: Where = None, recency: float = 0.7,
-                      diversity: float = 0.0, max_per: tuple[str, int] | None = None) -> list["Hit"]:
+                      diversity: float = 0.0, max_per: tuple[str, int] | None = None,
+                      session: Any = None) -> list["Hit"]:
     if not seeds:
         raise InputError("a playlist continuation needs at least one seed item", field="items")
     if not 0 < recency <= 1:
@@ -45,19 +46,29 @@ def continue_playlist(space: "Space", seeds: Sequence[str], k: int, *, where: Wh
     w = np.array([recency ** (len(seeds) - 1 - i) for i in range(len(seeds))], dtype=np.float32)
     q = space.items_vector(seeds, w)
     pool = space.index.search(q, max(k * 5, 50), where=where, exclude=seeds)
+    if session is not None and any(session.knows(x) for x in seeds):
+        # The session model ranks what it knows; kNN items fill in behind (new items, filters).
+        allowed = space.index.mask(where)
+        ranked = []
+        for iid, s in session.continue_session(seeds, max(k * 5, 50), exclude=set(seeds)):
+            p = space.index.position(iid)
+            if p is not None and (allowed is None or allowed[p]):
+                ranked.append((iid, s))
+        seen = {i for i, _ in ranked}
+        pool = ranked + [(i, s) for i, s in pool if i not in seen]
     chosen: list[tuple[str, float]] = []
     counts: dict[Any, int] = {}
     V = space.index.vectors
-    cand = list(pool)
+    # Relevance by rank in the pool (scores of the session model and of kNN are not on one scale).
+    cand = [(iid, s, 1.0 - j / max(len(pool), 1)) for j, (iid, s) in enumerate(pool)]
     while cand and len(chosen) < k:
-        best_j, best_s = 0, -np.inf
-        for j, (iid, s) in enumerate(cand):
-            if diversity > 0 and chosen:
-                sim = max(float(V[space.index.position(iid)] @ V[space.index.position(c)]) for c, _ in chosen)
-                s = (1 - diversity) * s - diversity * sim
-            if s > best_s:
-                best_j, best_s = j, s
-        iid, s = cand.pop(best_j)
+        best_j = 0
+        if diversity > 0 and chosen:
+            C = V[[space.index.position(c) for c, _ in chosen]]
+            sims = (V[[space.index.position(i) for i, _, _ in cand]] @ C.T).max(axis=1)
+            mmr = [(1 - diversity) * rel - diversity * float(sim) for (_, _, rel), sim in zip(cand, sims)]
+            best_j = int(np.argmax(mmr))
+        iid, s, _ = cand.pop(best_j)
         if max_per is not None:
             field, limit = max_per
             val = space.index.meta.iloc[space.index.position(iid)].get(field)

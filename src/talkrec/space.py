@@ -317,12 +317,43 @@ class Space:
         return self._hits(self.index.search(self.query_vector(modality, x), k, where=where, offset=offset))
 
     def continue_playlist(self, seeds: Sequence[str], k: int = 10, *, where: Where = None, recency: float = 0.7,
-                          diversity: float = 0.0, max_per: tuple[str, int] | None = None) -> list[Hit]:
-        """Next items for an ordered playlist: seeds weighted towards the end
-        (``recency**(n-1-i)``), no duplicates, optional MMR ``diversity`` in [0, 1) and
-        at most ``max_per=(field, n)`` items per value of a metadata field (e.g. artist)."""
+                          diversity: float = 0.0, max_per: tuple[str, int] | None = None,
+                          method: str = "auto") -> list[Hit]:
+        """Next items for an ordered playlist: no duplicates, optional MMR ``diversity`` in
+        [0, 1) and at most ``max_per=(field, n)`` items per value of a metadata field.
+
+        ``method="knn"``: the seeds' mean vector weighted towards the end
+        (``recency**(n-1-i)``); ``"session"``: the attached session model (paper 002), with
+        kNN as the fallback for seeds it does not know; ``"auto"``: session if attached."""
         from .playlists import continue_playlist
-        return continue_playlist(self, seeds, k, where=where, recency=recency, diversity=diversity, max_per=max_per)
+        if method not in ("auto", "knn", "session"):
+            raise InputError(f"method must be auto, knn or session, got {method!r}", field="method")
+        if method == "session" and self.session_model() is None:
+            raise InputError("no session model is attached to this space (talkrec sessions-attach)", field="method")
+        use_session = method != "knn" and self.session_model() is not None
+        return continue_playlist(self, seeds, k, where=where, recency=recency, diversity=diversity, max_per=max_per,
+                                 session=self.session_model() if use_session else None)
+
+    def session_model(self) -> Any:
+        """The session model attached under ``<space>/session_model`` (or ``None``)."""
+        if self._session_model is None and (self.path / "session_model").exists():
+            from .sessions.recommender import SessionRecommender
+            self._session_model = SessionRecommender.load(self.path / "session_model")
+        return self._session_model
+
+    def attach_session_model(self, model_dir: str | Path) -> None:
+        """Copy a trained session model (``talkrec sessions``) into this space, atomically."""
+        import shutil
+
+        from ._atomic import atomic_dir
+        src = Path(model_dir)
+        if not src.is_dir():
+            raise NotFoundError(f"no session model folder at {src}")
+        with atomic_dir(self.path / "session_model") as tmp:
+            shutil.copytree(src, tmp, dirs_exist_ok=True)
+        self._session_model = None
+        if self.session_model() is None:
+            raise InputError(f"{src} is not a loadable session model", path=str(src))
 
     def generate_playlist(self, text: str, n: int = 20, *, where: Where = None, coherence: float = 0.5,
                           pool: int = 200) -> tuple[list[Hit], dict[str, float]]:
