@@ -64,6 +64,8 @@ def test_tag_coverage_on_fixed_outputs() -> None:
     assert check_tags("metalcore", ["metal"]).coverage == 0.0
     assert check_tags("hiphop and female vocalist", ["hip-hop", "female vocalists"]).coverage == 1.0
     assert check_tags("x", ["a", "b", "c", "d", "e"], min_coverage=0.0).ok
+    assert check_tags("music of the 2000s and 2010s, a 1960s feel", ["00s", "10s", "60s", "70s"]).kept == \
+        ("00s", "10s", "60s")
     # a multi-word tag may be split by a couple of words, not by a whole sentence
     assert check_tags("we have seen them live", ["seen live"]).ok
     assert not check_tags("seen by many people over the years, live", ["seen live"]).ok
@@ -338,3 +340,10 @@ def test_openai_backend_against_llama_cpp_server(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_check_tags_never_crashes_on_odd_tags() -> None:
+    odd = ["10s", "00s", "90s", "<3", "???", "-", "a", "é", "c++", "r&b", "2 many djs", "s", "  ", "ss", "20s"]
+    for tag in odd:
+        chk = check_tags("some text about the 2010s, <3 and r&b", [tag])
+        assert 0.0 <= chk.coverage <= 1.0

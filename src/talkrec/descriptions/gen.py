@@ -107,11 +107,14 @@ def _variants(tag: str) -> set[str]:
     if words and len(words[-1]) > 3:  # simple plural / singular of the last word
         w = words[-1]
         v.add(" " + " ".join(words[:-1] + [w[:-1] if w.endswith("s") else f"{w}s"]) + " ")
-    if re.fullmatch(r" \d0s ", n):  # "80s" ~ "1980s" ~ "eighties"
+    if re.fullmatch(r" \d0s ", n):  # "80s" ~ "1980s" ~ "eighties"; "00s" ~ "2000s"; "10s" ~ "2010s"
         d = n.strip()[0]
         names = {"2": "twenties", "3": "thirties", "4": "forties", "5": "fifties", "6": "sixties",
-                 "7": "seventies", "8": "eighties", "9": "nineties", "0": "2000s"}
-        v |= {f" 19{d}0s ", f" {names[d]} "}
+                 "7": "seventies", "8": "eighties", "9": "nineties"}
+        if d in names:
+            v |= {f" 19{d}0s ", f" {names[d]} "}
+        else:
+            v |= {f" 20{d}0s ", " noughties "} if d == "0" else {f" 20{d}0s "}
     return v
 
 
