@@ -272,3 +272,11 @@ def test_fast_hits_adapter_matches_the_space(app):
     pairs = [(i, 0.5 - j / 100) for j, i in enumerate(["jazz3", "metal0", "pop19"])]
     assert [h.to_dict() for h in space._hits(pairs)] == [h.to_dict() for h in Space._hits(space, pairs)]
     assert space._hits([]) == []
+
+
+def test_decade_spellings_are_normalized():
+    from talkrec.service.app import _canonical_decade
+    for raw in ("80s", "80's", "1980s", "1980's", "1985"):
+        assert _canonical_decade(raw) == "1980s", raw
+    assert _canonical_decade("00s") == "2000s" and _canonical_decade("60s") == "1960s"
+    assert _canonical_decade("seen live") is None and _canonical_decade("1337 h4x") is None

@@ -364,12 +364,8 @@ class Service:
         century = m.group(1) or ("20" if m.group(2) in "012" else "19")
         full = int(century + m.group(2) + "0")
         if "decade" in cols:
-            known = {x.lower(): x for x in self.facets().decades}
-            for cand in (d, f"{full}s", f"{str(full)[2:]}s"):
-                if cand.lower() in known:
-                    add("decade", "=", known[cand.lower()])
-                    return
-            add("decade", "=", f"{str(full)[2:]}s")
+            # decade tags come in many spellings (80s, 1980s, 80's, 1980): match the two digits
+            add("decade", "~", str(full)[2:])
         elif "year" in cols:
             add("year", ">=", full)
             add("year", "<=", full + 9)
@@ -406,7 +402,7 @@ class Service:
                 else:
                     fields.append(S.FieldInfo(name=c, type="text"))
             top = sorted(tag_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:200]
-            dec = sorted(decades, key=lambda x: (_decade_key(x), x))
+            dec = sorted({c for c in map(_canonical_decade, decades) if c}, key=_decade_key)
             self._facets = S.FacetsResponse(fields=fields, top_tags=[S.TagCount(tag=t, count=n) for t, n in top],
                                             decades=dec)
         return self._facets
@@ -427,6 +423,16 @@ class Service:
             return
         if key is None or not hmac.compare_digest(key.encode(), self.api_key.encode()):
             raise ServiceError(401, "unauthorized", "this endpoint needs the API key in the X-API-Key header")
+
+
+def _canonical_decade(x: str) -> str | None:
+    """'80s', "80's", '1980s', '1985' -> '1980s'; anything else -> None."""
+    x = x.strip().lower()
+    m = re.fullmatch(r"(1[89]|20)?(\d)0'?s", x) or re.fullmatch(r"(1[89]|20)(\d)\d", x)
+    if not m:
+        return None
+    century = m.group(1) or ("20" if m.group(2) in "012" else "19")
+    return f"{century}{m.group(2)}0s"
 
 
 def _decade_key(x: str) -> int:
