@@ -102,6 +102,10 @@ def load_config(config: str | Path | Mapping[str, Any], small: bool = False) -> 
         import yaml
 
         raw = yaml.safe_load(Path(config).read_text()) or {}
+        if raw.get("extends"):  # another config (relative to this file) underneath
+            parent = load_config(Path(config).parent / raw.pop("extends"))
+            parent.pop("small_mode", None)
+            raw = _merge(parent, raw)
     cfg = _merge(DEFAULTS, raw)
     if small:
         cfg = _merge(cfg, cfg.get("small") or {})
@@ -339,7 +343,7 @@ def run_music(cfg: dict[str, Any], timer: Timer) -> dict[str, Any]:
     t0 = time.perf_counter()
     fusion_val = []
     best_f = None
-    for cand in cfg["fusion"]["candidates"]:
+    for cand in mc.get("fusion_candidates") or cfg["fusion"]["candidates"]:
         f = _fit_fusion(inputs, cfg["fusion"]["base"], cand, seed)
         M = f.transform(inputs)
         r = item_to_item(ids, related, split, {"m": M}, k=k)
@@ -579,7 +583,7 @@ def run_movies(cfg: dict[str, Any], timer: Timer) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     fusion_val, best_f = [], None
-    for cand in cfg["fusion"]["candidates"]:
+    for cand in mc.get("fusion_candidates") or cfg["fusion"]["candidates"]:
         parts = []
         for f in tune:
             uq = fold_queries(f)
