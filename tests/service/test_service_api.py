@@ -280,3 +280,16 @@ def test_decade_spellings_are_normalized():
         assert _canonical_decade(raw) == "1980s", raw
     assert _canonical_decade("00s") == "2000s" and _canonical_decade("60s") == "1960s"
     assert _canonical_decade("seen live") is None and _canonical_decade("1337 h4x") is None
+
+
+def test_query_encoder_batches_concurrent_queries_correctly(app):
+    import concurrent.futures as cf
+
+    import numpy as np
+    enc = app.state.service.space.text_encoder()
+    texts = [f"query number {i} about {'jazz' if i % 2 else 'metal'}" for i in range(24)]
+    with cf.ThreadPoolExecutor(8) as ex:
+        got = list(ex.map(lambda t: enc.encode(t, kind="query"), texts))
+    ref = enc._enc.encode(texts, kind="query")
+    assert np.allclose(np.stack(got), ref, atol=1e-4)
+    assert np.allclose(enc.encode(texts[3], kind="query"), ref[3], atol=1e-4)  # cached path

@@ -134,3 +134,26 @@ def test_concurrent_reads_and_writes_over_real_http(wapp):
         with httpx.Client(base_url=url) as c:
             for i in range(4):
                 assert c.get(f"/api/items/conc{i}").status_code == 200
+
+
+def test_hard_crash_mid_write_leaves_a_loadable_space(tiny_space_dir, tmp_path):
+    """A process killed half-way through persisting an upsert (os._exit: no cleanup runs)
+    leaves the previous space on disk, loadable, without the half-written item."""
+    import subprocess
+    import sys
+    import textwrap
+
+    d = copy_space(tiny_space_dir, tmp_path / "space")
+    code = textwrap.dedent(f"""
+        import os, pandas as pd
+        from talkrec import Space
+        s = Space.load({str(d)!r})
+        pd.DataFrame.to_parquet = lambda *a, **k: os._exit(17)  # die after vectors.npy is written
+        s.add_items([{{"item_id": "half", "name": "Half Written", "tags": ["jazz"]}}])
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300)
+    assert proc.returncode == 17, proc.stderr.decode()[-2000:]
+    with TestClient(create_app(d)) as c:
+        assert c.get("/api/health").json()["items"] == 60
+        assert c.get("/api/items/half").status_code == 404
+        assert c.get("/api/search", params={"q": "jazz"}).status_code == 200

@@ -101,31 +101,66 @@ class RWLock:
                 self._cond.notify_all()
 
 
+class _Pending:
+    __slots__ = ("text", "value", "error")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.value: np.ndarray | None = None
+        self.error: BaseException | None = None
+
+
 class SerializedTextEncoder:
     """Wraps the space's text encoder: one encode at a time (Hugging Face fast tokenizers are
-    not safe to call from several threads: "Already borrowed"), and an LRU cache of query
-    vectors so that results-as-you-type do not re-embed the same prefix."""
+    not safe to call from several threads: "Already borrowed"), an LRU cache of query vectors
+    (results as you type re-send the same prefixes), and micro-batching: queries that arrive
+    while an encode runs are encoded together in the next one (one forward pass for many
+    concurrent searches)."""
 
-    def __init__(self, encoder: Any, cache_size: int = 1024) -> None:
+    def __init__(self, encoder: Any, cache_size: int = 1024, max_batch: int = 32) -> None:
         self._enc = encoder
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held while encoding
+        self._qlock = threading.Lock()  # guards the queue and the cache
+        self._queue: list[_Pending] = []
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
+        self._max_batch = max_batch
 
     def encode(self, inputs: Any, **kw: Any) -> np.ndarray:
-        key = inputs if isinstance(inputs, str) and kw.get("kind") == "query" and self._cache_size > 0 else None
-        if key is not None:
+        if not (isinstance(inputs, str) and kw.get("kind") == "query" and set(kw) <= {"kind"}):
             with self._lock:
-                if key in self._cache:
-                    self._cache.move_to_end(key)
-                    return self._cache[key].copy()
-        with self._lock:
-            v = self._enc.encode(inputs, **kw)
-            if key is not None:
-                self._cache[key] = np.asarray(v).copy()
-                if len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-        return v
+                return self._enc.encode(inputs, **kw)
+        with self._qlock:
+            hit = self._cache.get(inputs)
+            if hit is not None:
+                self._cache.move_to_end(inputs)
+                return hit.copy()
+            mine = _Pending(inputs)
+            self._queue.append(mine)
+        with self._lock:  # whoever holds the lock encodes everything queued so far
+            if mine.value is None and mine.error is None:
+                with self._qlock:
+                    batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch:]
+                    if mine not in batch:  # over max_batch: put ours first
+                        self._queue.insert(0, batch.pop())
+                        batch.insert(0, mine)
+                        self._queue.remove(mine)
+                try:
+                    V = np.atleast_2d(self._enc.encode([p.text for p in batch], kind="query"))
+                    with self._qlock:
+                        for p, v in zip(batch, V):
+                            p.value = v
+                            self._cache[p.text] = v
+                            self._cache.move_to_end(p.text)
+                        while len(self._cache) > self._cache_size:
+                            self._cache.popitem(last=False)
+                except BaseException as e:  # noqa: BLE001 - handed to every waiter
+                    for p in batch:
+                        p.error = e
+        if mine.error is not None:
+            raise mine.error
+        assert mine.value is not None
+        return mine.value.copy()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._enc, name)
