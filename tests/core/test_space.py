@@ -102,3 +102,26 @@ def test_mixed_queries(space):
         space.mixed_query_vector(text="x", weights={"user": 1.0})
     with pytest.raises(NotFoundError):
         space.user_vector("nobody")
+
+
+def test_session_model_backs_continuation(space, tmp_path):
+    from talkrec.sessions.models import NextItemSessionModel
+
+    # Sessions that always walk metal0 -> metal1 -> ... -> metal9 (cyclic): a model that
+    # learns it continues "metal3, metal4" with metal5; kNN would not know that order.
+    items = [f"metal{j}" for j in range(10)] + ["jazz0"]
+    rng = np.random.default_rng(0)
+    sess = [[f"metal{(a + t) % 10}" for t in range(6)] for a in rng.integers(0, 10, 300)]
+    m = NextItemSessionModel(d_model=16, n_layers=1, n_heads=2, max_length=8, max_epochs=20, n_negatives=5,
+                             learning_rate=1e-2, device="cpu", random_state=0).fit(sess, item_ids=items)
+    m.save(tmp_path / "sess")
+    with pytest.raises(InputError, match="no session model"):
+        space.continue_playlist(["metal3"], k=3, method="session")
+    space.attach_session_model(tmp_path / "sess")
+    out = space.continue_playlist(["metal3", "metal4"], k=3, method="session")
+    assert out[0].item_id == "metal5"
+    assert len({h.item_id for h in out}) == 3 and {"metal3", "metal4"}.isdisjoint(h.item_id for h in out)
+    # seeds the model does not know fall back to kNN; filters apply to session results too
+    assert len(space.continue_playlist(["pop1"], k=4, method="session")) == 4
+    assert all(h.metadata["year"] >= 1985 for h in space.continue_playlist(["metal3", "metal4"], k=3, where="year>=1985"))
+    assert Space.load(space.path).session_model() is not None
