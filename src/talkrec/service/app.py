@@ -373,7 +373,7 @@ class Service:
             if tag_col is None:
                 raise InputError("this space has no tags to filter on", field="tags")
             add(tag_col, "=", t.strip())
-        if f.decade:
+        if f.decade and f.decade.strip():
             self._decade(f.decade.strip(), cols, add)
         for name, r in f.ranges.items():
             if r.min is None and r.max is None:
@@ -393,7 +393,7 @@ class Service:
         return out or None
 
     def _decade(self, d: str, cols: set[str], add: Callable[[str, str, Any], None]) -> None:
-        m = re.fullmatch(r"(?:(19|20)?(\d)0)'?s?", d.lower())
+        m = re.fullmatch(r"(?:(1[89]|20)?(\d)0)'?s?", d.lower())
         if not m:
             raise InputError(f"decade must look like '80s' or '1980s', got {d!r}", field="decade")
         century = m.group(1) or ("20" if m.group(2) in "012" else "19")
@@ -541,8 +541,11 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, e: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
-        return _err(e.status_code, code, str(e.detail), headers=getattr(e, "headers", None))
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
+        detail = str(e.detail)
+        if e.status_code == 400 and "parsing the body" in detail:
+            detail = "could not parse the request body: malformed JSON or form data, or not UTF-8"
+        return _err(e.status_code, code, detail, headers=getattr(e, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, e: Exception) -> JSONResponse:  # pragma: no cover - last resort
@@ -558,7 +561,7 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
 
     def query_filters(
         tag: list[str] = Query([], max_length=20, description="repeatable: items must carry all these tags"),
-        decade: str | None = Query(None, max_length=16, description="e.g. 80s or 1980s"),
+        decade: str | None = Query(None, max_length=16, pattern=S.DECADE_PATTERN, description="e.g. 80s or 1980s"),
         range_: list[str] = Query([], alias="range", max_length=10,
                                   description="repeatable numeric range FIELD:MIN:MAX, a bound may be empty "
                                               "(listeners:1000:)"),
@@ -623,7 +626,7 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
             return S.HitsResponse(items=_hits(hits), k=k, offset=offset, took_ms=_ms(t0))
 
     @app.post("/api/search/personalized", response_model=S.PersonalizedSearchResponse, tags=["search"],
-              responses=R(404, 413, 422))
+              responses=R(400, 404, 413, 422))
     def personalized_search(req: S.PersonalizedSearchRequest) -> S.PersonalizedSearchResponse:
         """Text plus a user (paper 001 section 4.3): the query vector is
         ``normalize((1-alpha)*text + alpha*profile)``, the profile being the mean of the user's
@@ -639,7 +642,7 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
             return S.PersonalizedSearchResponse(items=_hits(hits), k=req.k, offset=req.offset, alpha=req.alpha,
                                                 took_ms=_ms(t0))
 
-    @app.post("/api/query/vector", response_model=S.HitsResponse, tags=["search"], responses=R(413, 422))
+    @app.post("/api/query/vector", response_model=S.HitsResponse, tags=["search"], responses=R(400, 413, 422))
     def query_vector(req: S.VectorQuery) -> S.HitsResponse:
         """Query by example: a raw vector in any modality's input space (e.g. the Spotify audio
         descriptors of a track), projected through that modality's trained encoder."""
@@ -652,7 +655,7 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
             hits = space.search_by_vector(req.modality, x, req.k, where=svc.where(req.filters), offset=req.offset)
             return S.HitsResponse(items=_hits(hits), k=req.k, offset=req.offset, took_ms=_ms(t0))
 
-    @app.post("/api/query/media", response_model=S.HitsResponse, tags=["search"], responses=R(409, 413, 422, 501))
+    @app.post("/api/query/media", response_model=S.HitsResponse, tags=["search"], responses=R(400, 409, 413, 422, 501))
     def query_media(file: UploadFile = File(..., description="an audio or image file"),
                     modality: str = Form(..., min_length=1, max_length=64),
                     k: int = Form(10, ge=1, le=S.K_MAX)) -> S.HitsResponse:
@@ -715,7 +718,7 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
             out = space.explain(svc.resolve(a), svc.resolve(b))
         return S.ExplainResponse(**_clean(out))
 
-    @app.post("/api/recommend", response_model=S.HitsResponse, tags=["recommend"], responses=R(404, 413, 422))
+    @app.post("/api/recommend", response_model=S.HitsResponse, tags=["recommend"], responses=R(400, 404, 413, 422))
     def recommend(req: S.RecommendRequest) -> S.HitsResponse:
         """Recommend from a user id (their history) or a list of items; already-seen items are
         excluded unless ``exclude_seen`` is false."""
@@ -734,7 +737,7 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
 
     # ---------------------------------------------------------------- playlists
     @app.post("/api/playlists/continue", response_model=S.ContinueResponse, tags=["playlists"],
-              responses=R(404, 413, 422))
+              responses=R(400, 404, 413, 422))
     def continue_playlist(req: S.ContinueRequest) -> S.ContinueResponse:
         """The next items for an ordered playlist: no duplicates (seeds excluded), optional MMR
         diversity and at most ``max_per_artist`` items per artist."""
@@ -761,7 +764,7 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
                                       coherence_seeds=_clean(coh_seeds), notes=notes, took_ms=_ms(t0))
 
     @app.post("/api/playlists/generate", response_model=S.GenerateResponse, tags=["playlists"],
-              responses=R(413, 422))
+              responses=R(400, 413, 422))
     def generate_playlist(req: S.GenerateRequest) -> S.GenerateResponse:
         """A playlist of ``n`` items for a text query that also hangs together (paper 001 section
         4.3). Coherence is measured and reported next to the plain top-n baseline."""
@@ -775,8 +778,9 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
         return S.GenerateResponse(items=_hits(hits), stats=st, coherence_measure=COHERENCE_MEASURE, took_ms=_ms(t0))
 
     # ---------------------------------------------------------------- writes
-    @app.post("/api/items", response_model=S.AddItemsResponse, tags=["items"], responses=R(401, 413, 422),
-              dependencies=[Depends(require_key)])
+    @app.post("/api/items", response_model=S.AddItemsResponse, tags=["items"],
+              responses=R(400, 401, 413, 422) if api_key else R(400, 413, 422),
+              dependencies=[Depends(require_key)] if api_key else [])
     def add_items(req: S.AddItemsRequest) -> S.AddItemsResponse:
         """Add or update items without retraining (cold start): any subset of modalities (tags /
         description -> text; raw vectors for the others) is projected through the trained

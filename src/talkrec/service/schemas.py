@@ -17,6 +17,7 @@ PLAYLIST_MAX = 200
 ADD_MAX_ITEMS = 200
 VECTOR_MAX_DIM = 65_536
 TAGS_MAX = 100
+DECADE_PATTERN = r"^\s*((1[89]|20)?\d0'?s?)?\s*$"
 
 ItemId = str  # ids are strings; numeric ids are sent as strings ("289")
 
@@ -38,7 +39,7 @@ class Filters(_Strict):
 
     tags: list[str] = Field(default_factory=list, max_length=20,
                             description="items must carry all of these tags (case-insensitive)")
-    decade: str | None = Field(None, max_length=16, description="e.g. '80s' or '1980s'")
+    decade: str | None = Field(None, max_length=16, pattern=DECADE_PATTERN, description="e.g. '80s' or '1980s'")
     ranges: dict[str, Range] = Field(default_factory=dict, max_length=10,
                                      description="numeric ranges, e.g. {\"listeners\": {\"min\": 1000}}")
     where: str | None = Field(None, max_length=500, description="free filter expression")
