@@ -755,7 +755,12 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
             hits = space.continue_playlist(seeds, req.k, where=svc.where(req.filters), recency=req.recency,
                                            diversity=req.diversity, max_per=max_per)
             seen = set(seeds)
-            hits = [h for h in hits if h.item_id not in seen and not seen.add(h.item_id)]  # type: ignore[func-returns-value]
+            unique = []
+            for h in hits:  # belt and braces: never a seed, never twice
+                if h.item_id not in seen:
+                    seen.add(h.item_id)
+                    unique.append(h)
+            hits = unique
             V = space.index.vectors
             both = [space.index.position(i) for i in seeds + [h.item_id for h in hits]]
             coh = playlist_stats(V[both]).get("coherence")
@@ -867,8 +872,8 @@ def _encode_media(space: Space, modality: str, file: UploadFile) -> np.ndarray:
     if source not in ("audio_files", "image_files"):
         raise ServiceError(409, "not_applicable",
                            f"this space's {modality!r} modality was built from precomputed vectors (source: "
-                           f"{source or 'vectors'}), not media files, so a file cannot be encoded into it; POST the raw vector to "
-                           f"/api/query/vector instead", field="modality")
+                           f"{source or 'vectors'}), not media files, so a file cannot be encoded into it; "
+                           f"POST the raw vector to /api/query/vector instead", field="modality")
     kind = "audio" if source == "audio_files" else "image"
     suffix = Path(file.filename or "").suffix.lower()
     if suffix not in MEDIA_EXTENSIONS[kind]:
