@@ -27,6 +27,7 @@ from ._atomic import write_json
 from .errors import InputError, NotFoundError
 from .fusion.model import ContrastiveFusion, combine
 from .index.filters import Where
+from .index.rank_fusion import rrf_scores, top_k
 from .index.store import VectorIndex, l2_normalize
 
 log = logging.getLogger(__name__)
@@ -251,8 +252,11 @@ class Space:
     def search(self, text: str, k: int = 10, *, where: Where = None, offset: int = 0,
                mode: str | None = None) -> list[Hit]:
         """Natural-language search. ``mode``: ``"multi"`` (the text query projected into the
-        fused space, paper 001), ``"text"`` (raw text embeddings only), ``"hybrid"`` (a
-        blend of both scores; the space's default, see docs/evaluation.md)."""
+        fused space, paper 001), ``"text"`` (the text model's own space), ``"hybrid"``
+        (reciprocal rank fusion of both, text weighted ``search.hybrid_text_weight``, 2 by
+        default as chosen on validation queries in docs/evaluation.md; the default mode).
+        Hybrid and text scores are RRF scores / cosines of the text model, not fused-space
+        cosines."""
         mode = mode or self.config.get("search", {}).get("mode", "hybrid")
         if mode not in ("multi", "text", "hybrid"):
             raise InputError(f"mode must be multi, text or hybrid, got {mode!r}", field="mode")
@@ -266,23 +270,26 @@ class Space:
         q_raw = self.text_encoder().encode(text.strip(), kind="query")
         T = self.embeddings("text")
         has = ~np.isnan(T).any(axis=1)
-        s_text = np.where(has, np.nan_to_num(T) @ q_raw, -1.0)
-        if mode == "text":
-            scores = s_text
-        else:
-            w = float(self.config.get("search", {}).get("hybrid_weight", 0.5))
-            q = self.fusion.project("text", q_raw)
-            s_multi = self.index.vectors @ q
-            scores = w * s_multi + (1 - w) * np.where(has, s_text, s_multi)
+        s_text = np.where(has, np.nan_to_num(T) @ q_raw, -np.inf)
         allowed = self.index.mask(where)
         if allowed is not None:
-            scores = np.where(allowed, scores, -np.inf)
-        need = min(k + offset, int(np.isfinite(scores).sum()))
-        if need <= 0:
-            return []
-        top = np.argpartition(-scores, need - 1)[:need] if need < len(scores) else np.arange(len(scores))
-        top = top[np.lexsort((top, -scores[top]))]
-        return [(self.index.ids[i], float(scores[i])) for i in top[offset:need]]
+            s_text = np.where(allowed, s_text, -np.inf)
+        need = k + offset
+        if mode == "text":
+            top = top_k(s_text, need)
+            return [(self.index.ids[i], float(s_text[i])) for i in top[offset:]]
+        # hybrid: reciprocal rank fusion of the fused space and the text model's own space
+        s_multi = self.index.vectors @ self.fusion.project("text", q_raw)
+        if allowed is not None:
+            s_multi = np.where(allowed, s_multi, -np.inf)
+        scfg = self.config.get("search", {})
+        depth = max(int(scfg.get("rrf_depth", 1000)), need)
+        fused = rrf_scores([top_k(s_multi, depth), top_k(s_text, depth)], len(s_multi),
+                           c=float(scfg.get("rrf_c", 60.0)), weights=[1.0, float(scfg.get("hybrid_text_weight", 2.0))])
+        fused[~np.isfinite(s_multi)] = -np.inf
+        fused[fused <= 0] = -np.inf
+        top = top_k(fused, need)
+        return [(self.index.ids[i], float(fused[i])) for i in top[offset:]]
 
     def similar(self, item_id: str, k: int = 10, *, where: Where = None, offset: int = 0) -> list[Hit]:
         """Items nearest to ``item_id`` in the fused space (itself excluded)."""

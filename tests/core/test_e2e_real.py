@@ -21,7 +21,7 @@ FAST = {"fusion.learning_rate": 1e-3, "fusion.max_epochs": 40, "fusion.patience"
 @pytest.fixture(scope="module")
 def lastfm_space(data_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("e2e") / "lastfm"
-    cfg = load_config(CONFIGS / "lastfm.yaml", {"output": str(out), "data_root": str(data_root), "max_items": 1500, **FAST})
+    cfg = load_config(CONFIGS / "lastfm.yaml", {"output": str(out), "data_root": str(data_root), "max_items": 1000, **FAST})
     build(cfg, show_progress=False)
     return Space.load(out)
 
@@ -81,7 +81,7 @@ def test_cli_json_answers(lastfm_space):
 
 def test_movielens_slice_builds(data_root, tmp_path):
     out = tmp_path / "ml"
-    cfg = load_config(CONFIGS / "movielens.yaml", {"output": str(out), "data_root": str(data_root), "max_items": 800, **FAST})
+    cfg = load_config(CONFIGS / "movielens.yaml", {"output": str(out), "data_root": str(data_root), "max_items": 600, **FAST})
     build(cfg, show_progress=False)
     s = Space.load(out)
     assert s.config["descriptions"]["views"] == ["template", "overview"]
