@@ -69,3 +69,13 @@ def test_ann_matches_exact():
     Q = rng.normal(size=(20, 16))
     rec = np.mean([len({a for a, _ in ix.search(q, 10)} & {a for a, _ in ix.search(q, 10, exact=True)}) / 10 for q in Q])
     assert rec >= 0.9
+
+
+def test_rrf_by_hand():
+    from talkrec.index.rank_fusion import rrf_scores, top_k
+    # list A ranks items 2, 0; list B (weight 2) ranks 0, 1.  c = 1:
+    # s(0) = 1/(1+2) + 2/(1+1) = 1.3333, s(1) = 2/(1+2) = 0.6667, s(2) = 1/(1+1) = 0.5, s(3) = 0
+    s = rrf_scores([np.array([2, 0]), np.array([0, 1])], 4, c=1.0, weights=[1.0, 2.0])
+    assert np.allclose(s, [4 / 3, 2 / 3, 0.5, 0.0])
+    assert top_k(s, 3).tolist() == [0, 1, 2]
+    assert top_k(np.array([1.0, -np.inf, 1.0]), 5).tolist() == [0, 2]
