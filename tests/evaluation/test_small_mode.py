@@ -15,7 +15,12 @@ DATA = ROOT.parent / "shared" / "data"
 def test_small_mode_end_to_end(tmp_path: Path) -> None:
     from talkrec.evaluation.runner import run_evaluation
 
+    from talkrec.evaluation.runner import load_config
+
+    cfg = load_config(ROOT / "configs" / "eval-full.yaml", small=True)
+    assert cfg["text_models"] == ["minilm"] and cfg["music"]["max_items"] <= 600   # the slice really applies
     rep = run_evaluation(ROOT / "configs" / "eval-full.yaml", tmp_path, small=True)
+    assert rep["details"]["music"]["n_items"] <= 600
     for f in ("report.md", "report.json", "ndcg_music_recommendation.png", "ndcg_movies_recommendation.png"):
         assert (tmp_path / f).exists(), f
     back = json.loads((tmp_path / "report.json").read_text())
