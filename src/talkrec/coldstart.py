@@ -43,7 +43,10 @@ def _tags(rec: Mapping[str, Any], i: int) -> dict[str, list[str]]:
     raise InputError("tags must be a list of strings or an object {category: [tags]}", row=i, field="tags")
 
 
-def add_items(space: "Space", records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def add_items(space: "Space", records: Sequence[Mapping[str, Any]]
+              ) -> tuple[Any, dict[str, np.ndarray], list[dict[str, Any]]]:
+    """Returns a new index with the records upserted, the new raw-input matrices aligned
+    with it (the space's own index and inputs are not touched) and a summary per record."""
     if not records:
         raise InputError("no items given", field="items")
     if len(records) > MAX_ITEMS_PER_CALL:
@@ -97,9 +100,8 @@ def add_items(space: "Space", records: Sequence[Mapping[str, Any]]) -> list[dict
             if arr.shape != (want,) or not np.isfinite(arr).all():
                 raise InputError(f"expected {want} finite numbers, got shape {list(arr.shape)}", row=i,
                                  field=f"vectors.{m}")
-            scaler = space.config.get("scalers", {}).get(m)
-            if scaler and m not in media:
-                arr = ((arr - np.asarray(scaler["mean"], dtype=np.float32)) / np.asarray(scaler["std"], dtype=np.float32))
+            if m not in media:
+                arr = space.standardize(m, arr)
             per_mod[m].append(arr)
         flat = sorted({t for ts in tags.values() for t in ts}, key=lambda t: [x for ts in tags.values() for x in ts].index(t))
         meta = {k: v for k, v in fields.items() if k not in ("item_id", "name")}
@@ -112,8 +114,10 @@ def add_items(space: "Space", records: Sequence[Mapping[str, Any]]) -> list[dict
         texts.append(text)
         metas.append(meta)
     outputs: dict[str, np.ndarray] = {}
+    raw: dict[str, np.ndarray] = {}
     if "text" in space.modalities:
-        outputs["text"] = space.fusion.project("text", space.text_encoder().encode(texts, kind="passage"))
+        raw["text"] = space.text_encoder().encode(texts, kind="passage")
+        outputs["text"] = space.fusion.project("text", raw["text"])
     for m, vs in per_mod.items():
         if m == "text" or not vs:
             continue
@@ -121,6 +125,7 @@ def add_items(space: "Space", records: Sequence[Mapping[str, Any]]) -> list[dict
         for j, v in enumerate(vs):
             if v is not None:
                 X[j] = v
+        raw[m] = X
         outputs[m] = space.fusion.project(m, X)
     fused = combine(outputs)
     modalities = [[m for m, o in outputs.items() if not np.isnan(o[j]).any()] for j in range(len(ids))]
@@ -130,5 +135,22 @@ def add_items(space: "Space", records: Sequence[Mapping[str, Any]]) -> list[dict
     meta_df["description"] = texts
     meta_df["modalities"] = modalities
     meta_df["cold_start"] = True
-    space.index.upsert(ids, fused, meta_df)
-    return [{"item_id": i, "modalities": m, "description": t} for i, m, t in zip(ids, modalities, texts)]
+    new_index = space.index.copy()
+    new_index.upsert(ids, fused, meta_df)
+    new_inputs = {}
+    pos = [new_index.position(i) for i in ids]
+    for m, key in space.config["input_files"].items():
+        old = space.inputs[key]
+        X = np.full((len(new_index),) + old.shape[1:], np.nan, dtype=np.float32)
+        X[: len(old)] = old
+        rows = raw.get(m)
+        if rows is not None:
+            if X.ndim == 3:       # several text views: the new text is view 0
+                X[pos] = np.nan
+                X[pos, 0] = rows
+            else:
+                X[pos] = rows
+        else:
+            X[pos] = np.nan
+        new_inputs[key] = X
+    return new_index, new_inputs, [{"item_id": i, "modalities": m, "description": t} for i, m, t in zip(ids, modalities, texts)]

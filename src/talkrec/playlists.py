@@ -42,6 +42,9 @@ def continue_playlist(space: "Space", seeds: Sequence[str], k: int, *, where: Wh
         raise InputError(f"recency must be in (0, 1], got {recency}", field="recency")
     if not 0 <= diversity < 1:
         raise InputError(f"diversity must be in [0, 1), got {diversity}", field="diversity")
+    if max_per is not None and max_per[0] not in space.index.meta.columns:
+        raise InputError(f"unknown field {max_per[0]!r} for max_per; fields: {list(space.index.meta.columns)}",
+                         field="max_per")
     seeds = list(dict.fromkeys(str(s) for s in seeds))
     w = np.array([recency ** (len(seeds) - 1 - i) for i in range(len(seeds))], dtype=np.float32)
     q = space.items_vector(seeds, w)

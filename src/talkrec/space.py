@@ -80,6 +80,7 @@ class Space:
         self._session_model: Any = None
         self._write_lock = threading.Lock()
         self._user_items: dict[str, list[str]] | None = None
+        self._emb_cache: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -91,8 +92,16 @@ class Space:
         index = VectorIndex.load(path / "index", ann=config.get("index", {}).get("ann", False))
         fusion = ContrastiveFusion.load(path / "fusion")
         inputs = {}
+        n = len(index)
         for f in sorted((path / "inputs").glob("*.npy")):
-            inputs[f.stem] = np.load(f, allow_pickle=False)
+            X = np.load(f, allow_pickle=False)
+            # The index is the source of truth: a crash between the two atomic writes of an
+            # upsert can leave the inputs one write ahead (or behind); realign them.
+            if len(X) > n:
+                X = X[:n]
+            elif len(X) < n:
+                X = np.concatenate([X, np.full((n - len(X),) + X.shape[1:], np.nan, dtype=np.float32)])
+            inputs[f.stem] = X
         inter = pd.read_parquet(path / "interactions.parquet") if (path / "interactions.parquet").exists() else None
         return cls(path, config, index, fusion, inputs, inter)
 
@@ -114,11 +123,15 @@ class Space:
         base = self.config["input_files"].get(kind)
         if base is None:
             raise NotFoundError(f"unknown embedding kind {kind!r}; available: multi, {', '.join(self.config['input_files'])}")
+        n = len(self.index)
+        cached = self._emb_cache.get(kind)
+        if cached is not None and len(cached) == n:
+            return cached
         X = self.inputs[base]
-        X = X.mean(axis=1) if X.ndim == 3 else X
-        n_extra = len(self.index) - len(X)
-        if n_extra > 0:
-            X = np.vstack([X, np.full((n_extra, X.shape[1]), np.nan, dtype=np.float32)])
+        X = np.nanmean(X, axis=1) if X.ndim == 3 else X
+        if n > len(X):
+            X = np.vstack([X, np.full((n - len(X), X.shape[1]), np.nan, dtype=np.float32)])
+        self._emb_cache[kind] = X
         return X
 
     def _modality_input(self, modality: str) -> np.ndarray | list[np.ndarray]:
@@ -146,16 +159,21 @@ class Space:
         return {k: _jsonable(v) for k, v in row.items()}
 
     def _hits(self, pairs: Iterable[tuple[str, float]]) -> list[Hit]:
-        out = []
-        meta = self.index.meta
+        pairs = list(pairs)
+        if not pairs:
+            return []
+        index = self.index
+        meta = index.meta
         cols = [c for c in META_IN_HITS if c in meta.columns]
-        for iid, s in pairs:
-            p = self.index.position(iid)
-            row = meta.iloc[p]
-            md = {c: _jsonable(row[c]) for c in cols}
-            if "tags" in md and isinstance(md["tags"], list):
+        sub = meta.iloc[[index.position(i) for i, _ in pairs]]          # one lookup for all hits
+        names = sub["name"].tolist() if "name" in sub.columns else [i for i, _ in pairs]
+        values = {c: sub[c].tolist() for c in cols}
+        out = []
+        for j, (iid, s) in enumerate(pairs):
+            md = {c: _jsonable(values[c][j]) for c in cols}
+            if isinstance(md.get("tags"), list):
                 md["tags"] = md["tags"][:8]
-            out.append(Hit(iid, str(row.get("name", iid)), float(s), md))
+            out.append(Hit(iid, str(names[j]) if names[j] is not None else iid, float(s), md))
         return out
 
     # ------------------------------------------------------------------ query vectors
@@ -177,7 +195,16 @@ class Space:
                              field="vector")
         if not np.isfinite(x).all():
             raise InputError("vector has NaN or infinite values", field="vector")
-        return self.fusion.project(modality, x)
+        return self.fusion.project(modality, self.standardize(modality, x))
+
+    def standardize(self, modality: str, x: np.ndarray) -> np.ndarray:
+        """Apply the build's standardization of precomputed vectors of ``modality`` (raw
+        descriptors in, the encoder's input out); identity for other modalities."""
+        sc = self.config.get("scalers", {}).get(modality)
+        if not sc:
+            return np.asarray(x, dtype=np.float32)
+        return ((np.asarray(x, dtype=np.float32) - np.asarray(sc["mean"], dtype=np.float32))
+                / np.asarray(sc["std"], dtype=np.float32))
 
     def item_vector(self, item_id: str) -> np.ndarray:
         v = self.index.vector(item_id)
@@ -384,8 +411,12 @@ class Space:
         space's text model, projected through the trained encoders and upserted."""
         from .coldstart import add_items
         with self._write_lock:
-            out = add_items(self, records)
-            if persist:
-                self.index.save(self.path / "index")
-                write_json(self.path / "space.json", self.config)
+            new_index, new_inputs, out = add_items(self, records)
+            if persist:                                  # durable first (atomic renames) ...
+                from ._atomic import save_with
+                for key, X in new_inputs.items():
+                    save_with(self.path / "inputs" / f"{key}.npy", lambda p, X=X: np.save(p, X), suffix=".npy")
+                new_index.save(self.path / "index")
+            self.inputs, self.index = new_inputs, new_index  # ... then served
+            self._emb_cache = {}
             return out

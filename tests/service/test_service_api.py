@@ -266,14 +266,6 @@ def test_query_by_media_file_with_an_encoder(client, app, monkeypatch):
                              files={"file": ("clip.wav", b"", "audio/wav")}), 422, "empty")
 
 
-def test_fast_hits_adapter_matches_the_space(app):
-    from talkrec.space import Space
-    space = app.state.service.space
-    pairs = [(i, 0.5 - j / 100) for j, i in enumerate(["jazz3", "metal0", "pop19"])]
-    assert [h.to_dict() for h in space._hits(pairs)] == [h.to_dict() for h in Space._hits(space, pairs)]
-    assert space._hits([]) == []
-
-
 def test_decade_spellings_are_normalized():
     from talkrec.service.app import _canonical_decade
     for raw in ("80s", "80's", "1980s", "1980's", "1985"):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import os
 import zipfile
 from pathlib import Path
@@ -153,6 +154,7 @@ class TextEncoder:
         self.max_length = max_length
         self.n_threads = n_threads
         self._backend: Any = None
+        self._lock = threading.Lock()  # HF tokenizers are not safe to call from several threads
 
     def _get(self) -> Any:
         if self._backend is None:
@@ -200,11 +202,15 @@ class TextEncoder:
             v = np.asarray(v, dtype=np.float32)
             return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
-        with torch_threads(self.n_threads):
+        # Batch texts of similar length together (padding is wasted work), then restore order.
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        with self._lock, torch_threads(self.n_threads):
             first = run(texts[:1]) if texts else None
             dim = first.shape[1] if first is not None else self.dim
-            out = batched_encode(texts, run, dim, batch_size=batch_size,
-                                 show_progress_bar=show_progress_bar, desc=f"text[{self.model}]")
+            sorted_out = batched_encode([texts[i] for i in order], run, dim, batch_size=batch_size,
+                                        show_progress_bar=show_progress_bar, desc=f"text[{self.model}]")
+        out = np.empty_like(sorted_out)
+        out[order] = sorted_out
         return out[0] if is_single(inputs) else out
 
     def config(self) -> dict[str, Any]:

@@ -139,7 +139,7 @@ class VectorIndex:
         ex = set(excl)
         out = []
         for lab, d in zip(labels[0], dist[0]):
-            if lab in ex or (allowed is not None and not allowed[lab]):
+            if lab >= len(self.ids) or lab in ex or (allowed is not None and not allowed[lab]):
                 continue
             out.append((self.ids[lab], float(1.0 - d)))
             if len(out) >= need:
@@ -157,6 +157,15 @@ class VectorIndex:
         return np.take_along_axis(top, order, axis=1), np.take_along_axis(ts, order, axis=1)
 
     # ---------------------------------------------------------------- writes
+    def copy(self) -> "VectorIndex":
+        """A copy with its own vectors and metadata. An HNSW graph is shared, not rebuilt
+        (upserts add labels the original never returns: it ignores labels beyond its size)."""
+        with self._lock:
+            new = VectorIndex(self.ids.copy(), self.vectors.copy(), self.meta.copy(), ann=False, M=self.M,
+                              ef_construction=self.ef_construction, ef_search=self.ef_search)
+            new.ann, new._hnsw = self.ann, self._hnsw
+            return new
+
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, meta: pd.DataFrame) -> None:
         """Insert or replace items (vectors and metadata)."""
         ids = [str(i) for i in ids]
