@@ -122,7 +122,8 @@ def _examples(space_dir: str, ex: dict[str, Any]) -> None:
 
 
 @app.command()
-def search(query: str = typer.Argument(..., help="Natural-language query."), space: str = SpaceOpt, k: int = KOpt,
+def search(query: Optional[str] = typer.Argument(None, help="Natural-language query (or use --audio / --image)."),
+           space: str = SpaceOpt, k: int = KOpt,
            where: Optional[str] = WhereOpt, offset: int = typer.Option(0, min=0),
            mode: Optional[str] = typer.Option(None, help="multi | text | hybrid (default: the space's)."),
            user: Optional[str] = typer.Option(None, help="Personalize for this user id."),
@@ -139,6 +140,8 @@ def search(query: str = typer.Argument(..., help="Natural-language query."), spa
             hits = search_by_media(s, modality, str(audio or image), k=k, where=where, offset=offset)
             _print_hits(hits, as_json, f"{modality} query: {audio or image}")
             return
+        if not query:
+            raise TalkrecError("give a query text, or --audio FILE / --image FILE")
         if user:
             hits = s.personalized_search(query, user, alpha=alpha, k=k, where=where, offset=offset)
         else:
