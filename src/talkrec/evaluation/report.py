@@ -61,7 +61,7 @@ def _row_order(tasks: Mapping[str, Mapping[str, Any]]) -> list[str]:
         for n in tasks.get(t, {}):
             if n not in names:
                 names.append(n)
-    key = {"MULTI": 0, "HYBR": 1, "TEXT": 2, "CF (": 3, "ALS ": 4, "AUDI": 5, "BM25": 6, "PCA-": 7, "RP-2": 8,
+    key = {"MULT": 0, "HYBR": 1, "TEXT": 2, "CF (": 3, "ALS ": 4, "AUDI": 5, "BM25": 6, "PCA-": 7, "RP-2": 8,
            "CONC": 9, "Popu": 10}
     return sorted(names, key=lambda n: (key.get(n[:4], 11), n))
 
