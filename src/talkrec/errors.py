@@ -19,7 +19,7 @@ class InputError(TalkrecError, ValueError):
         if field is not None:
             where.append(f"field '{field}'")
         self.path, self.row, self.field = path, row, field
-        super().__init__(f"{': '.join([', '.join(where)] if where else [])}{': ' if where else ''}{message}")
+        super().__init__(": ".join([*where, message]))
 
 
 class NotFoundError(TalkrecError, KeyError):

@@ -109,7 +109,8 @@ def _coerce(df: pd.DataFrame, col: str, typ: str, path: str, required: bool) -> 
                 raise InputError(f"unknown schema type '{typ}'; expected one of {TYPES}", field=col)
         except (ValueError, TypeError, json.JSONDecodeError):
             raise InputError(f"cannot read {v!r} as {typ}", path=path, row=i, field=col) from None
-    return pd.Series(out, index=df.index, dtype=object if typ in ("list", "json", "str") else None)
+    has_missing = any(v is None for v in out)
+    return pd.Series(out, index=df.index, dtype=object if typ in ("list", "json", "str") or has_missing else None)
 
 
 def read_table(path: str | Path, schema: Mapping[str, str], *, optional: Mapping[str, str] | None = None,
