@@ -394,15 +394,9 @@ def _index_meta(catalog: Catalog, views: Mapping[str, Mapping[str, str]], inputs
     for k, v in views.items():
         if k != "template":
             items[f"description_{k}"] = items["item_id"].map(v)
-    mods = []
-    for j in range(len(items)):
-        row = []
-        for m, v in inputs.items():
-            arr = np.stack(v, axis=1) if isinstance(v, list) else v
-            if not np.isnan(arr[j]).all():
-                row.append(m)
-        mods.append(row)
-    items["modalities"] = mods
+    present = {m: (np.stack([~np.isnan(x).all(axis=1) for x in v], axis=1).any(axis=1) if isinstance(v, list)
+                   else ~np.isnan(v).all(axis=1)) for m, v in inputs.items()}
+    items["modalities"] = [[m for m in inputs if present[m][j]] for j in range(len(items))]
     items["cold_start"] = False
     return items[ok].reset_index(drop=True)
 
