@@ -27,6 +27,7 @@ import argparse
 import copy
 import json
 import logging
+import sys
 import os
 import re
 import shutil
@@ -525,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(__name__).error("%s", e)
         return 2
     out = Path(rep["config"].get("output") or f"runs/sessions/{rep['dataset']}")
-    print((out / "report.md").read_text(encoding="utf-8"))
+    sys.stdout.write((out / "report.md").read_text(encoding="utf-8"))
     return 0
 
 
