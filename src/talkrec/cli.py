@@ -277,8 +277,8 @@ def evaluate(config: Path = typer.Argument(..., help="Evaluation config (configs
     def go() -> None:
         from .evaluation.runner import run_evaluation
         res = run_evaluation(str(config), str(out), small=small)
-        typer.echo(json.dumps({k: v for k, v in res.items() if k in ("report", "markdown", "json", "seconds")},
-                              indent=2, default=str))
+        typer.echo(json.dumps({"markdown": str(out / "report.md"), "json": str(out / "report.json"),
+                               "seconds": res.get("seconds")}, indent=2, default=str))
     _run(go)
 
 
