@@ -1,5 +1,5 @@
 """Issue 5 "done when": folders of audio files and images become modalities of a built
-space, and a new audio file works as a query through the CLI (real MusiCNN and
+space, and a new audio file works as a query through the CLI and the HTTP service (real MusiCNN and
 EfficientNet-Lite0, real build pipeline). Slow: ~1-2 minutes on 2 CPU cores."""
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def _write(path: Path, rows: list[dict]) -> None:
 
 
 @pytest.mark.slow
-def test_audio_and_image_folders_build_a_space_and_audio_queries_work(tmp_path: Path) -> None:
+def test_audio_and_image_folders_build_a_space_and_audio_queries_work(tmp_path: Path, monkeypatch) -> None:
     import soundfile as sf
     from PIL import Image
 
@@ -116,3 +116,15 @@ fusion:
     assert len(hits) == 5
     assert sum(h["name"].startswith("piano") for h in hits) >= 4, hits
     assert {"audio", "image"} <= set(hits[0]["metadata"]["modalities"])
+    # ... and through the HTTP service: the same file uploaded to /api/query/media (real MusiCNN)
+    monkeypatch.setenv("TALKREC_CACHE", str(cache))
+    from fastapi.testclient import TestClient
+
+    from talkrec.service.app import create_app
+    with TestClient(create_app(tmp_path / "space")) as client:
+        with open(tmp_path / "query_piano.wav", "rb") as fh:
+            resp = client.post("/api/query/media", data={"modality": "audio", "k": "5"},
+                               files={"file": ("query_piano.wav", fh, "audio/wav")})
+    assert resp.status_code == 200, resp.text
+    items = resp.json()["items"]
+    assert sum(h["name"].startswith("piano") for h in items) >= 4, items
