@@ -26,6 +26,7 @@ media
 """
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 
@@ -60,15 +61,26 @@ class VectorTable:
     def dim(self) -> int:
         return int(self.X.shape[1])
 
+    @functools.cached_property
+    def positions(self) -> dict[str, int]:
+        """Row of each id."""
+        return {k: i for i, k in enumerate(self.ids.tolist())}
+
     def aligned(self, item_ids: np.ndarray | list[str]) -> np.ndarray:
         """Rows for ``item_ids`` in that order; NaN rows where an id has no vector."""
-        pos = {k: i for i, k in enumerate(self.ids.tolist())}
+        pos = self.positions
         out = np.full((len(item_ids), self.dim), np.nan, dtype=np.float32)
         for j, iid in enumerate(item_ids):
             i = pos.get(str(iid))
             if i is not None:
                 out[j] = self.X[i]
         return out
+
+    def lookup(self, inputs: str | list[str] | np.ndarray) -> np.ndarray:
+        """``encode``-style lookup: one id -> its vector, a list -> :meth:`aligned` matrix."""
+        if isinstance(inputs, str):
+            return self.aligned([inputs])[0]
+        return self.aligned(list(inputs))
 
 
 @dataclass

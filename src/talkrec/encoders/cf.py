@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from .._atomic import atomic_dir
+from ..data.catalog import VectorTable
 
 log = logging.getLogger(__name__)
 
@@ -125,20 +126,14 @@ class ALSEncoder:
         self.user_ids_, self.user_factors_ = users, np.asarray(model.user_factors, dtype=np.float32)
         self.model_ = model
         self.matrix_ = m
-        self._pos = {k: i for i, k in enumerate(ids.tolist())}
+        self._items = VectorTable(ids, itf)
+        self._pos = self._items.positions
         self._upos = {k: i for i, k in enumerate(users.tolist())}
         return self
 
     def encode(self, inputs: str | Sequence[str], *, batch_size: int = 4096, show_progress_bar: bool = False) -> np.ndarray:
         """Item factors for one item id (-> vector) or a list (-> matrix; NaN rows for unknown)."""
-        single = isinstance(inputs, str)
-        ids = [inputs] if single else list(inputs)
-        out = np.full((len(ids), self.factors), np.nan, dtype=np.float32)
-        for j, i in enumerate(ids):
-            p = self._pos.get(str(i))
-            if p is not None:
-                out[j] = self.item_factors_[p]
-        return out[0] if single else out
+        return self._items.lookup(inputs)
 
     def user_vector(self, item_ids: Sequence[str], weights: Sequence[float] | None = None) -> np.ndarray:
         """Factors of a new user from their items (implicit's recalculate_user)."""
@@ -188,7 +183,8 @@ class ALSEncoder:
         model.item_factors = np.nan_to_num(self.item_factors_).astype(np.float32)
         model.user_factors = self.user_factors_.astype(np.float32)
         self.model_ = model
-        self._pos = {k: i for i, k in enumerate(self.item_ids_.tolist())}
+        self._items = VectorTable(self.item_ids_, self.item_factors_)
+        self._pos = self._items.positions
         self._upos = {k: i for i, k in enumerate(self.user_ids_.tolist())}
         return self
 

@@ -26,7 +26,6 @@ class PrecomputedEncoder:
         sd = X.std(axis=0) if self.standardize else np.ones(X.shape[1])
         self.std_ = np.where(sd < 1e-9, 1.0, sd)
         self.table_ = VectorTable(table.ids, ((X - self.mean_) / self.std_).astype(np.float32))
-        self._pos = {k: i for i, k in enumerate(self.table_.ids.tolist())}
         return self
 
     @property
@@ -38,14 +37,8 @@ class PrecomputedEncoder:
         return ((np.asarray(X, dtype=np.float64) - self.mean_) / self.std_).astype(np.float32)
 
     def encode(self, inputs: str | Sequence[str], *, batch_size: int = 4096, show_progress_bar: bool = False) -> np.ndarray:
-        single = isinstance(inputs, str)
-        ids = [inputs] if single else list(inputs)
-        out = np.full((len(ids), self.dim), np.nan, dtype=np.float32)
-        for j, i in enumerate(ids):
-            p = self._pos.get(str(i))
-            if p is not None:
-                out[j] = self.table_.X[p]
-        return out[0] if single else out
+        """Standardized vector of one id (-> 1-D) or a list (-> matrix; NaN rows for unknown ids)."""
+        return self.table_.lookup(inputs)
 
     def config(self) -> dict[str, Any]:
         return {"modality": self.modality, "standardize": self.standardize}
