@@ -159,7 +159,7 @@ class TextEncoder:
     def _get(self) -> Any:
         if self._backend is None:
             if self.model == "e5-small":
-                self._backend = _E5Small()
+                self._backend = _E5Small(num_threads=self.n_threads or 1)
             else:
                 st = _load_st(resolve_model(self.model), get_device(self.device))
                 if self.max_length:

