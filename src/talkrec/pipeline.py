@@ -334,20 +334,9 @@ def _generate(template: Mapping[str, str], catalog: Catalog, gcfg: Mapping[str, 
               header: str, show_progress: bool, info: dict[str, Any]) -> dict[str, str]:
     """GEN texts through the configured backend: ``{backend: llama}`` (bundled SmolLM2, or
     ``model_path``) or ``{backend: openai, base_url, model, api_key_env, concurrency}``."""
-    from .descriptions.gen import GenReport, LlamaCppBackend, OpenAICompatibleBackend, generate_descriptions
+    from .descriptions.gen import GenReport, backend_from_config, generate_descriptions
 
-    kind = gcfg.get("backend", "llama")
-    params = {k: v for k, v in gcfg.items() if k not in ("backend", "api_key_env", "limit", "min_coverage", "on_flagged")}
-    if kind == "openai":
-        if "base_url" not in params or "model" not in params:
-            raise InputError("descriptions.gen with backend openai needs base_url and model", field="descriptions.gen")
-        if gcfg.get("api_key_env"):
-            params["api_key"] = os.environ.get(str(gcfg["api_key_env"]))
-        backend: Any = OpenAICompatibleBackend(**params)
-    elif kind == "llama":
-        backend = LlamaCppBackend(**params)
-    else:
-        raise InputError(f"descriptions.gen.backend must be llama or openai, got {kind!r}", field="descriptions.gen.backend")
+    backend = backend_from_config(gcfg)
     ids = list(template)
     if gcfg.get("limit"):
         ids = ids[: int(gcfg["limit"])]

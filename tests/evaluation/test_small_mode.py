@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,15 +12,31 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 
 
+class TagEchoBackend:
+    """Stands in for an LLM: writes a sentence from the tags it is asked to keep."""
+
+    def config(self) -> dict[str, Any]:
+        return {"backend": "tag-echo", "model": "tag-echo"}
+
+    def generate(self, messages: list[dict[str, str]]) -> str:
+        tags = messages[-1]["content"].split("own words: ")[1].split(". Do not add")[0]
+        return f"An artist known for {tags.replace('; ', ', ')}."
+
+
 @pytest.mark.skipif(not (DATA / "lastfm-hetrec2011-2k").exists(), reason="public data not found at ../shared/data")
-def test_small_mode_end_to_end(tmp_path: Path) -> None:
-    from talkrec.evaluation.runner import run_evaluation
+def test_small_mode_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
 
-    from talkrec.evaluation.runner import load_config
+    import talkrec.descriptions.gen as gen_mod
+    from talkrec.evaluation.runner import load_config, run_evaluation
 
-    cfg = load_config(ROOT / "configs" / "eval-full.yaml", small=True)
+    raw = yaml.safe_load((ROOT / "configs" / "eval-full.yaml").read_text())
+    # the GEN view through the runner, with a stand-in backend (the real one is an LLM)
+    raw["small"]["music"]["gen"] = {"backend": "tag-echo", "limit": 120, "cache": str(tmp_path / "gen.jsonl")}
+    monkeypatch.setattr(gen_mod, "backend_from_config", lambda cfg: TagEchoBackend())
+    cfg = load_config(raw, small=True)
     assert cfg["text_models"] == ["minilm"] and cfg["music"]["max_items"] <= 600   # the slice really applies
-    rep = run_evaluation(ROOT / "configs" / "eval-full.yaml", tmp_path, small=True)
+    rep = run_evaluation(raw, tmp_path, small=True)
     assert rep["details"]["music"]["n_items"] <= 600
     for f in ("report.md", "report.json", "ndcg_music_recommendation.png", "ndcg_movies_recommendation.png"):
         assert (tmp_path / f).exists(), f
@@ -38,6 +55,12 @@ def test_small_mode_end_to_end(tmp_path: Path) -> None:
     users = rep["details"]["movies"]["per_query"]["recommendation"]["query_ids"]
     assert len(users) == len(set(users)) > 0
     assert "BM25" in rep["tasks"]["music/retrieval"]
+    for name in ("HYBRID MULTI TEMPLATE + TEXT minilm", "HYBRID MULTI TEMPLATE + TEXT minilm + BM25",
+                 "MULTI TEMPLATE+GEN", "HYBRID MULTI TEMPLATE+GEN + TEXT minilm"):
+        assert name in rep["tasks"]["music/retrieval"], name
+    gen = rep["details"]["music"]["gen"]
+    assert gen["asked"] == 120 and 0 < gen["with_gen_view"] <= 120
+    assert "MULTI TEMPLATE+GEN" in music and "tag-echo" in music["MULTI TEMPLATE+GEN"]["note"]
     # CF must beat popularity on item-to-item music similarity even on a slice
     assert music["CF (ALS)"]["ndcg"]["mean"] > music["Popularity"]["ndcg"]["mean"]
     md = (tmp_path / "report.md").read_text()

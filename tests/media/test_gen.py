@@ -347,3 +347,44 @@ def test_check_tags_never_crashes_on_odd_tags() -> None:
     for tag in odd:
         chk = check_tags("some text about the 2010s, <3 and r&b", [tag])
         assert 0.0 <= chk.coverage <= 1.0
+
+
+# ------------------------------------------------------------ config + evaluation view
+def test_backend_from_config_names_the_field_on_bad_input() -> None:
+    from talkrec.descriptions.gen import LlamaCppBackend, backend_from_config
+
+    b = backend_from_config({"backend": "llama", "n_threads": 1, "max_tokens": 50, "limit": 10})
+    assert isinstance(b, LlamaCppBackend) and b.max_tokens == 50 and b.n_threads == 1
+    b2 = backend_from_config({"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"})
+    assert isinstance(b2, OpenAICompatibleBackend)
+    with pytest.raises(InputError, match="must be llama or openai"):
+        backend_from_config({"backend": "gpt"})
+    with pytest.raises(InputError, match="needs base_url and model"):
+        backend_from_config({"backend": "openai", "model": "m"})
+    with pytest.raises(InputError, match="descriptions.gen.*max_token"):
+        backend_from_config({"backend": "llama", "max_token": 5})
+
+
+def test_gen_view_asks_the_most_popular_and_drops_flagged_and_untagged(monkeypatch: pytest.MonkeyPatch,
+                                                                          tmp_path: Path) -> None:
+    import numpy as np
+
+    import talkrec.descriptions.gen as gen_mod
+    from talkrec.evaluation.gen_view import gen_view
+
+    tpl, _ = _templates(5)
+    tpl["a4"] = "The name of this artist is Artist4."            # no tags: nothing to rewrite
+    fake = FakeBackend(fail_on={"Artist1"})
+    monkeypatch.setattr(gen_mod, "backend_from_config", lambda cfg: fake)
+    ids = [f"a{i}" for i in range(5)]
+    plays = np.array([5.0, 40.0, 30.0, 1.0, 50.0])           # order: a4, a1, a2, a0, a3
+    out, info = gen_view({"backend": "fake", "limit": 4}, ids, tpl, plays, tmp_path / "gen.jsonl")
+    # a3 is the least played and was not asked; a1 failed; a4 has no tags (its TEMPLATE is no view)
+    assert sorted(out) == ["a0", "a2"]
+    assert sorted(fake.calls) == ["Artist0", "Artist1", "Artist2"]
+    assert out["a2"] == "Artist2 is known for genre2, rock, mood 2."
+    assert info["asked"] == 4 and info["with_gen"] == 2 and info["failed"] == 1 and info["untagged"] == 1
+    # a rerun reads the cache: no new calls
+    fake.calls.clear()
+    out2, info2 = gen_view({"backend": "fake", "limit": 4}, ids, tpl, plays, tmp_path / "gen.jsonl")
+    assert out2 == out and fake.calls == ["Artist1"] and info2["cached"] == 2

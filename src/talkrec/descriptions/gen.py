@@ -418,6 +418,32 @@ class LlamaCppBackend:
 
 
 # ------------------------------------------------------------------------------------ batch
+#: keys of a ``descriptions.gen`` config block that are not backend parameters
+GEN_RUN_KEYS = ("backend", "api_key_env", "limit", "min_coverage", "on_flagged")
+
+
+def backend_from_config(gcfg: Mapping[str, Any]) -> "GenBackend":
+    """A GEN backend from a config block: ``{backend: llama}`` (bundled SmolLM2, or
+    ``model_path``, ``n_threads``, ``max_tokens``...) or ``{backend: openai, base_url, model,
+    api_key_env, concurrency}``. Unknown parameters raise :class:`InputError` naming the field."""
+    kind = gcfg.get("backend", "llama")
+    params = {k: v for k, v in gcfg.items() if k not in GEN_RUN_KEYS}
+    if kind == "openai":
+        if "base_url" not in params or "model" not in params:
+            raise InputError("descriptions.gen with backend openai needs base_url and model", field="descriptions.gen")
+        if gcfg.get("api_key_env"):
+            params["api_key"] = os.environ.get(str(gcfg["api_key_env"]))
+        cls: Any = OpenAICompatibleBackend
+    elif kind == "llama":
+        cls = LlamaCppBackend
+    else:
+        raise InputError(f"descriptions.gen.backend must be llama or openai, got {kind!r}", field="descriptions.gen.backend")
+    try:
+        return cls(**params)
+    except TypeError as e:
+        raise InputError(f"descriptions.gen: {e}", field="descriptions.gen") from e
+
+
 def cache_key(messages: Messages, backend_config: Mapping[str, Any]) -> str:
     """Hash of the prompt and the model/generation parameters (the base URL excluded: the
     same model behind another address gives the same texts)."""

@@ -82,18 +82,19 @@ def rrf(rankings: Sequence[np.ndarray], k: int, *, c: float = 60.0, weights: Seq
 
     ``rankings`` are (n_queries, depth) index arrays (``-1`` padding ignored). Returns the
     top-``k`` indices by fused score (ties by index).
+    This is the product's fusion (:mod:`talkrec.index.rank_fusion`) applied per query, so the
+    evaluated hybrid is the one ``Space.search(mode="hybrid")`` serves.
     """
-    w = list(weights) if weights is not None else [1.0] * len(rankings)
+    from ..index.rank_fusion import rrf_scores, top_k
+
     n = rankings[0].shape[0]
+    n_items = 1 + max((int(R.max()) for R in rankings if R.size), default=0)
     out = np.full((n, k), -1, dtype=np.int64)
     for q in range(n):
-        score: dict[int, float] = {}
-        for wr, R in zip(w, rankings):
-            for rank, i in enumerate(R[q].tolist(), start=1):
-                if i >= 0:
-                    score[i] = score.get(i, 0.0) + wr / (c + rank)
-        best = sorted(score.items(), key=lambda t: (-t[1], t[0]))[:k]
-        out[q, :len(best)] = [i for i, _ in best]
+        s = rrf_scores([R[q][R[q] >= 0] for R in rankings], n_items, c=c, weights=weights)
+        s[s <= 0] = -np.inf  # items in none of the lists are not candidates
+        best = top_k(s, k)
+        out[q, :len(best)] = best
     return out
 
 

@@ -44,6 +44,7 @@ COLUMNS = ["music/recommendation", "music/retrieval", "movies/recommendation", "
 
 #: Which of our rows corresponds to which row of the paper.
 PAPER_ROW = {"MULTI TEMPLATE": "MULTI_TEMPLATE", "MULTI TEMPLATE+OVERVIEW": "MULTI_TEMPLATE+GEN",
+             "MULTI TEMPLATE+GEN": "MULTI_TEMPLATE+GEN",
              "CF (ALS)": "CF", "CF (ALS, cosine kNN)": "CF", "AUDIO (Spotify)": "IMG/AUDIO", "BM25": "BM25"}
 
 

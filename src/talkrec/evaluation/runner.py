@@ -63,6 +63,7 @@ DEFAULTS: dict[str, Any] = {
         "retrieval": {"queryset": "evaluation/querysets/lastfm-v1.jsonl", "n_sets": 400, "min_support": 30,
                       "min_weight": 2, "val_fraction": 0.25, "categories": None},
         "max_items": None,
+        "gen": None,
     },
     "movies": {
         "enabled": True,
@@ -258,6 +259,19 @@ def _retrieval(qs: list, item_ids: np.ndarray, tags: pd.DataFrame, rc: Mapping[s
         R = best[2]
         res.add(hname, R, rel, k, note=f"RRF, text weight {best[1]} chosen on validation queries")
         info.setdefault("hybrid_weight", {})[name] = best[1]
+        # ... and with a lexical leg: RRF of MULTI, the text model and BM25 (both weights on val)
+        best3 = None
+        for wt in (0.5, 1.0, 2.0, 4.0):
+            for wb in (0.5, 1.0, 2.0, 4.0):
+                R = B.rrf([multi_rank[name], text_rank[fm], bm_rank], k, weights=[1.0, wt, wb])
+                tmp = text_retrieval([q.qid for q in qs], [q.split for q in qs], rel, {"h": lambda qp, ex: R[qp]}, k=k)
+                v = _val_mean(tmp, "h")
+                info.setdefault("hybrid_bm25_val", {}).setdefault(name, {})[f"{wt}/{wb}"] = v
+                if best3 is None or v > best3[0]:
+                    best3 = (v, (wt, wb), R)
+        res.add(f"HYBRID {name} + TEXT {fm} + BM25", best3[2], rel, k,
+                note=f"RRF, text weight {best3[1][0]}, BM25 weight {best3[1][1]} chosen on validation queries")
+        info.setdefault("hybrid_bm25_weights", {})[name] = list(best3[1])
     return res, info
 
 
@@ -359,9 +373,32 @@ def run_music(cfg: dict[str, Any], timer: Timer) -> dict[str, Any]:
     chosen, fusion, MULTI = best_f[1], best_f[2], best_f[3]
     timer("music/fusion-selection", t0)
 
+    # ---- optional GEN view (paper 001 MULTI_TEMPLATE+GEN): LLM texts as a second text view
+    multi_systems: dict[str, tuple[Any, np.ndarray]] = {"MULTI TEMPLATE": (fusion, MULTI)}
+    gen_info: dict[str, Any] | None = None
+    gen_note = ""
+    if mc.get("gen"):
+        from .gen_view import gen_view
+
+        t0 = time.perf_counter()
+        gcfg = mc["gen"]
+        gen, gen_info = gen_view(gcfg, ids.tolist(), dict(zip(ids.tolist(), texts)), cat.items["plays"].to_numpy(),
+                                 resolve(gcfg.get("cache") or Path(cfg["cache_dir"]) / "gen-lastfm.jsonl"))
+        has_gen = np.array([i in gen for i in ids.tolist()])
+        G = np.full_like(T[fm], np.nan)
+        if has_gen.any():
+            G[has_gen] = embed_texts([gen[i] for i in ids[has_gen].tolist()], fm, kind="passage", cache_dir=cache)
+        gen_inputs = {**inputs, "text": [T[fm], G]}
+        f_gen = _fit_fusion(gen_inputs, cfg["fusion"]["base"], chosen, seed)
+        multi_systems["MULTI TEMPLATE+GEN"] = (f_gen, f_gen.transform(gen_inputs))
+        gen_info["with_gen_view"] = int(has_gen.sum())
+        gen_note = (f"GEN by {gen_info['backend'].get('model', '?')} for {int(has_gen.sum())} of {n} artists "
+                    f"(the {gen_info['asked']} most played asked)")
+        timer("music/gen", t0)
+
     # ---- systems
     t0 = time.perf_counter()
-    emb: dict[str, np.ndarray] = {"MULTI TEMPLATE": MULTI}
+    emb: dict[str, np.ndarray] = {name: M for name, (_, M) in multi_systems.items()}
     for m in cfg["text_models"]:
         emb[f"TEXT {m}"] = T[m]
     emb["CF (ALS)"] = C
@@ -373,11 +410,15 @@ def run_music(cfg: dict[str, Any], timer: Timer) -> dict[str, Any]:
     emb["RP-200 CF+TEXT+AUDIO"] = B.reduce_concat(mods, method="rp", random_state=seed)
     rankers = {"Popularity": lambda qi, ex: B.popularity_ranking(pop, k, len(qi), ex)}
     rec = item_to_item(ids, related, split, emb, k=k, rankers=rankers, restricted={"AUDIO (Spotify)": has_audio})
+    if gen_note:
+        rec.notes["MULTI TEMPLATE+GEN"] = gen_note
     timer("music/item2item", t0)
 
     t0 = time.perf_counter()
     ret, ret_info = _retrieval(qs, ids, cat.tags, rc, cfg, texts, {m: T[m] for m in cfg["text_models"]},
-                               {"MULTI TEMPLATE": (fusion, MULTI)}, pop, "music-retrieval")
+                               multi_systems, pop, "music-retrieval")
+    if gen_note:
+        ret.notes["MULTI TEMPLATE+GEN"] = gen_note
     timer("music/retrieval", t0)
 
     # ---- 004 analyses
@@ -392,7 +433,7 @@ def run_music(cfg: dict[str, Any], timer: Timer) -> dict[str, Any]:
                         "query_split": {s: sum(v == s for v in split.values()) for s in ("val", "test")}},
             "als": {"chosen": als_params.__dict__, "trials": als_trials},
             "fusion": {"chosen": chosen, "candidates": fusion_val, "history": fusion.history_},
-            "analyses": extra}
+            "gen": gen_info, "analyses": extra}
 
 
 def music_analyses(cfg: Mapping[str, Any], ids: np.ndarray, rec: TaskResult, inputs: Mapping[str, np.ndarray],
