@@ -125,7 +125,7 @@ def _examples(space_dir: str, ex: dict[str, Any]) -> None:
 def search(query: Optional[str] = typer.Argument(None, help="Natural-language query (or use --audio / --image)."),
            space: str = SpaceOpt, k: int = KOpt,
            where: Optional[str] = WhereOpt, offset: int = typer.Option(0, min=0),
-           mode: Optional[str] = typer.Option(None, help="multi | text | hybrid (default: the space's)."),
+           mode: Optional[str] = typer.Option(None, help="multi | text | lexical | hybrid (default: the space's)."),
            user: Optional[str] = typer.Option(None, help="Personalize for this user id."),
            alpha: float = typer.Option(0.3, help="Weight of the user profile in personalized search."),
            audio: Optional[Path] = typer.Option(None, help="Query by an audio file instead of text."),

@@ -37,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "content": {},
     "fusion": {},
     "index": {"ann": False},
-    "search": {"mode": "hybrid", "hybrid_text_weight": 2.0},
+    "search": {"mode": "hybrid", "hybrid_text_weight": 2.0, "hybrid_bm25_weight": 2.0},
     "positive_threshold": 0.0,
     "seed": 0,
 }

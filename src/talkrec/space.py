@@ -32,6 +32,8 @@ from .index.store import VectorIndex, l2_normalize
 
 log = logging.getLogger(__name__)
 
+SEARCH_MODES = ("hybrid", "multi", "text", "lexical")
+
 META_IN_HITS = ("tags", "genres", "genre", "decade", "year", "listeners", "plays", "n_ratings", "modalities")
 
 
@@ -81,6 +83,7 @@ class Space:
         self._write_lock = threading.Lock()
         self._user_items: dict[str, list[str]] | None = None
         self._emb_cache: dict[str, np.ndarray] = {}
+        self._lexical: Any = None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -279,17 +282,45 @@ class Space:
     def search(self, text: str, k: int = 10, *, where: Where = None, offset: int = 0,
                mode: str | None = None) -> list[Hit]:
         """Natural-language search. ``mode``: ``"multi"`` (the text query projected into the
-        fused space, paper 001), ``"text"`` (the text model's own space), ``"hybrid"``
-        (reciprocal rank fusion of both, text weighted ``search.hybrid_text_weight``, 2 by
-        default as chosen on validation queries in docs/evaluation.md; the default mode).
-        Hybrid and text scores are RRF scores / cosines of the text model, not fused-space
-        cosines."""
+        fused space, paper 001), ``"text"`` (the text model's own space), ``"lexical"`` (BM25
+        over the item descriptions), ``"hybrid"`` (the default: reciprocal rank fusion of the
+        fused space, the text model weighted ``search.hybrid_text_weight`` and BM25 weighted
+        ``search.hybrid_bm25_weight``, both 2 by default as chosen on validation queries in
+        docs/evaluation.md; a BM25 weight of 0 leaves the lexical list out).
+        Hybrid, text and lexical scores are RRF scores / text-model cosines / BM25 scores,
+        not fused-space cosines."""
         mode = mode or self.config.get("search", {}).get("mode", "hybrid")
-        if mode not in ("multi", "text", "hybrid"):
-            raise InputError(f"mode must be multi, text or hybrid, got {mode!r}", field="mode")
+        if mode not in SEARCH_MODES:
+            raise InputError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}", field="mode")
+        if mode == "lexical":
+            return self._hits(self._lexical_search(text, k, where, offset))
         if mode == "multi" or "text" not in self.config["input_files"]:
             return self._hits(self.index.search(self.text_query_vector(text), k, where=where, offset=offset))
         return self._hits(self._text_scores_search(text, k, where, offset, mode))
+
+    def lexical_index(self) -> Any:
+        """BM25 over the items' descriptions (:class:`talkrec.index.lexical.LexicalIndex`), built
+        on first use and rebuilt after items are added."""
+        from .index.lexical import LexicalIndex
+
+        lex = self._lexical
+        if lex is None or len(lex) != len(self.index):
+            meta = self.index.meta
+            texts = meta["description"] if "description" in meta else meta.get("name", pd.Series([""] * len(meta)))
+            lex = self._lexical = LexicalIndex([t if isinstance(t, str) else "" for t in texts.tolist()])
+        return lex
+
+    def _lexical_scores(self, text: str, allowed: np.ndarray | None) -> np.ndarray:
+        s = self.lexical_index().scores(text.strip())
+        s = np.where(s > 0, s, -np.inf)
+        return s if allowed is None else np.where(allowed, s, -np.inf)
+
+    def _lexical_search(self, text: str, k: int, where: Where, offset: int) -> list[tuple[str, float]]:
+        if not isinstance(text, str) or not text.strip():
+            raise InputError("query text is empty", field="query")
+        s = self._lexical_scores(text, self.index.mask(where))
+        top = top_k(s, k + offset)
+        return [(self.index.ids[i], float(s[i])) for i in top[offset:]]
 
     def _text_scores_search(self, text: str, k: int, where: Where, offset: int, mode: str) -> list[tuple[str, float]]:
         if not isinstance(text, str) or not text.strip():
@@ -311,8 +342,13 @@ class Space:
             s_multi = np.where(allowed, s_multi, -np.inf)
         scfg = self.config.get("search", {})
         depth = max(int(scfg.get("rrf_depth", 1000)), need)
-        fused = rrf_scores([top_k(s_multi, depth), top_k(s_text, depth)], len(s_multi),
-                           c=float(scfg.get("rrf_c", 60.0)), weights=[1.0, float(scfg.get("hybrid_text_weight", 2.0))])
+        lists = [top_k(s_multi, depth), top_k(s_text, depth)]
+        weights = [1.0, float(scfg.get("hybrid_text_weight", 2.0))]
+        w_bm25 = float(scfg.get("hybrid_bm25_weight", 2.0))
+        if w_bm25 > 0:
+            lists.append(top_k(self._lexical_scores(text, allowed), depth))
+            weights.append(w_bm25)
+        fused = rrf_scores(lists, len(s_multi), c=float(scfg.get("rrf_c", 60.0)), weights=weights)
         fused[~np.isfinite(s_multi)] = -np.inf
         fused[fused <= 0] = -np.inf
         top = top_k(fused, need)

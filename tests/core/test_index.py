@@ -79,3 +79,21 @@ def test_rrf_by_hand():
     assert np.allclose(s, [4 / 3, 2 / 3, 0.5, 0.0])
     assert top_k(s, 3).tolist() == [0, 1, 2]
     assert top_k(np.array([1.0, -np.inf, 1.0]), 5).tolist() == [0, 2]
+
+
+def test_bm25_by_hand():
+    from talkrec.index.lexical import LexicalIndex
+
+    lex = LexicalIndex(["heavy metal band", "soft jazz trio", "jazz metal fusion", ""])
+    # Lucene BM25, k1 = 1.5, b = 0.75; every non-empty text has 3 terms and avgdl = 9/4, so
+    # the length norm of a 3-term text is 1 - b + b * 3 / 2.25 = 1.25.
+    # "jazz": df = 2 of N = 4 -> idf = ln(1 + (4 - 2 + .5) / (2 + .5)) = ln 2;
+    # tf part = 1 / (1 + 1.5 * 1.25) = 0.347826
+    jazz = np.log(2.0) / (1 + 1.5 * 1.25)
+    assert np.allclose(lex.scores("jazz"), [0.0, jazz, jazz, 0.0])
+    # "trio": df = 1 -> idf = ln(1 + 3.5 / 1.5)
+    trio = np.log(1 + 3.5 / 1.5) / (1 + 1.5 * 1.25)
+    assert np.allclose(lex.scores("Jazz TRIO"), [0.0, jazz + trio, jazz, 0.0])
+    assert np.allclose(lex.scores("the and of"), 0.0)        # stopwords only: nothing matches
+    assert lex.search(["metal", "jazz trio", "xyz"], 3).tolist() == [[0, 2, -1], [1, 2, -1], [-1, -1, -1]]
+    assert lex.search(["jazz"], 3, exclude=[[1]]).tolist() == [[2, -1, -1]]

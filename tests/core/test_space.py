@@ -34,7 +34,7 @@ def test_similar_and_recommend_stay_in_cluster(space):
 
 
 def test_search_modes_and_filters(space):
-    for mode in ("multi", "text", "hybrid"):
+    for mode in ("multi", "text", "hybrid", "lexical"):
         hits = space.search("jazz", k=5, mode=mode)
         assert sum(_cluster(h.item_id) == "jazz" for h in hits) >= 4, mode
     hits = space.search("music", k=10, where="year>=2000")
@@ -125,3 +125,24 @@ def test_session_model_backs_continuation(space, tmp_path):
     assert len(space.continue_playlist(["pop1"], k=4, method="session")) == 4
     assert all(h.metadata["year"] >= 1985 for h in space.continue_playlist(["metal3", "metal4"], k=3, where="year>=1985"))
     assert Space.load(space.path).session_model() is not None
+
+
+def test_hybrid_search_fuses_bm25_over_descriptions(space):
+    # a made-up word only BM25 can match literally; the new item has no other modality
+    space.add_items([{"item_id": "odd", "name": "Qwzzyx Ensemble", "tags": ["jazz"]}])
+    assert [h.item_id for h in space.search("qwzzyx", k=1, mode="lexical")] == ["odd"]
+    assert space.search("qwzzyx", k=1, mode="lexical")[0].score > 0
+    assert "odd" in [h.item_id for h in space.search("qwzzyx", k=3, mode="hybrid")]
+    assert space.search("zzzz nothing matches", k=5, mode="lexical") == []
+    # filters apply to the lexical list too
+    assert all(h.metadata["year"] >= 2000 for h in space.search("jazz band", k=10, mode="lexical", where="year>=2000"))
+    space.config["search"]["hybrid_bm25_weight"] = 50.0
+    assert [h.item_id for h in space.search("qwzzyx", k=1, mode="hybrid")] == ["odd"]
+    # weight 0 leaves the lexical list out of the fusion altogether
+    space.config["search"]["hybrid_bm25_weight"] = 0.0
+
+    def no_lexical(*args):
+        raise AssertionError("the lexical list was used with weight 0")
+
+    space._lexical_scores = no_lexical
+    assert len(space.search("jazz band", k=10, mode="hybrid")) == 10

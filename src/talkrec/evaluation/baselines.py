@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..index.lexical import LexicalIndex
+
 log = logging.getLogger(__name__)
 
 
@@ -99,30 +101,9 @@ def rrf(rankings: Sequence[np.ndarray], k: int, *, c: float = 60.0, weights: Seq
 
 
 # --------------------------------------------------------------------------- BM25
-class BM25:
-    """BM25 over item texts (bm25s, English stopwords, no stemming)."""
-
-    def __init__(self, texts: Sequence[str], *, k1: float = 1.5, b: float = 0.75) -> None:
-        import bm25s
-
-        self._bm25s = bm25s
-        self.n = len(texts)
-        tok = bm25s.tokenize(list(texts), stopwords="en", show_progress=False)
-        self.model = bm25s.BM25(k1=k1, b=b)
-        self.model.index(tok, show_progress=False)
-
-    def search(self, queries: Sequence[str], k: int, *, exclude: Sequence[Sequence[int]] | None = None) -> np.ndarray:
-        """Top-``k`` item indices per query (``-1`` where fewer items match any term)."""
-        out = np.full((len(queries), k), -1, dtype=np.int64)
-        for qi, q in enumerate(queries):
-            toks = self._bm25s.tokenize([q], stopwords="en", return_ids=False, show_progress=False)[0]
-            scores = np.asarray(self.model.get_scores(toks), dtype=np.float64) if toks else np.zeros(self.n)
-            if exclude is not None and len(exclude[qi]):
-                scores[np.asarray(exclude[qi])] = -np.inf
-            pos = np.flatnonzero(scores > 0)
-            order = pos[np.lexsort((pos, -scores[pos]))][:k]
-            out[qi, :len(order)] = order
-        return out
+#: BM25 over item texts is the product's lexical index (bm25s, English stopwords, no stemming),
+#: so the baseline is exactly the list that hybrid search fuses.
+BM25 = LexicalIndex
 
 
 # --------------------------------------------------------------------------- concat / PCA / RP

@@ -291,6 +291,7 @@ class Service:
         enc = space.text_encoder()
         enc.encode("warm up", kind="query")  # load the model now, not on the first request
         space._text_encoder = SerializedTextEncoder(enc, query_cache)  # adapter: see docs/service.md
+        space.lexical_index()  # BM25 for hybrid search, built now rather than on the first request
 
     # ---------------------------------------------------------------- lookups
     def resolve(self, ref: str) -> str:
@@ -587,8 +588,9 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
     @app.get("/api/search", response_model=S.HitsResponse, tags=["search"], responses=R(404, 422))
     def search(q: str = Query(..., min_length=1, max_length=S.QUERY_MAX_CHARS, description="natural-language query"),
                k: int = Query(10, ge=1, le=S.K_MAX), offset: int = Query(0, ge=0, le=S.OFFSET_MAX),
-               mode: str | None = Query(None, pattern="^(multi|text|hybrid)$",
-                                        description="multi (fused space, paper 001), text, hybrid (default)"),
+               mode: str | None = Query(None, pattern="^(multi|text|hybrid|lexical)$",
+                                        description="multi (fused space, paper 001), text, lexical (BM25), "
+                                                    "hybrid (default: RRF of the three)"),
                filters: S.Filters = Depends(query_filters)) -> S.HitsResponse:
         """Natural-language search with filters (tags, decade, numeric ranges, free expression)."""
         t0 = time.perf_counter()
