@@ -64,5 +64,11 @@ def test_small_mode_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     # CF must beat popularity on item-to-item music similarity even on a slice
     assert music["CF (ALS)"]["ndcg"]["mean"] > music["Popularity"]["ndcg"]["mean"]
     md = (tmp_path / "report.md").read_text()
+    # the report renders again from its own JSON (where the bucket keys have become strings)
+    from talkrec.evaluation.report import write_report
+
+    (tmp_path / "again").mkdir()
+    write_report(back, tmp_path / "again")
+    assert (tmp_path / "again" / "report.md").read_text().count("| MULTI TEMPLATE |") == md.count("| MULTI TEMPLATE |")
     assert "0.5196" in md and "Modality-group entropy" in md
     assert not math.isnan(rep["details"]["music"]["analyses"]["ecl"]["mean_all_items"])

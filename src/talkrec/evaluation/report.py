@@ -200,6 +200,11 @@ def render_markdown(report: Mapping[str, Any], plots: list[str]) -> str:
         s.append("")
         if dd.get("ret_info", {}).get("hybrid_weight"):
             s.append(f"Hybrid RRF text weights chosen on validation: `{json.dumps(dd['ret_info']['hybrid_weight'])}`\n")
+        if dd.get("ret_info", {}).get("hybrid_bm25_weights"):
+            s.append("Hybrid with BM25, RRF (text, BM25) weights chosen on validation: "
+                     f"`{json.dumps(dd['ret_info']['hybrid_bm25_weights'])}`\n")
+        if dd.get("gen"):
+            s.append(f"GEN view (second text view of MULTI TEMPLATE+GEN): `{json.dumps(dd['gen'])}`\n")
         s.append(f"Query set: `{json.dumps({k: v for k, v in (dd.get('queryset_meta') or {}).items()})}`\n")
     an = d.get("music", {}).get("analyses")
     if an:
@@ -214,19 +219,28 @@ def render_markdown(report: Mapping[str, Any], plots: list[str]) -> str:
             s.append(f"| {n} | {e['entropy']:.3f} | {e['queries']} |")
         s.append("")
         e = an["ecl"]
+
+        def tau(x: float | None) -> str:
+            return "n/a" if x is None else f"{x:+.3f}"
+
         s.append(f"**Expected Contrastive Loss** (004 section 2.6) of the MULTI model: mean {e['mean_all_items']:.4f} "
-                 f"over all items; Kendall tau(ECL, nDCG) = {e['kendall_tau_ecl_ndcg']}, tau(POP, nDCG) = "
-                 f"{e['kendall_tau_pop_ndcg']}, tau(POP, ECL) = {e['kendall_tau_pop_ecl']} on test queries "
+                 f"over all items; Kendall tau(ECL, nDCG) = {tau(e['kendall_tau_ecl_ndcg'])}, tau(POP, nDCG) = "
+                 f"{tau(e['kendall_tau_pop_ndcg'])}, tau(POP, ECL) = {tau(e['kendall_tau_pop_ecl'])} on test queries "
                  "(POP = log(plays+1)). Per-item ECL is in report.json.\n")
         pb = an["popularity_buckets"]
         s.append(f"**nDCG by popularity quantile relative to CF** (004 Figure 4), {pb['n_buckets']} groups of test "
                  "queries, least popular first:\n")
         bs = sorted(int(b) for b in pb["bucket_cf_ndcg"])
+
+        def at(d: Any, b: int) -> float:  # bucket keys are ints in memory, strings after a JSON round trip
+            return float(d[b] if not isinstance(d, Mapping) or b in d else d[str(b)])
+
         s.append("| system | " + " | ".join(str(b) for b in bs) + " |")
         s.append("|---" * (len(bs) + 1) + "|")
-        s.append("| CF nDCG (absolute) | " + " | ".join(f"{pb['bucket_cf_ndcg'][b]:.3f}" for b in bs) + " |")
+        s.append("| CF nDCG (absolute) | " + " | ".join(f"{at(pb['bucket_cf_ndcg'], b):.3f}" for b in bs) + " |")
         for n, rel in pb["relative"].items():
-            s.append(f"| {n} | " + " | ".join(f"{rel[b]:+.2f}" if rel[b] == rel[b] else "n/a" for b in bs) + " |")
+            s.append(f"| {n} | " + " | ".join(f"{at(rel, b):+.2f}" if at(rel, b) == at(rel, b) else "n/a" for b in bs)
+                     + " |")
         s.append("")
     s.append("## Plots\n")
     for p in plots:
