@@ -300,11 +300,11 @@ class Space:
 
     def lexical_index(self) -> Any:
         """BM25 over the items' descriptions (:class:`talkrec.index.lexical.LexicalIndex`), built
-        on first use and rebuilt after items are added."""
+        on first use and again after :meth:`add_items` changes the items."""
         from .index.lexical import LexicalIndex
 
         lex = self._lexical
-        if lex is None or len(lex) != len(self.index):
+        if lex is None:
             meta = self.index.meta
             texts = meta["description"] if "description" in meta else meta.get("name", pd.Series([""] * len(meta)))
             lex = self._lexical = LexicalIndex([t if isinstance(t, str) else "" for t in texts.tolist()])
@@ -455,4 +455,5 @@ class Space:
                 new_index.save(self.path / "index")
             self.inputs, self.index = new_inputs, new_index  # ... then served
             self._emb_cache = {}
+            self._lexical = None
             return out

@@ -244,34 +244,32 @@ def _retrieval(qs: list, item_ids: np.ndarray, tags: pd.DataFrame, rc: Mapping[s
     pop = B.popularity_ranking(popularity, k, len(qs))
     rankers["Popularity"] = lambda qp, ex: pop[qp]
     res = text_retrieval([q.qid for q in qs], [q.split for q in qs], rel, rankers, k=k, task=task)
-    # Hybrid: RRF of the MULTI space with the text model's own space; weight chosen on val.
+    # Hybrids: RRF of the MULTI space with the text model's own space (and BM25); weights on val.
     info: dict[str, Any] = {"n_queries": len(qs), "n_val": sum(q.split == "val" for q in qs)}
-    for name in multi:
-        best = None
-        for w in (0.5, 1.0, 2.0, 4.0):
-            R = B.rrf([multi_rank[name], text_rank[fm]], k, weights=[1.0, w])
-            tmp = text_retrieval([q.qid for q in qs], [q.split for q in qs], rel, {"h": lambda qp, ex: R[qp]}, k=k)
-            v = _val_mean(tmp, "h")
-            info.setdefault("hybrid_val", {}).setdefault(name, {})[str(w)] = v
+    qids, splits = [q.qid for q in qs], [q.split for q in qs]
+
+    def best_on_val(lists: list[np.ndarray], grid: list[tuple[float, ...]]) -> tuple[tuple[float, ...], np.ndarray,
+                                                                                    dict[str, float]]:
+        best, vals = None, {}
+        for ws in grid:
+            R = B.rrf(lists, k, weights=[1.0, *ws])
+            v = _val_mean(text_retrieval(qids, splits, rel, {"h": lambda qp, ex: R[qp]}, k=k), "h")
+            vals["/".join(str(w) for w in ws)] = v
             if best is None or v > best[0]:
-                best = (v, w, R)
-        hname = f"HYBRID {name} + TEXT {fm}"
-        R = best[2]
-        res.add(hname, R, rel, k, note=f"RRF, text weight {best[1]} chosen on validation queries")
-        info.setdefault("hybrid_weight", {})[name] = best[1]
-        # ... and with a lexical leg: RRF of MULTI, the text model and BM25 (both weights on val)
-        best3 = None
-        for wt in (0.5, 1.0, 2.0, 4.0):
-            for wb in (0.5, 1.0, 2.0, 4.0):
-                R = B.rrf([multi_rank[name], text_rank[fm], bm_rank], k, weights=[1.0, wt, wb])
-                tmp = text_retrieval([q.qid for q in qs], [q.split for q in qs], rel, {"h": lambda qp, ex: R[qp]}, k=k)
-                v = _val_mean(tmp, "h")
-                info.setdefault("hybrid_bm25_val", {}).setdefault(name, {})[f"{wt}/{wb}"] = v
-                if best3 is None or v > best3[0]:
-                    best3 = (v, (wt, wb), R)
-        res.add(f"HYBRID {name} + TEXT {fm} + BM25", best3[2], rel, k,
-                note=f"RRF, text weight {best3[1][0]}, BM25 weight {best3[1][1]} chosen on validation queries")
-        info.setdefault("hybrid_bm25_weights", {})[name] = list(best3[1])
+                best = (v, ws, R)
+        return best[1], best[2], vals
+
+    grid = (0.5, 1.0, 2.0, 4.0)
+    for name in multi:
+        (w,), R, vals = best_on_val([multi_rank[name], text_rank[fm]], [(w,) for w in grid])
+        res.add(f"HYBRID {name} + TEXT {fm}", R, rel, k, note=f"RRF, text weight {w} chosen on validation queries")
+        info.setdefault("hybrid_val", {})[name] = vals
+        info.setdefault("hybrid_weight", {})[name] = w
+        (wt, wb), R, vals = best_on_val([multi_rank[name], text_rank[fm], bm_rank], [(a, b) for a in grid for b in grid])
+        res.add(f"HYBRID {name} + TEXT {fm} + BM25", R, rel, k,
+                note=f"RRF, text weight {wt}, BM25 weight {wb} chosen on validation queries")
+        info.setdefault("hybrid_bm25_val", {})[name] = vals
+        info.setdefault("hybrid_bm25_weights", {})[name] = [wt, wb]
     return res, info
 
 
