@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Literal
@@ -27,8 +28,6 @@ _ENCODERS: dict[str, object] = {}
 def _threads() -> int | None:
     """Threads for the evaluation's text models: ``TALKREC_EVAL_THREADS`` (default 1, which is
     robust on a busy machine; set it to the core count on a quiet one)."""
-    import os
-
     n = int(os.environ.get("TALKREC_EVAL_THREADS", "1"))
     return n if n > 0 else None
 

@@ -38,7 +38,7 @@ from ..index.filters import parse_where
 from ..index.store import VectorIndex
 from ..playlists import playlist_stats
 from ..space import Hit as SpaceHit
-from ..space import Space
+from ..space import SEARCH_MODES, Space
 from . import schemas as S
 
 log = logging.getLogger(__name__)
@@ -588,7 +588,7 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
     @app.get("/api/search", response_model=S.HitsResponse, tags=["search"], responses=R(404, 422))
     def search(q: str = Query(..., min_length=1, max_length=S.QUERY_MAX_CHARS, description="natural-language query"),
                k: int = Query(10, ge=1, le=S.K_MAX), offset: int = Query(0, ge=0, le=S.OFFSET_MAX),
-               mode: str | None = Query(None, pattern="^(multi|text|hybrid|lexical)$",
+               mode: str | None = Query(None, pattern=f"^({'|'.join(SEARCH_MODES)})$",
                                         description="multi (fused space, paper 001), text, lexical (BM25), "
                                                     "hybrid (default: RRF of the three)"),
                filters: S.Filters = Depends(query_filters)) -> S.HitsResponse:

@@ -75,38 +75,35 @@ class ErrorResponse(BaseModel):
     errors: list[ErrorItem] | None = None
 
 
-class RecommendRequest(_Strict):
+class _UserOrItems(_Strict):
+    """A request that names its source as exactly one of ``user`` or ``items``."""
+
     user: str | None = Field(None, min_length=1, max_length=200, description="a user id with a history")
     items: list[ItemId] | None = Field(None, min_length=1, max_length=SEEDS_MAX,
                                        description="item ids (or exact names)")
-    k: int = Field(10, ge=1, le=K_MAX)
-    offset: int = Field(0, ge=0, le=OFFSET_MAX)
-    filters: Filters = Field(default_factory=Filters)
-    exclude_seen: bool = Field(True, description="leave out the user's / given items")
 
     @model_validator(mode="after")
-    def _one_source(self) -> "RecommendRequest":
+    def _one_source(self) -> "_UserOrItems":
         if (self.user is None) == (self.items is None):
             raise ValueError("give exactly one of 'user' or 'items'")
         return self
 
 
-class PersonalizedSearchRequest(_Strict):
+class RecommendRequest(_UserOrItems):
+    k: int = Field(10, ge=1, le=K_MAX)
+    offset: int = Field(0, ge=0, le=OFFSET_MAX)
+    filters: Filters = Field(default_factory=Filters)
+    exclude_seen: bool = Field(True, description="leave out the user's / given items")
+
+
+class PersonalizedSearchRequest(_UserOrItems):
     query: str = Field(min_length=1, max_length=QUERY_MAX_CHARS)
-    user: str | None = Field(None, min_length=1, max_length=200)
-    items: list[ItemId] | None = Field(None, min_length=1, max_length=SEEDS_MAX)
     alpha: float = Field(0.3, ge=0.0, le=1.0,
                          description="mixing weight: query = normalize((1-alpha)*text + alpha*user profile)")
     k: int = Field(10, ge=1, le=K_MAX)
     offset: int = Field(0, ge=0, le=OFFSET_MAX)
     filters: Filters = Field(default_factory=Filters)
     exclude_seen: bool = False
-
-    @model_validator(mode="after")
-    def _one_source(self) -> "PersonalizedSearchRequest":
-        if (self.user is None) == (self.items is None):
-            raise ValueError("give exactly one of 'user' or 'items'")
-        return self
 
 
 class PersonalizedSearchResponse(HitsResponse):
