@@ -54,12 +54,17 @@ def add_items(space: "Space", records: Sequence[Mapping[str, Any]]
     describer = TemplateDescriber(**space.config["descriptions"]["template"])
     ids, names, texts, metas = [], [], [], []
     per_mod: dict[str, list[np.ndarray | None]] = {m: [] for m in space.modalities}
+    first_row: dict[str, int] = {}
     for i, rec in enumerate(records, start=1):
         if not isinstance(rec, Mapping):
             raise InputError("each item must be an object", row=i)
         iid = rec.get("item_id")
         if not isinstance(iid, (str, int)) or str(iid).strip() == "":
             raise InputError("missing or empty item_id", row=i, field="item_id")
+        if str(iid).strip() in first_row:
+            raise InputError(f"item_id {str(iid).strip()!r} already appears in row {first_row[str(iid).strip()]} of "
+                             "this batch; give each item once per call (nothing was written)", row=i, field="item_id")
+        first_row[str(iid).strip()] = i
         name = rec.get("name")
         if not isinstance(name, str) or not name.strip():
             raise InputError("missing or empty name", row=i, field="name")

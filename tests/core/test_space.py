@@ -146,3 +146,37 @@ def test_hybrid_search_fuses_bm25_over_descriptions(space):
 
     space._lexical_scores = no_lexical
     assert len(space.search("jazz band", k=10, mode="hybrid")) == 10
+
+
+def test_a_batch_with_one_item_id_twice_is_refused_and_the_space_stays_loadable(space):
+    """Issue 10 finding 1: two records with one item_id used to store two index rows, after
+    which every write failed and the space no longer loaded."""
+    n = len(space.index)
+    dup = [{"item_id": "d", "name": "A", "tags": ["rock"]}, {"item_id": "d", "name": "B", "tags": ["jazz"]}]
+    with pytest.raises(InputError, match=r"row 2.*item_id.*'d' already appears in row 1"):
+        space.add_items(dup)
+    assert len(space.index) == n and space.index.position("d") is None
+    again = Space.load(space.path)                  # nothing was written
+    assert len(again.index) == n
+    assert again.add_items([dup[1]])[0]["item_id"] == "d"   # later writes still work
+    assert len(Space.load(space.path).index) == n + 1
+    with pytest.raises(InputError, match="duplicate ids"):
+        space.index.copy().upsert(["x", "x"], np.ones((2, space.index.dim)), space.index.meta.iloc[:2])
+
+
+def test_cli_add_refuses_a_duplicate_batch_and_info_still_answers(space, tmp_path):
+    """The reproduction of issue 10 finding 1, through the CLI."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from talkrec.cli import app
+
+    f = tmp_path / "dup.jsonl"
+    f.write_text('{"item_id":"d","name":"A","tags":["rock"]}\n{"item_id":"d","name":"B","tags":["jazz"]}\n')
+    runner = CliRunner()
+    r = runner.invoke(app, ["add", str(f), "--space", str(space.path)])
+    assert r.exit_code != 0 and "already appears in row 1" in r.output
+    r = runner.invoke(app, ["info", "--space", str(space.path)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["items"] == len(space.index)

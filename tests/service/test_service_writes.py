@@ -157,3 +157,17 @@ def test_hard_crash_mid_write_leaves_a_loadable_space(tiny_space_dir, tmp_path):
         assert c.get("/api/health").json()["items"] == 60
         assert c.get("/api/items/half").status_code == 404
         assert c.get("/api/search", params={"q": "jazz"}).status_code == 200
+
+
+def test_a_batch_with_one_item_id_twice_is_a_422_and_nothing_is_written(wclient, wdir):
+    before = wclient.get("/api/health").json()["items"]
+    r = wclient.post("/api/items", headers=H, json={"items": [{"item_id": "dupe", "name": "A", "tags": ["rock"]},
+                                                             {"item_id": "dupe", "name": "B", "tags": ["jazz"]}]})
+    assert r.status_code == 422, r.text
+    assert "already appears in row 1" in r.json()["detail"]
+    assert wclient.get("/api/health").json()["items"] == before
+    ok = wclient.post("/api/items", headers=H, json={"items": [{"item_id": "dupe2", "name": "C", "tags": ["pop"]}]})
+    assert ok.status_code == 200, ok.text                      # the next write still works
+    with TestClient(create_app(wdir)) as again:                # and the space still loads
+        assert again.get("/api/items/dupe").status_code == 404
+        assert again.get("/api/health").json()["items"] == before + 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,9 @@ class VectorIndex:
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, meta: pd.DataFrame) -> None:
         """Insert or replace items (vectors and metadata)."""
         ids = [str(i) for i in ids]
+        if len(set(ids)) != len(ids):
+            dup = sorted(i for i, n in Counter(ids).items() if n > 1)
+            raise InputError(f"duplicate ids in one upsert: {dup[:5]}; each id may appear once per call", field="item_id")
         V = l2_normalize(np.atleast_2d(vectors))
         if V.shape != (len(ids), self.dim):
             raise InputError(f"expected {len(ids)} vectors of dimension {self.dim}, got shape {V.shape}", field="vector")
