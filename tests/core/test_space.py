@@ -374,3 +374,35 @@ def test_media_files_take_one_path_for_queries_and_items(space, tmp_path, monkey
             space.encode_media("audio", path, name=name)
     with pytest.raises(InputError, match="row 1: field 'media.audio'.*empty"):
         space.add_items([{"item_id": "x", "name": "X", "media": {"audio": str(empty)}}])
+
+
+def test_query_encoder_caches_passes_through_and_reports_errors():
+    from talkrec.encoders.query import QueryEncoder
+
+    calls = []
+
+    class Fake:
+        modality, dim = "text", 2
+
+        def config(self):
+            return {"model": "fake"}
+
+        def encode(self, inputs, **kw):
+            calls.append((inputs, kw))
+            if "boom" in inputs:
+                raise RuntimeError("model failed")
+            return np.array([[len(t), 1.0] for t in inputs] if isinstance(inputs, list) else [len(inputs), 1.0])
+
+    q = QueryEncoder(Fake(), cache_size=2)
+    assert q.dim == 2 and q.config() == {"model": "fake"} and q.modality == "text"
+    assert q.encode("ab", kind="query").tolist() == [2.0, 1.0] and calls[-1] == (["ab"], {"kind": "query"})
+    q.encode("ab", kind="query")                                   # cached: no new call
+    assert len(calls) == 1
+    q.encode("abc", kind="query"), q.encode("abcd", kind="query")  # "ab" falls out of the LRU
+    q.encode("ab", kind="query")
+    assert len(calls) == 4
+    assert q.encode(["x", "yy"], kind="passage").shape == (2, 2) and calls[-1][1] == {"kind": "passage"}
+    with pytest.raises(RuntimeError, match="model failed"):
+        q.encode("boom", kind="query")
+    with pytest.raises(ValueError):
+        QueryEncoder(Fake(), max_batch=0)
