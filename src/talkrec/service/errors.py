@@ -2,8 +2,8 @@
 
 The Space's exceptions map to statuses here, once: bad input 422, unknown item / user 404,
 a media file for a modality not built from media 409, a missing media encoder 501, a write
-that could not be persisted 500 (nothing was changed); the service's own (401, 413) are
-:class:`ServiceError`.
+that could not be persisted 500 (nothing was changed). The service's own 401 is a
+:class:`ServiceError`; the 413 comes from :mod:`talkrec.service.middleware`.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ DESCRIPTIONS = {400: "Bad request", 401: "Missing or wrong API key", 404: "Unkno
 
 
 class ServiceError(Exception):
-    """An error with an HTTP status raised by the service itself (401)."""
+    """An error with an HTTP status raised by the service itself (the API key check: 401)."""
 
     def __init__(self, status: int, error: str, detail: str, field: str | None = None) -> None:
         super().__init__(detail)
