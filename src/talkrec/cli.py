@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -22,6 +21,9 @@ DEFAULT_SPACE = os.environ.get("TALKREC_SPACE", "spaces/lastfm")
 SpaceOpt = typer.Option(DEFAULT_SPACE, "--space", "-s", help="Built space folder (env TALKREC_SPACE).")
 KOpt = typer.Option(10, "--k", "-k", min=1, max=1000, help="Number of results.")
 WhereOpt = typer.Option(None, "--where", "-w", help="Filters, e.g. 'tag=metal,year>=1990'.")
+TagOpt = typer.Option(None, "--tag", help="Repeatable: items must carry all these tags.")
+DecadeOpt = typer.Option(None, "--decade", help="A decade, e.g. 80s or 1980s.")
+RangeOpt = typer.Option(None, "--range", help="Repeatable numeric range FIELD:MIN:MAX (a bound may be empty).")
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
 
@@ -51,19 +53,12 @@ def _print_hits(hits: list[Any], as_json: bool, title: str) -> None:
     console.print(t)
 
 
-def _resolve_item(space: Any, ref: str) -> str:
-    """An item id, or an exact (case-insensitive) name."""
-    if space.index.position(ref) is not None:
-        return ref
-    names = space.index.meta["name"].astype(str).str.lower()
-    hit = space.index.meta[names == ref.lower()]
-    if len(hit):
-        if "listeners" in hit.columns:
-            hit = hit.sort_values("listeners", ascending=False)
-        elif "n_ratings" in hit.columns:
-            hit = hit.sort_values("n_ratings", ascending=False)
-        return str(hit.iloc[0]["item_id"])
-    raise TalkrecError(f"unknown item {ref!r} (neither an id nor an exact name)")
+def _where(space: Any, where: Optional[str], tags: Optional[list[str]] = None, decade: Optional[str] = None,
+           ranges: Optional[list[str]] = None) -> Any:
+    """The filter options as the service takes them, translated for this space."""
+    from .index.filters import FilterSpec, parse_range
+    bounds = {f: (lo, hi) for f, lo, hi in map(parse_range, ranges or [])}
+    return space.filter_where(FilterSpec(tags=tags or [], decade=decade, ranges=bounds, where=where))
 
 
 def _run(fn: Any) -> None:
@@ -106,7 +101,7 @@ def _examples(space_dir: str, ex: dict[str, Any]) -> None:
         _print_hits(space.search(q, k=5), False, f'search: "{q}"')
     for name in ex.get("similar", []):
         try:
-            iid = _resolve_item(space, name)
+            iid = space.resolve(name)
         except TalkrecError:
             continue
         _print_hits(space.similar(iid, k=5), False, f"similar to {name}")
@@ -114,7 +109,7 @@ def _examples(space_dir: str, ex: dict[str, Any]) -> None:
         ids = []
         for n in names:
             try:
-                ids.append(_resolve_item(space, n))
+                ids.append(space.resolve(n))
             except TalkrecError:
                 pass
         if ids:
@@ -124,7 +119,8 @@ def _examples(space_dir: str, ex: dict[str, Any]) -> None:
 @app.command()
 def search(query: Optional[str] = typer.Argument(None, help="Natural-language query (or use --audio / --image)."),
            space: str = SpaceOpt, k: int = KOpt,
-           where: Optional[str] = WhereOpt, offset: int = typer.Option(0, min=0),
+           where: Optional[str] = WhereOpt, tag: Optional[list[str]] = TagOpt, decade: Optional[str] = DecadeOpt,
+           range_: Optional[list[str]] = RangeOpt, offset: int = typer.Option(0, min=0),
            mode: Optional[str] = typer.Option(None, help="multi | text | lexical | hybrid (default: the space's)."),
            user: Optional[str] = typer.Option(None, help="Personalize for this user id."),
            alpha: float = typer.Option(0.3, help="Weight of the user profile in personalized search."),
@@ -134,47 +130,51 @@ def search(query: Optional[str] = typer.Argument(None, help="Natural-language qu
     """Search the space with plain language (or an audio/image file)."""
     def go() -> None:
         s = _load(space)
+        w = _where(s, where, tag, decade, range_)
         if audio or image:
-            from .media_query import search_by_media
             modality = "audio" if audio else "image"
-            hits = search_by_media(s, modality, str(audio or image), k=k, where=where, offset=offset)
+            hits = s.search_by_media(modality, str(audio or image), k, where=w, offset=offset)
             _print_hits(hits, as_json, f"{modality} query: {audio or image}")
             return
         if not query:
             raise TalkrecError("give a query text, or --audio FILE / --image FILE")
         if user:
-            hits = s.personalized_search(query, user, alpha=alpha, k=k, where=where, offset=offset)
+            hits = s.personalized_search(query, user, alpha=alpha, k=k, where=w, offset=offset)
         else:
-            hits = s.search(query, k=k, where=where, offset=offset, mode=mode)
+            hits = s.search(query, k=k, where=w, offset=offset, mode=mode)
         _print_hits(hits, as_json, f'search: "{query}"')
     _run(go)
 
 
 @app.command()
 def similar(item: str = typer.Argument(..., help="Item id or exact name."), space: str = SpaceOpt, k: int = KOpt,
-            where: Optional[str] = WhereOpt, as_json: bool = JsonOpt) -> None:
+            where: Optional[str] = WhereOpt, tag: Optional[list[str]] = TagOpt, decade: Optional[str] = DecadeOpt,
+            range_: Optional[list[str]] = RangeOpt, as_json: bool = JsonOpt) -> None:
     """Items similar to ITEM."""
     def go() -> None:
         s = _load(space)
-        iid = _resolve_item(s, item)
-        _print_hits(s.similar(iid, k=k, where=where), as_json, f"similar to {item}")
+        iid = s.resolve(item)
+        _print_hits(s.similar(iid, k=k, where=_where(s, where, tag, decade, range_)), as_json, f"similar to {item}")
     _run(go)
 
 
 @app.command()
 def recommend(items: Optional[str] = typer.Option(None, "--items", help="Comma-separated item ids or names."),
               user: Optional[str] = typer.Option(None, "--user", help="A user id from the interactions."),
-              space: str = SpaceOpt, k: int = KOpt, where: Optional[str] = WhereOpt, as_json: bool = JsonOpt) -> None:
+              space: str = SpaceOpt, k: int = KOpt, where: Optional[str] = WhereOpt,
+              tag: Optional[list[str]] = TagOpt, decade: Optional[str] = DecadeOpt,
+              range_: Optional[list[str]] = RangeOpt, as_json: bool = JsonOpt) -> None:
     """Recommend from a list of items or a user's history (seen items excluded)."""
     def go() -> None:
         s = _load(space)
         if (items is None) == (user is None):
             raise TalkrecError("give exactly one of --items or --user")
+        w = _where(s, where, tag, decade, range_)
         if items is not None:
-            ids = [_resolve_item(s, x.strip()) for x in items.split(",") if x.strip()]
-            hits = s.recommend(items=ids, k=k, where=where)
+            ids = [s.resolve(x.strip()) for x in items.split(",") if x.strip()]
+            hits = s.recommend(items=ids, k=k, where=w)
         else:
-            hits = s.recommend(user=user, k=k, where=where)
+            hits = s.recommend(user=user, k=k, where=w)
         _print_hits(hits, as_json, f"recommendations for {items or 'user ' + str(user)}")
     _run(go)
 
@@ -183,6 +183,8 @@ def recommend(items: Optional[str] = typer.Option(None, "--items", help="Comma-s
 def playlist(query: Optional[str] = typer.Option(None, "--query", "-q", help="Generate from text."),
              seeds: Optional[str] = typer.Option(None, "--seeds", help="Continue these comma-separated items."),
              n: int = typer.Option(20, min=1, max=500), space: str = SpaceOpt, where: Optional[str] = WhereOpt,
+             tag: Optional[list[str]] = TagOpt, decade: Optional[str] = DecadeOpt,
+             range_: Optional[list[str]] = RangeOpt,
              coherence: float = typer.Option(0.5, help="0 = pure relevance, towards 1 = more coherent."),
              method: str = typer.Option("auto", help="Continuation: auto | knn | session (attached session model)."),
              diversity: float = typer.Option(0.0, help="Continuation: MMR diversity in [0, 1)."),
@@ -192,16 +194,17 @@ def playlist(query: Optional[str] = typer.Option(None, "--query", "-q", help="Ge
         s = _load(space)
         if (query is None) == (seeds is None):
             raise TalkrecError("give exactly one of --query or --seeds")
+        w = _where(s, where, tag, decade, range_)
         if query is not None:
-            hits, stats = s.generate_playlist(query, n, where=where, coherence=coherence)
+            hits, stats = s.generate_playlist(query, n, where=w, coherence=coherence)
             if not as_json:
                 console.print(f"coherence {stats.get('coherence', float('nan')):.3f} "
                               f"(plain top-{n}: {stats.get('coherence_plain_topn', float('nan')):.3f}), "
                               f"relevance {stats.get('relevance', float('nan')):.3f}")
             _print_hits(hits, as_json, f'playlist: "{query}"')
         else:
-            ids = [_resolve_item(s, x.strip()) for x in (seeds or "").split(",") if x.strip()]
-            _print_hits(s.continue_playlist(ids, n, where=where, method=method, diversity=diversity), as_json,
+            ids = [s.resolve(x.strip()) for x in (seeds or "").split(",") if x.strip()]
+            _print_hits(s.continue_playlist(ids, n, where=w, method=method, diversity=diversity), as_json,
                         f"playlist continuation ({method})")
     _run(go)
 
@@ -211,7 +214,7 @@ def explain(a: str, b: str, space: str = SpaceOpt) -> None:
     """Why two items are close: shared tags and per-modality contributions."""
     def go() -> None:
         s = _load(space)
-        typer.echo(json.dumps(s.explain(_resolve_item(s, a), _resolve_item(s, b)), indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(s.explain(s.resolve(a), s.resolve(b)), indent=2, ensure_ascii=False))
     _run(go)
 
 

@@ -356,17 +356,13 @@ def _encode_media(catalog: Catalog, m: str, source: str, spec: Mapping[str, Any]
     if m not in catalog.media:
         raise InputError(f"content.{m}: the catalog has no media files named {m!r} (has {list(catalog.media)})",
                          field=f"content.{m}")
+    from .encoders.media import encode_media_files
     paths = catalog.media[m]
-    if source == "audio_files":
-        from .encoders.audio import AudioEncoder as Enc
-    else:
-        from .encoders.image import ImageEncoder as Enc  # type: ignore[no-redef]
-    enc = Enc(**spec.get("params", {}))
     ids = catalog.item_ids
-    X = enc.encode([str(paths[i]) for i in ids if i in paths.index], show_progress_bar=show_progress, on_error="nan")
+    have = [i for i in ids if i in paths.index]
+    X, _ = encode_media_files(spec, [str(paths[i]) for i in have], modality=m, show_progress_bar=show_progress)
     full = np.full((len(ids), X.shape[1]), np.nan, dtype=np.float32)
     pos = {k: j for j, k in enumerate(ids.tolist())}
-    have = [i for i in ids if i in paths.index]
     full[[pos[i] for i in have]] = X
     info[f"{m}_failed"] = int(np.isnan(X).any(axis=1).sum())
     return full

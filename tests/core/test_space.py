@@ -144,7 +144,7 @@ def test_hybrid_search_fuses_bm25_over_descriptions(space):
     def no_lexical(*args):
         raise AssertionError("the lexical list was used with weight 0")
 
-    space._lexical_scores = no_lexical
+    space.lexical_index = no_lexical
     assert len(space.search("jazz band", k=10, mode="hybrid")) == 10
 
 
@@ -180,3 +180,229 @@ def test_cli_add_refuses_a_duplicate_batch_and_info_still_answers(space, tmp_pat
     r = runner.invoke(app, ["info", "--space", str(space.path)])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["items"] == len(space.index)
+
+
+# ----------------------------------------------------------------------------- issue 11: one path for all callers
+def test_add_items_checks_metadata_types_against_the_columns(space):
+    """The metadata checks the service used to do itself now guard every write; top-level
+    fields and the ``metadata`` object are checked alike; nothing is written on a refusal."""
+    n = len(space.index)
+    bad = [({"year": "recent"}, "year", "year is numeric; got 'recent'"),
+           ({"year": True}, "year", "year is numeric"),
+           ({"tags_extra": 1, "genre": "jazz"}, "genre", "genre is a list field"),
+           ({"year": [1990]}, "year", "year is not a list field"),
+           ({"modalities": ["x"]}, "modalities", "metadata key 'modalities' is reserved"),
+           ({"my field": 1}, "my field", "metadata key 'my field' is reserved or not an identifier")]
+    for fields, field, message in bad:
+        with pytest.raises(InputError, match=f"row 1: field '{field}': {message}"):
+            space.add_items([{"item_id": "typed", "name": "Typed", **fields}])
+        with pytest.raises(InputError, match=f"row 1: field 'metadata.{field}': {message}"):
+            space.add_items([{"item_id": "typed", "name": "Typed", "metadata": fields}])
+    with pytest.raises(InputError, match="field 'metadata.tags': .*reserved"):
+        space.add_items([{"item_id": "typed", "name": "Typed", "metadata": {"tags": ["x"]}}])
+    with pytest.raises(InputError, match="given twice"):
+        space.add_items([{"item_id": "typed", "name": "Typed", "year": 1990, "metadata": {"year": 1991}}])
+    with pytest.raises(InputError, match="metadata must be an object"):
+        space.add_items([{"item_id": "typed", "name": "Typed", "metadata": ["year"]}])
+    assert len(space.index) == n and len(Space.load(space.path).index) == n
+    space.add_items([{"item_id": "typed", "name": "Typed", "metadata": {"year": 1991, "label": "X"}}])
+    assert space.item("typed")["year"] == 1991 and space.item("typed")["label"] == "X"
+
+
+def test_cli_add_refuses_a_string_in_a_numeric_column(space, tmp_path):
+    from typer.testing import CliRunner
+
+    from talkrec.cli import app
+
+    f = tmp_path / "typed.json"
+    f.write_text('[{"item_id": "typed", "name": "Typed", "year": "recent"}]')
+    r = CliRunner().invoke(app, ["add", str(f), "--space", str(space.path)])
+    assert r.exit_code == 2 and "row 1: field 'year': year is numeric; got 'recent'" in r.output
+    assert Space.load(space.path).index.position("typed") is None
+
+
+def test_a_failed_persist_leaves_the_served_state_and_the_disk_unchanged(space, monkeypatch):
+    import pandas as pd
+
+    from talkrec.space import WriteError
+
+    n = len(space.index)
+    before = [h.item_id for h in space.search("jazz", k=5)]
+
+    def boom(self, *a, **kw):
+        raise OSError("disk full (simulated)")
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", boom)
+    with pytest.raises(WriteError, match="disk full.*nothing was changed"):
+        space.add_items([{"item_id": "crash1", "name": "Crash", "tags": ["jazz"]}])
+    monkeypatch.undo()
+    assert len(space.index) == n and space.index.position("crash1") is None
+    assert [h.item_id for h in space.search("jazz", k=5)] == before
+    again = Space.load(space.path)
+    assert len(again.index) == n and again.index.position("crash1") is None
+
+
+def test_resolve_names_and_find(space):
+    from talkrec.space.browse import name_index
+
+    assert space.resolve("jazz3") == "jazz3" and space.resolve("jAZZ bAND 3") == "jazz3"
+    with pytest.raises(NotFoundError, match="neither an id nor an exact name"):
+        space.resolve("Nobody")
+    assert space.find("metal band 1", 3)[0] == ("metal1", "Metal Band 1")
+    with pytest.raises(InputError, match="name is empty"):
+        space.find("  ")
+    import pandas as pd
+    meta = pd.DataFrame({"item_id": ["a", "b", "c"], "name": ["Twin", "twin", "Other"], "listeners": [5, 50, 1]})
+    assert name_index(meta) == {"twin": "b", "other": "c"}                 # the most listened
+    assert name_index(meta.drop(columns="listeners"))["twin"] == "a"      # else the first
+    # the name map follows writes
+    space.add_items([{"item_id": "fresh", "name": "Brand New Name"}])
+    assert space.resolve("brand new name") == "fresh"
+
+
+def test_facets_and_users(space):
+    f = space.facets()
+    assert {"name": "year", "type": "numeric", "min": 1980.0, "max": 2009.0} in [vars(x) for x in f.fields]
+    assert f.numeric_fields == ["year"] and {t for t, _ in f.top_tags} >= {"metal", "jazz", "pop"}
+    users = space.users(5)
+    assert len(users) == 5 and users[0][1] >= users[-1][1]
+    space.add_items([{"item_id": "fresh", "name": "Fresh", "tags": ["zydeco"]}])
+    assert "zydeco" in {t for t, _ in space.facets().top_tags}     # facets follow writes
+
+
+def test_filter_translation_is_shared_by_service_and_cli(space):
+    from talkrec.index.filters import FilterSpec, parse_range
+
+    w = space.filter_where(FilterSpec(tags=["jazz"], decade="90s", ranges={"listeners": (None, None)}, where="name~band"))
+    assert w == {"tags": ["jazz"], "year": {">=": 1990, "<=": 1999}, "name": {"~": "band"}}
+    assert space.filter_where(FilterSpec(ranges={"year": (None, 2001)}, where="year>=1995,tag=pop,tag=band")) == \
+        {"year": {"<=": 2001, ">=": "1995"}, "tag": ["pop", "band"]}
+    hits = space.search("music", k=10, where=space.filter_where(FilterSpec(decade="1990s")))
+    assert hits and all(1990 <= h.metadata["year"] <= 1999 for h in hits)
+    assert space.filter_where(FilterSpec()) is None and space.filter_where(None) is None
+    assert parse_range("year:1990:") == ("year", 1990.0, None)
+    for bad, needle in [(FilterSpec(ranges={"nosuch": (1, 2)}), r"unknown range field 'nosuch'; numeric fields: \['year'\]"),
+                        (FilterSpec(ranges={"year": (2, 1)}), "min 2 > max 1"),
+                        (FilterSpec(tags=[" "]), "empty tag"),
+                        (FilterSpec(decade="nineties"), "decade must look like"),
+                        (FilterSpec(ranges={"year": (1990, None)}, where="year>=1995"), "two '>=' filters"),
+                        (FilterSpec(decade="90s", ranges={"year": (1991, None)}), "two '>=' filters")]:
+        with pytest.raises(InputError, match=needle):
+            space.filter_where(bad)
+    for bad in ("year:abc:", "year:1", ":1:2", "year:inf:"):
+        with pytest.raises(InputError, match="range"):
+            parse_range(bad)
+    import pandas as pd
+    dec = pd.DataFrame({"item_id": ["a"], "decade": [["80s"]], "year": [1985]})
+    assert FilterSpec(decade="1980s").to_where(dec) == {"decade": {"~": "80"}}   # a decade field wins over year
+
+
+def test_cli_filters_go_through_the_same_translation(space):
+    import json
+
+    from typer.testing import CliRunner
+
+    from talkrec.cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["search", "music", "--space", str(space.path), "--tag", "jazz", "--range", "year:1993:1995",
+                            "-k", "5", "--json"])
+    assert r.exit_code == 0, r.output
+    hits = json.loads(r.output)
+    assert hits and all(1993 <= h["metadata"]["year"] <= 1995 and "jazz" in h["metadata"]["tags"] for h in hits)
+    r = runner.invoke(app, ["recommend", "--items", "Pop Band 1", "--space", str(space.path), "--decade", "80s",
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    assert all(1980 <= h["metadata"]["year"] <= 1989 for h in json.loads(r.output))
+    r = runner.invoke(app, ["similar", "Jazz Band 3", "--space", str(space.path), "--range", "nosuch:1:2"])
+    assert r.exit_code == 2 and "unknown range field" in r.output
+
+
+def test_continuation_reports_seeds_coherence_and_notes(space):
+    c = space.continuation(["pop1", "pop2", "pop1"], 8)
+    ids = [h.item_id for h in c.items]
+    assert c.seeds == ["pop1", "pop2"] and len(set(ids)) == 8 and {"pop1", "pop2"}.isdisjoint(ids)
+    assert c.coherence > 0.5 and c.coherence_seeds > 0.5 and not c.notes
+    one = space.continuation(["pop1"], 5, max_per_artist=1)       # no artist field: each item is its own
+    assert len({h.item_id for h in one.items}) == 5 and "each item is its own artist" in one.notes[0]
+    by_genre = space.continuation(["pop1"], 5, max_per_artist=1, artist_field="genre")
+    assert len({tuple(h.metadata["genre"]) for h in by_genre.items}) == len(by_genre.items) <= 3
+    assert space.continuation(["pop1"], 1).coherence_seeds is None
+    with pytest.raises(InputError, match="unknown field 'nosuch' for max_per"):
+        space.continue_playlist(["pop1"], 3, max_per=("nosuch", 1))
+
+
+def test_media_files_take_one_path_for_queries_and_items(space, tmp_path, monkeypatch):
+    """Queries by file and ``media`` records encode through talkrec.encoders.media with the
+    build's settings; the same refusals everywhere (encoder faked: MusiCNN is an extra)."""
+    import talkrec.encoders.audio as audio_mod
+    from talkrec.encoders.media import NotMediaModality
+
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(b"fake-wav")
+    with pytest.raises(NotMediaModality, match="precomputed vectors"):   # the tiny space's audio is vectors
+        space.search_by_media("audio", clip)
+    with pytest.raises(InputError, match="unknown modality 'smell'"):
+        space.encode_media("smell", clip)
+    calls = []
+
+    class FakeEncoder:
+        dim = 4
+
+        def __init__(self, **kw):
+            self.kw, self.last_failures = kw, []
+
+        def encode(self, paths, **kw):
+            calls.append((self.kw, list(paths), kw))
+            return np.array([[0, 0, 1.0, 0]] * len(paths), dtype=np.float32)
+
+    monkeypatch.setattr(audio_mod, "AudioEncoder", FakeEncoder)
+    monkeypatch.setitem(space.config, "build_config", {"content": {"audio": {"source": "audio_files",
+                                                                             "params": {"max_seconds": 30}}}})
+    hits = space.search_by_media("audio", clip, k=5)
+    assert sum(_cluster(h.item_id) == "pop" for h in hits) >= 4
+    assert calls[-1][0] == {"max_seconds": 30} and calls[-1][2]["on_error"] == "nan"
+    space.encode_media("audio", clip, cache=False)
+    assert calls[-1][0] == {"max_seconds": 30, "cache": False}
+    out = space.add_items([{"item_id": "by-file", "name": "By File", "media": {"audio": str(clip)}}])
+    assert out[0]["modalities"] == ["text", "audio"]
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    for path, name, needle in [(tmp_path / "clip.exe", None, "must end in one of .wav"), (empty, None, "empty"),
+                               (tmp_path / "missing.wav", None, "file not found"),
+                               (empty, "my upload.wav", "my upload.wav: cannot encode audio file")]:
+        with pytest.raises(InputError, match=needle):
+            space.encode_media("audio", path, name=name)
+    with pytest.raises(InputError, match="row 1: field 'media.audio'.*empty"):
+        space.add_items([{"item_id": "x", "name": "X", "media": {"audio": str(empty)}}])
+
+
+def test_query_encoder_caches_passes_through_and_reports_errors():
+    from talkrec.encoders.query import QueryEncoder
+
+    calls = []
+
+    class Fake:
+        modality, dim = "text", 2
+
+        def config(self):
+            return {"model": "fake"}
+
+        def encode(self, inputs, **kw):
+            calls.append((inputs, kw))
+            if "boom" in inputs:
+                raise RuntimeError("model failed")
+            return np.array([[len(t), 1.0] for t in inputs] if isinstance(inputs, list) else [len(inputs), 1.0])
+
+    q = QueryEncoder(Fake(), cache_size=2)
+    assert q.dim == 2 and q.config() == {"model": "fake"} and q.modality == "text"
+    assert q.encode("ab", kind="query").tolist() == [2.0, 1.0] and calls[-1] == (["ab"], {"kind": "query"})
+    q.encode("ab", kind="query")                                   # cached: no new call
+    assert len(calls) == 1
+    q.encode("abc", kind="query"), q.encode("abcd", kind="query")  # "ab" falls out of the LRU
+    q.encode("ab", kind="query")
+    assert len(calls) == 4
+    assert q.encode(["x", "yy"], kind="passage").shape == (2, 2) and calls[-1][1] == {"kind": "passage"}
+    with pytest.raises(RuntimeError, match="model failed"):
+        q.encode("boom", kind="query")
+    with pytest.raises(ValueError):
+        QueryEncoder(Fake(), max_batch=0)

@@ -245,12 +245,15 @@ def test_query_by_media_file_with_an_encoder(client, app, monkeypatch):
     seen = {}
 
     class FakeEncoder:
+        dim = 4
+        last_failures: list = []
+
         def __init__(self, **kw):
             seen["kw"] = kw
 
-        def encode(self, path):
-            seen["bytes"] = open(path, "rb").read()
-            return np.array([0, 0, 1.0, 0], dtype=np.float32)
+        def encode(self, paths, **kw):
+            seen["bytes"] = open(paths[0], "rb").read()
+            return np.array([[0, 0, 1.0, 0]], dtype=np.float32)
 
     monkeypatch.setattr(audio_mod, "AudioEncoder", FakeEncoder)
     monkeypatch.setitem(space.config, "build_config",
@@ -267,11 +270,11 @@ def test_query_by_media_file_with_an_encoder(client, app, monkeypatch):
 
 
 def test_decade_spellings_are_normalized():
-    from talkrec.service.app import _canonical_decade
+    from talkrec.space.browse import canonical_decade
     for raw in ("80s", "80's", "1980s", "1980's", "1985"):
-        assert _canonical_decade(raw) == "1980s", raw
-    assert _canonical_decade("00s") == "2000s" and _canonical_decade("60s") == "1960s"
-    assert _canonical_decade("seen live") is None and _canonical_decade("1337 h4x") is None
+        assert canonical_decade(raw) == "1980s", raw
+    assert canonical_decade("00s") == "2000s" and canonical_decade("60s") == "1960s"
+    assert canonical_decade("seen live") is None and canonical_decade("1337 h4x") is None
 
 
 def test_query_encoder_batches_concurrent_queries_correctly(app):
@@ -282,6 +285,6 @@ def test_query_encoder_batches_concurrent_queries_correctly(app):
     texts = [f"query number {i} about {'jazz' if i % 2 else 'metal'}" for i in range(24)]
     with cf.ThreadPoolExecutor(8) as ex:
         got = list(ex.map(lambda t: enc.encode(t, kind="query"), texts))
-    ref = enc._enc.encode(texts, kind="query")
+    ref = enc.encoder.encode(texts, kind="query")
     assert np.allclose(np.stack(got), ref, atol=1e-4)
     assert np.allclose(enc.encode(texts[3], kind="query"), ref[3], atol=1e-4)  # cached path

@@ -97,7 +97,7 @@ def test_failed_write_leaves_the_space_on_disk_intact(wclient, wdir, monkeypatch
     r = wclient.post("/api/items", json={"items": [{"item_id": "crash1", "name": "Crash"}]}, headers=H)
     assert r.status_code == 500 and r.json()["error"] == "write_failed" and "nothing was changed" in r.json()["detail"]
     monkeypatch.undo()
-    # memory was rolled back to the disk state: the item is not served either
+    # the in-memory index is swapped only after persisting: the item is not served either
     assert wclient.get("/api/items/crash1").status_code == 404
     assert wclient.get("/api/health").json()["items"] == before
     from talkrec import Space
@@ -171,3 +171,30 @@ def test_a_batch_with_one_item_id_twice_is_a_422_and_nothing_is_written(wclient,
     with TestClient(create_app(wdir)) as again:                # and the space still loads
         assert again.get("/api/items/dupe").status_code == 404
         assert again.get("/api/health").json()["items"] == before + 1
+
+
+def test_a_string_in_a_numeric_column_gets_one_refusal_over_http_python_and_cli(wclient, wdir, tmp_path):
+    """Issue 11: the metadata type check lives in Space.add_items, so the service, the Python
+    API and ``talkrec add`` refuse the same record with the same InputError (row + field)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from talkrec import Space
+    from talkrec.cli import app
+    from talkrec.errors import InputError
+
+    before = wclient.get("/api/health").json()["items"]
+    item = {"item_id": "typed", "name": "Typed", "metadata": {"year": "recent"}}
+    r = wclient.post("/api/items", json={"items": [item]}, headers=H)
+    assert r.status_code == 422 and r.json()["field"] == "metadata.year"
+    detail = r.json()["detail"]
+    assert detail == "row 1: field 'metadata.year': year is numeric; got 'recent'"
+    with pytest.raises(InputError) as e:
+        Space.load(wdir).add_items([item])
+    assert str(e.value) == detail and e.value.row == 1 and e.value.field == "metadata.year"
+    f = tmp_path / "typed.json"
+    f.write_text(json.dumps([item]))
+    out = CliRunner().invoke(app, ["add", str(f), "--space", str(wdir)])
+    assert out.exit_code == 2 and detail in " ".join(out.output.split())
+    assert wclient.get("/api/health").json()["items"] == before and Space.load(wdir).index.position("typed") is None

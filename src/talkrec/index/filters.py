@@ -9,8 +9,9 @@ of ``genres`` when the catalog has no singular column.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any
 
 import numpy as np
@@ -138,3 +139,121 @@ class FilterEngine:
                     cm = eq if c.op == "=" else ~eq
             m &= cm
         return m
+
+
+# --------------------------------------------------------------------------- filter forms
+#: columns that are not offered as filter fields (ids, texts, bookkeeping)
+HIDDEN_FIELDS = ("item_id", "name", "description", "norm_name", "cold_start")
+
+
+def field_kind(s: pd.Series) -> str:
+    """``"list"`` (list-valued, e.g. tags), ``"numeric"`` (numbers, not booleans) or ``"text"``."""
+    if any(isinstance(v, (list, tuple, np.ndarray)) for v in s.dropna().head(50).tolist()):
+        return "list"
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        return "numeric"
+    return "text"
+
+
+def filter_fields(meta: pd.DataFrame) -> dict[str, str]:
+    """The metadata fields offered for filtering, ``{name: field_kind}`` in column order."""
+    return {str(c): field_kind(meta[c]) for c in meta.columns
+            if c not in HIDDEN_FIELDS and not str(c).startswith(("description_", "_"))}
+
+
+def parse_range(text: str) -> tuple[str, float | None, float | None]:
+    """``"FIELD:MIN:MAX"`` (a bound may be empty: ``"listeners:1000:"``) -> ``(field, min, max)``."""
+    parts = text.split(":")
+    if len(parts) != 3 or not parts[0].strip():
+        raise InputError(f"range must be FIELD:MIN:MAX, got {text!r}", field="range")
+    try:
+        lo = float(parts[1]) if parts[1].strip() else None
+        hi = float(parts[2]) if parts[2].strip() else None
+    except ValueError:
+        raise InputError(f"range bounds must be numbers, got {text!r}", field="range") from None
+    if (lo is not None and not np.isfinite(lo)) or (hi is not None and not np.isfinite(hi)):
+        raise InputError(f"range bounds must be finite, got {text!r}", field="range")
+    return parts[0].strip(), lo, hi
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    """Filters as the service and the CLI take them, AND-ed: items carrying all ``tags``, a
+    ``decade`` (``"80s"``, ``"1980s"``), numeric ``ranges`` ``{field: (min, max)}`` (either
+    bound may be ``None``) and a free ``where`` expression. :meth:`to_where` turns them into
+    the ``where`` mapping of the Python API."""
+
+    tags: Sequence[str] = ()
+    decade: str | None = None
+    ranges: Mapping[str, tuple[float | None, float | None]] = dc_field(default_factory=dict)
+    where: str | None = None
+
+    def to_where(self, meta: pd.DataFrame) -> dict[str, Any] | None:
+        """The ``where`` mapping over the item metadata ``meta`` (``None``: no filter).
+
+        A decade matches the two digits in a ``decade`` field when there is one (decade tags
+        come in many spellings: 80s, 1980s, 80's), else a ``year`` range; ``tags`` need a
+        ``tags`` field."""
+        out = _Where()
+        cols = set(meta.columns)
+        for t in self.tags:
+            if not t.strip():
+                raise InputError("empty tag in filters", field="tags")
+            if "tags" not in cols:
+                raise InputError("this space has no tags to filter on", field="tags")
+            out.add("tags", "=", t.strip())
+        if self.decade and self.decade.strip():
+            _add_decade(out, self.decade.strip(), cols)
+        for name, (lo, hi) in self.ranges.items():
+            if lo is None and hi is None:
+                continue
+            if lo is not None and hi is not None and lo > hi:
+                raise InputError(f"range on {name!r}: min {lo} > max {hi}", field="ranges")
+            if name not in cols:
+                numeric = [f for f, kind in filter_fields(meta).items() if kind == "numeric"]
+                raise InputError(f"unknown range field {name!r}; numeric fields: {numeric}", field="ranges")
+            if lo is not None:
+                out.add(name, ">=", lo)
+            if hi is not None:
+                out.add(name, "<=", hi)
+        if self.where and self.where.strip():
+            for c in parse_where(self.where):
+                out.add(c.field, c.op, c.value)
+        return dict(out) or None
+
+
+class _Where(dict):  # type: ignore[type-arg]
+    """The ``where`` mapping being built: ``{field: [values]}`` for ``=``, ``{field: {op: value}}``."""
+
+    def add(self, field: str, op: str, value: Any) -> None:
+        cur = self.setdefault(field, {} if op != "=" else [])
+        if op == "=":
+            if isinstance(cur, dict):
+                if "=" in cur:
+                    raise InputError(f"conflicting filters on {field!r}", field="filters")
+                cur["="] = value
+            else:
+                cur.append(value)
+            return
+        if isinstance(cur, list):
+            if len(cur) > 1:
+                raise InputError(f"conflicting filters on {field!r}", field="filters")
+            self[field] = cur = ({"=": cur[0]} if cur else {})
+        if op in cur:
+            raise InputError(f"two '{op}' filters on {field!r}; combine them into one range", field="filters")
+        cur[op] = value
+
+
+def _add_decade(out: _Where, d: str, cols: set[str]) -> None:
+    m = re.fullmatch(r"(?:(1[89]|20)?(\d)0)'?s?", d.lower())
+    if not m:
+        raise InputError(f"decade must look like '80s' or '1980s', got {d!r}", field="decade")
+    century = m.group(1) or ("20" if m.group(2) in "012" else "19")
+    full = int(century + m.group(2) + "0")
+    if "decade" in cols:
+        out.add("decade", "~", str(full)[2:])
+    elif "year" in cols:
+        out.add("year", ">=", full)
+        out.add("year", "<=", full + 9)
+    else:
+        raise InputError("this space has no decade or year field", field="decade")

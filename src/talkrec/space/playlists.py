@@ -8,16 +8,18 @@ items: each step adds the item maximising ``(1-c)*sim(query, x) + c*mean sim(x, 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import InputError
-from .index.filters import Where
-from .index.store import l2_normalize
+from ..errors import InputError
+from ..index.filters import Where
+from ..index.store import l2_normalize
 
 if TYPE_CHECKING:
-    from .space import Hit, Space
+    from .core import Space
+    from .hits import Hit
 
 
 def playlist_stats(V: np.ndarray, q: np.ndarray | None = None) -> dict[str, float]:
@@ -33,36 +35,73 @@ def playlist_stats(V: np.ndarray, q: np.ndarray | None = None) -> dict[str, floa
     return out
 
 
+@dataclass(frozen=True)
+class Continuation:
+    """A playlist continuation: the new ``items``, the ``seeds`` once each in order, the
+    coherence of seeds + items and of the seeds alone (``None`` below two items), notes."""
+
+    items: list["Hit"]
+    seeds: list[str]
+    coherence: float | None
+    coherence_seeds: float | None
+    notes: list[str]
+
+
 def continue_playlist(space: "Space", seeds: Sequence[str], k: int, *, where: Where = None, recency: float = 0.7,
-                      diversity: float = 0.0, max_per: tuple[str, int] | None = None,
-                      session: Any = None) -> list["Hit"]:
+                      diversity: float = 0.0, max_per_artist: int | None = None, artist_field: str = "artist",
+                      session: Any = None) -> Continuation:
+    """The next ``k`` items for an ordered playlist: never a seed, never an item twice, at
+    most ``max_per_artist`` items per value of ``artist_field`` (a space without that field
+    is a catalog of artists: each item is its own artist, which a note says)."""
     if not seeds:
         raise InputError("a playlist continuation needs at least one seed item", field="items")
     if not 0 < recency <= 1:
         raise InputError(f"recency must be in (0, 1], got {recency}", field="recency")
     if not 0 <= diversity < 1:
         raise InputError(f"diversity must be in [0, 1), got {diversity}", field="diversity")
-    if max_per is not None and max_per[0] not in space.index.meta.columns:
-        raise InputError(f"unknown field {max_per[0]!r} for max_per; fields: {list(space.index.meta.columns)}",
-                         field="max_per")
+    notes: list[str] = []
+    max_per = None
+    if max_per_artist is not None:
+        if artist_field in space.index.meta.columns:
+            max_per = (artist_field, max_per_artist)
+        else:
+            notes.append(f"no '{artist_field}' field: each item is its own artist, so results never repeat an "
+                         "artist")
     seeds = list(dict.fromkeys(str(s) for s in seeds))
     w = np.array([recency ** (len(seeds) - 1 - i) for i in range(len(seeds))], dtype=np.float32)
-    q = space.items_vector(seeds, w)
-    pool = space.index.search(q, max(k * 5, 50), where=where, exclude=seeds)
-    if session is not None and any(session.knows(x) for x in seeds):
-        # The session model ranks what it knows; kNN items fill in behind (new items, filters).
-        allowed = space.index.mask(where)
-        ranked = []
-        for iid, s in session.continue_session(seeds, max(k * 5, 50), exclude=set(seeds)):
-            p = space.index.position(iid)
-            if p is not None and (allowed is None or allowed[p]):
-                ranked.append((iid, s))
-        seen = {i for i, _ in ranked}
-        pool = ranked + [(i, s) for i, s in pool if i not in seen]
+    pool = _pool(space, seeds, space.items_vector(seeds, w), max(k * 5, 50), where, session)
+    chosen = _select(space, pool, k, diversity, max_per)
+    V = space.index.vectors
+    pos = [space.index.position(i) for i in seeds + [c for c, _ in chosen]]
+    return Continuation(space.hits(chosen), seeds, playlist_stats(V[pos]).get("coherence"),
+                        playlist_stats(V[pos[:len(seeds)]]).get("coherence"), notes)
+
+
+def _pool(space: "Space", seeds: list[str], q: np.ndarray, n: int, where: Where,
+          session: Any) -> list[tuple[str, float]]:
+    """Candidates: the session model's ranking of what it knows, kNN items behind (new
+    items, filters); kNN alone without a session model."""
+    pool = space.index.search(q, n, where=where, exclude=seeds)
+    if session is None or not any(session.knows(x) for x in seeds):
+        return pool
+    allowed = space.index.mask(where)
+    ranked = []
+    for iid, s in session.continue_session(seeds, n, exclude=set(seeds)):
+        p = space.index.position(iid)
+        if p is not None and (allowed is None or allowed[p]):
+            ranked.append((iid, s))
+    seen = {i for i, _ in ranked}
+    return ranked + [(i, s) for i, s in pool if i not in seen]
+
+
+def _select(space: "Space", pool: list[tuple[str, float]], k: int, diversity: float,
+            max_per: tuple[str, int] | None) -> list[tuple[str, float]]:
+    """Greedy: by rank in the pool (session and kNN scores are not on one scale), MMR with
+    ``diversity``, at most ``max_per=(field, n)`` per field value, each item once."""
     chosen: list[tuple[str, float]] = []
+    taken: set[str] = set()
     counts: dict[Any, int] = {}
     V = space.index.vectors
-    # Relevance by rank in the pool (scores of the session model and of kNN are not on one scale).
     cand = [(iid, s, 1.0 - j / max(len(pool), 1)) for j, (iid, s) in enumerate(pool)]
     while cand and len(chosen) < k:
         best_j = 0
@@ -72,6 +111,8 @@ def continue_playlist(space: "Space", seeds: Sequence[str], k: int, *, where: Wh
             mmr = [(1 - diversity) * rel - diversity * float(sim) for (_, _, rel), sim in zip(cand, sims)]
             best_j = int(np.argmax(mmr))
         iid, s, _ = cand.pop(best_j)
+        if iid in taken:
+            continue
         if max_per is not None:
             field, limit = max_per
             val = space.index.meta.iloc[space.index.position(iid)].get(field)
@@ -79,8 +120,9 @@ def continue_playlist(space: "Space", seeds: Sequence[str], k: int, *, where: Wh
             if counts.get(key, 0) >= limit:
                 continue
             counts[key] = counts.get(key, 0) + 1
+        taken.add(iid)
         chosen.append((iid, s))
-    return space._hits(chosen)
+    return chosen
 
 
 def generate_playlist(space: "Space", text: str, n: int, *, where: Where = None, coherence: float = 0.5,

@@ -10,23 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import NotFoundError
-
 if TYPE_CHECKING:
-    from .space import Space
+    from .core import Space
 
 
 def _projections(space: "Space", item_id: str) -> dict[str, np.ndarray]:
-    p = space.index.position(item_id)
-    if p is None:
-        raise NotFoundError(f"unknown item {item_id!r}")
+    """The item's normalized projection per modality it has (mean over text views)."""
     out = {}
     for m in space.modalities:
-        X = space.inputs.get(space.config["input_files"].get(m, ""), None)
-        if X is None or p >= len(X):
-            continue
-        row = X[p]
-        rows = [row[v] for v in range(row.shape[0])] if row.ndim == 2 else [row]
+        rows = space.raw_input(item_id, m)
         zs = [space.fusion.project(m, r) for r in rows if not np.isnan(r).any()]
         if zs:
             out[m] = np.mean(zs, axis=0)
@@ -34,6 +26,7 @@ def _projections(space: "Space", item_id: str) -> dict[str, np.ndarray]:
 
 
 def explain(space: "Space", a: str, b: str) -> dict[str, Any]:
+    """Why ``a`` and ``b`` are close: their cosine, shared tags and each modality pair's share."""
     ia, ib = space.item(a), space.item(b)
     va, vb = space.item_vector(a), space.item_vector(b)
     za, zb = _projections(space, a), _projections(space, b)

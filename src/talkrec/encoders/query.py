@@ -1,0 +1,111 @@
+"""Query encoding that is safe from many threads, cached and micro-batched.
+
+:class:`QueryEncoder` wraps a text encoder (:class:`~talkrec.encoders.text.TextEncoder`):
+
+* one ``encode`` runs at a time (Hugging Face fast tokenizers are not safe to call from
+  several threads: "Already borrowed");
+* an LRU cache of query vectors (results-as-you-type re-send the same prefixes);
+* micro-batching: queries that arrive while an encode runs are encoded together in the
+  next one (one forward pass for many concurrent searches).
+
+Only single query texts (``encode(text, kind="query")``) are cached and batched; anything
+else (passages, lists) is passed through under the same lock.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+__all__ = ["QueryEncoder"]
+
+
+class _Pending:
+    __slots__ = ("text", "value", "error")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.value: np.ndarray | None = None
+        self.error: BaseException | None = None
+
+
+class QueryEncoder:
+    """A thread-safe, caching, micro-batching front of a text encoder.
+
+    Parameters
+    ----------
+    encoder:
+        The wrapped encoder: ``encode(text | [texts], kind=...)`` as
+        :class:`~talkrec.encoders.text.TextEncoder`.
+    cache_size:
+        Query vectors kept (least recently used dropped first); 0 keeps none.
+    max_batch:
+        At most this many waiting queries go into one forward pass.
+    """
+
+    def __init__(self, encoder: Any, *, cache_size: int = 1024, max_batch: int = 32) -> None:
+        if cache_size < 0 or max_batch < 1:
+            raise ValueError(f"cache_size must be >= 0 and max_batch >= 1, got {cache_size}, {max_batch}")
+        self.encoder = encoder
+        self.cache_size = cache_size
+        self.max_batch = max_batch
+        self._lock = threading.Lock()  # held while encoding
+        self._qlock = threading.Lock()  # guards the queue and the cache
+        self._queue: list[_Pending] = []
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    @property
+    def modality(self) -> str:
+        return str(self.encoder.modality)
+
+    @property
+    def dim(self) -> int:
+        return int(self.encoder.dim)
+
+    def config(self) -> dict[str, Any]:
+        return dict(self.encoder.config())
+
+    def encode(self, inputs: Any, **kw: Any) -> np.ndarray:
+        """Like the wrapped encoder's ``encode``: one text -> vector, a list -> matrix."""
+        if not (isinstance(inputs, str) and kw.get("kind") == "query" and set(kw) <= {"kind"}):
+            with self._lock:
+                return self.encoder.encode(inputs, **kw)
+        with self._qlock:
+            hit = self._cache.get(inputs)
+            if hit is not None:
+                self._cache.move_to_end(inputs)
+                return hit.copy()
+            mine = _Pending(inputs)
+            self._queue.append(mine)
+        with self._lock:  # whoever holds the lock encodes everything queued so far
+            if mine.value is None and mine.error is None:
+                self._encode_queued(mine)
+        if mine.error is not None:
+            raise mine.error
+        if mine.value is None:  # pragma: no cover - _encode_queued always sets one of the two
+            raise RuntimeError("query was not encoded")
+        return mine.value.copy()
+
+    def _encode_queued(self, mine: _Pending) -> None:
+        """Encode up to ``max_batch`` queued queries, ``mine`` among them (lock held)."""
+        with self._qlock:
+            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch:]
+            if mine not in batch:  # over max_batch: put ours first
+                self._queue.insert(0, batch.pop())
+                batch.insert(0, mine)
+                self._queue.remove(mine)
+        try:
+            V = np.atleast_2d(self.encoder.encode([p.text for p in batch], kind="query"))
+            with self._qlock:
+                for p, v in zip(batch, V):
+                    p.value = v
+                    if self.cache_size:
+                        self._cache[p.text] = v
+                        self._cache.move_to_end(p.text)
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        except BaseException as e:  # noqa: BLE001 - handed to every waiter
+            for p in batch:
+                p.error = e

@@ -1,0 +1,41 @@
+"""Space results -> JSON-safe response values."""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..space import Hit
+from . import schemas as S
+
+
+def clean(v: Any) -> Any:
+    """JSON-safe: NaN/inf -> None, numpy -> Python, unknown objects -> str."""
+    if isinstance(v, dict):
+        return {str(k): clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [clean(x) for x in (v.tolist() if isinstance(v, np.ndarray) else v)]
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return float(v) if math.isfinite(float(v)) else None
+    if v is None or isinstance(v, str):
+        return v
+    if v is pd.NA or v is pd.NaT:
+        return None
+    return str(v)
+
+
+def hits(found: list[Hit]) -> list[S.Hit]:
+    return [S.Hit(item_id=h.item_id, name=h.name, score=float(h.score) if math.isfinite(h.score) else 0.0,
+                  metadata=clean(h.metadata)) for h in found]
+
+
+def took_ms(t0: float) -> float:
+    """Milliseconds since ``t0`` (a :func:`time.perf_counter` reading)."""
+    return round((time.perf_counter() - t0) * 1e3, 2)

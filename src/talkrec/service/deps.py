@@ -1,0 +1,107 @@
+"""What the routes share: the service state (the Space, its readers-writer lock, the API
+key) and the dependencies that get it, check the API key and read the GET filters."""
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from fastapi import Depends, Query, Request
+from fastapi.security import APIKeyHeader
+
+from ..index.filters import FilterSpec, parse_range
+from ..space import Space
+from . import schemas as S
+from .errors import ServiceError
+
+
+class RWLock:
+    """Many readers or one writer; a waiting writer blocks new readers (no starvation)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._waiting_writers = 0
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._waiting_writers:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting_writers += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._waiting_writers -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+class ServiceState:
+    """The served Space and what the routes share: reads hold ``lock.read()``, item writes
+    ``lock.write()`` (readers wait while an upsert swaps the index)."""
+
+    def __init__(self, space: Space, api_key: str | None) -> None:
+        self.space = space
+        self.api_key = api_key
+        self.lock = RWLock()
+        self.started = time.time()
+
+    def check_key(self, key: str | None) -> None:
+        if self.api_key is None:
+            return
+        if key is None or not hmac.compare_digest(key.encode(), self.api_key.encode()):
+            raise ServiceError(401, "unauthorized", "this endpoint needs the API key in the X-API-Key header")
+
+
+async def get_state(request: Request) -> ServiceState:
+    """The app's :class:`ServiceState` (set by :func:`talkrec.service.app.create_app`)."""
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
+                          description="required on write endpoints when the server has an API key")
+
+
+async def require_key(key: str | None = Depends(key_header), state: ServiceState = Depends(get_state)) -> None:
+    state.check_key(key)
+
+
+def query_filters(
+    tag: list[str] = Query([], max_length=20, description="repeatable: items must carry all these tags"),
+    decade: str | None = Query(None, max_length=16, pattern=S.DECADE_PATTERN, description="e.g. 80s or 1980s"),
+    range_: list[str] = Query([], alias="range", max_length=10,
+                              description="repeatable numeric range FIELD:MIN:MAX, a bound may be empty "
+                                          "(listeners:1000:)"),
+    where: str | None = Query(None, max_length=500, description="filter expression, e.g. 'listeners>=1000'"),
+) -> FilterSpec:
+    """The filters of a GET route's query string."""
+    ranges = {f: (lo, hi) for f, lo, hi in map(parse_range, range_)}
+    return FilterSpec(tags=list(tag), decade=decade or None, ranges=ranges, where=where)
+
+
+def filter_spec(f: S.Filters | None) -> FilterSpec | None:
+    """The filters of a POST body."""
+    if f is None:
+        return None
+    return FilterSpec(tags=list(f.tags), decade=f.decade, ranges={k: (r.min, r.max) for k, r in f.ranges.items()},
+                      where=f.where)

@@ -1,0 +1,1 @@
+"""One APIRouter per resource: search, items, recommend, playlists, meta."""

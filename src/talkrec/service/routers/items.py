@@ -1,0 +1,65 @@
+"""Items: find by name, one item's details, and cold-start writes."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+
+from .. import schemas as S
+from ..convert import clean, took_ms
+from ..deps import ServiceState, get_state
+from ..errors import responses
+
+router = APIRouter(tags=["items"])
+#: the write route; create_app adds the API key check when the server has a key
+write_router = APIRouter(tags=["items"])
+
+#: item columns that are not shown as metadata
+NOT_METADATA = ("item_id", "name", "description", "modalities", "cold_start", "norm_name", "join_name")
+
+
+@router.get("/api/items", response_model=S.LookupResponse, responses=responses(422))
+def lookup(name: str = Query(..., min_length=1, max_length=200, description="case-insensitive name substring"),
+           limit: int = Query(10, ge=1, le=100), state: ServiceState = Depends(get_state)) -> S.LookupResponse:
+    """Find items by name (for pickers)."""
+    with state.lock.read():
+        found = state.space.find(name, limit)
+    return S.LookupResponse(items=[S.ItemRef(item_id=i, name=n) for i, n in found])
+
+
+@router.get("/api/items/{item_id}", response_model=S.ItemDetail, responses=responses(404, 422))
+def item(item_id: str, state: ServiceState = Depends(get_state)) -> S.ItemDetail:
+    """Everything about one item: description, which modalities it has, metadata."""
+    space = state.space
+    with state.lock.read():
+        iid = space.resolve(item_id)
+        row = space.item(iid)
+    meta = {k: clean(v) for k, v in row.items() if k not in NOT_METADATA and not k.startswith("_")}
+    return S.ItemDetail(item_id=iid, name=str(row.get("name", iid)), description=row.get("description"),
+                        modalities=[str(m) for m in row.get("modalities") or []], space_modalities=space.modalities,
+                        cold_start=bool(row.get("cold_start") or False), metadata=meta)
+
+
+def record(it: S.ItemIn) -> dict[str, Any]:
+    """An API item -> a :meth:`talkrec.Space.add_items` record (which validates it)."""
+    rec: dict[str, Any] = {"item_id": it.item_id, "name": it.name}
+    for key in ("tags", "description", "vectors", "metadata"):
+        value = getattr(it, key)
+        if value is not None:
+            rec[key] = value
+    return rec
+
+
+@write_router.post("/api/items", response_model=S.AddItemsResponse, responses=responses(400, 413, 422))
+def add_items(req: S.AddItemsRequest, state: ServiceState = Depends(get_state)) -> S.AddItemsResponse:
+    """Add or update items without retraining (cold start): any subset of modalities (tags /
+    description -> text; raw vectors for the others) is projected through the trained
+    encoders; the item is searchable and recommendable at once and survives a restart
+    (the index is rewritten atomically before this returns)."""
+    t0 = time.perf_counter()
+    space = state.space
+    with state.lock.write():
+        out = space.add_items([record(it) for it in req.items])
+        total = len(space.item_ids)
+    return S.AddItemsResponse(added=[S.AddedItem(**clean(o)) for o in out], items_total=total, took_ms=took_ms(t0))

@@ -1,0 +1,244 @@
+"""Cold start: add or update items in a built space without retraining.
+
+A new item is described with the space's TEMPLATE settings (unless a description is
+given), embedded with the space's text model, and each raw modality vector it has is
+projected through the trained encoders; the fused vector is upserted into the index.
+
+Every write (the Python API, ``talkrec add``, ``POST /api/items``) is validated here, once:
+a record is ``{"item_id", "name", "tags"?, "description"?, "vectors"?, "media"?,
+"metadata"?: {field: value}}``, and any other key is a metadata field as well. Metadata
+keys must be identifiers and not reserved; a value must fit the type of an existing column
+(a number for a numeric column, true/false for a boolean one, a list for a list field, a
+string for a text field).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..descriptions.categories import TagCategorizer
+from ..descriptions.template import TemplateDescriber
+from ..errors import InputError
+from ..fusion.model import combine
+
+if TYPE_CHECKING:
+    from ..index.store import VectorIndex
+    from .core import Space
+
+MAX_ITEMS_PER_CALL = 1000
+#: keys a metadata field may not have
+RESERVED = frozenset({"item_id", "name", "tags", "description", "vectors", "modalities", "cold_start", "metadata"})
+#: the record's own keys; every other key is a metadata field
+RECORD_KEYS = ("item_id", "name", "tags", "description", "vectors", "media", "metadata")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+@dataclass
+class _Item:
+    item_id: str
+    name: str
+    text: str
+    meta: dict[str, Any]
+    vectors: dict[str, np.ndarray | None]
+
+
+def _tags(rec: Mapping[str, Any], i: int) -> dict[str, list[str]]:
+    t = rec.get("tags")
+    if t is None:
+        return {}
+    if isinstance(t, Mapping):
+        out = {}
+        for c, v in t.items():
+            if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
+                raise InputError(f"tags[{c!r}] must be a list of strings", row=i, field="tags")
+            out[str(c)] = list(v)
+        return out
+    if isinstance(t, (list, tuple)) and all(isinstance(x, str) for x in t):
+        cat = TagCategorizer()
+        out: dict[str, list[str]] = {}
+        for x in t:
+            out.setdefault(cat(x), []).append(x)
+        return out
+    raise InputError("tags must be a list of strings or an object {category: [tags]}", row=i, field="tags")
+
+
+def check_metadata_value(meta: pd.DataFrame, key: str, value: Any, *, row: int, field: str) -> None:
+    """Refuse a metadata value that does not fit the existing column ``key`` of ``meta`` (a
+    string in a numeric column would break the parquet write)."""
+    if key not in meta.columns or value is None:
+        return
+    s = meta[key]
+    head = s.dropna().head(20).tolist()
+    is_list = any(isinstance(x, (list, tuple, np.ndarray)) for x in head)
+    if is_list and not isinstance(value, list):
+        raise InputError(f"{key} is a list field; give a list of strings", row=row, field=field)
+    if not is_list and isinstance(value, list):
+        raise InputError(f"{key} is not a list field", row=row, field=field)
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) \
+            and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise InputError(f"{key} is numeric; got {value!r}", row=row, field=field)
+    if pd.api.types.is_bool_dtype(s) and not isinstance(value, bool):
+        raise InputError(f"{key} is true/false; got {value!r}", row=row, field=field)
+    if s.dtype == object and head and all(isinstance(x, str) for x in head) and not isinstance(value, str):
+        raise InputError(f"{key} is a text field; got {value!r}", row=row, field=field)
+
+
+def _metadata(space: "Space", rec: Mapping[str, Any], i: int) -> dict[str, Any]:
+    """The record's metadata fields (top-level extra keys and ``metadata``), checked."""
+    nested = rec.get("metadata")
+    if nested is None:
+        nested = {}
+    if not isinstance(nested, Mapping):
+        raise InputError("metadata must be an object {field: value}", row=i, field="metadata")
+    given = [(k, v, str(k)) for k, v in rec.items() if k not in RECORD_KEYS]
+    given += [(k, v, f"metadata.{k}") for k, v in nested.items()]
+    out: dict[str, Any] = {}
+    for k, v, field in given:
+        if not isinstance(k, str) or k in RESERVED or not _IDENTIFIER.fullmatch(k):
+            raise InputError(f"metadata key {k!r} is reserved or not an identifier", row=i, field=field)
+        if k in out:
+            raise InputError(f"metadata field {k!r} is given twice (at the top level and in metadata)",
+                             row=i, field=field)
+        check_metadata_value(space.index.meta, k, v, row=i, field=field)
+        out[k] = v
+    return out
+
+
+def _identity(rec: Any, i: int, first_row: dict[str, int]) -> tuple[str, str]:
+    if not isinstance(rec, Mapping):
+        raise InputError("each item must be an object", row=i)
+    iid = rec.get("item_id")
+    if not isinstance(iid, (str, int)) or str(iid).strip() == "":
+        raise InputError("missing or empty item_id", row=i, field="item_id")
+    iid = str(iid).strip()
+    if iid in first_row:
+        raise InputError(f"item_id {iid!r} already appears in row {first_row[iid]} of "
+                         "this batch; give each item once per call (nothing was written)", row=i, field="item_id")
+    first_row[iid] = i
+    name = rec.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise InputError("missing or empty name", row=i, field="name")
+    return iid, name.strip()
+
+
+def _vectors(space: "Space", rec: Mapping[str, Any], i: int) -> dict[str, np.ndarray | None]:
+    """Raw vector per non-text modality (``None`` where the record has none), from
+    ``vectors`` (standardized as in the build) and ``media`` files (encoded)."""
+    if not isinstance(rec.get("vectors") or {}, Mapping):
+        raise InputError("vectors must be an object {modality: [numbers]}", row=i, field="vectors")
+    vectors = dict(rec.get("vectors") or {})
+    media = rec.get("media") or {}
+    if not isinstance(media, Mapping):
+        raise InputError("media must be an object {modality: file path}", row=i, field="media")
+    for m, path in media.items():
+        try:
+            vectors[m] = space.encode_media(str(m), str(path)).tolist()
+        except InputError as e:
+            raise InputError(str(e), row=i, field=f"media.{m}") from None
+    for m in vectors:
+        if m not in space.fusion.input_dims_ or m == "text":
+            raise InputError(f"unknown modality {m!r}; raw vectors can be given for "
+                             f"{[x for x in space.modalities if x != 'text']}", row=i, field=f"vectors.{m}")
+    out: dict[str, np.ndarray | None] = {}
+    for m in space.modalities:
+        if m == "text":
+            continue
+        v = vectors.get(m)
+        if v is None:
+            out[m] = None
+            continue
+        try:
+            arr = np.asarray(v, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise InputError("vector must be a list of numbers", row=i, field=f"vectors.{m}") from None
+        want = space.fusion.input_dims_[m]
+        if arr.shape != (want,) or not np.isfinite(arr).all():
+            raise InputError(f"expected {want} finite numbers, got shape {list(arr.shape)}", row=i,
+                             field=f"vectors.{m}")
+        out[m] = arr if m in media else space.standardize(m, arr)
+    return out
+
+
+def _item(space: "Space", rec: Any, i: int, first_row: dict[str, int], describer: TemplateDescriber) -> _Item:
+    """One record, validated, described and with its raw vectors."""
+    iid, name = _identity(rec, i, first_row)
+    tags = _tags(rec, i)
+    desc = rec.get("description")
+    if desc is not None and not isinstance(desc, str):
+        raise InputError("description must be a string", row=i, field="description")
+    fields = _metadata(space, rec, i)
+    text = desc if desc and desc.strip() else describer.describe_one({"item_id": iid, "name": name, **fields}, tags)
+    vectors = _vectors(space, rec, i)
+    order = [x for ts in tags.values() for x in ts]
+    meta = {**fields, "tags": sorted(set(order), key=order.index)}
+    for c in ("genre", "decade", "place", "mood"):
+        if c in tags and c not in meta:
+            meta[c] = tags[c]
+    return _Item(iid, name, text, meta, vectors)
+
+
+def add_items(space: "Space", records: Sequence[Mapping[str, Any]]
+              ) -> tuple["VectorIndex", dict[str, np.ndarray], list[dict[str, Any]]]:
+    """Returns a new index with the records upserted, the new raw-input matrices aligned
+    with it (the space's own index and inputs are not touched) and a summary per record."""
+    if not records:
+        raise InputError("no items given", field="items")
+    if len(records) > MAX_ITEMS_PER_CALL:
+        raise InputError(f"at most {MAX_ITEMS_PER_CALL} items per call, got {len(records)}", field="items")
+    describer = TemplateDescriber(**space.config["descriptions"]["template"])
+    first_row: dict[str, int] = {}
+    items = [_item(space, rec, i, first_row, describer) for i, rec in enumerate(records, start=1)]
+    ids = [it.item_id for it in items]
+    texts = [it.text for it in items]
+    outputs: dict[str, np.ndarray] = {}
+    raw: dict[str, np.ndarray] = {}
+    if "text" in space.modalities:
+        raw["text"] = space.text_encoder().encode(texts, kind="passage")
+        outputs["text"] = space.fusion.project("text", raw["text"])
+    for m in space.modalities:
+        if m == "text":
+            continue
+        X = np.full((len(ids), space.fusion.input_dims_[m]), np.nan, dtype=np.float32)
+        for j, it in enumerate(items):
+            if it.vectors[m] is not None:
+                X[j] = it.vectors[m]
+        raw[m] = X
+        outputs[m] = space.fusion.project(m, X)
+    modalities = [[m for m, o in outputs.items() if not np.isnan(o[j]).any()] for j in range(len(ids))]
+    meta_df = pd.DataFrame([it.meta for it in items])
+    meta_df.insert(0, "name", [it.name for it in items])
+    meta_df.insert(0, "item_id", ids)
+    meta_df["description"] = texts
+    meta_df["modalities"] = modalities
+    meta_df["cold_start"] = True
+    new_index = space.index.copy()
+    new_index.upsert(ids, combine(outputs), meta_df)
+    summary = [{"item_id": i, "modalities": m, "description": t} for i, m, t in zip(ids, modalities, texts)]
+    return new_index, _new_inputs(space, new_index, ids, raw), summary
+
+
+def _new_inputs(space: "Space", new_index: "VectorIndex", ids: list[str],
+                raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The space's raw-input matrices grown to ``new_index`` with the new rows set."""
+    new_inputs = {}
+    pos = [new_index.position(i) for i in ids]
+    for m, key in space.config["input_files"].items():
+        old = space.inputs[key]
+        X = np.full((len(new_index),) + old.shape[1:], np.nan, dtype=np.float32)
+        X[: len(old)] = old
+        rows = raw.get(m)
+        if rows is not None:
+            if X.ndim == 3:       # several text views: the new text is view 0
+                X[pos] = np.nan
+                X[pos, 0] = rows
+            else:
+                X[pos] = rows
+        else:
+            X[pos] = np.nan
+        new_inputs[key] = X
+    return new_inputs

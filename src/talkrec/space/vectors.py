@@ -1,0 +1,63 @@
+"""Query vectors: raw vectors checked, profiles as weighted means of item vectors, and
+weighted mixes of several query parts (paper 001 section 3.2)."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import InputError, NotFoundError
+from ..index.store import VectorIndex, l2_normalize
+
+if TYPE_CHECKING:
+    from .core import Space
+
+
+def checked_vector(modality: str, x: np.ndarray, dim: int) -> np.ndarray:
+    """``x`` as a float32 vector of ``dim`` finite numbers, else :class:`InputError`."""
+    x64 = np.asarray(x, dtype=np.float64)
+    if x64.ndim != 1 or x64.shape[0] != dim:
+        raise InputError(f"modality {modality!r} takes vectors of dimension {dim}, got shape {list(x64.shape)}",
+                         field="vector")
+    if not np.isfinite(x64).all():
+        raise InputError("vector has NaN or infinite values", field="vector")
+    if not (np.abs(x64) < 3e38).all():
+        raise InputError("vector values must be finite 32-bit floats (|x| < 3e38)", field="vector")
+    return x64.astype(np.float32)
+
+
+def mean_vector(index: VectorIndex, item_ids: Sequence[str], weights: Sequence[float] | None = None) -> np.ndarray:
+    """``normalize(sum_i w_i v_i)`` over the items' fused vectors (``w_i = 1`` by default)."""
+    if not item_ids:
+        raise InputError("need at least one item", field="items")
+    vs = []
+    for i in item_ids:
+        v = index.vector(i)
+        if v is None:
+            raise NotFoundError(f"unknown item {i!r}")
+        vs.append(v)
+    w = np.ones(len(vs)) if weights is None else np.asarray(weights, dtype=np.float32)
+    return l2_normalize((np.stack(vs) * w[:, None]).sum(axis=0))
+
+
+def mixed_vector(space: "Space", *, text: str | None, user: str | None, items: Sequence[str] | None,
+                 vectors: Mapping[str, np.ndarray] | None, weights: Mapping[str, float] | None,
+                 user_source: str) -> np.ndarray:
+    """``normalize(sum_p w_p normalize(q_p))`` over the given parts ``p`` (``w_p = 1`` by default)."""
+    parts: dict[str, np.ndarray] = {}
+    if text is not None:
+        parts["text"] = space.text_query_vector(text)
+    if user is not None:
+        parts["user"] = space.user_vector(user, source=user_source)
+    if items:
+        parts["items"] = space.items_vector(items)
+    for m, x in (vectors or {}).items():
+        parts[m] = space.query_vector(m, x)
+    if not parts:
+        raise InputError("give at least one of text, user, items or vectors", field="query")
+    w = dict(weights or {})
+    unknown = set(w) - set(parts)
+    if unknown:
+        raise InputError(f"weights for parts not given: {sorted(unknown)}", field="weights")
+    return l2_normalize(sum(float(w.get(k, 1.0)) * l2_normalize(v) for k, v in parts.items()))
