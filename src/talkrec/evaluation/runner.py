@@ -26,7 +26,7 @@ import pandas as pd
 
 from . import baselines as B
 from .embed import embed_texts
-from .metrics import bootstrap_ci, coverage_at_k, gini_at_k
+from ..metrics import bootstrap_ci, coverage_at_k, gini_at_k
 from .queries import MOVIE_TEMPLATES, MUSIC_TEMPLATES, generate_queries, item_tag_sets, load_queries, \
     relevant_items, save_queries
 from .splits import positives_by_user, query_target_halves, split_val_test, train_interactions, user_folds
@@ -440,7 +440,7 @@ def music_analyses(cfg: Mapping[str, Any], ids: np.ndarray, rec: TaskResult, inp
     """004 sections 2.4-3.4: popularity buckets vs CF, ECL, modality-group entropy."""
     from scipy.stats import kendalltau
 
-    from .metrics import expected_contrastive_loss, modality_group_entropy, popularity_buckets, \
+    from ..metrics import expected_contrastive_loss, modality_group_entropy, popularity_buckets, \
         relative_to_reference_by_bucket
 
     out: dict[str, Any] = {}
