@@ -109,3 +109,15 @@ def test_build_config_dotted_override_leaves_pipeline_defaults_unchanged(tmp_pat
     with pytest.raises(InputError, match="'output'"):
         pipeline.load_config(_write(tmp_path / "n.yaml", "name: t\n"))
 
+
+def test_sessions_and_evaluation_loaders(tmp_path):
+    from talkrec.evaluation import runner
+    from talkrec.sessions import study
+
+    s = study.load_config(_write(tmp_path / "s.yaml", "families: {masked: {split: user}}\n"), {"model.max_epochs": 1})
+    assert list(s["families"]) == ["masked"] and s["model"]["max_epochs"] == 1
+    assert s["model"]["d_model"] == study.DEFAULTS["model"]["d_model"] and study.DEFAULTS["model"]["max_epochs"] == 8
+    _write(tmp_path / "full.yaml", "name: full\nk: 100\nsmall: {k: 10, music: {max_items: 50}}\n")
+    e = runner.load_config(_write(tmp_path / "e.yaml", "extends: full.yaml\nname: child\n"), small=True)
+    assert (e["name"], e["k"], e["music"]["max_items"], e["small_mode"]) == ("child", 10, 50, True)
+    assert e["music"]["als"] == runner.DEFAULTS["music"]["als"] and runner.DEFAULTS["music"]["max_items"] is None
