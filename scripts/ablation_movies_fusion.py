@@ -20,11 +20,13 @@ import time
 import numpy as np
 import torch
 
+from talkrec.config import resolve_path
 from talkrec.data.datasets import load_movielens
 from talkrec.descriptions import TemplateDescriber
 from talkrec.evaluation import baselines as B
-from talkrec.evaluation import runner as R
+from talkrec.evaluation.common import fit_fusion, val_mean
 from talkrec.evaluation.embed import embed_texts
+from talkrec.evaluation.runner import load_config
 from talkrec.evaluation.splits import positives_by_user, query_target_halves, split_val_test, train_interactions, \
     user_folds
 from talkrec.evaluation.tasks import UserQueries, concat_results, user_recommendation
@@ -38,14 +40,14 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
-    cfg = R.load_config(args.config)
+    cfg = load_config(args.config)
     mc, seed, k = cfg["movies"], int(cfg["seed"]), int(cfg["k"])
-    cat = load_movielens(R.resolve(cfg["data_root"]) / "movielens-ml-latest-small")
+    cat = load_movielens(resolve_path(cfg["data_root"], cfg) / "movielens-ml-latest-small")
     inter, ids = cat.interactions, cat.item_ids
     idx = {x: i for i, x in enumerate(ids.tolist())}
     desc = TemplateDescriber(header="movie", only_listed=True, **mc["template"]).describe(cat)
     T = embed_texts([desc[i] for i in ids], cfg["fusion_text_model"], kind="passage",
-                    cache_dir=R.resolve(cfg["cache_dir"]))
+                    cache_dir=resolve_path(cfg["cache_dir"], cfg))
     users = sorted(inter["user_id"].unique(), key=str)
     folds = user_folds(users, n_folds=int(mc["n_folds"]), random_state=seed)
     usplit = split_val_test(users, val_fraction=float(mc["val_fraction"]), random_state=seed)
@@ -68,7 +70,7 @@ def main() -> None:
                "PCA-200 CF+TEXT": B.reduce_concat({"cf": C, "text": T}, method="pca", random_state=seed)}
         for name, params in variants.items():
             t0 = time.perf_counter()
-            fu = R._fit_fusion({"text": T, "cf": C}, cfg["fusion"]["base"], {"name": name, **params}, seed)
+            fu = fit_fusion({"text": T, "cf": C}, cfg["fusion"]["base"], {"name": name, **params}, seed)
             outs = fu.modality_outputs({"text": T, "cf": C})
             for w in (1, 2, 4):
                 emb[f"MULTI {name}, mean w_cf={w}"] = combine(outs, {"cf": w, "text": 1})
@@ -77,7 +79,7 @@ def main() -> None:
         parts.append(user_recommendation(uq, emb, k=k, dot=["CF (item-factor mean, dot)"]))
     res = concat_results(parts)
     for name in res.scores:
-        print(f"{name:45s} val nDCG@200 {R._val_mean(res, name):.4f}")
+        print(f"{name:45s} val nDCG@200 {val_mean(res, name):.4f}")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,20 @@ def test_exact_order_and_exclude(index):
     assert [r[0] for r in index.search(np.array([1.0, 0.0]), k=2, offset=1)] == ["b", "e"]
 
 
+def test_ties_offset_and_search_many(index):
+    # cosines to (0, 1): c 1, e .707, b .11, a 0, d 0 -> the a/d tie goes to the lower position
+    q = np.array([0.0, 1.0])
+    assert [r[0] for r in index.search(q, k=4)] == ["c", "e", "b", "a"]
+    assert [r[0] for r in index.search(q, k=2, offset=3)] == ["a", "d"]
+    assert index.search(q, k=3, offset=4) == [index.search(q, k=5)[4]]
+    assert index.search(q, k=2, exclude=["c", "e", "b", "a", "d"]) == []
+    P, S = index.search_many(np.array([[0.0, 1.0], [1.0, 0.0]]), 3)
+    assert [[index.ids[i] for i in row] for row in P] == [["c", "e", "b"], ["a", "b", "e"]]
+    assert S[0].tolist() == pytest.approx([r[1] for r in index.search(q, k=3)])
+    P, S = index.search_many(np.array([[1.0, 0.0]]), 9)                # k above the catalog size
+    assert P.shape == (1, 5) and P[0].tolist() == [0, 1, 4, 2, 3]
+
+
 def test_filters(index):
     q = np.array([1.0, 0.0])
     assert [r[0] for r in index.search(q, 5, where="tag=metal")] == ["a", "e"]
@@ -69,16 +83,6 @@ def test_ann_matches_exact():
     Q = rng.normal(size=(20, 16))
     rec = np.mean([len({a for a, _ in ix.search(q, 10)} & {a for a, _ in ix.search(q, 10, exact=True)}) / 10 for q in Q])
     assert rec >= 0.9
-
-
-def test_rrf_by_hand():
-    from talkrec.index.rank_fusion import rrf_scores, top_k
-    # list A ranks items 2, 0; list B (weight 2) ranks 0, 1.  c = 1:
-    # s(0) = 1/(1+2) + 2/(1+1) = 1.3333, s(1) = 2/(1+2) = 0.6667, s(2) = 1/(1+1) = 0.5, s(3) = 0
-    s = rrf_scores([np.array([2, 0]), np.array([0, 1])], 4, c=1.0, weights=[1.0, 2.0])
-    assert np.allclose(s, [4 / 3, 2 / 3, 0.5, 0.0])
-    assert top_k(s, 3).tolist() == [0, 1, 2]
-    assert top_k(np.array([1.0, -np.inf, 1.0]), 5).tolist() == [0, 2]
 
 
 def test_bm25_by_hand():

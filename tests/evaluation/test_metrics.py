@@ -6,10 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from talkrec.evaluation.metrics import (bootstrap_ci, coverage_at_k, dcg_at_k, entropy, expected_contrastive_loss,
-                                        gini_at_k, gini_index, modality_group_entropy, ndcg_at_k,
-                                        paired_bootstrap_pvalue, popularity_buckets, recall_at_k,
-                                        relative_to_reference_by_bucket)
+from talkrec.metrics import (average_precision_at_k, bootstrap_ci, coverage_at_k, dcg_at_k, entropy,
+                             expected_contrastive_loss, gini_at_k, gini_index, modality_group_entropy, ndcg_at_k,
+                             paired_bootstrap_pvalue, popularity_buckets, recall_at_k, relative_to_reference_by_bucket)
 
 L3 = 1.0 / math.log2(3)  # discount of rank 2
 
@@ -42,6 +41,18 @@ def test_recall_hand_values() -> None:
     assert recall_at_k({"a", "c", "d"}, ["a", "b", "c"], 3) == pytest.approx(2 / 3)
     assert recall_at_k({"a", "c", "d"}, ["a", "b", "c"], 1) == pytest.approx(1 / 3)
     assert recall_at_k(set(), ["a"], 3) == 0.0
+
+
+def test_average_precision_hand_values() -> None:
+    # R = {a, c}, L = [a, b, c]: hits at 1 and 3 -> (1/1 + 2/3) / min(2, 3)
+    assert average_precision_at_k({"a", "c"}, ["a", "b", "c"], 3) == pytest.approx((1 + 2 / 3) / 2)
+    # k = 2 cuts c: 1/1 / min(2, 2)
+    assert average_precision_at_k({"a", "c"}, ["a", "b", "c"], 2) == pytest.approx(0.5)
+    # duplicates count once: [b, b, a] is [b, a] -> 1/2 at rank 2
+    assert average_precision_at_k({"a"}, ["b", "b", "a"], 3) == pytest.approx(0.5)
+    assert average_precision_at_k(set(), ["a"], 3) == 0.0
+    with pytest.raises(ValueError):
+        average_precision_at_k({"a"}, ["a"], 0)
 
 
 def test_gini_hand_values() -> None:

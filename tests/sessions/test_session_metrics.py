@@ -1,4 +1,5 @@
-"""Hand-worked metric values and the task builders."""
+"""Hand-worked values of the metrics the study uses (the project's, :mod:`talkrec.metrics`)
+and the task builders."""
 from __future__ import annotations
 
 import math
@@ -6,55 +7,56 @@ import math
 import numpy as np
 import pytest
 
-from talkrec.sessions.evaluate import (average_precision_at_k, bootstrap_ci, continuation_task, last_item_task,
-                                       ndcg_at_k, rank_task, recall_at_k)
+from talkrec.metrics import average_precision_at_k, bootstrap_ci, ndcg_at_k, recall_at_k
+from talkrec.sessions.evaluate import continuation_task, last_item_task, per_query_metrics, rank_task, summarize
 from talkrec.sessions.sessionize import SessionSet
 
 
 def test_recall_hand_worked():
     # relevant {b, d, z}; top-3 = a b c -> 1 of 3; top-5 = a b c d e -> 2 of 3
     r = ["a", "b", "c", "d", "e"]
-    assert recall_at_k(r, {"b", "d", "z"}, 3) == pytest.approx(1 / 3)
-    assert recall_at_k(r, {"b", "d", "z"}, 5) == pytest.approx(2 / 3)
+    assert recall_at_k({"b", "d", "z"}, r, 3) == pytest.approx(1 / 3)
+    assert recall_at_k({"b", "d", "z"}, r, 5) == pytest.approx(2 / 3)
 
 
 def test_average_precision_hand_worked():
     r = ["a", "b", "c", "d", "e"]
     # hits at ranks 2 and 4: P(2) = 1/2, P(4) = 2/4 -> (0.5 + 0.5) / min(3, 5) = 1/3
-    assert average_precision_at_k(r, {"b", "d", "z"}, 5) == pytest.approx(1 / 3)
+    assert average_precision_at_k({"b", "d", "z"}, r, 5) == pytest.approx(1 / 3)
     # k = 3: one hit at rank 2 -> 0.5 / min(3, 3)
-    assert average_precision_at_k(r, {"b", "d", "z"}, 3) == pytest.approx(0.5 / 3)
+    assert average_precision_at_k({"b", "d", "z"}, r, 3) == pytest.approx(0.5 / 3)
     # a single relevant item: AP = reciprocal rank
-    assert average_precision_at_k(r, {"c"}, 5) == pytest.approx(1 / 3)
+    assert average_precision_at_k({"c"}, r, 5) == pytest.approx(1 / 3)
     # more relevant than k, perfect top-2 -> 1
-    assert average_precision_at_k(r, {"a", "b", "c", "d"}, 2) == pytest.approx(1.0)
+    assert average_precision_at_k({"a", "b", "c", "d"}, r, 2) == pytest.approx(1.0)
 
 
 def test_ndcg_hand_worked():
     r = ["a", "b", "c", "d", "e"]
     dcg = 1 / math.log2(3) + 1 / math.log2(5)
     idcg = 1 + 1 / math.log2(3) + 1 / math.log2(4)
-    assert ndcg_at_k(r, {"b", "d", "z"}, 5) == pytest.approx(dcg / idcg)
-    assert ndcg_at_k(r, {"a"}, 5) == pytest.approx(1.0)
-    assert ndcg_at_k(r, {"c"}, 5) == pytest.approx(0.5)          # 1 / log2(4)
-    assert ndcg_at_k(r, {"e"}, 4) == 0.0
+    assert ndcg_at_k({"b", "d", "z"}, r, 5) == pytest.approx(dcg / idcg)
+    assert ndcg_at_k({"a"}, r, 5) == pytest.approx(1.0)
+    assert ndcg_at_k({"c"}, r, 5) == pytest.approx(0.5)          # 1 / log2(4)
+    assert ndcg_at_k({"e"}, r, 4) == 0.0
 
 
-def test_metrics_reject_empty_relevant_and_bad_k():
+def test_empty_relevant_scores_zero_and_bad_k_is_rejected():
+    # one documented behaviour for the whole project: nothing relevant -> 0
+    assert ndcg_at_k(set(), ["a"], 5) == 0.0
+    assert average_precision_at_k(set(), ["a"], 5) == 0.0
     with pytest.raises(ValueError):
-        ndcg_at_k(["a"], set(), 5)
-    with pytest.raises(ValueError):
-        recall_at_k(["a"], {"a"}, 0)
+        recall_at_k({"a"}, ["a"], 0)
 
 
 def test_bootstrap_interval_contains_mean_and_shrinks_with_n():
     rng = np.random.default_rng(0)
     v = rng.random(50)
-    lo, hi = bootstrap_ci(v)
-    assert lo < v.mean() < hi
-    lo2, hi2 = bootstrap_ci(np.tile(v, 20))
+    mean, lo, hi = bootstrap_ci(v)
+    assert lo < mean < hi and mean == pytest.approx(v.mean())
+    _, lo2, hi2 = bootstrap_ci(np.tile(v, 20))
     assert hi2 - lo2 < hi - lo
-    assert bootstrap_ci(np.ones(10)) == (1.0, 1.0)
+    assert bootstrap_ci(np.ones(10)) == (1.0, 1.0, 1.0)
 
 
 def test_last_item_task_targets_the_last_item():
@@ -79,15 +81,21 @@ def test_unknown_targets_stay_relevant_and_cannot_be_hit():
     ss = SessionSet(np.arange(1), np.array(["u"]), [["a", "b", "new1", "new2"]])
     t = continuation_task(ss, ["a", "b"])
     assert len(t.relevant[0]) == 3          # b, new1, new2
-    assert recall_at_k([1, 0], t.relevant[0], 2) == pytest.approx(1 / 3)
+    assert recall_at_k(t.relevant[0], [1, 0], 2) == pytest.approx(1 / 3)
 
 
-def test_agrees_with_the_project_wide_metrics():
-    core = pytest.importorskip("talkrec.evaluation.metrics")
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        ranked = rng.permutation(30)[:20].tolist()
-        rel = set(rng.choice(30, size=int(rng.integers(1, 8)), replace=False).tolist())
-        for k in (10, 20):
-            assert ndcg_at_k(ranked, rel, k) == pytest.approx(core.ndcg_at_k(rel, ranked, k))
-            assert recall_at_k(ranked, rel, k) == pytest.approx(core.recall_at_k(rel, ranked, k))
+def test_per_query_metrics_ignore_padding_and_summarize():
+    # a 3-item vocabulary ranked at k = 5: rank_task pads with -1, which never hits the
+    # relevant set {-1} of an unknown last item
+    ss = SessionSet(np.arange(2), np.array(["u", "v"]), [["a", "b", "c"], ["a", "new"]])
+    t = last_item_task(ss, ["a", "b", "c"])
+    assert t.relevant == [{2}, {-1}]
+    ranked = rank_task(lambda ctx: np.tile(np.array([0.1, 0.3, 0.2]), (len(ctx), 1)), t, k=5)
+    assert ranked.tolist() == [[1, 2, 0, -1, -1]] * 2
+    pq = per_query_metrics(ranked, t, ks=(1, 5))
+    # query 0: c at rank 2 -> nDCG 1/log2(3), AP 1/2, recall@1 0, recall@5 1; query 1: nothing
+    assert pq["ndcg@5"].tolist() == pytest.approx([1 / math.log2(3), 0.0])
+    assert pq["map@5"].tolist() == pytest.approx([0.5, 0.0])
+    assert pq["recall@1"].tolist() == [0.0, 0.0] and pq["recall@5"].tolist() == [1.0, 0.0]
+    s = summarize(pq, n_boot=50)["map@5"]
+    assert s["mean"] == pytest.approx(0.25) and s["n"] == 2 and s["lo"] <= s["mean"] <= s["hi"]

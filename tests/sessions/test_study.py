@@ -9,7 +9,8 @@ import pytest
 
 from talkrec.errors import InputError
 from talkrec.sessions import SessionRecommender
-from talkrec.sessions.study import parse_init, run_study
+from talkrec.sessions.study import run_study
+from talkrec.sessions.study_inputs import parse_init
 
 
 def test_parse_init_names():

@@ -21,6 +21,8 @@ from threadpoolctl import threadpool_limits
 
 from .._atomic import atomic_dir
 from ..data.catalog import VectorTable
+from ..metrics import ndcg_at_k
+from ..ranking import top_k
 
 log = logging.getLogger(__name__)
 
@@ -190,16 +192,9 @@ class ALSEncoder:
 
 
 def _ndcg_rows(scores: np.ndarray, truth: list[np.ndarray], k: int) -> float:
-    disc = 1.0 / np.log2(np.arange(2, k + 2))
-    vals = []
-    for s, rel in zip(scores, truth):
-        if not len(rel):
-            continue
-        top = np.argpartition(-s, min(k, len(s) - 1))[:k]
-        top = top[np.argsort(-s[top])]
-        hit = np.isin(top, rel)
-        idcg = disc[: min(len(rel), k)].sum()
-        vals.append(float((hit * disc[: len(top)]).sum() / idcg))
+    """Mean nDCG@k (:func:`talkrec.metrics.ndcg_at_k`) of each score row's top k against its
+    hidden items; rows without hidden items are skipped."""
+    vals = [ndcg_at_k(set(rel.tolist()), top_k(s, k).tolist(), k) for s, rel in zip(scores, truth) if len(rel)]
     return float(np.mean(vals)) if vals else 0.0
 
 

@@ -1,7 +1,7 @@
 """Evaluation of talkrec spaces against the baselines of papers 001 and 004.
 
-Modules (cornac-style separation): :mod:`.metrics` (pure metric functions),
-:mod:`.splits` (every leakage rule), :mod:`.queries` (tag-set text queries),
+Modules (cornac-style separation): :mod:`talkrec.metrics` (pure metric functions, shared
+with the sessions study), :mod:`.splits` (every leakage rule), :mod:`.queries` (tag-set text queries),
 :mod:`.baselines` (BM25, PCA / random projection, concatenation, popularity, ALS, RRF),
 :mod:`.tasks` (the three tasks), :mod:`.runner` (:func:`run_evaluation`),
 :mod:`.report` (Markdown / JSON / PNG).

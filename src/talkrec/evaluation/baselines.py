@@ -23,6 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..index.lexical import LexicalIndex
+from ..ranking import rrf_scores, top_k
 
 log = logging.getLogger(__name__)
 
@@ -52,27 +53,13 @@ def knn(Q: np.ndarray, E: np.ndarray, k: int, *, exclude: Sequence[Sequence[int]
     En = np.nan_to_num(E) if dot else l2n(np.nan_to_num(E))
     Qn = l2n(np.asarray(Q, dtype=np.float32))
     out = np.full((len(Qn), k), -1, dtype=np.int64)
-    kk = min(k, int(ok.sum()))
     for s in range(0, len(Qn), chunk):
         q = Qn[s:s + chunk]
         bad = np.isnan(q).any(axis=1) | (np.abs(np.nan_to_num(q)).sum(axis=1) == 0)
         S = np.nan_to_num(q) @ En.T
-        S[:, ~ok] = -np.inf
-        if exclude is not None:
-            for r in range(len(q)):
-                ex = exclude[s + r]
-                if len(ex):
-                    S[r, np.asarray(ex, dtype=np.int64)] = -np.inf
-        if kk == 0:
-            continue
-        part = np.argpartition(-S, kk - 1, axis=1)[:, :kk]
-        vals = np.take_along_axis(S, part, axis=1)
-        order = np.lexsort((part, -vals), axis=1)
-        top = np.take_along_axis(part, order, axis=1)
-        topv = np.take_along_axis(vals, order, axis=1)
-        top[~np.isfinite(topv)] = -1
+        top = top_k(S, k, exclude=None if exclude is None else exclude[s:s + len(q)], allowed=ok)
         top[bad] = -1
-        out[s:s + len(q), :kk] = top
+        out[s:s + len(q)] = top
     return out
 
 
@@ -84,18 +71,15 @@ def rrf(rankings: Sequence[np.ndarray], k: int, *, c: float = 60.0, weights: Seq
 
     ``rankings`` are (n_queries, depth) index arrays (``-1`` padding ignored). Returns the
     top-``k`` indices by fused score (ties by index).
-    This is the product's fusion (:mod:`talkrec.index.rank_fusion`) applied per query, so the
+    This is the product's fusion (:func:`talkrec.ranking.rrf_scores`) applied per query, so the
     evaluated hybrid is the one ``Space.search(mode="hybrid")`` serves.
     """
-    from ..index.rank_fusion import rrf_scores, top_k
-
     n = rankings[0].shape[0]
     n_items = 1 + max((int(R.max()) for R in rankings if R.size), default=0)
     out = np.full((n, k), -1, dtype=np.int64)
     for q in range(n):
         s = rrf_scores([R[q][R[q] >= 0] for R in rankings], n_items, c=c, weights=weights)
-        s[s <= 0] = -np.inf  # items in none of the lists are not candidates
-        best = top_k(s, k)
+        best = top_k(s, k, allowed=s > 0)  # items in none of the lists are not candidates
         out[q, :len(best)] = best
     return out
 
@@ -174,12 +158,13 @@ def reduce_concat(mods: Mapping[str, np.ndarray], *, method: str, n_components: 
 
 def popularity_ranking(popularity: np.ndarray, k: int, n_queries: int,
                        exclude: Sequence[Sequence[int]] | None = None) -> np.ndarray:
-    """The same most-popular list for every query (minus its excluded items)."""
-    order = np.lexsort((np.arange(len(popularity)), -np.asarray(popularity, dtype=np.float64)))
+    """The same most-popular list for every query (minus its excluded items); ties by index."""
+    n_ex = max((len(e) for e in exclude), default=0) if exclude is not None else 0
+    order = top_k(np.asarray(popularity, dtype=np.float64), k + n_ex)
     out = np.full((n_queries, k), -1, dtype=np.int64)
     for q in range(n_queries):
         ex = set(exclude[q]) if exclude is not None else set()
-        row = [i for i in order[:k + len(ex)] if i not in ex][:k]
+        row = [i for i in order if i not in ex][:k]
         out[q, :len(row)] = row
     return out
 

@@ -161,7 +161,7 @@ def _plots(report: Mapping[str, Any], out: Path) -> list[str]:
 def render_markdown(report: Mapping[str, Any], plots: list[str]) -> str:
     cfg = report["config"]
     d = report.get("details", {})
-    s = []
+    s: list[str] = []
     s.append(f"# talkrec evaluation: paper 001 Table 4 on public data ({cfg.get('name')}"
              f"{', SMALL MODE' if cfg.get('small_mode') else ''})\n")
     s.append("nDCG@200 on **test** queries, binary relevance, 95% percentile-bootstrap CI over queries "
@@ -179,69 +179,11 @@ def render_markdown(report: Mapping[str, Any], plots: list[str]) -> str:
         s.append(f"## {task}\n")
         s.append(task_table(rows, REFERENCE.get(task)) + "\n")
     for ds in ("music", "movies"):
-        if ds not in d:
-            continue
-        dd = d[ds]
-        s.append(f"## {ds}: data, splits and choices\n")
-        s.append("```json\n" + json.dumps(dd.get("dataset"), indent=1)[:3000] + "\n```\n")
-        s.append(f"ALS chosen on validation queries: `{json.dumps(dd['als']['chosen'])}`\n")
-        s.append("| ALS trial | " + " | ".join(k for k in dd["als"]["trials"][0] if k != "iterations") + " |")
-        s.append("|---" * (len(dd["als"]["trials"][0])) + "|")
-        for i, t in enumerate(dd["als"]["trials"]):
-            s.append(f"| {i} | " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v)
-                                              for kk, v in t.items() if kk != "iterations") + " |")
-        s.append("")
-        s.append(f"Fusion settings compared on validation queries (chosen: **{dd['fusion']['chosen'].get('name')}**):\n")
-        s.append("| candidate | params | val rec nDCG | val retrieval nDCG |")
-        s.append("|---|---|---|---|")
-        for c in dd["fusion"]["candidates"]:
-            s.append(f"| {c['name']} | `{json.dumps({k: v for k, v in c['params'].items() if k != 'name'})}` | "
-                     f"{c['val_rec_ndcg']:.4f} | {c['val_retrieval_ndcg']:.4f} |")
-        s.append("")
-        if dd.get("ret_info", {}).get("hybrid_weight"):
-            s.append(f"Hybrid RRF text weights chosen on validation: `{json.dumps(dd['ret_info']['hybrid_weight'])}`\n")
-        if dd.get("ret_info", {}).get("hybrid_bm25_weights"):
-            s.append("Hybrid with BM25, RRF (text, BM25) weights chosen on validation: "
-                     f"`{json.dumps(dd['ret_info']['hybrid_bm25_weights'])}`\n")
-        if dd.get("gen"):
-            s.append(f"GEN view (second text view of MULTI TEMPLATE+GEN): `{json.dumps(dd['gen'])}`\n")
-        s.append(f"Query set: `{json.dumps({k: v for k, v in (dd.get('queryset_meta') or {}).items()})}`\n")
+        if ds in d:
+            s += _dataset_section(ds, d[ds])
     an = d.get("music", {}).get("analyses")
     if an:
-        s.append("## Music: analyses of paper 004\n")
-        mg = an["modality_groups"]
-        s.append(f"**Modality-group entropy** (004 section 2.4, Table 2): {mg['items']} artists with CF, audio and "
-                 f"tags, split at random into 7 groups keeping {', '.join(mg['groups'])}; top {mg['k']} among them; "
-                 f"mean row entropy in nats (max ln 7 = {mg['max_entropy']:.2f}).\n")
-        s.append("| system | entropy | queries |")
-        s.append("|---|---|---|")
-        for n, e in sorted(mg["systems"].items(), key=lambda t: -t[1]["entropy"]):
-            s.append(f"| {n} | {e['entropy']:.3f} | {e['queries']} |")
-        s.append("")
-        e = an["ecl"]
-
-        def tau(x: float | None) -> str:
-            return "n/a" if x is None else f"{x:+.3f}"
-
-        s.append(f"**Expected Contrastive Loss** (004 section 2.6) of the MULTI model: mean {e['mean_all_items']:.4f} "
-                 f"over all items; Kendall tau(ECL, nDCG) = {tau(e['kendall_tau_ecl_ndcg'])}, tau(POP, nDCG) = "
-                 f"{tau(e['kendall_tau_pop_ndcg'])}, tau(POP, ECL) = {tau(e['kendall_tau_pop_ecl'])} on test queries "
-                 "(POP = log(plays+1)). Per-item ECL is in report.json.\n")
-        pb = an["popularity_buckets"]
-        s.append(f"**nDCG by popularity quantile relative to CF** (004 Figure 4), {pb['n_buckets']} groups of test "
-                 "queries, least popular first:\n")
-        bs = sorted(int(b) for b in pb["bucket_cf_ndcg"])
-
-        def at(d: Any, b: int) -> float:  # bucket keys are ints in memory, strings after a JSON round trip
-            return float(d[b] if not isinstance(d, Mapping) or b in d else d[str(b)])
-
-        s.append("| system | " + " | ".join(str(b) for b in bs) + " |")
-        s.append("|---" * (len(bs) + 1) + "|")
-        s.append("| CF nDCG (absolute) | " + " | ".join(f"{at(pb['bucket_cf_ndcg'], b):.3f}" for b in bs) + " |")
-        for n, rel in pb["relative"].items():
-            s.append(f"| {n} | " + " | ".join(f"{at(rel, b):+.2f}" if at(rel, b) == at(rel, b) else "n/a" for b in bs)
-                     + " |")
-        s.append("")
+        s += _analyses_section(an)
     s.append("## Plots\n")
     for p in plots:
         s.append(f"![{p}]({p})")
@@ -255,10 +197,78 @@ def render_markdown(report: Mapping[str, Any], plots: list[str]) -> str:
     return "\n".join(s)
 
 
+def _dataset_section(ds: str, dd: Mapping[str, Any]) -> list[str]:
+    """Data, splits and the choices made on validation for one dataset."""
+    s: list[str] = []
+    s.append(f"## {ds}: data, splits and choices\n")
+    s.append("```json\n" + json.dumps(dd.get("dataset"), indent=1)[:3000] + "\n```\n")
+    s.append(f"ALS chosen on validation queries: `{json.dumps(dd['als']['chosen'])}`\n")
+    s.append("| ALS trial | " + " | ".join(k for k in dd["als"]["trials"][0] if k != "iterations") + " |")
+    s.append("|---" * (len(dd["als"]["trials"][0])) + "|")
+    for i, t in enumerate(dd["als"]["trials"]):
+        s.append(f"| {i} | " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v)
+                                          for kk, v in t.items() if kk != "iterations") + " |")
+    s.append("")
+    s.append(f"Fusion settings compared on validation queries (chosen: **{dd['fusion']['chosen'].get('name')}**):\n")
+    s.append("| candidate | params | val rec nDCG | val retrieval nDCG |")
+    s.append("|---|---|---|---|")
+    for c in dd["fusion"]["candidates"]:
+        s.append(f"| {c['name']} | `{json.dumps({k: v for k, v in c['params'].items() if k != 'name'})}` | "
+                 f"{c['val_rec_ndcg']:.4f} | {c['val_retrieval_ndcg']:.4f} |")
+    s.append("")
+    if dd.get("ret_info", {}).get("hybrid_weight"):
+        s.append(f"Hybrid RRF text weights chosen on validation: `{json.dumps(dd['ret_info']['hybrid_weight'])}`\n")
+    if dd.get("ret_info", {}).get("hybrid_bm25_weights"):
+        s.append("Hybrid with BM25, RRF (text, BM25) weights chosen on validation: "
+                 f"`{json.dumps(dd['ret_info']['hybrid_bm25_weights'])}`\n")
+    if dd.get("gen"):
+        s.append(f"GEN view (second text view of MULTI TEMPLATE+GEN): `{json.dumps(dd['gen'])}`\n")
+    s.append(f"Query set: `{json.dumps({k: v for k, v in (dd.get('queryset_meta') or {}).items()})}`\n")
+    return s
+
+
+def _analyses_section(an: Mapping[str, Any]) -> list[str]:
+    """Paper 004's analyses on the music data: modality groups, ECL, popularity buckets."""
+    s: list[str] = []
+    s.append("## Music: analyses of paper 004\n")
+    mg = an["modality_groups"]
+    s.append(f"**Modality-group entropy** (004 section 2.4, Table 2): {mg['items']} artists with CF, audio and "
+             f"tags, split at random into 7 groups keeping {', '.join(mg['groups'])}; top {mg['k']} among them; "
+             f"mean row entropy in nats (max ln 7 = {mg['max_entropy']:.2f}).\n")
+    s.append("| system | entropy | queries |")
+    s.append("|---|---|---|")
+    for n, e in sorted(mg["systems"].items(), key=lambda t: -t[1]["entropy"]):
+        s.append(f"| {n} | {e['entropy']:.3f} | {e['queries']} |")
+    s.append("")
+    e = an["ecl"]
+
+    def tau(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:+.3f}"
+
+    s.append(f"**Expected Contrastive Loss** (004 section 2.6) of the MULTI model: mean {e['mean_all_items']:.4f} "
+             f"over all items; Kendall tau(ECL, nDCG) = {tau(e['kendall_tau_ecl_ndcg'])}, tau(POP, nDCG) = "
+             f"{tau(e['kendall_tau_pop_ndcg'])}, tau(POP, ECL) = {tau(e['kendall_tau_pop_ecl'])} on test queries "
+             "(POP = log(plays+1)). Per-item ECL is in report.json.\n")
+    pb = an["popularity_buckets"]
+    s.append(f"**nDCG by popularity quantile relative to CF** (004 Figure 4), {pb['n_buckets']} groups of test "
+             "queries, least popular first:\n")
+    bs = sorted(int(b) for b in pb["bucket_cf_ndcg"])
+
+    def at(d: Any, b: int) -> float:  # bucket keys are ints in memory, strings after a JSON round trip
+        return float(d[b] if not isinstance(d, Mapping) or b in d else d[str(b)])
+
+    s.append("| system | " + " | ".join(str(b) for b in bs) + " |")
+    s.append("|---" * (len(bs) + 1) + "|")
+    s.append("| CF nDCG (absolute) | " + " | ".join(f"{at(pb['bucket_cf_ndcg'], b):.3f}" for b in bs) + " |")
+    for n, rel in pb["relative"].items():
+        s.append(f"| {n} | " + " | ".join(f"{at(rel, b):+.2f}" if at(rel, b) == at(rel, b) else "n/a" for b in bs)
+                 + " |")
+    s.append("")
+    return s
+
+
 def write_report(report: Mapping[str, Any], out: Path) -> None:
     """``report.json`` (everything, per-query scores included), ``report.md``, PNG plots."""
-    from .runner import dumps
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -268,3 +278,8 @@ def write_report(report: Mapping[str, Any], out: Path) -> None:
         plots = []
     (out / "report.json").write_text(dumps(report))
     (out / "report.md").write_text(render_markdown(report, plots))
+
+
+def dumps(report: Mapping[str, Any]) -> str:
+    """The report as JSON (arrays as lists, anything else unknown as its string)."""
+    return json.dumps(report, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))

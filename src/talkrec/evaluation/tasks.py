@@ -26,7 +26,7 @@ import pandas as pd
 
 from ..data.normalize import normalize_name
 from .baselines import knn
-from .metrics import ndcg_at_k, recall_at_k
+from ..metrics import ndcg_at_k, recall_at_k
 
 log = logging.getLogger(__name__)
 

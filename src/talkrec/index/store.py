@@ -1,7 +1,7 @@
 """The embedded vector store: item vectors + metadata, exact (and optional HNSW) kNN with
 filters, upserts, atomic persistence. No server.
 
-Exact search is a matrix-vector product and ``argpartition`` (STACK.md: 2-4 ms at 100k
+Exact search is a matrix-vector product and :func:`talkrec.ranking.top_k` (STACK.md: 2-4 ms at 100k
 items, 33 ms at 1M). ``ann=True`` adds an hnswlib HNSW graph for large catalogs; filtered
 queries on it over-fetch and fall back to exact search when the filter is narrow.
 """
@@ -20,6 +20,7 @@ import pandas as pd
 
 from .._atomic import atomic_dir
 from ..errors import InputError
+from ..ranking import top_k
 from .filters import FilterEngine, Where
 
 log = logging.getLogger(__name__)
@@ -119,17 +120,8 @@ class VectorIndex:
                 if res is not None:
                     return res[offset:need]
             scores = self.vectors @ q
-            if allowed is not None:
-                scores = np.where(allowed, scores, -np.inf)
-            if excl:
-                scores[excl] = -np.inf
-            n_ok = int(np.isfinite(scores).sum())
-            need = min(need, n_ok)
-            if need <= 0:
-                return []
-            top = np.argpartition(-scores, need - 1)[:need] if need < len(scores) else np.arange(len(scores))
-            top = top[np.lexsort((top, -scores[top]))]
-            return [(self.ids[i], float(scores[i])) for i in top[offset:need]]
+            top = top_k(scores, need, exclude=excl, allowed=allowed)
+            return [(self.ids[i], float(scores[i])) for i in top[offset:]]
 
     def _ann_search(self, q: np.ndarray, need: int, allowed: np.ndarray | None,
                     excl: list[int]) -> list[tuple[str, float]] | None:
@@ -148,14 +140,13 @@ class VectorIndex:
         return None  # not enough after filtering: caller falls back to exact
 
     def search_many(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k for a batch of queries: (positions (n, k), scores (n, k))."""
+        """Exact top-k for a batch of queries: (positions (n, k'), scores (n, k')), k' = min(k, len(self)).
+
+        A query without finite scores (NaN) gets positions ``-1`` with score ``-inf``."""
         Q = l2_normalize(Q)
         S = Q @ self.vectors.T
-        k = min(k, S.shape[1])
-        top = np.argpartition(-S, k - 1, axis=1)[:, :k]
-        ts = np.take_along_axis(S, top, axis=1)
-        order = np.argsort(-ts, axis=1, kind="stable")
-        return np.take_along_axis(top, order, axis=1), np.take_along_axis(ts, order, axis=1)
+        top = top_k(S, min(k, S.shape[1]))
+        return top, np.where(top >= 0, np.take_along_axis(S, np.maximum(top, 0), axis=1), -np.inf)
 
     # ---------------------------------------------------------------- writes
     def copy(self) -> "VectorIndex":

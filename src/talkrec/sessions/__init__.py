@@ -4,11 +4,11 @@ See docs/sessions.md. Main entry points: :func:`sessionize`, :func:`user_split`,
 :func:`rta_split`, :class:`MaskedSessionModel`, :class:`NextItemSessionModel`,
 :class:`SessionContrastiveTuner`, :class:`SessionRecommender` and
 :func:`talkrec.sessions.study.run_study` (``python -m talkrec.sessions.study --config ...``).
+The ranking metrics are the project's, in :mod:`talkrec.metrics`.
 """
 from __future__ import annotations
 
-from .evaluate import (average_precision_at_k, bootstrap_ci, continuation_task, last_item_task, ndcg_at_k,
-                       recall_at_k)
+from .evaluate import continuation_task, last_item_task
 from .init import init_table, random_table
 from .models import MaskedSessionModel, NextItemSessionModel
 from .recommender import SessionRecommender
@@ -24,6 +24,5 @@ def run_study(config):  # type: ignore[no-untyped-def]
 
 
 __all__ = ["MaskedSessionModel", "NextItemSessionModel", "SessionContrastiveTuner", "SessionRecommender",
-           "SessionSet", "Split", "average_precision_at_k", "bootstrap_ci", "continuation_task", "init_table",
-           "last_item_task", "ndcg_at_k", "random_table", "recall_at_k", "rta_split", "run_study",
-           "session_lists", "sessionize", "user_split"]
+           "SessionSet", "Split", "continuation_task", "init_table", "last_item_task", "random_table", "rta_split",
+           "run_study", "session_lists", "sessionize", "user_split"]

@@ -15,9 +15,9 @@ Tasks
 Items of a relevant set that are outside the model's vocabulary stay in the relevant set
 (they count in the denominators and can never be hit); unknown context items are dropped.
 
-Metrics (binary relevance; ``R`` the relevant set, ``rel(i)`` = 1 when the item at rank
-``i`` is in ``R``) are pure per-query functions; a table reports the mean over queries
-and a percentile bootstrap 95% interval over queries.
+The metrics are the project's (:mod:`talkrec.metrics`: nDCG, MAP and Recall
+at k, binary relevance); a table reports the mean over queries and a percentile bootstrap
+95% interval over queries (:func:`talkrec.metrics.bootstrap_ci`).
 """
 from __future__ import annotations
 
@@ -28,66 +28,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputError
+from ..metrics import average_precision_at_k, bootstrap_ci, ndcg_at_k, recall_at_k
+from ..ranking import top_k
 from .sessionize import SessionSet
 
 log = logging.getLogger(__name__)
 
 KS = (10, 20)
 METRICS = ("ndcg", "map", "recall")
-
-
-def _check(ranked: Sequence, relevant: set, k: int) -> None:
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    if not relevant:
-        raise ValueError("the relevant set is empty")
-
-
-def recall_at_k(ranked: Sequence, relevant: set, k: int) -> float:
-    r"""Recall@k = |top_k(ranked) \cap R| / |R| (paper 002 eq. 2.4.5).
-
-    With one relevant item this is the hit rate HR@k.
-    """
-    _check(ranked, relevant, k)
-    return sum(1 for x in list(ranked)[:k] if x in relevant) / len(relevant)
-
-
-def average_precision_at_k(ranked: Sequence, relevant: set, k: int) -> float:
-    r"""AP@k = (1 / min(|R|, k)) \sum_{i=1}^{k} P(i) rel(i), P(i) = (hits in the top i) / i.
-
-    Paper 002 eq. 2.4.8 normalises by "the number of relevant items"; we use min(|R|, k)
-    so that a perfect top-k scores 1 when |R| > k (the usual AP@k). With one relevant
-    item this is the reciprocal rank, MRR@k.
-    """
-    _check(ranked, relevant, k)
-    hits, s = 0, 0.0
-    for i, x in enumerate(list(ranked)[:k], start=1):
-        if x in relevant:
-            hits += 1
-            s += hits / i
-    return s / min(len(relevant), k)
-
-
-def ndcg_at_k(ranked: Sequence, relevant: set, k: int) -> float:
-    r"""NDCG@k = DCG@k / IDCG@k, DCG@k = \sum_{i=1}^{k} rel(i) / \log_2(i + 1) (eqs. 2.4.9-10).
-
-    Binary relevance (2^rel - 1 = rel); IDCG@k = \sum_{i=1}^{min(|R|, k)} 1 / \log_2(i + 1).
-    """
-    _check(ranked, relevant, k)
-    dcg = sum(1.0 / np.log2(i + 1) for i, x in enumerate(list(ranked)[:k], start=1) if x in relevant)
-    idcg = sum(1.0 / np.log2(i + 1) for i in range(1, min(len(relevant), k) + 1))
-    return float(dcg / idcg)
-
-
-def bootstrap_ci(values: np.ndarray, *, n_boot: int = 1000, alpha: float = 0.05,
-                 random_state: int | None = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean: resample queries with replacement."""
-    v = np.asarray(values, dtype=float)
-    if v.size == 0:
-        return (float("nan"), float("nan"))
-    rng = np.random.default_rng(random_state)
-    means = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
-    return float(np.quantile(means, alpha / 2)), float(np.quantile(means, 1 - alpha / 2))
 
 
 @dataclass
@@ -149,28 +97,24 @@ def continuation_task(sessions: SessionSet, item_ids: Sequence[str], *, max_visi
 
 def rank_task(score_fn: Callable[[list[list[int]]], np.ndarray], task: SessionTask, *, k: int = 20,
               batch_size: int = 256) -> np.ndarray:
-    """Top-``k`` vocabulary indices per query from ``score_fn(contexts) -> (n, n_items)``."""
+    """Top-``k`` vocabulary indices per query from ``score_fn(contexts) -> (n, n_items)``, shape
+    ``(n_queries, k)``, ``-1`` after the last finite score (:func:`talkrec.ranking.top_k`)."""
     out = []
     for a in range(0, len(task), batch_size):
         ctx = task.contexts[a:a + batch_size]
         S = np.asarray(score_fn(ctx), dtype=np.float32)
-        if task.exclude_context:
-            for r, c in enumerate(ctx):
-                S[r, c] = -np.inf
-        kk = min(k, S.shape[1])
-        top = np.argpartition(-S, kk - 1, axis=1)[:, :kk]
-        order = np.argsort(-np.take_along_axis(S, top, axis=1), axis=1, kind="stable")
-        out.append(np.take_along_axis(top, order, axis=1))
+        out.append(top_k(S, k, exclude=ctx if task.exclude_context else None))
     return np.concatenate(out, axis=0) if out else np.zeros((0, k), np.int64)
 
 
 def per_query_metrics(ranked: np.ndarray, task: SessionTask, ks: Sequence[int] = KS) -> dict[str, np.ndarray]:
     """``{"ndcg@10": array over queries, ...}`` for every metric and k."""
     fns = {"ndcg": ndcg_at_k, "map": average_precision_at_k, "recall": recall_at_k}
+    rows = [[i for i in r.tolist() if i >= 0] for r in ranked]
     out: dict[str, np.ndarray] = {}
     for m in METRICS:
         for k in ks:
-            out[f"{m}@{k}"] = np.array([fns[m](ranked[q].tolist(), task.relevant[q], k) for q in range(len(task))])
+            out[f"{m}@{k}"] = np.array([fns[m](task.relevant[q], rows[q], k) for q in range(len(task))])
     return out
 
 
@@ -178,8 +122,8 @@ def summarize(per_query: dict[str, np.ndarray], *, n_boot: int = 1000, random_st
     """Mean and bootstrap 95% interval for every metric."""
     out = {}
     for name, v in per_query.items():
-        lo, hi = bootstrap_ci(v, n_boot=n_boot, random_state=random_state)
-        out[name] = {"mean": float(np.mean(v)) if len(v) else float("nan"), "lo": lo, "hi": hi, "n": int(len(v))}
+        mean, lo, hi = bootstrap_ci(v, n_resamples=n_boot, random_state=random_state)
+        out[name] = {"mean": mean, "lo": lo, "hi": hi, "n": int(len(v))}
     return out
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..ranking import top_k
 from .models import _SessionModel
 
 log = logging.getLogger(__name__)
@@ -66,14 +67,6 @@ class SessionRecommender:
             return []
         s = self.model.score_indices([ctx])[0]
         drop = exclude | (set(ids) if self.exclude_input else set())
-        for x in drop:
-            j = self._pos.get(x)
-            if j is not None:
-                s[j] = -np.inf
-        kk = min(int(k), int(np.isfinite(s).sum()))
-        if kk == 0:
-            return []
-        top = np.argpartition(-s, kk - 1)[:kk]
-        top = top[np.argsort(-s[top], kind="stable")]
+        top = top_k(s, int(k), exclude=[j for j in (self._pos.get(x) for x in drop) if j is not None])
         vocab = self.model.vocabulary()
         return [(str(vocab[j]), float(s[j])) for j in top]

@@ -13,7 +13,7 @@ import pandas as pd
 from ..errors import InputError
 from ..index.filters import Where
 from ..index.lexical import LexicalIndex
-from ..index.rank_fusion import rrf_scores, top_k
+from ..ranking import rrf_scores, top_k
 
 if TYPE_CHECKING:
     from .core import Space

@@ -1,162 +1,45 @@
-"""`talkrec build CONFIG`: every stage from a catalog to a served space, cached and resumable.
+"""The stages of ``talkrec build``: catalog, descriptions, text, cf, content, fusion, index.
 
-Stages: catalog -> descriptions -> text -> cf -> content -> fusion -> index. Each stage's
-output is cached under ``<output>.build/`` keyed by a hash of its inputs and settings, so a
-re-run after a failure (or a config change late in the chain) redoes only what changed.
-The space folder itself is written to a temporary folder and swapped in at the end.
+Each stage function runs under the build's :class:`~.cache.StageTimer`, records what it did
+in the stage's info dict, and caches expensive outputs in the build folder
+(:class:`~.cache.Cache`, keyed by :func:`~.cache.content_hash` of inputs and settings).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import platform
-import resource
 import time
-from collections.abc import Callable, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from ._atomic import atomic_dir, write_json
-from .data.catalog import Catalog
-from .errors import InputError
+from .._atomic import atomic_dir, write_json
+from ..config import resolve_path
+from ..data.catalog import Catalog
+from ..errors import InputError
+from .cache import Cache, StageTimer, content_hash
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "data_root": "../shared/data",
-    "descriptions": {"template": {}, "second": None},
-    "text": {"model": "minilm"},
-    "cf": {"tune": False, "n_trials": 8, "params": {}, "min_weight": 0.0},
-    "content": {},
-    "fusion": {},
-    "index": {"ann": False},
-    "search": {"mode": "hybrid", "hybrid_text_weight": 2.0, "hybrid_bm25_weight": 2.0},
-    "positive_threshold": 0.0,
-    "seed": 0,
-}
-
-
-def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Read a YAML config, fill defaults, apply ``overrides`` (dotted keys allowed)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError("config file not found", path=str(path))
-    try:
-        cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise InputError(f"invalid YAML: {e}", path=str(path)) from None
-    if not isinstance(cfg, dict):
-        raise InputError("the config must be a mapping", path=str(path))
-    out = _merge(DEFAULTS, cfg)
-    for k, v in (overrides or {}).items():
-        if v is None:
-            continue
-        d = out
-        parts = k.split(".")
-        for p in parts[:-1]:
-            d = d.setdefault(p, {})
-        d[parts[-1]] = v
-    for key in ("name", "output"):
-        if key not in out:
-            raise InputError(f"missing required key '{key}'", path=str(path), field=key)
-    out["_config_path"] = str(path)
-    return out
-
-
-def _merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
-    return out
-
-
-def _hash(*parts: Any) -> str:
-    h = hashlib.sha256()
-    for p in parts:
-        if isinstance(p, np.ndarray):
-            h.update(np.ascontiguousarray(p).tobytes())
-        elif isinstance(p, pd.DataFrame):
-            h.update(pd.util.hash_pandas_object(p, index=False).to_numpy().tobytes())
-        else:
-            h.update(json.dumps(p, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:16]
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-class StageTimer:
-    """Records wall time and peak resident memory after each stage."""
-
-    def __init__(self) -> None:
-        self.stages: list[dict[str, Any]] = []
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[dict[str, Any]]:
-        t0 = time.perf_counter()
-        info: dict[str, Any] = {"stage": name}
-        log.info("stage %s ...", name)
-        yield info
-        info["seconds"] = round(time.perf_counter() - t0, 2)
-        info["peak_rss_mb"] = round(_peak_rss_mb(), 1)
-        self.stages.append(info)
-        log.info("stage %s done in %.1fs (peak RSS %.0f MB)%s", name, info["seconds"], info["peak_rss_mb"],
-                 " [cached]" if info.get("cached") else "")
-
-
-class Cache:
-    """npz/json files under a build folder, written atomically."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-
-    def path(self, stage: str, key: str, ext: str) -> Path:
-        return self.root / f"{stage}-{key}.{ext}"
-
-    def arrays(self, stage: str, key: str, fn: Callable[[], dict[str, np.ndarray]], info: dict[str, Any]) -> dict[str, np.ndarray]:
-        p = self.path(stage, key, "npz")
-        if p.exists():
-            info["cached"] = True
-            with np.load(p, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        out = fn()
-        tmp = p.with_name(f".{p.name}.{os.getpid()}.npz")
-        np.savez(tmp, **out)
-        os.replace(tmp, p)
-        return out
-
-    def json(self, stage: str, key: str, fn: Callable[[], Any], info: dict[str, Any]) -> Any:
-        p = self.path(stage, key, "json")
-        if p.exists():
-            info["cached"] = True
-            return json.loads(p.read_text())
-        out = fn()
-        write_json(p, out)
-        return out
-
 
 def load_dataset(cfg: Mapping[str, Any]) -> Catalog:
-    root = Path(os.environ.get("TALKREC_DATA", cfg["data_root"]))
+    root = Path(os.environ["TALKREC_DATA"]) if os.environ.get("TALKREC_DATA") else resolve_path(cfg["data_root"], cfg)
     ds = cfg.get("dataset", "generic")
     if ds == "lastfm":
-        from .data.datasets.lastfm import load_lastfm
-        from .descriptions.categories import TagCategorizer
+        from ..data.datasets.lastfm import load_lastfm
+        from ..descriptions.categories import TagCategorizer
         return load_lastfm(root / "lastfm-hetrec2011-2k", min_tag_users=int(cfg.get("min_tag_users", 1)),
                            categorizer=TagCategorizer(cfg.get("tag_categories")))
     if ds == "movielens":
-        from .data.datasets.movielens import load_movielens
+        from ..data.datasets.movielens import load_movielens
         return load_movielens(root / "movielens-ml-latest-small")
     if ds == "generic":
-        from .data.io import load_catalog
+        from ..data.io import load_catalog
         if "catalog" not in cfg:
             raise InputError("a generic dataset needs a 'catalog' block (items, tags, interactions, vectors...)",
                              field="catalog")
@@ -173,7 +56,7 @@ def subsample(c: Catalog, n: int, seed: int) -> Catalog:
         keep = set(c.items["item_id"].to_numpy()[np.argsort(-order, kind="stable")[:n]])
     else:
         keep = set(c.items["item_id"].sample(n=min(n, len(c.items)), random_state=seed))
-    from .data.catalog import VectorTable
+    from ..data.catalog import VectorTable
     items = c.items[c.items["item_id"].isin(keep)]
     vectors = {}
     for m, v in c.vectors.items():
@@ -187,29 +70,34 @@ def subsample(c: Catalog, n: int, seed: int) -> Catalog:
     return out
 
 
-def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalog | None = None) -> dict[str, Any]:
-    """Build the space described by ``cfg`` (see :func:`load_config`); returns a summary.
+@dataclass
+class Built:
+    """What the stages made, as the index stage writes it into the space folder."""
 
-    ``catalog`` skips the config's dataset loading (for catalogs built in Python)."""
-    cfg = _merge(DEFAULTS, cfg)
-    from .descriptions.template import TemplateDescriber
-    from .encoders.text import TextEncoder
-    from .fusion.model import ContrastiveFusion
-    from .index.store import VectorIndex
+    catalog: Catalog
+    data_key: str
+    describer: Any
+    views: dict[str, dict[str, str]]
+    text_encoder: Any
+    cf_encoder: Any
+    inputs: dict[str, Any]                       # modality -> item matrix (a list of views for text)
+    scalers: dict[str, dict[str, list[float]]]
 
-    timer = StageTimer()
-    out_dir = Path(cfg["output"])
-    cache = Cache(Path(str(out_dir) + ".build"))
-    seed = int(cfg.get("seed", 0))
 
+def catalog_stage(cfg: Mapping[str, Any], catalog: Catalog | None, timer: StageTimer, seed: int) -> Catalog:
     with timer.stage("catalog") as info:
         if catalog is None:
             catalog = load_dataset(cfg)
         if cfg.get("max_items"):
             catalog = subsample(catalog, int(cfg["max_items"]), seed)
-        ids = catalog.item_ids
         info.update(catalog.summary())
-    data_key = _hash(ids, catalog.tags, catalog.interactions if catalog.interactions is not None else 0)
+    return catalog
+
+
+def descriptions_stage(cfg: Mapping[str, Any], catalog: Catalog, cache: Cache, timer: StageTimer,
+                       show_progress: bool) -> tuple[Any, dict[str, dict[str, str]]]:
+    """The template description of every item, plus an optional second view (GEN or a text column)."""
+    from ..descriptions.template import TemplateDescriber
 
     with timer.stage("descriptions") as info:
         dcfg = cfg["descriptions"]
@@ -226,6 +114,14 @@ def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalo
                                  field="descriptions.second")
             views[second] = {str(k): str(v) for k, v in catalog.texts[second].items()}
         info["views"] = {k: len(v) for k, v in views.items()}
+    return describer, views
+
+
+def text_stage(cfg: Mapping[str, Any], ids: np.ndarray, views: Mapping[str, Mapping[str, str]], cache: Cache,
+               timer: StageTimer, show_progress: bool) -> tuple[Any, np.ndarray | list[np.ndarray]]:
+    """The text encoder and one text matrix per description view (NaN rows for items
+    without that view; a single view is returned as a matrix, several as a list)."""
+    from ..encoders.text import TextEncoder
 
     text_cfg = {k: v for k, v in cfg["text"].items()}
     enc = TextEncoder(**text_cfg)
@@ -233,7 +129,7 @@ def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalo
     with timer.stage("text") as info:
         for vname, texts in views.items():
             present = [i for i in ids if texts.get(i)]
-            key = _hash(text_cfg, [texts[i] for i in present], present)
+            key = content_hash(text_cfg, [texts[i] for i in present], present)
             arr = cache.arrays(f"text-{vname}", key, lambda: {"X": enc.encode([texts[i] for i in present], batch_size=64,
                                                                               show_progress_bar=show_progress)}, info)["X"]
             full = np.full((len(ids), arr.shape[1]), np.nan, dtype=np.float32)
@@ -241,25 +137,38 @@ def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalo
             full[[pos[i] for i in present]] = arr
             text_views.append(full)
         info["dim"] = int(text_views[0].shape[1])
+    return enc, (text_views if len(text_views) > 1 else text_views[0])
 
-    inputs: dict[str, np.ndarray | list[np.ndarray]] = {"text": text_views if len(text_views) > 1 else text_views[0]}
-    cf_enc = None
+
+def cf_stage(cfg: Mapping[str, Any], catalog: Catalog, data_key: str, cache: Cache, timer: StageTimer,
+             seed: int) -> Any:
+    """The fitted ALS encoder (hyperparameters tuned and cached when ``cf.tune``), or None
+    without interactions or with ``cf.enabled: false``."""
     ccfg = cfg["cf"]
-    if catalog.interactions is not None and ccfg.get("enabled", True):
-        from .encoders.cf import ALSEncoder, tune_als
-        with timer.stage("cf") as info:
-            min_w = float(ccfg.get("min_weight", 0.0))
-            params = dict(ccfg.get("params", {}))
-            if ccfg.get("tune"):
-                best = cache.json("cf-tune", _hash(data_key, ccfg, seed),
-                                  lambda: tune_als(catalog.interactions, ids, n_trials=int(ccfg.get("n_trials", 8)),
-                                                   min_weight=min_w, random_state=seed)[0], info)
-                params.update(best)
-                info["tuned"] = best
-            cf_enc = ALSEncoder(min_weight=min_w, random_state=seed, **params).fit(catalog.interactions, ids)
-            inputs["cf"] = cf_enc.item_factors_
-            info["items_with_cf"] = int((~np.isnan(cf_enc.item_factors_).any(axis=1)).sum())
+    ids = catalog.item_ids
+    if catalog.interactions is None or not ccfg.get("enabled", True):
+        return None
+    from ..encoders.cf import ALSEncoder, tune_als
+    with timer.stage("cf") as info:
+        min_w = float(ccfg.get("min_weight", 0.0))
+        params = dict(ccfg.get("params", {}))
+        if ccfg.get("tune"):
+            best = cache.json("cf-tune", content_hash(data_key, ccfg, seed),
+                              lambda: tune_als(catalog.interactions, ids, n_trials=int(ccfg.get("n_trials", 8)),
+                                               min_weight=min_w, random_state=seed)[0], info)
+            params.update(best)
+            info["tuned"] = best
+        cf_enc = ALSEncoder(min_weight=min_w, random_state=seed, **params).fit(catalog.interactions, ids)
+        info["items_with_cf"] = int((~np.isnan(cf_enc.item_factors_).any(axis=1)).sum())
+    return cf_enc
 
+
+def content_stage(cfg: Mapping[str, Any], catalog: Catalog, cache: Cache, timer: StageTimer,
+                  show_progress: bool) -> tuple[dict[str, np.ndarray], dict[str, dict[str, list[float]]]]:
+    """Content modalities (precomputed vectors, standardized, or audio / image files) and
+    the scalers of the precomputed ones."""
+    ids = catalog.item_ids
+    inputs: dict[str, np.ndarray] = {}
     scalers: dict[str, dict[str, list[float]]] = {}
     with timer.stage("content") as info:
         for m, spec in (cfg.get("content") or {}).items():
@@ -269,20 +178,27 @@ def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalo
                 if m not in catalog.vectors:
                     raise InputError(f"content.{m}: the catalog has no vectors named {m!r} "
                                      f"(has {list(catalog.vectors)})", field=f"content.{m}")
-                from .encoders.vectors import PrecomputedEncoder
+                from ..encoders.vectors import PrecomputedEncoder
                 pe = PrecomputedEncoder(modality=m, standardize=spec.get("standardize", True)).fit(catalog.vectors[m])
                 inputs[m] = pe.encode(list(ids))
                 scalers[m] = {"mean": pe.mean_.tolist(), "std": pe.std_.tolist()}
             elif source in ("audio_files", "image_files"):
-                inputs[m] = _encode_media(catalog, m, source, spec, cache, info, show_progress)
+                inputs[m] = _encode_media(catalog, m, spec, info, show_progress)
             else:
                 raise InputError(f"content.{m}.source must be vectors, audio_files or image_files, got {source!r}",
                                  field=f"content.{m}.source")
             info[f"items_with_{m}"] = int((~np.isnan(inputs[m]).any(axis=1)).sum())
+    return inputs, scalers
+
+
+def fusion_stage(cfg: Mapping[str, Any], inputs: Mapping[str, Any], cache: Cache, timer: StageTimer,
+                 seed: int) -> tuple[Any, np.ndarray]:
+    """The contrastive fusion model (cached by settings and inputs) and the fused item matrix."""
+    from ..fusion.model import ContrastiveFusion
 
     with timer.stage("fusion") as info:
         fparams = {"random_state": seed, "verbose": True, **cfg.get("fusion", {})}
-        fkey = _hash(fparams, *[v if isinstance(v, np.ndarray) else np.stack(v) for v in inputs.values()])
+        fkey = content_hash(fparams, *[v if isinstance(v, np.ndarray) else np.stack(v) for v in inputs.values()])
         fdir = cache.root / f"fusion-{fkey}"
         if (fdir / "config.json").exists():
             fusion = ContrastiveFusion.load(fdir)
@@ -294,22 +210,30 @@ def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalo
         info["best_epoch"] = fusion.best_epoch_
         info["final_val_loss"] = round(float(fusion.history_[fusion.best_epoch_ - 1]["val_loss"]), 4)
         fused = fusion.transform(inputs)
+    return fusion, fused
 
+
+def index_stage(cfg: Mapping[str, Any], b: Built, fusion: Any, fused: np.ndarray, out_dir: Path,
+                timer: StageTimer) -> None:
+    """Index the items that have a fused vector and write the space folder atomically."""
+    from ..index.store import VectorIndex
+
+    catalog, inputs = b.catalog, b.inputs
     with timer.stage("index") as info:
         ok = ~np.isnan(fused).any(axis=1)
         info["items_indexed"] = int(ok.sum())
         info["items_without_any_modality"] = int((~ok).sum())
-        meta = _index_meta(catalog, views, inputs, ok)
-        index = VectorIndex(ids[ok], fused[ok], meta, **cfg.get("index", {}))
+        meta = _index_meta(catalog, b.views, inputs, ok)
+        index = VectorIndex(catalog.item_ids[ok], fused[ok], meta, **cfg.get("index", {}))
         space_cfg = {
             "name": cfg["name"], "dataset": cfg.get("dataset", "generic"), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "text": enc.config(), "descriptions": {"template": describer.config(), "views": list(views)},
+            "text": b.text_encoder.config(), "descriptions": {"template": b.describer.config(), "views": list(b.views)},
             "fusion": fusion.config(), "index": cfg.get("index", {}), "search": cfg.get("search", {}),
             "positive_threshold": cfg.get("positive_threshold", 0.0),
-            "input_files": {m: m for m in inputs}, "scalers": scalers, "modalities": list(inputs),
+            "input_files": {m: m for m in inputs}, "scalers": b.scalers, "modalities": list(inputs),
             "content": cfg.get("content", {}),
             "versions": _versions(), "build_config": {k: v for k, v in cfg.items() if not k.startswith("_")},
-            "data_key": data_key,
+            "data_key": b.data_key,
         }
         with atomic_dir(out_dir) as tmp:
             index.save(tmp / "index")
@@ -318,23 +242,20 @@ def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalo
             for m, v in inputs.items():
                 arr = np.stack(v, axis=1) if isinstance(v, list) else v
                 np.save(tmp / "inputs" / f"{m}.npy", arr[ok])
-            if cf_enc is not None:
-                cf_enc.save(tmp / "cf")
+            if b.cf_encoder is not None:
+                b.cf_encoder.save(tmp / "cf")
             if catalog.interactions is not None:
                 catalog.interactions[["user_id", "item_id", "weight"]].to_parquet(tmp / "interactions.parquet", index=False)
             write_json(tmp / "space.json", space_cfg)
             write_json(tmp / "build_report.json", {"stages": timer.stages, "catalog_report": getattr(catalog, "report", {}),
                                                    "fusion_history": fusion.history_})
-    summary = {"output": str(out_dir), "stages": timer.stages}
-    _plot_curve(fusion.history_, out_dir / "training_curve.png")
-    return summary
 
 
 def _generate(template: Mapping[str, str], catalog: Catalog, gcfg: Mapping[str, Any], cache_path: Path,
               header: str, show_progress: bool, info: dict[str, Any]) -> dict[str, str]:
     """GEN texts through the configured backend: ``{backend: llama}`` (bundled SmolLM2, or
     ``model_path``) or ``{backend: openai, base_url, model, api_key_env, concurrency}``."""
-    from .descriptions.gen import GenReport, backend_from_config, generate_descriptions
+    from ..descriptions.gen import GenReport, backend_from_config, generate_descriptions
 
     backend = backend_from_config(gcfg)
     ids = list(template)
@@ -351,12 +272,12 @@ def _generate(template: Mapping[str, str], catalog: Catalog, gcfg: Mapping[str, 
     return out
 
 
-def _encode_media(catalog: Catalog, m: str, source: str, spec: Mapping[str, Any], cache: Cache,
-                  info: dict[str, Any], show_progress: bool) -> np.ndarray:
+def _encode_media(catalog: Catalog, m: str, spec: Mapping[str, Any], info: dict[str, Any],
+                  show_progress: bool) -> np.ndarray:
     if m not in catalog.media:
         raise InputError(f"content.{m}: the catalog has no media files named {m!r} (has {list(catalog.media)})",
                          field=f"content.{m}")
-    from .encoders.media import encode_media_files
+    from ..encoders.media import encode_media_files
     paths = catalog.media[m]
     ids = catalog.item_ids
     have = [i for i in ids if i in paths.index]
@@ -397,7 +318,7 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _plot_curve(history: list[dict[str, float]], path: Path) -> None:
+def plot_training_curve(history: list[dict[str, float]], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

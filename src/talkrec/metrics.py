@@ -1,8 +1,12 @@
-"""Evaluation metrics: pure functions over (ground truth, ranking, k), ranx style.
+"""The project's metrics (evaluation, sessions, ALS tuning): pure functions over
+(ground truth, ranking, k), ranx style, plus bootstrap intervals and the paper-004 analyses.
 
 Conventions: a *ranking* is a sequence of item ids, best first (only its first ``k``
-entries count); *relevant* is a collection of item ids, all of relevance 1 (binary).
-Nothing here reads files, draws unseeded randomness, or depends on a model.
+entries count; an id repeated in it counts once, at its first place); *relevant* is a
+collection of item ids, all of relevance 1 (binary). An empty relevant set scores 0 in
+every ranking metric (nothing can be found; the caller decides whether such a query
+counts). ``k`` must be a positive integer. Nothing here reads files, draws unseeded
+randomness, or depends on a model.
 """
 from __future__ import annotations
 
@@ -12,6 +16,10 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Hashable
 
 import numpy as np
+
+__all__ = ["average_precision_at_k", "bootstrap_ci", "coverage_at_k", "dcg_at_k", "entropy", "expected_contrastive_loss",
+           "gini_at_k", "gini_index", "modality_group_entropy", "ndcg_at_k", "paired_bootstrap_pvalue",
+           "popularity_buckets", "recall_at_k", "relative_to_reference_by_bucket"]
 
 
 def _discounts(n: int) -> np.ndarray:
@@ -59,13 +67,40 @@ def recall_at_k(relevant: Collection[Hashable], ranking: Sequence[Hashable], k: 
 
     .. math:: \mathrm{Recall@k} = \frac{|\{L_1..L_k\} \cap R|}{|R|}
 
-    (ranx's definition; 0 for an empty relevant set).
+    (ranx's definition; paper 002 eq. 2.4.5). With one relevant item this is the hit rate
+    HR@k. 0 for an empty relevant set.
     """
     _check_k(k)
     rel = set(relevant)
     if not rel:
         return 0.0
     return len(set(_dedup(ranking)[:k]) & rel) / len(rel)
+
+
+def average_precision_at_k(relevant: Collection[Hashable], ranking: Sequence[Hashable], k: int) -> float:
+    r"""Average precision at k, normalised by the number of relevant items that fit in k.
+
+    .. math::
+        \mathrm{AP@k} = \frac{1}{\min(|R|, k)} \sum_{i=1}^{\min(k, |L|)} P(i)\, \mathrm{rel}_i, \qquad
+        P(i) = \frac{|\{L_1..L_i\} \cap R|}{i}
+
+    (paper 002 eq. 2.4.8 divides by :math:`|R|`; :math:`\min(|R|, k)` lets a perfect top k
+    score 1 when :math:`|R| > k`, the usual AP@k). With one relevant item this is the
+    reciprocal rank, MRR@k. 0 for an empty relevant set.
+
+    >>> average_precision_at_k({"b", "d", "z"}, ["a", "b", "c", "d"], 4)   # (1/2 + 2/4) / 3
+    0.3333333333333333
+    """
+    _check_k(k)
+    rel = set(relevant)
+    if not rel:
+        return 0.0
+    hits, s = 0, 0.0
+    for i, x in enumerate(_dedup(ranking)[:k], start=1):
+        if x in rel:
+            hits += 1
+            s += hits / i
+    return s / min(len(rel), k)
 
 
 def gini_index(counts: Iterable[float]) -> float:

@@ -1,0 +1,242 @@
+"""The movie half of the evaluation (MovieLens ml-latest-small + TMDB overviews).
+
+:func:`run_movies` in named steps: load and embed, search ALS on the validation users of
+the tuning folds, choose the fusion settings on validation users and validation queries,
+score every system on the held-out users of each of the folds, and text retrieval with
+models fitted on all ratings (no users are evaluated there).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..config import resolve_path
+from . import baselines as B
+from .common import Timer, fit_fusion, param_grid_draws, subset_catalog, val_mean
+from .embed import embed_texts
+from .queries import MOVIE_TEMPLATES
+from .retrieval import queryset, retrieval
+from .splits import positives_by_user, query_target_halves, split_val_test, train_interactions, user_folds
+from .tasks import TaskResult, UserQueries, concat_results, user_recommendation
+
+log = logging.getLogger(__name__)
+
+__all__ = ["run_movies"]
+
+
+@dataclass
+class MovieData:
+    """Movies, ratings, descriptions and text embeddings, and the user protocol (folds,
+    validation/test users, query and target halves of each user's positives)."""
+
+    mc: Mapping[str, Any]             # the config's ``movies`` block
+    cat: Any
+    ids: np.ndarray
+    idx: dict[str, int]               # item id -> row
+    texts: list[str]
+    T: dict[str, np.ndarray]          # text model -> item matrix
+    O: np.ndarray                     # overview embeddings of the fusion text model (NaN: none)
+    has_ov: np.ndarray
+    fm: str                           # the fusion text model
+    users: list[str]
+    folds: dict[str, int]
+    usplit: dict[str, str]
+    halves: dict[str, tuple[list[str], list[str]]]
+
+    @property
+    def inter(self) -> pd.DataFrame:
+        return self.cat.interactions
+
+    def fold_queries(self, f: int) -> UserQueries:
+        idx = self.idx
+        us = [u for u in self.users if self.folds[u] == f and u in self.halves]
+        return UserQueries(us, [[idx[i] for i in self.halves[u][0]] for u in us],
+                           [{idx[i] for i in self.halves[u][1]} for u in us], [self.usplit[u] for u in us])
+
+    def cf_data(self, train: pd.DataFrame) -> pd.DataFrame:
+        """The ratings ALS sees: all, or only the positives (``cf_ratings: positive``)."""
+        return train[train["weight"] > float(self.mc["threshold"])] if self.mc["cf_ratings"] == "positive" else train
+
+    def pop_of(self, train: pd.DataFrame) -> np.ndarray:
+        """Number of positive ratings of each movie in ``train``."""
+        c = train[train["weight"] > float(self.mc["threshold"])]["item_id"].value_counts()
+        return np.array([c.get(i, 0) for i in self.ids], dtype=np.float64)
+
+    def inputs_of(self, C: np.ndarray, with_ov: bool) -> dict[str, Any]:
+        """Fusion inputs: the template text (and the overview as a second view) and CF."""
+        return {"text": [self.T[self.fm], self.O] if with_ov else self.T[self.fm], "cf": C}
+
+
+def run_movies(cfg: dict[str, Any], timer: Timer) -> dict[str, Any]:
+    """Every movie system on held-out-user recommendation (10 folds) and tag-query retrieval."""
+    mc, seed = cfg["movies"], int(cfg["seed"])
+    d = _load(cfg, timer)
+    n = len(d.ids)
+    tune = list(range(min(int(mc["tune_folds"]), int(mc["n_folds"]))))
+    als_params, trials = _als_search(cfg, d, tune, timer)
+
+    rc = mc["retrieval"]
+    qpath = resolve_path(rc["queryset"], cfg) if not cfg["small_mode"] else None
+    qs, qmeta = queryset(qpath or Path("/nonexistent"), d.cat, rc, MOVIE_TEMPLATES, seed, d.ids, "movielens",
+                         write=qpath is not None)
+    full_als = B.ALSModel(d.cf_data(d.inter), d.ids, als_params, random_state=seed)
+    pop_full = d.pop_of(d.inter)
+    chosen, fusion_val = _select_fusion(cfg, d, tune, als_params, full_als, qs, pop_full, timer)
+    rec, fold_info = _folds(cfg, d, als_params, chosen, timer)
+
+    t0 = time.perf_counter()
+    f1 = fit_fusion(d.inputs_of(full_als.item_factors, False), cfg["fusion"]["base"], chosen, seed)
+    f2 = fit_fusion(d.inputs_of(full_als.item_factors, True), cfg["fusion"]["base"], chosen, seed)
+    multi = {"MULTI TEMPLATE": (f1, f1.transform(d.inputs_of(full_als.item_factors, False))),
+             "MULTI TEMPLATE+OVERVIEW": (f2, f2.transform(d.inputs_of(full_als.item_factors, True)))}
+    ret, ret_info = retrieval(qs, d.ids, d.cat.tags, rc, cfg, d.texts, {m: d.T[m] for m in cfg["text_models"]}, multi,
+                              pop_full, "movies-retrieval")
+    timer("movies/retrieval", t0)
+    return {"rec": rec, "ret": ret, "n_items": n, "ret_info": ret_info, "queryset_meta": qmeta,
+            "dataset": {"movies": n, "users": len(d.users), "evaluated_users": len(rec.query_ids),
+                        "with_overview": int(d.has_ov.sum()), "folds": fold_info,
+                        "user_split": {s: int(sum(rec.split == s)) for s in ("val", "test")}},
+            "als": {"chosen": als_params.__dict__, "trials": trials},
+            "fusion": {"chosen": chosen, "candidates": fusion_val, "history": f1.history_}}
+
+
+def _load(cfg: Mapping[str, Any], timer: Timer) -> MovieData:
+    """MovieLens (small mode: the first users and the movies they rated most), template and
+    overview embeddings, folds and validation/test users, query/target halves."""
+    from ..data.datasets import load_movielens
+    from ..descriptions import TemplateDescriber
+
+    mc, seed = cfg["movies"], int(cfg["seed"])
+    t0 = time.perf_counter()
+    cat = load_movielens(resolve_path(cfg["data_root"], cfg) / "movielens-ml-latest-small")
+    if mc.get("max_users"):
+        inter = cat.interactions
+        us = sorted(inter["user_id"].unique(), key=lambda u: int(u))[: int(mc["max_users"])]
+        inter = inter[inter["user_id"].isin(us)]
+        top = inter["item_id"].value_counts()
+        keep = set(top.index[: int(mc.get("max_items") or len(top))])
+        cat = subset_catalog(cat, keep)
+        cat.interactions = inter[inter["item_id"].isin(keep)]
+    ids = cat.item_ids
+    desc = TemplateDescriber(header="movie", only_listed=True, **mc["template"]).describe(cat)
+    texts = [desc[i] for i in ids]
+    ov = cat.texts.get("overview", pd.Series(dtype=object))
+    has_ov = np.array([i in ov.index for i in ids])
+    ov_texts = [str(ov[i]) for i in ids[has_ov]]
+    timer("movies/load", t0)
+    t0 = time.perf_counter()
+    cache = resolve_path(cfg["cache_dir"], cfg)
+    T = {m: embed_texts(texts, m, kind="passage", cache_dir=cache) for m in cfg["text_models"]}
+    fm = cfg["fusion_text_model"]
+    O = np.full_like(T[fm], np.nan)
+    O[has_ov] = embed_texts(ov_texts, fm, kind="passage", cache_dir=cache)
+    timer("movies/text-embeddings", t0)
+
+    inter = cat.interactions
+    users = sorted(inter["user_id"].unique(), key=str)
+    folds = user_folds(users, n_folds=int(mc["n_folds"]), random_state=seed)
+    usplit = split_val_test(users, val_fraction=float(mc["val_fraction"]), random_state=seed)
+    pos = positives_by_user(inter, threshold=float(mc["threshold"]))
+    halves = query_target_halves(pos, query_fraction=0.5, min_positives=2, random_state=seed)
+    return MovieData(mc, cat, ids, {x: i for i, x in enumerate(ids.tolist())}, texts, T, O, has_ov, fm, users, folds,
+                     usplit, halves)
+
+
+def _als_search(cfg: Mapping[str, Any], d: MovieData, tune: list[int], timer: Timer
+                ) -> tuple[B.ALSParams, list[dict[str, Any]]]:
+    """ALS random search on the validation users of the tuning folds, scored by the sum of
+    cosine kNN, item-factor-mean dot and implicit's recommend nDCG."""
+    mc, seed, k = cfg["movies"], int(cfg["seed"]), int(cfg["k"])
+    t0 = time.perf_counter()
+    trials, best = [], None
+    for p in param_grid_draws(mc["als"], int(mc["als"]["n_trials"]), seed):
+        parts = []
+        for f in tune:
+            uq = d.fold_queries(f)
+            als = B.ALSModel(d.cf_data(train_interactions(d.inter, uq.users)), d.ids, p, random_state=seed)
+            parts.append(user_recommendation(uq, {"CF": als.item_factors, "CFdot": als.item_factors}, k=k,
+                                             rankers={"ALS": lambda qi, ex, a=als: a.recommend(ex, k)},
+                                             dot=["CFdot"]))
+        r = concat_results(parts)
+        v, v2, v3 = val_mean(r, "CF"), val_mean(r, "ALS"), val_mean(r, "CFdot")
+        trials.append({**p.__dict__, "val_ndcg_cosine_knn": v, "val_ndcg_dot_mean": v3, "val_ndcg_recommend": v2})
+        log.info("movies ALS %s val nDCG cosine %.4f dot %.4f recommend %.4f", p, v, v3, v2)
+        if best is None or v + v2 + v3 > best[0]:
+            best = (v + v2 + v3, p)
+    timer("movies/als-search", t0)
+    return best[1], trials
+
+
+def _select_fusion(cfg: Mapping[str, Any], d: MovieData, tune: list[int], als_params: B.ALSParams,
+                   full_als: B.ALSModel, qs: list, pop_full: np.ndarray, timer: Timer
+                   ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Fusion candidates compared by validation-user nDCG (tuning folds) plus validation-query
+    retrieval nDCG (all ratings): (chosen candidate, every candidate's scores)."""
+    mc, seed, k = cfg["movies"], int(cfg["seed"]), int(cfg["k"])
+    fm = d.fm
+    t0 = time.perf_counter()
+    fusion_val, best_f = [], None
+    for cand in mc.get("fusion_candidates") or cfg["fusion"]["candidates"]:
+        parts = []
+        for f in tune:
+            uq = d.fold_queries(f)
+            als = B.ALSModel(d.cf_data(train_interactions(d.inter, uq.users)), d.ids, als_params, random_state=seed)
+            fu = fit_fusion(d.inputs_of(als.item_factors, False), cfg["fusion"]["base"], cand, seed)
+            parts.append(user_recommendation(uq, {"m": fu.transform(d.inputs_of(als.item_factors, False))}, k=k))
+        v_rec = val_mean(concat_results(parts), "m")
+        fu = fit_fusion(d.inputs_of(full_als.item_factors, False), cfg["fusion"]["base"], cand, seed)
+        rr, _ = retrieval(qs, d.ids, d.cat.tags, mc["retrieval"], {**cfg, "text_models": [fm]}, d.texts, {fm: d.T[fm]},
+                          {"m": (fu, fu.transform(d.inputs_of(full_als.item_factors, False)))}, pop_full, "tmp")
+        v_ret = val_mean(rr, "m")
+        fusion_val.append({"name": cand["name"], "params": cand, "val_rec_ndcg": v_rec, "val_retrieval_ndcg": v_ret})
+        log.info("movies fusion %s: val rec %.4f retrieval %.4f", cand["name"], v_rec, v_ret)
+        if best_f is None or v_rec + v_ret > best_f[0]:
+            best_f = (v_rec + v_ret, cand)
+    timer("movies/fusion-selection", t0)
+    return best_f[1], fusion_val
+
+
+def _folds(cfg: Mapping[str, Any], d: MovieData, als_params: B.ALSParams, chosen: Mapping[str, Any],
+           timer: Timer) -> tuple[TaskResult, list[dict[str, Any]]]:
+    """Every system on the held-out users of each fold, models fitted on the other users."""
+    seed, k, fm = int(cfg["seed"]), int(cfg["k"]), d.fm
+    t0 = time.perf_counter()
+    parts, fold_info = [], []
+    for f in range(int(d.mc["n_folds"])):
+        tf = time.perf_counter()
+        uq = d.fold_queries(f)
+        train = train_interactions(d.inter, uq.users)
+        als = B.ALSModel(d.cf_data(train), d.ids, als_params, random_state=seed)
+        C = als.item_factors
+        f1 = fit_fusion(d.inputs_of(C, False), cfg["fusion"]["base"], chosen, seed)
+        f2 = fit_fusion(d.inputs_of(C, True), cfg["fusion"]["base"], chosen, seed)
+        mods = {"cf": C, "text": d.T[fm]}
+        emb = {"MULTI TEMPLATE": f1.transform(d.inputs_of(C, False)),
+               "MULTI TEMPLATE+OVERVIEW": f2.transform(d.inputs_of(C, True))}
+        for m in cfg["text_models"]:
+            emb[f"TEXT {m}"] = d.T[m]
+        emb[f"TEXT {fm} OVERVIEW"] = d.O
+        emb["CF (ALS, cosine kNN)"] = C
+        emb["CF (ALS item-factor mean, dot)"] = C
+        emb["CONCAT CF+TEXT"] = B.concat_modalities(mods)
+        emb["PCA-200 CF+TEXT"] = B.reduce_concat(mods, method="pca", random_state=seed)
+        emb["RP-200 CF+TEXT"] = B.reduce_concat(mods, method="rp", random_state=seed)
+        pop = d.pop_of(train)
+        rankers = {"ALS recommend (recalculate_user)": lambda qi, ex, a=als: a.recommend(ex, k),
+                   "Popularity": lambda qi, ex, p=pop: B.popularity_ranking(p, k, len(qi), ex)}
+        parts.append(user_recommendation(uq, emb, k=k, rankers=rankers, dot=["CF (ALS item-factor mean, dot)"]))
+        fold_info.append({"fold": f, "held_out_users": len(uq.users), "train_users": int(train["user_id"].nunique()),
+                          "items_with_cf": int(B.present(C).sum()), "fusion_epochs": [len(f1.history_), len(f2.history_)],
+                          "seconds": round(time.perf_counter() - tf, 1)})
+        log.info("movies fold %d: %d users, %.1fs", f, len(uq.users), time.perf_counter() - tf)
+    rec = concat_results(parts)
+    rec.notes["TEXT %s OVERVIEW" % fm] = f"TMDB overview+keywords, {int(d.has_ov.sum())} of {len(d.ids)} movies have one"
+    timer("movies/folds", t0)
+    return rec, fold_info

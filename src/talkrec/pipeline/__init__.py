@@ -1,0 +1,74 @@
+"""`talkrec build CONFIG`: every stage from a catalog to a served space, cached and resumable.
+
+Stages (:mod:`.stages`): catalog -> descriptions -> text -> cf -> content -> fusion -> index.
+Each stage's output is cached under ``<output>.build/`` keyed by a hash of its inputs and
+settings (:mod:`.cache`), so a re-run after a failure (or a config change late in the chain)
+redoes only what changed. The space folder itself is written to a temporary folder and
+swapped in at the end.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .. import config as _config
+from ..data.catalog import Catalog
+from .cache import Cache, StageTimer, content_hash
+from .stages import (Built, catalog_stage, cf_stage, content_stage, descriptions_stage, fusion_stage, index_stage,
+                     load_dataset, plot_training_curve, subsample, text_stage)
+
+__all__ = ["DEFAULTS", "build", "load_config", "load_dataset", "subsample"]
+
+DEFAULTS: dict[str, Any] = {
+    "data_root": "../shared/data",
+    "descriptions": {"template": {}, "second": None},
+    "text": {"model": "minilm"},
+    "cf": {"tune": False, "n_trials": 8, "params": {}, "min_weight": 0.0},
+    "content": {},
+    "fusion": {},
+    "index": {"ann": False},
+    "search": {"mode": "hybrid", "hybrid_text_weight": 2.0, "hybrid_bm25_weight": 2.0},
+    "positive_threshold": 0.0,
+    "seed": 0,
+}
+
+REQUIRED = ("name", "output")
+
+
+def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Read a YAML build config over :data:`DEFAULTS` and apply ``overrides`` (dotted keys
+    allowed; a ``None`` value means "not given", as for an unset CLI option).
+    ``name`` and ``output`` are required. See :func:`talkrec.config.load_config`."""
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    return _config.load_config(Path(path), defaults=DEFAULTS, overrides=given, required=REQUIRED)
+
+
+def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalog | None = None) -> dict[str, Any]:
+    """Build the space described by ``cfg`` (see :func:`load_config`); returns a summary.
+
+    ``catalog`` skips the config's dataset loading (for catalogs built in Python)."""
+    cfg = _config.load_config(cfg, defaults=DEFAULTS, required=REQUIRED)
+    timer = StageTimer()
+    out_dir = Path(cfg["output"])
+    cache = Cache(Path(str(out_dir) + ".build"))
+    seed = int(cfg.get("seed", 0))
+
+    catalog = catalog_stage(cfg, catalog, timer, seed)
+    ids = catalog.item_ids
+    data_key = content_hash(ids, catalog.tags, catalog.interactions if catalog.interactions is not None else 0)
+    describer, views = descriptions_stage(cfg, catalog, cache, timer, show_progress)
+    text_encoder, text = text_stage(cfg, ids, views, cache, timer, show_progress)
+    inputs: dict[str, Any] = {"text": text}
+    cf_encoder = cf_stage(cfg, catalog, data_key, cache, timer, seed)
+    if cf_encoder is not None:
+        inputs["cf"] = cf_encoder.item_factors_
+    content, scalers = content_stage(cfg, catalog, cache, timer, show_progress)
+    inputs.update(content)
+    fusion, fused = fusion_stage(cfg, inputs, cache, timer, seed)
+    built = Built(catalog, data_key, describer, views, text_encoder, cf_encoder, inputs, scalers)
+    index_stage(cfg, built, fusion, fused, out_dir, timer)
+    summary = {"output": str(out_dir), "stages": timer.stages}
+    plot_training_curve(fusion.history_, out_dir / "training_curve.png")
+    return summary

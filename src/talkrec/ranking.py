@@ -1,0 +1,126 @@
+"""Ranking primitives shared by search, evaluation and sessions: top-k and reciprocal rank fusion.
+
+:func:`top_k` is the one top-k of the project: descending score, ties broken by the lower
+position, non-finite scores never returned, optional exclusions and an allowed-items mask,
+for one score vector or a batch of them. :func:`rrf_scores` is reciprocal rank fusion
+(Cormack, Clarke & Buettcher 2009), the product's hybrid search.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["rrf_scores", "top_k"]
+
+
+def top_k(scores: np.ndarray, k: int, *, exclude: Sequence[int] | Sequence[Sequence[int]] | None = None,
+          allowed: np.ndarray | None = None) -> np.ndarray:
+    """Positions of the ``k`` largest scores, best first.
+
+    Ties are broken by the lower position (deterministic, also at the k-th place), and a
+    position is never returned when its score is not finite (NaN, or ``-inf`` from a mask),
+    when ``allowed`` is False there, or when it is excluded.
+
+    * ``scores`` of shape ``(n,)``: returns a 1-D int64 array of at most ``k`` positions
+      (fewer when fewer scores are eligible). ``exclude`` is a sequence of positions.
+    * ``scores`` of shape ``(m, n)`` (a batch, one query per row): returns an int64 array of
+      shape ``(m, k)``; a row with fewer than ``k`` eligible positions is padded at its end
+      with ``-1``. ``exclude[r]`` lists the positions removed for row ``r``.
+
+    ``allowed`` is a boolean mask broadcastable to ``scores`` (``(n,)`` applies to every row).
+    The input is never modified.
+
+    >>> top_k(np.array([0.2, 0.9, 0.2, -np.inf]), 3).tolist()
+    [1, 0, 2]
+    >>> top_k(np.array([[1.0, 3.0, 2.0], [5.0, 5.0, np.nan]]), 3, exclude=[[1], []]).tolist()
+    [[2, 0, -1], [0, 1, -1]]
+    """
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 0:
+        raise ValueError(f"k must be a non-negative integer, got {k!r}")
+    S = np.asarray(scores)
+    if S.ndim not in (1, 2):
+        raise ValueError(f"scores must be 1-D or 2-D, got shape {S.shape}")
+    neg = _negated_keys(S, allowed)
+    if S.ndim == 1:
+        if exclude is not None and len(exclude):
+            neg[np.asarray(exclude, dtype=np.int64)] = np.inf
+        return _top_row(neg, int(k))
+    if exclude is not None:
+        if len(exclude) != len(S):
+            raise ValueError(f"exclude has {len(exclude)} rows for {len(S)} score rows")
+        for r, ex in enumerate(exclude):
+            if len(ex):
+                neg[r, np.asarray(ex, dtype=np.int64)] = np.inf
+    return _top_rows(neg, int(k))
+
+
+def _negated_keys(S: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
+    """A new array of ``-score`` (ascending = best first) with ``+inf`` where a position is
+    not eligible (non-finite score or not allowed)."""
+    if not np.issubdtype(S.dtype, np.floating):
+        S = S.astype(np.float64)
+    ok = np.isfinite(S)
+    if allowed is not None:
+        ok &= np.asarray(allowed, dtype=bool)
+    return np.where(ok, -S, np.inf)
+
+
+def _top_row(neg: np.ndarray, k: int) -> np.ndarray:
+    """Exact top-k of one row of negated keys (``inf`` = not eligible)."""
+    elig = np.flatnonzero(neg < np.inf)
+    k = min(k, len(elig))
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    if k < len(elig):
+        v = neg[elig]
+        thr = np.partition(v, k - 1)[k - 1]          # the k-th best key
+        better = elig[v < thr]
+        tied = elig[v == thr][: k - len(better)]    # lower positions win the tie at the cut
+        elig = np.concatenate([better, tied])
+    return elig[np.lexsort((elig, neg[elig]))].astype(np.int64)
+
+
+def _top_rows(neg: np.ndarray, k: int) -> np.ndarray:
+    """Batched top-k: argpartition per row, exact ``_top_row`` for rows tied at the cut."""
+    m, n = neg.shape
+    out = np.full((m, k), -1, dtype=np.int64)
+    kk = min(k, n)
+    if kk == 0 or m == 0:
+        return out
+    if kk < n:
+        part = np.argpartition(neg, kk - 1, axis=1)[:, :kk]
+    else:
+        part = np.broadcast_to(np.arange(n), (m, n)).copy()
+    vals = np.take_along_axis(neg, part, axis=1)
+    order = np.lexsort((part, vals), axis=1)
+    top = np.take_along_axis(part, order, axis=1)
+    top[~np.isfinite(np.take_along_axis(vals, order, axis=1))] = -1
+    out[:, :kk] = top
+    if kk < n:
+        thr = vals.max(axis=1)
+        cut = np.isfinite(thr)
+        n_tied_all = (neg == thr[:, None]).sum(axis=1)
+        n_tied_top = (vals == thr[:, None]).sum(axis=1)
+        for r in np.flatnonzero(cut & (n_tied_all > n_tied_top)):
+            best = _top_row(neg[r], kk)
+            out[r] = -1
+            out[r, :len(best)] = best
+    return out
+
+
+def rrf_scores(rankings: Sequence[np.ndarray], n_items: int, *, c: float = 60.0,
+               weights: Sequence[float] | None = None) -> np.ndarray:
+    r"""Fused score of every item: :math:`s(i) = \sum_r w_r / (c + \mathrm{rank}_r(i))`
+    (ranks start at 1; an item absent from a list gets nothing from it).
+
+    ``rankings`` are 1-D arrays of item positions, best first.
+    """
+    w = [1.0] * len(rankings) if weights is None else [float(x) for x in weights]
+    if len(w) != len(rankings):
+        raise ValueError(f"{len(rankings)} rankings but {len(w)} weights")
+    s = np.zeros(n_items, dtype=np.float64)
+    for wr, r in zip(w, rankings):
+        r = np.asarray(r, dtype=np.int64)
+        s[r] += wr / (c + np.arange(1, len(r) + 1))
+    return s

@@ -1,0 +1,87 @@
+"""The one top-k and RRF, against hand-worked examples and a brute-force reference."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from talkrec.ranking import rrf_scores, top_k
+
+
+def test_descending_with_ties_by_lower_position():
+    s = np.array([0.5, 0.9, 0.5, 0.1, 0.9])
+    # 0.9 at 1 and 4, then 0.5 at 0 and 2, then 0.1 at 3
+    assert top_k(s, 5).tolist() == [1, 4, 0, 2, 3]
+    # the cut falls inside the 0.5 tie: the lower position (0) wins, also in a batch
+    assert top_k(s, 3).tolist() == [1, 4, 0]
+    assert top_k(np.array([1.0, 1.0, 1.0, 1.0]), 2).tolist() == [0, 1]
+    assert top_k(np.tile(np.ones(6), (3, 1)), 2).tolist() == [[0, 1]] * 3
+
+
+def test_non_finite_scores_are_never_returned():
+    s = np.array([-np.inf, 2.0, np.nan, 1.0, np.inf])
+    assert top_k(s, 5).tolist() == [1, 3]              # fewer than k come back for 1-D
+    assert top_k(np.array([-np.inf, -np.inf]), 3).tolist() == []
+    assert top_k(s[None, :], 3).tolist() == [[1, 3, -1]]
+
+
+def test_k_larger_than_n_and_k_zero():
+    s = np.array([3, 1, 2])                              # integer scores work too
+    assert top_k(s, 10).tolist() == [0, 2, 1]
+    assert top_k(s, 0).tolist() == []
+    assert top_k(np.array([[3.0, 1.0, 2.0]]), 5).tolist() == [[0, 2, 1, -1, -1]]
+    assert top_k(np.zeros((0, 4)), 2).shape == (0, 2)
+    with pytest.raises(ValueError):
+        top_k(s, -1)
+    with pytest.raises(ValueError):
+        top_k(np.zeros((2, 2, 2)), 1)
+
+
+def test_exclude_and_allowed():
+    s = np.array([0.9, 0.8, 0.7, 0.6])
+    assert top_k(s, 2, exclude=[0]).tolist() == [1, 2]
+    assert top_k(s, 3, allowed=np.array([False, True, False, True])).tolist() == [1, 3]
+    assert top_k(s, 3, exclude=[1], allowed=np.array([False, True, True, True])).tolist() == [2, 3]
+    # batch: one exclusion list per row, a shared mask
+    S = np.array([[0.9, 0.8, 0.7, 0.6], [0.1, 0.2, 0.3, 0.4]])
+    R = top_k(S, 3, exclude=[[0], [3, 2]], allowed=np.array([True, True, True, False]))
+    assert R.tolist() == [[1, 2, -1], [1, 0, -1]]
+    # a per-row mask
+    R = top_k(S, 2, allowed=np.array([[1, 0, 0, 1], [0, 1, 1, 0]], dtype=bool))
+    assert R.tolist() == [[0, 3], [2, 1]]
+    with pytest.raises(ValueError):
+        top_k(S, 2, exclude=[[0]])
+
+
+def test_input_is_not_modified():
+    s = np.array([0.3, 0.2, 0.1], dtype=np.float32)
+    S = np.tile(s, (2, 1))
+    top_k(s, 2, exclude=[0], allowed=np.array([True, False, True]))
+    top_k(S, 2, exclude=[[0], [1]])
+    assert s.tolist() == pytest.approx([0.3, 0.2, 0.1]) and S[:, 0].tolist() == pytest.approx([0.3, 0.3])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_batched_equals_rows_and_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    S = rng.integers(0, 6, size=(40, 30)).astype(np.float32)   # many ties
+    S[rng.random(S.shape) < 0.2] = -np.inf
+    allowed = rng.random(30) < 0.8
+    excl = [rng.choice(30, size=int(rng.integers(0, 4)), replace=False).tolist() for _ in range(40)]
+    for k in (1, 5, 29, 30, 35):
+        R = top_k(S, k, exclude=excl, allowed=allowed)
+        for r in range(len(S)):
+            ok = [j for j in range(30) if np.isfinite(S[r, j]) and allowed[j] and j not in excl[r]]
+            want = sorted(ok, key=lambda j: (-S[r, j], j))[:k]
+            assert top_k(S[r], k, exclude=excl[r], allowed=allowed).tolist() == want
+            assert R[r].tolist() == want + [-1] * (k - len(want))
+
+
+def test_rrf_by_hand():
+    # list A ranks items 2, 0; list B (weight 2) ranks 0, 1.  c = 1:
+    # s(0) = 1/(1+2) + 2/(1+1) = 1.3333, s(1) = 2/(1+2) = 0.6667, s(2) = 1/(1+1) = 0.5, s(3) = 0
+    s = rrf_scores([np.array([2, 0]), np.array([0, 1])], 4, c=1.0, weights=[1.0, 2.0])
+    assert np.allclose(s, [4 / 3, 2 / 3, 0.5, 0.0])
+    assert top_k(s, 3).tolist() == [0, 1, 2]
+    assert top_k(np.array([1.0, -np.inf, 1.0]), 5).tolist() == [0, 2]
+    with pytest.raises(ValueError):
+        rrf_scores([np.array([0])], 2, weights=[1.0, 2.0])
