@@ -27,3 +27,7 @@ class NotFoundError(TalkrecError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else "not found"
+
+
+class NotFittedError(TalkrecError, RuntimeError):
+    """A model or encoder used before ``fit`` (or ``load``) gave it its learned state."""

@@ -1,4 +1,5 @@
-"""Contrastive fusion: the loss formula, missing modalities, views, persistence."""
+"""Contrastive fusion: the loss formula, missing modalities, views, persistence, and the
+shared estimator contract on the tiny three-cluster catalog."""
 from __future__ import annotations
 
 import math
@@ -6,7 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from contract import FitContract, RandomStateContract, SaveLoadContract, same_cluster_share
 
+from talkrec.encoders.cf import ALSEncoder
+from talkrec.encoders.vectors import PrecomputedEncoder
+from talkrec.errors import InputError, NotFittedError
+from talkrec.estimator import clone
 from talkrec.fusion import ContrastiveFusion, combine, info_nce
 
 
@@ -75,16 +81,47 @@ def test_views_template_plus_gen():
 def test_param_checks_and_estimator_contract():
     m = ContrastiveFusion(dropout=1.5)
     assert m.dropout == 1.5  # stored unchanged, checked in fit
-    with pytest.raises(ValueError, match="dropout"):
+    with pytest.raises(InputError, match="dropout"):
         m.fit(_data(50))
-    with pytest.raises(ValueError, match="at least two modalities"):
+    with pytest.raises(InputError, match="at least two modalities"):
         ContrastiveFusion().fit({"text": np.ones((5, 3))})
-    with pytest.raises(ValueError, match="one row per item"):
+    with pytest.raises(InputError, match="one row per item"):
         ContrastiveFusion().fit({"a": np.ones((5, 3)), "b": np.ones((4, 3))})
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         ContrastiveFusion().transform({"a": np.ones((2, 2))})
     with pytest.raises(TypeError):
         ContrastiveFusion(64)  # keyword-only
+
+
+class TestContrastiveFusion(FitContract, RandomStateContract, SaveLoadContract):
+    estimator = ContrastiveFusion
+    params = {"max_epochs": 40, "batch_size": 16, "learning_rate": 3e-3, "hidden_dim": 16, "out_dim": 8}
+    bad_params = {"dropout": 1.5, "batch_size": 1, "temperature": 0.0, "pairs": [("cf",)], "random_state": -1}
+
+    @pytest.fixture
+    def data(self, tiny_catalog):
+        ids = tiny_catalog.item_ids
+        cf = ALSEncoder(factors=8, iterations=10).fit(tiny_catalog.interactions, ids)
+        audio = PrecomputedEncoder().fit(tiny_catalog.vectors["audio"]).encode(list(ids))
+        return ids, {"cf": cf.item_factors_, "audio": audio}
+
+    def fit(self, est, data):
+        return est.fit(data[1])
+
+    def outputs(self, est, data):
+        return est.transform(data[1])
+
+    def check_known_answer(self, est, data):
+        ids, X = data
+        assert same_cluster_share(ids, est.transform(X)) > 0.9   # an item's neighbour is of its cluster
+
+    def bad_inputs(self, est, data):
+        X = data[1]
+        return [("X", lambda: clone(est).fit({"cf": X["cf"]})),
+                ("X", lambda: clone(est).fit({"cf": X["cf"], "audio": X["audio"][:5]})),
+                ("X[audio]", lambda: clone(est).fit({"cf": X["cf"], "audio": X["audio"][:, 0]})),
+                ("pairs", lambda: clone(est).set_params(pairs=[("cf", "text")]).fit(X)),
+                ("X", lambda: est.project("cf", np.ones((2, 3))))]
 
 
 def test_combine_weights_and_missing():

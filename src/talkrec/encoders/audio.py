@@ -32,7 +32,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .media_cache import CacheArg, FileEncoderMixin, require
+from ..errors import InputError
+from ..estimator import Estimator, Instance, Interval, Options
+from .media_cache import CacheArg, FileEncoderMixin, OnError, require
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +128,10 @@ def patch_frames(patch_seconds: float) -> int:
     return int(np.floor((patch_seconds * SR - FFT_SIZE // 2) / FFT_HOP)) + 1
 
 
-class AudioEncoder(FileEncoderMixin):
+class AudioEncoder(FileEncoderMixin, Estimator):
     """MusiCNN features (200-d, mean over 3-second patches) for audio files.
+
+    Pretrained: nothing to fit. Parameters are stored unchanged and checked on first use.
 
     Parameters
     ----------
@@ -154,42 +158,55 @@ class AudioEncoder(FileEncoderMixin):
     EXTENSIONS = (".wav", ".mp3", ".flac", ".ogg")
     REQUIRES = ("soundfile", "librosa", "tensorflow", "tf_keras", "musicnn")
     EXTRA = "audio"
+    _constraints = {"model": Options(*MODELS), "patch_seconds": Interval(float, 0, closed="neither"),
+                    "max_seconds": Interval(float, 0, closed="neither", none=True),
+                    "offset_seconds": Interval(float, 0), "short": Options("loop", "pad"),
+                    "cache": Instance((str, os.PathLike, bool), none=True), "num_threads": Interval(int, 1, none=True),
+                    "patch_batch": Interval(int, 1), "device": Instance(str, none=True)}
 
     def __init__(self, model: str = "MSD_musicnn", *, patch_seconds: float = 3.0,
                  max_seconds: float | None = None, offset_seconds: float = 0.0,
                  short: Literal["loop", "pad"] = "loop", cache: CacheArg = True,
                  num_threads: int | None = None, patch_batch: int = 64, device: str | None = None) -> None:
-        if model not in MODELS:
-            raise ValueError(f"model must be one of {sorted(MODELS)}, got {model!r}")
-        if short not in ("loop", "pad"):
-            raise ValueError(f"short must be 'loop' or 'pad', got {short!r}")
-        if patch_seconds <= 0 or (max_seconds is not None and max_seconds <= 0) or offset_seconds < 0:
-            raise ValueError("patch_seconds and max_seconds must be > 0 and offset_seconds >= 0")
         self.model = model
-        self.patch_seconds = float(patch_seconds)
+        self.patch_seconds = patch_seconds
         self.max_seconds = max_seconds
-        self.offset_seconds = float(offset_seconds)
+        self.offset_seconds = offset_seconds
         self.short = short
         self.cache = cache
         self.num_threads = num_threads
-        self.patch_batch = int(patch_batch)
+        self.patch_batch = patch_batch
         self.device = device
-        self.n_frames = patch_frames(self.patch_seconds)
         self._cache_obj = None
         self.last_failures = []
+
+    def _params_changed(self) -> None:
+        self._cache_obj = None  # its key is a hash of config()
 
     @property
     def dim(self) -> int:
         return FEATURE_DIM
 
+    @property
+    def n_frames(self) -> int:
+        """Spectrogram frames per patch."""
+        return patch_frames(float(self.patch_seconds))
+
     def config(self) -> dict[str, Any]:
         return {"modality": self.modality, "model": self.model, "layer": "penultimate", "pooling": "mean",
-                "patch_seconds": self.patch_seconds, "max_seconds": self.max_seconds,
-                "offset_seconds": self.offset_seconds, "short": self.short, "sr": SR, "version": 1}
+                "patch_seconds": float(self.patch_seconds), "max_seconds": self.max_seconds,
+                "offset_seconds": float(self.offset_seconds), "short": self.short, "sr": SR, "version": 1}
+
+    def encode(self, inputs: Any, *, batch_size: int = 16, show_progress_bar: bool = False,
+               on_error: OnError | None = None) -> np.ndarray:
+        """Embed one file (-> vector) or a list (-> matrix): see :meth:`FileEncoderMixin.encode`."""
+        self._check_params()
+        return super().encode(inputs, batch_size=batch_size, show_progress_bar=show_progress_bar, on_error=on_error)
 
     # -- decoding -------------------------------------------------------------------------
     def load_audio(self, path: str | os.PathLike[str]) -> np.ndarray:
         """Decode a file to mono float32 at 16 kHz (the part selected by offset/max_seconds)."""
+        self._check_params()
         sf = require("soundfile", "audio", "the audio encoder")
         info = sf.info(str(path))
         start = int(round(self.offset_seconds * info.samplerate))
@@ -208,8 +225,10 @@ class AudioEncoder(FileEncoderMixin):
 
     def patches(self, y: np.ndarray) -> np.ndarray:
         """MusiCNN input patches ``(n_patches, n_frames, 96)`` of a 16 kHz mono signal."""
+        self._check_params()
         librosa = require("librosa", "audio", "the audio encoder")
-        need = (self.n_frames - 1) * FFT_HOP  # samples that give n_frames centred frames
+        n_frames = self.n_frames
+        need = (n_frames - 1) * FFT_HOP  # samples that give n_frames centred frames
         if y.size < need:
             if self.short == "loop":
                 y = np.tile(y, int(np.ceil(need / y.size)))[:need]
@@ -217,8 +236,8 @@ class AudioEncoder(FileEncoderMixin):
                 y = np.pad(y, (0, need - y.size))
         mel = librosa.feature.melspectrogram(y=y, sr=SR, hop_length=FFT_HOP, n_fft=FFT_SIZE, n_mels=N_MELS).T
         rep = np.log10(10000.0 * mel.astype(np.float16).astype(np.float32) + 1.0)
-        n = rep.shape[0] // self.n_frames
-        return rep[:n * self.n_frames].reshape(n, self.n_frames, N_MELS).astype(np.float32)
+        n = rep.shape[0] // n_frames
+        return rep[:n * n_frames].reshape(n, n_frames, N_MELS).astype(np.float32)
 
     def _load_one(self, path: Path) -> np.ndarray:
         return self.patches(self.load_audio(path))
@@ -230,8 +249,8 @@ class AudioEncoder(FileEncoderMixin):
         net = self._net()
         counts = [p.shape[0] for p in prepared]
         allp = np.concatenate(prepared, axis=0)
-        feats = np.concatenate([net(allp[s:s + self.patch_batch])
-                                for s in range(0, allp.shape[0], self.patch_batch)], axis=0)
+        step = int(self.patch_batch)
+        feats = np.concatenate([net(allp[s:s + step]) for s in range(0, allp.shape[0], step)], axis=0)
         out = np.empty((len(prepared), FEATURE_DIM), dtype=np.float32)
         start = 0
         for j, c in enumerate(counts):
@@ -248,5 +267,5 @@ class AudioEncoder(FileEncoderMixin):
         if sr != SR:
             y = librosa.resample(y, orig_sr=sr, target_sr=SR, res_type="soxr_hq")
         if y.size == 0:
-            raise ValueError("empty signal")
+            raise InputError("empty signal", field="y")
         return self._embed([self.patches(y)])[0]

