@@ -220,9 +220,9 @@ class FileEncoderMixin:
         paths = [inputs] if single else list(inputs)  # type: ignore[list-item]
         mode: OnError = on_error or ("raise" if single else "nan")
         if mode not in ("raise", "nan"):
-            raise ValueError(f"on_error must be 'raise' or 'nan', got {on_error!r}")
+            raise InputError(f"on_error must be 'raise' or 'nan', got {on_error!r}", field="on_error")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise InputError(f"batch_size must be >= 1, got {batch_size}", field="batch_size")
         self.last_failures = []
         self.check_available()
         cache = self._get_cache()

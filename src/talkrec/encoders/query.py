@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
+
 __all__ = ["QueryEncoder"]
 
 
@@ -46,8 +48,10 @@ class QueryEncoder:
     """
 
     def __init__(self, encoder: Any, *, cache_size: int = 1024, max_batch: int = 32) -> None:
-        if cache_size < 0 or max_batch < 1:
-            raise ValueError(f"cache_size must be >= 0 and max_batch >= 1, got {cache_size}, {max_batch}")
+        if cache_size < 0:
+            raise InputError(f"cache_size must be >= 0, got {cache_size}", field="cache_size")
+        if max_batch < 1:
+            raise InputError(f"max_batch must be >= 1, got {max_batch}", field="max_batch")
         self.encoder = encoder
         self.cache_size = cache_size
         self.max_batch = max_batch

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..ranking import top_k
+
 
 class LexicalIndex:
     """BM25 (``bm25s``: English stopwords, lower-cased word tokens, no stemming) over texts.
@@ -52,9 +54,6 @@ class LexicalIndex:
         out = np.full((len(queries), k), -1, dtype=np.int64)
         for qi, q in enumerate(queries):
             s = self.scores(q)
-            if exclude is not None and len(exclude[qi]):
-                s[np.asarray(exclude[qi])] = -np.inf
-            pos = np.flatnonzero(s > 0)
-            order = pos[np.lexsort((pos, -s[pos]))][:k]
+            order = top_k(s, k, exclude=exclude[qi] if exclude is not None else None, allowed=s > 0)
             out[qi, :len(order)] = order
         return out

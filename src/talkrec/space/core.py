@@ -344,7 +344,7 @@ class Space:
         if method not in ("auto", "knn", "session"):
             raise InputError(f"method must be auto, knn or session, got {method!r}", field="method")
         if method == "session" and self.session_model() is None:
-            raise InputError("no session model is attached to this space (talkrec sessions-attach)", field="method")
+            raise InputError("no session model is attached to this space (talkrec attach-session MODEL_DIR)", field="method")
         use_session = method != "knn" and self.session_model() is not None
         return playlists.continue_playlist(self, seeds, k, where=where, recency=recency, diversity=diversity,
                                            max_per_artist=max_per_artist, artist_field=artist_field,

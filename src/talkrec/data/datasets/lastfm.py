@@ -61,26 +61,53 @@ def load_lastfm(root: str | Path, *, spotify_root: str | Path | None = None, min
         Maps a tag to a category (default :class:`TagCategorizer`).
     """
     root = Path(root)
-    cat = categorizer or TagCategorizer()
     report: dict[str, object] = {}
-
     ap = root / "artists.dat"
     artists = _read_tsv(ap, "utf-8", ["id", "name"])
     artists["id"] = _int_col(artists, "id", ap).astype(str)
+    known = set(artists["id"])
+    plays = _read_plays(root / "user_artists.dat", known, report)
+    tag_df = _read_tags(root, known, min_tag_users, categorizer or TagCategorizer(), report)
+    items = _artist_items(artists, plays, tag_df, report)
+    vectors: dict[str, VectorTable] = {}
+    if with_audio:
+        sroot = Path(spotify_root) if spotify_root else root.parent / "spotify-artist-audio-features"
+        vt, srep = load_spotify_audio(sroot / "data_w_genres.csv", items)
+        spot_genres = srep.pop("_genres", None)
+        report.update(srep)
+        if vt is not None:
+            vectors["audio"] = vt
+            if spot_genres is not None:
+                items["spotify_genres"] = items["item_id"].map(spot_genres).apply(
+                    lambda v: v if isinstance(v, list) else [])
+    items["has_audio"] = items["item_id"].isin(set(vectors["audio"].ids) if "audio" in vectors else set())
+    items = items.drop(columns=["norm_name"])
+    for k, v in report.items():
+        log.info("lastfm: %s = %s", k, v)
+    c = Catalog(items=items, tags=tag_df.reset_index(drop=True), interactions=plays, vectors=vectors, name="lastfm")
+    c.report = report  # type: ignore[attr-defined]
+    return c
 
-    up = root / "user_artists.dat"
+
+def _read_plays(up: Path, known: set[str], report: dict[str, object]) -> pd.DataFrame:
+    """``user_artists.dat`` as interactions (weight = play count), unknown artists dropped."""
     ua = _read_tsv(up, "utf-8", ["userID", "artistID", "weight"])
     plays = pd.DataFrame({"user_id": ua["userID"].astype(str), "item_id": _int_col(ua, "artistID", up).astype(str),
                           "weight": _int_col(ua, "weight", up).astype(float)})
+    unknown_plays = ~plays["item_id"].isin(known)
+    report["play_rows_unknown_artist"] = int(unknown_plays.sum())
+    return plays[~unknown_plays].reset_index(drop=True)
 
+
+def _read_tags(root: Path, known: set[str], min_tag_users: int, cat: TagCategorizer,
+               report: dict[str, object]) -> pd.DataFrame:
+    """Long tags (item_id, category, tag, weight = number of users who applied the tag)."""
     tp = root / "tags.dat"
     tags = _read_tsv(tp, "latin-1", ["tagID", "tagValue"])
     tag_name = dict(zip(tags["tagID"].astype(str), tags["tagValue"].str.strip().str.lower()))
-
     tap = root / "user_taggedartists.dat"
     uta = _read_tsv(tap, "utf-8", ["userID", "artistID", "tagID", "day", "month", "year"])
     uta["artistID"] = _int_col(uta, "artistID", tap).astype(str)
-    known = set(artists["id"])
     unknown = ~uta["artistID"].isin(known)
     report["tag_rows_unknown_artist"] = int(unknown.sum())
     report["unknown_artist_ids_in_tags"] = int(uta.loc[unknown, "artistID"].nunique())
@@ -93,29 +120,32 @@ def load_lastfm(root: str | Path, *, spotify_root: str | Path | None = None, min
                            "weight": counts["weight"].astype(float)})
     cats = {t: cat(t) for t in tag_df["tag"].unique()}
     tag_df["category"] = tag_df["tag"].map(cats)
-    tag_df = tag_df[["item_id", "category", "tag", "weight"]]
+    return tag_df[["item_id", "category", "tag", "weight"]]
 
-    unknown_plays = ~plays["item_id"].isin(known)
-    report["play_rows_unknown_artist"] = int(unknown_plays.sum())
-    plays = plays[~unknown_plays].reset_index(drop=True)
 
+def _tag_lists(tag_df: pd.DataFrame, items: pd.DataFrame, category: str | None = None) -> pd.Series:
+    """Each item's tags (of one category, or all), most-applied first; [] when none."""
+    d = tag_df if category is None else tag_df[tag_df["category"] == category]
+    lists = d.sort_values(["item_id", "weight"], ascending=[True, False]).groupby("item_id")["tag"].apply(list)
+    return items["item_id"].map(lists).apply(lambda v: v if isinstance(v, list) else [])
+
+
+def _artist_items(artists: pd.DataFrame, plays: pd.DataFrame, tag_df: pd.DataFrame,
+                  report: dict[str, object]) -> pd.DataFrame:
+    """One row per artist: plays, listeners, tags, genre and decade lists, and the join name
+    (normalized-name collisions resolved to the most-played artist)."""
     per_artist = plays.groupby("item_id").agg(plays=("weight", "sum"), listeners=("user_id", "nunique"))
     items = pd.DataFrame({"item_id": artists["id"], "name": artists["name"].str.strip()})
     items = items.join(per_artist, on="item_id")
     items["plays"] = items["plays"].fillna(0).astype(np.int64)
     items["listeners"] = items["listeners"].fillna(0).astype(np.int64)
-    top = (tag_df.sort_values(["item_id", "weight"], ascending=[True, False])
-           .groupby("item_id")["tag"].apply(list))
-    items["tags"] = items["item_id"].map(top).apply(lambda v: v if isinstance(v, list) else [])
-    items["genre"] = items["item_id"].map(
-        tag_df[tag_df["category"] == "genre"].sort_values(["item_id", "weight"], ascending=[True, False])
-        .groupby("item_id")["tag"].apply(list)).apply(lambda v: v if isinstance(v, list) else [])
-    items["decade"] = items["item_id"].map(_decades(tag_df)).apply(lambda v: v if isinstance(v, list) else [])
+    items["tags"] = _tag_lists(tag_df, items)
+    items["genre"] = _tag_lists(tag_df, items, "genre")
+    items["decade"] = _tag_lists(tag_df, items, "decade")
     items["norm_name"] = items["name"].map(normalize_name)
     report["artists"] = len(items)
     report["artists_without_tags"] = int((items["tags"].str.len() == 0).sum())
     report["artists_empty_normalized_name"] = int((items["norm_name"] == "").sum())
-
     # Normalized-name collisions inside Last.fm: the most-played artist owns the name.
     dup = items[items["norm_name"] != ""].groupby("norm_name")["item_id"].transform("size") > 1
     coll = items[dup.reindex(items.index, fill_value=False)]
@@ -127,31 +157,7 @@ def load_lastfm(root: str | Path, *, spotify_root: str | Path | None = None, min
     losers = set(coll["item_id"]) - set(owner["item_id"])
     items.loc[items["item_id"].isin(losers), "join_name"] = ""
     report["collision_losers_examples"] = coll[coll["item_id"].isin(losers)]["name"].head(10).tolist()
-
-    vectors: dict[str, VectorTable] = {}
-    if with_audio:
-        sroot = Path(spotify_root) if spotify_root else root.parent / "spotify-artist-audio-features"
-        vt, srep = load_spotify_audio(sroot / "data_w_genres.csv", items)
-        report.update(srep)
-        if vt is not None:
-            vectors["audio"] = vt
-            spot_genres = srep.pop("_genres", None)
-            if spot_genres is not None:
-                items["spotify_genres"] = items["item_id"].map(spot_genres).apply(
-                    lambda v: v if isinstance(v, list) else [])
-    items["has_audio"] = items["item_id"].isin(set(vectors["audio"].ids) if "audio" in vectors else set())
-    items = items.drop(columns=["norm_name"])
-    report.pop("_genres", None)
-    for k, v in report.items():
-        log.info("lastfm: %s = %s", k, v)
-    c = Catalog(items=items, tags=tag_df.reset_index(drop=True), interactions=plays, vectors=vectors, name="lastfm")
-    c.report = report  # type: ignore[attr-defined]
-    return c
-
-
-def _decades(tag_df: pd.DataFrame) -> pd.Series:
-    d = tag_df[tag_df["category"] == "decade"]
-    return d.sort_values(["item_id", "weight"], ascending=[True, False]).groupby("item_id")["tag"].apply(list)
+    return items
 
 
 def load_spotify_audio(path: Path, items: pd.DataFrame) -> tuple[VectorTable | None, dict[str, object]]:

@@ -67,76 +67,25 @@ def load_movielens(root: str | Path, *, tmdb_root: str | Path | None = None) -> 
     """Load ml-latest-small (``root``) and join TMDB-5000 (default ``<root>/../tmdb-5000-movies``)."""
     root = Path(root)
     report: dict[str, object] = {}
-    mp = root / "movies.csv"
-    movies = _read_csv(mp, ["movieId", "title", "genres"])
-    titles = movies["title"].map(clean_title)
-    items = pd.DataFrame({"item_id": movies["movieId"].str.strip(), "name": [t for t, _ in titles],
-                          "title": movies["title"]})
-    items["year"] = pd.array([y for _, y in titles], dtype="Int64")
-    items["decade"] = [[f"{(y // 10) * 10}s"] if y is not None else [] for _, y in titles]
-    items["genres"] = [[g for g in s.split("|") if g and g != "(no genres listed)"] for s in movies["genres"]]
-    report["movies"] = len(items)
-    report["movies_without_year"] = int(items["year"].isna().sum())
-    report["movies_without_genres"] = int((items["genres"].str.len() == 0).sum())
-
-    rp = root / "ratings.csv"
-    r = _read_csv(rp, ["userId", "movieId", "rating", "timestamp"])
-    rating = pd.to_numeric(r["rating"], errors="coerce")
-    if rating.isna().any():
-        i = int(np.flatnonzero(rating.isna().to_numpy())[0]) + 1
-        raise InputError(f"cannot read {r['rating'].iloc[i - 1]!r} as a rating", path=str(rp), row=i, field="rating")
-    interactions = pd.DataFrame({"user_id": r["userId"].str.strip(), "item_id": r["movieId"].str.strip(),
-                                 "weight": rating.astype(float),
-                                 "timestamp": pd.to_numeric(r["timestamp"], errors="coerce").fillna(0).astype(np.int64)})
+    items = _read_movies(root / "movies.csv", report)
     known = set(items["item_id"])
-    bad = ~interactions["item_id"].isin(known)
-    report["ratings_unknown_movie"] = int(bad.sum())
-    interactions = interactions[~bad].reset_index(drop=True)
+    interactions = _read_ratings(root / "ratings.csv", known, report)
     stats = interactions.groupby("item_id").agg(n_ratings=("weight", "size"), mean_rating=("weight", "mean"))
     items = items.join(stats, on="item_id")
     items["n_ratings"] = items["n_ratings"].fillna(0).astype(np.int64)
-
     tag_rows = [pd.DataFrame({"item_id": items["item_id"].repeat(items["genres"].str.len()).to_numpy(),
                               "category": "genre", "tag": [g.lower() for gs in items["genres"] for g in gs],
                               "weight": 1000.0})]
     tgp = root / "tags.csv"
     if tgp.exists():
-        t = _read_csv(tgp, ["userId", "movieId", "tag"])
-        t = t.assign(tag=t["tag"].str.strip().str.lower())
-        t = t[(t["tag"] != "") & t["movieId"].isin(known)]
-        ut = t.groupby(["movieId", "tag"])["userId"].nunique().rename("weight").reset_index()
-        tag_rows.append(pd.DataFrame({"item_id": ut["movieId"], "category": "tag", "tag": ut["tag"],
-                                      "weight": ut["weight"].astype(float)}))
-        report["user_tag_applications"] = len(t)
-
+        tag_rows.append(_read_user_tags(tgp, known, report))
     texts: dict[str, pd.Series] = {}
     troot = Path(tmdb_root) if tmdb_root else root.parent / "tmdb-5000-movies"
-    lp = root / "links.csv"
     tmdb_file = troot / "tmdb_5000_movies.csv"
-    if lp.exists() and tmdb_file.exists():
-        links = _read_csv(lp, ["movieId", "tmdbId"])
-        links = links[links["tmdbId"].str.strip() != ""]
-        report["links_without_tmdb"] = int(len(_read_csv(lp, ["movieId", "tmdbId"])) - len(links))
-        tm = _read_csv(tmdb_file, ["id", "overview", "keywords", "tagline"])
-        tm = tm.drop_duplicates("id")
-        j = links.merge(tm, left_on=links["tmdbId"].str.strip(), right_on="id", how="inner")
-        j = j[j["movieId"].isin(known)]
-        report["tmdb_joined"] = len(j)
-        kw_rows, ov = [], {}
-        for i, row in enumerate(j.itertuples(index=False), start=1):
-            kws = _json_names(row.keywords, tmdb_file, i, "keywords")
-            for k, kw in enumerate(kws):
-                kw_rows.append((row.movieId, "keyword", kw.lower(), float(len(kws) - k)))
-            text = str(row.overview).strip()
-            if row.tagline:
-                text = f"{row.tagline.strip()} {text}".strip()
-            if kws:
-                text = f"{text} Keywords: {', '.join(kws)}."
-            if text:
-                ov[row.movieId] = text
-        tag_rows.append(pd.DataFrame(kw_rows, columns=["item_id", "category", "tag", "weight"]))
-        texts["overview"] = pd.Series(ov, dtype=object)
-        items["tmdb_id"] = items["item_id"].map(dict(zip(j["movieId"], j["id"])))
+    if (root / "links.csv").exists() and tmdb_file.exists():
+        kw, texts["overview"], tmdb_ids = _read_tmdb(root / "links.csv", tmdb_file, known, report)
+        tag_rows.append(kw)
+        items["tmdb_id"] = items["item_id"].map(tmdb_ids)
     else:
         log.warning("TMDB not found at %s: no overview texts", tmdb_file)
     tags = pd.concat(tag_rows, ignore_index=True)
@@ -148,3 +97,71 @@ def load_movielens(root: str | Path, *, tmdb_root: str | Path | None = None) -> 
     c = Catalog(items=items, tags=tags, interactions=interactions, texts=texts, name="movielens")
     c.report = report  # type: ignore[attr-defined]
     return c
+
+
+def _read_movies(mp: Path, report: dict[str, object]) -> pd.DataFrame:
+    """``movies.csv``: clean titles, year, decade and genre lists."""
+    movies = _read_csv(mp, ["movieId", "title", "genres"])
+    titles = movies["title"].map(clean_title)
+    items = pd.DataFrame({"item_id": movies["movieId"].str.strip(), "name": [t for t, _ in titles],
+                          "title": movies["title"]})
+    items["year"] = pd.array([y for _, y in titles], dtype="Int64")
+    items["decade"] = [[f"{(y // 10) * 10}s"] if y is not None else [] for _, y in titles]
+    items["genres"] = [[g for g in s.split("|") if g and g != "(no genres listed)"] for s in movies["genres"]]
+    report["movies"] = len(items)
+    report["movies_without_year"] = int(items["year"].isna().sum())
+    report["movies_without_genres"] = int((items["genres"].str.len() == 0).sum())
+    return items
+
+
+def _read_ratings(rp: Path, known: set[str], report: dict[str, object]) -> pd.DataFrame:
+    """``ratings.csv`` as interactions (weight = rating), ratings of unknown movies dropped."""
+    r = _read_csv(rp, ["userId", "movieId", "rating", "timestamp"])
+    rating = pd.to_numeric(r["rating"], errors="coerce")
+    if rating.isna().any():
+        i = int(np.flatnonzero(rating.isna().to_numpy())[0]) + 1
+        raise InputError(f"cannot read {r['rating'].iloc[i - 1]!r} as a rating", path=str(rp), row=i, field="rating")
+    interactions = pd.DataFrame({"user_id": r["userId"].str.strip(), "item_id": r["movieId"].str.strip(),
+                                 "weight": rating.astype(float),
+                                 "timestamp": pd.to_numeric(r["timestamp"], errors="coerce").fillna(0).astype(np.int64)})
+    bad = ~interactions["item_id"].isin(known)
+    report["ratings_unknown_movie"] = int(bad.sum())
+    return interactions[~bad].reset_index(drop=True)
+
+
+def _read_user_tags(tgp: Path, known: set[str], report: dict[str, object]) -> pd.DataFrame:
+    """``tags.csv``: long tags of category ``tag``, weight = number of users who applied it."""
+    t = _read_csv(tgp, ["userId", "movieId", "tag"])
+    t = t.assign(tag=t["tag"].str.strip().str.lower())
+    t = t[(t["tag"] != "") & t["movieId"].isin(known)]
+    ut = t.groupby(["movieId", "tag"])["userId"].nunique().rename("weight").reset_index()
+    report["user_tag_applications"] = len(t)
+    return pd.DataFrame({"item_id": ut["movieId"], "category": "tag", "tag": ut["tag"],
+                         "weight": ut["weight"].astype(float)})
+
+
+def _read_tmdb(lp: Path, tmdb_file: Path, known: set[str], report: dict[str, object]
+               ) -> tuple[pd.DataFrame, pd.Series, dict[str, str]]:
+    """TMDB keywords (long tags of category ``keyword``), overview texts (tagline + overview +
+    keywords) and the tmdb id of each joined movie, through ``links.csv``."""
+    all_links = _read_csv(lp, ["movieId", "tmdbId"])
+    links = all_links[all_links["tmdbId"].str.strip() != ""]
+    report["links_without_tmdb"] = int(len(all_links) - len(links))
+    tm = _read_csv(tmdb_file, ["id", "overview", "keywords", "tagline"]).drop_duplicates("id")
+    j = links.merge(tm, left_on=links["tmdbId"].str.strip(), right_on="id", how="inner")
+    j = j[j["movieId"].isin(known)]
+    report["tmdb_joined"] = len(j)
+    kw_rows, ov = [], {}
+    for i, row in enumerate(j.itertuples(index=False), start=1):
+        kws = _json_names(row.keywords, tmdb_file, i, "keywords")
+        for k, kw in enumerate(kws):
+            kw_rows.append((row.movieId, "keyword", kw.lower(), float(len(kws) - k)))
+        text = str(row.overview).strip()
+        if row.tagline:
+            text = f"{row.tagline.strip()} {text}".strip()
+        if kws:
+            text = f"{text} Keywords: {', '.join(kws)}."
+        if text:
+            ov[row.movieId] = text
+    kw = pd.DataFrame(kw_rows, columns=["item_id", "category", "tag", "weight"])
+    return kw, pd.Series(ov, dtype=object), dict(zip(j["movieId"], j["id"]))
