@@ -270,7 +270,7 @@ def test_query_by_media_file_with_an_encoder(client, app, monkeypatch):
 
 
 def test_decade_spellings_are_normalized():
-    from talkrec.space.browse import canonical_decade
+    from talkrec.index.filters import canonical_decade
     for raw in ("80s", "80's", "1980s", "1980's", "1985"):
         assert canonical_decade(raw) == "1980s", raw
     assert canonical_decade("00s") == "2000s" and canonical_decade("60s") == "1960s"
