@@ -89,7 +89,8 @@ def _typed_items(items: pd.DataFrame, types: Mapping[str, str], path: str) -> pd
             raise InputError(f"missing column '{col}' (items.types); the file has {list(items.columns)}",
                              path=path, field=col)
         if typ == "int":
-            items[col] = pd.Series(items[col].tolist(), index=items.index, dtype="Int64")
+            values = items[col].tolist()
+            items[col] = pd.Series(values, index=items.index, dtype="Int64" if None in values else np.int64)
         elif typ == "float":
             items[col] = pd.Series([np.nan if v is None else v for v in items[col]], index=items.index, dtype=float)
     for col in items.columns:
