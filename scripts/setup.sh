@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Create .venv and install talkrec with its test dependencies (CPU-only PyTorch first, so
-# that pip never resolves the multi-GB CUDA build). Idempotent: re-running is fast.
+# that pip never resolves the multi-GB CUDA build), and the system packages the tests need
+# (Debian's chromium and espeak-ng, scripts/system-deps.sh). Idempotent: re-running is fast.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/system-deps.sh
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv

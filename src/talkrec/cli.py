@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import TalkrecError
+from .service.schemas import K_MAX
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="talkrec: one embedding space for recommendation and natural-language search.")
@@ -19,7 +20,7 @@ console = Console()
 DEFAULT_SPACE = os.environ.get("TALKREC_SPACE", "spaces/lastfm")
 
 SpaceOpt = typer.Option(DEFAULT_SPACE, "--space", "-s", help="Built space folder (env TALKREC_SPACE).")
-KOpt = typer.Option(10, "--k", "-k", min=1, max=1000, help="Number of results.")
+KOpt = typer.Option(10, "--k", "-k", min=1, max=K_MAX, help=f"Number of results (at most {K_MAX}, as in the API).")
 WhereOpt = typer.Option(None, "--where", "-w", help="Filters, e.g. 'tag=metal,year>=1990'.")
 TagOpt = typer.Option(None, "--tag", help="Repeatable: items must carry all these tags.")
 DecadeOpt = typer.Option(None, "--decade", help="A decade, e.g. 80s or 1980s.")

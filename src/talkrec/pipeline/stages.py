@@ -40,11 +40,12 @@ def load_dataset(cfg: Mapping[str, Any]) -> Catalog:
         return load_movielens(root / "movielens-ml-latest-small")
     if ds == "generic":
         from ..data.io import load_catalog
+        from ..descriptions.categories import TagCategorizer
         if "catalog" not in cfg:
             raise InputError("a generic dataset needs a 'catalog' block (items, tags, interactions, vectors...)",
                              field="catalog")
         base = Path(cfg.get("_config_path", ".")).parent
-        return load_catalog(cfg["catalog"], base=base)
+        return load_catalog(cfg["catalog"], base=base, categorizer=TagCategorizer(cfg.get("tag_categories")))
     raise InputError(f"unknown dataset {ds!r}; expected lastfm, movielens or generic", field="dataset")
 
 
@@ -63,11 +64,9 @@ def subsample(c: Catalog, n: int, seed: int) -> Catalog:
         mask = np.isin(v.ids, list(keep))
         vectors[m] = VectorTable(v.ids[mask], v.X[mask])
     inter = c.interactions[c.interactions["item_id"].isin(keep)] if c.interactions is not None else None
-    out = Catalog(items=items, tags=c.tags[c.tags["item_id"].isin(keep)], interactions=inter,
-                  texts={k: s[s.index.isin(keep)] for k, s in c.texts.items()}, vectors=vectors,
-                  media={k: s[s.index.isin(keep)] for k, s in c.media.items()}, name=c.name)
-    out.report = getattr(c, "report", {})  # type: ignore[attr-defined]
-    return out
+    return Catalog(items=items, tags=c.tags[c.tags["item_id"].isin(keep)], interactions=inter,
+                   texts={k: s[s.index.isin(keep)] for k, s in c.texts.items()}, vectors=vectors,
+                   media={k: s[s.index.isin(keep)] for k, s in c.media.items()}, name=c.name, report=c.report)
 
 
 @dataclass
@@ -85,13 +84,27 @@ class Built:
 
 
 def catalog_stage(cfg: Mapping[str, Any], catalog: Catalog | None, timer: StageTimer, seed: int) -> Catalog:
+    """The catalog (from the config's dataset, or the one given), checked, maybe subsampled."""
     with timer.stage("catalog") as info:
         if catalog is None:
             catalog = load_dataset(cfg)
+        check_catalog(catalog)
         if cfg.get("max_items"):
             catalog = subsample(catalog, int(cfg["max_items"]), seed)
         info.update(catalog.summary())
+        info.update({k: v for k, v in catalog.report.items() if k.endswith("_dropped")})
     return catalog
+
+
+def check_catalog(catalog: Catalog) -> None:
+    """What every catalog must satisfy, however it was made (files, adapters, Python):
+    finite interaction weights of at least 0 and vectors only of the catalog's items."""
+    from ..data.io import check_weights, known_rows
+    known = set(catalog.item_ids.tolist())
+    if catalog.interactions is not None:
+        check_weights(catalog.interactions.reset_index(drop=True), path="catalog.interactions")
+    for m, vt in catalog.vectors.items():
+        known_rows(pd.DataFrame({"item_id": vt.ids}), "item_id", known, path=f"catalog.vectors[{m!r}]", policy="error")
 
 
 def descriptions_stage(cfg: Mapping[str, Any], catalog: Catalog, cache: Cache, timer: StageTimer,
@@ -188,6 +201,9 @@ def content_stage(cfg: Mapping[str, Any], catalog: Catalog, cache: Cache, timer:
                 raise InputError(f"content.{m}.source must be vectors, audio_files or image_files, got {source!r}",
                                  field=f"content.{m}.source")
             info[f"items_with_{m}"] = int((~np.isnan(inputs[m]).any(axis=1)).sum())
+            if not info[f"items_with_{m}"]:
+                raise InputError(f"content.{m}: no item has a {m} vector ({source}), so the modality would be "
+                                 "empty; check that the ids match the items' ids", field=f"content.{m}")
     return inputs, scalers
 
 

@@ -12,10 +12,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..index.filters import filter_fields
+from ..index.filters import canonical_decade, filter_fields
 
-__all__ = ["Facets", "FieldInfo", "canonical_decade", "facets", "find_by_name", "histories", "name_index",
-           "top_users"]
+__all__ = ["Facets", "FieldInfo", "facets", "find_by_name", "histories", "name_index", "top_users"]
 
 #: popularity columns that decide which of several items with one name a name means
 POPULARITY = ("listeners", "n_ratings")
@@ -101,16 +100,6 @@ def facets(meta: pd.DataFrame, *, n_tags: int = 200) -> Facets:
     top = sorted(counts["tags"].items(), key=lambda kv: (-kv[1], kv[0]))[:n_tags]
     decades = sorted({d for d in map(canonical_decade, counts["decade"]) if d}, key=_decade_key)
     return Facets(fields, top, decades)
-
-
-def canonical_decade(x: str) -> str | None:
-    """'80s', "80's", '1980s', '1985' -> '1980s'; anything else -> None."""
-    x = x.strip().lower()
-    m = re.fullmatch(r"(1[89]|20)?(\d)0'?s", x) or re.fullmatch(r"(1[89]|20)(\d)\d", x)
-    if not m:
-        return None
-    century = m.group(1) or ("20" if m.group(2) in "012" else "19")
-    return f"{century}{m.group(2)}0s"
 
 
 def _decade_key(x: str) -> int:

@@ -125,12 +125,22 @@ def _select(space: "Space", pool: list[tuple[str, float]], k: int, diversity: fl
     return chosen
 
 
+def _check_generate(n: Any, coherence: Any, pool: Any) -> None:
+    """``n`` in [1, 500], ``pool`` a positive integer, ``coherence`` a number in [0, 1]."""
+    for name, v in (("n", n), ("pool", pool)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise InputError(f"{name} must be a positive integer, got {v!r}", field=name)
+    if n > 500:
+        raise InputError(f"n must be in [1, 500], got {n}", field="n")
+    if isinstance(coherence, bool) or not isinstance(coherence, (int, float, np.floating)) or not 0 <= coherence <= 1:
+        raise InputError(f"coherence must be a number in [0, 1], got {coherence!r}", field="coherence")
+
+
 def generate_playlist(space: "Space", text: str, n: int, *, where: Where = None, coherence: float = 0.5,
                       pool: int = 200) -> tuple[list["Hit"], dict[str, float]]:
-    if n < 1 or n > 500:
-        raise InputError(f"n must be in [1, 500], got {n}", field="n")
-    if not 0 <= coherence < 1:
-        raise InputError(f"coherence must be in [0, 1), got {coherence}", field="coherence")
+    """``n`` items from the query's ``max(pool, n)`` nearest (the HTTP API asks for
+    ``pool >= n``); ``coherence`` in [0, 1] weighs coherence against relevance."""
+    _check_generate(n, coherence, pool)
     q = space.text_query_vector(text)
     cands = space.search(text, max(pool, n), where=where)
     if not cands:

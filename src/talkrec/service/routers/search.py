@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 
 from ...index.filters import FilterSpec
-from ...space import SEARCH_MODES
+from ...space import SEARCH_MODES, Space
 from .. import schemas as S
 from ..convert import hits, took_ms
 from ..deps import ServiceState, filter_spec, get_state, query_filters
@@ -20,6 +20,17 @@ router = APIRouter(tags=["search"])
 
 #: routes that take uploads (their own, larger body limit)
 UPLOAD_PATHS = ("/api/query/media",)
+#: what the scores of each search mode are
+MODE_SCORES: dict[str, S.ScoreKind] = {"multi": "cosine", "text": "text_cosine", "lexical": "bm25", "hybrid": "rrf"}
+
+
+def search_score_kind(space: Space, mode: str | None) -> S.ScoreKind:
+    """What the scores of ``space.search(..., mode=mode)`` are: the mode asked for, else the
+    space's default; the fused space's cosine where the space has no text inputs to blend."""
+    used = mode or space.config.get("search", {}).get("mode", "hybrid")
+    if used in ("text", "hybrid") and "text" not in space.config["input_files"]:
+        used = "multi"
+    return MODE_SCORES.get(used, "cosine")
 
 
 @router.get("/api/search", response_model=S.HitsResponse, responses=responses(404, 422))
@@ -30,12 +41,14 @@ def search(q: str = Query(..., min_length=1, max_length=S.QUERY_MAX_CHARS, descr
                                                 "hybrid (default: RRF of the three)"),
            filters: FilterSpec = Depends(query_filters),
            state: ServiceState = Depends(get_state)) -> S.HitsResponse:
-    """Natural-language search with filters (tags, decade, numeric ranges, free expression)."""
+    """Natural-language search with filters (tags, decade, numeric ranges, free expression).
+    ``score_kind`` says what the scores are (cosines in multi mode, RRF scores in hybrid...)."""
     t0 = time.perf_counter()
     space = state.space
     with state.lock.read():
         found = space.search(q, k, where=space.filter_where(filters), offset=offset, mode=mode)
-        return S.HitsResponse(items=hits(found), k=k, offset=offset, took_ms=took_ms(t0))
+        return S.HitsResponse(items=hits(found), score_kind=search_score_kind(space, mode), k=k, offset=offset,
+                              took_ms=took_ms(t0))
 
 
 @router.post("/api/search/personalized", response_model=S.PersonalizedSearchResponse,
