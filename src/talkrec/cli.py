@@ -237,6 +237,41 @@ def add(file: Path = typer.Argument(..., help="JSON or JSONL file of item record
     _run(go)
 
 
+@app.command()
+def remove(items: list[str] = typer.Argument(..., help="Item ids to delete."), space: str = SpaceOpt) -> None:
+    """Delete items (all or none: an unknown id deletes nothing); durable when this returns."""
+    def go() -> None:
+        left = _load(space).remove(items)
+        typer.echo(json.dumps({"deleted": items, "items_total": left}))
+    _run(go)
+
+
+@app.command()
+def compact(space: str = SpaceOpt) -> None:
+    """Fold the writes logged since the last generation into a new generation."""
+    _run(lambda: typer.echo(json.dumps(_load(space).compact())))
+
+
+@app.command()
+def doctor(space_dir: str = typer.Argument(..., metavar="SPACE", help="The space folder to check."),
+           repair: bool = typer.Option(False, "--repair", help="Repair what can be repaired."),
+           as_json: bool = JsonOpt) -> None:
+    """Check a space (manifest, files, logs, duplicate ids, temporary leftovers); exit 1 when
+    problems remain."""
+    from .space.doctor import doctor as run_doctor
+    _setup_logging(False)
+    report = run_doctor(space_dir, repair=repair)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        for f in report.findings:
+            state = "repaired" if f.repaired else "note" if f.note else "can be repaired" if f.repairable else "problem"
+            console.print(f"[{'green' if f.repaired or f.note else 'red'}]{state}[/]: {f.kind}: {f.path}: {f.detail}")
+        console.print(f"{space_dir}: format {report.format}, {report.items} items, "
+                      f"{'healthy' if report.healthy else 'problems remain'}")
+    raise typer.Exit(0 if report.healthy else 1)
+
+
 @app.command("attach-session")
 def attach_session(model_dir: Path = typer.Argument(..., help="A trained session model folder (talkrec sessions)."),
                    space: str = SpaceOpt) -> None:
@@ -252,21 +287,26 @@ def info(space: str = SpaceOpt) -> None:
         cfg = s.config
         typer.echo(json.dumps({"name": cfg["name"], "items": len(s.index), "modalities": s.modalities,
                                "text_model": cfg["text"]["model"], "created": cfg["created"],
-                               "filter_fields": [c for c in s.index.meta.columns if c not in ("description",)]},
+                               "filter_fields": [c for c in s.index.columns if c not in ("description",)]},
                               indent=2))
     _run(go)
 
 
 @app.command()
 def serve(space: str = SpaceOpt, host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000),
-          api_key: Optional[str] = typer.Option(None, envvar="TALKREC_API_KEY", help="Protects write endpoints.")) -> None:
-    """Serve the HTTP API and the web page."""
+          api_key: Optional[str] = typer.Option(None, envvar="TALKREC_API_KEY", help="Protects write endpoints."),
+          allow_open_writes: bool = typer.Option(False, "--allow-open-writes",
+                                                 help="Accept writes without an API key on a non-loopback host."),
+          body_timeout: float = typer.Option(15.0, min=0.1, help="Seconds a request body may take to arrive (408).")
+          ) -> None:
+    """Serve the HTTP API and the web page (beyond loopback, writes need an API key)."""
     _setup_logging(True)
 
     def go() -> None:
         import uvicorn
         from .service.app import create_app
-        uvicorn.run(create_app(space, api_key=api_key), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(space, api_key=api_key, host=host, allow_open_writes=allow_open_writes,
+                               body_timeout=body_timeout), host=host, port=port, log_level="info")
     _run(go)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 
 import httpx
-import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
@@ -87,13 +86,15 @@ def test_api_key_protects_writes_only(wclient):
 
 
 def test_failed_write_leaves_the_space_on_disk_intact(wclient, wdir, monkeypatch):
-    """A crash half-way through persisting (here: the metadata write raises after the vectors
-    were written) must leave the previous index on disk, loadable and complete."""
+    """A failure half-way through persisting (here: the disk is full when the write is
+    appended to the log) must leave the previous space on disk, loadable and complete."""
+    import os
+
     before = wclient.get("/api/health").json()["items"]
 
-    def boom(self, *a, **kw):
+    def boom(fd, data):
         raise OSError("disk full (simulated)")
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", boom)
+    monkeypatch.setattr(os, "write", boom)
     r = wclient.post("/api/items", json={"items": [{"item_id": "crash1", "name": "Crash"}]}, headers=H)
     assert r.status_code == 500 and r.json()["error"] == "write_failed" and "nothing was changed" in r.json()["detail"]
     monkeypatch.undo()
@@ -145,10 +146,14 @@ def test_hard_crash_mid_write_leaves_a_loadable_space(tiny_space_dir, tmp_path):
 
     d = copy_space(tiny_space_dir, tmp_path / "space")
     code = textwrap.dedent(f"""
-        import os, pandas as pd
+        import os
         from talkrec import Space
         s = Space.load({str(d)!r})
-        pd.DataFrame.to_parquet = lambda *a, **k: os._exit(17)  # die after vectors.npy is written
+        write = os.write
+        def half(fd, data):                       # die half-way through appending the log record
+            write(fd, bytes(data)[: len(data) // 2])
+            os._exit(17)
+        os.write = half
         s.add_items([{{"item_id": "half", "name": "Half Written", "tags": ["jazz"]}}])
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300)
