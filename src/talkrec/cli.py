@@ -37,6 +37,16 @@ def _load(space: str) -> Any:
     return Space.load(space)
 
 
+def _write(space: str, fn: Any) -> Any:
+    """``fn(space)`` on a loaded space, then close it (its writer lock is released at once,
+    also when the CLI runs inside another process, as in tests)."""
+    s = _load(space)
+    try:
+        return fn(s)
+    finally:
+        s.close()
+
+
 def _print_hits(hits: list[Any], as_json: bool, title: str) -> None:
     if as_json:
         typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
@@ -232,7 +242,7 @@ def add(file: Path = typer.Argument(..., help="JSON or JSONL file of item record
             raise InputError(f"invalid JSON: {e.msg} (line {e.lineno})", path=str(file)) from None
         if isinstance(recs, dict):
             recs = [recs]
-        out = _load(space).add_items(recs)
+        out = _write(space, lambda s: s.add_items(recs))
         typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
     _run(go)
 
@@ -241,7 +251,7 @@ def add(file: Path = typer.Argument(..., help="JSON or JSONL file of item record
 def remove(items: list[str] = typer.Argument(..., help="Item ids to delete."), space: str = SpaceOpt) -> None:
     """Delete items (all or none: an unknown id deletes nothing); durable when this returns."""
     def go() -> None:
-        left = _load(space).remove(items)
+        left = _write(space, lambda s: s.remove(items))
         typer.echo(json.dumps({"deleted": items, "items_total": left}))
     _run(go)
 
@@ -249,7 +259,7 @@ def remove(items: list[str] = typer.Argument(..., help="Item ids to delete."), s
 @app.command()
 def compact(space: str = SpaceOpt) -> None:
     """Fold the writes logged since the last generation into a new generation."""
-    _run(lambda: typer.echo(json.dumps(_load(space).compact())))
+    _run(lambda: typer.echo(json.dumps(_write(space, lambda s: s.compact()))))
 
 
 @app.command()
@@ -276,7 +286,8 @@ def doctor(space_dir: str = typer.Argument(..., metavar="SPACE", help="The space
 def attach_session(model_dir: Path = typer.Argument(..., help="A trained session model folder (talkrec sessions)."),
                    space: str = SpaceOpt) -> None:
     """Let a trained session model (paper 002) back playlist continuation in this space."""
-    _run(lambda: (_load(space).attach_session_model(model_dir), typer.echo(f"attached {model_dir} to {space}")))
+    _run(lambda: (_write(space, lambda s: s.attach_session_model(model_dir)),
+                  typer.echo(f"attached {model_dir} to {space}")))
 
 
 @app.command()

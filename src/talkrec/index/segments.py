@@ -60,7 +60,7 @@ class Generation:
         self.name, self.index, self.inputs = name, index, dict(inputs)
         self._lexical = lexical
         self._memo: dict[Any, Any] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def __len__(self) -> int:
         return len(self.index)

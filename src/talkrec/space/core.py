@@ -388,7 +388,8 @@ class Space(SpaceWrites):
     def attach_session_model(self, model_dir: str | Path) -> None:
         """Copy a trained session model (``talkrec sessions``) into this space, atomically."""
         src = Path(model_dir)
-        copy_session_model(self.path, src)
+        with self.store.writing():
+            copy_session_model(self.path, src)
         self._shared.session_model = None
         if self.session_model() is None:
             raise InputError(f"{src} is not a loadable session model", path=str(src))

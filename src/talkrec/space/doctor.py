@@ -157,7 +157,8 @@ def _check_legacy(path: Path, report: Report, repair: bool) -> None:
     ids = meta["item_id"].astype(str).to_numpy()
     report.items = len(set(ids.tolist()))
     dup = pd.Series(ids).duplicated(keep=False).to_numpy()
-    inputs = {p.stem: np.load(p, allow_pickle=False) for p in sorted((path / "inputs").glob("*.npy"))}
+    inputs = {p.stem: np.load(p, allow_pickle=False) for p in sorted((path / "inputs").glob("*.npy"))
+              if not p.name.startswith(".")}
     bad_rows = {k: len(X) for k, X in inputs.items() if len(X) != len(ids)}
     for k, n in bad_rows.items():
         report.add("row_mismatch", path / "inputs" / f"{k}.npy",

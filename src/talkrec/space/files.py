@@ -163,7 +163,8 @@ def write_new_space(folder: Path, index: VectorIndex, inputs: dict[str, np.ndarr
 def read_generation(folder: Path, *, ann: bool) -> Generation:
     """A generation folder written by :func:`write_generation`."""
     index = VectorIndex.load(folder / "index", ann=ann)
-    inputs = {f.stem: np.load(f, allow_pickle=False) for f in sorted((folder / "inputs").glob("*.npy"))}
+    inputs = {f.stem: np.load(f, allow_pickle=False) for f in sorted((folder / "inputs").glob("*.npy"))
+              if not f.name.startswith(".")}
     for key, X in inputs.items():
         if len(X) != len(index):
             raise CorruptSpace(f"{folder}: inputs/{key}.npy has {len(X)} rows for {len(index)} index rows")
@@ -180,7 +181,7 @@ def read_legacy(path: Path, *, ann: bool) -> Generation:
     index = VectorIndex.load(path / "index", ann=ann)
     inputs = {}
     n = len(index)
-    for f in sorted((path / "inputs").glob("*.npy")):
+    for f in sorted(p for p in (path / "inputs").glob("*.npy") if not p.name.startswith(".")):
         X = np.load(f, allow_pickle=False)
         # The index is the source of truth: a crash between the two atomic writes of a
         # format-1 upsert can leave the inputs one write ahead (or behind); realign them.
@@ -260,9 +261,17 @@ class WriterLock:
     """The space's ``LOCK`` file, held (``flock``, exclusive) by the one process whose Space
     writes; the kernel releases it when that process dies."""
 
+    #: lock files held by this process (another Space object of it cannot take them either)
+    held_here: set[str] = set()
+
     def __init__(self, path: Path) -> None:
         self.path = path / LOCK
         self._f: Any = None
+
+    def holder(self) -> str:
+        """Who holds the lock, in words (for an error message)."""
+        return ("another Space object of this process (close() it first)" if str(self.path.resolve()) in self.held_here
+                else "another process (stop it first, or send the writes to it)")
 
     @property
     def held(self) -> bool:
@@ -284,9 +293,11 @@ class WriterLock:
             f.close()
             return False
         self._f = f
+        self.held_here.add(str(self.path.resolve()))
         return True
 
     def release(self) -> None:
         if self._f is not None and self._f is not True:
             self._f.close()
+            self.held_here.discard(str(self.path.resolve()))
         self._f = None

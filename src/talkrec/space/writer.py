@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -204,8 +205,7 @@ class SpaceStore:
         if self._log is not None:
             return
         if not self._plock.acquire():
-            raise WriteError(f"another process is writing to {self.path} (it holds {self._plock.path.name}); "
-                             "send the writes to it, or stop it first")
+            raise WriteError(f"{self.path} is being written to by {self._plock.holder()}: one writer at a time")
         if read_manifest(self.path) != self._manifest or any(
                 (self.path / n).stat().st_size != s for n, s in self._log_sizes.items() if (self.path / n).exists()):
             self._plock.release()
@@ -220,6 +220,13 @@ class SpaceStore:
             write_manifest(self.path, self._manifest)
         self._log = wal.LogFile(self.path / self._manifest.logs[-1])
         self._tip = Tip(self._tip.seq, self._tip.snap, self._log)
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Be the space's writer for a change outside the log (attaching a session model)."""
+        with self._write_lock:
+            self._check_writable()
+            yield
 
     def _migrate(self) -> None:
         """Write a legacy space as format 2 (its index as generation 1, an empty log)."""
@@ -350,8 +357,9 @@ def _offset(payloads: list[bytes], i: int) -> int:
 def _merged(tip: Snapshot, item_id: str, row: dict[str, Any]) -> dict[str, Any]:
     """The new metadata row of ``item_id``: ``row``, plus the fields of its current row that
     ``row`` does not give (an update keeps what it does not mention)."""
+    new = {k: jsonable(v) for k, v in row.items()}      # as the log stores it (JSON)
     p = tip.position(item_id)
     if p is None:
-        return row
+        return new
     old = tip.meta_rows([p]).iloc[0].to_dict()
-    return {**{k: jsonable(v) for k, v in old.items()}, **row}
+    return {**{k: jsonable(v) for k, v in old.items()}, **new}
