@@ -142,6 +142,7 @@ class DeltaRows:
         self.dim = dim
         self.input_shapes = dict(input_shapes)
         self.n = 0
+        self.version = 0                               # writes made on these rows (snapshots check it)
         self.vectors = np.zeros((capacity, dim), dtype=np.float32)
         self.inputs = {k: np.full((capacity,) + s, np.nan, dtype=np.float32) for k, s in self.input_shapes.items()}
         self.ids: list[str] = []

@@ -30,13 +30,14 @@ __all__ = ["Snapshot"]
 class Snapshot:
     """See the module docstring; make the first one with :meth:`of`."""
 
-    __slots__ = ("gen", "delta", "m", "live", "delta_pos", "n_live", "dead_base", "_memo")
+    __slots__ = ("gen", "delta", "m", "live", "delta_pos", "n_live", "dead_base", "version", "_memo")
 
     def __init__(self, gen: Generation, delta: DeltaRows, m: int, live: np.ndarray, delta_pos: Mapping[str, int],
                  n_live: int, dead_base: int) -> None:
         live.flags.writeable = False
         self.gen, self.delta, self.m, self.live = gen, delta, m, live
         self.delta_pos, self.n_live, self.dead_base = delta_pos, n_live, dead_base
+        self.version = delta.version          # the number of writes on ``delta`` this snapshot has seen
         self._memo: dict[Any, Any] = {}
 
     @classmethod
@@ -255,8 +256,9 @@ class Snapshot:
 
     # ------------------------------------------------------------------ writes
     def _check_newest(self) -> None:
-        if self.m != self.delta.n:
+        if self.version != self.delta.version:
             raise RuntimeError("only the newest snapshot can be written on")
+        self.delta.version += 1
 
     def with_upsert(self, ids: Sequence[str], vectors: np.ndarray, meta: Sequence[Mapping[str, Any]],
                     inputs: Mapping[str, np.ndarray], tokens: Sequence[Sequence[str]]) -> "Snapshot":

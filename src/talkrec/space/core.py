@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import copy
 import functools
-import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,16 +27,11 @@ from .search import LexicalView, lexical_search, text_search
 from .vectors import checked_vector, mean_vector, mixed_vector
 from .writer import SpaceStore, SpaceWrites
 
-log = logging.getLogger(__name__)
-
 SEARCH_MODES = ("hybrid", "multi", "text", "lexical")
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _Shared:
-    """What a Space loads lazily, shared with its pinned views."""
-
-    def __init__(self) -> None:
+    def __init__(self) -> None:                  # what a Space loads lazily, shared with its pinned views
         self.lock = threading.Lock()
         self.text_encoder: QueryEncoder | None = None
         self.cf: Any = None
@@ -46,13 +40,13 @@ class _Shared:
         self.users: list[tuple[str, int]] | None = None
 
 
-def consistent(method: F) -> F:
+def consistent(method: Callable[..., Any]) -> Callable[..., Any]:
     """Run a read method, and everything it calls, on the one snapshot that was current when
     it started (:meth:`Space.pinned`), whatever writes happen meanwhile."""
     @functools.wraps(method)
     def run(self: "Space", *args: Any, **kw: Any) -> Any:
         return method(self if self._pin is not None else self.pinned(), *args, **kw)
-    return run  # type: ignore[return-value]
+    return run
 
 
 class Space(SpaceWrites):
@@ -91,13 +85,11 @@ class Space(SpaceWrites):
 
     @property
     def index(self) -> Snapshot:
-        """The items as of now (or as of the start of the running read): a
-        :class:`~talkrec.index.snapshot.Snapshot`."""
+        """The items (:class:`~talkrec.index.snapshot.Snapshot`) as of now, or of the running read's start."""
         return self._pin if self._pin is not None else self.store.snapshot
 
     def pinned(self) -> "Space":
-        """A view of this space that keeps reading the current snapshot (writes go through
-        to the space as usual)."""
+        """A view of this space that keeps reading the current snapshot (writes go through)."""
         view = copy.copy(self)
         view._pin = self.store.snapshot
         return view
