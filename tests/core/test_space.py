@@ -409,3 +409,37 @@ def test_query_encoder_caches_passes_through_and_reports_errors():
         q.encode("boom", kind="query")
     with pytest.raises(ValueError):
         QueryEncoder(Fake(), max_batch=0)
+
+
+def test_query_encoder_batches_the_passages_of_concurrent_writes():
+    """Issue 10: concurrent writers overlap their text encoding (one forward pass for the
+    descriptions that queued up while another ran)."""
+    import threading
+    import time
+
+    from talkrec.encoders.query import QueryEncoder
+
+    calls = []
+
+    class Slow:
+        modality, dim = "text", 2
+
+        def encode(self, inputs, **kw):
+            calls.append(list(inputs))
+            time.sleep(0.05)
+            return np.array([[len(t), 2.0] for t in inputs])
+
+    q = QueryEncoder(Slow(), max_batch=16)
+    out: dict[int, np.ndarray] = {}
+
+    def write(i: int) -> None:
+        out[i] = q.encode(["x" * i, "y"] if i % 2 else "x" * i, kind="passage")
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(1, 9)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) < 8 and sum(len(c) for c in calls) == 12
+    for i, v in out.items():
+        assert v.tolist() == ([[i, 2.0], [1, 2.0]] if i % 2 else [i, 2.0])
+    assert q.encode(["z"] * 17, kind="passage").shape == (17, 2) and calls[-1] == ["z"] * 17   # over max_batch: alone
