@@ -8,7 +8,8 @@ Prints, on a copy of the space (the original is not changed):
   item description, and an fsync of a small file;
 * single-item upsert p50 / p99 through ``Space.add_items`` (text embedding included), and
   single-item delete p50 / p99 (``Space.remove``, where the code has it);
-* HTTP writes/s with concurrent clients against a live uvicorn server (a subprocess);
+* HTTP writes/s with concurrent clients against a live uvicorn server (a subprocess), and
+  deletes/s (the same path without the text encoder);
 * HTTP read p50 / p99 (``GET /api/items/{id}/similar`` and ``GET /api/search`` over a fixed,
   warmed set of queries) under 0, 1 and 2 clients writing continuously.
 
@@ -123,67 +124,99 @@ def start_server(path: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 class Load:
-    """Client threads doing one kind of request in a loop until stopped; latencies kept."""
+    """Client threads doing one kind of request in a loop until :meth:`stop`: every request's
+    start, end and outcome is kept (a client timeout counts as a failed request)."""
 
-    def __init__(self, url: str, n: int, kind: str, ids: list[str], prefix: str = "") -> None:
-        self.url, self.kind, self.ids, self.prefix = url, kind, ids, prefix
-        self.lat: list[float] = []
-        self.errors = 0
-        self.stop = threading.Event()
+    def __init__(self, url: str, n: int, kind: str, ids: list[str], prefix: str = "", timeout: float = 60) -> None:
+        self.url, self.kind, self.ids, self.prefix, self.timeout = url, kind, ids, prefix, timeout
+        self.done: list[tuple[float, float, bool, str]] = []     # (start, end, ok, id)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
         self.threads = [threading.Thread(target=self._run, args=(t,), daemon=True) for t in range(n)]
+        for th in self.threads:
+            th.start()
 
-    def __enter__(self) -> "Load":
-        for t in self.threads:
-            t.start()
-        return self
+    def stop(self) -> None:
+        self._stop.set()
+        for th in self.threads:
+            th.join()
 
-    def __exit__(self, *exc: Any) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join()
+    def _request(self, c: httpx.Client, rnd: random.Random, iid: str) -> tuple[bool, str]:
+        if self.kind == "write":
+            r = c.post("/api/items", json={"items": [{"item_id": iid, "name": f"Http Artist {iid}",
+                                                      "tags": rnd.choice(self.ids)}]})
+        elif self.kind == "delete":
+            with self._lock:
+                if not self.ids:                      # all deleted: nothing to record
+                    self._stop.set()
+                    return True, ""
+                iid = self.ids.pop()
+            r = c.delete(f"/api/items/{iid}")
+        elif self.kind == "similar":
+            r = c.get(f"/api/items/{rnd.choice(self.ids)}/similar", params={"k": 10})
+        else:
+            r = c.get("/api/search", params={"q": rnd.choice(QUERIES), "k": 10})
+        return r.status_code == 200, iid
 
     def _run(self, t: int) -> None:
         rnd = random.Random(t)
-        with httpx.Client(base_url=self.url, timeout=120) as c:
+        with httpx.Client(base_url=self.url, timeout=self.timeout) as c:
             i = 0
-            while not self.stop.is_set():
+            while not self._stop.is_set():
                 t0 = time.perf_counter()
-                if self.kind == "write":
-                    tags = rnd.choice(self.ids)
-                    r = c.post("/api/items", json={"items": [{"item_id": f"{self.prefix}{t}-{i}",
-                                                              "name": f"Http Artist {t}-{i}", "tags": tags}]})
-                elif self.kind == "similar":
-                    r = c.get(f"/api/items/{rnd.choice(self.ids)}/similar", params={"k": 10})
-                else:
-                    r = c.get("/api/search", params={"q": rnd.choice(QUERIES), "k": 10})
-                if r.status_code == 200:
-                    self.lat.append(time.perf_counter() - t0)
-                else:
-                    self.errors += 1
+                iid = f"{self.prefix}{t}-{i}"
+                try:
+                    ok, iid = self._request(c, rnd, iid)
+                except httpx.HTTPError:                  # a client timeout: a failed request
+                    ok = False
+                if iid:
+                    self.done.append((t0, time.perf_counter(), ok, iid))
                 i += 1
 
+    def stats(self, t0: float, t1: float) -> dict[str, float]:
+        """Requests started in ``[t0, t1)``: p50 / p99 latency (failures and client timeouts
+        at the time they took), completed per second, failures."""
+        lat = [e - s for s, e, _, _ in self.done if t0 <= s < t1]
+        return {"p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99),
+                "per_s": sum(1 for s, e, ok, _ in self.done if ok and t0 <= e < t1) / (t1 - t0),
+                "failed": sum(1 for s, _, ok, _ in self.done if not ok and t0 <= s < t1)}
 
-def http_bench(path: Path, item_ids: list[str], tag_rows: list[list[str]], clients: int, seconds: float
-               ) -> dict[str, Any]:
+
+def phase(url: str, seconds: float, **loads: tuple[int, str, list[str]]) -> dict[str, dict[str, float]]:
+    """Run the loads together for ``seconds``, then stop them all; their stats."""
+    running = {name: Load(url, n, kind, ids, prefix=f"{name}-") for name, (n, kind, ids) in loads.items()}
+    t0 = time.perf_counter()
+    time.sleep(seconds)
+    t1 = time.perf_counter()
+    for ld in running.values():
+        ld._stop.set()
+    for ld in running.values():
+        ld.stop()
+    return {name: ld.stats(t0, t1) for name, ld in running.items()}
+
+
+def http_bench(path: Path, item_ids: list[str], tag_rows: list[list[str]], clients: int, seconds: float,
+               delete: bool) -> dict[str, Any]:
     proc, url = start_server(path)
     try:
         with httpx.Client(base_url=url, timeout=120) as c:           # warm the query cache and the routes
             for q in QUERIES:
                 c.get("/api/search", params={"q": q})
-        out: dict[str, Any] = {}
-        with Load(url, clients, "write", tag_rows, prefix="w") as w:
-            time.sleep(seconds)
-        out["http_writes_per_s"] = len(w.lat) / seconds
-        out.update(http_clients=clients, http_write_p50_ms=pct(w.lat, 50), http_write_p99_ms=pct(w.lat, 99),
-                   http_write_errors=w.errors)
+        w = Load(url, clients, "write", tag_rows, prefix="w")
+        t0 = time.perf_counter()
+        time.sleep(seconds)
+        t1 = time.perf_counter()
+        w.stop()
+        out: dict[str, Any] = {"http_clients": clients, "http_writes": w.stats(t0, t1)}
+        if delete:
+            dl = Load(url, clients, "delete", [i for _, _, ok, i in w.done if ok])
+            t0 = time.perf_counter()
+            for th in dl.threads:
+                th.join()
+            out["http_deletes"] = dl.stats(t0, time.perf_counter() + 1e-9)
         for n_writers in (0, 1, 2):
-            with Load(url, n_writers, "write", tag_rows, prefix=f"r{n_writers}-") as w, \
-                    Load(url, 1, "similar", item_ids) as sim, Load(url, 1, "search", item_ids) as srch:
-                time.sleep(seconds)
-            out[f"writers_{n_writers}"] = {
-                "similar_p50_ms": pct(sim.lat, 50), "similar_p99_ms": pct(sim.lat, 99),
-                "search_p50_ms": pct(srch.lat, 50), "search_p99_ms": pct(srch.lat, 99),
-                "reads_per_s": (len(sim.lat) + len(srch.lat)) / seconds, "writes_per_s": len(w.lat) / seconds}
+            out[f"writers_{n_writers}"] = phase(url, seconds, writes=(n_writers, "write", tag_rows),
+                                                similar=(1, "similar", item_ids), search=(1, "search", item_ids))
         return out
     finally:
         proc.kill()
@@ -215,7 +248,7 @@ def main() -> None:
         if hasattr(space, "close"):
             space.close()                          # the server process writes next
         del space
-        res.update(http_bench(work, ids, tags, args.clients, args.seconds))
+        res.update(http_bench(work, ids, tags, args.clients, args.seconds, delete=res["code"] == "issue-10"))
     finally:
         shutil.rmtree(work.parent, ignore_errors=True)
     print(json.dumps(res, indent=2))

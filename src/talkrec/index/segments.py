@@ -151,6 +151,8 @@ class DeltaRows:
         self.postings: dict[str, tuple[list[int], list[int]]] = {}
         self.columns: list[tuple[str, int]] = []     # (metadata key, first row that has it)
         self._known: set[str] = set()
+        self._text: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}   # key -> text_matrix rows so far
+        self._text_lock = threading.Lock()
 
     def _grow(self, need: int) -> None:
         cap = len(self.vectors)
@@ -190,6 +192,23 @@ class DeltaRows:
         self.meta.extend(dict(m) for m in meta)
         self.n = start + k
         return start
+
+    def text(self, key: str, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`text_matrix` of rows ``< m`` of input ``key``, extended as rows arrive (rows
+        already done never change)."""
+        with self._text_lock:
+            T, has, done = self._text.get(key, (np.zeros((0, 0), np.float32), np.zeros(0, bool), 0))
+            if done < m:
+                Tn, hn = text_matrix(self.inputs[key][done:m])
+                if len(T) < m:
+                    cap = max(m, 2 * len(T), 64)
+                    T2, h2 = np.zeros((cap, Tn.shape[1]), np.float32), np.zeros(cap, bool)
+                    if done:
+                        T2[:done], h2[:done] = T[:done], has[:done]
+                    T, has = T2, h2
+                T[done:m], has[done:m] = Tn, hn
+                self._text[key] = (T, has, m)
+            return T[:m], has[:m]
 
     def column_names(self, m: int) -> list[str]:
         """The metadata keys rows ``< m`` have, in order of first appearance."""

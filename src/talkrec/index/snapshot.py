@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..ranking import top_k
 from .filters import FilterEngine, Where, field_kind
-from .segments import DeltaRows, Generation, text_matrix
+from .segments import DeltaRows, Generation
 from .store import ann_fetch, checked_query
 
 __all__ = ["Snapshot"]
@@ -118,8 +118,9 @@ class Snapshot:
         """The metadata rows at ``positions``, in that order, with every column."""
         P = [int(p) for p in positions]
         n0 = self.n0
-        if all(p < n0 for p in P) and len(self.columns) == self.gen.meta.shape[1]:
-            return self.gen.meta.iloc[P]
+        if all(p < n0 for p in P):
+            rows = self.gen.meta.iloc[P]
+            return rows if len(self.columns) == self.gen.meta.shape[1] else rows.reindex(columns=self.columns)
         base = self.gen.meta.iloc[[p for p in P if p < n0]]
         delta = pd.DataFrame([self.delta.meta[p - n0] for p in P if p >= n0])
         parts = [f for f in (base, delta) if len(f)]
@@ -168,12 +169,13 @@ class Snapshot:
         return self.memo(("inputs", key), make)
 
     def schema(self) -> pd.DataFrame:
-        """Sample rows for column-type checks: the generation's :meth:`Generation.schema`
-        and the delta rows'."""
+        """Sample rows for column-type checks: the generation's :meth:`Generation.schema`,
+        then the first delta rows (every column present)."""
         def make() -> pd.DataFrame:
             if not self.m:
                 return self.gen.schema()
-            return pd.concat([self.gen.schema(), self.delta_frame().head(50)], ignore_index=True)
+            head = pd.DataFrame(self.delta.meta[:min(self.m, 50)])
+            return pd.concat([self.gen.schema(), head], ignore_index=True).reindex(columns=self.columns)
         return self.memo("schema", make)
 
     def delta_frame(self) -> pd.DataFrame:
@@ -241,7 +243,7 @@ class Snapshot:
         T, has = self.gen.text(key)
         s = T @ q
         if self.m:
-            Td, hasd = text_matrix(self.delta.inputs[key][:self.m])
+            Td, hasd = self.delta.text(key, self.m)
             s, has = np.concatenate([s, Td @ q]), np.concatenate([has, hasd])
         return np.where(has & self.live, s, -np.inf)
 

@@ -115,8 +115,7 @@ class Space(SpaceWrites):
 
         def make() -> np.ndarray:
             X = self.index.inputs(key)
-            with np.errstate(invalid="ignore"):
-                return np.nanmean(X, axis=1) if X.ndim == 3 else X
+            return np.nanmean(X, axis=1) if X.ndim == 3 else X
         return self.index.memo(("embeddings", kind), make)  # type: ignore[no-any-return]
 
     @consistent
@@ -190,7 +189,9 @@ class Space(SpaceWrites):
     def filter_where(self, filters: FilterSpec | None) -> dict[str, Any] | None:
         """The ``where`` mapping for :class:`~talkrec.index.filters.FilterSpec` filters (tags,
         decade, numeric ranges, a free expression) on this space's fields."""
-        return None if filters is None else filters.to_where(self.index.schema())
+        if filters is None or not (filters.tags or filters.decade or filters.ranges or filters.where):
+            return None
+        return filters.to_where(self.index.schema())
 
     # ------------------------------------------------------------------ query vectors
     def text_query_vector(self, text: str) -> np.ndarray:
