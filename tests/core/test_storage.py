@@ -305,3 +305,32 @@ def test_a_second_writer_process_is_refused(d):
     other.close()
     with pytest.raises(Exception, match="changed by another process"):
         s2.add_items([{"item_id": "stale", "name": "Stale"}])       # s2 loaded before that write
+
+
+def test_compaction_runs_in_the_background_past_the_threshold_of_space_json(d):
+    cfg = json.loads((d / "space.json").read_text())
+    cfg["storage"] = {"compact_min_rows": 3, "compact_fraction": 0.0}
+    (d / "space.json").write_text(json.dumps(cfg))
+    s = Space.load(d)
+    assert s.store.threshold(60) == 3 and Space.load(d, compact_min_rows=7).store.threshold(60) == 7
+    for i in range(2):
+        s.add_items([{"item_id": f"bg{i}", "name": f"Background {i}"}])
+    assert s.store.manifest.generation == "gen-000001"
+    s.remove(["jazz1"])                                    # 3 changes: 2 new rows + 1 dead base row
+    s.close()                                              # waits for the compaction it started
+    assert s.store.manifest.generation == "gen-000002" and len(Space.load(d).index) == 61
+
+
+def test_a_closed_space_writes_again_and_another_sees_its_writes(d):
+    s = Space.load(d)
+    s.add_items([{"item_id": "a1", "name": "A1"}])
+    s.close()
+    s.add_items([{"item_id": "a2", "name": "A2"}])          # its own writes are not "another process"
+    s.compact()
+    s.close()
+    other = Space.load(d)
+    assert {"a1", "a2"} <= set(other.item_ids)
+    other.remove(["a1"])
+    other.close()
+    with pytest.raises(Exception, match="changed by another process"):
+        s.add_items([{"item_id": "a3", "name": "A3"}])      # s did not see other's delete

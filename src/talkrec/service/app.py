@@ -14,6 +14,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import Depends, FastAPI
@@ -82,7 +84,13 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
     space.warm_up()  # the text model and BM25 now, not on the first request
     cfg = space.config
 
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        space.close()          # finish a compaction, release the space's writer lock
+
     app = FastAPI(
+        lifespan=lifespan,
         title="talkrec",
         version=__version__,
         description="Search, recommendation, personalized search, playlists and cold-start upserts over one "

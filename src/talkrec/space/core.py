@@ -20,7 +20,7 @@ from ..index.filters import FilterSpec, Where
 from ..index.snapshot import Snapshot
 from . import browse, media, playlists
 from .explain import explain as explain_pair
-from .files import copy_session_model, read_space
+from .files import read_space
 from .hits import Hit, jsonable, make_hits
 from .playlists import Continuation
 from .search import LexicalView, lexical_search, text_search
@@ -73,10 +73,12 @@ class Space(SpaceWrites):
     def load(cls, path: str | Path, *, query_cache: int = 1024, **storage: Any) -> "Space":
         """The space built at ``path``; ``query_cache``: text query vectors kept (LRU);
         ``storage``: compaction settings of :class:`~talkrec.space.writer.SpaceStore`
-        (``compact_fraction``, ``compact_min_rows``, ``compact_max_rows``, ``auto_compact``)."""
+        (``compact_fraction``, ``compact_min_rows``, ``compact_max_rows``, ``auto_compact``),
+        over those of the ``storage`` block of ``space.json``."""
         path = Path(path)
         f = read_space(path)
-        return cls(path, f.config, f.fusion, f.interactions, SpaceStore(path, f, **storage), query_cache=query_cache)
+        store = SpaceStore(path, f, **{**f.config.get("storage", {}), **storage})
+        return cls(path, f.config, f.fusion, f.interactions, store, query_cache=query_cache)
 
     def warm_up(self) -> None:
         """Load the text model and the BM25 index now rather than on the first query."""
@@ -377,15 +379,6 @@ class Space(SpaceWrites):
             from ..sessions.recommender import SessionRecommender
             sh.session_model = SessionRecommender.load(self.path / "session_model")
         return sh.session_model
-
-    def attach_session_model(self, model_dir: str | Path) -> None:
-        """Copy a trained session model (``talkrec sessions``) into this space, atomically."""
-        src = Path(model_dir)
-        with self.store.writing():
-            copy_session_model(self.path, src)
-        self._shared.session_model = None
-        if self.session_model() is None:
-            raise InputError(f"{src} is not a loadable session model", path=str(src))
 
     @consistent
     def generate_playlist(self, text: str, n: int = 20, *, where: Where = None, coherence: float = 0.5,

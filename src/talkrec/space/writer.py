@@ -31,8 +31,8 @@ from ..index.compaction import apply_record, compacted, graph_file_of, rebase
 from ..index.segments import Generation
 from ..index.snapshot import Snapshot
 from . import coldstart
-from .files import (Manifest, SpaceFiles, WriteError, WriterLock, gen_name, gen_number, log_name, migrate_legacy,
-                    publish_generation, read_manifest, unreferenced, write_manifest)
+from .files import (Manifest, SpaceFiles, WriteError, WriterLock, copy_session_model, gen_name, gen_number, log_name,
+                    migrate_legacy, publish_generation, read_manifest, unreferenced, write_manifest)
 from .hits import jsonable
 
 log = logging.getLogger(__name__)
@@ -301,6 +301,9 @@ class SpaceStore:
             if self._log is not None:
                 self._log.close()
                 self._log = None
+                m = self._manifest                # what this store wrote: not "changed by another"
+                self._log_sizes = {n: (self.path / n).stat().st_size for n in (m.logs if m else [])
+                                   if (self.path / n).exists()}
             self._plock.release()
 
 
@@ -310,8 +313,13 @@ class SpaceWrites:
 
     store: SpaceStore
     index: Snapshot
+    path: Path
+    _shared: Any
 
     def pinned(self) -> Any:  # pragma: no cover - Space defines it
+        raise NotImplementedError
+
+    def session_model(self) -> Any:  # pragma: no cover - Space defines it
         raise NotImplementedError
 
     def add_items(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -338,6 +346,15 @@ class SpaceWrites:
             raise InputError("give a non-empty list of item ids", field="item_ids")
         self.store.remove([str(i) for i in item_ids])
         return len(self.index)
+
+    def attach_session_model(self, model_dir: str | Path) -> None:
+        """Copy a trained session model (``talkrec sessions``) into this space, atomically."""
+        src = Path(model_dir)
+        with self.store.writing():
+            copy_session_model(self.path, src)
+        self._shared.session_model = None
+        if self.session_model() is None:
+            raise InputError(f"{src} is not a loadable session model", path=str(src))
 
     def compact(self) -> dict[str, Any]:
         """Fold the writes since the last generation into a new one now (the space also does
