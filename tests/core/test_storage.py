@@ -151,26 +151,30 @@ def test_concurrent_writers_land_once_each_sharing_fsyncs(d, monkeypatch):
     assert 0 < log_syncs <= 24                                         # group commit: never more than one per write
 
 
-def test_a_reader_never_waits_for_a_writer(d):
-    """The service's readers-writer lock let a waiting writer go first: reads waited for
-    every write. A write that is stuck (here: in its text encoding) must not block a read."""
-    s = Space.load(d)
-    enc = s.text_encoder()
-    real, entered, release = enc.encode, threading.Event(), threading.Event()
+def test_reads_go_on_during_a_slow_fsync_and_see_the_write_only_once_durable(d, monkeypatch):
+    """A write waiting for its fsync blocks no reader, and no reader sees it before it is
+    durable (the snapshot is published after the fsync)."""
+    import os
 
-    def slow(inputs, **kw):
-        if kw.get("kind") == "passage":
+    from storage_helpers import fd_path
+
+    s = Space.load(d)
+    real, entered, release = os.fsync, threading.Event(), threading.Event()
+
+    def slow_disk(fd: int) -> None:
+        if fd_path(fd).endswith(".log"):
             entered.set()
             release.wait(30)
-        return real(inputs, **kw)
-    enc.encode = slow
-    t = threading.Thread(target=s.add_items, args=([{"item_id": "slow", "name": "Slow Writer"}],))
+        real(fd)
+    monkeypatch.setattr(os, "fsync", slow_disk)
+    t = threading.Thread(target=s.add_items, args=([{"item_id": "slow", "name": "Slow Disk Qwzzyx"}],))
     t.start()
     assert entered.wait(30)
-    assert _ids(s.search("jazz", k=3)) and s.similar("metal1", k=3)
+    assert _ids(s.search("jazz", k=3)) and s.similar("metal1", k=3) and len(s.index) == 60
+    assert s.index.position("slow") is None and "slow" not in _ids(s.search("qwzzyx", k=3, mode="lexical"))
     release.set()
     t.join()
-    assert s.index.position("slow") is not None
+    assert s.index.position("slow") is not None and len(s.index) == 61
 
 
 def test_compaction_carries_a_graph_over_and_search_matches_exact(tiny_space_dir, tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -30,23 +31,11 @@ def text_matrix(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean over views with NaN as 0, and which rows have a text at all."""
     T = X
     if X.ndim == 3:
-        with np.errstate(invalid="ignore"), _quiet_mean():
+        with warnings.catch_warnings():          # "Mean of empty slice": a row without any view
+            warnings.simplefilter("ignore", RuntimeWarning)
             T = np.nanmean(X, axis=1)
     has = ~np.isnan(T).any(axis=1) if len(T) else np.zeros(0, dtype=bool)
     return np.nan_to_num(T).astype(np.float32, copy=False), has
-
-
-class _quiet_mean:
-    """Silences numpy's 'Mean of empty slice' for rows without any view."""
-
-    def __enter__(self) -> None:
-        import warnings
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc: Any) -> None:
-        self._w.__exit__(*exc)
 
 
 class Generation:

@@ -278,7 +278,10 @@ def _hnswlib() -> Any:
 
 def _knn(graph: Any, q: np.ndarray, fetch: int, ef_search: int) -> tuple[np.ndarray, np.ndarray]:
     graph.set_ef(max(ef_search, fetch))
-    labels, dist = graph.knn_query(q[None, :], k=fetch)
+    try:
+        labels, dist = graph.knn_query(q[None, :], k=fetch)
+    except RuntimeError:        # fewer reachable nodes than asked for (many deleted): callers go exact
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     return labels[0].astype(np.int64), dist[0]
 
 
