@@ -338,3 +338,15 @@ def test_a_closed_space_writes_again_and_another_sees_its_writes(d):
     other.close()
     with pytest.raises(Exception, match="changed by another process"):
         s.add_items([{"item_id": "a3", "name": "A3"}])      # s did not see other's delete
+
+
+def test_doctor_recovers_an_index_moved_aside_by_an_interrupted_write(d):
+    legacy = make_legacy(d)
+    (legacy / "index").rename(legacy / ".index.old-99")
+    rep = doctor(legacy)
+    assert not rep.healthy and [f.kind for f in rep.findings if not f.note] == ["recover_old"]
+    r = CliRunner().invoke(app, ["doctor", str(legacy)])
+    assert r.exit_code == 1 and "recover_old" in r.output
+    rep = doctor(legacy, repair=True)
+    assert rep.healthy and rep.format == 2 and rep.items == 60
+    assert len(Space.load(legacy).index) == 60 and not list(legacy.glob(".index*"))

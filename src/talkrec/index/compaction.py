@@ -8,7 +8,6 @@ too many are deleted), swapped in with the generation.
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,6 @@ from .segments import DeltaRows, Generation, descriptions, row_text
 from .snapshot import Snapshot
 from .store import GRAPH_FILE, VectorIndex, build_graph, load_graph
 from .wal import LogRecord
-
-log = logging.getLogger(__name__)
 
 __all__ = ["apply_record", "compacted", "rebase"]
 

@@ -15,7 +15,6 @@ starts (a write that was never acknowledged: it is truncated with a warning on l
 from __future__ import annotations
 
 import json
-import logging
 import os
 import struct
 import threading
@@ -28,8 +27,6 @@ from typing import Any
 import numpy as np
 
 from .._atomic import fsync_dir
-
-log = logging.getLogger(__name__)
 
 __all__ = ["GroupCommit", "LogFile", "LogRecord", "decode", "encode_delete", "encode_upsert", "frame", "read_log"]
 

@@ -12,7 +12,6 @@ Repairs need the space's ``LOCK``: not while another process writes to the space
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,6 @@ from ..index.snapshot import Snapshot
 from ..index.store import VectorIndex
 from .files import (CorruptSpace, WriterLock, migrate_legacy, read_config, read_generation, read_legacy,
                     read_manifest, unreferenced)
-
-log = logging.getLogger(__name__)
 
 __all__ = ["Finding", "Report", "doctor"]
 
@@ -102,7 +99,8 @@ def _check_files(path: Path, report: Report, repair: bool) -> None:
         _check_legacy(path, report, repair)
     else:
         _check_format2(path, manifest, report, repair)
-    temps = orphans(path) + orphans(path / "inputs")
+    temps = [p for p in orphans(path) + orphans(path / "inputs")        # a .index.old to recover is no orphan
+             if not (p.name.startswith(".index.old-") and not (path / "index").exists())]
     for p in temps:
         report.add("orphan", p, "temporary file or folder a killed writer left behind").repaired = repair
     stale = unreferenced(path, manifest) if manifest is not None else []
