@@ -233,6 +233,7 @@ def index_stage(cfg: Mapping[str, Any], b: Built, fusion: Any, fused: np.ndarray
                 timer: StageTimer) -> None:
     """Index the items that have a fused vector and write the space folder atomically."""
     from ..index.store import VectorIndex
+    from ..space.files import write_new_space
 
     catalog, inputs = b.catalog, b.inputs
     with timer.stage("index") as info:
@@ -252,12 +253,9 @@ def index_stage(cfg: Mapping[str, Any], b: Built, fusion: Any, fused: np.ndarray
             "data_key": b.data_key,
         }
         with atomic_dir(out_dir) as tmp:
-            index.save(tmp / "index")
+            write_new_space(tmp, index, {m: (np.stack(v, axis=1) if isinstance(v, list) else v)[ok]
+                                         for m, v in inputs.items()})
             fusion.save(tmp / "fusion")
-            (tmp / "inputs").mkdir()
-            for m, v in inputs.items():
-                arr = np.stack(v, axis=1) if isinstance(v, list) else v
-                np.save(tmp / "inputs" / f"{m}.npy", arr[ok])
             if b.cf_encoder is not None:
                 b.cf_encoder.save(tmp / "cf")
             if catalog.interactions is not None:

@@ -44,11 +44,10 @@ def search(q: str = Query(..., min_length=1, max_length=S.QUERY_MAX_CHARS, descr
     """Natural-language search with filters (tags, decade, numeric ranges, free expression).
     ``score_kind`` says what the scores are (cosines in multi mode, RRF scores in hybrid...)."""
     t0 = time.perf_counter()
-    space = state.space
-    with state.lock.read():
-        found = space.search(q, k, where=space.filter_where(filters), offset=offset, mode=mode)
-        return S.HitsResponse(items=hits(found), score_kind=search_score_kind(space, mode), k=k, offset=offset,
-                              took_ms=took_ms(t0))
+    space = state.space.pinned()
+    found = space.search(q, k, where=space.filter_where(filters), offset=offset, mode=mode)
+    return S.HitsResponse(items=hits(found), score_kind=search_score_kind(space, mode), k=k, offset=offset,
+                          took_ms=took_ms(t0))
 
 
 @router.post("/api/search/personalized", response_model=S.PersonalizedSearchResponse,
@@ -59,14 +58,13 @@ def personalized_search(req: S.PersonalizedSearchRequest,
     ``normalize((1-alpha)*text + alpha*profile)``, the profile being the mean of the user's
     (or the given) items; ``alpha`` is the mixing weight."""
     t0 = time.perf_counter()
-    space = state.space
-    with state.lock.read():
-        items = [space.resolve(i) for i in req.items] if req.items is not None else None
-        found = space.personalized_search(req.query, req.user, items=items, alpha=req.alpha, k=req.k,
-                                          where=space.filter_where(filter_spec(req.filters)), offset=req.offset,
-                                          exclude_seen=req.exclude_seen)
-        return S.PersonalizedSearchResponse(items=hits(found), k=req.k, offset=req.offset, alpha=req.alpha,
-                                            took_ms=took_ms(t0))
+    space = state.space.pinned()
+    items = [space.resolve(i) for i in req.items] if req.items is not None else None
+    found = space.personalized_search(req.query, req.user, items=items, alpha=req.alpha, k=req.k,
+                                      where=space.filter_where(filter_spec(req.filters)), offset=req.offset,
+                                      exclude_seen=req.exclude_seen)
+    return S.PersonalizedSearchResponse(items=hits(found), k=req.k, offset=req.offset, alpha=req.alpha,
+                                        took_ms=took_ms(t0))
 
 
 @router.post("/api/query/vector", response_model=S.HitsResponse, responses=responses(400, 413, 422))
@@ -74,11 +72,10 @@ def query_vector(req: S.VectorQuery, state: ServiceState = Depends(get_state)) -
     """Query by example: a raw vector in any modality's input space (e.g. the Spotify audio
     descriptors of a track), projected through that modality's trained encoder."""
     t0 = time.perf_counter()
-    space = state.space
-    with state.lock.read():
-        found = space.search_by_vector(req.modality, req.vector, req.k,
-                                       where=space.filter_where(filter_spec(req.filters)), offset=req.offset)
-        return S.HitsResponse(items=hits(found), k=req.k, offset=req.offset, took_ms=took_ms(t0))
+    space = state.space.pinned()
+    found = space.search_by_vector(req.modality, req.vector, req.k,
+                                   where=space.filter_where(filter_spec(req.filters)), offset=req.offset)
+    return S.HitsResponse(items=hits(found), k=req.k, offset=req.offset, took_ms=took_ms(t0))
 
 
 @router.post("/api/query/media", response_model=S.HitsResponse, responses=responses(400, 409, 413, 422, 501))
@@ -89,13 +86,12 @@ def query_media(file: UploadFile = File(..., description="an audio or image file
     EfficientNet for images) when that encoder is installed and the space's modality was built
     from media files. Size-limited (413)."""
     t0 = time.perf_counter()
-    space = state.space
+    space = state.space.pinned()
     with tempfile.TemporaryDirectory(prefix="talkrec-upload-") as tmp:
         path = Path(tmp) / f"upload{Path(file.filename or '').suffix.lower()}"
         with open(path, "wb") as out:
             shutil.copyfileobj(file.file, out)
         # an upload is not a catalog file: not cached; errors name it as the client did
         vec = space.encode_media(modality, path, cache=False, name=file.filename or "upload")
-    with state.lock.read():
-        found = space.search_by_vector(modality, vec, k)
-        return S.HitsResponse(items=hits(found), k=k, offset=0, took_ms=took_ms(t0))
+    found = space.search_by_vector(modality, vec, k)
+    return S.HitsResponse(items=hits(found), k=k, offset=0, took_ms=took_ms(t0))
