@@ -267,8 +267,9 @@ def index_stage(cfg: Mapping[str, Any], b: Built, fusion: Any, fused: np.ndarray
 
 def _generate(template: Mapping[str, str], catalog: Catalog, gcfg: Mapping[str, Any], cache_path: Path,
               header: str, show_progress: bool, info: dict[str, Any]) -> dict[str, str]:
-    """GEN texts through the configured backend: ``{backend: llama}`` (bundled SmolLM2, or
-    ``model_path``) or ``{backend: openai, base_url, model, api_key_env, concurrency}``."""
+    """GEN texts through the configured backend: ``{backend: local}`` (in-process through
+    transformers: the bundled SmolLM2, or ``model_path``) or ``{backend: openai, base_url,
+    model, api_key_env, concurrency}``."""
     from ..descriptions.gen import GenReport, backend_from_config, generate_descriptions
 
     backend = backend_from_config(gcfg)
