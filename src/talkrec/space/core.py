@@ -121,7 +121,7 @@ class Space:
         with self._init_lock:
             if self._text_encoder is None:
                 from ..encoders.text import TextEncoder
-                enc = TextEncoder(**{k: v for k, v in self.config["text"].items() if k != "modality"})
+                enc = TextEncoder.for_space(self.config["text"], self.path)
                 self._text_encoder = QueryEncoder(enc, cache_size=self.query_cache)
         return self._text_encoder
 

@@ -23,6 +23,7 @@ import pandas as pd
 from .._atomic import atomic_dir, save_with
 from ..errors import NotFoundError, TalkrecError
 from ..fusion.model import ContrastiveFusion
+from ..fusion.projector import FusionProjector
 from ..index.store import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def read_space(path: Path) -> SpaceFiles:
         raise NotFoundError(f"no talkrec space at {path} (space.json missing); build one with `talkrec build CONFIG`")
     config = json.loads((path / "space.json").read_text())
     index = VectorIndex.load(path / "index", ann=config.get("index", {}).get("ann", False))
-    fusion = ContrastiveFusion.load(path / "fusion")
+    fusion = FusionProjector.load(path / "fusion")  # numpy: serving never imports torch
     inputs = {}
     n = len(index)
     for f in sorted((path / "inputs").glob("*.npy")):
