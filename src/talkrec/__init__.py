@@ -10,8 +10,9 @@ scikit-learn and matplotlib.
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_names
 
 __all__ = ["ALSEncoder", "Catalog", "ContrastiveFusion", "Hit", "InputError", "NotFoundError", "Space",
            "TalkrecError", "TemplateDescriber", "TextEncoder", "VectorIndex", "VectorTable"]
@@ -34,14 +35,4 @@ if TYPE_CHECKING:
     from .space import Hit, Space
 
 
-def __getattr__(name: str) -> Any:
-    where = _WHERE.get(name)
-    if where is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(where, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_names(__name__, _WHERE, globals())

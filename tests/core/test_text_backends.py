@@ -139,3 +139,27 @@ def test_threads(monkeypatch):
     assert free_cores() == 3
     monkeypatch.setattr("talkrec.device._busy_cores", lambda: 5)
     assert free_cores() == 1
+
+
+def test_an_mpnet_style_model_without_token_types_exports(tmp_path, monkeypatch, texts):
+    """A tiny random MPNet (positions from the padding index, no token_type_ids) in a
+    sentence-transformers folder: exported and equal to torch."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import AutoTokenizer, MPNetConfig, MPNetModel
+
+    monkeypatch.setenv("TALKREC_CACHE", str(tmp_path / "cache"))
+    tok = AutoTokenizer.from_pretrained(resolve_model("minilm"))
+    torch.manual_seed(0)
+    MPNetModel(MPNetConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=64, max_position_embeddings=130, pad_token_id=tok.pad_token_id)
+               ).save_pretrained(tmp_path / "hf")
+    tok.save_pretrained(tmp_path / "hf")
+    t = models.Transformer(str(tmp_path / "hf"), max_seq_length=64)
+    SentenceTransformer(modules=[t, models.Pooling(32, pooling_mode="mean"), models.Normalize()]).save(
+        str(tmp_path / "st"))
+    onnx = TextEncoder(str(tmp_path / "st"), n_threads=1, backend="onnx")
+    a, b = onnx.encode(texts[:60]), TextEncoder(str(tmp_path / "st"), n_threads=1, backend="torch").encode(texts[:60])
+    assert (a * b).sum(axis=1).min() >= 0.999
+    meta = json.loads((onnx.exported_dir / "talkrec_text_model.json").read_text())
+    assert meta["inputs"] == ["input_ids", "attention_mask"] and meta["max_length"] == 64

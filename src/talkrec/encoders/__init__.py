@@ -5,8 +5,9 @@ encoder does not import scipy or implicit.
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_names
 
 __all__ = ["ALSEncoder", "Encoder", "PrecomputedEncoder", "TextEncoder", "tune_als"]
 
@@ -20,10 +21,4 @@ if TYPE_CHECKING:
     from .vectors import PrecomputedEncoder
 
 
-def __getattr__(name: str) -> Any:
-    where = _WHERE.get(name)
-    if where is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(where, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_names(__name__, _WHERE, globals())

@@ -19,6 +19,7 @@ text of a batch); the export checks its graph against the torch module it came f
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -219,7 +220,8 @@ def export_text_model(model_path: str | os.PathLike[str], out: str | os.PathLike
     if not getattr(tok, "is_fast", False):
         raise UnsupportedModel(f"{src}: no fast tokenizer")
     model = AutoModel.from_pretrained(str(src), attn_implementation="eager").eval()
-    inputs = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tok.model_input_names]
+    accepts = inspect.signature(model.forward).parameters
+    inputs = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tok.model_input_names and n in accepts]
     meta = {"format": FORMAT, "source": str(src), "pooling": pooling, "inputs": inputs,
             "max_length": _max_length(src, model, tok), "lower_case": _lower_case(src),
             "pad_id": int(tok.pad_token_id if tok.pad_token_id is not None else 0),

@@ -249,7 +249,7 @@ class TextEncoder(Estimator):
             return Path(self.model)
         try:
             return cached_export(resolve_model(self.model), cache_dir() / "onnx")
-        except (UnsupportedModel, ImportError) as e:
+        except (UnsupportedModel, ImportError, RuntimeError) as e:  # the exporter's errors are RuntimeErrors
             if self.backend == "onnx":
                 raise InputError(f"text model {self.model!r} cannot run on ONNX Runtime: {e}", field="backend") from e
             log.info("text model %s: %s; using torch", self.model, e)
