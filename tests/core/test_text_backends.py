@@ -163,3 +163,10 @@ def test_an_mpnet_style_model_without_token_types_exports(tmp_path, monkeypatch,
     assert (a * b).sum(axis=1).min() >= 0.999
     meta = json.loads((onnx.exported_dir / "talkrec_text_model.json").read_text())
     assert meta["inputs"] == ["input_ids", "attention_mask"] and meta["max_length"] == 64
+
+
+def test_release_frees_the_model_and_the_next_use_reloads_it():
+    enc = TextEncoder(n_threads=1)
+    v = enc.encode("jazz")
+    enc.release()
+    assert enc._backend is None and np.array_equal(enc.encode("jazz"), v)

@@ -219,6 +219,12 @@ class TextEncoder(Estimator):
     def _params_changed(self) -> None:
         self._backend = None
 
+    def release(self) -> None:
+        """Drop the loaded model and its buffers (a build frees them after the text stage);
+        the next use loads it again."""
+        with self._lock:
+            self._backend = None
+
     def _get(self) -> Any:
         if self._backend is None:
             self._check_params()

@@ -142,6 +142,7 @@ def text_stage(cfg: Mapping[str, Any], ids: np.ndarray, views: Mapping[str, Mapp
             full[[pos[i] for i in present]] = arr
             text_views.append(full)
         info["dim"] = int(text_views[0].shape[1])
+        enc.release()  # ONNX Runtime keeps its peak buffers while a session lives
     return enc, (text_views if len(text_views) > 1 else text_views[0])
 
 
