@@ -27,8 +27,8 @@ from ...errors import InputError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SPARK_SEARCH_SPACE", "cf_stage", "factor_matrix", "fit_als", "rating_frame", "ratings", "tune_als_spark",
-           "user_index"]
+__all__ = ["SPARK_SEARCH_SPACE", "cf_stage", "factor_matrix", "fit_als", "keyed_factors", "pair_frame", "rating_frame", "ratings",
+           "tune_als_spark", "user_index"]
 
 #: :data:`talkrec.encoders.cf.SEARCH_SPACE` with Spark-sized regularization (see module doc).
 SPARK_SEARCH_SPACE: dict[str, list[Any]] = {**SEARCH_SPACE, "regularization": [0.001, 0.005, 0.01, 0.05, 0.1]}
@@ -43,30 +43,36 @@ def user_index(interactions: pd.DataFrame, item_ids: np.ndarray) -> np.ndarray:
     return np.unique(interactions.loc[on, "user_id"].to_numpy(dtype=str))
 
 
-def rating_frame(spark: Any, interactions: pd.DataFrame, item_ids: np.ndarray, users: np.ndarray, *,
-                 min_weight: float = 0.0, scheme: str = "log") -> Any:
-    """``(user int, item int, n long, s double)`` per (user, item) pair: the count of its
-    interactions and the sum of ``log1p(w)`` (``w`` for ``scheme="linear"``), from which
-    :func:`fit_als` makes the rating of any ``alpha``. Items not in ``item_ids`` and
-    interactions below ``min_weight`` are dropped."""
+def pair_frame(interactions: Any, *, scheme: str = "log") -> Any:
+    """``(user int, item int, n long, s double)`` per (user, item) pair of a Spark frame of
+    ``(user int, item int, weight)``: the count of its interactions and the sum of
+    ``log1p(max(w, 0))`` (``w`` for ``scheme="linear"``), from which :func:`ratings` makes
+    the rating of any ``alpha``."""
     from pyspark.sql import functions as F
 
+    if scheme not in ("log", "linear"):
+        raise InputError(f"confidence scheme must be 'log' or 'linear', got {scheme!r}", field="confidence_scheme")
+    w = F.col("weight").cast("double")
+    f = F.log1p(F.greatest(w, F.lit(0.0))) if scheme == "log" else w
+    return interactions.groupBy("user", "item").agg(F.count("*").alias("n"), F.sum(f).alias("s"))
+
+
+def rating_frame(spark: Any, interactions: pd.DataFrame, item_ids: np.ndarray, users: np.ndarray, *,
+                 min_weight: float = 0.0, scheme: str = "log") -> Any:
+    """:func:`pair_frame` of a pandas ``(user_id, item_id, weight)`` table: users numbered by
+    their position in ``users`` (:func:`user_index`), items by their position in
+    ``item_ids``; other items and interactions below ``min_weight`` are dropped."""
     for c in ("user_id", "item_id", "weight"):
         if c not in interactions.columns:
             raise InputError(f"interactions need a '{c}' column; got {list(interactions.columns)}", field=c)
-    if scheme not in ("log", "linear"):
-        raise InputError(f"confidence scheme must be 'log' or 'linear', got {scheme!r}", field="confidence_scheme")
     df = interactions[interactions["weight"] >= min_weight] if min_weight else interactions
     col = pd.Series(np.arange(len(item_ids)), index=item_ids).reindex(df["item_id"].astype(str).to_numpy()).to_numpy()
     keep = ~np.isnan(col)
-    w = df["weight"].to_numpy(dtype=np.float64)[keep]
     pdf = pd.DataFrame({"user": np.searchsorted(users, df["user_id"].to_numpy(dtype=str)[keep]).astype(np.int32),
-                        "item": col[keep].astype(np.int32),
-                        "f": np.log1p(np.maximum(w, 0)) if scheme == "log" else w})
+                        "item": col[keep].astype(np.int32), "weight": df["weight"].to_numpy(dtype=np.float64)[keep]})
     if pdf.empty:
         raise InputError("no interactions left to factorize (check min_weight and item ids)", field="interactions")
-    return (spark.createDataFrame(pdf).groupBy("user", "item")
-            .agg(F.count("*").alias("n"), F.sum("f").alias("s")))
+    return pair_frame(spark.createDataFrame(pdf), scheme=scheme)
 
 
 def ratings(pairs: Any, alpha: float) -> Any:
@@ -204,9 +210,9 @@ def cf_stage(spark: Any, cfg: Mapping[str, Any], catalog: Any, data_key: str, ca
                 fitted.append(fit_als(pairs, params, seed=seed))
             return fitted[0]
 
-        items = parquet_stage(spark, uri(root, f"cf-items-{key}"), lambda: _named(
+        items = parquet_stage(spark, uri(root, f"cf-items-{key}"), lambda: keyed_factors(
             spark, model().itemFactors, ids, "item_id"), info)
-        users_t = parquet_stage(spark, uri(root, f"cf-users-{key}"), lambda: _named(
+        users_t = parquet_stage(spark, uri(root, f"cf-users-{key}"), lambda: keyed_factors(
             spark, model().userFactors, users, "user_id"), info)
         rank = int(params["factors"])
         user_f = np.nan_to_num(matrix_of(users_t, "cf", users, rank, key="user_id"))   # every user has factors
@@ -217,7 +223,7 @@ def cf_stage(spark: Any, cfg: Mapping[str, Any], catalog: Any, data_key: str, ca
     return enc, items
 
 
-def _named(spark: Any, factors: Any, names: np.ndarray, column: str) -> Any:
+def keyed_factors(spark: Any, factors: Any, names: np.ndarray, column: str) -> Any:
     """ALS ``(id, features)`` factors keyed by the string ids ``names[id]``: ``(column, cf)``."""
     lookup = spark.createDataFrame(pd.DataFrame({"id": np.arange(len(names), dtype=np.int32),
                                                  column: np.asarray(names).astype(str)}))
