@@ -30,12 +30,15 @@ def _text_model(text_cfg: Mapping[str, Any]) -> Callable[[np.ndarray], np.ndarra
 
 def embed_texts(spark: Any, texts: Mapping[str, str], text_cfg: Mapping[str, Any], *, partitions: int,
                 batch_size: int) -> Any:
-    """``(item_id, text array<float>)``: ``texts`` ({item_id: description}) embedded on Spark."""
+    """``(item_id, text array<float>)``: ``texts`` ({item_id: description}) embedded on Spark,
+    each partition in order of length (as the embedded encoder sorts its batches)."""
     from pyspark.ml.functions import predict_batch_udf
+    from pyspark.sql import functions as F
     from pyspark.sql.types import ArrayType, FloatType
 
     pdf = pd.DataFrame({"item_id": list(texts), "description": list(texts.values())})
-    frame = spark.createDataFrame(pdf, schema="item_id string, description string").repartition(partitions)
+    frame = (spark.createDataFrame(pdf, schema="item_id string, description string").repartition(partitions)
+             .sortWithinPartitions(F.length("description")))       # batches of like lengths pad less
     model = predict_batch_udf(functools.partial(_text_model, dict(text_cfg)), return_type=ArrayType(FloatType()),
                               batch_size=batch_size)
     return frame.select("item_id", model("description").alias("text"))

@@ -32,7 +32,8 @@ _MASTER = re.compile(r"^(local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[\d+,\d+,\d+\
                      r"|spark://[^/\s]+|k8s://\S+)$")
 _LOCAL_FS = ("", "file")
 #: Session settings talkrec sets unless the config's ``spark.conf`` does.
-_CONF = {"spark.sql.execution.arrow.pyspark.enabled": "true", "spark.ui.showConsoleProgress": "false"}
+_CONF = {"spark.sql.execution.arrow.pyspark.enabled": "true", "spark.ui.showConsoleProgress": "false",
+         "spark.cleaner.referenceTracking.cleanCheckpoints": "true"}
 _LOCAL_CONF = {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
 _CONNECT_TIMEOUT_S = 5.0
 
@@ -69,8 +70,8 @@ class SparkSettings:
         for key in block:
             if key not in known:
                 raise InputError(f"unknown setting; expected one of {sorted(known)}", field=f"spark.{key}")
-        for key in ("master", "app_name"):
-            if key in block and not (isinstance(block[key], str) and block[key].strip()):
+        for key in ("master", "app_name", "remote", "output"):
+            if block.get(key) is not None and not (isinstance(block[key], str) and block[key].strip()):
                 raise InputError(f"must be a non-empty string, got {block[key]!r}", field=f"spark.{key}")
         for key in ("partitions", "fusion_sample", "text_batch_size"):
             v = block.get(key)
