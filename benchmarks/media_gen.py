@@ -1,14 +1,19 @@
 """GEN speed and tag coverage on Last.fm artists (issue 5 closing note).
 
     nice -n 10 .venv/bin/python benchmarks/media_gen.py --n 50               # offline, bundled SmolLM2
+                                                         through TransformersBackend (in-process)
     nice -n 10 .venv/bin/python benchmarks/media_gen.py --n 50 --server      # same model behind
-                                                         llama-cpp-python's OpenAI-compatible server
+                                                         `transformers serve` (OpenAI-compatible)
 
 The artists are a seeded random sample (``--seed``) of the Last.fm-2k artists with at least
 ``--min-tags`` tags; TEMPLATE texts come from :class:`talkrec.descriptions.TemplateDescriber`
 (``--max-per-category`` tags per category). Writes a JSON summary (``--out``) with seconds per
 artist, mean/median tag coverage, the share flagged below ``--min-coverage`` and examples.
-The data root is ``--data-root`` (default ``../shared/data`` relative to the repository).
+With ``--server`` the bundled model is first saved as a transformers folder (``transformers
+serve`` cannot load a GGUF chat model in transformers 5.23), then served on a free loopback
+port with ``--threads`` CPU threads and asked for the same decoding (greedy, repetition
+penalty 1.1). The data root is ``--data-root`` (default ``../shared/data`` relative to the
+repository).
 """
 from __future__ import annotations
 
@@ -16,12 +21,15 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,27 +65,30 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(model_path: str, threads: int) -> tuple[subprocess.Popen, str]:
+def start_server(folder: Path, threads: int) -> tuple[subprocess.Popen, str]:
+    """``transformers serve FOLDER`` on a free loopback port; ``(process, base URL)`` once it
+    answers ``/health``."""
     port = _free_port()
     log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"media_gen_server_{port}.log"
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", model_path, "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", "2048", "--n_threads", str(threads),
-                             "--model_alias", "smollm2"],
-                            stdout=subprocess.DEVNULL, stderr=open(log_path, "wb"))  # noqa: SIM115
-    url = f"http://127.0.0.1:{port}/v1"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_UPDATE_CHECK": "1", "OMP_NUM_THREADS": str(threads)}
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen([sys.executable, "-m", "transformers.cli.transformers", "serve", str(folder),
+                                 "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
+                                stdout=log_file, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
     import httpx
 
-    for _ in range(240):
+    for _ in range(1200):
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {log_path.read_text(errors='replace')[-2000:]}")
         try:
-            if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                return proc, url
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return proc, f"{url}/v1"
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
     proc.terminate()
-    raise RuntimeError("server did not start in 120 s")
+    raise RuntimeError("server did not start in 600 s")
 
 
 def main() -> None:
@@ -92,27 +103,37 @@ def main() -> None:
     ap.add_argument("--max-words", type=int, default=80)
     ap.add_argument("--min-coverage", type=float, default=0.8)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--server", action="store_true", help="go through llama_cpp.server + OpenAICompatibleBackend")
+    ap.add_argument("--server", action="store_true", help="go through `transformers serve` + OpenAICompatibleBackend")
     ap.add_argument("--concurrency", type=int, default=1)
     ap.add_argument("--cache", default=None, help="JSONL cache (default: a fresh temporary file)")
     ap.add_argument("--out", default=None, help="write the JSON summary here")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    from talkrec.descriptions.gen import (GenReport, LlamaCppBackend, OpenAICompatibleBackend, bundled_model_path,
-                                          generate_descriptions)
+    from talkrec.descriptions.gen import GenReport, OpenAICompatibleBackend, TransformersBackend, generate_descriptions
 
     t0 = time.perf_counter()
     templates, tags, names = lastfm_templates(Path(args.data_root), args.n, seed=args.seed, min_tags=args.min_tags,
                                               max_per_category=args.max_per_category, min_tag_users=args.min_tag_users)
     t_load = time.perf_counter() - t0
     proc = None
+    local = TransformersBackend(max_tokens=args.max_tokens, n_threads=args.threads)
+    t1 = time.perf_counter()
+    local._get()  # load outside the timing
+    t_model = time.perf_counter() - t1
     if args.server:
-        proc, url = start_server(bundled_model_path(), args.threads)
-        backend = OpenAICompatibleBackend(url, "smollm2", concurrency=args.concurrency, max_tokens=args.max_tokens)
+        folder = Path(tempfile.mkdtemp(prefix="media_gen_smollm2_"))
+        local.save_pretrained(folder)
+        t1 = time.perf_counter()
+        proc, url = start_server(folder, args.threads)
+        t_model = time.perf_counter() - t1
+        same_decoding = {"generation_config": json.dumps({"do_sample": False,
+                                                          "repetition_penalty": local.repetition_penalty})}
+        backend: Any = OpenAICompatibleBackend(url, str(folder), concurrency=args.concurrency, temperature=0.0,
+                                               max_tokens=args.max_tokens, extra_body=same_decoding)
+        del local  # the server holds its own copy
     else:
-        backend = LlamaCppBackend(max_tokens=args.max_tokens, n_threads=args.threads)
-        backend._get()  # load outside the timing
+        backend = local
     cache = Path(args.cache) if args.cache else Path(os.environ.get("TMPDIR", "/tmp")) / f"media_gen_{os.getpid()}.jsonl"
     rep = GenReport()
     c0 = time.process_time()
@@ -123,6 +144,7 @@ def main() -> None:
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=30)
+            shutil.rmtree(folder, ignore_errors=True)
     cpu = time.process_time() - c0  # in-process backend only (the server's CPU is not counted)
     covs = list(rep.coverage.values())
     n_tags = [len(tags[i]) for i in templates]
@@ -140,7 +162,7 @@ def main() -> None:
         "flag_counts": {f: sum(f in v for v in rep.flagged.values())
                         for f in ("low_coverage", "copies_template", "repetitive", "empty")},
         "words_per_output_mean": round(statistics.mean(len(t.split()) for t in out.values()), 1) if out else None,
-        "data_load_seconds": round(t_load, 2), "settings": vars(args),
+        "data_load_seconds": round(t_load, 2), "model_load_seconds": round(t_model, 2), "settings": vars(args),
         "examples": [{"artist": names[i], "template": templates[i], "gen": out.get(i),
                       "coverage": rep.coverage.get(i)} for i in list(templates)[:3]],
     }

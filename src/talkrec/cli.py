@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import TalkrecError
+from .service.schemas import K_MAX
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="talkrec: one embedding space for recommendation and natural-language search.")
@@ -19,7 +20,7 @@ console = Console()
 DEFAULT_SPACE = os.environ.get("TALKREC_SPACE", "spaces/lastfm")
 
 SpaceOpt = typer.Option(DEFAULT_SPACE, "--space", "-s", help="Built space folder (env TALKREC_SPACE).")
-KOpt = typer.Option(10, "--k", "-k", min=1, max=1000, help="Number of results.")
+KOpt = typer.Option(10, "--k", "-k", min=1, max=K_MAX, help=f"Number of results (at most {K_MAX}, as in the API).")
 WhereOpt = typer.Option(None, "--where", "-w", help="Filters, e.g. 'tag=metal,year>=1990'.")
 TagOpt = typer.Option(None, "--tag", help="Repeatable: items must carry all these tags.")
 DecadeOpt = typer.Option(None, "--decade", help="A decade, e.g. 80s or 1980s.")
@@ -35,6 +36,16 @@ def _setup_logging(verbose: bool) -> None:
 def _load(space: str) -> Any:
     from .space import Space
     return Space.load(space)
+
+
+def _write(space: str, fn: Any) -> Any:
+    """``fn(space)`` on a loaded space, then close it (its writer lock is released at once,
+    also when the CLI runs inside another process, as in tests)."""
+    s = _load(space)
+    try:
+        return fn(s)
+    finally:
+        s.close()
 
 
 def _print_hits(hits: list[Any], as_json: bool, title: str) -> None:
@@ -232,16 +243,52 @@ def add(file: Path = typer.Argument(..., help="JSON or JSONL file of item record
             raise InputError(f"invalid JSON: {e.msg} (line {e.lineno})", path=str(file)) from None
         if isinstance(recs, dict):
             recs = [recs]
-        out = _load(space).add_items(recs)
+        out = _write(space, lambda s: s.add_items(recs))
         typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
     _run(go)
+
+
+@app.command()
+def remove(items: list[str] = typer.Argument(..., help="Item ids to delete."), space: str = SpaceOpt) -> None:
+    """Delete items (all or none: an unknown id deletes nothing); durable when this returns."""
+    def go() -> None:
+        left = _write(space, lambda s: s.remove(items))
+        typer.echo(json.dumps({"deleted": items, "items_total": left}))
+    _run(go)
+
+
+@app.command()
+def compact(space: str = SpaceOpt) -> None:
+    """Fold the writes logged since the last generation into a new generation."""
+    _run(lambda: typer.echo(json.dumps(_write(space, lambda s: s.compact()))))
+
+
+@app.command()
+def doctor(space_dir: str = typer.Argument(..., metavar="SPACE", help="The space folder to check."),
+           repair: bool = typer.Option(False, "--repair", help="Repair what can be repaired."),
+           as_json: bool = JsonOpt) -> None:
+    """Check a space (manifest, files, logs, duplicate ids, temporary leftovers); exit 1 when
+    problems remain."""
+    from .space.doctor import doctor as run_doctor
+    _setup_logging(False)
+    report = run_doctor(space_dir, repair=repair)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        for f in report.findings:
+            state = "repaired" if f.repaired else "note" if f.note else "can be repaired" if f.repairable else "problem"
+            console.print(f"[{'green' if f.repaired or f.note else 'red'}]{state}[/]: {f.kind}: {f.path}: {f.detail}")
+        console.print(f"{space_dir}: format {report.format}, {report.items} items, "
+                      f"{'healthy' if report.healthy else 'problems remain'}")
+    raise typer.Exit(0 if report.healthy else 1)
 
 
 @app.command("attach-session")
 def attach_session(model_dir: Path = typer.Argument(..., help="A trained session model folder (talkrec sessions)."),
                    space: str = SpaceOpt) -> None:
     """Let a trained session model (paper 002) back playlist continuation in this space."""
-    _run(lambda: (_load(space).attach_session_model(model_dir), typer.echo(f"attached {model_dir} to {space}")))
+    _run(lambda: (_write(space, lambda s: s.attach_session_model(model_dir)),
+                  typer.echo(f"attached {model_dir} to {space}")))
 
 
 @app.command()
@@ -252,21 +299,26 @@ def info(space: str = SpaceOpt) -> None:
         cfg = s.config
         typer.echo(json.dumps({"name": cfg["name"], "items": len(s.index), "modalities": s.modalities,
                                "text_model": cfg["text"]["model"], "created": cfg["created"],
-                               "filter_fields": [c for c in s.index.meta.columns if c not in ("description",)]},
+                               "filter_fields": [c for c in s.index.columns if c not in ("description",)]},
                               indent=2))
     _run(go)
 
 
 @app.command()
 def serve(space: str = SpaceOpt, host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000),
-          api_key: Optional[str] = typer.Option(None, envvar="TALKREC_API_KEY", help="Protects write endpoints.")) -> None:
-    """Serve the HTTP API and the web page."""
+          api_key: Optional[str] = typer.Option(None, envvar="TALKREC_API_KEY", help="Protects write endpoints."),
+          allow_open_writes: bool = typer.Option(False, "--allow-open-writes",
+                                                 help="Accept writes without an API key on a non-loopback host."),
+          body_timeout: float = typer.Option(15.0, min=0.1, help="Seconds a request body may take to arrive (408).")
+          ) -> None:
+    """Serve the HTTP API and the web page (beyond loopback, writes need an API key)."""
     _setup_logging(True)
 
     def go() -> None:
         import uvicorn
         from .service.app import create_app
-        uvicorn.run(create_app(space, api_key=api_key), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(space, api_key=api_key, host=host, allow_open_writes=allow_open_writes,
+                               body_timeout=body_timeout), host=host, port=port, log_level="info")
     _run(go)
 
 

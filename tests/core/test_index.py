@@ -101,3 +101,66 @@ def test_bm25_by_hand():
     assert np.allclose(lex.scores("the and of"), 0.0)        # stopwords only: nothing matches
     assert lex.search(["metal", "jazz trio", "xyz"], 3).tolist() == [[0, 2, -1], [1, 2, -1], [-1, -1, -1]]
     assert lex.search(["jazz"], 3, exclude=[[1]]).tolist() == [[2, -1, -1]]
+
+
+# ----------------------------------------------------------------------------- issue 10: persistence, snapshots
+def test_the_graph_is_saved_with_the_index_and_loaded_not_rebuilt(tmp_path, monkeypatch):
+    import talkrec.index.store as store
+
+    rng = np.random.default_rng(1)
+    V = rng.normal(size=(500, 8)).astype(np.float32)
+    ix = VectorIndex([str(i) for i in range(500)], V, ann=True, M=8, ef_construction=50)
+    ix.save(tmp_path / "ix")
+    assert (tmp_path / "ix" / "hnsw.bin").exists()
+    monkeypatch.setattr(store, "build_graph", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rebuilt")))
+    again = VectorIndex.load(tmp_path / "ix")
+    q = rng.normal(size=8)
+    assert again.search(q, 5) == ix.search(q, 5)
+
+
+def test_bm25_saved_and_loaded_and_delta_rows_scored_with_the_base_statistics(tmp_path):
+    from talkrec.index.lexical import LexicalIndex
+    from talkrec.index.segments import DeltaRows
+
+    docs = ["heavy metal band", "soft jazz trio", "jazz metal fusion", "", "jazz jazz club"]
+    lex = LexicalIndex(docs[:4])
+    lex.save(tmp_path / "bm25")
+    again = LexicalIndex.load(tmp_path / "bm25")
+    assert np.allclose(again.scores("jazz metal"), lex.scores("jazz metal")) and again.avgdl == lex.avgdl
+    # a delta row scores as the same text would inside the base (same idf, avgdl): compare
+    # with the base's own score of an identical document
+    delta = DeltaRows(2, {})
+    delta.append(["d0", "d1"], np.zeros((2, 2)), [{}, {}], {}, LexicalIndex.tokenize(["soft jazz trio", "nothing"]))
+    for q in ("jazz", "jazz trio", "trio trio", "metal"):
+        got = delta.bm25(again, LexicalIndex.tokenize([q])[0], 2)
+        assert np.allclose(got, [lex.scores(q)[1], 0.0]), q
+    assert delta.bm25(again, ["qwzzyx"], 2).tolist() == [0.0, 0.0]
+    only_new = DeltaRows(2, {})
+    only_new.append(["d"], np.zeros((1, 2)), [{}], {}, [["qwzzyx"]])
+    assert only_new.bm25(again, ["qwzzyx"], 1)[0] > 0                  # a word the base never saw
+
+
+def test_snapshots_are_immutable_views(tmp_path):
+    from talkrec.index.segments import Generation
+    from talkrec.index.snapshot import Snapshot
+
+    V = np.eye(4, dtype=np.float32)
+    meta = pd.DataFrame({"item_id": list("abcd"), "name": list("ABCD"), "year": [1990, 1991, 1992, 1993]})
+    s0 = Snapshot.of(Generation("gen-000001", VectorIndex(meta["item_id"], V, meta), {"x": V.copy()}))
+    s1 = s0.with_upsert(["b", "e"], np.array([[0, 0, 0, 1], [0.6, 0.8, 0, 0]], dtype=np.float32),
+                        [{"item_id": "b", "name": "B2"}, {"item_id": "e", "name": "E", "label": "new"}],
+                        {"x": np.zeros((2, 4), np.float32)}, [[], []])
+    s2 = s1.with_delete(["a", "e"])
+    assert [len(s0), len(s1), len(s2)] == [4, 5, 3]
+    assert s0.search(np.array([0, 1.0, 0, 0]), 1)[0][0] == "b"            # the old snapshot is unchanged
+    assert s1.search(np.array([0, 1.0, 0, 0]), 1)[0][0] == "e"
+    assert s1.search(np.array([0, 0, 0, 1.0]), 2) == [("d", pytest.approx(1.0)), ("b", pytest.approx(1.0))]  # ties: row
+    assert s2.ids.tolist() == ["c", "d", "b"] and s2.meta["name"].tolist() == ["C", "D", "B2"]
+    assert s2.position("a") is None and s1.position("a") == 0 and s2.position("b") == 4
+    assert s1.mask("label=new").tolist() == [False, False, False, False, False, True]
+    assert s2.mask("year>=1992").tolist() == [False, False, True, True, False, False]
+    assert s1.columns == ["item_id", "name", "year", "label"] and s0.columns == ["item_id", "name", "year"]
+    with pytest.raises(RuntimeError, match="newest"):
+        s1.with_delete(["c"])                                              # s2 was made from s1
+    with pytest.raises(ValueError):
+        s2.live[0] = True                                                  # read-only

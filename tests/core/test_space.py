@@ -160,8 +160,11 @@ def test_a_batch_with_one_item_id_twice_is_refused_and_the_space_stays_loadable(
     assert len(again.index) == n
     assert again.add_items([dup[1]])[0]["item_id"] == "d"   # later writes still work
     assert len(Space.load(space.path).index) == n + 1
+    from talkrec.index import VectorIndex
+
     with pytest.raises(InputError, match="duplicate ids"):
-        space.index.copy().upsert(["x", "x"], np.ones((2, space.index.dim)), space.index.meta.iloc[:2])
+        VectorIndex(space.item_ids, space.embeddings(), space.index.meta).upsert(
+            ["x", "x"], np.ones((2, space.index.dim)), space.index.meta.iloc[:2])
 
 
 def test_cli_add_refuses_a_duplicate_batch_and_info_still_answers(space, tmp_path):
@@ -222,16 +225,16 @@ def test_cli_add_refuses_a_string_in_a_numeric_column(space, tmp_path):
 
 
 def test_a_failed_persist_leaves_the_served_state_and_the_disk_unchanged(space, monkeypatch):
-    import pandas as pd
+    import os
 
     from talkrec.space import WriteError
 
     n = len(space.index)
     before = [h.item_id for h in space.search("jazz", k=5)]
 
-    def boom(self, *a, **kw):
+    def boom(fd, data):
         raise OSError("disk full (simulated)")
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", boom)
+    monkeypatch.setattr(os, "write", boom)          # the log append fails
     with pytest.raises(WriteError, match="disk full.*nothing was changed"):
         space.add_items([{"item_id": "crash1", "name": "Crash", "tags": ["jazz"]}])
     monkeypatch.undo()
@@ -293,7 +296,7 @@ def test_filter_translation_is_shared_by_service_and_cli(space):
             parse_range(bad)
     import pandas as pd
     dec = pd.DataFrame({"item_id": ["a"], "decade": [["80s"]], "year": [1985]})
-    assert FilterSpec(decade="1980s").to_where(dec) == {"decade": {"~": "80"}}   # a decade field wins over year
+    assert FilterSpec(decade="1980s").to_where(dec) == {"decade": ["1980s"]}   # a decade field wins over year
 
 
 def test_cli_filters_go_through_the_same_translation(space):
@@ -406,3 +409,37 @@ def test_query_encoder_caches_passes_through_and_reports_errors():
         q.encode("boom", kind="query")
     with pytest.raises(ValueError):
         QueryEncoder(Fake(), max_batch=0)
+
+
+def test_query_encoder_batches_the_passages_of_concurrent_writes():
+    """Issue 10: concurrent writers overlap their text encoding (one forward pass for the
+    descriptions that queued up while another ran)."""
+    import threading
+    import time
+
+    from talkrec.encoders.query import QueryEncoder
+
+    calls = []
+
+    class Slow:
+        modality, dim = "text", 2
+
+        def encode(self, inputs, **kw):
+            calls.append(list(inputs))
+            time.sleep(0.05)
+            return np.array([[len(t), 2.0] for t in inputs])
+
+    q = QueryEncoder(Slow(), max_batch=16)
+    out: dict[int, np.ndarray] = {}
+
+    def write(i: int) -> None:
+        out[i] = q.encode(["x" * i, "y"] if i % 2 else "x" * i, kind="passage")
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(1, 9)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) < 8 and sum(len(c) for c in calls) == 12
+    for i, v in out.items():
+        assert v.tolist() == ([[i, 2.0], [1, 2.0]] if i % 2 else [i, 2.0])
+    assert q.encode(["z"] * 17, kind="passage").shape == (17, 2) and calls[-1] == ["z"] * 17   # over max_batch: alone

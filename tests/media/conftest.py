@@ -52,7 +52,7 @@ def song():
 def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Clips: two excerpts of one tonal piece (wav, mp3), one of another tonal piece with
     the same instrument (flac), a drum track (ogg), a stereo copy, a short clip, broken files."""
-    sf = pytest.importorskip("soundfile", reason="audio tests need the 'audio' extra (soundfile via librosa)")
+    import soundfile as sf  # the audio extra (librosa) brings it; scripts/setup.sh installs it
     d = tmp_path_factory.mktemp("audio")
     piece = _song(12.0, seed=1, kind="tonal")
     sf.write(d / "tonal_a1.wav", piece[: 6 * SR], SR)
@@ -72,8 +72,7 @@ def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def speech_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     exe = shutil.which("espeak-ng")
-    if exe is None:
-        pytest.skip("Debian's espeak-ng is not installed (apt-get install espeak-ng)")
+    assert exe is not None, "Debian's espeak-ng is missing: run scripts/setup.sh (it installs it)"
     d = tmp_path_factory.mktemp("speech")
     texts = {"en1": "The quick brown fox jumps over the lazy dog near the river bank.",
              "en2": "A small band played quiet songs in the old town hall all evening."}

@@ -7,10 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow", reason="the audio encoder needs the 'audio' extra: pip install 'talkrec[audio]'")
-pytest.importorskip("musicnn", reason="the audio encoder needs the 'audio' extra (musicnn)")
-pytest.importorskip("librosa", reason="the audio encoder needs the 'audio' extra (librosa)")
-
+# The audio extra (TensorFlow, MusiCNN, librosa) is installed by scripts/setup.sh: no skip.
 from contract import PretrainedContract  # noqa: E402
 
 from talkrec.encoders.audio import AudioEncoder, patch_frames  # noqa: E402

@@ -13,9 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow", reason="needs the 'audio' extra: pip install 'talkrec[audio]'")
-pytest.importorskip("musicnn", reason="needs the 'audio' extra (musicnn)")
-pytest.importorskip("efficientnet_lite_pytorch", reason="needs the 'image' extra: pip install 'talkrec[image]'")
+# The audio and image extras are installed by scripts/setup.sh: no skip.
 
 SR = 22050
 

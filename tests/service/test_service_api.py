@@ -76,6 +76,11 @@ def test_search_and_filters(client):
     ({"q": "jazz", "range": "year:1990:1980"}, 422, "min"),
     ({"q": "jazz", "range": "nosuch:1:2"}, 422, "unknown range field"),
     ({"q": "jazz", "decade": "nineties"}, 422, "decade"),
+    ({"q": "jazz", "decade": "19th century"}, 422, "decade"),
+    ({"q": "jazz", "where": "year>=nan"}, 422, "finite"),
+    ({"q": "jazz", "where": "year<inf"}, 422, "finite"),
+    ({"q": "jazz", "range": "year:nan:"}, 422, "finite"),
+    ({"q": "jazz", "k": 201}, 422, "k"),
 ])
 def test_search_bad_input(client, params, status, needle):
     assert_error(client.get("/api/search", params=params), status, needle)
@@ -211,6 +216,40 @@ def test_playlist_generation_reports_coherence(client):
     assert_error(client.post("/api/playlists/generate", json={"query": "jazz", "n": 1000}), 422, "n")
 
 
+@pytest.mark.parametrize("body,needle", [
+    ({"n": 10, "pool": 5}, "pool"),
+    ({"coherence": False}, "coherence"),
+    ({"coherence": True}, "coherence"),
+    ({"coherence": "0.5"}, "coherence"),
+    ({"coherence": 1.5}, "coherence"),
+    ({"n": True}, "n"),
+])
+def test_playlist_generation_bad_input(client, body, needle):
+    assert_error(client.post("/api/playlists/generate", json={"query": "jazz", **body}), 422, needle)
+
+
+def test_playlist_generation_coherence_range_is_closed(client):
+    r = client.post("/api/playlists/generate", json={"query": "jazz", "n": 5, "pool": 5, "coherence": 1})
+    assert r.status_code == 200, r.text
+    assert len(_ids(r)) == 5
+
+
+def test_results_say_what_their_scores_are(client):
+    kinds = {"multi": "cosine", "text": "text_cosine", "lexical": "bm25", "hybrid": "rrf", None: "rrf"}
+    for mode, kind in kinds.items():
+        params = {"q": "jazz", "k": 3, **({"mode": mode} if mode else {})}
+        r = client.get("/api/search", params=params)
+        assert r.status_code == 200 and r.json()["score_kind"] == kind, (mode, r.json())
+    assert client.post("/api/recommend", json={"items": ["jazz1"], "k": 3}).json()["score_kind"] == "cosine"
+    assert client.get("/api/items/jazz1/similar", params={"k": 3}).json()["score_kind"] == "cosine"
+    r = client.post("/api/query/vector", json={"modality": "audio", "vector": [0, 1.0, 0, 0], "k": 3})
+    assert r.json()["score_kind"] == "cosine"
+    r = client.post("/api/search/personalized", json={"query": "jazz", "items": ["jazz1"], "k": 3})
+    assert r.json()["score_kind"] == "cosine"
+    assert client.post("/api/playlists/generate", json={"query": "jazz", "n": 3}).json()["score_kind"] == "rrf"
+    assert client.post("/api/playlists/continue", json={"items": ["jazz1"], "k": 3}).json()["score_kind"] == "cosine"
+
+
 # ----------------------------------------------------------------------------- query by example
 def test_query_by_vector(client):
     r = client.post("/api/query/vector", json={"modality": "audio", "vector": [0, 1.0, 0, 0], "k": 5})
@@ -232,6 +271,16 @@ def test_query_by_media_file(client):
     assert_error(client.post("/api/query/media", data={"modality": "audio"}, files=files), 409, "/api/query/vector")
     assert_error(client.post("/api/query/media", data={"modality": "smell"}, files=files), 422, "unknown modality")
     assert_error(client.post("/api/query/media", data={"modality": "audio"}), 422, "file")
+
+
+def test_media_uploaded_to_the_text_modality_says_to_send_text(client):
+    files = {"file": ("clip.wav", b"RIFF0000WAVEfmt ", "audio/wav")}
+    r = client.post("/api/query/media", data={"modality": "text"}, files=files)
+    assert_error(r, 422, "text modality", "encoded from text", "send the text as q")
+    assert "query/vector" not in r.json()["detail"] and "precomputed" not in r.json()["detail"]
+    r = client.post("/api/query/media", data={"modality": "cf"}, files=files)
+    assert_error(r, 409, "interactions", "/api/query/vector")
+    assert "precomputed" not in r.json()["detail"]
 
 
 def test_query_by_media_file_with_an_encoder(client, app, monkeypatch):
@@ -270,7 +319,7 @@ def test_query_by_media_file_with_an_encoder(client, app, monkeypatch):
 
 
 def test_decade_spellings_are_normalized():
-    from talkrec.space.browse import canonical_decade
+    from talkrec.index.filters import canonical_decade
     for raw in ("80s", "80's", "1980s", "1980's", "1985"):
         assert canonical_decade(raw) == "1980s", raw
     assert canonical_decade("00s") == "2000s" and canonical_decade("60s") == "1960s"

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from .catalog import Catalog, VectorTable
-from .io import load_catalog, read_table, read_vectors
+from .io import load_catalog
+from .tables import read_table
+from .vector_files import read_vectors
 
 __all__ = ["Catalog", "VectorTable", "load_catalog", "read_table", "read_vectors"]

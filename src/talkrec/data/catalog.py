@@ -23,12 +23,16 @@ vectors
 media
     Raw media files per modality, ``{modality: Series(item_id -> path)}``, for the audio
     and image encoders.
+report
+    What the loader dropped, joined or could not read (counts and examples), saved in the
+    space's build report.
 """
 from __future__ import annotations
 
 import functools
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -94,6 +98,7 @@ class Catalog:
     vectors: dict[str, VectorTable] = field(default_factory=dict)
     media: dict[str, pd.Series] = field(default_factory=dict)
     name: str = "catalog"
+    report: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.items = self.items.reset_index(drop=True)

@@ -1,13 +1,17 @@
-"""Read catalogs from CSV, Parquet or JSONL with a declared schema, and validate them.
+"""A generic catalog from files: the ``catalog:`` block of a build config.
 
-Every error names the file, the 1-based data row (header excluded) and the field, e.g.
-``items.csv: row 17: field 'item_id': empty value; expected a non-empty string``.
+Each file is read with its declared schema (:mod:`.tables`, :mod:`.vector_files`) and every
+error names the file, the 1-based data row and the field. Rows that refer to no item and
+negative interaction weights are errors unless the block says what to do with them
+(``on_unknown_ids: drop``, ``negative_weights: drop``); what was dropped is counted in
+``catalog.report`` and so in the build report. The catalog that comes out has what the
+dataset adapters give: categorized tags, the items' ``tags`` / ``genre`` / ``decade`` list
+columns (:mod:`.tags`) and numeric metadata columns as numbers.
 """
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,266 +19,213 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .catalog import Catalog, VectorTable
+from .catalog import TAG_COLUMNS, Catalog, VectorTable
+from .tables import TYPES, check_unique, infer_numeric, is_missing, read_raw, read_table
+from .tags import add_tag_columns, tags_from_column
+from .vector_files import read_vectors
+
+__all__ = ["POLICIES", "check_weights", "known_rows", "load_catalog"]
 
 log = logging.getLogger(__name__)
-
-FORMATS = {".csv": "csv", ".tsv": "tsv", ".dat": "tsv", ".parquet": "parquet", ".pq": "parquet",
-           ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
-
-#: Column types a schema may declare.
-TYPES = ("str", "float", "int", "list", "json")
 
 ITEMS_SCHEMA = {"item_id": "str", "name": "str"}
 TAGS_SCHEMA = {"item_id": "str", "tag": "str"}  # category and weight optional
 INTERACTIONS_SCHEMA = {"user_id": "str", "item_id": "str", "weight": "float"}
+#: what ``on_unknown_ids`` and ``negative_weights`` may say
+POLICIES = ("error", "drop")
+
+Resolve = Callable[[str], Path]
 
 
-def _format(path: Path, fmt: str | None) -> str:
-    if fmt:
-        return fmt
-    f = FORMATS.get(path.suffix.lower())
-    if f is None:
-        raise InputError(f"unknown file type '{path.suffix}'; expected one of "
-                         f"{sorted(set(FORMATS))} or an explicit format", path=str(path))
-    return f
+def _policy(block: Mapping[str, Any], key: str, where: str) -> str:
+    value = block.get(key, "error")
+    if value not in POLICIES:
+        raise InputError(f"{where}.{key} must be one of {', '.join(POLICIES)}, got {value!r}", field=f"{where}.{key}")
+    return str(value)
 
 
-def read_raw(path: str | Path, fmt: str | None = None, **kwargs: Any) -> pd.DataFrame:
-    """Read a CSV / TSV / Parquet / JSONL file into a DataFrame (all text columns as str)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", path=str(path))
-    f = _format(path, fmt)
-    try:
-        if f == "csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False, **kwargs)
-        if f == "tsv":
-            return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=3, **kwargs)
-        if f == "parquet":
-            return pd.read_parquet(path, **kwargs)
-        if f == "jsonl":
-            rows = []
-            with open(path, encoding="utf-8") as fh:
-                for n, line in enumerate(fh, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        obj = json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise InputError(f"invalid JSON ({e.msg} at column {e.colno})", path=str(path), row=n) from None
-                    if not isinstance(obj, dict):
-                        raise InputError(f"expected a JSON object, got {type(obj).__name__}", path=str(path), row=n)
-                    rows.append(obj)
-            return pd.DataFrame(rows)
-    except InputError:
-        raise
-    except (UnicodeDecodeError, pd.errors.ParserError, OSError, ValueError) as e:
-        raise InputError(f"cannot parse as {f}: {e}", path=str(path)) from None
-    raise InputError(f"unsupported format '{f}'", path=str(path))
+def known_rows(df: pd.DataFrame, col: str, known: set[str], *, path: str, policy: str) -> np.ndarray | None:
+    """Which rows of ``df`` name a known item in ``col`` (``None``: all of them). An unknown
+    id is an error naming the first such row (the frame's index is its 0-based row in the
+    file) unless ``policy`` is ``"drop"``."""
+    bad = ~df[col].astype(str).isin(known).to_numpy()
+    if not bad.any():
+        return None
+    if policy == "error":
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(f"unknown item_id {df[col].iloc[i]!r} ({int(bad.sum())} rows refer to items not in the "
+                         "items file; on_unknown_ids: drop leaves them out)", path=path, row=int(df.index[i]) + 1,
+                         field=col)
+    return ~bad
 
 
-def _coerce(df: pd.DataFrame, col: str, typ: str, path: str, required: bool) -> pd.Series:
-    s = df[col]
-    out: list[Any] = []
-    for i, v in enumerate(s.tolist(), start=1):
-        missing = v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and v.strip() == "")
-        if missing:
-            if required:
-                raise InputError(f"empty value; expected {typ}", path=path, row=i, field=col)
-            out.append(None)
+def check_weights(df: pd.DataFrame, *, path: str, policy: str = "error") -> tuple[pd.DataFrame, int]:
+    """Interactions whose ``weight`` is a finite number of at least 0 (a play count or a
+    rating); a negative weight is an error (``policy="error"``) or its row is left out
+    (``"drop"``), never clamped into a positive interaction. Returns the rows kept and how
+    many were dropped (rows are named by the frame's index, the 0-based row in the file)."""
+    w = pd.to_numeric(df["weight"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(w)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(f"weight {df['weight'].iloc[i]!r} is not a finite number", path=path,
+                         row=int(df.index[i]) + 1, field="weight")
+    neg = w < 0
+    if not neg.any():
+        return df, 0
+    if policy == "error":
+        i = int(np.flatnonzero(neg)[0])
+        raise InputError(f"negative weight {float(w[i])} ({int(neg.sum())} rows): weights are play counts or "
+                         "ratings, never below 0; negative_weights: drop leaves such rows out", path=path,
+                         row=int(df.index[i]) + 1, field="weight")
+    return df[~neg], int(neg.sum())
+
+
+def _typed_items(items: pd.DataFrame, types: Mapping[str, str], path: str) -> pd.DataFrame:
+    """Declared column types applied (nullable ``Int64`` / NaN floats where values are
+    missing); undeclared text columns of numbers inferred; Parquet arrays as lists."""
+    for col, typ in types.items():
+        if col not in items.columns:
+            raise InputError(f"missing column '{col}' (items.types); the file has {list(items.columns)}",
+                             path=path, field=col)
+        if typ == "int":
+            values = items[col].tolist()
+            items[col] = pd.Series(values, index=items.index, dtype="Int64" if None in values else np.int64)
+        elif typ == "float":
+            items[col] = pd.Series([np.nan if v is None else v for v in items[col]], index=items.index, dtype=float)
+    for col in items.columns:
+        if col in ("item_id", "name") or col in types:
             continue
-        try:
-            if typ == "str":
-                out.append(str(v).strip())
-            elif typ == "float":
-                x = float(v)
-                if not np.isfinite(x):
-                    raise ValueError
-                out.append(x)
-            elif typ == "int":
-                x = float(v)
-                if not x.is_integer():
-                    raise ValueError
-                out.append(int(x))
-            elif typ == "list":
-                if isinstance(v, (list, tuple, np.ndarray)):
-                    out.append([str(t) for t in v])
-                else:
-                    txt = str(v)
-                    out.append([t.strip() for t in txt.replace(",", "|").split("|") if t.strip()])
-            elif typ == "json":
-                out.append(json.loads(v) if isinstance(v, str) else v)
-            else:
-                raise InputError(f"unknown schema type '{typ}'; expected one of {TYPES}", field=col)
-        except (ValueError, TypeError, json.JSONDecodeError):
-            raise InputError(f"cannot read {v!r} as {typ}", path=path, row=i, field=col) from None
-    has_missing = any(v is None for v in out)
-    return pd.Series(out, index=df.index, dtype=object if typ in ("list", "json", "str") or has_missing else None)
+        items[col] = infer_numeric(items[col])
+        if items[col].dtype == object and any(isinstance(v, np.ndarray) for v in items[col].head(50)):
+            items[col] = items[col].apply(lambda v: v.tolist() if isinstance(v, np.ndarray) else v)
+    return items
 
 
-def read_table(path: str | Path, schema: Mapping[str, str], *, optional: Mapping[str, str] | None = None,
-               rename: Mapping[str, str] | None = None, fmt: str | None = None) -> pd.DataFrame:
-    """Read ``path`` and check it against ``schema`` (column -> type, all required).
-
-    ``optional`` columns are coerced when present; ``rename`` maps file columns to schema
-    names first. Extra columns are kept as they are.
-    """
-    df = read_raw(path, fmt)
-    if rename:
-        df = df.rename(columns=dict(rename))
-    for col in schema:
-        if col not in df.columns:
-            raise InputError(f"missing column '{col}'; the file has {list(df.columns)}", path=str(path), field=col)
-    for col, typ in schema.items():
-        df[col] = _coerce(df, col, typ, str(path), required=True)
-    for col, typ in (optional or {}).items():
-        if col in df.columns:
-            df[col] = _coerce(df, col, typ, str(path), required=False)
-    return df
-
-
-def check_unique(df: pd.DataFrame, col: str, path: str) -> None:
-    dup = df[col].duplicated(keep="first")
-    if dup.any():
-        i = int(np.flatnonzero(dup.to_numpy())[0]) + 1
-        raise InputError(f"duplicate value {df[col].iloc[i - 1]!r}; ids must be unique", path=path, row=i, field=col)
+def _read_items(ispec: Mapping[str, Any], p: Resolve, categorizer: Callable[[str], str]
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The items file: ids unique, the tags column parsed into long tags, metadata typed."""
+    if not ispec or not ispec.get("path"):
+        raise InputError("the catalog config needs an 'items' block with a 'path'", field="items")
+    ipath = p(ispec["path"])
+    where = str(ipath)
+    types = dict(ispec.get("types") or {})
+    for col, typ in types.items():
+        if typ not in TYPES:
+            raise InputError(f"unknown type {typ!r}; expected one of {', '.join(TYPES)}", field=f"items.types.{col}")
+    items = read_table(ipath, ITEMS_SCHEMA, optional=types, rename=ispec.get("rename"))
+    check_unique(items, "item_id", where)
+    tcol = ispec["tags_column"] if "tags_column" in ispec else ("tags" if "tags" in items.columns else None)
+    tags = pd.DataFrame(columns=list(TAG_COLUMNS))
+    if tcol:
+        if tcol not in items.columns:
+            raise InputError(f"missing column '{tcol}' (items.tags_column); the file has {list(items.columns)}",
+                             path=where, field=tcol)
+        tags = tags_from_column(items, tcol, path=where, categorizer=categorizer,
+                                separator=str(ispec.get("tags_separator", "|")))
+        items = items.drop(columns=[tcol])
+        types.pop(tcol, None)
+    return _typed_items(items, types, where), tags
 
 
-def read_vectors(path: str | Path, *, id_column: str = "item_id") -> VectorTable:
-    """Read precomputed vectors: ``.npz`` (arrays ``ids`` and ``X``), ``.npy`` with a
-    sibling ``.ids.txt``, or a Parquet/CSV table with an id column and numeric columns
-    (or a single list-valued ``vector`` column)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", path=str(path))
-    suf = path.suffix.lower()
-    if suf == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            for k in ("ids", "X"):
-                if k not in z:
-                    raise InputError(f"missing array '{k}'; expected arrays 'ids' and 'X'", path=str(path), field=k)
-            ids, X = z["ids"], z["X"]
-    elif suf == ".npy":
-        X = np.load(path, allow_pickle=False)
-        id_path = path.with_suffix(".ids.txt")
-        if not id_path.exists():
-            raise InputError(f"a .npy matrix needs its ids, one per line, in {id_path.name}", path=str(path))
-        ids = np.array(id_path.read_text(encoding="utf-8").splitlines())
-    else:
-        df = read_raw(path)
-        if id_column not in df.columns:
-            raise InputError(f"missing id column '{id_column}'", path=str(path), field=id_column)
-        ids = df[id_column].astype(str).to_numpy()
-        if "vector" in df.columns:
-            X = np.stack([np.asarray(v, dtype=np.float32) for v in df["vector"]])
-        else:
-            num = df.drop(columns=[id_column])
-            X = np.empty((len(num), num.shape[1]), dtype=np.float32)
-            for j, c in enumerate(num.columns):
-                try:
-                    X[:, j] = pd.to_numeric(num[c]).to_numpy(dtype=np.float32)
-                except (ValueError, TypeError):
-                    bad = pd.to_numeric(num[c], errors="coerce").isna().to_numpy()
-                    i = int(np.flatnonzero(bad)[0]) + 1
-                    raise InputError(f"cannot read {num[c].iloc[i - 1]!r} as a number", path=str(path), row=i, field=str(c)) from None
-    X = np.asarray(X, dtype=np.float32)
-    if X.ndim != 2:
-        raise InputError(f"expected a 2-D matrix, got shape {X.shape}", path=str(path))
-    bad_rows = ~np.isfinite(X).all(axis=1)
-    if bad_rows.any():
-        i = int(np.flatnonzero(bad_rows)[0]) + 1
-        raise InputError("non-finite value in vector", path=str(path), row=i)
-    if len(ids) != len(X):
-        raise InputError(f"{len(ids)} ids for {len(X)} rows", path=str(path))
-    seen: set[str] = set()
-    for i, k in enumerate(ids.astype(str).tolist(), start=1):
-        if k in seen:
-            raise InputError(f"duplicate id {k!r}", path=str(path), row=i, field=id_column)
-        seen.add(k)
-    return VectorTable(ids.astype(str), X)
+def _read_tags(tspec: Mapping[str, Any], p: Resolve, known: set[str], categorizer: Callable[[str], str],
+               report: dict[str, Any]) -> pd.DataFrame:
+    """A long tags file (item_id, tag, [category], [weight]); no category: the categorizer's."""
+    tpath = p(tspec["path"])
+    t = read_table(tpath, TAGS_SCHEMA, optional={"category": "str", "weight": "float"})
+    cats = t["category"].tolist() if "category" in t.columns else [None] * len(t)
+    t["category"] = [c if c else categorizer(tag) for c, tag in zip(cats, t["tag"])]
+    t["weight"] = t["weight"].fillna(1.0).astype(float) if "weight" in t.columns else 1.0
+    keep = known_rows(t, "item_id", known, path=str(tpath), policy=_policy(tspec, "on_unknown_ids", "tags"))
+    if keep is not None:
+        report["tags_unknown_ids_dropped"] = int((~keep).sum())
+        t = t[keep]
+    return t[list(TAG_COLUMNS)]
 
 
-def load_catalog(spec: Mapping[str, Any], base: Path | None = None) -> Catalog:
-    """Build a :class:`Catalog` from a generic config block::
+def _read_interactions(xspec: Mapping[str, Any], p: Resolve, known: set[str], report: dict[str, Any]) -> pd.DataFrame:
+    xpath = p(xspec["path"])
+    df = read_table(xpath, INTERACTIONS_SCHEMA, optional={"timestamp": "int"}, rename=xspec.get("rename"))
+    df, dropped = check_weights(df, path=str(xpath), policy=_policy(xspec, "negative_weights", "interactions"))
+    if dropped:
+        report["interactions_negative_weights_dropped"] = dropped
+    keep = known_rows(df, "item_id", known, path=str(xpath), policy=_policy(xspec, "on_unknown_ids", "interactions"))
+    if keep is not None:
+        report["interactions_unknown_ids_dropped"] = int((~keep).sum())
+        df = df[keep]
+    return df.reset_index(drop=True)
 
-        items: {path: items.csv, tags_column: tags}      # tags "cat:tag|cat:tag" optional
+
+def _read_vectors(m: str, v: Mapping[str, Any], p: Resolve, known: set[str], report: dict[str, Any]) -> VectorTable:
+    vpath = p(v["path"])
+    dim = v.get("dim")
+    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
+        raise InputError(f"vectors.{m}.dim must be a positive integer, got {dim!r}", field=f"vectors.{m}.dim")
+    idc = v.get("id_column", "item_id")
+    vt = read_vectors(vpath, id_column=idc, dim=dim, dim_label=f"vectors.{m}.dim")
+    keep = known_rows(pd.DataFrame({idc: vt.ids}), idc, known, path=str(vpath),
+                      policy=_policy(v, "on_unknown_ids", f"vectors.{m}"))
+    if keep is None:
+        return vt
+    report[f"vectors[{m}]_unknown_ids_dropped"] = int((~keep).sum())
+    log.warning("%s: %d vectors with unknown ids dropped (on_unknown_ids: drop)", vpath, int((~keep).sum()))
+    return VectorTable(vt.ids[keep], vt.X[keep])
+
+
+def _read_keyed(block: str, v: Mapping[str, Any], default_column: str, p: Resolve, known: set[str],
+                report: dict[str, Any]) -> pd.Series:
+    """``item_id -> value`` of one column of a file (texts, media paths); blank values left out."""
+    path = p(v["path"])
+    df = read_raw(path)
+    idc, col = v.get("id_column", "item_id"), v.get("column", default_column)
+    for c in (idc, col):
+        if c not in df.columns:
+            raise InputError(f"missing column '{c}' ({block}); the file has {list(df.columns)}", path=str(path),
+                             field=c)
+    for i, x in enumerate(df[idc].tolist(), start=1):
+        if is_missing(x):
+            raise InputError("empty value; expected an item id", path=str(path), row=i, field=idc)
+    keep = known_rows(df, idc, known, path=str(path), policy=_policy(v, "on_unknown_ids", block))
+    if keep is not None:
+        report[f"{block}_unknown_ids_dropped"] = int((~keep).sum())
+        df = df[keep]
+    df = df[[not is_missing(x) for x in df[col].tolist()]]
+    return pd.Series(df[col].tolist(), index=df[idc].astype(str).str.strip().tolist(), dtype=object)
+
+
+def load_catalog(spec: Mapping[str, Any], base: Path | None = None, *,
+                 categorizer: Callable[[str], str] | None = None) -> Catalog:
+    """Build a :class:`Catalog` from a generic config block (docs/building.md)::
+
+        items: {path: items.csv, tags_column: tags, types: {year: int}}   # tags "genre:rock|sad"
         tags: {path: tags.csv}                           # item_id, tag, [category], [weight]
-        interactions: {path: plays.parquet}              # user_id, item_id, weight, [timestamp]
-        vectors: {audio: {path: audio.npz}}
+        interactions: {path: plays.parquet, negative_weights: error}      # user_id, item_id, weight
+        vectors: {audio: {path: audio.npz, dim: 11, on_unknown_ids: error}}
         texts: {overview: {path: items.csv, column: overview}}
         media: {audio: {path: media.csv, column: path}}  # item_id -> file path
-    """
+
+    ``categorizer`` gives tags without a category one (default
+    :class:`~talkrec.descriptions.categories.TagCategorizer`)."""
+    if categorizer is None:
+        from ..descriptions.categories import TagCategorizer
+        categorizer = TagCategorizer()
     base = base or Path(".")
 
     def p(x: str) -> Path:
         q = Path(x)
         return q if q.is_absolute() else base / q
 
-    ispec = spec.get("items")
-    if not ispec:
-        raise InputError("the catalog config needs an 'items' block with a 'path'", field="items")
-    ipath = p(ispec["path"])
-    items = read_table(ipath, ITEMS_SCHEMA, rename=ispec.get("rename"))
-    check_unique(items, "item_id", str(ipath))
+    report: dict[str, Any] = {}
+    items, tags = _read_items(spec.get("items") or {}, p, categorizer)
     known = set(items["item_id"])
-
-    tag_rows: list[dict[str, Any]] = []
-    tcol = ispec.get("tags_column")
-    if tcol and tcol in items.columns:
-        for _, r in items.iterrows():
-            for k, t in enumerate(str(r[tcol] or "").split("|")):
-                t = t.strip()
-                if not t:
-                    continue
-                cat, _, tag = t.rpartition(":")
-                tag_rows.append({"item_id": r["item_id"], "category": cat.strip() or "tag",
-                                 "tag": tag.strip(), "weight": float(1000 - k)})
-        items = items.drop(columns=[tcol])
-    tags = pd.DataFrame(tag_rows, columns=["item_id", "category", "tag", "weight"])
     if spec.get("tags"):
-        tpath = p(spec["tags"]["path"])
-        t = read_table(tpath, TAGS_SCHEMA, optional={"category": "str", "weight": "float"})
-        if "category" not in t.columns:
-            t["category"] = "tag"
-        t["category"] = t["category"].fillna("tag")
-        if "weight" not in t.columns:
-            t["weight"] = 1.0
-        t["weight"] = t["weight"].fillna(1.0)
-        _check_refs(t, known, str(tpath))
-        tags = pd.concat([tags, t[["item_id", "category", "tag", "weight"]]], ignore_index=True)
-
-    interactions = None
-    if spec.get("interactions"):
-        xpath = p(spec["interactions"]["path"])
-        interactions = read_table(xpath, INTERACTIONS_SCHEMA, optional={"timestamp": "int"},
-                                  rename=spec["interactions"].get("rename"))
-        _check_refs(interactions, known, str(xpath))
-
-    vectors = {m: read_vectors(p(v["path"]), id_column=v.get("id_column", "item_id"))
-               for m, v in (spec.get("vectors") or {}).items()}
-    texts: dict[str, pd.Series] = {}
-    for kind, v in (spec.get("texts") or {}).items():
-        df = read_raw(p(v["path"]))
-        col = v.get("column", kind)
-        if col not in df.columns:
-            raise InputError(f"missing column '{col}'", path=str(p(v["path"])), field=col)
-        s = df.set_index(df[v.get("id_column", "item_id")].astype(str))[col]
-        texts[kind] = s[s.astype(str).str.strip() != ""]
-    media: dict[str, pd.Series] = {}
-    for m, v in (spec.get("media") or {}).items():
-        df = read_raw(p(v["path"]))
-        col = v.get("column", "path")
-        if col not in df.columns:
-            raise InputError(f"missing column '{col}'", path=str(p(v["path"])), field=col)
-        media[m] = pd.Series([str(p(x)) for x in df[col]], index=df[v.get("id_column", "item_id")].astype(str))
+        tags = pd.concat([tags, _read_tags(spec["tags"], p, known, categorizer, report)], ignore_index=True)
+    items = add_tag_columns(items, tags)
+    interactions = _read_interactions(spec["interactions"], p, known, report) if spec.get("interactions") else None
+    vectors = {m: _read_vectors(m, v, p, known, report) for m, v in (spec.get("vectors") or {}).items()}
+    texts = {k: _read_keyed(f"texts.{k}", v, k, p, known, report).astype(str)
+             for k, v in (spec.get("texts") or {}).items()}
+    media = {m: _read_keyed(f"media.{m}", v, "path", p, known, report).map(lambda x: str(p(str(x).strip())))
+             for m, v in (spec.get("media") or {}).items()}
     return Catalog(items=items, tags=tags, interactions=interactions, texts=texts, vectors=vectors,
-                   media=media, name=str(spec.get("name", "catalog")))
-
-
-def _check_refs(df: pd.DataFrame, known: set[str], path: str) -> None:
-    bad = ~df["item_id"].isin(known)
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0]) + 1
-        raise InputError(f"unknown item_id {df['item_id'].iloc[i - 1]!r} ({int(bad.sum())} rows refer to "
-                         "items not in the items file)", path=path, row=i, field="item_id")
+                   media=media, name=str(spec.get("name", "catalog")), report=report)

@@ -6,10 +6,12 @@
   several threads: "Already borrowed");
 * an LRU cache of query vectors (results-as-you-type re-send the same prefixes);
 * micro-batching: queries that arrive while an encode runs are encoded together in the
-  next one (one forward pass for many concurrent searches).
+  next one (one forward pass for many concurrent searches); so are passages (the item
+  descriptions of concurrent writes).
 
-Only single query texts (``encode(text, kind="query")``) are cached and batched; anything
-else (passages, lists) is passed through under the same lock.
+Single query texts (``encode(text, kind="query")``) are cached and batched; passages
+(``encode(text or [texts], kind="passage")``) are batched, not cached; anything else is
+passed through under the same lock.
 """
 from __future__ import annotations
 
@@ -25,11 +27,11 @@ __all__ = ["QueryEncoder"]
 
 
 class _Pending:
-    __slots__ = ("text", "value", "error")
+    __slots__ = ("texts", "kind", "value", "error")
 
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.value: np.ndarray | None = None
+    def __init__(self, texts: list[str], kind: str) -> None:
+        self.texts, self.kind = texts, kind
+        self.value: np.ndarray | None = None          # one row per text
         self.error: BaseException | None = None
 
 
@@ -73,15 +75,19 @@ class QueryEncoder:
 
     def encode(self, inputs: Any, **kw: Any) -> np.ndarray:
         """Like the wrapped encoder's ``encode``: one text -> vector, a list -> matrix."""
-        if not (isinstance(inputs, str) and kw.get("kind") == "query" and set(kw) <= {"kind"}):
+        kind = kw.get("kind")
+        passages = kind == "passage" and (isinstance(inputs, str) or (
+            isinstance(inputs, list) and 0 < len(inputs) <= self.max_batch and all(isinstance(t, str) for t in inputs)))
+        if not (set(kw) <= {"kind"} and (passages or (isinstance(inputs, str) and kind == "query"))):
             with self._lock:
                 return self.encoder.encode(inputs, **kw)
         with self._qlock:
-            hit = self._cache.get(inputs)
-            if hit is not None:
-                self._cache.move_to_end(inputs)
-                return hit.copy()
-            mine = _Pending(inputs)
+            if kind == "query":
+                hit = self._cache.get(inputs)
+                if hit is not None:
+                    self._cache.move_to_end(inputs)
+                    return hit.copy()
+            mine = _Pending([inputs] if isinstance(inputs, str) else list(inputs), str(kind))
             self._queue.append(mine)
         with self._lock:  # whoever holds the lock encodes everything queued so far
             if mine.value is None and mine.error is None:
@@ -89,25 +95,28 @@ class QueryEncoder:
         if mine.error is not None:
             raise mine.error
         if mine.value is None:  # pragma: no cover - _encode_queued always sets one of the two
-            raise RuntimeError("query was not encoded")
-        return mine.value.copy()
+            raise RuntimeError("text was not encoded")
+        return mine.value[0].copy() if isinstance(inputs, str) else mine.value.copy()
 
     def _encode_queued(self, mine: _Pending) -> None:
-        """Encode up to ``max_batch`` queued queries, ``mine`` among them (lock held)."""
+        """Encode queued texts of ``mine``'s kind (``mine`` first, up to ``max_batch`` texts
+        in all) in one call of the wrapped encoder (lock held)."""
         with self._qlock:
-            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch:]
-            if mine not in batch:  # over max_batch: put ours first
-                self._queue.insert(0, batch.pop())
-                batch.insert(0, mine)
-                self._queue.remove(mine)
+            batch, n = [mine], len(mine.texts)
+            for p in self._queue:
+                if p is not mine and p.kind == mine.kind and n + len(p.texts) <= self.max_batch:
+                    batch.append(p)
+                    n += len(p.texts)
+            self._queue = [p for p in self._queue if all(p is not b for b in batch)]
         try:
-            V = np.atleast_2d(self.encoder.encode([p.text for p in batch], kind="query"))
+            V = np.atleast_2d(self.encoder.encode([t for p in batch for t in p.texts], kind=mine.kind))
+            at = 0
             with self._qlock:
-                for p, v in zip(batch, V):
-                    p.value = v
-                    if self.cache_size:
-                        self._cache[p.text] = v
-                        self._cache.move_to_end(p.text)
+                for p in batch:
+                    p.value, at = V[at:at + len(p.texts)], at + len(p.texts)
+                    if self.cache_size and p.kind == "query":
+                        self._cache[p.texts[0]] = p.value[0]
+                        self._cache.move_to_end(p.texts[0])
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
         except BaseException as e:  # noqa: BLE001 - handed to every waiter

@@ -2,15 +2,15 @@
 
 The Last.fm data has no second human-written text per artist, so the music row
 ``MULTI TEMPLATE+GEN`` needs an LLM: :func:`gen_view` asks the configured backend
-(:func:`talkrec.descriptions.gen.backend_from_config`: the bundled SmolLM2 through llama.cpp,
-or any OpenAI-compatible endpoint) to rewrite the TEMPLATE of the ``limit`` most-played
+(:func:`talkrec.descriptions.gen.backend_from_config`: the bundled SmolLM2 in-process through
+transformers, or any OpenAI-compatible endpoint) to rewrite the TEMPLATE of the ``limit`` most-played
 artists, caching every answer in a JSONL file so a rerun (or an interrupted run) reuses it.
 Outputs flagged by the tag-coverage / echo / loop checks are dropped: the item then simply
 has no GEN view, which the fusion model handles as a missing view.
 
 Config block (``music.gen`` in an evaluation config)::
 
-    gen: {backend: llama, n_threads: 1, max_tokens: 120, max_words: 60,
+    gen: {backend: local, n_threads: 1, max_tokens: 120, max_words: 60,
           limit: 1500, cache: cache/eval/gen-lastfm.jsonl}
 """
 from __future__ import annotations

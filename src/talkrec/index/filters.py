@@ -2,9 +2,10 @@
 
 Clauses are AND-ed. Operators: ``=`` (for list-valued fields such as ``tags`` or
 ``genres``: the list contains the value; several ``=`` on one list field require all),
-``!=``, ``>``, ``>=``, ``<``, ``<=`` (numbers), ``~`` (case-insensitive substring; for lists:
-any element). String comparisons ignore case. ``tag`` is an alias of ``tags``, ``genre``
-of ``genres`` when the catalog has no singular column.
+``!=``, ``>``, ``>=``, ``<``, ``<=`` (finite numbers only), ``~`` (case-insensitive
+substring; for lists: any element). String comparisons ignore case; ``decade=`` compares
+decades in any spelling (``90s`` = ``1990s`` = ``90's``, never the 1890s). ``tag`` is an
+alias of ``tags``, ``genre`` of ``genres`` when the catalog has no singular column.
 """
 from __future__ import annotations
 
@@ -95,6 +96,15 @@ class FilterEngine:
                                 for v in self.meta[col].tolist()]
         return self._lists[col]
 
+    def _decade_mask(self, col: str, want: str) -> np.ndarray:
+        """Items whose ``decade`` (a list or one value, any spelling) is the decade ``want``."""
+        key = f"{col}\0canonical"
+        if key not in self._lists:
+            self._lists[key] = [{canonical_decade(str(x)) for x in v} if isinstance(v, (list, tuple, np.ndarray))
+                                else {canonical_decade(str(v))} for v in self.meta[col].tolist()]
+        sets = self._lists[key]
+        return np.fromiter((want in x for x in sets), bool, len(sets))
+
     def mask(self, where: Where) -> np.ndarray | None:
         clauses = parse_where(where)
         if not clauses:
@@ -103,6 +113,11 @@ class FilterEngine:
         for c in clauses:
             col = self._resolve(c.field)
             s = self.meta[col]
+            decade = canonical_decade(str(c.value)) if col == "decade" and c.op in ("=", "!=") else None
+            if decade is not None:
+                cm = self._decade_mask(col, decade)
+                m &= cm if c.op == "=" else ~cm
+                continue
             if _is_list_col(s):
                 sets = self._list_sets(col)
                 v = str(c.value).lower()
@@ -116,10 +131,7 @@ class FilterEngine:
                     raise InputError(f"operator {c.op!r} does not apply to list field {col!r}; use = != or ~",
                                      field="where")
             elif c.op in (">", ">=", "<", "<="):
-                try:
-                    x = float(c.value)
-                except (TypeError, ValueError):
-                    raise InputError(f"{col} {c.op} needs a number, got {c.value!r}", field="where") from None
+                x = _finite_number(col, c.op, c.value)
                 num = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
                 with np.errstate(invalid="ignore"):
                     cm = {">": num > x, ">=": num >= x, "<": num < x, "<=": num <= x}[c.op]
@@ -179,9 +191,9 @@ def parse_range(text: str) -> tuple[str, float | None, float | None]:
 @dataclass(frozen=True)
 class FilterSpec:
     """Filters as the service and the CLI take them, AND-ed: items carrying all ``tags``, a
-    ``decade`` (``"80s"``, ``"1980s"``), numeric ``ranges`` ``{field: (min, max)}`` (either
-    bound may be ``None``) and a free ``where`` expression. :meth:`to_where` turns them into
-    the ``where`` mapping of the Python API."""
+    ``decade`` (``"80s"``, ``"1980s"``: :func:`decade_start`), numeric ``ranges``
+    ``{field: (min, max)}`` (either bound may be ``None``) and a free ``where`` expression.
+    :meth:`to_where` turns them into the ``where`` mapping of the Python API."""
 
     tags: Sequence[str] = ()
     decade: str | None = None
@@ -191,9 +203,9 @@ class FilterSpec:
     def to_where(self, meta: pd.DataFrame) -> dict[str, Any] | None:
         """The ``where`` mapping over the item metadata ``meta`` (``None``: no filter).
 
-        A decade matches the two digits in a ``decade`` field when there is one (decade tags
-        come in many spellings: 80s, 1980s, 80's), else a ``year`` range; ``tags`` need a
-        ``tags`` field."""
+        A decade matches the items whose ``decade`` field, in any spelling (80s, 1980s,
+        80's), names that decade, when there is such a field, else a ``year`` range;
+        ``tags`` need a ``tags`` field."""
         out = _Where()
         cols = set(meta.columns)
         for t in self.tags:
@@ -244,14 +256,50 @@ class _Where(dict):  # type: ignore[type-arg]
         cur[op] = value
 
 
-def _add_decade(out: _Where, d: str, cols: set[str]) -> None:
-    m = re.fullmatch(r"(?:(1[89]|20)?(\d)0)'?s?", d.lower())
+def _finite_number(col: str, op: str, value: Any) -> float:
+    """The number a comparison needs: finite (NaN and infinities are refused, as in ranges)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{col} {op} needs a number, got {value!r}", field="where") from None
+    if not np.isfinite(x):
+        raise InputError(f"{col} {op} needs a finite number, got {value!r}", field="where")
+    return x
+
+
+_DECADE = re.compile(r"(1[89]|20)?(\d)0'?s?")
+_YEAR = re.compile(r"(1[89]|20)(\d)\d")
+
+
+def decade_start(d: str) -> int | None:
+    """The first year of a decade written ``80s``, ``80's``, ``1980s``, ``1980's`` or ``1980``;
+    ``None`` for anything else. Two digits are 2000-2020 for ``00s``-``20s``, else the 1900s
+    (``10s`` = 2010s, ``30s`` = 1930s); four digits are that decade (``1890s``, ``2000s``),
+    never a century: a century is a year range (``year>=1800,year<1900``)."""
+    m = _DECADE.fullmatch(d.strip().lower())
     if not m:
-        raise InputError(f"decade must look like '80s' or '1980s', got {d!r}", field="decade")
+        return None
     century = m.group(1) or ("20" if m.group(2) in "012" else "19")
-    full = int(century + m.group(2) + "0")
+    return int(century + m.group(2) + "0")
+
+
+def canonical_decade(x: str) -> str | None:
+    """``'80s'``, ``"80's"``, ``'1980s'``, ``'1980'`` or a year (``'1985'``) -> ``'1980s'``;
+    anything else -> ``None``."""
+    start = decade_start(x)
+    if start is None:
+        m = _YEAR.fullmatch(x.strip())
+        start = int(m.group(1) + m.group(2) + "0") if m else None
+    return None if start is None else f"{start}s"
+
+
+def _add_decade(out: _Where, d: str, cols: set[str]) -> None:
+    full = decade_start(d)
+    if full is None:
+        raise InputError(f"decade must look like '80s' or '1980s' (a decade from the 1800s to the 2090s), got {d!r}",
+                         field="decade")
     if "decade" in cols:
-        out.add("decade", "~", str(full)[2:])
+        out.add("decade", "=", f"{full}s")
     elif "year" in cols:
         out.add("year", ">=", full)
         out.add("year", "<=", full + 9)

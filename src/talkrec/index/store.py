@@ -3,7 +3,13 @@ filters, upserts, atomic persistence. No server.
 
 Exact search is a matrix-vector product and :func:`talkrec.ranking.top_k` (STACK.md: 2-4 ms at 100k
 items, 33 ms at 1M). ``ann=True`` adds an hnswlib HNSW graph for large catalogs; filtered
-queries on it over-fetch and fall back to exact search when the filter is narrow.
+queries on it over-fetch and fall back to exact search when the filter is narrow. The graph
+is saved with the index (``hnsw.bin``) so no process rebuilds it; a graph label maps to a row
+(``hnsw_labels.npy``, when compaction carried a graph over instead of rebuilding it).
+
+A space serves a :class:`VectorIndex` as the immutable base of its current generation
+(:mod:`talkrec.index.snapshot` puts the writes since on top); hnswlib is not safe when one
+thread searches a graph while another inserts into it, so a served graph is never changed.
 """
 from __future__ import annotations
 
@@ -25,11 +31,31 @@ from .filters import FilterEngine, Where
 
 log = logging.getLogger(__name__)
 
+GRAPH_FILE, LABELS_FILE = "hnsw.bin", "hnsw_labels.npy"
+
 
 def l2_normalize(X: np.ndarray) -> np.ndarray:
     X = np.asarray(X, dtype=np.float32)
     n = np.linalg.norm(X, axis=-1, keepdims=True)
     return X / np.maximum(n, 1e-12)
+
+
+def checked_query(query: np.ndarray, dim: int, k: int, offset: int) -> np.ndarray:
+    """The query as a unit float32 vector, after checking ``k``, ``offset`` and the vector."""
+    if k < 1 or offset < 0:
+        raise InputError(f"k must be >= 1 and offset >= 0, got k={k}, offset={offset}", field="k")
+    q = np.asarray(query, dtype=np.float32).ravel()
+    if q.shape[0] != dim:
+        raise InputError(f"query vector has dimension {q.shape[0]}, the index has {dim}", field="vector")
+    if not np.isfinite(q).all() or np.linalg.norm(q) < 1e-12:
+        raise InputError("query vector is empty, zero or not finite", field="vector")
+    return q / np.linalg.norm(q)
+
+
+def ann_fetch(need: int, n: int, allowed_fraction: float, extra: int = 0) -> int:
+    """How many graph neighbours to fetch for ``need`` results when ``allowed_fraction`` of
+    the items pass the filter and ``extra`` more may be excluded."""
+    return min(n, int((need + extra) / max(allowed_fraction, 1e-6) * 1.5) + 10)
 
 
 class VectorIndex:
@@ -46,7 +72,8 @@ class VectorIndex:
     """
 
     def __init__(self, ids: Sequence[str] | np.ndarray, vectors: np.ndarray, meta: pd.DataFrame | None = None, *,
-                 ann: bool = False, M: int = 32, ef_construction: int = 200, ef_search: int = 128) -> None:
+                 ann: bool = False, M: int = 32, ef_construction: int = 200, ef_search: int = 128,
+                 graph: Any = None, graph_labels: np.ndarray | None = None) -> None:
         ids = np.asarray(ids).astype(str)
         V = l2_normalize(vectors)
         if V.ndim != 2 or len(V) != len(ids):
@@ -65,8 +92,9 @@ class VectorIndex:
         self._pos = {k: i for i, k in enumerate(ids.tolist())}
         self._filters = FilterEngine(meta)
         self._lock = threading.RLock()
-        self._hnsw: Any = None
-        if ann:
+        self._hnsw: Any = graph
+        self._labels = graph_labels      # graph label -> row (-1: deleted); None: label == row
+        if ann and graph is None:
             self._build_hnsw()
 
     # ---------------------------------------------------------------- basics
@@ -87,57 +115,55 @@ class VectorIndex:
     def mask(self, where: Where) -> np.ndarray | None:
         return self._filters.mask(where)
 
+    def meta_rows(self, positions: Sequence[int]) -> pd.DataFrame:
+        """The metadata rows at ``positions``, in that order."""
+        return self.meta.iloc[list(positions)]
+
+    @property
+    def graph(self) -> Any:
+        """The HNSW graph (``None`` without ``ann``); never changed while it is served."""
+        return self._hnsw
+
+    @property
+    def graph_labels(self) -> np.ndarray | None:
+        return self._labels
+
     # ---------------------------------------------------------------- search
     def _build_hnsw(self) -> None:
-        try:
-            import hnswlib
-        except ImportError as e:
-            raise ImportError("approximate search needs hnswlib: pip install 'talkrec[ann]'") from e
-        idx = hnswlib.Index(space="ip", dim=self.dim)
-        idx.init_index(max_elements=max(len(self) * 2, 1024), M=self.M, ef_construction=self.ef_construction)
-        idx.add_items(self.vectors, np.arange(len(self)))
-        idx.set_ef(self.ef_search)
-        self._hnsw = idx
+        self._hnsw, self._labels = build_graph(self.vectors, M=self.M, ef_construction=self.ef_construction,
+                                               ef_search=self.ef_search), None
 
     def search(self, query: np.ndarray, k: int = 10, *, where: Where = None, exclude: Iterable[str] = (),
                offset: int = 0, exact: bool | None = None) -> list[tuple[str, float]]:
         """Top ``k`` (after skipping ``offset``) ids by cosine to ``query``, filtered."""
-        if k < 1 or offset < 0:
-            raise InputError(f"k must be >= 1 and offset >= 0, got k={k}, offset={offset}", field="k")
-        q = np.asarray(query, dtype=np.float32).ravel()
-        if q.shape[0] != self.dim:
-            raise InputError(f"query vector has dimension {q.shape[0]}, the index has {self.dim}", field="vector")
-        if not np.isfinite(q).all() or np.linalg.norm(q) < 1e-12:
-            raise InputError("query vector is empty, zero or not finite", field="vector")
-        q = q / np.linalg.norm(q)
+        q = checked_query(query, self.dim, k, offset)
         with self._lock:
             allowed = self.mask(where)
             excl = [p for p in (self._pos.get(str(e)) for e in exclude) if p is not None]
             need = k + offset
             use_ann = self._hnsw is not None and exact is not True
             if use_ann and (allowed is None or allowed.mean() > 0.05):
-                res = self._ann_search(q, need, allowed, excl)
-                if res is not None:
-                    return res[offset:need]
+                frac = 1.0 if allowed is None else float(allowed.mean())
+                rows, sims = self.ann_candidates(q, ann_fetch(need, len(self), frac, len(excl)))
+                ex = set(excl)
+                out = [(self.ids[r], float(s)) for r, s in zip(rows, sims)
+                       if r not in ex and (allowed is None or allowed[r])][:need]
+                if len(out) >= need:
+                    return out[offset:need]
             scores = self.vectors @ q
             top = top_k(scores, need, exclude=excl, allowed=allowed)
             return [(self.ids[i], float(scores[i])) for i in top[offset:]]
 
-    def _ann_search(self, q: np.ndarray, need: int, allowed: np.ndarray | None,
-                    excl: list[int]) -> list[tuple[str, float]] | None:
-        frac = 1.0 if allowed is None else max(float(allowed.mean()), 1e-6)
-        fetch = min(len(self), int((need + len(excl)) / frac * 1.5) + 10)
-        self._hnsw.set_ef(max(self.ef_search, fetch))
-        labels, dist = self._hnsw.knn_query(q[None, :], k=fetch)
-        ex = set(excl)
-        out = []
-        for lab, d in zip(labels[0], dist[0]):
-            if lab >= len(self.ids) or lab in ex or (allowed is not None and not allowed[lab]):
-                continue
-            out.append((self.ids[lab], float(1.0 - d)))
-            if len(out) >= need:
-                return out
-        return None  # not enough after filtering: caller falls back to exact
+    def ann_candidates(self, q: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and cosines of up to ``fetch`` approximate nearest neighbours of the unit
+        vector ``q`` in the HNSW graph, best first."""
+        g = self._hnsw
+        n_graph = g.get_current_count()
+        fetch = max(1, min(fetch, n_graph))
+        labels, dist = _knn(g, q, fetch, self.ef_search)
+        rows = labels if self._labels is None else self._labels[labels]
+        ok = (rows >= 0) & (rows < len(self.ids))
+        return rows[ok].astype(np.int64), (1.0 - dist[ok]).astype(np.float32)
 
     def search_many(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k for a batch of queries: (positions (n, k'), scores (n, k')), k' = min(k, len(self)).
@@ -149,17 +175,8 @@ class VectorIndex:
         return top, np.where(top >= 0, np.take_along_axis(S, np.maximum(top, 0), axis=1), -np.inf)
 
     # ---------------------------------------------------------------- writes
-    def copy(self) -> "VectorIndex":
-        """A copy with its own vectors and metadata. An HNSW graph is shared, not rebuilt
-        (upserts add labels the original never returns: it ignores labels beyond its size)."""
-        with self._lock:
-            new = VectorIndex(self.ids.copy(), self.vectors.copy(), self.meta.copy(), ann=False, M=self.M,
-                              ef_construction=self.ef_construction, ef_search=self.ef_search)
-            new.ann, new._hnsw = self.ann, self._hnsw
-            return new
-
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, meta: pd.DataFrame) -> None:
-        """Insert or replace items (vectors and metadata)."""
+        """Insert or replace items (vectors and metadata) in place."""
         ids = [str(i) for i in ids]
         if len(set(ids)) != len(ids):
             dup = sorted(i for i, n in Counter(ids).items() if n > 1)
@@ -197,21 +214,43 @@ class VectorIndex:
             self.vectors, self.meta = vecs, new_meta
             self._pos = {k: i for i, k in enumerate(self.ids.tolist())}
             self._filters = FilterEngine(self.meta)
-            if self._hnsw is not None:
-                for j, iid in enumerate(ids):
-                    p = self._pos[iid]
-                    if p >= self._hnsw.get_max_elements():
-                        self._hnsw.resize_index(p * 2)
-                    self._hnsw.add_items(V[j:j + 1], np.array([p]), replace_deleted=False)
+            if self._hnsw is not None:       # this index's own graph, under the lock its searches take
+                self._add_to_graph([self._pos[i] for i in ids], V)
+
+    def _add_to_graph(self, rows: list[int], V: np.ndarray) -> None:
+        labels = []
+        for r in rows:
+            if self._labels is None:
+                labels.append(r)
+                continue
+            have = np.flatnonzero(self._labels == r)
+            if len(have):
+                labels.append(int(have[0]))
+            else:
+                labels.append(len(self._labels))
+                self._labels = np.append(self._labels, r)
+        need = max(labels) + 1
+        if need > self._hnsw.get_max_elements():
+            self._hnsw.resize_index(need * 2)
+        self._hnsw.add_items(V, np.asarray(labels))
 
     # ---------------------------------------------------------------- persistence
+    def write_files(self, folder: Path) -> None:
+        """Write ``vectors.npy``, ``meta.parquet``, ``config.json`` (and the graph) into the
+        existing folder ``folder`` (not atomically: see :meth:`save`)."""
+        np.save(folder / "vectors.npy", self.vectors)
+        self.meta.to_parquet(folder / "meta.parquet", index=False)
+        if self._hnsw is not None:
+            self._hnsw.save_index(str(folder / GRAPH_FILE))
+            if self._labels is not None:
+                np.save(folder / LABELS_FILE, self._labels)
+        (folder / "config.json").write_text(json.dumps({"ann": self.ann, "M": self.M, "ef_construction": self.ef_construction,
+                                                       "ef_search": self.ef_search, "n": len(self), "dim": self.dim}))
+
     def save(self, path: str | Path) -> None:
-        """Write ``vectors.npy``, ``ids.txt`` ... atomically into folder ``path``."""
+        """Write the index atomically into folder ``path``."""
         with self._lock, atomic_dir(path) as tmp:
-            np.save(tmp / "vectors.npy", self.vectors)
-            self.meta.to_parquet(tmp / "meta.parquet", index=False)
-            (tmp / "config.json").write_text(json.dumps({"ann": self.ann, "M": self.M, "ef_construction": self.ef_construction,
-                                                         "ef_search": self.ef_search, "n": len(self), "dim": self.dim}))
+            self.write_files(tmp)
 
     @classmethod
     def load(cls, path: str | Path, *, ann: bool | None = None) -> "VectorIndex":
@@ -220,5 +259,46 @@ class VectorIndex:
         meta = pd.read_parquet(path / "meta.parquet")
         meta = meta.apply(lambda s: s.map(lambda v: list(v) if isinstance(v, np.ndarray) else v)) if len(meta) else meta
         V = np.load(path / "vectors.npy", allow_pickle=False)
-        return cls(meta["item_id"].astype(str).to_numpy(), V, meta, ann=cfg["ann"] if ann is None else ann,
-                   M=cfg["M"], ef_construction=cfg["ef_construction"], ef_search=cfg["ef_search"])
+        use_ann = cfg["ann"] if ann is None else ann
+        graph = labels = None
+        if use_ann and (path / GRAPH_FILE).exists():
+            graph = load_graph(path / GRAPH_FILE, V.shape[1], ef_search=cfg["ef_search"])
+            labels = np.load(path / LABELS_FILE) if (path / LABELS_FILE).exists() else None
+        return cls(meta["item_id"].astype(str).to_numpy(), V, meta, ann=use_ann, M=cfg["M"],
+                   ef_construction=cfg["ef_construction"], ef_search=cfg["ef_search"], graph=graph, graph_labels=labels)
+
+
+def _hnswlib() -> Any:
+    try:
+        import hnswlib
+    except ImportError as e:
+        raise ImportError("approximate search needs hnswlib: pip install 'talkrec[ann]'") from e
+    return hnswlib
+
+
+def _knn(graph: Any, q: np.ndarray, fetch: int, ef_search: int) -> tuple[np.ndarray, np.ndarray]:
+    graph.set_ef(max(ef_search, fetch))
+    try:
+        labels, dist = graph.knn_query(q[None, :], k=fetch)
+    except RuntimeError:        # fewer reachable nodes than asked for (many deleted): callers go exact
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    return labels[0].astype(np.int64), dist[0]
+
+
+def build_graph(vectors: np.ndarray, *, M: int, ef_construction: int, ef_search: int) -> Any:
+    """A new HNSW graph over ``vectors`` (label = row)."""
+    idx = _hnswlib().Index(space="ip", dim=int(vectors.shape[1]))
+    idx.init_index(max_elements=max(len(vectors) * 2, 1024), M=M, ef_construction=ef_construction)
+    if len(vectors):
+        idx.add_items(vectors, np.arange(len(vectors)))
+    idx.set_ef(ef_search)
+    return idx
+
+
+def load_graph(path: Path, dim: int, *, ef_search: int, max_elements: int = 0) -> Any:
+    """A graph saved by :meth:`VectorIndex.write_files` (a private copy: changing it changes
+    no other graph)."""
+    idx = _hnswlib().Index(space="ip", dim=dim)
+    idx.load_index(str(path), max_elements=max_elements)
+    idx.set_ef(ef_search)
+    return idx

@@ -40,11 +40,12 @@ def load_dataset(cfg: Mapping[str, Any]) -> Catalog:
         return load_movielens(root / "movielens-ml-latest-small")
     if ds == "generic":
         from ..data.io import load_catalog
+        from ..descriptions.categories import TagCategorizer
         if "catalog" not in cfg:
             raise InputError("a generic dataset needs a 'catalog' block (items, tags, interactions, vectors...)",
                              field="catalog")
         base = Path(cfg.get("_config_path", ".")).parent
-        return load_catalog(cfg["catalog"], base=base)
+        return load_catalog(cfg["catalog"], base=base, categorizer=TagCategorizer(cfg.get("tag_categories")))
     raise InputError(f"unknown dataset {ds!r}; expected lastfm, movielens or generic", field="dataset")
 
 
@@ -63,11 +64,9 @@ def subsample(c: Catalog, n: int, seed: int) -> Catalog:
         mask = np.isin(v.ids, list(keep))
         vectors[m] = VectorTable(v.ids[mask], v.X[mask])
     inter = c.interactions[c.interactions["item_id"].isin(keep)] if c.interactions is not None else None
-    out = Catalog(items=items, tags=c.tags[c.tags["item_id"].isin(keep)], interactions=inter,
-                  texts={k: s[s.index.isin(keep)] for k, s in c.texts.items()}, vectors=vectors,
-                  media={k: s[s.index.isin(keep)] for k, s in c.media.items()}, name=c.name)
-    out.report = getattr(c, "report", {})  # type: ignore[attr-defined]
-    return out
+    return Catalog(items=items, tags=c.tags[c.tags["item_id"].isin(keep)], interactions=inter,
+                   texts={k: s[s.index.isin(keep)] for k, s in c.texts.items()}, vectors=vectors,
+                   media={k: s[s.index.isin(keep)] for k, s in c.media.items()}, name=c.name, report=c.report)
 
 
 @dataclass
@@ -85,13 +84,27 @@ class Built:
 
 
 def catalog_stage(cfg: Mapping[str, Any], catalog: Catalog | None, timer: StageTimer, seed: int) -> Catalog:
+    """The catalog (from the config's dataset, or the one given), checked, maybe subsampled."""
     with timer.stage("catalog") as info:
         if catalog is None:
             catalog = load_dataset(cfg)
+        check_catalog(catalog)
         if cfg.get("max_items"):
             catalog = subsample(catalog, int(cfg["max_items"]), seed)
         info.update(catalog.summary())
+        info.update({k: v for k, v in catalog.report.items() if k.endswith("_dropped")})
     return catalog
+
+
+def check_catalog(catalog: Catalog) -> None:
+    """What every catalog must satisfy, however it was made (files, adapters, Python):
+    finite interaction weights of at least 0 and vectors only of the catalog's items."""
+    from ..data.io import check_weights, known_rows
+    known = set(catalog.item_ids.tolist())
+    if catalog.interactions is not None:
+        check_weights(catalog.interactions.reset_index(drop=True), path="catalog.interactions")
+    for m, vt in catalog.vectors.items():
+        known_rows(pd.DataFrame({"item_id": vt.ids}), "item_id", known, path=f"catalog.vectors[{m!r}]", policy="error")
 
 
 def descriptions_stage(cfg: Mapping[str, Any], catalog: Catalog, cache: Cache, timer: StageTimer,
@@ -120,16 +133,21 @@ def descriptions_stage(cfg: Mapping[str, Any], catalog: Catalog, cache: Cache, t
 def text_stage(cfg: Mapping[str, Any], ids: np.ndarray, views: Mapping[str, Mapping[str, str]], cache: Cache,
                timer: StageTimer, show_progress: bool) -> tuple[Any, np.ndarray | list[np.ndarray]]:
     """The text encoder and one text matrix per description view (NaN rows for items
-    without that view; a single view is returned as a matrix, several as a list)."""
+    without that view; a single view is returned as a matrix, several as a list).
+
+    The encoder runs on ONNX Runtime when the model allows it (exported once; the index
+    stage copies the export into the space for torch-free queries), with ``text.n_threads``
+    threads (default: every free core)."""
     from ..encoders.text import TextEncoder
 
     text_cfg = {k: v for k, v in cfg["text"].items()}
     enc = TextEncoder(**text_cfg)
     text_views: list[np.ndarray] = []
     with timer.stage("text") as info:
+        info["backend"], info["threads"] = enc.runtime, enc.threads
         for vname, texts in views.items():
             present = [i for i in ids if texts.get(i)]
-            key = content_hash(text_cfg, [texts[i] for i in present], present)
+            key = content_hash(text_cfg, enc.runtime, [texts[i] for i in present], present)
             arr = cache.arrays(f"text-{vname}", key, lambda: {"X": enc.encode([texts[i] for i in present], batch_size=64,
                                                                               show_progress_bar=show_progress)}, info)["X"]
             full = np.full((len(ids), arr.shape[1]), np.nan, dtype=np.float32)
@@ -137,7 +155,16 @@ def text_stage(cfg: Mapping[str, Any], ids: np.ndarray, views: Mapping[str, Mapp
             full[[pos[i] for i in present]] = arr
             text_views.append(full)
         info["dim"] = int(text_views[0].shape[1])
+        enc.release()  # ONNX Runtime keeps its peak buffers while a session lives
     return enc, (text_views if len(text_views) > 1 else text_views[0])
+
+
+def export_text_model(enc: Any, folder: Path) -> None:
+    """Copy the text encoder's ONNX export (when it has one) into the space's ``folder``."""
+    from ..encoders.onnx_text import copy_exported
+
+    if enc.exported_dir is not None:
+        copy_exported(enc.exported_dir, folder, int8=bool(enc.int8_passages))
 
 
 def cf_stage(cfg: Mapping[str, Any], catalog: Catalog, data_key: str, cache: Cache, timer: StageTimer,
@@ -188,6 +215,9 @@ def content_stage(cfg: Mapping[str, Any], catalog: Catalog, cache: Cache, timer:
                 raise InputError(f"content.{m}.source must be vectors, audio_files or image_files, got {source!r}",
                                  field=f"content.{m}.source")
             info[f"items_with_{m}"] = int((~np.isnan(inputs[m]).any(axis=1)).sum())
+            if not info[f"items_with_{m}"]:
+                raise InputError(f"content.{m}: no item has a {m} vector ({source}), so the modality would be "
+                                 "empty; check that the ids match the items' ids", field=f"content.{m}")
     return inputs, scalers
 
 
@@ -217,6 +247,7 @@ def index_stage(cfg: Mapping[str, Any], b: Built, fusion: Any, fused: np.ndarray
                 timer: StageTimer) -> None:
     """Index the items that have a fused vector and write the space folder atomically."""
     from ..index.store import VectorIndex
+    from ..space.files import write_new_space
 
     catalog, inputs = b.catalog, b.inputs
     with timer.stage("index") as info:
@@ -236,12 +267,10 @@ def index_stage(cfg: Mapping[str, Any], b: Built, fusion: Any, fused: np.ndarray
             "data_key": b.data_key,
         }
         with atomic_dir(out_dir) as tmp:
-            index.save(tmp / "index")
+            write_new_space(tmp, index, {m: (np.stack(v, axis=1) if isinstance(v, list) else v)[ok]
+                                         for m, v in inputs.items()})
             fusion.save(tmp / "fusion")
-            (tmp / "inputs").mkdir()
-            for m, v in inputs.items():
-                arr = np.stack(v, axis=1) if isinstance(v, list) else v
-                np.save(tmp / "inputs" / f"{m}.npy", arr[ok])
+            export_text_model(b.text_encoder, tmp / "text_model")
             if b.cf_encoder is not None:
                 b.cf_encoder.save(tmp / "cf")
             if catalog.interactions is not None:
@@ -253,8 +282,9 @@ def index_stage(cfg: Mapping[str, Any], b: Built, fusion: Any, fused: np.ndarray
 
 def _generate(template: Mapping[str, str], catalog: Catalog, gcfg: Mapping[str, Any], cache_path: Path,
               header: str, show_progress: bool, info: dict[str, Any]) -> dict[str, str]:
-    """GEN texts through the configured backend: ``{backend: llama}`` (bundled SmolLM2, or
-    ``model_path``) or ``{backend: openai, base_url, model, api_key_env, concurrency}``."""
+    """GEN texts through the configured backend: ``{backend: local}`` (in-process through
+    transformers: the bundled SmolLM2, or ``model_path``) or ``{backend: openai, base_url,
+    model, api_key_env, concurrency}``."""
     from ..descriptions.gen import GenReport, backend_from_config, generate_descriptions
 
     backend = backend_from_config(gcfg)
@@ -310,7 +340,8 @@ def _index_meta(catalog: Catalog, views: Mapping[str, Mapping[str, str]], inputs
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
     out = {"python": platform.python_version()}
-    for p in ("talkrec", "numpy", "torch", "sentence-transformers", "implicit", "pandas", "scikit-learn"):
+    for p in ("talkrec", "numpy", "torch", "sentence-transformers", "onnxruntime", "tokenizers", "implicit", "pandas",
+              "scikit-learn"):
         try:
             out[p] = version(p)
         except PackageNotFoundError:

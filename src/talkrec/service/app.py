@@ -3,14 +3,19 @@ page (``/``) over one built space.
 
 ``create_app(space_dir)`` loads the space once and includes one router per resource
 (:mod:`talkrec.service.routers`); the routes only translate between HTTP and Space calls.
-Reads run concurrently in the threadpool; item writes take a writer lock (readers wait
-while an upsert swaps the index arrays) and are persisted atomically by
-:meth:`talkrec.Space.add_items`. Bad input is a 4xx with a JSON body
-``{"error", "detail", ...}``, never a 500 (see :mod:`talkrec.service.errors`).
+Reads run concurrently in the threadpool and never wait for a write: each request works on
+the snapshot of the space that was current when it started. Writes (``POST`` and
+``DELETE /api/items``) are serialized inside the Space and logged and fsync'ed before they
+answer. Bad input is a 4xx with a JSON body ``{"error", "detail", ...}``, never a 500 (see
+:mod:`talkrec.service.errors`).
 """
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import Depends, FastAPI
@@ -19,24 +24,53 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..space import Space
-from .deps import ServiceState, require_key
+from .deps import ServiceState, refuse_open_writes, require_key
 from .errors import install_error_handlers, responses
-from .middleware import BodyLimitMiddleware
+from .middleware import DEFAULT_BODY_TIMEOUT, BodyLimitMiddleware
 from .routers import items, meta, playlists, recommend, search
+
+log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_MAX_BODY = 2 * 1024 * 1024
 DEFAULT_MAX_UPLOAD = 25 * 1024 * 1024
 
 
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def writes_refused(host: str, api_key: str | None, allow_open_writes: bool) -> bool:
+    """Refuse writes on a server bound beyond loopback without an API key (unless told to
+    allow them); warn either way."""
+    if api_key is not None or is_loopback(host):
+        return False
+    if allow_open_writes:
+        log.warning("serving on %s without an API key and with --allow-open-writes: anyone who can reach it can "
+                    "add and delete items", host)
+        return False
+    log.warning("serving on %s without an API key: writes (POST/DELETE /api/items) are refused with 403; set an "
+                "API key (--api-key / TALKREC_API_KEY) or pass --allow-open-writes", host)
+    return True
+
+
 def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY,
-               max_upload_bytes: int | None = None, query_cache: int = 1024) -> FastAPI:
+               max_upload_bytes: int | None = None, query_cache: int = 1024, host: str = "127.0.0.1",
+               allow_open_writes: bool = False, body_timeout: float = DEFAULT_BODY_TIMEOUT) -> FastAPI:
     """The FastAPI app serving the space at ``space_dir`` (loaded once, here).
 
-    ``api_key`` (or env ``TALKREC_API_KEY`` via the CLI) protects write endpoints;
-    ``max_body_bytes`` caps JSON bodies (413 above), ``max_upload_bytes`` media uploads
-    (env ``TALKREC_MAX_UPLOAD_BYTES``, default 25 MB); ``query_cache``: text query vectors
-    kept (LRU)."""
+    ``api_key`` (or env ``TALKREC_API_KEY`` via the CLI) protects write endpoints; ``host``
+    is where the server is bound: beyond loopback without an API key, writes are refused
+    (403) unless ``allow_open_writes``. ``max_body_bytes`` caps JSON bodies (413 above),
+    ``max_upload_bytes`` media uploads (env ``TALKREC_MAX_UPLOAD_BYTES``, default 25 MB);
+    a body that takes longer than ``body_timeout`` seconds to arrive is answered 408;
+    ``query_cache``: text query vectors kept (LRU)."""
     if max_upload_bytes is None:
         max_upload_bytes = int(os.environ.get("TALKREC_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD))
     threads = int(os.environ.get("TALKREC_TORCH_THREADS", "1"))
@@ -45,21 +79,29 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
         # spin-waiting of a multi-threaded torch slows everything else on a busy machine (20x here)
         import torch
         torch.set_num_threads(threads)
+    refused = writes_refused(host, api_key, allow_open_writes)
     space = Space.load(space_dir, query_cache=query_cache)
     space.warm_up()  # the text model and BM25 now, not on the first request
     cfg = space.config
 
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        space.close()          # finish a compaction, release the space's writer lock
+
     app = FastAPI(
+        lifespan=lifespan,
         title="talkrec",
         version=__version__,
         description="Search, recommendation, personalized search, playlists and cold-start upserts over one "
-                    f"multimodal embedding space (space '{cfg.get('name')}', {len(space.item_ids)} items, "
+                    f"multimodal embedding space (space '{cfg.get('name')}', {len(space.index)} items, "
                     f"modalities {', '.join(space.modalities)}). Errors are JSON: "
                     "{\"error\": code, \"detail\": message}.",
+        responses=responses(408),
     )
-    app.state.service = ServiceState(space, api_key)
+    app.state.service = ServiceState(space, api_key, writes_refused=refused)
     app.add_middleware(BodyLimitMiddleware, max_body=max_body_bytes, max_upload=max_upload_bytes,
-                       upload_paths=search.UPLOAD_PATHS)
+                       upload_paths=search.UPLOAD_PATHS, body_timeout=body_timeout)
     install_error_handlers(app)
 
     @app.get("/", include_in_schema=False)
@@ -69,6 +111,7 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in (meta.router, search.router, items.router, recommend.router, playlists.router):
         app.include_router(router)
-    app.include_router(items.write_router, dependencies=[Depends(require_key)] if api_key else [],
-                       responses=responses(401) if api_key else {})
+    guard = [Depends(require_key)] if api_key else [Depends(refuse_open_writes)] if refused else []
+    app.include_router(items.write_router, dependencies=guard,
+                       responses=responses(401) if api_key else responses(403) if refused else {})
     return app

@@ -1,12 +1,9 @@
-"""What the routes share: the service state (the Space, its readers-writer lock, the API
-key) and the dependencies that get it, check the API key and read the GET filters."""
+"""What the routes share: the service state (the Space, the API key, whether writes are
+refused) and the dependencies that get it, check the API key and read the GET filters."""
 from __future__ import annotations
 
 import hmac
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader
@@ -17,54 +14,24 @@ from . import schemas as S
 from .errors import ServiceError
 
 
-class RWLock:
-    """Many readers or one writer; a waiting writer blocks new readers (no starvation)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writer = False
-        self._waiting_writers = 0
-
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        with self._cond:
-            while self._writer or self._waiting_writers:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
-
-    @contextmanager
-    def write(self) -> Iterator[None]:
-        with self._cond:
-            self._waiting_writers += 1
-            while self._writer or self._readers:
-                self._cond.wait()
-            self._waiting_writers -= 1
-            self._writer = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writer = False
-                self._cond.notify_all()
-
-
 class ServiceState:
-    """The served Space and what the routes share: reads hold ``lock.read()``, item writes
-    ``lock.write()`` (readers wait while an upsert swaps the index)."""
+    """The served Space and what the routes share. Reads never wait: each works on the
+    snapshot current when it starts; writes are serialized inside the Space.
 
-    def __init__(self, space: Space, api_key: str | None) -> None:
+    ``writes_refused``: the server is reachable beyond loopback without an API key, and
+    was not told to allow open writes: every write answers 403."""
+
+    def __init__(self, space: Space, api_key: str | None, *, writes_refused: bool = False) -> None:
         self.space = space
         self.api_key = api_key
-        self.lock = RWLock()
+        self.writes_refused = writes_refused
         self.started = time.time()
+
+    def check_writes_allowed(self) -> None:
+        if self.writes_refused:
+            raise ServiceError(403, "writes_refused",
+                               "this server is reachable beyond loopback without an API key, so writes are refused; "
+                               "restart it with an API key (--api-key / TALKREC_API_KEY) or with --allow-open-writes")
 
     def check_key(self, key: str | None) -> None:
         if self.api_key is None:
@@ -84,6 +51,10 @@ key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
 
 async def require_key(key: str | None = Depends(key_header), state: ServiceState = Depends(get_state)) -> None:
     state.check_key(key)
+
+
+async def refuse_open_writes(state: ServiceState = Depends(get_state)) -> None:
+    state.check_writes_allowed()
 
 
 def query_filters(

@@ -22,13 +22,16 @@ from . import schemas as S
 
 log = logging.getLogger(__name__)
 
-DESCRIPTIONS = {400: "Bad request", 401: "Missing or wrong API key", 404: "Unknown item or user",
+DESCRIPTIONS = {400: "Bad request", 401: "Missing or wrong API key",
+                403: "Writes refused: the server is open beyond loopback without an API key",
+                404: "Unknown item or user", 408: "The request body did not arrive in time",
                 409: "Not applicable to this space", 413: "Payload too large", 422: "Invalid input",
                 501: "Encoder not installed"}
 
 
 class ServiceError(Exception):
-    """An error with an HTTP status raised by the service itself (the API key check: 401)."""
+    """An error with an HTTP status raised by the service itself (the API key check: 401;
+    writes refused on an open server: 403)."""
 
     def __init__(self, status: int, error: str, detail: str, field: str | None = None) -> None:
         super().__init__(detail)

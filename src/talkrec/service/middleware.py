@@ -1,17 +1,27 @@
-"""Request size limits: bodies over a byte limit are refused with 413 before the app sees them."""
+"""Request bodies: over a byte limit they are refused with 413, and one that does not arrive
+within a time limit is answered 408 (and the connection closed) before the app sees it."""
 from __future__ import annotations
+
+import asyncio
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import error_response
 
+DEFAULT_BODY_TIMEOUT = 15.0
+
 
 class BodyLimitMiddleware:
     """Rejects request bodies over a byte limit with 413, by Content-Length and by the bytes
-    actually streamed (the body is buffered up to the limit, then replayed to the app)."""
+    actually streamed (the body is buffered up to the limit, then replayed to the app), and
+    bodies that take longer than ``body_timeout`` seconds to arrive with 408 (a client that
+    announces more bytes than it sends would otherwise hold a worker until it gives up)."""
 
-    def __init__(self, app: ASGIApp, max_body: int, max_upload: int, upload_paths: tuple[str, ...]) -> None:
+    def __init__(self, app: ASGIApp, max_body: int, max_upload: int, upload_paths: tuple[str, ...],
+                 body_timeout: float = DEFAULT_BODY_TIMEOUT) -> None:
         self.app, self.max_body, self.max_upload, self.upload_paths = app, max_body, max_upload, upload_paths
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -30,8 +40,13 @@ class BodyLimitMiddleware:
                     return
         chunks: list[bytes] = []
         size = 0
+        deadline = time.monotonic() + self.body_timeout
         while True:
-            msg = await receive()
+            try:
+                msg = await asyncio.wait_for(receive(), timeout=max(deadline - time.monotonic(), 0.001))
+            except asyncio.TimeoutError:
+                await self._timed_out(scope, receive, send)
+                return
             if msg["type"] != "http.request":
                 await self.app(scope, _replay([], msg, receive), send)
                 return
@@ -44,6 +59,10 @@ class BodyLimitMiddleware:
             if not msg.get("more_body", False):
                 break
         await self.app(scope, _replay(chunks, None, receive), send)
+
+    async def _timed_out(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await error_response(408, "request_timeout", f"the request body did not arrive within {self.body_timeout:g} s",
+                             headers={"Connection": "close"})(scope, receive, send)
 
     @staticmethod
     async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+#: the most results one query returns, in the API and the CLI alike
 K_MAX = 200
 OFFSET_MAX = 10_000
 QUERY_MAX_CHARS = 500
@@ -22,8 +23,20 @@ DECADE_PATTERN = r"^\s*((1[89]|20)?\d0'?s?)?\s*$"
 ItemId = str  # ids are strings; numeric ids are sent as strings ("289")
 
 
+#: what a result's ``score`` is: ``cosine`` in the fused space, ``text_cosine`` in the text
+#: model's own space, ``bm25`` (BM25 over the descriptions), ``rrf`` (reciprocal rank fusion of
+#: several rankings: only the order means something) or ``session`` (a session model's score)
+ScoreKind = Literal["cosine", "text_cosine", "bm25", "rrf", "session"]
+SCORE_KIND_DESCRIPTION = ("what the scores are: cosine (fused space), text_cosine (the text model's own space), "
+                          "bm25 (BM25 over the descriptions), rrf (reciprocal rank fusion: compare ranks, not values) "
+                          "or session (a session model's score)")
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    """Request bodies: no unknown fields, finite numbers, and no coercion (``true`` is not a
+    number, ``"5"`` is not an integer)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class Range(_Strict):
@@ -48,12 +61,13 @@ class Filters(_Strict):
 class Hit(BaseModel):
     item_id: str
     name: str
-    score: float = Field(description="cosine similarity in the fused space (or the blended search score)")
+    score: float = Field(description="higher is better; what it is: the response's score_kind")
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
 class HitsResponse(BaseModel):
     items: list[Hit]
+    score_kind: ScoreKind = Field("cosine", description=SCORE_KIND_DESCRIPTION)
     k: int
     offset: int = 0
     took_ms: float
@@ -125,6 +139,7 @@ class ContinueRequest(_Strict):
 
 class ContinueResponse(BaseModel):
     items: list[Hit]
+    score_kind: ScoreKind = Field("cosine", description=SCORE_KIND_DESCRIPTION)
     seeds: list[str]
     coherence: float | None = Field(None, description="mean pairwise cosine of seeds + continuation (fused space)")
     coherence_seeds: float | None = Field(None, description="the same for the seeds alone")
@@ -135,10 +150,17 @@ class ContinueResponse(BaseModel):
 class GenerateRequest(_Strict):
     query: str = Field(min_length=1, max_length=QUERY_MAX_CHARS)
     n: int = Field(20, ge=1, le=PLAYLIST_MAX)
-    coherence: float = Field(0.5, ge=0.0, lt=1.0,
-                             description="weight of coherence vs relevance in the greedy walk (0 = plain top-n)")
-    pool: int = Field(200, ge=1, le=2000, description="candidates: the query's nearest items")
+    coherence: float = Field(0.5, ge=0.0, le=1.0,
+                             description="weight of coherence vs relevance in the greedy walk, a number in [0, 1] "
+                                         "(0 = plain top-n)")
+    pool: int = Field(200, ge=1, le=2000, description="candidates: the query's nearest items; at least n")
     filters: Filters = Field(default_factory=Filters)
+
+    @model_validator(mode="after")
+    def _pool_holds_n(self) -> "GenerateRequest":
+        if self.pool < self.n:
+            raise ValueError(f"pool ({self.pool}) must be at least n ({self.n}): the playlist is chosen from the pool")
+        return self
 
 
 class PlaylistStats(BaseModel):
@@ -150,6 +172,7 @@ class PlaylistStats(BaseModel):
 
 class GenerateResponse(BaseModel):
     items: list[Hit]
+    score_kind: ScoreKind = Field(description=SCORE_KIND_DESCRIPTION)
     stats: PlaylistStats
     coherence_measure: str
     took_ms: float

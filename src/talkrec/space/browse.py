@@ -1,6 +1,7 @@
 """Browsing a space: item names (exact and partial), the facets that filter pickers offer,
-and the users with the most history. Pure functions of the item metadata / interactions;
-the Space caches their results until its items change."""
+and the users with the most history. Pure functions of the item metadata / interactions,
+and their versions for a snapshot of a space (``*_of``, ``*_in``: what the generation
+gives is computed once per generation, the rows written since on top)."""
 from __future__ import annotations
 
 import math
@@ -12,10 +13,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..index.filters import filter_fields
+from ..index.filters import canonical_decade, filter_fields
+from ..index.snapshot import Snapshot
 
-__all__ = ["Facets", "FieldInfo", "canonical_decade", "facets", "find_by_name", "histories", "name_index",
-           "top_users"]
+__all__ = ["Facets", "FieldInfo", "facets", "facets_of", "find_by_name", "find_in", "histories",
+           "name_index", "resolve_name", "top_users"]
 
 #: popularity columns that decide which of several items with one name a name means
 POPULARITY = ("listeners", "n_ratings")
@@ -24,15 +26,74 @@ POPULARITY = ("listeners", "n_ratings")
 def name_index(meta: pd.DataFrame) -> dict[str, str]:
     """Lower-case name -> item id; of several items with one name, the most popular
     (``listeners``, else ``n_ratings``), else the first."""
-    order = meta
-    for col in POPULARITY:
-        if col in meta.columns:
-            order = meta.sort_values(col, ascending=False, kind="stable")
-            break
+    order = _popularity_order(meta)
     names: dict[str, str] = {}
     for iid, n in zip(order["item_id"].astype(str), order["name"].astype(str)):
         names.setdefault(n.lower(), iid)
     return names
+
+
+def _popularity_order(meta: pd.DataFrame) -> pd.DataFrame:
+    for col in POPULARITY:
+        if col in meta.columns:
+            return meta.sort_values(col, ascending=False, kind="stable")
+    return meta
+
+
+def _name_rows(meta: pd.DataFrame) -> dict[str, list[int]]:
+    """Lower-case name -> rows with that name, most popular first."""
+    order = _popularity_order(meta.assign(_row=np.arange(len(meta))))
+    out: dict[str, list[int]] = {}
+    for n, r in zip(order["name"].astype(str).str.lower(), order["_row"]):
+        out.setdefault(n, []).append(int(r))
+    return out
+
+
+def resolve_name(snap: Snapshot, ref: str) -> str | None:
+    """:func:`name_index` of the snapshot's live items: the id of the most popular live item
+    named ``ref`` (case-insensitive), the lowest row among equals."""
+    key = ref.lower()
+    rows = [r for r in snap.gen.memo("name_rows", lambda: _name_rows(snap.gen.meta)).get(key, []) if snap.live[r]][:1]
+    rows += [p for p in snap.memo("delta_name_rows", lambda: _delta_names(snap)).get(key, []) if snap.live[p]]
+    if not rows:
+        return None
+    col = next((c for c in POPULARITY if c in snap.columns), None)
+
+    def rank(p: int) -> tuple[float, int]:
+        v = pd.to_numeric(pd.Series([snap.value(p, col) if col else None]), errors="coerce").iat[0]
+        return (-float(v) if pd.notna(v) else np.inf, p)
+    return snap.id_at(min(rows, key=rank))
+
+
+def _delta_names(snap: Snapshot) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for j, row in enumerate(snap.delta.meta[:snap.m]):
+        out.setdefault(str(row.get("name")).lower(), []).append(snap.n0 + j)
+    return out
+
+
+def find_in(snap: Snapshot, name: str, limit: int) -> list[tuple[str, str]]:
+    """:func:`find_by_name` over the snapshot's live items."""
+    needle = name.strip().lower()
+    if not needle:
+        raise InputError("name is empty", field="name")
+    low = snap.gen.memo("lower_names", lambda: snap.gen.meta["name"].astype(str).str.lower())
+    rows = np.flatnonzero(low.str.contains(needle, regex=False).to_numpy() & snap.live[:snap.n0]).tolist()
+    names = [low.iat[r] for r in rows]
+    for j, row in enumerate(snap.delta.meta[:snap.m]):
+        n = str(row.get("name")).lower()
+        if needle in n and snap.live[snap.n0 + j]:
+            rows.append(snap.n0 + j)
+            names.append(n)
+    order = sorted(range(len(rows)), key=lambda i: (not names[i].startswith(needle), len(names[i])))[:limit]
+    return [(snap.id_at(rows[i]), str(snap.value(rows[i], "name"))) for i in order]
+
+
+def facets_of(snap: Snapshot) -> Facets:
+    """:func:`facets` of the snapshot's live items."""
+    if not snap.changes:
+        return snap.gen.memo("facets", lambda: facets(snap.gen.meta))  # type: ignore[no-any-return]
+    return snap.memo("facets", lambda: facets(snap.meta))  # type: ignore[no-any-return]
 
 
 def find_by_name(meta: pd.DataFrame, name: str, limit: int) -> list[tuple[str, str]]:
@@ -101,16 +162,6 @@ def facets(meta: pd.DataFrame, *, n_tags: int = 200) -> Facets:
     top = sorted(counts["tags"].items(), key=lambda kv: (-kv[1], kv[0]))[:n_tags]
     decades = sorted({d for d in map(canonical_decade, counts["decade"]) if d}, key=_decade_key)
     return Facets(fields, top, decades)
-
-
-def canonical_decade(x: str) -> str | None:
-    """'80s', "80's", '1980s', '1985' -> '1980s'; anything else -> None."""
-    x = x.strip().lower()
-    m = re.fullmatch(r"(1[89]|20)?(\d)0'?s", x) or re.fullmatch(r"(1[89]|20)(\d)\d", x)
-    if not m:
-        return None
-    century = m.group(1) or ("20" if m.group(2) in "012" else "19")
-    return f"{century}{m.group(2)}0s"
 
 
 def _decade_key(x: str) -> int:

@@ -25,10 +25,12 @@ from ..descriptions.categories import TagCategorizer
 from ..descriptions.template import TemplateDescriber
 from ..errors import InputError
 from ..fusion.model import combine
+from ..index.lexical import LexicalIndex
+from ..index.store import l2_normalize
 
 if TYPE_CHECKING:
-    from ..index.store import VectorIndex
     from .core import Space
+    from .writer import Upsert
 
 MAX_ITEMS_PER_CALL = 1000
 #: keys a metadata field may not have
@@ -104,7 +106,7 @@ def _metadata(space: "Space", rec: Mapping[str, Any], i: int) -> dict[str, Any]:
         if k in out:
             raise InputError(f"metadata field {k!r} is given twice (at the top level and in metadata)",
                              row=i, field=field)
-        check_metadata_value(space.index.meta, k, v, row=i, field=field)
+        check_metadata_value(space.index.schema(), k, v, row=i, field=field)
         out[k] = v
     return out
 
@@ -182,10 +184,11 @@ def _item(space: "Space", rec: Any, i: int, first_row: dict[str, int], describer
     return _Item(iid, name, text, meta, vectors)
 
 
-def add_items(space: "Space", records: Sequence[Mapping[str, Any]]
-              ) -> tuple["VectorIndex", dict[str, np.ndarray], list[dict[str, Any]]]:
-    """Returns a new index with the records upserted, the new raw-input matrices aligned
-    with it (the space's own index and inputs are not touched) and a summary per record."""
+def prepare(space: "Space", records: Sequence[Mapping[str, Any]]) -> tuple["Upsert", list[dict[str, Any]]]:
+    """The records validated, described, embedded and projected: an :class:`Upsert` for the
+    space's writer and a summary per record (nothing is written here)."""
+    from .writer import Upsert
+
     if not records:
         raise InputError("no items given", field="items")
     if len(records) > MAX_ITEMS_PER_CALL:
@@ -198,7 +201,7 @@ def add_items(space: "Space", records: Sequence[Mapping[str, Any]]
     outputs: dict[str, np.ndarray] = {}
     raw: dict[str, np.ndarray] = {}
     if "text" in space.modalities:
-        raw["text"] = space.text_encoder().encode(texts, kind="passage")
+        raw["text"] = np.atleast_2d(space.text_encoder().encode(texts, kind="passage"))
         outputs["text"] = space.fusion.project("text", raw["text"])
     for m in space.modalities:
         if m == "text":
@@ -210,35 +213,30 @@ def add_items(space: "Space", records: Sequence[Mapping[str, Any]]
         raw[m] = X
         outputs[m] = space.fusion.project(m, X)
     modalities = [[m for m, o in outputs.items() if not np.isnan(o[j]).any()] for j in range(len(ids))]
-    meta_df = pd.DataFrame([it.meta for it in items])
-    meta_df.insert(0, "name", [it.name for it in items])
-    meta_df.insert(0, "item_id", ids)
-    meta_df["description"] = texts
-    meta_df["modalities"] = modalities
-    meta_df["cold_start"] = True
-    new_index = space.index.copy()
-    new_index.upsert(ids, combine(outputs), meta_df)
+    meta = [{"item_id": it.item_id, "name": it.name, **it.meta, "description": t, "modalities": mods,
+             "cold_start": True} for it, t, mods in zip(items, texts, modalities)]
+    V = l2_normalize(combine(outputs))
+    bad = np.flatnonzero(~np.isfinite(V).all(axis=1))
+    if len(bad):
+        raise InputError("the item has no modality this space can embed (give tags, a description or vectors)",
+                         row=int(bad[0]) + 1, field="vectors")
+    batch = Upsert(ids, V, meta, _raw_inputs(space, raw, len(ids)), LexicalIndex.tokenize(texts))
     summary = [{"item_id": i, "modalities": m, "description": t} for i, m, t in zip(ids, modalities, texts)]
-    return new_index, _new_inputs(space, new_index, ids, raw), summary
+    return batch, summary
 
 
-def _new_inputs(space: "Space", new_index: "VectorIndex", ids: list[str],
-                raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The space's raw-input matrices grown to ``new_index`` with the new rows set."""
-    new_inputs = {}
-    pos = [new_index.position(i) for i in ids]
+def _raw_inputs(space: "Space", raw: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
+    """The new rows of each raw-input matrix (by input key): the modality's raw vectors, NaN
+    where an item has none; with several text views, the new text is view 0."""
+    out = {}
     for m, key in space.config["input_files"].items():
-        old = space.inputs[key]
-        X = np.full((len(new_index),) + old.shape[1:], np.nan, dtype=np.float32)
-        X[: len(old)] = old
+        shape = space.index.gen.inputs[key].shape[1:]
+        X = np.full((k,) + shape, np.nan, dtype=np.float32)
         rows = raw.get(m)
         if rows is not None:
-            if X.ndim == 3:       # several text views: the new text is view 0
-                X[pos] = np.nan
-                X[pos, 0] = rows
+            if X.ndim == 3:
+                X[:, 0] = rows
             else:
-                X[pos] = rows
-        else:
-            X[pos] = np.nan
-        new_inputs[key] = X
-    return new_inputs
+                X[:] = rows
+        out[key] = X
+    return out

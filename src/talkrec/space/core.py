@@ -1,10 +1,11 @@
-"""A built talkrec space: the Python API for search, recommendation, playlists and upserts
-(its files: :mod:`talkrec.space.files`)."""
+"""A built talkrec space: the Python API for search, recommendation, playlists and writes
+(its files: :mod:`talkrec.space.files`; its storage engine: :mod:`talkrec.space.writer`)."""
 from __future__ import annotations
 
-import logging
+import copy
+import functools
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,66 +15,86 @@ import pandas as pd
 from ..encoders.media_cache import CacheArg
 from ..encoders.query import QueryEncoder
 from ..errors import InputError, NotFoundError
-from ..fusion.model import ContrastiveFusion
+from ..fusion.projector import FusionProjector
 from ..index.filters import FilterSpec, Where
-from ..index.store import VectorIndex
-from . import browse, coldstart, media, playlists
+from ..index.snapshot import Snapshot
+from . import browse, media, playlists
 from .explain import explain as explain_pair
-from .files import copy_session_model, read_space, write_items
+from .files import read_space
 from .hits import Hit, jsonable, make_hits
 from .playlists import Continuation
-from .search import lexical_index, lexical_search, text_search
+from .search import LexicalView, lexical_search, text_search
 from .vectors import checked_vector, mean_vector, mixed_vector
-
-log = logging.getLogger(__name__)
+from .writer import SpaceStore, SpaceWrites
 
 SEARCH_MODES = ("hybrid", "multi", "text", "lexical")
 
 
-class Space:
+class _Shared:
+    def __init__(self) -> None:                  # what a Space loads lazily, shared with its pinned views
+        self.lock = threading.Lock()
+        self.text_encoder: QueryEncoder | None = None
+        self.cf: Any = None
+        self.session_model: Any = None
+        self.histories: dict[str, list[str]] | None = None
+        self.users: list[tuple[str, int]] | None = None
+
+
+def consistent(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a read method, and everything it calls, on the one snapshot that was current when
+    it started (:meth:`Space.pinned`), whatever writes happen meanwhile."""
+    @functools.wraps(method)
+    def run(self: "Space", *args: Any, **kw: Any) -> Any:
+        return method(self if self._pin is not None else self.pinned(), *args, **kw)
+    return run
+
+
+class Space(SpaceWrites):
     """Load with :meth:`Space.load`; every query method returns a list of :class:`Hit`.
 
-    Queries are safe to run from many threads (text queries go through one
-    :class:`~talkrec.encoders.query.QueryEncoder`: serialized, cached, micro-batched);
-    :meth:`add_items` swaps the new state in only after it is persisted."""
+    Queries are safe to run from many threads and never wait for a write: each works on the
+    snapshot that was current when it started (text queries go through one
+    :class:`~talkrec.encoders.query.QueryEncoder`: serialized, cached, micro-batched). Writes
+    (:meth:`add_items`, :meth:`remove`) are logged and fsync'ed before they are served."""
 
-    def __init__(self, path: Path, config: dict[str, Any], index: VectorIndex, fusion: ContrastiveFusion,
-                 inputs: dict[str, np.ndarray], interactions: pd.DataFrame | None, *, query_cache: int = 1024) -> None:
+    def __init__(self, path: Path, config: dict[str, Any], fusion: FusionProjector,
+                 interactions: pd.DataFrame | None, store: SpaceStore, *, query_cache: int = 1024) -> None:
         self.path = path
         self.config = config
-        self.index = index
         self.fusion = fusion
-        self.inputs = inputs
         self.interactions = interactions
         self.query_cache = query_cache
-        self._text_encoder: QueryEncoder | None = None
-        self._cf: Any = None
-        self._session_model: Any = None
-        self._init_lock = threading.Lock()
-        self._write_lock = threading.Lock()
-        self._user_items: dict[str, list[str]] | None = None
-        self._users: list[tuple[str, int]] | None = None
-        self._reset_item_caches()
-
-    def _reset_item_caches(self) -> None:
-        """Forget what was derived from the items (after they changed)."""
-        self._emb_cache: dict[str, np.ndarray] = {}
-        self._lexical: Any = None
-        self._names: dict[str, str] | None = None
-        self._facets: browse.Facets | None = None
+        self.store = store
+        self._pin: Snapshot | None = None
+        self._shared = _Shared()
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, path: str | Path, *, query_cache: int = 1024) -> "Space":
-        """The space built at ``path``; ``query_cache``: text query vectors kept (LRU)."""
+    def load(cls, path: str | Path, *, query_cache: int = 1024, **storage: Any) -> "Space":
+        """The space built at ``path``; ``query_cache``: text query vectors kept (LRU);
+        ``storage``: compaction settings of :class:`~talkrec.space.writer.SpaceStore`
+        (``compact_fraction``, ``compact_min_rows``, ``compact_max_rows``, ``auto_compact``),
+        over those of the ``storage`` block of ``space.json``."""
         path = Path(path)
         f = read_space(path)
-        return cls(path, f.config, f.index, f.fusion, f.inputs, f.interactions, query_cache=query_cache)
+        store = SpaceStore(path, f, **{**f.config.get("storage", {}), **storage})
+        return cls(path, f.config, f.fusion, f.interactions, store, query_cache=query_cache)
 
     def warm_up(self) -> None:
-        """Load the text model and build the BM25 index now rather than on the first query."""
+        """Load the text model and the BM25 index now rather than on the first query."""
         self.text_encoder().encode("warm up", kind="query")
-        self.lexical_index()
+        self.index.gen.lexical()
+
+    @property
+    def index(self) -> Snapshot:
+        """The items (:class:`~talkrec.index.snapshot.Snapshot`) as of now, or of the running read's start."""
+        return self._pin if self._pin is not None else self.store.snapshot
+
+    def pinned(self) -> "Space":
+        """A view of this space that keeps reading the current snapshot (writes go through)."""
+        view = copy.copy(self)
+        view._pin = self.store.snapshot
+        return view
 
     # ------------------------------------------------------------------ accessors
     @property
@@ -84,59 +105,57 @@ class Space:
     def modalities(self) -> list[str]:
         return list(self.fusion.modalities_)
 
+    @consistent
     def embeddings(self, kind: str = "multi") -> np.ndarray:
         """Item matrix aligned with :attr:`item_ids`: ``"multi"`` (the fused space) or a
-        modality's raw input vectors (NaN rows where an item lacks it; items added after
-        the build have NaN raw inputs)."""
+        modality's raw input vectors (NaN rows where an item lacks it)."""
         if kind == "multi":
             return self.index.vectors
-        base = self.config["input_files"].get(kind)
-        if base is None:
+        key = self.config["input_files"].get(kind)
+        if key is None:
             raise NotFoundError(f"unknown embedding kind {kind!r}; available: multi, {', '.join(self.config['input_files'])}")
-        n = len(self.index)
-        cached = self._emb_cache.get(kind)
-        if cached is not None and len(cached) == n:
-            return cached
-        X = self.inputs[base]
-        X = np.nanmean(X, axis=1) if X.ndim == 3 else X
-        if n > len(X):
-            X = np.vstack([X, np.full((n - len(X), X.shape[1]), np.nan, dtype=np.float32)])
-        self._emb_cache[kind] = X
-        return X
 
+        def make() -> np.ndarray:
+            X = self.index.inputs(key)
+            return np.nanmean(X, axis=1) if X.ndim == 3 else X
+        return self.index.memo(("embeddings", kind), make)  # type: ignore[no-any-return]
+
+    @consistent
     def raw_input(self, item_id: str, modality: str) -> np.ndarray:
         """The item's raw input vectors of ``modality``, one row per view (text views), NaN
         rows where it has none; no rows when the space keeps no inputs for the modality."""
         p = self.index.position(item_id)
         if p is None:
             raise NotFoundError(f"unknown item {item_id!r}")
-        X = self.inputs.get(self.config["input_files"].get(modality, ""))
-        if X is None or p >= len(X):
+        row = self.index.input_row(self.config["input_files"].get(modality, ""), p)
+        if row is None:
             return np.empty((0, 0), dtype=np.float32)
-        row = X[p]
         return row if row.ndim == 2 else row[None, :]
 
     def text_encoder(self) -> QueryEncoder:
         """The space's text model behind a :class:`~talkrec.encoders.query.QueryEncoder`."""
-        with self._init_lock:
-            if self._text_encoder is None:
+        sh = self._shared
+        with sh.lock:
+            if sh.text_encoder is None:
                 from ..encoders.text import TextEncoder
-                enc = TextEncoder(**{k: v for k, v in self.config["text"].items() if k != "modality"})
-                self._text_encoder = QueryEncoder(enc, cache_size=self.query_cache)
-        return self._text_encoder
+                enc = TextEncoder.for_space(self.config["text"], self.path)
+                sh.text_encoder = QueryEncoder(enc, cache_size=self.query_cache)
+        return sh.text_encoder
 
     def cf(self) -> Any:
-        if self._cf is None and (self.path / "cf").exists():
+        sh = self._shared
+        if sh.cf is None and (self.path / "cf").exists():
             from ..encoders.cf import ALSEncoder
-            self._cf = ALSEncoder.load(self.path / "cf")
-        return self._cf
+            sh.cf = ALSEncoder.load(self.path / "cf")
+        return sh.cf
 
+    @consistent
     def item(self, item_id: str) -> dict[str, Any]:
         """Everything stored about one item."""
         p = self.index.position(item_id)
         if p is None:
             raise NotFoundError(f"unknown item {item_id!r}")
-        row = self.index.meta.iloc[p].to_dict()
+        row = self.index.meta_rows([p]).iloc[0].to_dict()
         return {k: jsonable(v) for k, v in row.items()}
 
     def hits(self, pairs: Iterable[tuple[str, float]]) -> list[Hit]:
@@ -144,40 +163,37 @@ class Space:
         return make_hits(self.index, pairs)
 
     # ------------------------------------------------------------------ browsing
+    @consistent
     def resolve(self, ref: str) -> str:
         """An item id, or an exact (case-insensitive) item name; of several items with one
         name, the most popular."""
         if self.index.position(ref) is not None:
             return ref
-        names = self._names
-        if names is None:
-            names = self._names = browse.name_index(self.index.meta)
-        iid = names.get(ref.lower())
+        iid = browse.resolve_name(self.index, ref)
         if iid is None:
             raise NotFoundError(f"unknown item {ref!r} (neither an id nor an exact name)")
         return iid
 
     def find(self, name: str, limit: int = 10) -> list[tuple[str, str]]:
         """``(item_id, name)`` of items whose name contains ``name`` (for pickers)."""
-        return browse.find_by_name(self.index.meta, name, limit)
+        return browse.find_in(self.index, name, limit)
 
     def facets(self) -> browse.Facets:
         """Filterable fields (numeric ones with their range), the top tags and the decades."""
-        f = self._facets
-        if f is None:
-            f = self._facets = browse.facets(self.index.meta)
-        return f
+        return browse.facets_of(self.index)
 
     def users(self, limit: int = 20) -> list[tuple[str, int]]:
         """``(user_id, n_interactions)`` of the users with the most history."""
-        if self._users is None:
-            self._users = browse.top_users(self.interactions)
-        return self._users[:limit]
+        if self._shared.users is None:
+            self._shared.users = browse.top_users(self.interactions)
+        return self._shared.users[:limit]
 
     def filter_where(self, filters: FilterSpec | None) -> dict[str, Any] | None:
         """The ``where`` mapping for :class:`~talkrec.index.filters.FilterSpec` filters (tags,
         decade, numeric ranges, a free expression) on this space's fields."""
-        return None if filters is None else filters.to_where(self.index.meta)
+        if filters is None or not (filters.tags or filters.decade or filters.ranges or filters.where):
+            return None
+        return filters.to_where(self.index.schema())
 
     # ------------------------------------------------------------------ query vectors
     def text_query_vector(self, text: str) -> np.ndarray:
@@ -210,14 +226,17 @@ class Space:
         return v
 
     def user_history(self, user_id: str) -> list[str]:
-        """The user's positive items, strongest first."""
-        if self._user_items is None:
-            self._user_items = browse.histories(self.interactions, float(self.config.get("positive_threshold", 0.0)))
-        hist = self._user_items.get(str(user_id))
+        """The user's positive items that the space has (not deleted), strongest first."""
+        sh = self._shared
+        if sh.histories is None:
+            sh.histories = browse.histories(self.interactions, float(self.config.get("positive_threshold", 0.0)))
+        hist = sh.histories.get(str(user_id))
         if hist is None:
             raise NotFoundError(f"unknown user {user_id!r}")
-        return hist
+        snap = self.index
+        return hist if not snap.changes else [i for i in hist if snap.position(i) is not None]
 
+    @consistent
     def user_vector(self, user_id: str, *, source: str = "items") -> np.ndarray:
         """A user in the space: ``"items"`` = mean of their positive items' vectors (paper
         001 section 3.2); ``"cf"`` = their ALS user factors projected through the CF encoder."""
@@ -231,6 +250,7 @@ class Space:
             return self.fusion.project("cf", u)
         raise InputError(f"user source must be 'items' or 'cf', got {source!r}", field="source")
 
+    @consistent
     def mixed_query_vector(self, *, text: str | None = None, user: str | None = None,
                            items: Sequence[str] | None = None, vectors: Mapping[str, np.ndarray] | None = None,
                            weights: Mapping[str, float] | None = None, user_source: str = "items") -> np.ndarray:
@@ -245,6 +265,7 @@ class Space:
         return mean_vector(self.index, item_ids, weights)
 
     # ------------------------------------------------------------------ applications
+    @consistent
     def search(self, text: str, k: int = 10, *, where: Where = None, offset: int = 0,
                mode: str | None = None) -> list[Hit]:
         """Natural-language search. ``mode``: ``"multi"`` (the text query projected into the
@@ -264,18 +285,16 @@ class Space:
             return self.hits(self.index.search(self.text_query_vector(text), k, where=where, offset=offset))
         return self.hits(text_search(self, text, k, where, offset, mode))
 
-    def lexical_index(self) -> Any:
-        """BM25 over the items' descriptions (:class:`talkrec.index.lexical.LexicalIndex`), built
-        on first use and again after :meth:`add_items` changes the items."""
-        lex = self._lexical
-        if lex is None:
-            lex = self._lexical = lexical_index(self.index.meta)
-        return lex
+    def lexical_index(self) -> LexicalView:
+        """BM25 over the items' descriptions as of now (:class:`~talkrec.space.search.LexicalView`)."""
+        return LexicalView(self.index)
 
+    @consistent
     def similar(self, item_id: str, k: int = 10, *, where: Where = None, offset: int = 0) -> list[Hit]:
         """Items nearest to ``item_id`` in the fused space (itself excluded)."""
         return self.hits(self.index.search(self.item_vector(item_id), k, where=where, exclude=[item_id], offset=offset))
 
+    @consistent
     def recommend(self, *, items: Sequence[str] | None = None, user: str | None = None, k: int = 10,
                   where: Where = None, offset: int = 0, exclude_seen: bool = True) -> list[Hit]:
         """Recommend from a list of items or a known user's history (mean of their items)."""
@@ -286,6 +305,7 @@ class Space:
         excl = hist if exclude_seen else []
         return self.hits(self.index.search(q, k, where=where, exclude=excl, offset=offset))
 
+    @consistent
     def personalized_search(self, text: str, user: str | None = None, *, items: Sequence[str] | None = None,
                             alpha: float = 0.3, k: int = 10, where: Where = None, offset: int = 0,
                             exclude_seen: bool = False) -> list[Hit]:
@@ -317,6 +337,7 @@ class Space:
         encoder's vector cache (``None``: as built); ``name``: how errors name the file."""
         return media.encode_media(self, modality, path, cache=cache, name=name)
 
+    @consistent
     def continue_playlist(self, seeds: Sequence[str], k: int = 10, *, where: Where = None, recency: float = 0.7,
                           diversity: float = 0.0, max_per: tuple[str, int] | None = None,
                           method: str = "auto") -> list[Hit]:
@@ -327,13 +348,14 @@ class Space:
         (``recency**(n-1-i)``); ``"session"``: the attached session model (paper 002), with
         kNN as the fallback for seeds it does not know; ``"auto"``: session if attached.
         :meth:`continuation` also says how coherent the result is."""
-        if max_per is not None and max_per[0] not in self.index.meta.columns:
-            raise InputError(f"unknown field {max_per[0]!r} for max_per; fields: {list(self.index.meta.columns)}",
+        if max_per is not None and max_per[0] not in self.index.columns:
+            raise InputError(f"unknown field {max_per[0]!r} for max_per; fields: {self.index.columns}",
                              field="max_per")
         return self.continuation(seeds, k, where=where, recency=recency, diversity=diversity, method=method,
                                  max_per_artist=max_per[1] if max_per else None,
                                  artist_field=max_per[0] if max_per else "artist").items
 
+    @consistent
     def continuation(self, seeds: Sequence[str], k: int = 10, *, where: Where = None, recency: float = 0.7,
                      diversity: float = 0.0, max_per_artist: int | None = None, artist_field: str = "artist",
                      method: str = "auto") -> Continuation:
@@ -352,46 +374,20 @@ class Space:
 
     def session_model(self) -> Any:
         """The session model attached under ``<space>/session_model`` (or ``None``)."""
-        if self._session_model is None and (self.path / "session_model").exists():
+        sh = self._shared
+        if sh.session_model is None and (self.path / "session_model").exists():
             from ..sessions.recommender import SessionRecommender
-            self._session_model = SessionRecommender.load(self.path / "session_model")
-        return self._session_model
+            sh.session_model = SessionRecommender.load(self.path / "session_model")
+        return sh.session_model
 
-    def attach_session_model(self, model_dir: str | Path) -> None:
-        """Copy a trained session model (``talkrec sessions``) into this space, atomically."""
-        src = Path(model_dir)
-        copy_session_model(self.path, src)
-        self._session_model = None
-        if self.session_model() is None:
-            raise InputError(f"{src} is not a loadable session model", path=str(src))
-
+    @consistent
     def generate_playlist(self, text: str, n: int = 20, *, where: Where = None, coherence: float = 0.5,
                           pool: int = 200) -> tuple[list[Hit], dict[str, float]]:
         """A playlist of ``n`` items for a text query that also hangs together; returns the
         hits and the measured relevance/coherence (see :mod:`talkrec.space.playlists`)."""
         return playlists.generate_playlist(self, text, n, where=where, coherence=coherence, pool=pool)
 
+    @consistent
     def explain(self, a: str, b: str) -> dict[str, Any]:
         """Why two items are close: shared tags and each modality's share of the cosine."""
         return explain_pair(self, a, b)
-
-    # ------------------------------------------------------------------ writes
-    def add_items(self, records: Sequence[Mapping[str, Any]], *, persist: bool = True) -> list[dict[str, Any]]:
-        """Add or update items without retraining (cold start): each record has
-        ``item_id``, ``name``, optional ``tags`` (list or ``{category: [..]}``),
-        ``description``, metadata fields (``metadata`` ``{field: value}`` or at the top level,
-        checked against the existing columns' types), ``vectors`` ``{modality: [floats]}`` in
-        the modality's raw input space, and ``media`` ``{modality: file path}`` for modalities
-        built from audio or image files. The record is described (TEMPLATE), embedded with the
-        space's text model, projected through the trained encoders and upserted.
-
-        Bad records raise :class:`InputError` (row and field) before anything is written; a
-        failure while persisting raises :class:`~talkrec.space.files.WriteError` and leaves the served state and
-        the disk as they were."""
-        with self._write_lock:
-            new_index, new_inputs, out = coldstart.add_items(self, records)
-            if persist:                                  # durable first (atomic renames) ...
-                write_items(self.path, new_index, new_inputs)
-            self.inputs, self.index = new_inputs, new_index  # ... then served
-            self._reset_item_caches()
-            return out

@@ -1,87 +1,303 @@
-"""A space on disk (written by :mod:`talkrec.pipeline`, updated by :meth:`Space.add_items`)::
+"""A space on disk (format 2; written by :mod:`talkrec.pipeline`, updated by the Space)::
 
     space.json            what was built, with which models and settings
-    items.parquet         item metadata (+ description texts, modalities present)
-    inputs/<modality>.npy raw modality vectors aligned with items (NaN rows = missing)
-    fusion/               ContrastiveFusion (safetensors + config.json)
+    MANIFEST.json         the only source of truth: {"format": 2, "generation": "gen-000003",
+                          "logs": ["wal-000007.log", ...], "next_log": 8}
+    gen-000003/           what compaction rewrites:
+      index/              VectorIndex: vectors, filterable metadata (+ descriptions), HNSW graph
+      inputs/<key>.npy    raw modality vectors aligned with the index (NaN rows = missing)
+      bm25/               BM25 over the descriptions (bm25s files + corpus statistics)
+    wal-000007.log        the writes since the generation (talkrec.index.wal), replayed on load
+    LOCK                  held (flock) by the one process that writes
+    fusion/               the fusion model (safetensors + config.json), loaded as FusionProjector
     cf/                   ALS factors (item + user), for personalization
-    index/                VectorIndex of multimodal vectors + filterable metadata
     interactions.parquet  user histories (user_id, item_id, weight)
     session_model/        an attached session model (optional)
+
+A format-1 (legacy) space has ``index/`` and ``inputs/`` at the top and no manifest; it
+loads as it is and is migrated to format 2 on its first write (or by ``talkrec doctor
+--repair``). Every file the manifest names is written to a temporary name, fsync'ed and
+renamed before the manifest that names it is written (write-temp, fsync, rename, fsync dir).
 """
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .._atomic import atomic_dir, save_with
+from .._atomic import atomic_dir, fsync_dir, fsync_tree, recover_dir, write_json
 from ..errors import NotFoundError, TalkrecError
-from ..fusion.model import ContrastiveFusion
+from ..fusion.projector import FusionProjector
+from ..index.lexical import LexicalIndex
+from ..index.segments import Generation
 from ..index.store import VectorIndex
 
 log = logging.getLogger(__name__)
 
+MANIFEST, LOCK, FORMAT = "MANIFEST.json", "LOCK", 2
+_GEN, _LOG = re.compile(r"^gen-(\d{6})$"), re.compile(r"^wal-(\d{6})\.log$")
+
+
+class WriteError(TalkrecError):
+    """A write that could not be persisted; the space, in memory and on disk, is unchanged
+    (unless the message says the space must be reloaded)."""
+
+
+class CorruptSpace(TalkrecError):
+    """A space whose manifest or a file it names cannot be read (``talkrec doctor`` says more)."""
+
 
 @dataclass
-class SpaceFiles:
-    """What :func:`read_space` loads."""
+class Manifest:
+    """``MANIFEST.json``: the generation and the logs (in replay order) that make the space."""
 
-    config: dict[str, Any]
-    index: VectorIndex
-    fusion: ContrastiveFusion
-    inputs: dict[str, np.ndarray]
-    interactions: pd.DataFrame | None
+    generation: str
+    logs: list[str] = field(default_factory=list)
+    next_log: int = 1
+    format: int = FORMAT
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": self.format, "generation": self.generation, "logs": list(self.logs),
+                "next_log": self.next_log}
 
 
-def read_space(path: Path) -> SpaceFiles:
-    """Load the space at ``path``; raw inputs are realigned with the index."""
-    if not (path / "space.json").exists():
-        raise NotFoundError(f"no talkrec space at {path} (space.json missing); build one with `talkrec build CONFIG`")
-    config = json.loads((path / "space.json").read_text())
-    index = VectorIndex.load(path / "index", ann=config.get("index", {}).get("ann", False))
-    fusion = ContrastiveFusion.load(path / "fusion")
+def gen_name(n: int) -> str:
+    return f"gen-{n:06d}"
+
+
+def log_name(n: int) -> str:
+    return f"wal-{n:06d}.log"
+
+
+def gen_number(name: str) -> int:
+    m = _GEN.match(name)
+    return int(m.group(1)) if m else 0
+
+
+def is_generation(name: str) -> bool:
+    return bool(_GEN.match(name))
+
+
+def is_log(name: str) -> bool:
+    return bool(_LOG.match(name))
+
+
+def read_manifest(path: Path) -> Manifest | None:
+    """The manifest of the space at ``path`` (``None``: a legacy, format-1 space)."""
+    f = path / MANIFEST
+    if not f.exists():
+        return None
+    try:
+        d = json.loads(f.read_text())
+        m = Manifest(str(d["generation"]), [str(x) for x in d["logs"]], int(d["next_log"]), int(d["format"]))
+    except (ValueError, KeyError, TypeError) as e:
+        raise CorruptSpace(f"{f}: unreadable manifest ({e}); run `talkrec doctor {path}`") from None
+    if m.format != FORMAT or not is_generation(m.generation) or not all(is_log(x) for x in m.logs):
+        raise CorruptSpace(f"{f}: not a format-{FORMAT} manifest: {d}")
+    return m
+
+
+def unreferenced(path: Path, manifest: Manifest) -> list[Path]:
+    """Generations and logs the manifest does not name, and the legacy ``index/`` and
+    ``inputs/`` of a migrated space: what a crash (or a migration) left behind."""
+    return [p for p in sorted(path.iterdir())
+            if (is_generation(p.name) and p.name != manifest.generation)
+            or (is_log(p.name) and p.name not in manifest.logs) or p.name in ("index", "inputs")]
+
+
+def write_manifest(path: Path, manifest: Manifest) -> None:
+    """Write ``MANIFEST.json`` durably (temp file, fsync, rename, fsync folder)."""
+    write_json(path / MANIFEST, manifest.to_json())
+
+
+# ---------------------------------------------------------------------------- generations
+def write_generation(folder: Path, index: VectorIndex, inputs: dict[str, np.ndarray], lexical: LexicalIndex) -> None:
+    """The files of a generation, into the existing (temporary) folder ``folder``."""
+    (folder / "index").mkdir()
+    index.write_files(folder / "index")
+    (folder / "inputs").mkdir()
+    for key, X in inputs.items():
+        np.save(folder / "inputs" / f"{key}.npy", X)
+    lexical.save(folder / "bm25")
+
+
+def publish_generation(path: Path, name: str, index: VectorIndex, inputs: dict[str, np.ndarray],
+                       lexical: LexicalIndex) -> None:
+    """Write generation ``name`` of the space at ``path`` as ``name.tmp``, fsync it and
+    rename it into place (the manifest that names it comes after)."""
+    tmp, final = path / f"{name}.tmp", path / name
+    for stale in (tmp, final):
+        if stale.exists():
+            shutil.rmtree(stale)
+    tmp.mkdir()
+    try:
+        write_generation(tmp, index, inputs, lexical)
+        fsync_tree(tmp)
+        os.replace(tmp, final)
+        fsync_dir(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_new_space(folder: Path, index: VectorIndex, inputs: dict[str, np.ndarray]) -> None:
+    """The storage files of a new space into the (temporary) space folder ``folder``:
+    generation 1 (with BM25 over the descriptions), an empty log and the manifest."""
+    from ..index.segments import descriptions
+
+    name = gen_name(1)
+    (folder / name).mkdir()
+    write_generation(folder / name, index, inputs, LexicalIndex(descriptions(index.meta)))
+    (folder / log_name(1)).touch()
+    write_manifest(folder, Manifest(name, [log_name(1)], 2))
+
+
+def read_generation(folder: Path, *, ann: bool) -> Generation:
+    """A generation folder written by :func:`write_generation`."""
+    index = VectorIndex.load(folder / "index", ann=ann)
+    inputs = {f.stem: np.load(f, allow_pickle=False) for f in sorted((folder / "inputs").glob("*.npy"))
+              if not f.name.startswith(".")}
+    for key, X in inputs.items():
+        if len(X) != len(index):
+            raise CorruptSpace(f"{folder}: inputs/{key}.npy has {len(X)} rows for {len(index)} index rows")
+    lexical = LexicalIndex.load(folder / "bm25") if (folder / "bm25").is_dir() else None
+    return Generation(folder.name, index, inputs, lexical)
+
+
+def read_legacy(path: Path, *, ann: bool) -> Generation:
+    """The ``index/`` and ``inputs/`` of a format-1 space (recovered from ``.index.old-*``
+    when a write died between its two renames); raw inputs realigned with the index."""
+    recover_dir(path / "index")
+    if not (path / "index").is_dir():
+        raise CorruptSpace(f"{path}: no index/ folder and no MANIFEST.json")
+    index = VectorIndex.load(path / "index", ann=ann)
     inputs = {}
     n = len(index)
-    for f in sorted((path / "inputs").glob("*.npy")):
+    for f in sorted(p for p in (path / "inputs").glob("*.npy") if not p.name.startswith(".")):
         X = np.load(f, allow_pickle=False)
-        # The index is the source of truth: a crash between the two atomic writes of an
-        # upsert can leave the inputs one write ahead (or behind); realign them.
+        # The index is the source of truth: a crash between the two atomic writes of a
+        # format-1 upsert can leave the inputs one write ahead (or behind); realign them.
         if len(X) > n:
             X = X[:n]
         elif len(X) < n:
             X = np.concatenate([X, np.full((n - len(X),) + X.shape[1:], np.nan, dtype=np.float32)])
         inputs[f.stem] = X
+    return Generation("", index, inputs, None)
+
+
+def migrate_legacy(path: Path, gen: Generation) -> Manifest:
+    """Write the legacy space at ``path`` (its loaded index ``gen``) as format 2: ``gen`` as
+    generation 1 with an empty log, then the manifest, then delete ``index/`` and
+    ``inputs/``. A crash before the manifest leaves the legacy space as it was."""
+    from .._atomic import remove_paths
+
+    name = gen_name(1)
+    publish_generation(path, name, gen.index, gen.inputs, gen.lexical())
+    (path / log_name(1)).touch()
+    fsync_dir(path)
+    manifest = Manifest(name, [log_name(1)], 2)
+    write_manifest(path, manifest)
+    gen.name = name
+    remove_paths([p for p in (path / "index", path / "inputs") if p.exists()])
+    log.info("migrated %s to space format %d (%s)", path, FORMAT, name)
+    return manifest
+
+
+# ---------------------------------------------------------------------------- the space
+@dataclass
+class SpaceFiles:
+    """What :func:`read_space` loads (the generation without the logs' writes)."""
+
+    config: dict[str, Any]
+    fusion: FusionProjector
+    interactions: pd.DataFrame | None
+    generation: Generation
+    manifest: Manifest | None
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    if not (path / "space.json").exists():
+        raise NotFoundError(f"no talkrec space at {path} (space.json missing); build one with `talkrec build CONFIG`")
+    return json.loads((path / "space.json").read_text())  # type: ignore[no-any-return]
+
+
+def read_space(path: Path) -> SpaceFiles:
+    """Load the space at ``path``: its manifest's generation (or a legacy space's index).
+
+    A writer in another process may replace the generation while this reads it: the
+    manifest is read again and the load retried."""
+    config = read_config(path)
+    ann = bool(config.get("index", {}).get("ann", False))
+    fusion = FusionProjector.load(path / "fusion")  # numpy: serving never imports torch
     inter = pd.read_parquet(path / "interactions.parquet") if (path / "interactions.parquet").exists() else None
-    return SpaceFiles(config, index, fusion, inputs, inter)
-
-
-class WriteError(TalkrecError):
-    """A write that could not be persisted; the space, in memory and on disk, is unchanged."""
-
-
-def write_items(path: Path, index: VectorIndex, inputs: dict[str, np.ndarray]) -> None:
-    """Persist an upsert: each raw-input matrix, then the index (each an atomic rename);
-    any failure is a :class:`WriteError`."""
-    try:
-        for key, X in inputs.items():
-            save_with(path / "inputs" / f"{key}.npy", lambda p, X=X: np.save(p, X), suffix=".npy")
-        index.save(path / "index")
-    except Exception as e:
-        log.exception("persisting items to %s failed", path)
-        raise WriteError(f"the items could not be persisted ({type(e).__name__}: {e}); nothing was changed") from e
+    for attempt in range(5):
+        manifest = read_manifest(path)
+        try:
+            gen = read_legacy(path, ann=ann) if manifest is None else read_generation(path / manifest.generation, ann=ann)
+            return SpaceFiles(config, fusion, inter, gen, manifest)
+        except FileNotFoundError:
+            if attempt == 4 or read_manifest(path) == manifest:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def copy_session_model(path: Path, src: Path) -> None:
     """Copy a trained session model folder into the space at ``path``, atomically."""
-    import shutil
-
     if not src.is_dir():
         raise NotFoundError(f"no session model folder at {src}")
     with atomic_dir(path / "session_model") as tmp:
         shutil.copytree(src, tmp, dirs_exist_ok=True)
+
+
+class WriterLock:
+    """The space's ``LOCK`` file, held (``flock``, exclusive) by the one process whose Space
+    writes; the kernel releases it when that process dies."""
+
+    #: lock files held by this process (another Space object of it cannot take them either)
+    held_here: set[str] = set()
+
+    def __init__(self, path: Path) -> None:
+        self.path = path / LOCK
+        self._f: Any = None
+
+    def holder(self) -> str:
+        """Who holds the lock, in words (for an error message)."""
+        return ("another Space object of this process (close() it first)" if str(self.path.resolve()) in self.held_here
+                else "another process (stop it first, or send the writes to it)")
+
+    @property
+    def held(self) -> bool:
+        return self._f is not None
+
+    def acquire(self) -> bool:
+        """Take the lock if no other process (or other Space of this one) holds it."""
+        if self._f is not None:
+            return True
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no inter-process lock
+            self._f = True
+            return True
+        f = open(self.path, "a+")  # noqa: SIM115 - held open while the lock is
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            return False
+        self._f = f
+        self.held_here.add(str(self.path.resolve()))
+        return True
+
+    def release(self) -> None:
+        if self._f is not None and self._f is not True:
+            self._f.close()
+            self.held_here.discard(str(self.path.resolve()))
+        self._f = None

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..index.snapshot import Snapshot
 from ..index.store import VectorIndex
 
 __all__ = ["META_IN_HITS", "Hit", "jsonable", "make_hits"]
@@ -46,14 +47,13 @@ def jsonable(v: Any) -> Any:
     return v
 
 
-def make_hits(index: VectorIndex, pairs: Iterable[tuple[str, float]]) -> list[Hit]:
+def make_hits(index: VectorIndex | Snapshot, pairs: Iterable[tuple[str, float]]) -> list[Hit]:
     """Hits for ``(item_id, score)`` pairs of items in ``index``, in the given order."""
     pairs = list(pairs)
     if not pairs:
         return []
-    meta = index.meta
-    cols = [c for c in META_IN_HITS if c in meta.columns]
-    sub = meta.iloc[[index.position(i) for i, _ in pairs]]          # one lookup for all hits
+    sub = index.meta_rows([index.position(i) for i, _ in pairs])    # one lookup for all hits
+    cols = [c for c in META_IN_HITS if c in sub.columns]
     names = sub["name"].tolist() if "name" in sub.columns else [i for i, _ in pairs]
     values = {c: sub[c].tolist() for c in cols}
     out = []

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..encoders.media import encode_media_file
+from ..encoders.media import NotMediaModality, encode_media_file
 from ..encoders.media_cache import CacheArg
 from ..errors import InputError
 from ..index.filters import Where
@@ -20,9 +20,18 @@ if TYPE_CHECKING:
 
 
 def content_spec(space: "Space", modality: str) -> Mapping[str, Any]:
-    """The build's content spec of ``modality`` (``{}`` for text / CF / unspecified)."""
+    """The build's content spec of a content ``modality`` (``{}`` where unspecified). Text and
+    CF are never encoded from files: an :class:`InputError` (text: send the text) or a
+    :class:`NotMediaModality` (CF: its vectors come from interactions) says so."""
     if modality not in space.modalities:
         raise InputError(f"unknown modality {modality!r}; this space has {space.modalities}", field="modality")
+    if modality == "text":
+        raise InputError("the text modality is encoded from text, not from files: send the text as q "
+                         "(GET /api/search?q=...), or call Space.search(text)", field="modality")
+    if modality == "cf":
+        raise NotMediaModality("this space's 'cf' modality comes from interactions (ALS item factors), not media "
+                               "files, so a file cannot be encoded into it; query with a raw CF vector instead",
+                               field="modality")
     content = space.config.get("build_config", {}).get("content") or {}
     spec = content.get(modality) or {}
     return spec if isinstance(spec, Mapping) else {}

@@ -62,7 +62,7 @@ def continue_playlist(space: "Space", seeds: Sequence[str], k: int, *, where: Wh
     notes: list[str] = []
     max_per = None
     if max_per_artist is not None:
-        if artist_field in space.index.meta.columns:
+        if artist_field in space.index.columns:
             max_per = (artist_field, max_per_artist)
         else:
             notes.append(f"no '{artist_field}' field: each item is its own artist, so results never repeat an "
@@ -71,10 +71,9 @@ def continue_playlist(space: "Space", seeds: Sequence[str], k: int, *, where: Wh
     w = np.array([recency ** (len(seeds) - 1 - i) for i in range(len(seeds))], dtype=np.float32)
     pool = _pool(space, seeds, space.items_vector(seeds, w), max(k * 5, 50), where, session)
     chosen = _select(space, pool, k, diversity, max_per)
-    V = space.index.vectors
-    pos = [space.index.position(i) for i in seeds + [c for c, _ in chosen]]
-    return Continuation(space.hits(chosen), seeds, playlist_stats(V[pos]).get("coherence"),
-                        playlist_stats(V[pos[:len(seeds)]]).get("coherence"), notes)
+    V = space.index.rows([space.index.position(i) for i in seeds + [c for c, _ in chosen]])
+    return Continuation(space.hits(chosen), seeds, playlist_stats(V).get("coherence"),
+                        playlist_stats(V[:len(seeds)]).get("coherence"), notes)
 
 
 def _pool(space: "Space", seeds: list[str], q: np.ndarray, n: int, where: Where,
@@ -101,13 +100,13 @@ def _select(space: "Space", pool: list[tuple[str, float]], k: int, diversity: fl
     chosen: list[tuple[str, float]] = []
     taken: set[str] = set()
     counts: dict[Any, int] = {}
-    V = space.index.vectors
+    rows = space.index.rows
     cand = [(iid, s, 1.0 - j / max(len(pool), 1)) for j, (iid, s) in enumerate(pool)]
     while cand and len(chosen) < k:
         best_j = 0
         if diversity > 0 and chosen:
-            C = V[[space.index.position(c) for c, _ in chosen]]
-            sims = (V[[space.index.position(i) for i, _, _ in cand]] @ C.T).max(axis=1)
+            C = rows([space.index.position(c) for c, _ in chosen])
+            sims = (rows([space.index.position(i) for i, _, _ in cand]) @ C.T).max(axis=1)
             mmr = [(1 - diversity) * rel - diversity * float(sim) for (_, _, rel), sim in zip(cand, sims)]
             best_j = int(np.argmax(mmr))
         iid, s, _ = cand.pop(best_j)
@@ -115,7 +114,7 @@ def _select(space: "Space", pool: list[tuple[str, float]], k: int, diversity: fl
             continue
         if max_per is not None:
             field, limit = max_per
-            val = space.index.meta.iloc[space.index.position(iid)].get(field)
+            val = space.index.value(space.index.position(iid), field)
             key = tuple(val) if isinstance(val, list) else val
             if counts.get(key, 0) >= limit:
                 continue
@@ -125,18 +124,28 @@ def _select(space: "Space", pool: list[tuple[str, float]], k: int, diversity: fl
     return chosen
 
 
+def _check_generate(n: Any, coherence: Any, pool: Any) -> None:
+    """``n`` in [1, 500], ``pool`` a positive integer, ``coherence`` a number in [0, 1]."""
+    for name, v in (("n", n), ("pool", pool)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise InputError(f"{name} must be a positive integer, got {v!r}", field=name)
+    if n > 500:
+        raise InputError(f"n must be in [1, 500], got {n}", field="n")
+    if isinstance(coherence, bool) or not isinstance(coherence, (int, float, np.floating)) or not 0 <= coherence <= 1:
+        raise InputError(f"coherence must be a number in [0, 1], got {coherence!r}", field="coherence")
+
+
 def generate_playlist(space: "Space", text: str, n: int, *, where: Where = None, coherence: float = 0.5,
                       pool: int = 200) -> tuple[list["Hit"], dict[str, float]]:
-    if n < 1 or n > 500:
-        raise InputError(f"n must be in [1, 500], got {n}", field="n")
-    if not 0 <= coherence < 1:
-        raise InputError(f"coherence must be in [0, 1), got {coherence}", field="coherence")
+    """``n`` items from the query's ``max(pool, n)`` nearest (the HTTP API asks for
+    ``pool >= n``); ``coherence`` in [0, 1] weighs coherence against relevance."""
+    _check_generate(n, coherence, pool)
     q = space.text_query_vector(text)
     cands = space.search(text, max(pool, n), where=where)
     if not cands:
         return [], {}
     ids = [h.item_id for h in cands]
-    V = space.index.vectors[[space.index.position(i) for i in ids]]
+    V = space.index.rows([space.index.position(i) for i in ids])
     rel = np.array([h.score for h in cands], dtype=np.float32)
     rel = (rel - rel.min()) / max(float(rel.max() - rel.min()), 1e-9)
     chosen = [0]

@@ -5,7 +5,7 @@ Reads the official archive's files (``artists.dat`` UTF-8; ``tags.dat`` latin-1;
 The join is by normalized artist name (:func:`talkrec.data.normalize.normalize_name`).
 Colliding normalized names inside Last.fm are resolved to the most-played artist; on the
 Spotify side to the row with the most tracks. Everything dropped or ambiguous is logged
-and returned in ``catalog.report`` (a dict attached to the catalog).
+and returned in ``catalog.report``.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from ...descriptions.categories import TagCategorizer
 from ...errors import InputError
 from ..catalog import Catalog, VectorTable
 from ..normalize import normalize_name
+from ..tags import tag_lists
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,8 @@ def load_lastfm(root: str | Path, *, spotify_root: str | Path | None = None, min
     items = items.drop(columns=["norm_name"])
     for k, v in report.items():
         log.info("lastfm: %s = %s", k, v)
-    c = Catalog(items=items, tags=tag_df.reset_index(drop=True), interactions=plays, vectors=vectors, name="lastfm")
-    c.report = report  # type: ignore[attr-defined]
-    return c
+    return Catalog(items=items, tags=tag_df.reset_index(drop=True), interactions=plays, vectors=vectors, name="lastfm",
+                   report=report)
 
 
 def _read_plays(up: Path, known: set[str], report: dict[str, object]) -> pd.DataFrame:
@@ -123,13 +123,6 @@ def _read_tags(root: Path, known: set[str], min_tag_users: int, cat: TagCategori
     return tag_df[["item_id", "category", "tag", "weight"]]
 
 
-def _tag_lists(tag_df: pd.DataFrame, items: pd.DataFrame, category: str | None = None) -> pd.Series:
-    """Each item's tags (of one category, or all), most-applied first; [] when none."""
-    d = tag_df if category is None else tag_df[tag_df["category"] == category]
-    lists = d.sort_values(["item_id", "weight"], ascending=[True, False]).groupby("item_id")["tag"].apply(list)
-    return items["item_id"].map(lists).apply(lambda v: v if isinstance(v, list) else [])
-
-
 def _artist_items(artists: pd.DataFrame, plays: pd.DataFrame, tag_df: pd.DataFrame,
                   report: dict[str, object]) -> pd.DataFrame:
     """One row per artist: plays, listeners, tags, genre and decade lists, and the join name
@@ -139,9 +132,9 @@ def _artist_items(artists: pd.DataFrame, plays: pd.DataFrame, tag_df: pd.DataFra
     items = items.join(per_artist, on="item_id")
     items["plays"] = items["plays"].fillna(0).astype(np.int64)
     items["listeners"] = items["listeners"].fillna(0).astype(np.int64)
-    items["tags"] = _tag_lists(tag_df, items)
-    items["genre"] = _tag_lists(tag_df, items, "genre")
-    items["decade"] = _tag_lists(tag_df, items, "decade")
+    items["tags"] = tag_lists(tag_df, items["item_id"])
+    items["genre"] = tag_lists(tag_df, items["item_id"], "genre")
+    items["decade"] = tag_lists(tag_df, items["item_id"], "decade")
     items["norm_name"] = items["name"].map(normalize_name)
     report["artists"] = len(items)
     report["artists_without_tags"] = int((items["tags"].str.len() == 0).sum())

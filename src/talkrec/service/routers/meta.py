@@ -17,7 +17,7 @@ router = APIRouter(tags=["meta"])
 @router.get("/api/health", response_model=S.HealthResponse)
 def health(state: ServiceState = Depends(get_state)) -> S.HealthResponse:
     """Liveness: the space is loaded and answering."""
-    return S.HealthResponse(status="ok", items=len(state.space.item_ids), uptime_s=round(time.time() - state.started, 1))
+    return S.HealthResponse(status="ok", items=len(state.space.index), uptime_s=round(time.time() - state.started, 1))
 
 
 @router.get("/api/version", response_model=S.VersionResponse)
@@ -25,7 +25,7 @@ def version(state: ServiceState = Depends(get_state)) -> S.VersionResponse:
     """talkrec version and what the served space holds."""
     space, cfg = state.space, state.space.config
     info = {"name": cfg.get("name"), "dataset": cfg.get("dataset"), "created": cfg.get("created"),
-            "items": len(space.item_ids), "modalities": space.modalities,
+            "items": len(space.index), "modalities": space.modalities,
             "text_model": cfg.get("text", {}).get("model"),
             "search_mode": cfg.get("search", {}).get("mode", "hybrid"),
             "write_protected": state.api_key is not None}
@@ -35,7 +35,6 @@ def version(state: ServiceState = Depends(get_state)) -> S.VersionResponse:
 @router.get("/api/facets", response_model=S.FacetsResponse)
 def facets(state: ServiceState = Depends(get_state)) -> S.FacetsResponse:
     """Filterable fields (numeric ranges), the most frequent tags, and the decades."""
-    with state.lock.read():
-        f = state.space.facets()
+    f = state.space.facets()
     return S.FacetsResponse(fields=[S.FieldInfo(**asdict(x)) for x in f.fields],
                             top_tags=[S.TagCount(tag=t, count=n) for t, n in f.top_tags], decades=f.decades)

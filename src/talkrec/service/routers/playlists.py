@@ -9,6 +9,7 @@ from .. import schemas as S
 from ..convert import clean, hits, took_ms
 from ..deps import ServiceState, filter_spec, get_state
 from ..errors import responses
+from .search import search_score_kind
 
 router = APIRouter(tags=["playlists"])
 
@@ -22,14 +23,14 @@ def continue_playlist(req: S.ContinueRequest, state: ServiceState = Depends(get_
     """The next items for an ordered playlist: no duplicates (seeds excluded), optional MMR
     diversity and at most ``max_per_artist`` items per artist."""
     t0 = time.perf_counter()
-    space = state.space
-    with state.lock.read():
-        c = space.continuation([space.resolve(i) for i in req.items], req.k,
-                               where=space.filter_where(filter_spec(req.filters)), recency=req.recency,
-                               diversity=req.diversity, max_per_artist=req.max_per_artist,
-                               artist_field=req.artist_field)
-        return S.ContinueResponse(items=hits(c.items), seeds=c.seeds, coherence=clean(c.coherence),
-                                  coherence_seeds=clean(c.coherence_seeds), notes=c.notes, took_ms=took_ms(t0))
+    space = state.space.pinned()
+    c = space.continuation([space.resolve(i) for i in req.items], req.k,
+                           where=space.filter_where(filter_spec(req.filters)), recency=req.recency,
+                           diversity=req.diversity, max_per_artist=req.max_per_artist,
+                           artist_field=req.artist_field)
+    kind: S.ScoreKind = "session" if space.session_model() is not None else "cosine"
+    return S.ContinueResponse(items=hits(c.items), score_kind=kind, seeds=c.seeds, coherence=clean(c.coherence),
+                              coherence_seeds=clean(c.coherence_seeds), notes=c.notes, took_ms=took_ms(t0))
 
 
 @router.post("/api/playlists/generate", response_model=S.GenerateResponse, responses=responses(400, 413, 422))
@@ -37,9 +38,9 @@ def generate_playlist(req: S.GenerateRequest, state: ServiceState = Depends(get_
     """A playlist of ``n`` items for a text query that also hangs together (paper 001 section
     4.3). Coherence is measured and reported next to the plain top-n baseline."""
     t0 = time.perf_counter()
-    space = state.space
-    with state.lock.read():
-        found, stats = space.generate_playlist(req.query, req.n, where=space.filter_where(filter_spec(req.filters)),
-                                               coherence=req.coherence, pool=req.pool)
+    space = state.space.pinned()
+    found, stats = space.generate_playlist(req.query, req.n, where=space.filter_where(filter_spec(req.filters)),
+                                           coherence=req.coherence, pool=req.pool)
     st = S.PlaylistStats(**{k: clean(v) for k, v in stats.items() if k in S.PlaylistStats.model_fields})
-    return S.GenerateResponse(items=hits(found), stats=st, coherence_measure=COHERENCE_MEASURE, took_ms=took_ms(t0))
+    return S.GenerateResponse(items=hits(found), score_kind=search_score_kind(space, None), stats=st,
+                              coherence_measure=COHERENCE_MEASURE, took_ms=took_ms(t0))

@@ -19,19 +19,17 @@ def similar(item_id: str, k: int = Query(10, ge=1, le=S.K_MAX), offset: int = Qu
             filters: FilterSpec = Depends(query_filters), state: ServiceState = Depends(get_state)) -> S.HitsResponse:
     """Items nearest to an item in the fused space (the item itself excluded), with filters."""
     t0 = time.perf_counter()
-    space = state.space
-    with state.lock.read():
-        found = space.similar(space.resolve(item_id), k, where=space.filter_where(filters), offset=offset)
-        return S.HitsResponse(items=hits(found), k=k, offset=offset, took_ms=took_ms(t0))
+    space = state.space.pinned()
+    found = space.similar(space.resolve(item_id), k, where=space.filter_where(filters), offset=offset)
+    return S.HitsResponse(items=hits(found), k=k, offset=offset, took_ms=took_ms(t0))
 
 
 @router.get("/api/explain", response_model=S.ExplainResponse, responses=responses(404, 422))
 def explain(a: str = Query(..., min_length=1, max_length=200), b: str = Query(..., min_length=1, max_length=200),
             state: ServiceState = Depends(get_state)) -> S.ExplainResponse:
     """Why two items are close: shared tags and each modality pair's share of the cosine."""
-    space = state.space
-    with state.lock.read():
-        out = space.explain(space.resolve(a), space.resolve(b))
+    space = state.space.pinned()
+    out = space.explain(space.resolve(a), space.resolve(b))
     return S.ExplainResponse(**clean(out))
 
 
@@ -40,17 +38,15 @@ def recommend(req: S.RecommendRequest, state: ServiceState = Depends(get_state))
     """Recommend from a user id (their history) or a list of items; already-seen items are
     excluded unless ``exclude_seen`` is false."""
     t0 = time.perf_counter()
-    space = state.space
-    with state.lock.read():
-        items = [space.resolve(i) for i in req.items] if req.items is not None else None
-        found = space.recommend(items=items, user=req.user, k=req.k, where=space.filter_where(filter_spec(req.filters)),
-                                offset=req.offset, exclude_seen=req.exclude_seen)
-        return S.HitsResponse(items=hits(found), k=req.k, offset=req.offset, took_ms=took_ms(t0))
+    space = state.space.pinned()
+    items = [space.resolve(i) for i in req.items] if req.items is not None else None
+    found = space.recommend(items=items, user=req.user, k=req.k, where=space.filter_where(filter_spec(req.filters)),
+                            offset=req.offset, exclude_seen=req.exclude_seen)
+    return S.HitsResponse(items=hits(found), k=req.k, offset=req.offset, took_ms=took_ms(t0))
 
 
 @router.get("/api/users", response_model=S.UsersResponse, responses=responses(422))
 def users(limit: int = Query(20, ge=1, le=1000), state: ServiceState = Depends(get_state)) -> S.UsersResponse:
     """Known users with the most history (to try recommend / personalized search)."""
-    with state.lock.read():
-        top = state.space.users(limit)
+    top = state.space.users(limit)
     return S.UsersResponse(users=[S.UserRef(user_id=u, n_items=n) for u, n in top])

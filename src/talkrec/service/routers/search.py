@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 
 from ...index.filters import FilterSpec
-from ...space import SEARCH_MODES
+from ...space import SEARCH_MODES, Space
 from .. import schemas as S
 from ..convert import hits, took_ms
 from ..deps import ServiceState, filter_spec, get_state, query_filters
@@ -20,6 +20,17 @@ router = APIRouter(tags=["search"])
 
 #: routes that take uploads (their own, larger body limit)
 UPLOAD_PATHS = ("/api/query/media",)
+#: what the scores of each search mode are
+MODE_SCORES: dict[str, S.ScoreKind] = {"multi": "cosine", "text": "text_cosine", "lexical": "bm25", "hybrid": "rrf"}
+
+
+def search_score_kind(space: Space, mode: str | None) -> S.ScoreKind:
+    """What the scores of ``space.search(..., mode=mode)`` are: the mode asked for, else the
+    space's default; the fused space's cosine where the space has no text inputs to blend."""
+    used = mode or space.config.get("search", {}).get("mode", "hybrid")
+    if used in ("text", "hybrid") and "text" not in space.config["input_files"]:
+        used = "multi"
+    return MODE_SCORES.get(used, "cosine")
 
 
 @router.get("/api/search", response_model=S.HitsResponse, responses=responses(404, 422))
@@ -30,12 +41,13 @@ def search(q: str = Query(..., min_length=1, max_length=S.QUERY_MAX_CHARS, descr
                                                 "hybrid (default: RRF of the three)"),
            filters: FilterSpec = Depends(query_filters),
            state: ServiceState = Depends(get_state)) -> S.HitsResponse:
-    """Natural-language search with filters (tags, decade, numeric ranges, free expression)."""
+    """Natural-language search with filters (tags, decade, numeric ranges, free expression).
+    ``score_kind`` says what the scores are (cosines in multi mode, RRF scores in hybrid...)."""
     t0 = time.perf_counter()
-    space = state.space
-    with state.lock.read():
-        found = space.search(q, k, where=space.filter_where(filters), offset=offset, mode=mode)
-        return S.HitsResponse(items=hits(found), k=k, offset=offset, took_ms=took_ms(t0))
+    space = state.space.pinned()
+    found = space.search(q, k, where=space.filter_where(filters), offset=offset, mode=mode)
+    return S.HitsResponse(items=hits(found), score_kind=search_score_kind(space, mode), k=k, offset=offset,
+                          took_ms=took_ms(t0))
 
 
 @router.post("/api/search/personalized", response_model=S.PersonalizedSearchResponse,
@@ -46,14 +58,13 @@ def personalized_search(req: S.PersonalizedSearchRequest,
     ``normalize((1-alpha)*text + alpha*profile)``, the profile being the mean of the user's
     (or the given) items; ``alpha`` is the mixing weight."""
     t0 = time.perf_counter()
-    space = state.space
-    with state.lock.read():
-        items = [space.resolve(i) for i in req.items] if req.items is not None else None
-        found = space.personalized_search(req.query, req.user, items=items, alpha=req.alpha, k=req.k,
-                                          where=space.filter_where(filter_spec(req.filters)), offset=req.offset,
-                                          exclude_seen=req.exclude_seen)
-        return S.PersonalizedSearchResponse(items=hits(found), k=req.k, offset=req.offset, alpha=req.alpha,
-                                            took_ms=took_ms(t0))
+    space = state.space.pinned()
+    items = [space.resolve(i) for i in req.items] if req.items is not None else None
+    found = space.personalized_search(req.query, req.user, items=items, alpha=req.alpha, k=req.k,
+                                      where=space.filter_where(filter_spec(req.filters)), offset=req.offset,
+                                      exclude_seen=req.exclude_seen)
+    return S.PersonalizedSearchResponse(items=hits(found), k=req.k, offset=req.offset, alpha=req.alpha,
+                                        took_ms=took_ms(t0))
 
 
 @router.post("/api/query/vector", response_model=S.HitsResponse, responses=responses(400, 413, 422))
@@ -61,11 +72,10 @@ def query_vector(req: S.VectorQuery, state: ServiceState = Depends(get_state)) -
     """Query by example: a raw vector in any modality's input space (e.g. the Spotify audio
     descriptors of a track), projected through that modality's trained encoder."""
     t0 = time.perf_counter()
-    space = state.space
-    with state.lock.read():
-        found = space.search_by_vector(req.modality, req.vector, req.k,
-                                       where=space.filter_where(filter_spec(req.filters)), offset=req.offset)
-        return S.HitsResponse(items=hits(found), k=req.k, offset=req.offset, took_ms=took_ms(t0))
+    space = state.space.pinned()
+    found = space.search_by_vector(req.modality, req.vector, req.k,
+                                   where=space.filter_where(filter_spec(req.filters)), offset=req.offset)
+    return S.HitsResponse(items=hits(found), k=req.k, offset=req.offset, took_ms=took_ms(t0))
 
 
 @router.post("/api/query/media", response_model=S.HitsResponse, responses=responses(400, 409, 413, 422, 501))
@@ -76,13 +86,12 @@ def query_media(file: UploadFile = File(..., description="an audio or image file
     EfficientNet for images) when that encoder is installed and the space's modality was built
     from media files. Size-limited (413)."""
     t0 = time.perf_counter()
-    space = state.space
+    space = state.space.pinned()
     with tempfile.TemporaryDirectory(prefix="talkrec-upload-") as tmp:
         path = Path(tmp) / f"upload{Path(file.filename or '').suffix.lower()}"
         with open(path, "wb") as out:
             shutil.copyfileobj(file.file, out)
         # an upload is not a catalog file: not cached; errors name it as the client did
         vec = space.encode_media(modality, path, cache=False, name=file.filename or "upload")
-    with state.lock.read():
-        found = space.search_by_vector(modality, vec, k)
-        return S.HitsResponse(items=hits(found), k=k, offset=0, took_ms=took_ms(t0))
+    found = space.search_by_vector(modality, vec, k)
+    return S.HitsResponse(items=hits(found), k=k, offset=0, took_ms=took_ms(t0))

@@ -46,14 +46,20 @@ function debounce(fn, ms) { let t; return (...a) => { clearTimeout(t); t = setTi
 function modChips(mods) {
   return state.modalities.map((m) => `<span class="chip mod ${mods.includes(m) ? "" : "missing"}" title="${mods.includes(m) ? "has" : "lacks"} ${esc(m)}">${esc(m)}</span>`).join("");
 }
+// what a response's scores are (its score_kind): labels for the page
+const SCORE_LABELS = { cosine: "cosine (fused space)", text_cosine: "cosine (text model)", bm25: "BM25 score",
+  rrf: "RRF score (rank fusion: compare ranks, not values)", session: "session model score" };
+const scoreLabel = (kind) => SCORE_LABELS[kind] || SCORE_LABELS.cosine;
 function hitLi(h, i, extra = "") {
   const md = h.metadata || {};
   const tags = (md.tags || md.genres || []).slice(0, 6).map((t) => `<span class="chip">${esc(t)}</span>`).join("");
   return `<li data-id="${esc(h.item_id)}"><span class="rank">${i + 1}</span>
     <span><a class="name" href="#/item/${encodeURIComponent(h.item_id)}">${esc(h.name)}</a> ${extra}</span>
-    <span class="score" title="cosine similarity">${h.score.toFixed(3)}</span>
+    <span class="score" title="${esc(scoreLabel(h.score_kind))}">${h.score.toFixed(3)}</span>
     <span class="tags">${tags} ${md.modalities ? modChips(md.modalities) : ""}</span></li>`;
 }
+// hits of one response, each remembering what its score is (a playlist mixes responses)
+const withKind = (hits, kind) => hits.map((h) => ({ ...h, score_kind: kind }));
 function renderHits(el, hits, withAdd = true) {
   el.innerHTML = hits.map((h, i) => hitLi(h, i, withAdd ? `<button class="add" data-add="${esc(h.item_id)}" title="add to the playlist">+ playlist</button>` : "")).join("")
     || `<li class="muted"><span></span><span>no results</span></li>`;
@@ -74,8 +80,9 @@ async function runSearch() {
   if ($("mode").value) p.set("mode", $("mode").value);
   try {
     const r = await api(`/api/search?${p}`, { signal: searchCtl.signal });
-    renderHits($("results"), r.items);
-    $("search-status").textContent = `${r.items.length} results in ${r.took_ms} ms`;
+    renderHits($("results"), withKind(r.items, r.score_kind));
+    $("search-status").innerHTML = `${r.items.length} results in ${esc(r.took_ms)} ms ·
+      <span data-testid="score-kind">scores: ${esc(scoreLabel(r.score_kind))}</span>`;
     $("search-status").classList.remove("error");
   } catch (e) {
     if (e.name === "AbortError") return;
@@ -100,12 +107,12 @@ async function showItem(id) {
         <button id="item-start" type="button">start a playlist from here</button></div>
       <p class="desc" data-testid="item-desc">${esc(it.description || "(no description)")}</p>
       <table>${rows}</table>`;
-    const asHit = { item_id: it.item_id, name: it.name, score: 1, metadata: { tags: it.metadata.tags || [], modalities: it.modalities } };
+    const asHit = { item_id: it.item_id, name: it.name, score: 1, score_kind: "cosine", metadata: { tags: it.metadata.tags || [], modalities: it.modalities } };
     $("item-add").onclick = () => { addToPlaylist([asHit]); $("item-add").textContent = "added"; $("item-add").disabled = true; };
     $("item-start").onclick = () => { state.playlist = [asHit]; state.lastStats = null; renderPlaylist(); location.hash = "#/playlist"; continuePlaylist(); };
     const p = filterParams(new URLSearchParams({ k: "12" }));
     const sim = await api(`/api/items/${encodeURIComponent(id)}/similar?${p}`);
-    renderHits($("similar"), sim.items);
+    renderHits($("similar"), withKind(sim.items, sim.score_kind));
   } catch (e) {
     $("item").innerHTML = `<p class="error">${esc(e.message)}</p>`;
   }
@@ -139,7 +146,7 @@ $("pl-form").addEventListener("submit", async (ev) => {
   $("pl-notes").textContent = "generating…";
   try {
     const r = await post("/api/playlists/generate", { query: $("pl-query").value, n: Number($("pl-n").value || 15), coherence: Number($("pl-coh").value), filters: filters() });
-    state.playlist = r.items; state.lastStats = r;
+    state.playlist = withKind(r.items, r.score_kind); state.lastStats = r;
     renderPlaylist();
     $("pl-notes").textContent = `${r.items.length} items in ${r.took_ms} ms`;
   } catch (e) { $("pl-notes").textContent = e.message; }
@@ -152,7 +159,7 @@ async function continuePlaylist() {
   try {
     const r = await post("/api/playlists/continue", body);
     const prev = state.lastStats;
-    addToPlaylist(r.items);
+    addToPlaylist(withKind(r.items, r.score_kind));
     if (r.coherence !== null) {
       state.lastStats = { stats: { coherence: r.coherence, coherence_plain_topn: prev ? prev.stats.coherence_plain_topn : null,
         relevance: null, relevance_plain_topn: null }, coherence_measure: "coherence of the whole playlist after continuing (seeds alone: "

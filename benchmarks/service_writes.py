@@ -1,0 +1,260 @@
+"""Benchmark (not a test): writes and reads of a space under load (issue 10).
+
+    python benchmarks/service_writes.py --space /work/spaces/lastfm-d1 [--writes 100] [--json out.json]
+
+Prints, on a copy of the space (the original is not changed):
+
+* the floors a write cannot beat, measured in the same run: the text encoder's time for one
+  item description, and an fsync of a small file;
+* single-item upsert p50 / p99 through ``Space.add_items`` (text embedding included), and
+  single-item delete p50 / p99 (``Space.remove``, where the code has it);
+* HTTP writes/s with concurrent clients against a live uvicorn server (a subprocess), and
+  deletes/s (the same path without the text encoder);
+* HTTP read p50 / p99 (``GET /api/items/{id}/similar`` and ``GET /api/search`` over a fixed,
+  warmed set of queries) under 0, 1 and 2 clients writing continuously.
+
+It runs against the code before issue 10 as well (``PYTHONPATH=<checkout of 8db121d>/src``):
+there is no delete there.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+QUERIES = ["heavy metal", "female singer-songwriter", "80s synth pop", "relaxing ambient electronic music",
+           "brazilian music", "dark gothic rock", "jazz piano trio", "indie folk", "hip hop from the 90s",
+           "melancholic post-rock", "german electronic", "punk rock", "classical piano", "reggae", "blues guitar",
+           "dream pop shoegaze", "country", "techno", "soul diva", "french chanson"]
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs) * 1e3, q)) if xs else float("nan")
+
+
+def records(space: Any, n: int, prefix: str, seed: int = 0) -> list[dict[str, Any]]:
+    """Single-item records with the tags of real items (realistic TEMPLATE descriptions)."""
+    meta = space.index.meta
+    rnd = random.Random(seed)
+    rows = [t for t in meta["tags"].tolist() if isinstance(t, list) and t]
+    return [{"item_id": f"{prefix}{i}", "name": f"Bench Artist {prefix}{i}", "tags": list(rnd.choice(rows))[:10]}
+            for i in range(n)]
+
+
+def floors(space: Any, recs: list[dict[str, Any]]) -> dict[str, float]:
+    """The text encoder's time for one description, and an fsync of a small file."""
+    from talkrec.descriptions.template import TemplateDescriber
+
+    describer = TemplateDescriber(**space.config["descriptions"]["template"])
+    texts = [describer.describe_one({"item_id": r["item_id"], "name": r["name"]}, {"other": r["tags"]}) for r in recs]
+    enc = space.text_encoder()
+    enc.encode([texts[0]], kind="passage")
+    t_enc = []
+    for t in texts[:30]:
+        t0 = time.perf_counter()
+        enc.encode([t], kind="passage")
+        t_enc.append(time.perf_counter() - t0)
+    t_sync = []
+    fd, name = tempfile.mkstemp(dir=space.path)
+    try:
+        for _ in range(50):
+            os.write(fd, b"x" * 600)
+            t0 = time.perf_counter()
+            os.fsync(fd)
+            t_sync.append(time.perf_counter() - t0)
+    finally:
+        os.close(fd)
+        os.unlink(name)
+    return {"encode_one_p50_ms": pct(t_enc, 50), "encode_one_p99_ms": pct(t_enc, 99),
+            "fsync_p50_ms": pct(t_sync, 50), "fsync_p99_ms": pct(t_sync, 99)}
+
+
+def python_writes(space: Any, recs: list[dict[str, Any]]) -> dict[str, float]:
+    """Single-item upserts (the first one, which may migrate a legacy space, timed apart),
+    then single-item deletes of half of them."""
+    t0 = time.perf_counter()
+    space.add_items([recs[0]])
+    out = {"first_write_ms": (time.perf_counter() - t0) * 1e3}
+    ts = []
+    for r in recs[1:]:
+        t0 = time.perf_counter()
+        space.add_items([r])
+        ts.append(time.perf_counter() - t0)
+    out.update(upsert_p50_ms=pct(ts, 50), upsert_p99_ms=pct(ts, 99), upserts=len(ts))
+    if hasattr(space, "remove"):
+        ds = []
+        for r in recs[1::2]:
+            t0 = time.perf_counter()
+            space.remove([r["item_id"]])
+            ds.append(time.perf_counter() - t0)
+        out.update(delete_p50_ms=pct(ds, 50), delete_p99_ms=pct(ds, 99))
+    return out
+
+
+def start_server(path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = ("import uvicorn\nfrom talkrec.service.app import create_app\n"
+            f"uvicorn.run(create_app({str(path)!r}), host='127.0.0.1', port={port}, log_level='warning')\n")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        try:
+            if httpx.get(url + "/api/health", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("the server did not start")
+
+
+class Load:
+    """Client threads doing one kind of request in a loop until :meth:`stop`: every request's
+    start, end and outcome is kept (a client timeout counts as a failed request)."""
+
+    def __init__(self, url: str, n: int, kind: str, ids: list[str], prefix: str = "", timeout: float = 60) -> None:
+        self.url, self.kind, self.ids, self.prefix, self.timeout = url, kind, ids, prefix, timeout
+        self.done: list[tuple[float, float, bool, str]] = []     # (start, end, ok, id)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(t,), daemon=True) for t in range(n)]
+        for th in self.threads:
+            th.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for th in self.threads:
+            th.join()
+
+    def _request(self, c: httpx.Client, rnd: random.Random, iid: str) -> tuple[bool, str]:
+        if self.kind == "write":
+            r = c.post("/api/items", json={"items": [{"item_id": iid, "name": f"Http Artist {iid}",
+                                                      "tags": rnd.choice(self.ids)}]})
+        elif self.kind == "delete":
+            with self._lock:
+                if not self.ids:                      # all deleted: nothing to record
+                    self._stop.set()
+                    return True, ""
+                iid = self.ids.pop()
+            r = c.delete(f"/api/items/{iid}")
+        elif self.kind == "similar":
+            r = c.get(f"/api/items/{rnd.choice(self.ids)}/similar", params={"k": 10})
+        else:
+            r = c.get("/api/search", params={"q": rnd.choice(QUERIES), "k": 10})
+        return r.status_code == 200, iid
+
+    def _run(self, t: int) -> None:
+        rnd = random.Random(t)
+        with httpx.Client(base_url=self.url, timeout=self.timeout) as c:
+            i = 0
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                iid = f"{self.prefix}{t}-{i}"
+                try:
+                    ok, iid = self._request(c, rnd, iid)
+                except httpx.HTTPError:                  # a client timeout: a failed request
+                    ok = False
+                if iid:
+                    self.done.append((t0, time.perf_counter(), ok, iid))
+                i += 1
+
+    def stats(self, t0: float, t1: float) -> dict[str, float]:
+        """Requests started in ``[t0, t1)``: p50 / p99 latency (failures and client timeouts
+        at the time they took), completed per second, failures."""
+        lat = [e - s for s, e, _, _ in self.done if t0 <= s < t1]
+        return {"p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99),
+                "per_s": sum(1 for s, e, ok, _ in self.done if ok and t0 <= e < t1) / (t1 - t0),
+                "failed": sum(1 for s, _, ok, _ in self.done if not ok and t0 <= s < t1)}
+
+
+def phase(url: str, seconds: float, **loads: tuple[int, str, list[str]]) -> dict[str, dict[str, float]]:
+    """Run the loads together for ``seconds``, then stop them all; their stats."""
+    running = {name: Load(url, n, kind, ids, prefix=f"{name}-") for name, (n, kind, ids) in loads.items()}
+    t0 = time.perf_counter()
+    time.sleep(seconds)
+    t1 = time.perf_counter()
+    for ld in running.values():
+        ld._stop.set()
+    for ld in running.values():
+        ld.stop()
+    return {name: ld.stats(t0, t1) for name, ld in running.items()}
+
+
+def http_bench(path: Path, item_ids: list[str], tag_rows: list[list[str]], clients: int, seconds: float,
+               delete: bool) -> dict[str, Any]:
+    proc, url = start_server(path)
+    try:
+        with httpx.Client(base_url=url, timeout=120) as c:           # warm the query cache and the routes
+            for q in QUERIES:
+                c.get("/api/search", params={"q": q})
+        w = Load(url, clients, "write", tag_rows, prefix="w")
+        t0 = time.perf_counter()
+        time.sleep(seconds)
+        t1 = time.perf_counter()
+        w.stop()
+        out: dict[str, Any] = {"http_clients": clients, "http_writes": w.stats(t0, t1)}
+        if delete:
+            dl = Load(url, clients, "delete", [i for _, _, ok, i in w.done if ok])
+            t0 = time.perf_counter()
+            for th in dl.threads:
+                th.join()
+            out["http_deletes"] = dl.stats(t0, time.perf_counter() + 1e-9)
+        for n_writers in (0, 1, 2):
+            out[f"writers_{n_writers}"] = phase(url, seconds, writes=(n_writers, "write", tag_rows),
+                                                similar=(1, "similar", item_ids), search=(1, "search", item_ids))
+        return out
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--space", required=True, help="a built space (copied first)")
+    ap.add_argument("--writes", type=int, default=100, help="single-item upserts through Space.add_items")
+    ap.add_argument("--clients", type=int, default=8, help="concurrent HTTP writers for writes/s")
+    ap.add_argument("--seconds", type=float, default=20.0, help="length of each HTTP phase")
+    ap.add_argument("--json", help="also write the figures here")
+    args = ap.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from talkrec import Space
+
+    work = Path(tempfile.mkdtemp(prefix="bench-writes-")) / "space"
+    shutil.copytree(args.space, work)
+    try:
+        space = Space.load(work)
+        recs = records(space, args.writes + 1, "py")
+        res: dict[str, Any] = {"items": len(space.index), "code": "issue-10" if hasattr(space, "remove") else "before"}
+        res.update(floors(space, recs))
+        res.update(python_writes(space, recs))
+        base = [str(i) for i in space.index.meta["item_id"] if not str(i).startswith("py")]
+        ids = random.Random(1).sample(base, min(200, len(base)))
+        tags = [r["tags"] for r in records(space, 200, "t", seed=2)]
+        if hasattr(space, "close"):
+            space.close()                          # the server process writes next
+        del space
+        res.update(http_bench(work, ids, tags, args.clients, args.seconds, delete=res["code"] == "issue-10"))
+    finally:
+        shutil.rmtree(work.parent, ignore_errors=True)
+    print(json.dumps(res, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

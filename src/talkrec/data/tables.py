@@ -1,0 +1,175 @@
+"""Read one table (CSV, TSV, Parquet, JSONL) and check it against a declared schema.
+
+Every error names the file, the 1-based data row (header excluded) and the field, e.g.
+``items.csv: row 17: field 'item_id': empty value; expected a non-empty string``.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+
+__all__ = ["FORMATS", "TYPES", "check_unique", "coerce", "infer_numeric", "is_missing", "read_raw", "read_table"]
+
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".dat": "tsv", ".parquet": "parquet", ".pq": "parquet",
+           ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+
+#: Column types a schema may declare.
+TYPES = ("str", "float", "int", "list", "json")
+
+_CSV_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_INT = re.compile(r"[+-]?(0|[1-9][0-9]*)")
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def is_missing(v: Any) -> bool:
+    """``None``, NaN / NA, or a blank string."""
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        return True
+    return isinstance(v, str) and not v.strip()
+
+
+def _format(path: Path, fmt: str | None) -> str:
+    if fmt:
+        return fmt
+    f = FORMATS.get(path.suffix.lower())
+    if f is None:
+        raise InputError(f"unknown file type '{path.suffix}'; expected one of "
+                         f"{sorted(set(FORMATS))} or an explicit format", path=str(path))
+    return f
+
+
+def read_raw(path: str | Path, fmt: str | None = None, **kwargs: Any) -> pd.DataFrame:
+    """Read a CSV / TSV / Parquet / JSONL file into a DataFrame (all text columns as str)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", path=str(path))
+    f = _format(path, fmt)
+    try:
+        if f == "csv":
+            return pd.read_csv(path, dtype=str, keep_default_na=False, **kwargs)
+        if f == "tsv":
+            return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=3, **kwargs)
+        if f == "parquet":
+            return pd.read_parquet(path, **kwargs)
+        if f == "jsonl":
+            rows = []
+            with open(path, encoding="utf-8") as fh:
+                for n, line in enumerate(fh, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        obj = json.loads(line)
+                    except json.JSONDecodeError as e:
+                        raise InputError(f"invalid JSON ({e.msg} at column {e.colno})", path=str(path), row=n) from None
+                    if not isinstance(obj, dict):
+                        raise InputError(f"expected a JSON object, got {type(obj).__name__}", path=str(path), row=n)
+                    rows.append(obj)
+            return pd.DataFrame(rows)
+    except InputError:
+        raise
+    except pd.errors.ParserError as e:
+        m = _CSV_FIELDS.search(str(e))
+        if m:  # a row with more fields than the header: pandas counts file lines, the header is line 1
+            raise InputError(f"expected {m.group(1)} fields (as in the header), got {m.group(3)}",
+                             path=str(path), row=int(m.group(2)) - 1) from None
+        raise InputError(f"cannot parse as {f}: {e}", path=str(path)) from None
+    except (UnicodeDecodeError, OSError, ValueError) as e:
+        raise InputError(f"cannot parse as {f}: {e}", path=str(path)) from None
+    raise InputError(f"unsupported format '{f}'", path=str(path))
+
+
+def coerce(df: pd.DataFrame, col: str, typ: str, path: str, required: bool) -> pd.Series:
+    """Column ``col`` read as ``typ`` (one of :data:`TYPES`); missing values are an error
+    when ``required``, else ``None``."""
+    s = df[col]
+    out: list[Any] = []
+    for i, v in enumerate(s.tolist(), start=1):
+        if is_missing(v):
+            if required:
+                raise InputError(f"empty value; expected {typ}", path=path, row=i, field=col)
+            out.append(None)
+            continue
+        try:
+            if typ == "str":
+                out.append(str(v).strip())
+            elif typ == "float":
+                x = float(v)
+                if not np.isfinite(x):
+                    raise ValueError
+                out.append(x)
+            elif typ == "int":
+                x = float(v)
+                if not x.is_integer():
+                    raise ValueError
+                out.append(int(x))
+            elif typ == "list":
+                if isinstance(v, (list, tuple, np.ndarray)):
+                    out.append([str(t) for t in v])
+                else:
+                    txt = str(v)
+                    out.append([t.strip() for t in txt.replace(",", "|").split("|") if t.strip()])
+            elif typ == "json":
+                out.append(json.loads(v) if isinstance(v, str) else v)
+            else:
+                raise InputError(f"unknown schema type '{typ}'; expected one of {TYPES}", field=col)
+        except (ValueError, TypeError, json.JSONDecodeError):
+            raise InputError(f"cannot read {v!r} as {typ}", path=path, row=i, field=col) from None
+    has_missing = any(v is None for v in out)
+    return pd.Series(out, index=df.index, dtype=object if typ in ("list", "json", "str") or has_missing else None)
+
+
+def read_table(path: str | Path, schema: Mapping[str, str], *, optional: Mapping[str, str] | None = None,
+               rename: Mapping[str, str] | None = None, fmt: str | None = None) -> pd.DataFrame:
+    """Read ``path`` and check it against ``schema`` (column -> type, all required).
+
+    ``optional`` columns are coerced when present; ``rename`` maps file columns to schema
+    names first. Extra columns are kept as they are.
+    """
+    df = read_raw(path, fmt)
+    if rename:
+        df = df.rename(columns=dict(rename))
+    for col in schema:
+        if col not in df.columns:
+            raise InputError(f"missing column '{col}'; the file has {list(df.columns)}", path=str(path), field=col)
+    for col, typ in schema.items():
+        df[col] = coerce(df, col, typ, str(path), required=True)
+    for col, typ in (optional or {}).items():
+        if col in df.columns:
+            df[col] = coerce(df, col, typ, str(path), required=False)
+    return df
+
+
+def _leading_zero(v: str) -> bool:
+    digits = v.strip().lstrip("+-")
+    return len(digits) > 1 and digits[0] == "0" and digits[1].isdigit()
+
+
+def infer_numeric(s: pd.Series) -> pd.Series:
+    """A text column whose values are all integers -> int64 (nullable ``Int64`` with missing
+    values), all finite decimal numbers -> float64 (NaN where missing); otherwise unchanged.
+    Numbers written with a leading zero (``007``, zip codes) stay text."""
+    values = s.tolist()
+    present = [v for v in values if not is_missing(v)]
+    if not present or not all(isinstance(v, str) for v in present):
+        return s
+    if all(_INT.fullmatch(v.strip()) for v in present):
+        ints = [None if is_missing(v) else int(v) for v in values]
+        return pd.Series(ints, index=s.index, dtype="Int64" if len(present) < len(values) else np.int64)
+    if all(_FLOAT.fullmatch(v.strip()) and not _leading_zero(v) for v in present):
+        return pd.Series([np.nan if is_missing(v) else float(v) for v in values], index=s.index, dtype=np.float64)
+    return s
+
+
+def check_unique(df: pd.DataFrame, col: str, path: str) -> None:
+    dup = df[col].duplicated(keep="first")
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0]) + 1
+        raise InputError(f"duplicate value {df[col].iloc[i - 1]!r}; ids must be unique", path=path, row=i, field=col)

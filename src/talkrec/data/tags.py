@@ -1,0 +1,91 @@
+"""Tags of a catalog: read from an items column or a long tags file, categorized, and turned
+into the items' list columns.
+
+Categories come from a ``category:`` prefix in a tags column (``"genre:rock|mood:sad"``) or
+a ``category`` column of a tags file; tags without one are categorized by
+:class:`~talkrec.descriptions.categories.TagCategorizer` (genre, decade, place, mood,
+other), as the Last.fm adapter does. The items then get the list columns the dataset
+adapters produce: ``tags`` (all of an item's tags, most weighty first), ``genre`` (its
+genre tags) and ``decade`` (its decade tags, plus the decade of a numeric ``year``).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..index.filters import canonical_decade
+from .catalog import TAG_COLUMNS
+
+__all__ = ["TAG_LIST_COLUMNS", "add_tag_columns", "tag_lists", "tags_from_column"]
+
+#: the items' list columns made from the tags
+TAG_LIST_COLUMNS = ("tags", "genre", "decade")
+
+Categorizer = Callable[[str], str]
+
+
+def tags_from_column(items: pd.DataFrame, col: str, *, path: str, categorizer: Categorizer,
+                     separator: str = "|") -> pd.DataFrame:
+    """Long tags (item_id, category, tag, weight) from a tags column: a list, or a string of
+    tags separated by ``separator``, each optionally ``category:tag``; earlier tags weigh
+    more (``1000 - position``)."""
+    rows: list[tuple[str, str, str, float]] = []
+    for i, (iid, v) in enumerate(zip(items["item_id"], items[col]), start=1):
+        if isinstance(v, (list, tuple, np.ndarray)):
+            values = [str(t) for t in v]
+        else:
+            values = [] if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).split(separator)
+        for k, t in enumerate(values):
+            t = t.strip()
+            if not t:
+                continue
+            cat, _, tag = t.rpartition(":")
+            tag = tag.strip()
+            if not tag:
+                raise InputError(f"tag {t!r} has a category but no tag", path=path, row=i, field=col)
+            rows.append((str(iid), cat.strip() or categorizer(tag), tag, float(1000 - k)))
+    return pd.DataFrame(rows, columns=list(TAG_COLUMNS))
+
+
+def tag_lists(tags: pd.DataFrame, item_ids: pd.Series, category: str | None = None) -> pd.Series:
+    """Each item's tags (of one category, or all), most weighty first, each once; ``[]``
+    when none."""
+    d = tags if category is None else tags[tags["category"] == category]
+    if not len(d):
+        return pd.Series([[] for _ in range(len(item_ids))], index=item_ids.index, dtype=object)
+    lists = d.sort_values(["item_id", "weight"], ascending=[True, False]).groupby("item_id")["tag"].apply(
+        lambda t: list(dict.fromkeys(t)))
+    return item_ids.map(lists).apply(lambda v: v if isinstance(v, list) else [])
+
+
+def _decades(tag_decades: pd.Series, years: pd.Series | None) -> pd.Series:
+    """Decade tags, plus the decade of ``years`` (``"1990s"``) where no tag names it."""
+    if years is None:
+        return tag_decades
+    out = []
+    for ds, y in zip(tag_decades, years):
+        ds = list(ds)
+        if y is not None and not pd.isna(y):
+            d = f"{int(y) // 10 * 10}s"
+            if d not in {canonical_decade(x) for x in ds}:
+                ds.append(d)
+        out.append(ds)
+    return pd.Series(out, index=tag_decades.index, dtype=object)
+
+
+def add_tag_columns(items: pd.DataFrame, tags: pd.DataFrame) -> pd.DataFrame:
+    """``items`` with the list columns ``tags``, ``genre`` and ``decade`` made from ``tags``
+    (``genre`` / ``decade`` only when some item has one). A column the items already have
+    is kept as it is."""
+    items = items.copy()
+    if "tags" not in items.columns:
+        items["tags"] = tag_lists(tags, items["item_id"])
+    if "genre" not in items.columns and (tags["category"] == "genre").any():
+        items["genre"] = tag_lists(tags, items["item_id"], "genre")
+    year = items["year"] if "year" in items.columns and pd.api.types.is_numeric_dtype(items["year"]) else None
+    if "decade" not in items.columns and ((tags["category"] == "decade").any() or year is not None):
+        items["decade"] = _decades(tag_lists(tags, items["item_id"], "decade"), year)
+    return items

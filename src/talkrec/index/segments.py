@@ -1,0 +1,229 @@
+"""The two kinds of rows a space serves: an immutable base :class:`Generation` (what
+compaction wrote: the index, the raw modality inputs aligned with it, BM25) and the
+append-only :class:`DeltaRows` written since (in growable buffers).
+
+Neither is ever changed where a reader may look: a generation not at all, delta rows only
+beyond the row count of every snapshot made so far. What is derived from them (the text
+model's search matrix, filter engines, name tables...) is computed once and kept
+(:meth:`Generation.memo`).
+"""
+from __future__ import annotations
+
+import bisect
+import threading
+import warnings
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .filters import FilterEngine
+from .lexical import LexicalIndex
+from .store import VectorIndex
+
+__all__ = ["DeltaRows", "Generation", "descriptions", "row_text", "text_matrix"]
+
+
+def text_matrix(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Raw text inputs (``(n, d)`` or ``(n, views, d)``) as the text-model search matrix: the
+    mean over views with NaN as 0, and which rows have a text at all."""
+    T = X
+    if X.ndim == 3:
+        with warnings.catch_warnings():          # "Mean of empty slice": a row without any view
+            warnings.simplefilter("ignore", RuntimeWarning)
+            T = np.nanmean(X, axis=1)
+    has = ~np.isnan(T).any(axis=1) if len(T) else np.zeros(0, dtype=bool)
+    return np.nan_to_num(T).astype(np.float32, copy=False), has
+
+
+class Generation:
+    """The base rows of a space: ``index`` (ids, fused vectors, metadata, optional HNSW
+    graph), ``inputs`` (raw modality matrices aligned with it, by input key) and
+    ``lexical`` (BM25 over the descriptions; built on first use when a legacy space has
+    none saved). ``name`` is its folder (``gen-000003``), or ``""`` for a legacy space."""
+
+    def __init__(self, name: str, index: VectorIndex, inputs: Mapping[str, np.ndarray],
+                 lexical: LexicalIndex | None = None) -> None:
+        self.name, self.index, self.inputs = name, index, dict(inputs)
+        self._lexical = lexical
+        self._memo: dict[Any, Any] = {}
+        self._lock = threading.RLock()
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.index.ids
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self.index.vectors
+
+    @property
+    def meta(self) -> pd.DataFrame:
+        return self.index.meta
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per ``key`` for this generation."""
+        try:
+            return self._memo[key]
+        except KeyError:
+            pass
+        with self._lock:
+            if key not in self._memo:
+                self._memo[key] = compute()
+            return self._memo[key]
+
+    def lexical(self) -> LexicalIndex:
+        if self._lexical is None:
+            self._lexical = self.memo("lexical", lambda: LexicalIndex(descriptions(self.meta)))
+        return self._lexical
+
+    def text(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`text_matrix` of input ``key``."""
+        return self.memo(("text", key), lambda: text_matrix(self.inputs[key]))
+
+    def filters(self, columns: tuple[str, ...]) -> FilterEngine:
+        """A filter engine over the base metadata with ``columns`` (those only delta rows have
+        are empty here)."""
+        def make() -> FilterEngine:
+            missing = [c for c in columns if c not in self.meta.columns]
+            return FilterEngine(self.meta.assign(**{c: None for c in missing}) if missing else self.meta)
+        return self.memo(("filters", columns), make)
+
+    def schema(self) -> pd.DataFrame:
+        """Rows of the metadata that hold, for every column, its first 50 non-null values in
+        order: what the column-type checks look at (``column.dropna().head(n)``)."""
+        def make() -> pd.DataFrame:
+            keep: set[int] = set()
+            for c in self.meta.columns:
+                keep.update(np.flatnonzero(self.meta[c].notna().to_numpy())[:50].tolist())
+            return self.meta.iloc[sorted(keep)]
+        return self.memo("schema", make)
+
+
+def descriptions(meta: pd.DataFrame) -> list[str]:
+    """The text BM25 indexes per item: its description (its name where the catalog has no
+    descriptions)."""
+    texts = meta["description"] if "description" in meta else meta.get("name", pd.Series([""] * len(meta)))
+    return [t if isinstance(t, str) else "" for t in texts.tolist()]
+
+
+def row_text(row: Mapping[str, Any]) -> str:
+    """:func:`descriptions` of one metadata row (a dict)."""
+    t = row.get("description", row.get("name"))
+    return t if isinstance(t, str) else ""
+
+
+class DeltaRows:
+    """Rows written since the generation, in append-only buffers.
+
+    ``append`` writes rows ``n .. n+k-1`` (growing the buffers by doubling: the old buffers
+    stay valid for the snapshots that use them); a snapshot of ``m`` rows reads only rows
+    ``< m``. ``ids`` and ``meta`` are lists of the rows' ids and metadata dicts; the BM25
+    postings (token -> rows, term frequencies) are appended in row order, so a snapshot
+    cuts each at ``m``."""
+
+    def __init__(self, dim: int, input_shapes: Mapping[str, tuple[int, ...]], capacity: int = 64) -> None:
+        self.dim = dim
+        self.input_shapes = dict(input_shapes)
+        self.n = 0
+        self.version = 0                               # writes made on these rows (snapshots check it)
+        self.vectors = np.zeros((capacity, dim), dtype=np.float32)
+        self.inputs = {k: np.full((capacity,) + s, np.nan, dtype=np.float32) for k, s in self.input_shapes.items()}
+        self.ids: list[str] = []
+        self.meta: list[dict[str, Any]] = []
+        self.doc_len: list[int] = []
+        self.postings: dict[str, tuple[list[int], list[int]]] = {}
+        self.columns: list[tuple[str, int]] = []     # (metadata key, first row that has it)
+        self._known: set[str] = set()
+        self._text: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}   # key -> text_matrix rows so far
+        self._text_lock = threading.Lock()
+
+    def _grow(self, need: int) -> None:
+        cap = len(self.vectors)
+        if need <= cap:
+            return
+        new_cap = max(need, cap * 2)
+        V = np.zeros((new_cap, self.dim), dtype=np.float32)
+        V[:self.n] = self.vectors[:self.n]
+        inputs = {}
+        for k, X in self.inputs.items():
+            Y = np.full((new_cap,) + X.shape[1:], np.nan, dtype=np.float32)
+            Y[:self.n] = X[:self.n]
+            inputs[k] = Y
+        self.vectors, self.inputs = V, inputs          # swapped only when complete
+
+    def append(self, ids: Sequence[str], vectors: np.ndarray, meta: Sequence[Mapping[str, Any]],
+               inputs: Mapping[str, np.ndarray], tokens: Sequence[Sequence[str]]) -> int:
+        """Append rows; returns the first new row (relative to the delta)."""
+        start, k = self.n, len(ids)
+        self._grow(start + k)
+        self.vectors[start:start + k] = vectors
+        for key, X in self.inputs.items():
+            rows = inputs.get(key)
+            X[start:start + k] = np.nan if rows is None else rows
+        for j, toks in enumerate(tokens):
+            for t, tf in Counter(toks).items():
+                rows_tf = self.postings.setdefault(t, ([], []))
+                rows_tf[0].append(start + j)
+                rows_tf[1].append(tf)
+            self.doc_len.append(len(toks))
+        for j, row in enumerate(meta):
+            for c in row:
+                if c not in self._known:
+                    self._known.add(c)
+                    self.columns.append((c, start + j))
+        self.ids.extend(ids)
+        self.meta.extend(dict(m) for m in meta)
+        self.n = start + k
+        return start
+
+    def text(self, key: str, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`text_matrix` of rows ``< m`` of input ``key``, extended as rows arrive (rows
+        already done never change)."""
+        with self._text_lock:
+            T, has, done = self._text.get(key, (np.zeros((0, 0), np.float32), np.zeros(0, bool), 0))
+            if done < m:
+                Tn, hn = text_matrix(self.inputs[key][done:m])
+                if len(T) < m:
+                    cap = max(m, 2 * len(T), 64)
+                    T2, h2 = np.zeros((cap, Tn.shape[1]), np.float32), np.zeros(cap, bool)
+                    if done:
+                        T2[:done], h2[:done] = T[:done], has[:done]
+                    T, has = T2, h2
+                T[done:m], has[done:m] = Tn, hn
+                self._text[key] = (T, has, m)
+            return T[:m], has[:m]
+
+    def column_names(self, m: int) -> list[str]:
+        """The metadata keys rows ``< m`` have, in order of first appearance."""
+        return [c for c, first in self.columns if first < m]
+
+    def posting(self, token: str, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``< m`` containing ``token`` and its frequency in each."""
+        p = self.postings.get(token)
+        if p is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        rows, tfs = p
+        cut = bisect.bisect_left(rows, m)
+        return np.asarray(rows[:cut], dtype=np.int64), np.asarray(tfs[:cut], dtype=np.float64)
+
+    def bm25(self, lexical: LexicalIndex, query_tokens: Sequence[str], m: int) -> np.ndarray:
+        """BM25 scores of rows ``< m`` for the query, with the base corpus' statistics (idf,
+        average length): a delta row scores as it would inside the base."""
+        out = np.zeros(m)
+        counts = Counter(query_tokens)           # a repeated query term counts again, as in bm25s
+        if not counts or not m:
+            return out
+        toks = list(counts)
+        idf = lexical.idf(toks)
+        lens = np.asarray(self.doc_len[:m], dtype=np.float64)
+        for t, w in zip(toks, idf):
+            rows, tf = self.posting(t, m)
+            if len(rows):
+                out[rows] += counts[t] * w * lexical.term_weight(tf, lens[rows])
+        return out

@@ -1,0 +1,306 @@
+"""An immutable, consistent view of a space's items: what every read works on.
+
+A :class:`Snapshot` is a base :class:`~talkrec.index.segments.Generation` plus the first
+``m`` rows of the :class:`~talkrec.index.segments.DeltaRows` written since, a liveness mask
+over all those rows (an update tombstones the old row and appends a new one; a delete only
+tombstones) and the map from id to the newest delta row. A write makes the next snapshot
+(copying the mask and the small delta map, never touching rows a reader may use); a reader
+takes the current one once and uses it to the end, without a lock.
+
+Rows are addressed physically: base rows ``0 .. n0-1``, delta rows ``n0 .. n0+m-1``; dead
+rows score ``-inf`` and are never returned. :attr:`ids`, :attr:`vectors` and :attr:`meta`
+are the live rows only, in row order (computed once per snapshot when asked for).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..ranking import top_k
+from .filters import FilterEngine, Where, field_kind
+from .segments import DeltaRows, Generation
+from .store import ann_fetch, checked_query
+
+__all__ = ["Snapshot"]
+
+
+class Snapshot:
+    """See the module docstring; make the first one with :meth:`of`."""
+
+    __slots__ = ("gen", "delta", "m", "live", "delta_pos", "n_live", "dead_base", "version", "_memo")
+
+    def __init__(self, gen: Generation, delta: DeltaRows, m: int, live: np.ndarray, delta_pos: Mapping[str, int],
+                 n_live: int, dead_base: int) -> None:
+        live.flags.writeable = False
+        self.gen, self.delta, self.m, self.live = gen, delta, m, live
+        self.delta_pos, self.n_live, self.dead_base = delta_pos, n_live, dead_base
+        self.version = delta.version          # the number of writes on ``delta`` this snapshot has seen
+        self._memo: dict[Any, Any] = {}
+
+    @classmethod
+    def of(cls, gen: Generation) -> "Snapshot":
+        """The generation alone (no delta rows)."""
+        delta = DeltaRows(gen.index.dim, {k: X.shape[1:] for k, X in gen.inputs.items()})
+        return cls(gen, delta, 0, np.ones(len(gen), dtype=bool), {}, len(gen), 0)
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per ``key`` for this snapshot (racing readers may both compute)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    # ------------------------------------------------------------------ sizes
+    def __len__(self) -> int:
+        return self.n_live
+
+    @property
+    def n0(self) -> int:
+        return len(self.gen)
+
+    @property
+    def n_rows(self) -> int:
+        """Physical rows: base + delta, dead ones included."""
+        return len(self.gen) + self.m
+
+    @property
+    def changes(self) -> int:
+        """Rows changed since the generation: delta rows + dead base rows."""
+        return self.m + self.dead_base
+
+    @property
+    def dim(self) -> int:
+        return self.gen.index.dim
+
+    # ------------------------------------------------------------------ rows
+    def position(self, item_id: str) -> int | None:
+        """The row of a live item (``None`` for an unknown or deleted one)."""
+        iid = str(item_id)
+        p = self.delta_pos.get(iid)
+        if p is None:
+            p = self.gen.index.position(iid)
+        return p if p is not None and self.live[p] else None
+
+    def vector(self, item_id: str) -> np.ndarray | None:
+        p = self.position(item_id)
+        return None if p is None else self.rows([p])[0]
+
+    def rows(self, positions: Sequence[int]) -> np.ndarray:
+        """The fused vectors at ``positions``."""
+        P = np.asarray(positions, dtype=np.int64)
+        out = np.empty((len(P), self.dim), dtype=np.float32)
+        b = P < self.n0
+        out[b] = self.gen.vectors[P[b]]
+        out[~b] = self.delta.vectors[P[~b] - self.n0]
+        return out
+
+    def id_at(self, p: int) -> str:
+        return str(self.gen.ids[p]) if p < self.n0 else self.delta.ids[p - self.n0]
+
+    def input_row(self, key: str, p: int) -> np.ndarray | None:
+        """Raw input ``key`` of row ``p`` (``None`` when the space keeps no such input)."""
+        X = self.gen.inputs.get(key)
+        if X is None:
+            return None
+        return X[p] if p < self.n0 else self.delta.inputs[key][p - self.n0]
+
+    @property
+    def columns(self) -> list[str]:
+        """Metadata fields: the generation's, then those only delta rows have."""
+        def make() -> list[str]:
+            base = list(self.gen.meta.columns)
+            return base + [c for c in self.delta.column_names(self.m) if c not in set(base)]
+        return self.memo("columns", make)
+
+    def meta_rows(self, positions: Sequence[int]) -> pd.DataFrame:
+        """The metadata rows at ``positions``, in that order, with every column."""
+        P = [int(p) for p in positions]
+        n0 = self.n0
+        if all(p < n0 for p in P):
+            rows = self.gen.meta.iloc[P]
+            return rows if len(self.columns) == self.gen.meta.shape[1] else rows.reindex(columns=self.columns)
+        base = self.gen.meta.iloc[[p for p in P if p < n0]]
+        delta = pd.DataFrame([self.delta.meta[p - n0] for p in P if p >= n0])
+        parts = [f for f in (base, delta) if len(f)]
+        if not parts:
+            return self.gen.meta.iloc[[]].reindex(columns=self.columns)
+        both = (pd.concat(parts, ignore_index=True) if len(parts) == 2 else parts[0]).reindex(columns=self.columns)
+        return both.iloc[_restore_order(P, n0)].reset_index(drop=True)
+
+    def value(self, p: int, column: str) -> Any:
+        """One metadata value of row ``p`` (``None`` where the row lacks the field)."""
+        if p >= self.n0:
+            return self.delta.meta[p - self.n0].get(column)
+        return self.gen.meta[column].iat[p] if column in self.gen.meta.columns else None
+
+    # ------------------------------------------------------------------ the live rows
+    @property
+    def live_rows(self) -> np.ndarray:
+        return self.memo("live_rows", lambda: np.flatnonzero(self.live))
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Ids of the live items, in row order."""
+        def make() -> np.ndarray:
+            r = self.live_rows
+            base = self.gen.ids[r[r < self.n0]]
+            delta = np.asarray([self.delta.ids[p - self.n0] for p in r[r >= self.n0]], dtype=str)
+            return np.concatenate([base, delta]) if len(delta) else base
+        return self.memo("ids", make)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """Fused vectors of the live items, aligned with :attr:`ids`."""
+        return self.memo("vectors", lambda: self.rows(self.live_rows))
+
+    @property
+    def meta(self) -> pd.DataFrame:
+        """Metadata of the live items, aligned with :attr:`ids`."""
+        return self.memo("meta", lambda: self.meta_rows(self.live_rows))
+
+    def inputs(self, key: str) -> np.ndarray:
+        """Raw input ``key`` of the live items, aligned with :attr:`ids`."""
+        def make() -> np.ndarray:
+            r = self.live_rows
+            X, D = self.gen.inputs[key], self.delta.inputs[key]
+            return np.concatenate([X[r[r < self.n0]], D[r[r >= self.n0] - self.n0]])
+        return self.memo(("inputs", key), make)
+
+    def schema(self) -> pd.DataFrame:
+        """Sample rows for column-type checks: the generation's :meth:`Generation.schema`,
+        then the first delta rows (every column present)."""
+        def make() -> pd.DataFrame:
+            if not self.m:
+                return self.gen.schema()
+            head = pd.DataFrame(self.delta.meta[:min(self.m, 50)])
+            return pd.concat([self.gen.schema(), head], ignore_index=True).reindex(columns=self.columns)
+        return self.memo("schema", make)
+
+    def delta_frame(self) -> pd.DataFrame:
+        """The delta rows as a table with every column; list fields hold ``[]`` for none."""
+        def make() -> pd.DataFrame:
+            df = pd.DataFrame(self.delta.meta[:self.m]).reindex(columns=self.columns)
+            gschema = self.gen.schema()
+            for c in gschema.columns:
+                if field_kind(gschema[c]) == "list":
+                    df[c] = [v if isinstance(v, (list, tuple, np.ndarray)) else [] for v in df[c].tolist()]
+            return df
+        return self.memo("delta_frame", make)
+
+    # ------------------------------------------------------------------ scoring
+    def mask(self, where: Where) -> np.ndarray:
+        """Live rows that pass the filter (read-only; the liveness mask when there is none)."""
+        base = self.gen.filters(tuple(self.columns)).mask(where)
+        if base is None:
+            return self.live
+        if self.m:
+            base = np.concatenate([base, FilterEngine(self.delta_frame()).mask(where)])
+        return base & self.live
+
+    def scores(self, q: np.ndarray) -> np.ndarray:
+        """Cosine of every row to the unit vector ``q``; ``-inf`` for dead rows."""
+        s = self.gen.vectors @ q
+        if self.m:
+            s = np.concatenate([s, self.delta.vectors[:self.m] @ q])
+        return np.where(self.live, s, -np.inf)
+
+    def search(self, query: np.ndarray, k: int = 10, *, where: Where = None, exclude: Iterable[str] = (),
+               offset: int = 0, exact: bool | None = None) -> list[tuple[str, float]]:
+        """Top ``k`` (after skipping ``offset``) live items by cosine to ``query``, filtered;
+        through the base's HNSW graph (delta rows exactly) unless ``exact``."""
+        q = checked_query(query, self.dim, k, offset)
+        allowed = self.mask(where)
+        excl = [p for p in (self.position(e) for e in exclude) if p is not None]
+        need = k + offset
+        if self.gen.index.graph is not None and exact is not True and self.n0 and allowed[:self.n0].mean() > 0.05:
+            res = self._ann(q, need, allowed, excl)
+            if res is not None:
+                return res[offset:need]
+        s = self.scores(q)
+        top = top_k(s, need, exclude=excl, allowed=allowed)
+        return [(self.id_at(i), float(s[i])) for i in top[offset:]]
+
+    def _ann(self, q: np.ndarray, need: int, allowed: np.ndarray, excl: list[int]) -> list[tuple[str, float]] | None:
+        n0 = self.n0
+        frac = float(allowed[:n0].mean())
+        rows, sims = self.gen.index.ann_candidates(q, ann_fetch(need, n0, frac, len(excl) + self.dead_base))
+        ok = allowed[rows] & ~np.isin(rows, excl)
+        rows, sims = rows[ok], sims[ok]
+        if len(rows) < need and len(ok) < n0:
+            return None                      # not enough after filtering: exact search instead
+        if self.m:
+            ds = self.delta.vectors[:self.m] @ q
+            top = top_k(ds, need, exclude=[p - n0 for p in excl if p >= n0], allowed=allowed[n0:])
+            rows, sims = np.concatenate([rows, top + n0]), np.concatenate([sims, ds[top]])
+        order = np.lexsort((rows, -sims))[:need]
+        return [(self.id_at(int(rows[i])), float(sims[i])) for i in order]
+
+    def text_scores(self, key: str, q: np.ndarray) -> np.ndarray:
+        """Cosine of every row's raw text vector (mean over views) to ``q``; ``-inf`` for rows
+        without a text and dead rows."""
+        T, has = self.gen.text(key)
+        s = T @ q
+        if self.m:
+            Td, hasd = self.delta.text(key, self.m)
+            s, has = np.concatenate([s, Td @ q]), np.concatenate([has, hasd])
+        return np.where(has & self.live, s, -np.inf)
+
+    def lexical_scores(self, text: str) -> np.ndarray:
+        """BM25 score of every row for ``text`` (float64; 0 where no term occurs or the row is
+        dead); delta rows score with the generation's corpus statistics."""
+        lex = self.gen.lexical()
+        s = lex.scores(text)
+        if self.m:
+            s = np.concatenate([s, self.delta.bm25(lex, lex.tokenize([text])[0], self.m)])
+        return np.where(self.live, s, 0.0)
+
+    # ------------------------------------------------------------------ writes
+    def _check_newest(self) -> None:
+        if self.version != self.delta.version:
+            raise RuntimeError("only the newest snapshot can be written on")
+        self.delta.version += 1
+
+    def with_upsert(self, ids: Sequence[str], vectors: np.ndarray, meta: Sequence[Mapping[str, Any]],
+                    inputs: Mapping[str, np.ndarray], tokens: Sequence[Sequence[str]]) -> "Snapshot":
+        """The next snapshot: ``ids`` (unique) appended as new rows, their old rows dead."""
+        self._check_newest()
+        start = self.n0 + self.delta.append(ids, vectors, meta, inputs, tokens)
+        k = len(ids)
+        live = np.empty(self.n_rows + k, dtype=bool)
+        live[:self.n_rows] = self.live
+        live[self.n_rows:] = True
+        delta_pos = dict(self.delta_pos)
+        n_live, dead_base = self.n_live, self.dead_base
+        for j, iid in enumerate(ids):
+            old = self.position(iid)
+            if old is None:
+                n_live += 1
+            else:
+                live[old] = False
+                dead_base += old < self.n0
+            delta_pos[str(iid)] = start + j
+        return Snapshot(self.gen, self.delta, self.m + k, live, delta_pos, n_live, dead_base)
+
+    def with_delete(self, ids: Sequence[str]) -> "Snapshot":
+        """The next snapshot: the live items ``ids`` dead (unknown ids are skipped)."""
+        self._check_newest()
+        live = self.live.copy()
+        n_live, dead_base = self.n_live, self.dead_base
+        for iid in ids:
+            p = self.position(iid)
+            if p is not None and live[p]:
+                live[p] = False
+                n_live -= 1
+                dead_base += p < self.n0
+        return Snapshot(self.gen, self.delta, self.m, live, self.delta_pos, n_live, dead_base)
+
+
+def _restore_order(P: list[int], n0: int) -> np.ndarray:
+    """Positions in ``concat(base rows of P, delta rows of P)`` of each element of ``P``."""
+    is_delta = np.asarray([p >= n0 for p in P], dtype=bool)
+    out = np.empty(len(P), dtype=np.int64)
+    out[~is_delta] = np.arange(int((~is_delta).sum()))
+    out[is_delta] = int((~is_delta).sum()) + np.arange(int(is_delta.sum()))
+    return out

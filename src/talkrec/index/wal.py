@@ -1,0 +1,226 @@
+"""The write-ahead log of a space: append-only binary records, one per write call.
+
+A record is ``[u32 length][u32 crc32][payload]`` (little-endian; the CRC covers the payload).
+The payload is ``[u32 header length][header JSON][array bytes]``: the header names the
+operation (``upsert`` / ``delete``), the item ids, the metadata rows (upserts) and the
+arrays (dtype, shape) whose bytes follow in order: the fused ``vectors`` and the raw
+modality inputs ``input:<key>``. No pickles.
+
+:class:`LogFile` appends a record with one ``write`` and makes it durable with ``fsync``;
+:class:`GroupCommit` lets writers that arrive while an fsync runs share the next one (a
+leader/follower queue), so throughput is not bounded by one fsync per write.
+:func:`read_log` returns the valid records of a file and where a torn or corrupt tail
+starts (a write that was never acknowledged: it is truncated with a warning on load).
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import threading
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._atomic import fsync_dir
+
+__all__ = ["GroupCommit", "LogFile", "LogRecord", "decode", "encode_delete", "encode_upsert", "frame", "read_log"]
+
+_HEAD = struct.Struct("<II")
+_U32 = struct.Struct("<I")
+#: a length above this is corruption, not a record
+MAX_RECORD_BYTES = 1 << 30
+
+
+@dataclass
+class LogRecord:
+    """One logged write: ``op`` ``"upsert"`` (ids, fused vectors, metadata rows, raw inputs
+    per input key) or ``"delete"`` (ids only)."""
+
+    op: str
+    ids: list[str]
+    vectors: np.ndarray | None = None
+    meta: list[dict[str, Any]] = field(default_factory=list)
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _pack(header: dict[str, Any], arrays: Sequence[tuple[str, np.ndarray]]) -> bytes:
+    header = {**header, "arrays": [{"name": n, "dtype": a.dtype.str, "shape": list(a.shape)} for n, a in arrays]}
+    h = json.dumps(header, ensure_ascii=False, allow_nan=True, separators=(",", ":"), default=str).encode("utf-8")
+    return b"".join([_U32.pack(len(h)), h] + [np.ascontiguousarray(a).tobytes() for _, a in arrays])
+
+
+def encode_upsert(ids: Sequence[str], vectors: np.ndarray, meta: Sequence[Mapping[str, Any]],
+                  inputs: Mapping[str, np.ndarray]) -> bytes:
+    """The payload of an upsert (metadata values must be JSON-able: str, numbers, bools,
+    None, lists of those)."""
+    arrays = [("vectors", np.asarray(vectors, dtype=np.float32))]
+    arrays += [(f"input:{k}", np.asarray(v, dtype=np.float32)) for k, v in inputs.items()]
+    return _pack({"op": "upsert", "ids": list(ids), "meta": [dict(m) for m in meta]}, arrays)
+
+
+def encode_delete(ids: Sequence[str]) -> bytes:
+    return _pack({"op": "delete", "ids": list(ids)}, [])
+
+
+def decode(payload: bytes) -> LogRecord:
+    """A payload back into a :class:`LogRecord` (``ValueError`` when it is malformed)."""
+    (hlen,) = _U32.unpack_from(payload, 0)
+    header = json.loads(payload[4:4 + hlen].decode("utf-8"))
+    off = 4 + hlen
+    arrays: dict[str, np.ndarray] = {}
+    for spec in header.get("arrays", []):
+        dt = np.dtype(spec["dtype"])
+        shape = tuple(int(x) for x in spec["shape"])
+        n = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        if off + n > len(payload):
+            raise ValueError("record arrays run past the payload")
+        arrays[spec["name"]] = np.frombuffer(payload, dtype=dt, count=n // dt.itemsize, offset=off).reshape(shape).copy()
+        off += n
+    if header.get("op") not in ("upsert", "delete"):
+        raise ValueError(f"unknown log operation {header.get('op')!r}")
+    inputs = {k[len("input:"):]: v for k, v in arrays.items() if k.startswith("input:")}
+    return LogRecord(header["op"], [str(i) for i in header["ids"]], arrays.get("vectors"), header.get("meta", []), inputs)
+
+
+def frame(payload: bytes) -> bytes:
+    """``[length][crc32][payload]``."""
+    return _HEAD.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+@dataclass
+class LogScan:
+    """What :func:`read_log` found: the valid ``payloads`` in order, the byte offset where
+    they end (``valid_bytes``), the file's size, and why the rest is invalid (``problem``)."""
+
+    payloads: list[bytes]
+    valid_bytes: int
+    size: int
+    problem: str | None = None
+
+
+def read_log(path: str | os.PathLike[str]) -> LogScan:
+    """Read the records of a log file up to the first torn or corrupt one."""
+    data = Path(path).read_bytes()
+    off, out = 0, []
+    while off < len(data):
+        if len(data) - off < _HEAD.size:
+            return LogScan(out, off, len(data), f"torn record header at byte {off}")
+        n, crc = _HEAD.unpack_from(data, off)
+        if n > MAX_RECORD_BYTES or off + _HEAD.size + n > len(data):
+            return LogScan(out, off, len(data), f"torn or corrupt record at byte {off} (length {n})")
+        payload = data[off + _HEAD.size: off + _HEAD.size + n]
+        if zlib.crc32(payload) != crc:
+            return LogScan(out, off, len(data), f"checksum mismatch in the record at byte {off}")
+        out.append(payload)
+        off += _HEAD.size + n
+    return LogScan(out, off, len(data))
+
+
+def truncate_log(path: str | os.PathLike[str], size: int) -> None:
+    """Cut a log file to ``size`` bytes (its valid records) and make that durable."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LogFile:
+    """An open log file records are appended to (``O_APPEND``; one ``write`` per record)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        created = not self.path.exists()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if created:
+            os.fsync(self._fd)
+            fsync_dir(self.path.parent)
+        self.size = os.fstat(self._fd).st_size
+
+    def append(self, record: bytes) -> int:
+        """Write one framed record; returns the file size after it. On a failure the file is
+        cut back to where it was (and the error raised)."""
+        start = self.size
+        try:
+            view = memoryview(record)
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+        except BaseException:
+            os.ftruncate(self._fd, start)
+            raise
+        self.size = start + len(record)
+        return self.size
+
+    def truncate(self, size: int) -> None:
+        os.ftruncate(self._fd, size)
+        os.fsync(self._fd)
+        self.size = size
+
+    def sync(self) -> None:
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class GroupCommit:
+    """Durability for numbered writes, one fsync for many.
+
+    Writers call :meth:`wait` with the sequence number of their appended write. The first
+    one to find no fsync running becomes the leader: it takes ``pending()`` (the newest
+    appended write: an object with a ``seq``), calls ``sync`` on it and wakes everyone it
+    covered; writers that arrived meanwhile wait and share the leader's next fsync. When
+    ``sync`` raises, every write it covered fails with that exception (an fsync error
+    leaves the file in an unknown state: it is not retried)."""
+
+    def __init__(self, pending: Callable[[], Any], sync: Callable[[Any], None]) -> None:
+        self._pending, self._sync = pending, sync
+        self._cond = threading.Condition()
+        self._durable = 0
+        self._running = False
+        self._error: BaseException | None = None
+        self._error_upto = 0
+
+    @property
+    def durable(self) -> int:
+        return self._durable
+
+    def wait(self, seq: int) -> None:
+        """Return once write ``seq`` is durable; raise what the fsync covering it raised."""
+        with self._cond:
+            while True:
+                if self._error is not None and seq <= self._error_upto:
+                    raise self._error
+                if seq <= self._durable:
+                    return
+                if not self._running:
+                    self._running = True
+                    break
+                self._cond.wait()
+        target = self._pending()
+        error: BaseException | None = None
+        try:
+            self._sync(target)
+        except BaseException as e:  # noqa: BLE001 - handed to every write it covered
+            error = e
+        with self._cond:
+            self._running = False
+            if error is None:
+                self._durable = max(self._durable, int(target.seq))
+            else:
+                self._error, self._error_upto = error, max(self._error_upto, int(target.seq))
+            self._cond.notify_all()
+        if error is not None:
+            raise error

@@ -1,0 +1,382 @@
+"""The storage engine of a space: one writer at a time, readers on immutable snapshots.
+
+Reads take :attr:`SpaceStore.snapshot` (one reference, no lock). A write, serialized by the
+writer lock, builds its log record against the newest snapshot (the tip), appends it to the
+write-ahead log (:mod:`talkrec.index.wal`) and makes the next snapshot; outside the lock it
+waits for an fsync of the log (group commit: writers that arrive meanwhile share the next
+one), and only then is the snapshot published and the write acknowledged. A crash loses
+nothing acknowledged: loading replays the manifest's logs and drops a torn tail.
+
+The first write takes the space's ``LOCK`` (one writing process) and migrates a legacy
+space to format 2. :meth:`SpaceStore.compact` (also run in a background thread when the
+delta passes a threshold) seals the log, writes the next generation off to the side, then
+swaps it in, holding the writer lock only for the swap.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._atomic import clean_orphans, remove_paths
+from ..errors import InputError, NotFoundError
+from ..index import wal
+from ..index.compaction import apply_record, compacted, graph_file_of, rebase
+from ..index.segments import Generation
+from ..index.snapshot import Snapshot
+from . import coldstart
+from .files import (Manifest, SpaceFiles, WriteError, WriterLock, copy_session_model, gen_name, gen_number, log_name,
+                    migrate_legacy, publish_generation, read_manifest, unreferenced, write_manifest)
+from .hits import jsonable
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SpaceStore", "SpaceWrites", "Upsert"]
+
+
+@dataclass(frozen=True)
+class Tip:
+    """A snapshot and the sequence number of the last write in it (``log``: where that
+    write was appended)."""
+
+    seq: int
+    snap: Snapshot
+    log: wal.LogFile | None = None
+
+
+@dataclass
+class Upsert:
+    """A validated, embedded batch of items ready to be written (see :mod:`.coldstart`)."""
+
+    ids: list[str]
+    vectors: np.ndarray
+    meta: list[dict[str, Any]]
+    inputs: dict[str, np.ndarray]
+    tokens: list[list[str]]
+
+
+class SpaceStore:
+    """The snapshots, write-ahead log, writer lock and compaction of the space at ``path``.
+
+    ``compact_fraction``, ``compact_min_rows``, ``compact_max_rows``: compact in the
+    background once the rows changed since the generation reach
+    ``min(max(fraction * base rows, min_rows), max_rows)`` (``auto_compact=False``: only
+    when :meth:`compact` is called)."""
+
+    def __init__(self, path: Path, files: SpaceFiles, *, compact_fraction: float = 0.05, compact_min_rows: int = 256,
+                 compact_max_rows: int = 10_000, auto_compact: bool = True) -> None:
+        self.path = path
+        self.compact_fraction, self.compact_min_rows = compact_fraction, compact_min_rows
+        self.compact_max_rows, self.auto_compact = compact_max_rows, auto_compact
+        self.problems: list[str] = []
+        self._manifest = files.manifest
+        self._plock = WriterLock(path)
+        self._log_sizes: dict[str, int] = {}
+        self._write_lock, self._publish_lock, self._compact_lock = threading.Lock(), threading.Lock(), threading.Lock()
+        self._log: wal.LogFile | None = None
+        self._broken: BaseException | None = None
+        self._compactor: threading.Thread | None = None
+        owner = self._plock.acquire()
+        try:
+            if owner:
+                self._tidy()
+            snap = self._replay(Snapshot.of(files.generation), truncate=owner)
+        finally:
+            self._plock.release()
+        self._tip = self._published = Tip(0, snap)
+        self._group = wal.GroupCommit(lambda: self._tip, self._sync)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The newest durable snapshot (what reads use)."""
+        return self._published.snap
+
+    @property
+    def manifest(self) -> Manifest | None:
+        return self._manifest
+
+    # ------------------------------------------------------------------ loading
+    def _replay(self, snap: Snapshot, *, truncate: bool) -> Snapshot:
+        """Apply the manifest's logs; a torn or corrupt tail is dropped (and cut off the file
+        when this process may write)."""
+        for name in self._manifest.logs if self._manifest else []:
+            f = self.path / name
+            scan = wal.read_log(f) if f.exists() else wal.LogScan([], 0, 0, "missing")
+            for i, payload in enumerate(scan.payloads):
+                try:
+                    rec = wal.decode(payload)
+                except (ValueError, KeyError, TypeError) as e:   # a valid checksum over a bad payload
+                    scan = wal.LogScan(scan.payloads[:i], _offset(scan.payloads, i), scan.size,
+                                       f"undecodable record #{i + 1} ({e})")
+                    break
+                snap = apply_record(snap, rec)
+            self._log_sizes[name] = scan.valid_bytes
+            if scan.problem:
+                cut = truncate and scan.size > scan.valid_bytes
+                msg = (f"{name}: {scan.problem}; {scan.size - scan.valid_bytes} byte(s) after the last complete "
+                       f"record {'truncated' if cut else 'ignored'} (that write was never acknowledged)")
+                log.warning("%s: %s", self.path, msg)
+                self.problems.append(msg)
+                if cut:
+                    wal.truncate_log(f, scan.valid_bytes)
+        return snap
+
+    def _tidy(self) -> None:
+        """Delete what no manifest names (held lock: no other writer): temporary files a
+        killed writer left, generations and logs a crash left unreferenced, the legacy
+        folders of a migrated space."""
+        clean_orphans(self.path)
+        clean_orphans(self.path / "inputs")
+        if self._manifest is None:
+            return
+        stale = unreferenced(self.path, self._manifest)
+        if stale:
+            log.warning("%s: removing what the manifest does not name: %s", self.path, ", ".join(p.name for p in stale))
+            remove_paths(stale)
+
+    # ------------------------------------------------------------------ writes
+    def upsert(self, batch: Upsert) -> None:
+        """Insert or replace ``batch.ids`` (unique); metadata fields a record does not give
+        keep the old row's values."""
+        def build(tip: Snapshot) -> tuple[bytes, Callable[[], Snapshot]]:
+            meta = [_merged(tip, iid, row) for iid, row in zip(batch.ids, batch.meta)]
+            payload = wal.encode_upsert(batch.ids, batch.vectors, meta, batch.inputs)
+            return payload, lambda: tip.with_upsert(batch.ids, batch.vectors, meta, batch.inputs, batch.tokens)
+        self._write(build)
+
+    def remove(self, ids: Sequence[str]) -> None:
+        """Delete items; the whole batch is refused when an id is unknown or given twice."""
+        def build(tip: Snapshot) -> tuple[bytes, Callable[[], Snapshot]]:
+            missing = [i for i in ids if tip.position(i) is None]
+            if missing:
+                raise NotFoundError(f"unknown item(s) {missing[:5]}; nothing was deleted")
+            return wal.encode_delete(ids), lambda: tip.with_delete(ids)
+        if len(set(ids)) != len(ids):
+            raise InputError("an item id is given twice; give each id once per call (nothing was deleted)",
+                             field="item_id")
+        self._write(build)
+
+    def _write(self, build: Callable[[Snapshot], tuple[bytes, Callable[[], Snapshot]]]) -> None:
+        with self._write_lock:
+            self._check_writable()
+            tip = self._tip
+            payload, apply = build(tip.snap)
+            assert self._log is not None
+            try:
+                self._log.append(wal.frame(payload))
+            except OSError as e:
+                log.exception("appending to %s failed", self._log.path)
+                raise WriteError(f"the write could not be persisted ({type(e).__name__}: {e}); "
+                                 "nothing was changed") from e
+            tip = Tip(tip.seq + 1, apply(), self._log)
+            self._tip = tip
+        self._durable(tip.seq)
+        self._maybe_compact()
+
+    def _durable(self, seq: int) -> None:
+        """Wait for the group commit of write ``seq``; an fsync error breaks the writer."""
+        try:
+            self._group.wait(seq)
+        except OSError as e:
+            self._broken = e
+            log.exception("fsync of the log of %s failed", self.path)
+            raise WriteError(f"the write could not be made durable ({type(e).__name__}: {e}); it may or may not "
+                             "be there after a reload, and this space refuses writes until it is reloaded") from e
+
+    def _sync(self, tip: Tip) -> None:
+        """Group-commit leader: fsync the log, then publish the snapshot it covers."""
+        if tip.log is not None:
+            tip.log.sync()
+        with self._publish_lock:
+            if tip.seq > self._published.seq:
+                self._published = tip
+
+    def _check_writable(self) -> None:
+        """Become the space's writer (writer lock held): take ``LOCK``, check that no other
+        process changed the space since it was loaded, migrate a legacy space, open the log."""
+        if self._broken is not None:
+            raise WriteError(f"an earlier write could not be made durable ({self._broken}); reload the space")
+        if self._log is not None:
+            return
+        if not self._plock.acquire():
+            raise WriteError(f"{self.path} is being written to by {self._plock.holder()}: one writer at a time")
+        if read_manifest(self.path) != self._manifest or any(
+                (self.path / n).stat().st_size != s for n, s in self._log_sizes.items() if (self.path / n).exists()):
+            self._plock.release()
+            raise WriteError(f"{self.path} was changed by another process since it was loaded; load it again")
+        if self._manifest is None:
+            self._migrate()
+        assert self._manifest is not None
+        if not self._manifest.logs:
+            m = self._manifest
+            self._manifest = Manifest(m.generation, [log_name(m.next_log)], m.next_log + 1)
+            wal.LogFile(self.path / self._manifest.logs[0]).close()
+            write_manifest(self.path, self._manifest)
+        self._log = wal.LogFile(self.path / self._manifest.logs[-1])
+        self._tip = Tip(self._tip.seq, self._tip.snap, self._log)
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Be the space's writer for a change outside the log (attaching a session model)."""
+        with self._write_lock:
+            self._check_writable()
+            yield
+
+    def _migrate(self) -> None:
+        """Write a legacy space as format 2 (its index as generation 1, an empty log)."""
+        self._manifest = migrate_legacy(self.path, self._tip.snap.gen)
+
+    # ------------------------------------------------------------------ compaction
+    def threshold(self, n0: int) -> int:
+        return int(min(max(self.compact_fraction * n0, self.compact_min_rows), self.compact_max_rows))
+
+    def _maybe_compact(self) -> None:
+        snap = self._tip.snap
+        if not self.auto_compact or snap.changes < self.threshold(snap.n0):
+            return
+        if self._compactor is not None and self._compactor.is_alive():
+            return
+        self._compactor = threading.Thread(target=self._compact_quietly, name="talkrec-compact", daemon=True)
+        self._compactor.start()
+
+    def _compact_quietly(self) -> None:
+        try:
+            self.compact()
+        except Exception:  # noqa: BLE001 - a background compaction that fails is retried later
+            log.exception("background compaction of %s failed", self.path)
+
+    def compact(self) -> dict[str, Any]:
+        """Fold the writes since the generation into a new generation (one at a time)."""
+        with self._compact_lock:
+            with self._write_lock:
+                self._check_writable()
+                self._durable(self._tip.seq)               # everything appended is durable
+                sealed = self._tip.snap
+                m0 = self._manifest
+                assert m0 is not None
+                if not sealed.changes:
+                    return {"compacted": False, "generation": m0.generation, "items": len(sealed)}
+                self._seal(m0)
+            name = gen_name(gen_number(m0.generation) + 1)
+            index, inputs, lexical = compacted(sealed, graph_file_of(sealed.gen, self.path))
+            publish_generation(self.path, name, index, inputs, lexical)
+            new_gen = Generation(name, index, inputs, lexical)
+            with self._write_lock:
+                self._durable(self._tip.seq)
+                snap = rebase(new_gen, sealed, self._tip.snap)
+                assert self._manifest is not None
+                manifest = Manifest(name, [n for n in self._manifest.logs if n not in m0.logs], self._manifest.next_log)
+                write_manifest(self.path, manifest)
+                self._manifest = manifest
+                self._tip = Tip(self._tip.seq, snap, self._log)
+                with self._publish_lock:
+                    self._published = self._tip
+            remove_paths([self.path / m0.generation] + [self.path / n for n in m0.logs])
+            log.info("compacted %s into %s (%d items, %d changes folded)", self.path, name, len(sealed), sealed.changes)
+            return {"compacted": True, "generation": name, "items": len(sealed), "changes": sealed.changes}
+
+    def _seal(self, m0: Manifest) -> None:
+        """New writes go to a new log, named in the manifest before the first goes to it."""
+        new = log_name(m0.next_log)
+        new_log = wal.LogFile(self.path / new)
+        manifest = Manifest(m0.generation, m0.logs + [new], m0.next_log + 1)
+        write_manifest(self.path, manifest)
+        old, self._manifest, self._log = self._log, manifest, new_log
+        self._tip = Tip(self._tip.seq, self._tip.snap, new_log)
+        if old is not None:                  # all durable (no group commit can still be using it)
+            old.close()
+
+    def close(self) -> None:
+        """Wait for a running compaction, close the log and let other processes write."""
+        c = self._compactor
+        if c is not None:
+            c.join()
+        with self._write_lock:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+                m = self._manifest                # what this store wrote: not "changed by another"
+                self._log_sizes = {n: (self.path / n).stat().st_size for n in (m.logs if m else [])
+                                   if (self.path / n).exists()}
+            self._plock.release()
+
+
+class SpaceWrites:
+    """The write methods of :class:`~talkrec.space.core.Space` (``self.store``: its
+    :class:`SpaceStore`)."""
+
+    store: SpaceStore
+    index: Snapshot
+    path: Path
+    _shared: Any
+
+    def pinned(self) -> Any:  # pragma: no cover - Space defines it
+        raise NotImplementedError
+
+    def session_model(self) -> Any:  # pragma: no cover - Space defines it
+        raise NotImplementedError
+
+    def add_items(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Add or update items without retraining (cold start): each record has
+        ``item_id``, ``name``, optional ``tags`` (list or ``{category: [..]}``),
+        ``description``, metadata fields (``metadata`` ``{field: value}`` or at the top level,
+        checked against the existing columns' types), ``vectors`` ``{modality: [floats]}`` in
+        the modality's raw input space, and ``media`` ``{modality: file path}`` for modalities
+        built from audio or image files. The record is described (TEMPLATE), embedded with the
+        space's text model, projected through the trained encoders and upserted (metadata
+        fields an update does not give keep their values).
+
+        Bad records raise :class:`InputError` (row and field) before anything is written. The
+        batch is one log record, fsync'ed before this returns and before readers see it; a
+        failure while persisting raises :class:`~talkrec.space.files.WriteError`."""
+        batch, summary = coldstart.prepare(self.pinned(), records)   # embedding: no lock held
+        self.store.upsert(batch)
+        return summary
+
+    def remove(self, item_ids: Sequence[str]) -> int:
+        """Delete items (a batch: :class:`NotFoundError` for an unknown id, and nothing is
+        deleted); durable before this returns. Returns how many items the space has left."""
+        if isinstance(item_ids, str) or not item_ids:
+            raise InputError("give a non-empty list of item ids", field="item_ids")
+        self.store.remove([str(i) for i in item_ids])
+        return len(self.index)
+
+    def attach_session_model(self, model_dir: str | Path) -> None:
+        """Copy a trained session model (``talkrec sessions``) into this space, atomically."""
+        src = Path(model_dir)
+        with self.store.writing():
+            copy_session_model(self.path, src)
+        self._shared.session_model = None
+        if self.session_model() is None:
+            raise InputError(f"{src} is not a loadable session model", path=str(src))
+
+    def compact(self) -> dict[str, Any]:
+        """Fold the writes since the last generation into a new one now (the space also does
+        this in the background once enough has changed); reads and writes go on meanwhile."""
+        return self.store.compact()
+
+    def close(self) -> None:
+        """Finish a running compaction and release the space for other writing processes."""
+        self.store.close()
+
+
+def _offset(payloads: list[bytes], i: int) -> int:
+    """Byte offset of record ``i`` of a log whose records are ``payloads``."""
+    return sum(8 + len(p) for p in payloads[:i])
+
+
+def _merged(tip: Snapshot, item_id: str, row: dict[str, Any]) -> dict[str, Any]:
+    """The new metadata row of ``item_id``: ``row``, plus the fields of its current row that
+    ``row`` does not give (an update keeps what it does not mention)."""
+    new = {k: jsonable(v) for k, v in row.items()}      # as the log stores it (JSON)
+    p = tip.position(item_id)
+    if p is None:
+        return new
+    old = tip.meta_rows([p]).iloc[0].to_dict()
+    return {**{k: jsonable(v) for k, v in old.items()}, **new}

@@ -1,0 +1,93 @@
+"""Helpers for the storage tests: space copies, a format-1 (legacy) layout, fsync spies and
+writer subprocesses."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def copy_space(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def make_legacy(d: Path) -> Path:
+    """Turn a format-2 space folder into the format-1 layout of main before issue 10
+    (``index/`` and ``inputs/`` at the top, no manifest, no logs)."""
+    if (d / "MANIFEST.json").exists():
+        gen = next(p for p in d.iterdir() if p.name.startswith("gen-"))
+        shutil.move(str(gen / "index"), str(d / "index"))
+        shutil.move(str(gen / "inputs"), str(d / "inputs"))
+        shutil.rmtree(gen)
+        for p in list(d.iterdir()):
+            if p.name.startswith("wal-") or p.name in ("MANIFEST.json", "LOCK"):
+                p.unlink()
+        for f in ("hnsw.bin", "hnsw_labels.npy"):
+            (d / "index" / f).unlink(missing_ok=True)
+    return d
+
+
+def fd_path(fd: int) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return f"fd:{fd}"
+
+
+class FsyncSpy:
+    """Records the path of every ``os.fsync``'ed descriptor (installed with monkeypatch)."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.paths: list[str] = []
+        real = os.fsync
+
+        def spy(fd: int) -> None:
+            self.paths.append(fd_path(fd))
+            real(fd)
+        monkeypatch.setattr(os, "fsync", spy)
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return env
+
+
+class Child:
+    """A Python subprocess whose stdout lines are collected by a thread."""
+
+    def __init__(self, code: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=child_env())
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+        self._t = threading.Thread(target=self._read, daemon=True)
+        self._t.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            line = line.strip()
+            self.lines.append(line)
+            if line == "ready":
+                self.ready.set()
+
+    def kill(self) -> None:
+        self.proc.kill()          # SIGKILL: no cleanup runs
+        self.proc.wait(timeout=30)
+        self._t.join(timeout=10)
+
+    def words(self, tag: str) -> Iterator[str]:
+        for line in list(self.lines):
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == tag:
+                yield parts[1]

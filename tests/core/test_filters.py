@@ -1,0 +1,67 @@
+"""The filter translation CLI and HTTP share (index/filters.py): decades in every spelling
+and only the decade asked for, finite numbers only."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from talkrec.errors import InputError
+from talkrec.index.filters import FilterEngine, FilterSpec, canonical_decade, parse_range
+
+META = pd.DataFrame({
+    "item_id": [f"i{j}" for j in range(8)],
+    "decade": [["1890s"], ["1990s"], ["90s"], ["80s", "rock"], ["1980's"], ["2000s"], ["10s"], []],
+    "year": [1895, 1994, 1991, 1985, 1983, 2004, 2013, 1960],
+    "listeners": [1.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0, np.nan],
+})
+
+
+def _matching(spec: FilterSpec, meta: pd.DataFrame = META) -> list[str]:
+    m = FilterEngine(meta).mask(spec.to_where(meta))
+    return meta["item_id"][m].tolist()
+
+
+@pytest.mark.parametrize("decade,want", [
+    ("80s", ["i3", "i4"]), ("1980s", ["i3", "i4"]), ("80's", ["i3", "i4"]),
+    ("1890s", ["i0"]), ("90s", ["i1", "i2"]), ("1990s", ["i1", "i2"]),
+    ("2000s", ["i5"]), ("00s", ["i5"]), ("10s", ["i6"]), ("2010s", ["i6"]),
+])
+def test_decade_matches_that_decade_only(decade, want):
+    assert _matching(FilterSpec(decade=decade)) == want
+
+
+@pytest.mark.parametrize("decade,want", [("1890s", ["i0"]), ("90s", ["i1", "i2"]), ("10s", ["i6"])])
+def test_decade_on_a_year_field(decade, want):
+    assert _matching(FilterSpec(decade=decade), META.drop(columns=["decade"])) == want
+
+
+def test_decade_in_a_where_expression_is_canonical_too():
+    assert _matching(FilterSpec(where="decade=1990s")) == ["i1", "i2"]
+    assert _matching(FilterSpec(where="decade=1890s")) == ["i0"]
+
+
+@pytest.mark.parametrize("bad", ["nineties", "19th century", "1700s", "s", "1990ss"])
+def test_bad_decades_are_refused(bad):
+    with pytest.raises(InputError, match="decade"):
+        FilterSpec(decade=bad).to_where(META)
+
+
+def test_canonical_decade():
+    for raw, want in [("80s", "1980s"), ("80's", "1980s"), ("1980s", "1980s"), ("1985", "1980s"),
+                      ("1890s", "1890s"), ("00s", "2000s"), ("2000s", "2000s"), ("10s", "2010s"), ("60s", "1960s")]:
+        assert canonical_decade(raw) == want, raw
+    assert canonical_decade("seen live") is None and canonical_decade("1337 h4x") is None
+
+
+@pytest.mark.parametrize("where", ["listeners>=nan", "listeners<inf", "listeners>-inf", "year<=NaN"])
+def test_comparisons_need_finite_numbers(where):
+    with pytest.raises(InputError, match="finite"):
+        FilterEngine(META).mask(where)
+    with pytest.raises(InputError, match="finite"):
+        FilterEngine(META).mask({where.split("<")[0].split(">")[0]: {">=": float("nan")}})
+
+
+def test_ranges_need_finite_numbers_as_before():
+    with pytest.raises(InputError, match="finite"):
+        parse_range("listeners:nan:")

@@ -1,0 +1,115 @@
+"""Generic catalogs (CSV / Parquet / JSONL files described in a config) reach the space as
+the dataset adapters' catalogs do: tags with categories, the items' ``tags`` / ``genre`` /
+``decade`` list columns, numeric columns as numbers; so tag filters, facets and the decade
+filter work. The end-to-end test writes a slice of MovieLens as a generic catalog."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from talkrec.cli import app
+from talkrec.data.io import load_catalog
+
+
+def test_tags_column_gives_categorized_tags_and_list_columns(tmp_path):
+    (tmp_path / "items.csv").write_text(
+        "item_id,name,year,score,tags\n"
+        "1,Alpha,1994,4.5,genre:comedy|genre:drama|funny|90s\n"
+        "2,Beta,2001,3.25,genre:horror|dark\n"
+        "3,Gamma,,,\n")
+    c = load_catalog({"items": {"path": "items.csv", "tags_column": "tags"}}, base=tmp_path)
+    by = c.tags_by_item()
+    assert by["1"] == {"genre": ["comedy", "drama"], "mood": ["funny"], "decade": ["90s"]}
+    assert by["2"] == {"genre": ["horror"], "mood": ["dark"]}
+    items = c.items.set_index("item_id")
+    assert items.loc["1", "tags"] == ["comedy", "drama", "funny", "90s"]
+    assert items.loc["1", "genre"] == ["comedy", "drama"] and items.loc["3", "genre"] == []
+    assert items.loc["1", "decade"] == ["90s"] and items.loc["2", "decade"] == ["2000s"]  # tag, else the year
+    assert items.loc["3", "tags"] == [] and items.loc["3", "decade"] == []
+    assert pd.api.types.is_integer_dtype(c.items["year"]) and c.items["year"].iloc[0] == 1994
+    assert pd.isna(c.items["year"].iloc[2])
+    assert pd.api.types.is_float_dtype(c.items["score"]) and c.items["score"].iloc[1] == 3.25
+
+
+def test_long_tags_file_categories_and_explicit_types(tmp_path):
+    (tmp_path / "items.csv").write_text("item_id,name,zip,listeners\na,A,02139,10\nb,B,10001,20\n")
+    (tmp_path / "tags.csv").write_text("item_id,tag,category,weight\na,rock,,3\na,happy,,1\nb,jazz,style,2\n")
+    c = load_catalog({"items": {"path": "items.csv", "types": {"zip": "str"}}, "tags": {"path": "tags.csv"}},
+                     base=tmp_path)
+    assert c.tags_by_item() == {"a": {"genre": ["rock"], "mood": ["happy"]}, "b": {"style": ["jazz"]}}
+    assert c.items["zip"].tolist() == ["02139", "10001"]           # declared text keeps its zeros
+    assert c.items["listeners"].dtype == np.int64
+    assert c.items.set_index("item_id").loc["a", "tags"] == ["rock", "happy"]
+
+
+def test_numbers_with_leading_zeros_stay_text(tmp_path):
+    (tmp_path / "items.csv").write_text("item_id,name,code\na,A,007\nb,B,12\n")
+    c = load_catalog({"items": {"path": "items.csv"}}, base=tmp_path)
+    assert c.items["code"].tolist() == ["007", "12"]
+
+
+def _movielens_as_generic(src, out, n_movies=400):
+    """The most-rated ``n_movies`` of ml-latest-small as generic files: items.csv (item_id,
+    name, year, a tags column of genres and user tags), plays.csv (user_id, item_id, weight)."""
+    movies = pd.read_csv(src / "movies.csv", dtype=str)
+    ratings = pd.read_csv(src / "ratings.csv", dtype={"userId": str, "movieId": str})
+    keep = ratings["movieId"].value_counts().index[:n_movies]
+    movies = movies[movies["movieId"].isin(keep)]
+    user_tags = pd.read_csv(src / "tags.csv", dtype=str)
+    user_tags = user_tags.assign(tag=user_tags["tag"].str.strip().str.lower()).groupby("movieId")["tag"].apply(
+        lambda t: list(dict.fromkeys(t))[:5])
+    rows = []
+    for m in movies.itertuples(index=False):
+        y = re.search(r"\((\d{4})\)\s*$", m.title)
+        genres = [f"genre:{g.lower()}" for g in m.genres.split("|") if g != "(no genres listed)"]
+        tags = genres + [t.replace("|", " ").replace(":", " ") for t in user_tags.get(m.movieId, [])]
+        rows.append({"item_id": m.movieId, "name": re.sub(r"\s*\(\d{4}\)\s*$", "", m.title),
+                     "year": y.group(1) if y else "", "tags": "|".join(tags)})
+    pd.DataFrame(rows).to_csv(out / "items.csv", index=False)
+    r = ratings[ratings["movieId"].isin(keep)]
+    pd.DataFrame({"user_id": r["userId"], "item_id": r["movieId"], "weight": r["rating"]}).to_csv(
+        out / "plays.csv", index=False)
+
+
+@pytest.fixture(scope="module")
+def movielens_generic_space(data_root, tmp_path_factory):
+    src = data_root / "movielens-ml-latest-small"
+    if not src.exists():
+        pytest.skip(f"MovieLens not found at {src}")
+    d = tmp_path_factory.mktemp("ml-generic")
+    _movielens_as_generic(src, d)
+    (d / "build.yaml").write_text(yaml.safe_dump({
+        "name": "ml-generic", "dataset": "generic", "output": str(d / "space"),
+        "catalog": {"items": {"path": "items.csv", "tags_column": "tags"}, "interactions": {"path": "plays.csv"}},
+        "descriptions": {"template": {"header": "movie"}},
+        "cf": {"params": {"factors": 16, "iterations": 5}},
+        "fusion": {"max_epochs": 15, "batch_size": 64, "hidden_dim": 32, "out_dim": 16, "learning_rate": 3e-3}}))
+    r = CliRunner().invoke(app, ["build", str(d / "build.yaml"), "--no-progress", "--quiet"])
+    assert r.exit_code == 0, (r.output, r.exception)
+    from talkrec import Space
+    return Space.load(d / "space")
+
+
+def test_movielens_as_generic_catalog_searches_filters_and_facets(movielens_generic_space):
+    from talkrec.index.filters import FilterSpec
+    space = movielens_generic_space
+    meta = space.index.meta
+    assert pd.api.types.is_integer_dtype(meta["year"]), meta["year"].dtype
+    hits = space.search("funny", k=10, where="tag=comedy")
+    assert len(hits) == 10
+    assert all("comedy" in space.item(h.item_id)["tags"] for h in hits)
+    assert all("comedy" in space.item(h.item_id)["genre"] for h in hits)
+    facets = space.facets()
+    assert "comedy" in dict(facets.top_tags) and "drama" in dict(facets.top_tags)
+    assert {"1980s", "1990s", "2000s"} <= set(facets.decades)
+    assert "year" in facets.numeric_fields
+    nineties = space.search("crime", k=10, where=space.filter_where(FilterSpec(decade="1990s")))
+    assert len(nineties) == 10 and all(1990 <= space.item(h.item_id)["year"] <= 1999 for h in nineties)
+    assert space.search("crime", k=5, where="year>=1990,year<2000")
+    first_comedy = int(np.flatnonzero(meta["tags"].apply(lambda t: "comedy" in list(t)))[0])
+    assert "comedy" in meta["description"].iloc[first_comedy].lower()
