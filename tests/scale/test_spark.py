@@ -94,10 +94,13 @@ def test_the_spark_space_has_the_embedded_layout_and_text_vectors(spark_space_di
     def files(d: Path) -> set[str]:
         return {str(p.relative_to(d)) for p in d.rglob("*") if p.is_file()}
 
+    def inputs(d: Path, name: str) -> np.ndarray:          # the current generation's raw inputs
+        return np.load(d / json.loads((d / "MANIFEST.json").read_text())["generation"] / "inputs" / f"{name}.npy")
+
     assert files(spark_space_dir) == files(tiny_space_dir)
-    a, b = np.load(spark_space_dir / "inputs" / "text.npy"), np.load(tiny_space_dir / "inputs" / "text.npy")
+    a, b = inputs(spark_space_dir, "text"), inputs(tiny_space_dir, "text")
     assert a.shape == b.shape and np.abs(a - b).max() < 1e-4      # the same text model, run by Spark
-    a, b = np.load(spark_space_dir / "inputs" / "audio.npy"), np.load(tiny_space_dir / "inputs" / "audio.npy")
+    a, b = inputs(spark_space_dir, "audio"), inputs(tiny_space_dir, "audio")
     np.testing.assert_allclose(a, b, rtol=1e-6, equal_nan=True)
     sp = Space.load(spark_space_dir)
     assert sp.cf() is not None and sp.cf().item_factors_.shape == (60, 8)
