@@ -172,15 +172,22 @@ class ALSEncoder(Estimator):
     @classmethod
     def load(cls, path: str | Path) -> "ALSEncoder":
         """Load factors saved by :meth:`save` (serving: encode, user factors, user_vector)."""
-        from implicit.cpu.als import AlternatingLeastSquares
-
         path = Path(path)
         cfg = json.loads((path / "config.json").read_text())
         cfg.pop("modality", None)
-        self = cls(**cfg)
         with np.load(path / "factors.npz", allow_pickle=False) as z:
-            self.item_ids_, self.item_factors_ = z["item_ids"].astype(str), z["item_factors"]
-            self.user_ids_, self.user_factors_ = z["user_ids"].astype(str), z["user_factors"]
+            return cls.from_factors(z["item_ids"], z["item_factors"], z["user_ids"], z["user_factors"], **cfg)
+
+    @classmethod
+    def from_factors(cls, item_ids: np.ndarray, item_factors: np.ndarray, user_ids: np.ndarray,
+                     user_factors: np.ndarray, **params: Any) -> "ALSEncoder":
+        """An encoder serving factors fitted elsewhere (a saved one, or Spark MLlib's ALS):
+        ``item_factors`` has a NaN row for each item without factors."""
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        self = cls(**params)
+        self.item_ids_, self.item_factors_ = np.asarray(item_ids).astype(str), np.asarray(item_factors, dtype=np.float32)
+        self.user_ids_, self.user_factors_ = np.asarray(user_ids).astype(str), np.asarray(user_factors, dtype=np.float32)
         with threadpool_limits(1, "blas"):
             model = AlternatingLeastSquares(factors=int(self.factors), regularization=float(self.regularization),
                                             alpha=1.0, iterations=int(self.iterations), random_state=self.random_state)
@@ -191,6 +198,11 @@ class ALSEncoder(Estimator):
         self._pos = self._items.positions
         self._upos = {k: i for i, k in enumerate(self.user_ids_.tolist())}
         return self
+
+
+#: The random search's choices of :func:`tune_als` (implicit's parameters).
+SEARCH_SPACE: dict[str, list[Any]] = {"factors": [32, 64, 128], "regularization": [0.01, 0.05, 0.1, 0.5, 1.0],
+                                      "alpha": [0.5, 1.0, 2.0, 5.0, 10.0, 20.0], "iterations": [10, 15, 25]}
 
 
 def _ndcg_rows(scores: np.ndarray, truth: list[np.ndarray], k: int,
@@ -225,19 +237,18 @@ def validation_ndcg(enc: ALSEncoder, hidden: pd.DataFrame, k: int, *, chunk: int
     return float(np.mean(vals)) if vals else 0.0
 
 
-def tune_als(interactions: pd.DataFrame, item_ids: Sequence[str] | np.ndarray, *, n_trials: int = 12,
-             validation_fraction: float = 0.2, k: int = 50, min_weight: float = 0.0,
-             random_state: int | None = 0, space: dict[str, Sequence[Any]] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Random search of ALS hyperparameters.
+def heldout_ndcg(scores: np.ndarray, truth: list[np.ndarray], k: int) -> float:
+    """Mean nDCG@k (:func:`talkrec.metrics.ndcg_at_k`) of each score row's top k against its
+    hidden items; rows without hidden items are skipped."""
+    vals = _ndcg_rows(scores, truth, k)
+    return float(np.mean(vals)) if vals else 0.0
 
-    A ``validation_fraction`` of users is drawn; for each, half of their (kept) interactions
-    are hidden. Each trial fits on the rest and scores nDCG@k of the hidden items ranked for
-    the user's factors (seen items excluded). Returns ``(best_params, trials)``.
-    """
-    rng = np.random.default_rng(random_state)
-    ids = np.asarray(item_ids).astype(str)
-    space = dict(space or {"factors": [32, 64, 128], "regularization": [0.01, 0.05, 0.1, 0.5, 1.0],
-                           "alpha": [0.5, 1.0, 2.0, 5.0, 10.0, 20.0], "iterations": [10, 15, 25]})
+
+def validation_split(interactions: pd.DataFrame, rng: np.random.Generator, *, validation_fraction: float = 0.2,
+                     min_weight: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(train, hidden)`` of the ALS search: a ``validation_fraction`` of users is drawn
+    from ``rng`` and half of each one's (kept, ``weight >= min_weight``) interactions are
+    hidden; ``train`` is every other interaction (``user_id`` as str in both)."""
     df = interactions.copy()
     df["user_id"] = df["user_id"].astype(str)
     users = df["user_id"].unique()
@@ -247,12 +258,32 @@ def tune_als(interactions: pd.DataFrame, item_ids: Sequence[str] | np.ndarray, *
     hide = np.zeros(len(kept), dtype=bool)
     idx = np.flatnonzero(vmask)
     hide[rng.choice(idx, size=len(idx) // 2, replace=False)] = True
-    hidden = kept[hide]
-    train = df.drop(index=kept.index[hide])
+    return df.drop(index=kept.index[hide]), kept[hide]
+
+
+def draw_params(space: dict[str, Sequence[Any]], rng: np.random.Generator) -> dict[str, Any]:
+    """One trial of the random search: a value of each parameter, drawn from ``rng``."""
+    return {name: vals[int(rng.integers(len(vals)))] for name, vals in space.items()}
+
+
+def tune_als(interactions: pd.DataFrame, item_ids: Sequence[str] | np.ndarray, *, n_trials: int = 12,
+             validation_fraction: float = 0.2, k: int = 50, min_weight: float = 0.0,
+             random_state: int | None = 0, space: dict[str, Sequence[Any]] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Random search of ALS hyperparameters.
+
+    A ``validation_fraction`` of users is drawn; for each, half of their (kept) interactions
+    are hidden (:func:`validation_split`). Each trial fits on the rest and scores nDCG@k of
+    the hidden items ranked for the user's factors (seen items excluded). Returns
+    ``(best_params, trials)``.
+    """
+    rng = np.random.default_rng(random_state)
+    ids = np.asarray(item_ids).astype(str)
+    space = dict(space or SEARCH_SPACE)
+    train, hidden = validation_split(interactions, rng, validation_fraction=validation_fraction, min_weight=min_weight)
     trials = []
     best: tuple[float, dict[str, Any]] = (-1.0, {})
     for t in range(n_trials):
-        params = {name: vals[int(rng.integers(len(vals)))] for name, vals in space.items()}
+        params = draw_params(space, rng)
         enc = ALSEncoder(min_weight=min_weight, random_state=random_state, **params).fit(train, ids)
         score = validation_ndcg(enc, hidden, k)
         trials.append({**params, f"ndcg@{k}": score})

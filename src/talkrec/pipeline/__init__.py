@@ -15,6 +15,7 @@ from typing import Any
 
 from .. import config as _config
 from ..data.catalog import Catalog
+from ..errors import InputError
 from .cache import Cache, StageTimer, content_hash
 from .stages import (Built, catalog_stage, cf_stage, content_stage, descriptions_stage, fusion_stage, index_stage,
                      load_dataset, plot_training_curve, subsample, text_stage)
@@ -22,6 +23,7 @@ from .stages import (Built, catalog_stage, cf_stage, content_stage, descriptions
 __all__ = ["DEFAULTS", "build", "load_config", "load_dataset", "subsample"]
 
 DEFAULTS: dict[str, Any] = {
+    "engine": "local",                 # or "spark" (talkrec.pipeline.spark; settings in a spark: block)
     "data_root": "../shared/data",
     "descriptions": {"template": {}, "second": None},
     "text": {"model": "minilm"},
@@ -48,8 +50,15 @@ def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | Non
 def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalog | None = None) -> dict[str, Any]:
     """Build the space described by ``cfg`` (see :func:`load_config`); returns a summary.
 
-    ``catalog`` skips the config's dataset loading (for catalogs built in Python)."""
+    ``catalog`` skips the config's dataset loading (for catalogs built in Python).
+    ``engine: spark`` runs the heavy stages on Spark (:func:`talkrec.pipeline.spark.build_spark`)."""
     cfg = _config.load_config(cfg, defaults=DEFAULTS, required=REQUIRED)
+    engine = cfg.get("engine")
+    if engine == "spark":
+        from .spark import build_spark
+        return build_spark(cfg, show_progress=show_progress, catalog=catalog)
+    if engine != "local":
+        raise InputError(f"unknown engine {engine!r}; expected local or spark", field="engine")
     timer = StageTimer()
     out_dir = Path(cfg["output"])
     cache = Cache(Path(str(out_dir) + ".build"))
