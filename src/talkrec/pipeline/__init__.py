@@ -16,8 +16,8 @@ from typing import Any
 from .. import config as _config
 from ..data.catalog import Catalog
 from .cache import Cache, StageTimer, content_hash
-from .stages import (Built, catalog_stage, cf_stage, content_stage, descriptions_stage, fusion_stage, index_stage,
-                     load_dataset, plot_training_curve, subsample, text_stage)
+from .stages import (Built, catalog_stage, cf_stage, content_stage, descriptions_stage, fusion_stage, index_settings,
+                     index_stage, load_dataset, plot_training_curve, subsample, text_stage)
 
 __all__ = ["DEFAULTS", "build", "load_config", "load_dataset", "subsample"]
 
@@ -50,6 +50,7 @@ def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalo
 
     ``catalog`` skips the config's dataset loading (for catalogs built in Python)."""
     cfg = _config.load_config(cfg, defaults=DEFAULTS, required=REQUIRED)
+    index_settings(cfg)                      # a vector database that cannot work fails before anything is written
     timer = StageTimer()
     out_dir = Path(cfg["output"])
     cache = Cache(Path(str(out_dir) + ".build"))
