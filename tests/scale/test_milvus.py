@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -95,6 +96,23 @@ def test_a_milvus_space_answers_like_the_embedded_one(milvus_space, tiny_space_d
         assert [i for i, _ in got] == [i for i, _ in exact]
         assert np.allclose([s for _, s in got], [s for _, s in exact], atol=1e-5)
     mil.close()
+
+
+def test_reindex_points_a_built_space_at_milvus_and_back(tiny_space_dir, tmp_path):
+    from talkrec.pipeline.reindex import reindex
+
+    d = tmp_path / "space"
+    shutil.copytree(tiny_space_dir, d)
+    emb = Space.load(tiny_space_dir)
+    done = reindex(d, {"backend": "milvus", "uri": str(tmp_path / "r.db"), "collection": "again"})
+    assert done["items"] == 60 and done["index"]["collection"] == "again"
+    s = Space.load(d)
+    assert s.index.backend is not None and s.index.backend.count() == 60
+    for query in QUERIES[:9]:
+        assert _ids(query(s)) == _ids(query(emb))
+    s.close()
+    reindex(d, {"ann": False})
+    assert Space.load(d).index.backend is None and json.loads((d / "space.json").read_text())["index"] == {"ann": False}
 
 
 # ---------------------------------------------------------------------------- filters

@@ -37,6 +37,9 @@ class VectorBackend(Protocol):
 
     #: the most results one :meth:`knn` call may ask for
     max_fetch: int
+    #: whether :meth:`knn` is exact (an approximate index may return fewer than asked
+    #: although more items pass the filter)
+    exact: bool
 
     def filter_expr(self, where: Where, columns: Sequence[str]) -> tuple[str, bool]:
         """The store's filter for ``where`` over a space with metadata ``columns``, and

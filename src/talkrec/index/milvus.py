@@ -225,6 +225,7 @@ class MilvusBackend:
 
     def __init__(self, settings: MilvusSettings, fields: Mapping[str, str], client: Any = None) -> None:
         self.settings, self.fields = settings, dict(fields)
+        self.exact = settings.index_type in ("FLAT", "BRUTE_FORCE")
         self._client_obj = client
         self._lock = threading.Lock()
 

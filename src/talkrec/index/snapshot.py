@@ -239,7 +239,9 @@ class Snapshot:
                         exclude: Iterable[str]) -> list[tuple[str, float]] | None:
         """The top ``need`` from the backend: its filter expression for what it can say, the
         rest of the filter, exclusions and liveness here, fetching 4x more while too few
-        remain; ``None`` (search here) when the backend cannot return enough."""
+        remain; ``None`` (search here) when the backend cannot return enough, or when an
+        approximate index returns fewer than asked (it may have lost matches: Milvus Lite's
+        HNSW returns at most its candidate list, filtered afterwards)."""
         expr, complete = backend.filter_expr(where, self.columns)
         allowed = None if complete else self.mask(where)
         excl = {str(e) for e in exclude}
@@ -252,8 +254,10 @@ class Snapshot:
                 p = self.position(iid)
                 if p is not None and iid not in excl and (allowed is None or allowed[p]):
                     out.append((iid, s))
-            if len(out) >= need or len(got) < fetch:
+            if len(out) >= need:
                 return out[:need]
+            if len(got) < fetch:                    # all that pass ``expr`` (when the index is exact)
+                return out if backend.exact else None
             if fetch >= backend.max_fetch:
                 return None
             fetch *= 4
