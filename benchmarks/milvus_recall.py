@@ -30,6 +30,9 @@ def pct(xs: list[float], p: float) -> float:
     return round(float(np.percentile(np.asarray(xs) * 1000, p)), 2)
 
 
+KINDS = ("tag", "decade", "listeners", "tag+listeners", "tags~ (local)")
+
+
 def filters_from(space, n: int, rng: np.random.Generator) -> list[object]:
     """``n`` filters over the space's metadata: popular tags, decades, listener ranges,
     combinations, and ``tags~`` (not expressible in Milvus: filtered locally)."""
@@ -55,6 +58,8 @@ def filters_from(space, n: int, rng: np.random.Generator) -> list[object]:
 
 
 def run(emb, mil, items: list[str], wheres: list[object], k: int) -> dict[str, object]:
+    """Recall and latencies of ``similar(item, where=...)`` on both spaces (and of the kNN
+    alone); for filtered runs also the Milvus kNN p50 per kind of filter (``KINDS``, in turn)."""
     recalls, t_emb, t_mil, knn_emb, knn_mil = [], [], [], [], []
     for iid, where in zip(items, wheres):
         t0 = time.perf_counter()
@@ -72,7 +77,11 @@ def run(emb, mil, items: list[str], wheres: list[object], k: int) -> dict[str, o
         mil.index.search(q, k, where=where, exclude=[iid])
         knn_emb.append(t1 - t0)
         knn_mil.append(time.perf_counter() - t1)
-    return {"queries": len(items), f"recall@{k}": round(float(np.mean(recalls)), 4),
+    by_kind = {}
+    if any(w is not None for w in wheres):
+        by_kind = {kind: {"milvus_lite_knn_p50": pct(knn_mil[i::len(KINDS)], 50),
+                          "embedded_knn_p50": pct(knn_emb[i::len(KINDS)], 50)} for i, kind in enumerate(KINDS)}
+    return {"queries": len(items), f"recall@{k}": round(float(np.mean(recalls)), 4), "by_filter_kind": by_kind,
             "queries_below_1": int(sum(r < 1 for r in recalls)),
             "similar_ms": {"embedded": {"p50": pct(t_emb, 50), "p99": pct(t_emb, 99)},
                            "milvus_lite": {"p50": pct(t_mil, 50), "p99": pct(t_mil, 99)}},
