@@ -32,6 +32,40 @@ def get_device(preferred: str | None = None) -> str:
     return "cpu"
 
 
+def free_cores(n: int | None = None) -> int:
+    """CPU threads to use: ``n`` when given, else ``TALKREC_THREADS``, else the cores this
+    process may run on (``os.sched_getaffinity``) less the ones others keep busy, at least one.
+
+    "Busy" is the smaller of the 1-minute load average and the processes runnable right now
+    besides this one (``/proc/loadavg``): the average alone counts this process's own
+    earlier work, the instant count alone misses bursts. On a shared 2-core machine two
+    threads are faster only while the other core is idle (STACK.md), so a busy machine
+    gets one thread and an idle one every core.
+    """
+    if n is not None:
+        return max(1, int(n))
+    env = os.environ.get("TALKREC_THREADS", "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            log.warning("TALKREC_THREADS=%r is not an integer; ignored", env)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores - _busy_cores())
+
+
+def _busy_cores() -> int:
+    try:
+        fields = open("/proc/loadavg", encoding="ascii").read().split()
+        load1, running = float(fields[0]), int(fields[3].split("/")[0]) - 1
+    except (OSError, ValueError, IndexError):
+        try:
+            load1 = running = os.getloadavg()[0]
+        except OSError:  # pragma: no cover - no load average on this platform
+            return 0
+    return max(0, int(min(load1, running) + 0.5))
+
+
 @contextlib.contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
     """Run a block with ``n`` intra-op CPU threads (``None``: leave torch's setting).

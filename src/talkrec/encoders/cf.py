@@ -193,10 +193,35 @@ class ALSEncoder(Estimator):
         return self
 
 
-def _ndcg_rows(scores: np.ndarray, truth: list[np.ndarray], k: int) -> float:
-    """Mean nDCG@k (:func:`talkrec.metrics.ndcg_at_k`) of each score row's top k against its
-    hidden items; rows without hidden items are skipped."""
-    vals = [ndcg_at_k(set(rel.tolist()), top_k(s, k).tolist(), k) for s, rel in zip(scores, truth) if len(rel)]
+def _ndcg_rows(scores: np.ndarray, truth: list[np.ndarray], k: int,
+               exclude: list[np.ndarray] | None = None) -> list[float]:
+    """nDCG@k (:func:`talkrec.metrics.ndcg_at_k`) of each score row's top k (``exclude[r]``
+    removed) against its hidden items; rows without hidden items are skipped."""
+    tops = top_k(scores, k, exclude=exclude)
+    return [ndcg_at_k(set(rel.tolist()), [i for i in top.tolist() if i >= 0], k)
+            for top, rel in zip(tops, truth) if len(rel)]
+
+
+def validation_ndcg(enc: ALSEncoder, hidden: pd.DataFrame, k: int, *, chunk: int = 1024) -> float:
+    """Mean nDCG@k of each validation user's hidden items, ranked by the user's factors
+    against every item's (items they trained on excluded; items without factors never
+    ranked): scored for ``chunk`` users at a time with one matrix product."""
+    pos = enc._pos
+    users, truth = [], []
+    for u, grp in hidden.groupby("user_id"):
+        if str(u) in enc._upos:
+            users.append(enc._upos[str(u)])
+            truth.append(np.array([pos[i] for i in grp["item_id"].astype(str) if i in pos]))
+    if not users:
+        return 0.0
+    F = np.nan_to_num(enc.item_factors_, nan=0.0)
+    no_factors = np.isnan(enc.item_factors_).any(axis=1)
+    vals: list[float] = []
+    for s in range(0, len(users), chunk):
+        rows = users[s:s + chunk]
+        S = enc.user_factors_[rows] @ F.T
+        S[:, no_factors] = -np.inf
+        vals += _ndcg_rows(S, truth[s:s + chunk], k, exclude=[enc.matrix_[r].indices for r in rows])
     return float(np.mean(vals)) if vals else 0.0
 
 
@@ -229,18 +254,7 @@ def tune_als(interactions: pd.DataFrame, item_ids: Sequence[str] | np.ndarray, *
     for t in range(n_trials):
         params = {name: vals[int(rng.integers(len(vals)))] for name, vals in space.items()}
         enc = ALSEncoder(min_weight=min_weight, random_state=random_state, **params).fit(train, ids)
-        scores, truth = [], []
-        pos = enc._pos
-        for u, grp in hidden.groupby("user_id"):
-            uv = enc.known_user(u)
-            if uv is None:
-                continue
-            s = enc.recommend_scores(uv)
-            seen = enc.matrix_[enc._upos[u]].indices
-            s[seen] = -np.inf
-            scores.append(s)
-            truth.append(np.array([pos[i] for i in grp["item_id"].astype(str) if i in pos]))
-        score = _ndcg_rows(np.array(scores), truth, k) if scores else 0.0
+        score = validation_ndcg(enc, hidden, k)
         trials.append({**params, f"ndcg@{k}": score})
         log.info("tune_als trial %d %s -> nDCG@%d %.4f", t, params, k, score)
         if score > best[0]:

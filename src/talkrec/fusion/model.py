@@ -11,6 +11,10 @@ modality; a row of NaN marks a missing modality. A modality may also be given as
 of matrices, several *views* of it (TEMPLATE and GEN descriptions: paper 001's
 TEMPLATE+GEN); training samples one present view per item and batch, inference averages
 the views' projections.
+
+torch is imported only to train, save and load the estimator; :class:`Projection` is the
+inference both it and the torch-free :class:`~talkrec.fusion.projector.FusionProjector`
+(what a served space loads) run.
 """
 from __future__ import annotations
 
@@ -20,15 +24,115 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from .._atomic import atomic_dir
 from ..device import get_device, torch_threads
-from ..errors import InputError
+from ..errors import InputError, NotFittedError
 from ..estimator import Estimator, Instance, Interval, Predicate
 from .data import ModalityInput, as_views, check_inputs, presence, present_mask, split_items, standardization
-from .encoders import build_encoders
-from .training import FusionData, TrainSettings, train
+
+
+def combine(outputs: Mapping[str, np.ndarray], weights: Mapping[str, float] | None = None) -> np.ndarray:
+    """L2-normalized weighted mean over the modalities present in each row (NaN = absent)."""
+    if not outputs:
+        raise InputError("no modality outputs to combine", field="outputs")
+    names = list(outputs)
+    stack = np.stack([outputs[m] for m in names])                 # (M, n, d)
+    w = np.array([1.0 if weights is None else float(weights.get(m, 0.0)) for m in names], dtype=np.float32)
+    ok = ~np.isnan(stack).any(axis=2)                              # (M, n)
+    wz = (ok * w[:, None])[:, :, None]
+    s = (np.nan_to_num(stack) * wz).sum(axis=0)
+    norm = np.linalg.norm(s, axis=1, keepdims=True)
+    out = np.full_like(s, np.nan)
+    good = (wz.sum(axis=0)[:, 0] > 0) & (norm[:, 0] > 1e-12)
+    out[good] = s[good] / norm[good]
+    return out.astype(np.float32)
+
+
+def read_model(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``(config.json, tensors)`` of a saved fusion model, the tensors as numpy arrays."""
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    return json.loads((path / "config.json").read_text()), load_file(str(path / "model.safetensors"))
+
+
+class Projection:
+    """Inference shared by the torch estimator and the numpy projector.
+
+    Subclasses set ``modalities_``, ``input_dims_``, ``mean_``, ``std_``, ``out_dim`` and
+    implement ``_forward``.
+    """
+
+    modalities_: list[str]
+    input_dims_: dict[str, int]
+    mean_: dict[str, np.ndarray]
+    std_: dict[str, np.ndarray]
+    out_dim: int
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "input_dims_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit() or load() first")
+
+    def _forward(self, modality: str, Z: np.ndarray) -> np.ndarray:
+        """Standardized rows of one modality -> L2-normalized outputs."""
+        raise NotImplementedError
+
+    def _set_model(self, meta: Mapping[str, Any], tensors: Mapping[str, Any]) -> None:
+        """The learned state of a saved model (``config.json`` and its tensors)."""
+        self.modalities_ = list(meta["modalities"])
+        self.input_dims_ = {k: int(v) for k, v in meta["input_dims"].items()}
+        self.pairs_ = [tuple(p) for p in meta["pairs"]]
+        self.history_ = meta["history"]
+        self.best_epoch_ = meta["best_epoch"]
+        self.n_train_items_, self.n_val_items_ = meta["n_train_items"], meta["n_val_items"]
+        self.mean_ = {m: np.asarray(tensors[f"mean.{m}"]) for m in self.modalities_}
+        self.std_ = {m: np.asarray(tensors[f"std.{m}"]) for m in self.modalities_}
+
+    def project(self, modality: str, X: np.ndarray) -> np.ndarray:
+        """Map raw vectors of one modality into the shared space (rows L2-normalized).
+
+        Rows with NaN give NaN rows. Accepts one vector (-> 1-D) or a matrix.
+        """
+        self._check_fitted()
+        if modality not in self.input_dims_:
+            raise KeyError(f"unknown modality {modality!r}; the model has {self.modalities_}")
+        X = np.asarray(X, dtype=np.float32)
+        single = X.ndim == 1
+        X2 = X[None, :] if single else X
+        if X2.ndim != 2 or X2.shape[1] != self.input_dims_[modality]:
+            raise InputError(f"modality {modality!r} expects vectors of dimension {self.input_dims_[modality]}, "
+                             f"got shape {X.shape}", field="X")
+        ok = present_mask(X2)
+        out = np.full((len(X2), self.out_dim), np.nan, dtype=np.float32)
+        if ok.any():
+            out[ok] = self._forward(modality, (X2[ok] - self.mean_[modality]) / self.std_[modality])
+        return out[0] if single else out
+
+    def project_views(self, modality: str, X: ModalityInput) -> np.ndarray:
+        """Project every view of a modality and average the present ones (NaN if none)."""
+        vs = [self.project(modality, v) for v in as_views(X, modality)]
+        stack = np.stack(vs)                                  # (V, n, d)
+        cnt = (~np.isnan(stack).any(axis=2)).sum(axis=0)      # (n,)
+        s = np.nansum(stack, axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = s / cnt[:, None]
+        mean[cnt == 0] = np.nan
+        return mean.astype(np.float32)
+
+    def modality_outputs(self, X: Mapping[str, ModalityInput]) -> dict[str, np.ndarray]:
+        """Per-modality projections of aligned inputs (NaN rows where missing)."""
+        self._check_fitted()
+        unknown = set(X) - set(self.input_dims_)
+        if unknown:
+            raise KeyError(f"unknown modalities {sorted(unknown)}; the model has {self.modalities_}")
+        return {m: self.project_views(m, v) for m, v in X.items()}
+
+    def transform(self, X: Mapping[str, ModalityInput], weights: Mapping[str, float] | None = None) -> np.ndarray:
+        """Multimodal embedding: L2-normalized (weighted) mean of the present modalities'
+        projections. Rows with no modality come back as NaN."""
+        return combine(self.modality_outputs(X), weights)
+
 
 
 def _is_pairs(v: Any) -> bool:
@@ -37,7 +141,7 @@ def _is_pairs(v: Any) -> bool:
                                  and all(isinstance(m, str) for m in p) for p in v))
 
 
-class ContrastiveFusion(Estimator):
+class ContrastiveFusion(Projection, Estimator):
     """Contrastive multimodal fusion, scikit-learn style.
 
     Parameters (keyword-only, stored unchanged; checked in :meth:`fit`)
@@ -113,6 +217,11 @@ class ContrastiveFusion(Estimator):
             return self._fit(X)
 
     def _fit(self, X: Mapping[str, ModalityInput]) -> "ContrastiveFusion":
+        import torch
+
+        from .encoders import build_encoders
+        from .training import FusionData, TrainSettings, train
+
         views, pairs = check_inputs(X, self.pairs)
         present = presence(views)
         rng = np.random.default_rng(self.random_state)
@@ -133,57 +242,19 @@ class ContrastiveFusion(Estimator):
         return self
 
     # ------------------------------------------------------------------ inference
-    def project(self, modality: str, X: np.ndarray) -> np.ndarray:
-        """Map raw vectors of one modality into the shared space (rows L2-normalized).
+    def _check_fitted(self) -> None:
+        Estimator._check_fitted(self)
 
-        Rows with NaN give NaN rows. Accepts one vector (-> 1-D) or a matrix.
-        """
-        self._check_fitted()
-        if modality not in self.input_dims_:
-            raise KeyError(f"unknown modality {modality!r}; the model has {self.modalities_}")
-        X = np.asarray(X, dtype=np.float32)
-        single = X.ndim == 1
-        X2 = X[None, :] if single else X
-        if X2.ndim != 2 or X2.shape[1] != self.input_dims_[modality]:
-            raise InputError(f"modality {modality!r} expects vectors of dimension {self.input_dims_[modality]}, "
-                             f"got shape {X.shape}", field="X")
-        ok = present_mask(X2)
-        out = np.full((len(X2), self.out_dim), np.nan, dtype=np.float32)
-        if ok.any():
-            dev = next(self.encoders_.parameters()).device
-            with torch.no_grad():
-                z = (X2[ok] - self.mean_[modality]) / self.std_[modality]
-                res = []
-                for s in range(0, len(z), 8192):
-                    t = torch.from_numpy(np.ascontiguousarray(z[s:s + 8192])).to(dev)
-                    res.append(torch.nn.functional.normalize(self.encoders_[modality](t), dim=1).cpu().numpy())
-                out[ok] = np.concatenate(res)
-        return out[0] if single else out
+    def _forward(self, modality: str, Z: np.ndarray) -> np.ndarray:
+        import torch
 
-    def project_views(self, modality: str, X: ModalityInput) -> np.ndarray:
-        """Project every view of a modality and average the present ones (NaN if none)."""
-        vs = [self.project(modality, v) for v in as_views(X, modality)]
-        stack = np.stack(vs)                                  # (V, n, d)
-        cnt = (~np.isnan(stack).any(axis=2)).sum(axis=0)      # (n,)
-        s = np.nansum(stack, axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = s / cnt[:, None]
-        mean[cnt == 0] = np.nan
-        return mean.astype(np.float32)
-
-    def modality_outputs(self, X: Mapping[str, ModalityInput]) -> dict[str, np.ndarray]:
-        """Per-modality projections of aligned inputs (NaN rows where missing)."""
-        self._check_fitted()
-        unknown = set(X) - set(self.input_dims_)
-        if unknown:
-            raise KeyError(f"unknown modalities {sorted(unknown)}; the model has {self.modalities_}")
-        return {m: self.project_views(m, v) for m, v in X.items()}
-
-    def transform(self, X: Mapping[str, ModalityInput], weights: Mapping[str, float] | None = None) -> np.ndarray:
-        """Multimodal embedding: L2-normalized (weighted) mean of the present modalities'
-        projections. Rows with no modality come back as NaN."""
-        outs = self.modality_outputs(X)
-        return combine(outs, weights)
+        dev = next(self.encoders_.parameters()).device
+        res = []
+        with torch.no_grad():
+            for s in range(0, len(Z), 8192):
+                t = torch.from_numpy(np.ascontiguousarray(Z[s:s + 8192])).to(dev)
+                res.append(torch.nn.functional.normalize(self.encoders_[modality](t), dim=1).cpu().numpy())
+        return np.concatenate(res)
 
     # ------------------------------------------------------------------ persistence
     def config(self) -> dict[str, Any]:
@@ -193,6 +264,7 @@ class ContrastiveFusion(Estimator):
 
     def save(self, path: str | Path) -> None:
         """Write ``model.safetensors`` and ``config.json`` into folder ``path`` atomically."""
+        import torch
         from safetensors.torch import save_file
 
         self._check_fitted()
@@ -209,44 +281,21 @@ class ContrastiveFusion(Estimator):
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> "ContrastiveFusion":
-        from safetensors.torch import load_file
+        import torch
 
-        path = Path(path)
-        meta = json.loads((path / "config.json").read_text())
+        from .encoders import build_encoders
+
+        meta, tensors = read_model(path)
         params = dict(meta["params"])
         if params.get("pairs"):
             params["pairs"] = [tuple(p) for p in params["pairs"]]
         if device is not None:
             params["device"] = device
         self = cls(**params)
-        self.modalities_ = list(meta["modalities"])
-        self.input_dims_ = {k: int(v) for k, v in meta["input_dims"].items()}
-        self.pairs_ = [tuple(p) for p in meta["pairs"]]
-        self.history_ = meta["history"]
-        self.best_epoch_ = meta["best_epoch"]
-        self.n_train_items_, self.n_val_items_ = meta["n_train_items"], meta["n_val_items"]
-        tensors = load_file(str(path / "model.safetensors"))
-        self.mean_ = {m: tensors[f"mean.{m}"].numpy() for m in self.modalities_}
-        self.std_ = {m: tensors[f"std.{m}"].numpy() for m in self.modalities_}
+        self._set_model(meta, tensors)
         dev = get_device(self.device)
         self.encoders_ = build_encoders(self.input_dims_, self.hidden_dim, self.out_dim, self.dropout)
-        self.encoders_.load_state_dict({k[len("encoder."):]: v for k, v in tensors.items() if k.startswith("encoder.")})
+        self.encoders_.load_state_dict({k[len("encoder."):]: torch.from_numpy(v) for k, v in tensors.items()
+                                        if k.startswith("encoder.")})
         self.encoders_.to(dev).eval()
         return self
-
-
-def combine(outputs: Mapping[str, np.ndarray], weights: Mapping[str, float] | None = None) -> np.ndarray:
-    """L2-normalized weighted mean over the modalities present in each row (NaN = absent)."""
-    if not outputs:
-        raise InputError("no modality outputs to combine", field="outputs")
-    names = list(outputs)
-    stack = np.stack([outputs[m] for m in names])                 # (M, n, d)
-    w = np.array([1.0 if weights is None else float(weights.get(m, 0.0)) for m in names], dtype=np.float32)
-    ok = ~np.isnan(stack).any(axis=2)                              # (M, n)
-    wz = (ok * w[:, None])[:, :, None]
-    s = (np.nan_to_num(stack) * wz).sum(axis=0)
-    norm = np.linalg.norm(s, axis=1, keepdims=True)
-    out = np.full_like(s, np.nan)
-    good = (wz.sum(axis=0)[:, 0] > 0) & (norm[:, 0] > 1e-12)
-    out[good] = s[good] / norm[good]
-    return out.astype(np.float32)

@@ -64,7 +64,10 @@ def _pick_views(data: FusionData, rows: torch.Tensor, sample: bool) -> dict[str,
     out = {}
     for m, views in data.views.items():
         p = data.present[m][rows]                              # (B, V)
-        if p.shape[1] == 1 or not sample:
+        if len(views) == 1:                                    # one view: no choice to make
+            out[m] = (views[0][rows], p[:, 0])
+            continue
+        if not sample:
             choice = torch.argmax(p.to(torch.int8), dim=1)     # first present view
         else:
             choice = torch.multinomial(p.float() + 1e-9, 1, generator=None).squeeze(1)
@@ -77,12 +80,15 @@ def batch_loss(encoders: nn.ModuleDict, data: FusionData, rows: torch.Tensor, se
                sample: bool) -> torch.Tensor | None:
     """Sum of the InfoNCE losses of the pairs on one batch (None: no pair has two rows)."""
     picked = _pick_views(data, rows, sample)
-    # Encode each modality once on the rows that have it, then score every pair.
+    # Encode each modality once on the rows that have it, then score every pair. Every pair
+    # gathers its rows (also when all are there): the gradients then add up in the same
+    # order, to the last bit, as they always did.
     z: dict[str, torch.Tensor] = {}
     where: dict[str, torch.Tensor] = {}
     for m, (x, ok) in picked.items():
+        n_ok = int(ok.sum())
         where[m] = torch.cumsum(ok.to(torch.long), 0) - 1         # row -> position among present rows
-        z[m] = encoders[m](x[ok]) if bool(ok.any()) else x[:0]
+        z[m] = encoders[m](x if n_ok == len(ok) else x[ok]) if n_ok else x[:0]
     total: torch.Tensor | None = None
     for a, b in data.pairs:
         both = picked[a][1] & picked[b][1]

@@ -133,16 +133,21 @@ def descriptions_stage(cfg: Mapping[str, Any], catalog: Catalog, cache: Cache, t
 def text_stage(cfg: Mapping[str, Any], ids: np.ndarray, views: Mapping[str, Mapping[str, str]], cache: Cache,
                timer: StageTimer, show_progress: bool) -> tuple[Any, np.ndarray | list[np.ndarray]]:
     """The text encoder and one text matrix per description view (NaN rows for items
-    without that view; a single view is returned as a matrix, several as a list)."""
+    without that view; a single view is returned as a matrix, several as a list).
+
+    The encoder runs on ONNX Runtime when the model allows it (exported once; the index
+    stage copies the export into the space for torch-free queries), with ``text.n_threads``
+    threads (default: every free core)."""
     from ..encoders.text import TextEncoder
 
     text_cfg = {k: v for k, v in cfg["text"].items()}
     enc = TextEncoder(**text_cfg)
     text_views: list[np.ndarray] = []
     with timer.stage("text") as info:
+        info["backend"], info["threads"] = enc.runtime, enc.threads
         for vname, texts in views.items():
             present = [i for i in ids if texts.get(i)]
-            key = content_hash(text_cfg, [texts[i] for i in present], present)
+            key = content_hash(text_cfg, enc.runtime, [texts[i] for i in present], present)
             arr = cache.arrays(f"text-{vname}", key, lambda: {"X": enc.encode([texts[i] for i in present], batch_size=64,
                                                                               show_progress_bar=show_progress)}, info)["X"]
             full = np.full((len(ids), arr.shape[1]), np.nan, dtype=np.float32)
@@ -150,7 +155,16 @@ def text_stage(cfg: Mapping[str, Any], ids: np.ndarray, views: Mapping[str, Mapp
             full[[pos[i] for i in present]] = arr
             text_views.append(full)
         info["dim"] = int(text_views[0].shape[1])
+        enc.release()  # ONNX Runtime keeps its peak buffers while a session lives
     return enc, (text_views if len(text_views) > 1 else text_views[0])
+
+
+def export_text_model(enc: Any, folder: Path) -> None:
+    """Copy the text encoder's ONNX export (when it has one) into the space's ``folder``."""
+    from ..encoders.onnx_text import copy_exported
+
+    if enc.exported_dir is not None:
+        copy_exported(enc.exported_dir, folder, int8=bool(enc.int8_passages))
 
 
 def cf_stage(cfg: Mapping[str, Any], catalog: Catalog, data_key: str, cache: Cache, timer: StageTimer,
@@ -277,6 +291,7 @@ def index_stage(cfg: Mapping[str, Any], b: Built, fusion: Any, fused: np.ndarray
                 write_new_space(tmp, index, {m: (np.stack(v, axis=1) if isinstance(v, list) else v)[ok]
                                              for m, v in inputs.items()})
                 fusion.save(tmp / "fusion")
+                export_text_model(b.text_encoder, tmp / "text_model")
                 if b.cf_encoder is not None:
                     b.cf_encoder.save(tmp / "cf")
                 if catalog.interactions is not None:
@@ -347,7 +362,8 @@ def _index_meta(catalog: Catalog, views: Mapping[str, Mapping[str, str]], inputs
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
     out = {"python": platform.python_version()}
-    for p in ("talkrec", "numpy", "torch", "sentence-transformers", "implicit", "pandas", "scikit-learn"):
+    for p in ("talkrec", "numpy", "torch", "sentence-transformers", "onnxruntime", "tokenizers", "implicit", "pandas",
+              "scikit-learn"):
         try:
             out[p] = version(p)
         except PackageNotFoundError:

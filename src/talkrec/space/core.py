@@ -15,7 +15,7 @@ import pandas as pd
 from ..encoders.media_cache import CacheArg
 from ..encoders.query import QueryEncoder
 from ..errors import InputError, NotFoundError
-from ..fusion.model import ContrastiveFusion
+from ..fusion.projector import FusionProjector
 from ..index.filters import FilterSpec, Where
 from ..index.snapshot import Snapshot
 from . import browse, media, playlists
@@ -57,7 +57,7 @@ class Space(SpaceWrites):
     :class:`~talkrec.encoders.query.QueryEncoder`: serialized, cached, micro-batched). Writes
     (:meth:`add_items`, :meth:`remove`) are logged and fsync'ed before they are served."""
 
-    def __init__(self, path: Path, config: dict[str, Any], fusion: ContrastiveFusion,
+    def __init__(self, path: Path, config: dict[str, Any], fusion: FusionProjector,
                  interactions: pd.DataFrame | None, store: SpaceStore, *, query_cache: int = 1024) -> None:
         self.path = path
         self.config = config
@@ -138,7 +138,7 @@ class Space(SpaceWrites):
         with sh.lock:
             if sh.text_encoder is None:
                 from ..encoders.text import TextEncoder
-                enc = TextEncoder(**{k: v for k, v in self.config["text"].items() if k != "modality"})
+                enc = TextEncoder.for_space(self.config["text"], self.path)
                 sh.text_encoder = QueryEncoder(enc, cache_size=self.query_cache)
         return sh.text_encoder
 

@@ -9,7 +9,7 @@
       bm25/               BM25 over the descriptions (bm25s files + corpus statistics)
     wal-000007.log        the writes since the generation (talkrec.index.wal), replayed on load
     LOCK                  held (flock) by the one process that writes
-    fusion/               ContrastiveFusion (safetensors + config.json)
+    fusion/               the fusion model (safetensors + config.json), loaded as FusionProjector
     cf/                   ALS factors (item + user), for personalization
     interactions.parquet  user histories (user_id, item_id, weight)
     session_model/        an attached session model (optional)
@@ -35,7 +35,7 @@ import pandas as pd
 
 from .._atomic import atomic_dir, fsync_dir, fsync_tree, recover_dir, write_json
 from ..errors import NotFoundError, TalkrecError
-from ..fusion.model import ContrastiveFusion
+from ..fusion.projector import FusionProjector
 from ..index import wal
 from ..index.compaction import apply_record
 from ..index.lexical import LexicalIndex
@@ -264,7 +264,7 @@ class SpaceFiles:
     """What :func:`read_space` loads (the generation without the logs' writes)."""
 
     config: dict[str, Any]
-    fusion: ContrastiveFusion
+    fusion: FusionProjector
     interactions: pd.DataFrame | None
     generation: Generation
     manifest: Manifest | None
@@ -283,7 +283,7 @@ def read_space(path: Path) -> SpaceFiles:
     manifest is read again and the load retried."""
     config = read_config(path)
     ann = bool(config.get("index", {}).get("ann", False))
-    fusion = ContrastiveFusion.load(path / "fusion")
+    fusion = FusionProjector.load(path / "fusion")  # numpy: serving never imports torch
     inter = pd.read_parquet(path / "interactions.parquet") if (path / "interactions.parquet").exists() else None
     for attempt in range(5):
         manifest = read_manifest(path)

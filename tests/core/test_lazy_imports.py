@@ -1,0 +1,59 @@
+"""Start-up cost: ``import talkrec``, ``talkrec --help`` and every query on a built space
+must not import the heavy training stack (torch, sentence-transformers, ...)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = ("torch", "sentence_transformers", "transformers", "implicit", "sklearn", "matplotlib")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def heavy_modules_after(code: str) -> list[str]:
+    """Run ``code`` in a fresh interpreter; the heavy modules it left in ``sys.modules``."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_talkrec_and_the_cli_stays_light():
+    assert heavy_modules_after("import talkrec, talkrec.cli\nfrom talkrec import Space") == []
+
+
+def test_cli_help_stays_light_and_keeps_its_text():
+    code = ("import contextlib, io\nfrom talkrec.cli import app\nbuf = io.StringIO()\n"
+            "with contextlib.redirect_stdout(buf):\n"
+            "    try:\n        app(['--help'])\n    except SystemExit:\n        pass\n"
+            "assert 'one embedding space for recommendation' in buf.getvalue(), buf.getvalue()")
+    assert heavy_modules_after(code) == []
+
+
+def test_public_names_still_import():
+    import talkrec
+
+    for name in talkrec.__all__:
+        assert getattr(talkrec, name).__name__ == name
+    with pytest.raises(AttributeError):
+        talkrec.NoSuchThing  # noqa: B018
+
+
+def test_queries_on_a_built_space_load_no_torch(tiny_space_dir):
+    assert (tiny_space_dir / "text_model" / "model.opt.onnx").is_file()
+    code = f"""
+from talkrec import Space
+s = Space.load({str(tiny_space_dir)!r})
+for mode in ("hybrid", "multi", "text", "lexical"):
+    assert s.search("heavy metal band", k=5, mode=mode), mode
+assert s.similar("metal1", k=5)
+assert s.recommend(items=["metal1", "metal2"], k=5)
+assert s.recommend(user=s.users(1)[0][0], k=5)
+assert s.search("jazz", k=3, where="tag=jazz")
+"""
+    assert heavy_modules_after(code) == []

@@ -1,0 +1,172 @@
+"""The text encoder's backends: the ONNX export gives PyTorch's vectors, pooling support and
+the fallback to torch, int8 passages, thread settings, one forward pass per batch."""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+
+import numpy as np
+import pytest
+
+from talkrec.device import free_cores
+from talkrec.encoders.onnx_text import INT8_FILE, OPT_FILE, UnsupportedModel, export_text_model, is_exported
+from talkrec.encoders.text import TextEncoder, resolve_model
+from talkrec.errors import InputError
+
+WORDS = ["dark", "gothic", "rock", "jazz", "smooth", "female", "singer-songwriter", "acoustic", "guitar", "80s",
+         "synth", "pop", "Björk", "Sigur Rós", "déjà", "vu", "hip-hop", "K-pop", "ambient", "drone", "metal!!",
+         "lo-fi", "beats", "to", "study", "日本語", "ロック", "música", "brasileira", "1990s", "R&B", "  spaced  "]
+
+
+def varied_texts(n: int = 240) -> list[str]:
+    """Short and long (past the token limit), cased, unicode, punctuation, numbers, empty."""
+    rng = np.random.default_rng(7)
+    out = ["", " ", "a", "The name of this artist is Joy Division and is described by the following tags: Genre: "
+           "post-punk, new wave. Decade: 80s. Place: british, manchester. Mood: dark, melancholic."]
+    while len(out) < n:
+        k = int(rng.choice([1, 2, 3, 5, 8, 20, 60, 200]))
+        words = [WORDS[int(i)] for i in rng.integers(len(WORDS), size=k)]
+        text = " ".join(words)
+        out.append(text.upper() if rng.random() < 0.1 else text)
+    return out
+
+
+@pytest.fixture(scope="module")
+def texts() -> list[str]:
+    return varied_texts()
+
+
+@pytest.mark.parametrize("max_length", [128, None])
+def test_onnx_gives_the_torch_vectors(texts, max_length):
+    onnx = TextEncoder(max_length=max_length, n_threads=1, backend="onnx")
+    torch_ = TextEncoder(max_length=max_length, n_threads=1, backend="torch")
+    assert onnx.runtime == "onnx-fp32" and torch_.runtime == "torch"
+    for kind in ("query", "passage"):
+        a = onnx.encode(texts, kind=kind, batch_size=32)
+        b = torch_.encode(texts, kind=kind, batch_size=32)
+        cos = (a * b).sum(axis=1)
+        assert len(texts) >= 200 and cos.min() >= 0.999, (kind, float(cos.min()), texts[int(cos.argmin())])
+    one = onnx.encode(texts[3], kind="query")
+    assert one.shape == (384,) and float(one @ torch_.encode(texts[3], kind="query")) >= 0.999
+
+
+def test_int8_passages_are_close_and_queries_stay_fp32(texts):
+    fp32 = TextEncoder(max_length=128, n_threads=1)
+    int8 = TextEncoder(max_length=128, n_threads=1, int8_passages=True)
+    assert int8.runtime == "onnx-int8" and (int8.exported_dir / INT8_FILE).is_file()
+    cos = (int8.encode(texts[:64]) * fp32.encode(texts[:64])).sum(axis=1)
+    assert cos.mean() >= 0.98 and cos.min() >= 0.9
+    assert np.array_equal(int8.encode(texts[:16], kind="query"), fp32.encode(texts[:16], kind="query"))
+
+
+def _copy_model(tmp_path, pooling: dict[str, bool]):
+    src = resolve_model("minilm")
+    dst = tmp_path / "model"
+    shutil.copytree(src, dst)
+    cfg = json.loads((dst / "1_Pooling" / "config.json").read_text())
+    cfg.update({k: False for k in cfg if k.startswith("pooling_mode_")}, **pooling)
+    (dst / "1_Pooling" / "config.json").write_text(json.dumps(cfg))
+    return str(dst)
+
+
+def test_cls_pooling_exports_and_matches_torch(tmp_path, monkeypatch, texts):
+    monkeypatch.setenv("TALKREC_CACHE", str(tmp_path / "cache"))
+    path = _copy_model(tmp_path, {"pooling_mode_cls_token": True})
+    onnx = TextEncoder(path, n_threads=1, backend="onnx")
+    a = onnx.encode(texts[:40])
+    b = TextEncoder(path, n_threads=1, backend="torch").encode(texts[:40])
+    assert onnx.runtime == "onnx-fp32" and (a * b).sum(axis=1).min() >= 0.999
+    assert json.loads((onnx.exported_dir / "talkrec_text_model.json").read_text())["pooling"] == "cls"
+    assert (onnx.exported_dir / OPT_FILE).is_file()
+
+
+def test_unsupported_pooling_falls_back_to_torch_with_a_log_line(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("TALKREC_CACHE", str(tmp_path / "cache"))
+    path = _copy_model(tmp_path, {"pooling_mode_max_tokens": True})
+    with pytest.raises(UnsupportedModel, match="pooling"):
+        export_text_model(path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    with caplog.at_level(logging.INFO, logger="talkrec.encoders.text"):
+        enc = TextEncoder(path, n_threads=1)
+        assert enc.runtime == "torch" and enc.encode("jazz").shape == (384,)
+    assert any("using torch" in r.getMessage() for r in caplog.records)
+    with pytest.raises(InputError) as e:
+        TextEncoder(path, n_threads=1, backend="onnx").encode("jazz")
+    assert e.value.field == "backend"
+
+
+def test_one_forward_pass_per_batch():
+    enc = TextEncoder(n_threads=1)
+    backend = enc._get()
+    calls = []
+    real = backend.encode
+    backend.encode = lambda batch, kind: calls.append(len(batch)) or real(batch, kind)
+    enc.encode(["heavy metal band", "smooth jazz trio", "thrash metal group"], batch_size=2)
+    assert calls == [2, 1]  # the first text is no longer encoded twice
+    enc.encode([])
+    assert calls == [2, 1]
+
+
+def test_for_space_runs_the_exported_folder_without_the_source(tmp_path):
+    enc = TextEncoder(max_length=128, n_threads=1)
+    src = enc.exported_dir
+    space = tmp_path / "space"
+    (space / "text_model").mkdir(parents=True)
+    for f in src.iterdir():
+        if f.name != "model.onnx":
+            shutil.copyfile(f, space / "text_model" / f.name)
+    cfg = {**enc.config(), "model": "no-such-model"}   # the folder alone is enough
+    served = TextEncoder.for_space(cfg, space)
+    assert served.model_dir == str(space / "text_model") and is_exported(served.model_dir)
+    assert np.allclose(served.encode("dark gothic rock", kind="query"), enc.encode("dark gothic rock", kind="query"),
+                       atol=1e-6)
+    assert "model_dir" not in served.config()
+    assert TextEncoder.for_space(enc.config(), tmp_path / "elsewhere").model_dir is None
+    with pytest.raises(InputError) as e:
+        TextEncoder(model_dir=str(tmp_path)).encode("x")
+    assert e.value.field == "model_dir"
+
+
+def test_threads(monkeypatch):
+    assert free_cores(3) == 3 and free_cores(0) == 1
+    monkeypatch.setenv("TALKREC_THREADS", "2")
+    assert free_cores() == 2 and TextEncoder().threads == 2
+    assert TextEncoder(n_threads=1).threads == 1
+    monkeypatch.setenv("TALKREC_THREADS", "many")
+    monkeypatch.setattr("talkrec.device._busy_cores", lambda: 0)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2})
+    assert free_cores() == 3
+    monkeypatch.setattr("talkrec.device._busy_cores", lambda: 5)
+    assert free_cores() == 1
+
+
+def test_an_mpnet_style_model_without_token_types_exports(tmp_path, monkeypatch, texts):
+    """A tiny random MPNet (positions from the padding index, no token_type_ids) in a
+    sentence-transformers folder: exported and equal to torch."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import AutoTokenizer, MPNetConfig, MPNetModel
+
+    monkeypatch.setenv("TALKREC_CACHE", str(tmp_path / "cache"))
+    tok = AutoTokenizer.from_pretrained(resolve_model("minilm"))
+    torch.manual_seed(0)
+    MPNetModel(MPNetConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=64, max_position_embeddings=130, pad_token_id=tok.pad_token_id)
+               ).save_pretrained(tmp_path / "hf")
+    tok.save_pretrained(tmp_path / "hf")
+    t = models.Transformer(str(tmp_path / "hf"), max_seq_length=64)
+    SentenceTransformer(modules=[t, models.Pooling(32, pooling_mode="mean"), models.Normalize()]).save(
+        str(tmp_path / "st"))
+    onnx = TextEncoder(str(tmp_path / "st"), n_threads=1, backend="onnx")
+    a, b = onnx.encode(texts[:60]), TextEncoder(str(tmp_path / "st"), n_threads=1, backend="torch").encode(texts[:60])
+    assert (a * b).sum(axis=1).min() >= 0.999
+    meta = json.loads((onnx.exported_dir / "talkrec_text_model.json").read_text())
+    assert meta["inputs"] == ["input_ids", "attention_mask"] and meta["max_length"] == 64
+
+
+def test_release_frees_the_model_and_the_next_use_reloads_it():
+    enc = TextEncoder(n_threads=1)
+    v = enc.encode("jazz")
+    enc.release()
+    assert enc._backend is None and np.array_equal(enc.encode("jazz"), v)
