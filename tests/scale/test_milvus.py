@@ -310,3 +310,28 @@ def test_an_existing_space_and_its_collection_survive_a_failed_build(fresh, tmp_
     _build(fresh, tmp_path / "items.db", max_items=30)     # and a build that works replaces both
     assert _collections(tmp_path / "items.db") == {"talkrec_tiny": 30}
     assert len(Space.load(fresh).index) == 30
+
+
+def test_selective_filters_go_by_key_and_broad_ones_by_expression(milvus_space, tiny_space_dir, monkeypatch):
+    """A filter that leaves few items is sent as ``item_id in [...]`` (Milvus answers it from
+    its key index; ``array_contains`` is a scan in Milvus Lite), a broader one as the
+    translated expression: both give the embedded answer."""
+    from talkrec.index.milvus import MilvusBackend
+
+    sent: list[str] = []
+    knn = MilvusBackend.knn
+    monkeypatch.setattr(MilvusBackend, "knn", lambda self, q, limit, expr: sent.append(expr) or knn(self, q, limit, expr))
+    emb, mil = Space.load(tiny_space_dir), Space.load(milvus_space)
+    query = lambda s: _ids(s.similar("jazz2", k=10, where="tag=jazz,year>=1980"))  # noqa: E731
+    want = query(emb)
+    assert query(mil) == want and want
+    assert sent[-1].startswith('item_id in ["') and "array_contains" not in sent[-1]
+    monkeypatch.setattr(MilvusBackend, "max_id_filter", 0)
+    assert query(mil) == want
+    assert "array_contains" in sent[-1] and "item_id in" not in sent[-1]
+    q, n = mil.index.vector("jazz2"), len(sent)
+    assert mil.index.search(q, 10, where="tag=no-such-tag") == []
+    n = len(sent)
+    monkeypatch.setattr(MilvusBackend, "max_id_filter", 1024)
+    assert mil.index.search(q, 10, where="tag=no-such-tag") == [] and len(sent) == n      # nothing passes: no call
+    mil.close()

@@ -37,6 +37,9 @@ class VectorBackend(Protocol):
 
     #: the most results one :meth:`knn` call may ask for
     max_fetch: int
+    #: a filter that leaves at most this many live items is sent as a list of ids
+    #: (:meth:`ids_filter`), which a store answers from its key index
+    max_id_filter: int
     #: whether :meth:`knn` is exact (an approximate index may return fewer than asked
     #: although more items pass the filter)
     exact: bool
@@ -44,6 +47,9 @@ class VectorBackend(Protocol):
     def filter_expr(self, where: Where, columns: Sequence[str]) -> tuple[str, bool]:
         """The store's filter for ``where`` over a space with metadata ``columns``, and
         whether it is the whole filter (``False``: some clauses must be applied by the caller)."""
+
+    def ids_filter(self, ids: Sequence[str]) -> str | None:
+        """The store's filter that passes exactly ``ids`` (``None``: it cannot say so)."""
 
     def knn(self, q: np.ndarray, limit: int, expr: str) -> list[tuple[str, float]]:
         """Up to ``limit`` ``(item_id, cosine)`` pairs nearest the unit vector ``q`` among

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import InputError
 from .filters import Where
-from .milvus_filters import milvus_expr
+from .milvus_filters import ids_expr, milvus_expr
 from .milvus_schema import PK, StagedCollection, fields_of, milvus_rows
 
 log = logging.getLogger(__name__)
@@ -222,6 +222,7 @@ class MilvusBackend:
     connects on first use after :meth:`close`."""
 
     max_fetch = MAX_FETCH
+    max_id_filter = 1024
 
     def __init__(self, settings: MilvusSettings, fields: Mapping[str, str], client: Any = None) -> None:
         self.settings, self.fields = settings, dict(fields)
@@ -254,6 +255,9 @@ class MilvusBackend:
 
     def filter_expr(self, where: Where, columns: Sequence[str]) -> tuple[str, bool]:
         return milvus_expr(where, columns, self.fields)
+
+    def ids_filter(self, ids: Sequence[str]) -> str | None:
+        return ids_expr(ids, PK)
 
     def knn(self, q: np.ndarray, limit: int, expr: str) -> list[tuple[str, float]]:
         s = self.settings

@@ -75,6 +75,14 @@ def _text(value: Any, limit: int) -> str | None:
     return v if len(v.encode("utf-8")) <= limit else None
 
 
+def ids_expr(ids: Sequence[str], key: str) -> str | None:
+    """``key in [...]``: a filter by primary key, which Milvus answers from its key index
+    (an ``array_contains`` over a list field is a scan: Milvus Lite cannot index ARRAY
+    fields); ``None`` when an id cannot be written as a Milvus string."""
+    quoted = [literal(str(i)) for i in ids]
+    return None if any(q is None for q in quoted) else f"{key} in [" + ", ".join(quoted) + "]"  # type: ignore[arg-type]
+
+
 def milvus_expr(where: Where, columns: Sequence[str], fields: Mapping[str, str]) -> tuple[str, bool]:
     """The Milvus expression for ``where`` over a space with metadata ``columns`` whose
     collection has ``fields`` (``{field: kind}``: ``list``, ``number``, ``text``,

@@ -244,6 +244,14 @@ class Snapshot:
         HNSW returns at most its candidate list, filtered afterwards)."""
         expr, complete = backend.filter_expr(where, self.columns)
         allowed = None if complete else self.mask(where)
+        if expr:                                 # a selective filter: by key (no scan in the store)
+            passing = np.flatnonzero(self.mask(where) if allowed is None else allowed)
+            if not len(passing):
+                return []
+            by_key = backend.ids_filter([self.id_at(int(p)) for p in passing]) \
+                if len(passing) <= backend.max_id_filter else None
+            if by_key is not None:
+                expr, allowed = by_key, None
         excl = {str(e) for e in exclude}
         fetch = need + len(excl) + (self.delta.n - self.m) + 10      # + rows written since this snapshot
         while True:
