@@ -99,12 +99,19 @@ def test_a_milvus_space_answers_like_the_embedded_one(milvus_space, tiny_space_d
 
 
 def test_reindex_points_a_built_space_at_milvus_and_back(tiny_space_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from talkrec.cli import app
     from talkrec.pipeline.reindex import reindex
 
     d = tmp_path / "space"
     shutil.copytree(tiny_space_dir, d)
     emb = Space.load(tiny_space_dir)
-    done = reindex(d, {"backend": "milvus", "uri": str(tmp_path / "r.db"), "collection": "again"})
+    bad = CliRunner().invoke(app, ["reindex", str(d), "--backend", "milvus"])
+    assert bad.exit_code != 0 and "index.uri" in bad.output
+    res = CliRunner().invoke(app, ["reindex", str(d), "--uri", str(tmp_path / "r.db"), "--collection", "again"])
+    assert res.exit_code == 0, res.output
+    done = json.loads(res.output)
     assert done["items"] == 60 and done["index"]["collection"] == "again"
     s = Space.load(d)
     assert s.index.backend is not None and s.index.backend.count() == 60
