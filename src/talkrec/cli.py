@@ -264,6 +264,31 @@ def compact(space: str = SpaceOpt) -> None:
 
 
 @app.command()
+def reindex(space_dir: str = typer.Argument(..., metavar="SPACE", help="A built space folder."),
+            backend: str = typer.Option("milvus", "--backend", help="milvus, or embedded (back to the space's own index)."),
+            uri: Optional[str] = typer.Option(None, "--uri", help="Milvus: a Milvus Lite file (items.db) or http://host:19530."),
+            collection: Optional[str] = typer.Option(None, "--collection", help="Milvus collection (default: from the space's name)."),
+            index_type: str = typer.Option("FLAT", "--index-type", help="Milvus index: FLAT (exact), HNSW, IVF_FLAT, AUTOINDEX.")) -> None:
+    """Rebuild only the index of a built space: fill a Milvus collection from it, or go back to
+    the embedded index. Nothing is trained or encoded again; a failure leaves the space as it was."""
+    from .errors import InputError
+    from .pipeline.reindex import reindex as run_reindex
+
+    def go() -> None:
+        if backend == "embedded":
+            block: dict[str, Any] = {"ann": False}
+        elif backend == "milvus":
+            if not uri:
+                raise InputError("--backend milvus needs --uri (a Milvus Lite file or http://host:19530)", field="index.uri")
+            block = {"backend": "milvus", "uri": uri, "index_type": index_type,
+                     **({"collection": collection} if collection else {})}
+        else:
+            raise InputError(f"expected milvus or embedded, got {backend!r}", field="index.backend")
+        typer.echo(json.dumps(run_reindex(space_dir, block), indent=2, default=str))
+    _run(go)
+
+
+@app.command()
 def doctor(space_dir: str = typer.Argument(..., metavar="SPACE", help="The space folder to check."),
            repair: bool = typer.Option(False, "--repair", help="Repair what can be repaired."),
            as_json: bool = JsonOpt) -> None:

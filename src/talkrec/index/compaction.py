@@ -93,4 +93,5 @@ def rebase(new_gen: Generation, sealed: Snapshot, current: Snapshot) -> Snapshot
                      LexicalIndex.tokenize([row_text(r) for r in meta]))
     delta_pos = {iid: len(new_gen) + j for j, iid in enumerate(delta.ids)}
     live = np.concatenate([live_base, current.live[first:last]])
-    return Snapshot(new_gen, delta, len(rows), live, delta_pos, current.n_live, int((~live_base).sum()))
+    return Snapshot(new_gen, delta, len(rows), live, delta_pos, current.n_live, int((~live_base).sum()),
+                    current.backend)

@@ -67,6 +67,18 @@ def parse_where(where: Where) -> list[Clause]:
     raise InputError(f"filter must be a string or an object, got {type(where).__name__}", field="where")
 
 
+def resolve_field(field: str, columns: Sequence[str] | pd.Index) -> str:
+    """The metadata column a filter clause's ``field`` names (``tag`` -> ``tags``, ``genre``
+    -> ``genres`` when there is no such column); :class:`InputError` for an unknown one."""
+    if field in columns:
+        return field
+    alias = ALIASES.get(field)
+    if alias and alias in columns:
+        return alias
+    raise InputError(f"unknown filter field {field!r}; filterable fields: "
+                     f"{sorted(str(c) for c in columns if not str(c).startswith('_'))}", field="where")
+
+
 def _is_list_col(s: pd.Series) -> bool:
     for v in s.head(50):
         if isinstance(v, (list, tuple, np.ndarray)):
@@ -82,13 +94,7 @@ class FilterEngine:
         self._lists: dict[str, list[set[str]]] = {}
 
     def _resolve(self, field: str) -> str:
-        if field in self.meta.columns:
-            return field
-        alias = ALIASES.get(field)
-        if alias and alias in self.meta.columns:
-            return alias
-        raise InputError(f"unknown filter field {field!r}; filterable fields: "
-                         f"{sorted(c for c in self.meta.columns if not c.startswith('_'))}", field="where")
+        return resolve_field(field, self.meta.columns)
 
     def _list_sets(self, col: str) -> list[set[str]]:
         if col not in self._lists:
@@ -140,7 +146,7 @@ class FilterEngine:
                 sv = s.astype(str).str.lower().to_numpy()
                 v = str(c.value).lower()
                 if c.op == "~":
-                    cm = np.array([v in x for x in sv], dtype=bool)
+                    cm = np.array([isinstance(x, str) and v in x for x in sv], dtype=bool)   # NaN: missing
                 else:
                     num = pd.to_numeric(s, errors="coerce")
                     try:

@@ -10,6 +10,12 @@ takes the current one once and uses it to the end, without a lock.
 Rows are addressed physically: base rows ``0 .. n0-1``, delta rows ``n0 .. n0+m-1``; dead
 rows score ``-inf`` and are never returned. :attr:`ids`, :attr:`vectors` and :attr:`meta`
 are the live rows only, in row order (computed once per snapshot when asked for).
+
+With a :class:`~talkrec.index.backend.VectorBackend` (``index: {backend: milvus}``) the kNN
+of :meth:`Snapshot.search` runs in the vector database, which holds the newest state of the
+items; what it returns is checked against this snapshot (items it does not have live are
+dropped, so a read never sees an item written after it started), exclusions and the filter
+clauses the database cannot express are applied here, fetching more when too few remain.
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..ranking import top_k
+from .backend import VectorBackend
 from .filters import FilterEngine, Where, field_kind
 from .segments import DeltaRows, Generation
 from .store import ann_fetch, checked_query
@@ -30,21 +37,22 @@ __all__ = ["Snapshot"]
 class Snapshot:
     """See the module docstring; make the first one with :meth:`of`."""
 
-    __slots__ = ("gen", "delta", "m", "live", "delta_pos", "n_live", "dead_base", "version", "_memo")
+    __slots__ = ("gen", "delta", "m", "live", "delta_pos", "n_live", "dead_base", "version", "backend", "_memo")
 
     def __init__(self, gen: Generation, delta: DeltaRows, m: int, live: np.ndarray, delta_pos: Mapping[str, int],
-                 n_live: int, dead_base: int) -> None:
+                 n_live: int, dead_base: int, backend: VectorBackend | None = None) -> None:
         live.flags.writeable = False
         self.gen, self.delta, self.m, self.live = gen, delta, m, live
         self.delta_pos, self.n_live, self.dead_base = delta_pos, n_live, dead_base
+        self.backend = backend               # where the kNN runs (None: here)
         self.version = delta.version          # the number of writes on ``delta`` this snapshot has seen
         self._memo: dict[Any, Any] = {}
 
     @classmethod
-    def of(cls, gen: Generation) -> "Snapshot":
-        """The generation alone (no delta rows)."""
+    def of(cls, gen: Generation, backend: VectorBackend | None = None) -> "Snapshot":
+        """The generation alone (no delta rows); ``backend``: where searches run."""
         delta = DeltaRows(gen.index.dim, {k: X.shape[1:] for k, X in gen.inputs.items()})
-        return cls(gen, delta, 0, np.ones(len(gen), dtype=bool), {}, len(gen), 0)
+        return cls(gen, delta, 0, np.ones(len(gen), dtype=bool), {}, len(gen), 0, backend)
 
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         """``compute()`` once per ``key`` for this snapshot (racing readers may both compute)."""
@@ -209,11 +217,16 @@ class Snapshot:
     def search(self, query: np.ndarray, k: int = 10, *, where: Where = None, exclude: Iterable[str] = (),
                offset: int = 0, exact: bool | None = None) -> list[tuple[str, float]]:
         """Top ``k`` (after skipping ``offset``) live items by cosine to ``query``, filtered;
-        through the base's HNSW graph (delta rows exactly) unless ``exact``."""
+        in the backend when there is one, else through the base's HNSW graph (delta rows
+        exactly); ``exact=True``: exactly, over this snapshot's own vectors."""
         q = checked_query(query, self.dim, k, offset)
+        need = k + offset
+        if self.backend is not None and exact is not True:
+            found = self._backend_search(self.backend, q, need, where, exclude)
+            if found is not None:
+                return found[offset:]
         allowed = self.mask(where)
         excl = [p for p in (self.position(e) for e in exclude) if p is not None]
-        need = k + offset
         if self.gen.index.graph is not None and exact is not True and self.n0 and allowed[:self.n0].mean() > 0.05:
             res = self._ann(q, need, allowed, excl)
             if res is not None:
@@ -221,6 +234,41 @@ class Snapshot:
         s = self.scores(q)
         top = top_k(s, need, exclude=excl, allowed=allowed)
         return [(self.id_at(i), float(s[i])) for i in top[offset:]]
+
+    def _backend_search(self, backend: VectorBackend, q: np.ndarray, need: int, where: Where,
+                        exclude: Iterable[str]) -> list[tuple[str, float]] | None:
+        """The top ``need`` from the backend: its filter expression for what it can say, the
+        rest of the filter, exclusions and liveness here, fetching 4x more while too few
+        remain; ``None`` (search here) when the backend cannot return enough, or when an
+        approximate index returns fewer than asked (it may have lost matches: Milvus Lite's
+        HNSW returns at most its candidate list, filtered afterwards)."""
+        expr, complete = backend.filter_expr(where, self.columns)
+        allowed = None if complete else self.mask(where)
+        if expr:                                 # a selective filter: by key (no scan in the store)
+            passing = np.flatnonzero(self.mask(where) if allowed is None else allowed)
+            if not len(passing):
+                return []
+            by_key = backend.ids_filter([self.id_at(int(p)) for p in passing]) \
+                if len(passing) <= backend.max_id_filter else None
+            if by_key is not None:
+                expr, allowed = by_key, None
+        excl = {str(e) for e in exclude}
+        fetch = need + len(excl) + (self.delta.n - self.m) + 10      # + rows written since this snapshot
+        while True:
+            fetch = min(fetch, backend.max_fetch)
+            got = backend.knn(q, fetch, expr)
+            out = []
+            for iid, s in got:
+                p = self.position(iid)
+                if p is not None and iid not in excl and (allowed is None or allowed[p]):
+                    out.append((iid, s))
+            if len(out) >= need:
+                return out[:need]
+            if len(got) < fetch:                    # all that pass ``expr`` (when the index is exact)
+                return out if backend.exact else None
+            if fetch >= backend.max_fetch:
+                return None
+            fetch *= 4
 
     def _ann(self, q: np.ndarray, need: int, allowed: np.ndarray, excl: list[int]) -> list[tuple[str, float]] | None:
         n0 = self.n0
@@ -281,7 +329,7 @@ class Snapshot:
                 live[old] = False
                 dead_base += old < self.n0
             delta_pos[str(iid)] = start + j
-        return Snapshot(self.gen, self.delta, self.m + k, live, delta_pos, n_live, dead_base)
+        return Snapshot(self.gen, self.delta, self.m + k, live, delta_pos, n_live, dead_base, self.backend)
 
     def with_delete(self, ids: Sequence[str]) -> "Snapshot":
         """The next snapshot: the live items ``ids`` dead (unknown ids are skipped)."""
@@ -294,7 +342,7 @@ class Snapshot:
                 live[p] = False
                 n_live -= 1
                 dead_base += p < self.n0
-        return Snapshot(self.gen, self.delta, self.m, live, self.delta_pos, n_live, dead_base)
+        return Snapshot(self.gen, self.delta, self.m, live, self.delta_pos, n_live, dead_base, self.backend)
 
 
 def _restore_order(P: list[int], n0: int) -> np.ndarray:

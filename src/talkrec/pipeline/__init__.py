@@ -17,8 +17,8 @@ from .. import config as _config
 from ..data.catalog import Catalog
 from ..errors import InputError
 from .cache import Cache, StageTimer, content_hash
-from .stages import (Built, catalog_stage, cf_stage, content_stage, descriptions_stage, fusion_stage, index_stage,
-                     load_dataset, plot_training_curve, subsample, text_stage)
+from .stages import (Built, catalog_stage, cf_stage, content_stage, descriptions_stage, fusion_stage, index_settings,
+                     index_stage, load_dataset, plot_training_curve, subsample, text_stage)
 
 __all__ = ["DEFAULTS", "build", "load_config", "load_dataset", "subsample"]
 
@@ -53,6 +53,7 @@ def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalo
     ``catalog`` skips the config's dataset loading (for catalogs built in Python).
     ``engine: spark`` runs the heavy stages on Spark (:func:`talkrec.pipeline.spark.build_spark`)."""
     cfg = _config.load_config(cfg, defaults=DEFAULTS, required=REQUIRED)
+    index_settings(cfg)                      # a vector database that cannot work fails before anything is written
     engine = cfg.get("engine")
     if engine == "spark":
         from .spark import build_spark

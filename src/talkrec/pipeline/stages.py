@@ -243,41 +243,63 @@ def fusion_stage(cfg: Mapping[str, Any], inputs: Mapping[str, Any], cache: Cache
     return fusion, fused
 
 
+def index_settings(cfg: Mapping[str, Any]) -> Any:
+    """The checked Milvus settings of the config's ``index`` block (``None`` for the
+    embedded index), its database answering: :class:`InputError` naming ``index.uri`` /
+    ``index.collection`` before the build writes anything."""
+    from ..index.backend import backend_name
+    index = cfg.get("index") or {}
+    if backend_name(index) == "embedded":
+        return None
+    from ..index.milvus import MilvusSettings, check_answers, default_collection
+    base = Path(cfg["_config_path"]).parent if cfg.get("_config_path") else None
+    settings = MilvusSettings.from_config(index, default_collection=default_collection(str(cfg["name"])), base=base)
+    check_answers(settings)
+    return settings
+
+
 def index_stage(cfg: Mapping[str, Any], b: Built, fusion: Any, fused: np.ndarray, out_dir: Path,
                 timer: StageTimer) -> None:
-    """Index the items that have a fused vector and write the space folder atomically."""
+    """Index the items that have a fused vector and write the space folder atomically;
+    with ``index: {backend: milvus}`` also fill the collection (swapped in only with the folder)."""
+    from ..index.backend import embedded_params
+    from ..index.milvus import staged_collection
     from ..index.store import VectorIndex
     from ..space.files import write_new_space
 
     catalog, inputs = b.catalog, b.inputs
+    settings = index_settings(cfg)
     with timer.stage("index") as info:
         ok = ~np.isnan(fused).any(axis=1)
         info["items_indexed"] = int(ok.sum())
         info["items_without_any_modality"] = int((~ok).sum())
         meta = _index_meta(catalog, b.views, inputs, ok)
-        index = VectorIndex(catalog.item_ids[ok], fused[ok], meta, **cfg.get("index", {}))
+        index = VectorIndex(catalog.item_ids[ok], fused[ok], meta, **embedded_params(cfg.get("index", {})))
+        index_cfg = dict(cfg.get("index", {})) if settings is None else {**cfg["index"], **settings.to_config()}
         space_cfg = {
             "name": cfg["name"], "dataset": cfg.get("dataset", "generic"), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "text": b.text_encoder.config(), "descriptions": {"template": b.describer.config(), "views": list(b.views)},
-            "fusion": fusion.config(), "index": cfg.get("index", {}), "search": cfg.get("search", {}),
+            "fusion": fusion.config(), "index": index_cfg, "search": cfg.get("search", {}),
             "positive_threshold": cfg.get("positive_threshold", 0.0),
             "input_files": {m: m for m in inputs}, "scalers": b.scalers, "modalities": list(inputs),
             "content": cfg.get("content", {}),
             "versions": _versions(), "build_config": {k: v for k, v in cfg.items() if not k.startswith("_")},
             "data_key": b.data_key,
         }
-        with atomic_dir(out_dir) as tmp:
-            write_new_space(tmp, index, {m: (np.stack(v, axis=1) if isinstance(v, list) else v)[ok]
-                                         for m, v in inputs.items()})
-            fusion.save(tmp / "fusion")
-            export_text_model(b.text_encoder, tmp / "text_model")
-            if b.cf_encoder is not None:
-                b.cf_encoder.save(tmp / "cf")
-            if catalog.interactions is not None:
-                catalog.interactions[["user_id", "item_id", "weight"]].to_parquet(tmp / "interactions.parquet", index=False)
-            write_json(tmp / "space.json", space_cfg)
-            write_json(tmp / "build_report.json", {"stages": timer.stages, "catalog_report": getattr(catalog, "report", {}),
-                                                   "fusion_history": fusion.history_})
+        with staged_collection(settings, index.ids, index.vectors, index.meta, info) as swap_in:
+            with atomic_dir(out_dir) as tmp:
+                write_new_space(tmp, index, {m: (np.stack(v, axis=1) if isinstance(v, list) else v)[ok]
+                                             for m, v in inputs.items()})
+                fusion.save(tmp / "fusion")
+                export_text_model(b.text_encoder, tmp / "text_model")
+                if b.cf_encoder is not None:
+                    b.cf_encoder.save(tmp / "cf")
+                if catalog.interactions is not None:
+                    catalog.interactions[["user_id", "item_id", "weight"]].to_parquet(tmp / "interactions.parquet", index=False)
+                write_json(tmp / "space.json", space_cfg)
+                write_json(tmp / "build_report.json", {"stages": timer.stages, "catalog_report": getattr(catalog, "report", {}),
+                                                       "fusion_history": fusion.history_})
+                swap_in()
 
 
 def _generate(template: Mapping[str, str], catalog: Catalog, gcfg: Mapping[str, Any], cache_path: Path,

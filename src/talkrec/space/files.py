@@ -36,8 +36,11 @@ import pandas as pd
 from .._atomic import atomic_dir, fsync_dir, fsync_tree, recover_dir, write_json
 from ..errors import NotFoundError, TalkrecError
 from ..fusion.projector import FusionProjector
+from ..index import wal
+from ..index.compaction import apply_record
 from ..index.lexical import LexicalIndex
 from ..index.segments import Generation
+from ..index.snapshot import Snapshot
 from ..index.store import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -209,6 +212,50 @@ def migrate_legacy(path: Path, gen: Generation) -> Manifest:
     remove_paths([p for p in (path / "index", path / "inputs") if p.exists()])
     log.info("migrated %s to space format %d (%s)", path, FORMAT, name)
     return manifest
+
+
+# ---------------------------------------------------------------------------- logs
+@dataclass
+class Replayed:
+    """What :func:`replay_logs` made: the snapshot, each log's valid bytes, what was wrong
+    (in words) and the records applied, in order."""
+
+    snap: Snapshot
+    sizes: dict[str, int]
+    problems: list[str]
+    records: list[wal.LogRecord]
+
+
+def replay_logs(path: Path, logs: list[str], snap: Snapshot, *, truncate: bool) -> Replayed:
+    """Apply the logs ``logs`` of the space at ``path`` to ``snap``; a torn or corrupt tail
+    is dropped (and cut off the file when ``truncate``: this process may write)."""
+    done = Replayed(snap, {}, [], [])
+    for name in logs:
+        f = path / name
+        scan = wal.read_log(f) if f.exists() else wal.LogScan([], 0, 0, "missing")
+        for i, payload in enumerate(scan.payloads):
+            try:
+                rec = wal.decode(payload)
+            except (ValueError, KeyError, TypeError) as e:   # a valid checksum over a bad payload
+                scan = wal.LogScan(scan.payloads[:i], _offset(scan.payloads, i), scan.size,
+                                   f"undecodable record #{i + 1} ({e})")
+                break
+            done.snap = apply_record(done.snap, rec)
+            done.records.append(rec)
+        done.sizes[name] = scan.valid_bytes
+        if scan.problem:
+            cut = truncate and scan.size > scan.valid_bytes
+            done.problems.append(f"{name}: {scan.problem}; {scan.size - scan.valid_bytes} byte(s) after the last "
+                                 f"complete record {'truncated' if cut else 'ignored'} (that write was never "
+                                 "acknowledged)")
+            if cut:
+                wal.truncate_log(f, scan.valid_bytes)
+    return done
+
+
+def _offset(payloads: list[bytes], i: int) -> int:
+    """Byte offset of record ``i`` of a log whose records are ``payloads``."""
+    return sum(8 + len(p) for p in payloads[:i])
 
 
 # ---------------------------------------------------------------------------- the space

@@ -10,7 +10,9 @@ nothing acknowledged: loading replays the manifest's logs and drops a torn tail.
 The first write takes the space's ``LOCK`` (one writing process) and migrates a legacy
 space to format 2. :meth:`SpaceStore.compact` (also run in a background thread when the
 delta passes a threshold) seals the log, writes the next generation off to the side, then
-swaps it in, holding the writer lock only for the swap.
+swaps it in, holding the writer lock only for the swap. With a vector database
+(:mod:`talkrec.index.backend`) each write goes there once logged, under the writer lock
+(in log order), before it is published; loading re-applies the logs to it (idempotent).
 """
 from __future__ import annotations
 
@@ -27,17 +29,21 @@ import numpy as np
 from .._atomic import clean_orphans, remove_paths
 from ..errors import InputError, NotFoundError
 from ..index import wal
-from ..index.compaction import apply_record, compacted, graph_file_of, rebase
+from ..index.backend import VectorBackend, mirror, open_backend, reapply
+from ..index.compaction import compacted, graph_file_of, rebase
 from ..index.segments import Generation
 from ..index.snapshot import Snapshot
 from . import coldstart
 from .files import (Manifest, SpaceFiles, WriteError, WriterLock, copy_session_model, gen_name, gen_number, log_name,
-                    migrate_legacy, publish_generation, read_manifest, unreferenced, write_manifest)
+                    migrate_legacy, publish_generation, read_manifest, replay_logs, unreferenced, write_manifest)
 from .hits import jsonable
 
 log = logging.getLogger(__name__)
 
 __all__ = ["SpaceStore", "SpaceWrites", "Upsert"]
+
+#: a write as ``_write`` takes it: the log payload, the next snapshot, the record to mirror
+Built = tuple[bytes, Callable[[], Snapshot], wal.LogRecord]
 
 
 @dataclass(frozen=True)
@@ -82,11 +88,16 @@ class SpaceStore:
         self._log: wal.LogFile | None = None
         self._broken: BaseException | None = None
         self._compactor: threading.Thread | None = None
+        self.backend: VectorBackend | None = open_backend(files.config.get("index", {}))
         owner = self._plock.acquire()
         try:
             if owner:
                 self._tidy()
-            snap = self._replay(Snapshot.of(files.generation), truncate=owner)
+            snap = self._replay(Snapshot.of(files.generation, self.backend), truncate=owner)
+        except BaseException:
+            if self.backend is not None:
+                self.backend.close()
+            raise
         finally:
             self._plock.release()
         self._tip = self._published = Tip(0, snap)
@@ -103,29 +114,15 @@ class SpaceStore:
 
     # ------------------------------------------------------------------ loading
     def _replay(self, snap: Snapshot, *, truncate: bool) -> Snapshot:
-        """Apply the manifest's logs; a torn or corrupt tail is dropped (and cut off the file
-        when this process may write)."""
-        for name in self._manifest.logs if self._manifest else []:
-            f = self.path / name
-            scan = wal.read_log(f) if f.exists() else wal.LogScan([], 0, 0, "missing")
-            for i, payload in enumerate(scan.payloads):
-                try:
-                    rec = wal.decode(payload)
-                except (ValueError, KeyError, TypeError) as e:   # a valid checksum over a bad payload
-                    scan = wal.LogScan(scan.payloads[:i], _offset(scan.payloads, i), scan.size,
-                                       f"undecodable record #{i + 1} ({e})")
-                    break
-                snap = apply_record(snap, rec)
-            self._log_sizes[name] = scan.valid_bytes
-            if scan.problem:
-                cut = truncate and scan.size > scan.valid_bytes
-                msg = (f"{name}: {scan.problem}; {scan.size - scan.valid_bytes} byte(s) after the last complete "
-                       f"record {'truncated' if cut else 'ignored'} (that write was never acknowledged)")
-                log.warning("%s: %s", self.path, msg)
-                self.problems.append(msg)
-                if cut:
-                    wal.truncate_log(f, scan.valid_bytes)
-        return snap
+        """Apply the manifest's logs (:func:`~.files.replay_logs`); when this process may
+        write, a torn tail is cut off and the logs are applied to the backend again."""
+        done = replay_logs(self.path, self._manifest.logs if self._manifest else [], snap, truncate=truncate)
+        self._log_sizes.update(done.sizes)
+        problem = reapply(self.backend, done.records) if truncate and self.backend is not None else None
+        for msg in done.problems + ([problem] if problem else []):
+            log.warning("%s: %s", self.path, msg)
+            self.problems.append(msg)
+        return done.snap
 
     def _tidy(self) -> None:
         """Delete what no manifest names (held lock: no other writer): temporary files a
@@ -144,29 +141,30 @@ class SpaceStore:
     def upsert(self, batch: Upsert) -> None:
         """Insert or replace ``batch.ids`` (unique); metadata fields a record does not give
         keep the old row's values."""
-        def build(tip: Snapshot) -> tuple[bytes, Callable[[], Snapshot]]:
+        def build(tip: Snapshot) -> Built:
             meta = [_merged(tip, iid, row) for iid, row in zip(batch.ids, batch.meta)]
             payload = wal.encode_upsert(batch.ids, batch.vectors, meta, batch.inputs)
-            return payload, lambda: tip.with_upsert(batch.ids, batch.vectors, meta, batch.inputs, batch.tokens)
+            return (payload, lambda: tip.with_upsert(batch.ids, batch.vectors, meta, batch.inputs, batch.tokens),
+                    wal.LogRecord("upsert", batch.ids, batch.vectors, meta))
         self._write(build)
 
     def remove(self, ids: Sequence[str]) -> None:
         """Delete items; the whole batch is refused when an id is unknown or given twice."""
-        def build(tip: Snapshot) -> tuple[bytes, Callable[[], Snapshot]]:
+        def build(tip: Snapshot) -> Built:
             missing = [i for i in ids if tip.position(i) is None]
             if missing:
                 raise NotFoundError(f"unknown item(s) {missing[:5]}; nothing was deleted")
-            return wal.encode_delete(ids), lambda: tip.with_delete(ids)
+            return wal.encode_delete(ids), lambda: tip.with_delete(ids), wal.LogRecord("delete", list(ids))
         if len(set(ids)) != len(ids):
             raise InputError("an item id is given twice; give each id once per call (nothing was deleted)",
                              field="item_id")
         self._write(build)
 
-    def _write(self, build: Callable[[Snapshot], tuple[bytes, Callable[[], Snapshot]]]) -> None:
+    def _write(self, build: Callable[[Snapshot], Built]) -> None:
         with self._write_lock:
             self._check_writable()
             tip = self._tip
-            payload, apply = build(tip.snap)
+            payload, apply, record = build(tip.snap)
             assert self._log is not None
             try:
                 self._log.append(wal.frame(payload))
@@ -174,10 +172,24 @@ class SpaceStore:
                 log.exception("appending to %s failed", self._log.path)
                 raise WriteError(f"the write could not be persisted ({type(e).__name__}: {e}); "
                                  "nothing was changed") from e
+            self._mirror(record)
             tip = Tip(tip.seq + 1, apply(), self._log)
             self._tip = tip
         self._durable(tip.seq)
         self._maybe_compact()
+
+    def _mirror(self, record: wal.LogRecord) -> None:
+        """The logged write in the backend too; a refusal breaks the writer (a reload applies it)."""
+        if self.backend is None:
+            return
+        try:
+            mirror(self.backend, record)
+        except Exception as e:
+            self._broken = e
+            log.exception("the vector database of %s refused a logged write", self.path)
+            raise WriteError(f"the write is in the space's log but the vector database refused it "
+                             f"({type(e).__name__}: {e}); loading the space again applies it there, and this "
+                             "space refuses writes until it is reloaded") from e
 
     def _durable(self, seq: int) -> None:
         """Wait for the group commit of write ``seq``; an fsync error breaks the writer."""
@@ -305,6 +317,8 @@ class SpaceStore:
                 self._log_sizes = {n: (self.path / n).stat().st_size for n in (m.logs if m else [])
                                    if (self.path / n).exists()}
             self._plock.release()
+        if self.backend is not None:          # a Milvus Lite file: another process may open it now
+            self.backend.close()
 
 
 class SpaceWrites:
@@ -364,11 +378,6 @@ class SpaceWrites:
     def close(self) -> None:
         """Finish a running compaction and release the space for other writing processes."""
         self.store.close()
-
-
-def _offset(payloads: list[bytes], i: int) -> int:
-    """Byte offset of record ``i`` of a log whose records are ``payloads``."""
-    return sum(8 + len(p) for p in payloads[:i])
 
 
 def _merged(tip: Snapshot, item_id: str, row: dict[str, Any]) -> dict[str, Any]:

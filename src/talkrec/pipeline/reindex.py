@@ -1,0 +1,49 @@
+"""Only the index stage, for a space already built: point it at another ``index`` block.
+
+``reindex(space, {"backend": "milvus", "uri": "items.db"})`` fills a Milvus collection
+with the space's live items (their fused vectors and filterable metadata, as they are now,
+cold-start writes included) and rewrites the ``index`` block of ``space.json``; nothing is
+trained or encoded again. ``reindex(space, {"ann": False})`` goes back to the embedded
+index (the space always keeps its own index files). The space must not be open for
+writing in another process (it takes the space's ``LOCK``); the collection takes its name
+only together with the new ``space.json``, so a failure leaves the space as it was.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .._atomic import write_json
+from ..index.backend import backend_name, embedded_params
+
+__all__ = ["reindex"]
+
+
+def reindex(path: str | Path, index: Mapping[str, Any]) -> dict[str, Any]:
+    """Rebuild only the index of the space at ``path`` for the ``index`` block ``index``
+    (a relative Milvus Lite path is taken from the working directory); returns what was done."""
+    from ..index.milvus import MilvusSettings, check_answers, default_collection, staged_collection
+    from ..space.core import Space
+    from ..space.files import read_config
+
+    path = Path(path)
+    cfg = read_config(path)
+    settings = None
+    if backend_name(index) != "embedded":
+        settings = MilvusSettings.from_config(index, default_collection=default_collection(str(cfg["name"])))
+        check_answers(settings)
+    block = {**embedded_params(cfg.get("index", {})), **embedded_params(index),
+             **(settings.to_config() if settings is not None else {})}
+    space = Space.load(path, auto_compact=False)
+    info: dict[str, Any] = {"space": str(path), "index": block}
+    try:
+        with space.store.writing():                  # the space's writer: no write lands meanwhile
+            snap = space.store.snapshot
+            info["items"] = len(snap)
+            with staged_collection(settings, snap.ids, snap.vectors, snap.meta, info) as swap_in:
+                swap_in()
+                write_json(path / "space.json", {**cfg, "index": block})
+    finally:
+        space.close()
+    return info
