@@ -336,6 +336,11 @@ def test_selective_filters_go_by_key_and_broad_ones_by_expression(milvus_space, 
     monkeypatch.setattr(MilvusBackend, "max_id_filter", 0)
     assert query(mil) == want
     assert "array_contains" in sent[-1] and "item_id in" not in sent[-1]
+    local = lambda s: _ids(s.similar("metal3", k=10, where="tags~jaz"))  # noqa: E731  (Milvus cannot say it)
+    assert local(mil) == local(emb) and sent[-1] == ""
+    monkeypatch.setattr(MilvusBackend, "max_id_filter", 1024)
+    assert local(mil) == local(emb) and sent[-1].startswith('item_id in ["')
+    monkeypatch.setattr(MilvusBackend, "max_id_filter", 0)
     q, n = mil.index.vector("jazz2"), len(sent)
     assert mil.index.search(q, 10, where="tag=no-such-tag") == []
     n = len(sent)

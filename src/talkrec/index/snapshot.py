@@ -244,7 +244,7 @@ class Snapshot:
         HNSW returns at most its candidate list, filtered afterwards)."""
         expr, complete = backend.filter_expr(where, self.columns)
         allowed = None if complete else self.mask(where)
-        if expr:                                 # a selective filter: by key (no scan in the store)
+        if expr or not complete:                 # a selective filter: by key (no scan in the store)
             passing = np.flatnonzero(self.mask(where) if allowed is None else allowed)
             if not len(passing):
                 return []
