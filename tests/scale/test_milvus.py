@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY_SPACE_CONFIG, make_tiny_catalog
+from tiny_data import TINY_SPACE_CONFIG, make_tiny_catalog
 
 from talkrec import Space
 from talkrec.errors import InputError

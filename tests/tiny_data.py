@@ -1,0 +1,44 @@
+"""The tiny synthetic catalog and build config that many tests share (a module, not the
+conftest, so that test modules can import it by one unambiguous name)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["TINY_SPACE_CONFIG", "make_tiny_catalog"]
+
+
+def make_tiny_catalog():
+    """Three clusters of items ("metal", "jazz", "pop"), users who each like one cluster,
+    and a 4-d content vector per item that encodes the cluster (some items lack it)."""
+    from talkrec.data.catalog import Catalog, VectorTable
+
+    rng = np.random.default_rng(0)
+    genres = ["metal", "jazz", "pop"]
+    rows, tags, inter, vec_ids, vecs = [], [], [], [], []
+    for g_i, g in enumerate(genres):
+        for j in range(20):
+            iid = f"{g}{j}"
+            rows.append({"item_id": iid, "name": f"{g.title()} Band {j}", "year": 1980 + 10 * g_i + j % 10,
+                         "tags": [g, "band"], "genre": [g]})
+            tags += [{"item_id": iid, "category": "genre", "tag": g, "weight": 5.0},
+                     {"item_id": iid, "category": "other", "tag": "band", "weight": 1.0}]
+            if j % 4 != 0:
+                v = np.zeros(4)
+                v[g_i] = 1.0
+                vec_ids.append(iid)
+                vecs.append(v + 0.05 * rng.normal(size=4))
+        for u in range(15):
+            for j in rng.choice(20, size=8, replace=False):
+                inter.append({"user_id": f"u{g}{u}", "item_id": f"{g}{j}", "weight": float(rng.integers(1, 50))})
+    return Catalog(items=pd.DataFrame(rows), tags=pd.DataFrame(tags), interactions=pd.DataFrame(inter),
+                   vectors={"audio": VectorTable(np.array(vec_ids), np.array(vecs))}, name="tiny")
+
+
+TINY_SPACE_CONFIG = {
+    "name": "tiny", "seed": 0,
+    "descriptions": {"template": {"header": "artist"}},
+    "cf": {"params": {"factors": 8, "iterations": 10}},
+    "content": {"audio": {"source": "vectors"}},
+    "fusion": {"max_epochs": 60, "batch_size": 32, "learning_rate": 3e-3, "hidden_dim": 32, "out_dim": 16},
+}
