@@ -103,6 +103,28 @@ def test_bm25_by_hand():
     assert lex.search(["jazz"], 3, exclude=[[1]]).tolist() == [[2, -1, -1]]
 
 
+def test_bm25_scoring_without_bm25s_is_bm25s_to_the_bit(tmp_path):
+    """Serving scores a saved index with numpy only; the scores and tokens are bm25s' own."""
+    import bm25s
+    from bm25s.stopwords import STOPWORDS_EN
+
+    from talkrec.index.lexical import STOPWORDS_EN as OURS
+    from talkrec.index.lexical import LexicalIndex
+
+    assert OURS == frozenset(STOPWORDS_EN)
+    rng = np.random.default_rng(0)
+    words = ["metal", "jazz", "Rock", "the", "80s", "hip-hop", "café", "r&b", "a", "x", "trip_hop", "électro"]
+    docs = [" ".join(rng.choice(words, size=rng.integers(0, 12))) for _ in range(300)]
+    LexicalIndex(docs).save(tmp_path / "bm25")
+    ours = LexicalIndex.load(tmp_path / "bm25")
+    ref = bm25s.BM25.load(str(tmp_path / "bm25"), show_progress=False, verbosity=0)
+    for q in ["metal jazz", "jazz jazz the", "Ünïcode 80s", "the a", "", "R&B hip-hop café électro", "x"]:
+        toks = bm25s.tokenize([q], stopwords="en", return_ids=False, show_progress=False)[0]
+        assert LexicalIndex.tokenize([q]) == [list(toks)]
+        want = np.asarray(ref.get_scores(toks), dtype=np.float64) if toks else np.zeros(len(docs))
+        assert np.array_equal(ours.scores(q), want), q
+
+
 # ----------------------------------------------------------------------------- issue 10: persistence, snapshots
 def test_the_graph_is_saved_with_the_index_and_loaded_not_rebuilt(tmp_path, monkeypatch):
     import talkrec.index.store as store

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("torch", "sentence_transformers", "transformers", "implicit", "sklearn", "matplotlib")
+HEAVY = ("torch", "sentence_transformers", "transformers", "implicit", "sklearn", "matplotlib", "bm25s", "numba")
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 

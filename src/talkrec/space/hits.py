@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from ..index.snapshot import Snapshot
-from ..index.store import VectorIndex
 
 __all__ = ["META_IN_HITS", "Hit", "jsonable", "make_hits"]
 
@@ -47,19 +46,45 @@ def jsonable(v: Any) -> Any:
     return v
 
 
-def make_hits(index: VectorIndex | Snapshot, pairs: Iterable[tuple[str, float]]) -> list[Hit]:
-    """Hits for ``(item_id, score)`` pairs of items in ``index``, in the given order."""
+def make_hits(index: Snapshot, pairs: Iterable[tuple[str, float]]) -> list[Hit]:
+    """Hits for ``(item_id, score)`` pairs of items in ``index``, in the given order.
+
+    A base row's name and hit fields are read from lists made once per generation
+    (:func:`_base_fields`); a row written since, from its metadata dict."""
     pairs = list(pairs)
     if not pairs:
         return []
-    sub = index.meta_rows([index.position(i) for i, _ in pairs])    # one lookup for all hits
-    cols = [c for c in META_IN_HITS if c in sub.columns]
-    names = sub["name"].tolist() if "name" in sub.columns else [i for i, _ in pairs]
-    values = {c: sub[c].tolist() for c in cols}
-    out = []
-    for j, (iid, s) in enumerate(pairs):
-        md = {c: jsonable(values[c][j]) for c in cols}
-        if isinstance(md.get("tags"), list):
-            md["tags"] = md["tags"][:8]
-        out.append(Hit(iid, str(names[j]) if names[j] is not None else iid, float(s), md))
+    cols = tuple(c for c in META_IN_HITS if c in index.columns)
+    names, values = index.gen.memo(("hit_fields", cols), lambda: _base_fields(index.gen.meta, cols))
+    n0, out = index.n0, []
+    for iid, s in pairs:
+        p = index.position(iid)
+        if p is not None and p < n0:
+            name, md = names[p], {c: _copy(values[c][p]) for c in cols}
+        else:
+            row = index.delta.meta[p - n0] if p is not None else {}
+            name, md = _name(row.get("name", iid)), {c: _field(c, row.get(c)) for c in cols}
+        out.append(Hit(iid, name if name is not None else iid, float(s), md))
     return out
+
+
+def _copy(v: Any) -> Any:
+    return list(v) if isinstance(v, list) else v        # the cached lists stay unchanged
+
+
+def _name(v: Any) -> str | None:
+    return None if v is None or (isinstance(v, float) and v != v) else str(v)
+
+
+def _field(column: str, v: Any) -> Any:
+    """A hit's metadata value: JSON-safe, at most 8 tags."""
+    v = jsonable(v)
+    return v[:8] if column == "tags" and isinstance(v, list) else v
+
+
+def _base_fields(meta: pd.DataFrame, cols: tuple[str, ...]) -> tuple[list[str | None], dict[str, list[Any]]]:
+    """Every base row's display name and hit fields, in row order."""
+    names = [_name(v) for v in meta["name"].tolist()] if "name" in meta.columns else [None] * len(meta)
+    values = {c: [_field(c, v) for v in meta[c].tolist()] if c in meta.columns else [None] * len(meta)
+              for c in cols}
+    return names, values
