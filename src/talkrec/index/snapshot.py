@@ -99,6 +99,16 @@ class Snapshot:
     def id_at(self, p: int) -> str:
         return str(self.gen.ids[p]) if p < self.n0 else self.delta.ids[p - self.n0]
 
+    def pairs(self, rows: np.ndarray, scores: np.ndarray) -> list[tuple[str, float]]:
+        """``(item_id, score)`` of each row, with ``scores`` aligned with ``rows``."""
+        rows = np.asarray(rows, dtype=np.int64)
+        n0, ids = self.n0, self.gen.ids
+        names = ids[rows[rows < n0]].tolist() if n0 else []
+        if len(names) < len(rows):
+            it = iter(names)
+            names = [next(it) if r < n0 else self.delta.ids[r - n0] for r in rows.tolist()]
+        return list(zip(names, np.asarray(scores, dtype=np.float64).tolist()))
+
     def input_row(self, key: str, p: int) -> np.ndarray | None:
         """Raw input ``key`` of row ``p`` (``None`` when the space keeps no such input)."""
         X = self.gen.inputs.get(key)
@@ -219,8 +229,8 @@ class Snapshot:
             if res is not None:
                 return res[offset:need]
         s = self.scores(q)
-        top = top_k(s, need, exclude=excl, allowed=allowed)
-        return [(self.id_at(i), float(s[i])) for i in top[offset:]]
+        top = top_k(s, need, exclude=excl, allowed=allowed)[offset:]
+        return self.pairs(top, s[top])
 
     def _ann(self, q: np.ndarray, need: int, allowed: np.ndarray, excl: list[int]) -> list[tuple[str, float]] | None:
         n0 = self.n0
@@ -235,7 +245,7 @@ class Snapshot:
             top = top_k(ds, need, exclude=[p - n0 for p in excl if p >= n0], allowed=allowed[n0:])
             rows, sims = np.concatenate([rows, top + n0]), np.concatenate([sims, ds[top]])
         order = np.lexsort((rows, -sims))[:need]
-        return [(self.id_at(int(rows[i])), float(sims[i])) for i in order]
+        return self.pairs(rows[order], sims[order])
 
     def text_scores(self, key: str, q: np.ndarray) -> np.ndarray:
         """Cosine of every row's raw text vector (mean over views) to ``q``; ``-inf`` for rows

@@ -49,27 +49,29 @@ def jsonable(v: Any) -> Any:
 def make_hits(index: Snapshot, pairs: Iterable[tuple[str, float]]) -> list[Hit]:
     """Hits for ``(item_id, score)`` pairs of items in ``index``, in the given order.
 
-    A base row's name and hit fields are read from lists made once per generation
-    (:func:`_base_fields`); a row written since, from its metadata dict."""
+    A base row's name and hit fields come from a table made once per generation
+    (:func:`_base_rows`); a row written since, from its metadata dict."""
     pairs = list(pairs)
     if not pairs:
         return []
     cols = tuple(c for c in META_IN_HITS if c in index.columns)
-    names, values = index.gen.memo(("hit_fields", cols), lambda: _base_fields(index.gen.meta, cols))
-    n0, out = index.n0, []
+    names, fields, list_cols = index.gen.memo(("hit_rows", cols), lambda: _base_rows(index.gen.meta, cols))
+    n0, live, delta_pos, base_pos = index.n0, index.live, index.delta_pos, index.gen.index.position
+    out = []
     for iid, s in pairs:
-        p = index.position(iid)
-        if p is not None and p < n0:
-            name, md = names[p], {c: _copy(values[c][p]) for c in cols}
+        p = delta_pos.get(iid)
+        if p is None:
+            p = base_pos(iid)
+        if p is not None and p < n0 and live[p]:
+            name, md = names[p], fields[p].copy()
+            for c in list_cols:                          # the table's lists stay unchanged
+                if md[c] is not None:
+                    md[c] = list(md[c])
         else:
-            row = index.delta.meta[p - n0] if p is not None else {}
+            row = index.delta.meta[p - n0] if p is not None and p >= n0 else {}
             name, md = _name(row.get("name", iid)), {c: _field(c, row.get(c)) for c in cols}
         out.append(Hit(iid, name if name is not None else iid, float(s), md))
     return out
-
-
-def _copy(v: Any) -> Any:
-    return list(v) if isinstance(v, list) else v        # the cached lists stay unchanged
 
 
 def _name(v: Any) -> str | None:
@@ -82,9 +84,10 @@ def _field(column: str, v: Any) -> Any:
     return v[:8] if column == "tags" and isinstance(v, list) else v
 
 
-def _base_fields(meta: pd.DataFrame, cols: tuple[str, ...]) -> tuple[list[str | None], dict[str, list[Any]]]:
-    """Every base row's display name and hit fields, in row order."""
-    names = [_name(v) for v in meta["name"].tolist()] if "name" in meta.columns else [None] * len(meta)
-    values = {c: [_field(c, v) for v in meta[c].tolist()] if c in meta.columns else [None] * len(meta)
-              for c in cols}
-    return names, values
+def _base_rows(meta: pd.DataFrame, cols: tuple[str, ...]) -> tuple[list[str | None], list[dict[str, Any]], list[str]]:
+    """Every base row's display name and hit fields, in row order, and the fields holding lists."""
+    n = len(meta)
+    names = [_name(v) for v in meta["name"].tolist()] if "name" in meta.columns else [None] * n
+    values = {c: [_field(c, v) for v in meta[c].tolist()] if c in meta.columns else [None] * n for c in cols}
+    list_cols = [c for c in cols if any(isinstance(v, list) for v in values[c])]
+    return names, [dict(zip(cols, row)) for row in zip(*(values[c] for c in cols))] if cols else [{}] * n, list_cols
