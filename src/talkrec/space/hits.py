@@ -49,13 +49,13 @@ def jsonable(v: Any) -> Any:
 def make_hits(index: Snapshot, pairs: Iterable[tuple[str, float]]) -> list[Hit]:
     """Hits for ``(item_id, score)`` pairs of items in ``index``, in the given order.
 
-    A base row's name and hit fields come from a table made once per generation
-    (:func:`_base_rows`); a row written since, from its metadata dict."""
+    A base row's name and hit fields are made once per generation, when first asked for
+    (:class:`_BaseRows`); a row written since is read from its metadata dict."""
     pairs = list(pairs)
     if not pairs:
         return []
     cols = tuple(c for c in META_IN_HITS if c in index.columns)
-    names, fields, list_cols = index.gen.memo(("hit_rows", cols), lambda: _base_rows(index.gen.meta, cols))
+    base = index.gen.memo(("hit_rows", cols), lambda: _BaseRows(index.gen.meta, cols))
     n0, live, delta_pos, base_pos = index.n0, index.live, index.delta_pos, index.gen.index.position
     out = []
     for iid, s in pairs:
@@ -63,10 +63,7 @@ def make_hits(index: Snapshot, pairs: Iterable[tuple[str, float]]) -> list[Hit]:
         if p is None:
             p = base_pos(iid)
         if p is not None and p < n0 and live[p]:
-            name, md = names[p], fields[p].copy()
-            for c in list_cols:                          # the table's lists stay unchanged
-                if md[c] is not None:
-                    md[c] = list(md[c])
+            name, md = base.row(p)
         else:
             row = index.delta.meta[p - n0] if p is not None and p >= n0 else {}
             name, md = _name(row.get("name", iid)), {c: _field(c, row.get(c)) for c in cols}
@@ -84,10 +81,20 @@ def _field(column: str, v: Any) -> Any:
     return v[:8] if column == "tags" and isinstance(v, list) else v
 
 
-def _base_rows(meta: pd.DataFrame, cols: tuple[str, ...]) -> tuple[list[str | None], list[dict[str, Any]], list[str]]:
-    """Every base row's display name and hit fields, in row order, and the fields holding lists."""
-    n = len(meta)
-    names = [_name(v) for v in meta["name"].tolist()] if "name" in meta.columns else [None] * n
-    values = {c: [_field(c, v) for v in meta[c].tolist()] if c in meta.columns else [None] * n for c in cols}
-    list_cols = [c for c in cols if any(isinstance(v, list) for v in values[c])]
-    return names, [dict(zip(cols, row)) for row in zip(*(values[c] for c in cols))] if cols else [{}] * n, list_cols
+class _BaseRows:
+    """The display name and hit fields of a generation's rows, each made on first use and kept."""
+
+    def __init__(self, meta: pd.DataFrame, cols: tuple[str, ...]) -> None:
+        n = len(meta)
+        self.cols = cols
+        self.names = meta["name"].tolist() if "name" in meta.columns else [None] * n
+        self.values = [meta[c].tolist() if c in meta.columns else [None] * n for c in cols]
+        self.done: dict[int, tuple[str | None, dict[str, Any]]] = {}
+
+    def row(self, p: int) -> tuple[str | None, dict[str, Any]]:
+        """Row ``p``'s name and a new dict of its fields (the kept lists are copied)."""
+        got = self.done.get(p)
+        if got is None:
+            got = (_name(self.names[p]), {c: _field(c, v[p]) for c, v in zip(self.cols, self.values)})
+            self.done[p] = got
+        return got[0], {c: list(v) if isinstance(v, list) else v for c, v in got[1].items()}

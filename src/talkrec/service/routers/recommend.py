@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query
 
 from ...index.filters import FilterSpec
 from .. import schemas as S
+from ...limits import K_MAX
 from ..convert import clean, hits, took_ms
 from ..deps import ServiceState, filter_spec, get_state, query_filters
 from ..errors import responses
@@ -15,7 +16,7 @@ router = APIRouter(tags=["recommend"])
 
 
 @router.get("/api/items/{item_id}/similar", response_model=S.HitsResponse, responses=responses(404, 422))
-def similar(item_id: str, k: int = Query(10, ge=1, le=S.K_MAX), offset: int = Query(0, ge=0, le=S.OFFSET_MAX),
+def similar(item_id: str, k: int = Query(10, ge=1, le=K_MAX), offset: int = Query(0, ge=0, le=S.OFFSET_MAX),
             filters: FilterSpec = Depends(query_filters), state: ServiceState = Depends(get_state)) -> S.HitsResponse:
     """Items nearest to an item in the fused space (the item itself excluded), with filters."""
     t0 = time.perf_counter()

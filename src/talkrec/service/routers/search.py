@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from ...index.filters import FilterSpec
 from ...space import SEARCH_MODES, Space
 from .. import schemas as S
+from ...limits import K_MAX
 from ..convert import hits, took_ms
 from ..deps import ServiceState, filter_spec, get_state, query_filters
 from ..errors import responses
@@ -35,7 +36,7 @@ def search_score_kind(space: Space, mode: str | None) -> S.ScoreKind:
 
 @router.get("/api/search", response_model=S.HitsResponse, responses=responses(404, 422))
 def search(q: str = Query(..., min_length=1, max_length=S.QUERY_MAX_CHARS, description="natural-language query"),
-           k: int = Query(10, ge=1, le=S.K_MAX), offset: int = Query(0, ge=0, le=S.OFFSET_MAX),
+           k: int = Query(10, ge=1, le=K_MAX), offset: int = Query(0, ge=0, le=S.OFFSET_MAX),
            mode: str | None = Query(None, pattern=f"^({'|'.join(SEARCH_MODES)})$",
                                     description="multi (fused space, paper 001), text, lexical (BM25), "
                                                 "hybrid (default: RRF of the three)"),
@@ -81,7 +82,7 @@ def query_vector(req: S.VectorQuery, state: ServiceState = Depends(get_state)) -
 @router.post("/api/query/media", response_model=S.HitsResponse, responses=responses(400, 409, 413, 422, 501))
 def query_media(file: UploadFile = File(..., description="an audio or image file"),
                 modality: str = Form(..., min_length=1, max_length=64),
-                k: int = Form(10, ge=1, le=S.K_MAX), state: ServiceState = Depends(get_state)) -> S.HitsResponse:
+                k: int = Form(10, ge=1, le=K_MAX), state: ServiceState = Depends(get_state)) -> S.HitsResponse:
     """Query by example with a media file, encoded by the modality's encoder (MusiCNN for audio,
     EfficientNet for images) when that encoder is installed and the space's modality was built
     from media files. Size-limited (413)."""
