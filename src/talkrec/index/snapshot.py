@@ -224,17 +224,19 @@ class Snapshot:
         allowed = self.mask(where)
         excl = [p for p in (self.position(e) for e in exclude) if p is not None]
         need = k + offset
-        if self.gen.index.graph is not None and exact is not True and self.n0 and allowed[:self.n0].mean() > 0.05:
-            res = self._ann(q, need, allowed, excl)
+        if self.gen.index.graph is not None and exact is not True and self.n0:
+            # the share of base rows allowed (without a filter: the live ones, no pass over the mask)
+            frac = (self.n0 - self.dead_base) / self.n0 if allowed is self.live else float(allowed[:self.n0].mean())
+            res = self._ann(q, need, allowed, excl, frac) if frac > 0.05 else None
             if res is not None:
                 return res[offset:need]
         s = self.scores(q)
         top = top_k(s, need, exclude=excl, allowed=allowed)[offset:]
         return self.pairs(top, s[top])
 
-    def _ann(self, q: np.ndarray, need: int, allowed: np.ndarray, excl: list[int]) -> list[tuple[str, float]] | None:
+    def _ann(self, q: np.ndarray, need: int, allowed: np.ndarray, excl: list[int],
+             frac: float) -> list[tuple[str, float]] | None:
         n0 = self.n0
-        frac = float(allowed[:n0].mean())
         rows, sims = self.gen.index.ann_candidates(q, ann_fetch(need, n0, frac, len(excl) + self.dead_base))
         ok = allowed[rows] & ~np.isin(rows, excl)
         rows, sims = rows[ok], sims[ok]
