@@ -186,3 +186,34 @@ def test_snapshots_are_immutable_views(tmp_path):
         s1.with_delete(["c"])                                              # s2 was made from s1
     with pytest.raises(ValueError):
         s2.live[0] = True                                                  # read-only
+
+
+def test_shared_product_answers_concurrent_queries_together_each_with_its_own_scores():
+    import threading
+
+    from talkrec.index.segments import SharedProduct
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 16)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    Q = rng.normal(size=(24, 16)).astype(np.float32)
+    prod = SharedProduct(X)
+    assert np.array_equal(prod(Q[0]), X @ Q[0])                # alone: the plain product, to the bit
+    out: list[np.ndarray | None] = [None] * len(Q)
+    start = threading.Barrier(len(Q))
+
+    def ask(i: int) -> None:
+        start.wait()
+        out[i] = prod(Q[i])
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(Q))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for q, got in zip(Q, out):
+        assert got is not None and got.shape == (len(X),)
+        assert np.allclose(got, X @ q, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError):
+        prod(np.ones(3, dtype=np.float32))                     # a failed product raises to its caller
+    assert np.array_equal(prod(Q[1]), X @ Q[1])                # and leaves the next one working

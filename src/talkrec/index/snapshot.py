@@ -211,7 +211,7 @@ class Snapshot:
 
     def scores(self, q: np.ndarray) -> np.ndarray:
         """Cosine of every row to the unit vector ``q``; ``-inf`` for dead rows."""
-        s = self.gen.vectors @ q
+        s = self.gen.matvec(None, q)
         if self.m:
             s = np.concatenate([s, self.delta.vectors[:self.m] @ q])
         return np.where(self.live, s, -np.inf)
@@ -252,8 +252,8 @@ class Snapshot:
     def text_scores(self, key: str, q: np.ndarray) -> np.ndarray:
         """Cosine of every row's raw text vector (mean over views) to ``q``; ``-inf`` for rows
         without a text and dead rows."""
-        T, has = self.gen.text(key)
-        s = T @ q
+        _, has = self.gen.text(key)
+        s = self.gen.matvec(key, q)
         if self.m:
             Td, hasd = self.delta.text(key, self.m)
             s, has = np.concatenate([s, Td @ q]), np.concatenate([has, hasd])

@@ -14,6 +14,13 @@ from . import schemas as S
 
 def clean(v: Any) -> Any:
     """JSON-safe: NaN/inf -> None, numpy -> Python, unknown objects -> str."""
+    t = type(v)
+    if t is str or t is int or t is bool or v is None:      # the common cases first, by exact type
+        return v
+    if t is float:
+        return v if math.isfinite(v) else None
+    if t is list:
+        return [clean(x) for x in v]
     if isinstance(v, dict):
         return {str(k): clean(x) for k, x in v.items()}
     if isinstance(v, (list, tuple, np.ndarray)):
