@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from fastapi.responses import Response
 
 from ..space import Hit
 from . import schemas as S
@@ -41,6 +42,13 @@ def clean(v: Any) -> Any:
 def hits(found: list[Hit]) -> list[S.Hit]:
     return [S.Hit(item_id=h.item_id, name=h.name, score=float(h.score) if math.isfinite(h.score) else 0.0,
                   metadata=clean(h.metadata)) for h in found]
+
+
+def hits_response(found: list[Hit], *, k: int, offset: int, t0: float, score_kind: S.ScoreKind = "cosine") -> Response:
+    """A :class:`~talkrec.service.schemas.HitsResponse`, serialized once by pydantic (returned as
+    the model, FastAPI would validate it again and encode it with ``json``: ~2 ms at k=200)."""
+    body = S.HitsResponse(items=hits(found), score_kind=score_kind, k=k, offset=offset, took_ms=took_ms(t0))
+    return Response(body.model_dump_json(), media_type="application/json")
 
 
 def took_ms(t0: float) -> float:

@@ -31,6 +31,11 @@ class Hit:
 
 def jsonable(v: Any) -> Any:
     """A metadata value as plain Python: numpy -> Python, NaN / NA -> ``None``."""
+    t = type(v)
+    if t is str or t is int or v is None:                 # the common cases first, by exact type
+        return v
+    if t is list and all(type(x) is str for x in v):
+        return list(v)
     if isinstance(v, np.ndarray):
         return [jsonable(x) for x in v.tolist()]
     if isinstance(v, (list, tuple)):
