@@ -167,13 +167,21 @@ async def concurrent_search(url: str, base: list[str], clients: int, seconds: fl
 
 
 def encoder_throughput(enc: Any, base: list[str], seconds: float, batch: int) -> dict[str, Any]:
-    """Queries/s of the text encoder alone, back to back, ``batch`` distinct queries per call."""
-    n, i, t0 = 0, 0, time.perf_counter()
+    """Queries/s of the text encoder alone, back to back, ``batch`` distinct queries per call,
+    and its CPU time per query (what a busy machine changes least)."""
+    n, i, t0, c0 = 0, 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - t0 < seconds:
         qs = [query(base, f"t{batch}", i + j) for j in range(batch)]
         enc.encode(qs if batch > 1 else qs[0], kind="query")
         n, i = n + batch, i + batch
-    return {"batch": batch, "queries_per_s": round(n / (time.perf_counter() - t0), 1)}
+    return {"batch": batch, "queries_per_s": round(n / (time.perf_counter() - t0), 1),
+            "cpu_ms_per_query": round(1000 * (time.process_time() - c0) / n, 2)}
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far."""
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def service(space_dir: Path, space: Any, n: int, clients: int, seconds: float) -> dict[str, Any]:
@@ -197,7 +205,12 @@ def service(space_dir: Path, space: Any, n: int, clients: int, seconds: float) -
         enc = space.text_encoder().encoder
         load0 = load()
         out["encoder_throughput"] = [encoder_throughput(enc, base, seconds / 2, b) for b in (1, clients)]
-        out["concurrent"] = [asyncio.run(concurrent_search(url, base, clients, seconds, m)) for m in ("hybrid", "multi")]
+        out["concurrent"] = []
+        for m in ("hybrid", "multi"):
+            c0 = cpu_s(proc.pid)
+            row = asyncio.run(concurrent_search(url, base, clients, seconds, m))
+            row["server_cpu_ms_per_request"] = round(1000 * (cpu_s(proc.pid) - c0) / max(row["requests"], 1), 2)
+            out["concurrent"].append(row)
         out["load_average_concurrent"] = [load0, load()]
         out["serve_peak_rss_mb"] = round(cli_cold._status_kb(proc.pid, "VmHWM") / 1024, 1)
         return out
@@ -228,9 +241,13 @@ def verdicts(res: dict[str, Any]) -> list[dict[str, Any]]:
     svc = res.get("service")
     if svc:
         best = max(e["queries_per_s"] for e in svc["encoder_throughput"])
+        cpu = min(e["cpu_ms_per_query"] for e in svc["encoder_throughput"])
         for c in svc["concurrent"]:
             out.append({"target": f"HTTP search {c['mode']}, {c['clients']} clients: throughput >= encoder's / 1.5",
                         "rps": c["throughput_rps"], "encoder_qps": best, "met": c["throughput_rps"] * 1.5 >= best})
+            out.append({"target": "same, in CPU: server CPU per request <= 1.5 x encoder CPU per query",
+                        "server_cpu_ms": c["server_cpu_ms_per_request"], "encoder_cpu_ms": cpu,
+                        "met": c["server_cpu_ms_per_request"] <= 1.5 * cpu})
     for r in res.get("cli", []):
         if "meets_target" in r:
             out.append({"target": f"CLI {r['what']} <= 1.5 s", "median_s": r["median_s"], "cpu_s": r["cpu_s"],
