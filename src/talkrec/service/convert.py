@@ -21,7 +21,7 @@ def clean(v: Any) -> Any:
     if t is float:
         return v if math.isfinite(v) else None
     if t is list:
-        return [clean(x) for x in v]
+        return list(v) if all(type(x) is str for x in v) else [clean(x) for x in v]
     if isinstance(v, dict):
         return {str(k): clean(x) for k, x in v.items()}
     if isinstance(v, (list, tuple, np.ndarray)):
