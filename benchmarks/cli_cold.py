@@ -104,6 +104,8 @@ def cold_cli(space: Path, src: str, repeats: int) -> list[dict[str, object]]:
     tr = _talkrec(py)
     for name, args in (("talkrec search (hybrid)", ["search", query]),
                        ("talkrec search --mode multi", ["search", query, "--mode", "multi"]),
+                       ("talkrec search --mode text", ["search", query, "--mode", "text"]),
+                       ("talkrec search --mode lexical", ["search", query, "--mode", "lexical"]),
                        ("talkrec similar", ["similar", similar]),
                        ("talkrec recommend --items", ["recommend", "--items", rec])):
         med = add(name, tr + args + ["--space", str(space), "--json"], f"target <= {TARGET_S} s")

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import TalkrecError
-from .service.schemas import K_MAX
+from .limits import K_MAX
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="talkrec: one embedding space for recommendation and natural-language search.")

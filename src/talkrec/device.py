@@ -5,6 +5,7 @@ import contextlib
 import functools
 import logging
 import os
+import sys
 from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,17 @@ def _busy_cores() -> int:
         except OSError:  # pragma: no cover - no load average on this platform
             return 0
     return max(0, int(min(load1, running) + 0.5))
+
+
+def limit_torch_threads(n: int) -> None:
+    """At most ``n`` intra-op threads for torch in this process, without importing it: torch
+    reads ``OMP_NUM_THREADS`` when it is first imported (e.g. by a media encoder loaded on
+    the first upload); where it is imported already, its setting changes now."""
+    n = max(1, int(n))
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
 
 
 @contextlib.contextmanager

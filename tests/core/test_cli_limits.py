@@ -6,7 +6,7 @@ import json
 from typer.testing import CliRunner
 
 from talkrec.cli import app
-from talkrec.service.schemas import K_MAX
+from talkrec.limits import K_MAX
 
 
 def test_k_is_capped_like_the_api(tiny_space_dir, monkeypatch):

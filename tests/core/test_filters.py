@@ -65,3 +65,20 @@ def test_comparisons_need_finite_numbers(where):
 def test_ranges_need_finite_numbers_as_before():
     with pytest.raises(InputError, match="finite"):
         parse_range("listeners:nan:")
+
+
+def test_a_clause_mask_is_kept_and_never_handed_out_to_be_changed():
+    meta = pd.DataFrame({"item_id": list("abcd"), "tags": [["rock"], ["jazz", "rock"], [], ["Rock"]],
+                         "year": [1985, 1999, 2001, 1989]})
+    eng = FilterEngine(meta)
+    first = eng.mask("tag=rock")
+    assert first.tolist() == [True, True, False, True]
+    first[:] = False                                           # the caller's copy, not the kept mask
+    assert eng.mask("tag=rock").tolist() == [True, True, False, True]
+    assert eng.mask({"tag": "rock", "year": {"<": 1990}}).tolist() == [True, False, False, True]
+    assert eng.mask("year=1999").tolist() == [False, True, False, False]
+    assert eng.mask({"year": 1999}).tolist() == [False, True, False, False]   # int and str values alike
+    with pytest.raises(InputError):
+        eng.mask("colour=red")                                 # errors are not kept
+    with pytest.raises(InputError):
+        eng.mask("colour=red")

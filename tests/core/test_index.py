@@ -103,6 +103,28 @@ def test_bm25_by_hand():
     assert lex.search(["jazz"], 3, exclude=[[1]]).tolist() == [[2, -1, -1]]
 
 
+def test_bm25_scoring_without_bm25s_is_bm25s_to_the_bit(tmp_path):
+    """Serving scores a saved index with numpy only; the scores and tokens are bm25s' own."""
+    import bm25s
+    from bm25s.stopwords import STOPWORDS_EN
+
+    from talkrec.index.lexical import STOPWORDS_EN as OURS
+    from talkrec.index.lexical import LexicalIndex
+
+    assert OURS == frozenset(STOPWORDS_EN)
+    rng = np.random.default_rng(0)
+    words = ["metal", "jazz", "Rock", "the", "80s", "hip-hop", "café", "r&b", "a", "x", "trip_hop", "électro"]
+    docs = [" ".join(rng.choice(words, size=rng.integers(0, 12))) for _ in range(300)]
+    LexicalIndex(docs).save(tmp_path / "bm25")
+    ours = LexicalIndex.load(tmp_path / "bm25")
+    ref = bm25s.BM25.load(str(tmp_path / "bm25"), show_progress=False, verbosity=0)
+    for q in ["metal jazz", "jazz jazz the", "Ünïcode 80s", "the a", "", "R&B hip-hop café électro", "x"]:
+        toks = bm25s.tokenize([q], stopwords="en", return_ids=False, show_progress=False)[0]
+        assert LexicalIndex.tokenize([q]) == [list(toks)]
+        want = np.asarray(ref.get_scores(toks), dtype=np.float64) if toks else np.zeros(len(docs))
+        assert np.array_equal(ours.scores(q), want), q
+
+
 # ----------------------------------------------------------------------------- issue 10: persistence, snapshots
 def test_the_graph_is_saved_with_the_index_and_loaded_not_rebuilt(tmp_path, monkeypatch):
     import talkrec.index.store as store
@@ -164,3 +186,34 @@ def test_snapshots_are_immutable_views(tmp_path):
         s1.with_delete(["c"])                                              # s2 was made from s1
     with pytest.raises(ValueError):
         s2.live[0] = True                                                  # read-only
+
+
+def test_shared_product_answers_concurrent_queries_together_each_with_its_own_scores():
+    import threading
+
+    from talkrec.index.segments import SharedProduct
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 16)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    Q = rng.normal(size=(24, 16)).astype(np.float32)
+    prod = SharedProduct(X)
+    assert np.array_equal(prod(Q[0]), X @ Q[0])                # alone: the plain product, to the bit
+    out: list[np.ndarray | None] = [None] * len(Q)
+    start = threading.Barrier(len(Q))
+
+    def ask(i: int) -> None:
+        start.wait()
+        out[i] = prod(Q[i])
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(Q))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for q, got in zip(Q, out):
+        assert got is not None and got.shape == (len(X),)
+        assert np.allclose(got, X @ q, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError):
+        prod(np.ones(3, dtype=np.float32))                     # a failed product raises to its caller
+    assert np.array_equal(prod(Q[1]), X @ Q[1])                # and leaves the next one working

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("torch", "sentence_transformers", "transformers", "implicit", "sklearn", "matplotlib")
+HEAVY = ("torch", "sentence_transformers", "transformers", "implicit", "sklearn", "matplotlib", "bm25s", "numba")
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
@@ -55,5 +55,18 @@ assert s.similar("metal1", k=5)
 assert s.recommend(items=["metal1", "metal2"], k=5)
 assert s.recommend(user=s.users(1)[0][0], k=5)
 assert s.search("jazz", k=3, where="tag=jazz")
+"""
+    assert heavy_modules_after(code) == []
+
+
+def test_serving_loads_no_torch(tiny_space_dir):
+    code = f"""
+import os
+from fastapi.testclient import TestClient
+from talkrec.service.app import create_app
+c = TestClient(create_app({str(tiny_space_dir)!r}))
+for mode in ("hybrid", "multi", "text", "lexical"):
+    assert c.get("/api/search", params={{"q": "heavy metal band", "mode": mode}}).status_code == 200, mode
+assert os.environ["OMP_NUM_THREADS"] == "1"         # what torch will take if a media encoder loads it
 """
     assert heavy_modules_after(code) == []

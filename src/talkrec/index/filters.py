@@ -25,6 +25,7 @@ _CLAUSE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|!=|>|<|=|~|:)\s*(.+?)\s*$"
 ALIASES = {"tag": "tags", "genre": "genres"}
 
 Where = str | Mapping[str, Any] | None
+_MASKS_KEPT = 256
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class FilterEngine:
     def __init__(self, meta: pd.DataFrame) -> None:
         self.meta = meta
         self._lists: dict[str, list[set[str]]] = {}
+        self._masks: dict[tuple[str, str, str, str], np.ndarray] = {}
 
     def _resolve(self, field: str) -> str:
         return resolve_field(field, self.meta.columns)
@@ -117,46 +119,61 @@ class FilterEngine:
             return None
         m = np.ones(len(self.meta), dtype=bool)
         for c in clauses:
-            col = self._resolve(c.field)
-            s = self.meta[col]
-            decade = canonical_decade(str(c.value)) if col == "decade" and c.op in ("=", "!=") else None
-            if decade is not None:
-                cm = self._decade_mask(col, decade)
-                m &= cm if c.op == "=" else ~cm
-                continue
-            if _is_list_col(s):
-                sets = self._list_sets(col)
-                v = str(c.value).lower()
-                if c.op == "=":
-                    cm = np.fromiter((v in x for x in sets), bool, len(sets))
-                elif c.op == "!=":
-                    cm = np.fromiter((v not in x for x in sets), bool, len(sets))
-                elif c.op == "~":
-                    cm = np.fromiter((any(v in t for t in x) for x in sets), bool, len(sets))
-                else:
-                    raise InputError(f"operator {c.op!r} does not apply to list field {col!r}; use = != or ~",
-                                     field="where")
-            elif c.op in (">", ">=", "<", "<="):
-                x = _finite_number(col, c.op, c.value)
-                num = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
-                with np.errstate(invalid="ignore"):
-                    cm = {">": num > x, ">=": num >= x, "<": num < x, "<=": num <= x}[c.op]
-                cm = np.nan_to_num(cm, nan=0).astype(bool)
-            else:
-                sv = s.astype(str).str.lower().to_numpy()
-                v = str(c.value).lower()
-                if c.op == "~":
-                    cm = np.array([isinstance(x, str) and v in x for x in sv], dtype=bool)   # NaN: missing
-                else:
-                    num = pd.to_numeric(s, errors="coerce")
-                    try:
-                        xv = float(c.value)
-                        eq = (num.to_numpy(dtype=float) == xv) | (sv == v)
-                    except (TypeError, ValueError):
-                        eq = sv == v
-                    cm = eq if c.op == "=" else ~eq
-            m &= cm
+            m &= self._cached_mask(c)
         return m
+
+    def _cached_mask(self, c: Clause) -> np.ndarray:
+        """One clause's mask, kept for the next query with the same clause (the table never
+        changes under an engine; at most ``_MASKS_KEPT`` masks are kept)."""
+        key = (c.field, c.op, type(c.value).__name__, str(c.value))
+        cm = self._masks.get(key)
+        if cm is None:
+            cm = self._clause_mask(c)
+            cm.flags.writeable = False
+            if len(self._masks) >= _MASKS_KEPT:
+                self._masks.pop(next(iter(self._masks)), None)
+            self._masks[key] = cm
+        return cm
+
+    def _clause_mask(self, c: Clause) -> np.ndarray:
+        col = self._resolve(c.field)
+        s = self.meta[col]
+        decade = canonical_decade(str(c.value)) if col == "decade" and c.op in ("=", "!=") else None
+        if decade is not None:
+            cm = self._decade_mask(col, decade)
+            return cm if c.op == "=" else ~cm
+        if _is_list_col(s):
+            sets = self._list_sets(col)
+            v = str(c.value).lower()
+            if c.op == "=":
+                cm = np.fromiter((v in x for x in sets), bool, len(sets))
+            elif c.op == "!=":
+                cm = np.fromiter((v not in x for x in sets), bool, len(sets))
+            elif c.op == "~":
+                cm = np.fromiter((any(v in t for t in x) for x in sets), bool, len(sets))
+            else:
+                raise InputError(f"operator {c.op!r} does not apply to list field {col!r}; use = != or ~",
+                                 field="where")
+        elif c.op in (">", ">=", "<", "<="):
+            x = _finite_number(col, c.op, c.value)
+            num = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
+            with np.errstate(invalid="ignore"):
+                cm = {">": num > x, ">=": num >= x, "<": num < x, "<=": num <= x}[c.op]
+            cm = np.nan_to_num(cm, nan=0).astype(bool)
+        else:
+            sv = s.astype(str).str.lower().to_numpy()
+            v = str(c.value).lower()
+            if c.op == "~":
+                cm = np.array([isinstance(x, str) and v in x for x in sv], dtype=bool)   # NaN: missing
+            else:
+                num = pd.to_numeric(s, errors="coerce")
+                try:
+                    xv = float(c.value)
+                    eq = (num.to_numpy(dtype=float) == xv) | (sv == v)
+                except (TypeError, ValueError):
+                    eq = sv == v
+                cm = eq if c.op == "=" else ~eq
+        return np.asarray(cm, dtype=bool)
 
 
 # --------------------------------------------------------------------------- filter forms

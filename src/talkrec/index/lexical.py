@@ -8,6 +8,7 @@ measured on both datasets. The evaluation's BM25 baseline is this class.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,10 +18,27 @@ from ..ranking import top_k
 
 #: the statistics saved next to bm25s' own files
 _STATS = "talkrec_bm25.json"
+#: bm25s' file names for the score matrix (CSC: one column of BM25 scores per token), its
+#: vocabulary and parameters; written and read here, so that serving never imports bm25s
+_ARRAYS = ("data", "indices", "indptr")
+_VOCAB, _PARAMS = "vocab.index.json", "params.index.json"
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+#: bm25s' English stopwords (``bm25s.stopwords.STOPWORDS_EN``; a test checks they are the same)
+STOPWORDS_EN = frozenset((
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not",
+    "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was",
+    "will", "with"))
+
+
+def tokenize_text(text: str) -> list[str]:
+    """bm25s' tokenization (``stopwords="en"``, no stemming): lower-cased ``\\w\\w+`` words,
+    English stopwords removed."""
+    return [t for t in _TOKEN.findall(text.lower()) if t not in STOPWORDS_EN]
 
 
 class LexicalIndex:
-    """BM25 (``bm25s``: English stopwords, lower-cased word tokens, no stemming) over texts.
+    """BM25 (bm25s' Lucene variant: English stopwords, lower-cased word tokens, no stemming)
+    over texts. bm25s builds the index; scoring, saving and loading are numpy only.
 
     Parameters
     ----------
@@ -31,59 +49,64 @@ class LexicalIndex:
     """
 
     def __init__(self, texts: Sequence[str], *, k1: float = 1.5, b: float = 0.75) -> None:
-        import bm25s
-
-        self._bm25s = bm25s
         self.k1, self.b = float(k1), float(b)
         self.n = len(texts)
-        docs = [t if isinstance(t, str) else "" for t in texts]
-        self._model = bm25s.BM25(k1=self.k1, b=self.b)
         self.avgdl = 0.0
+        self.vocab: dict[str, int] = {}
+        self.data, self.indices = np.zeros(0, np.float32), np.zeros(0, np.int32)
+        self.indptr = np.zeros(1, np.int32)
         if self.n:
+            import bm25s
+
+            docs = [t if isinstance(t, str) else "" for t in texts]
             tok = bm25s.tokenize(docs, stopwords="en", show_progress=False)
             self.avgdl = float(np.mean([len(d) for d in tok.ids]))
-            self._model.index(tok, show_progress=False)
+            model = bm25s.BM25(k1=self.k1, b=self.b)
+            model.index(tok, show_progress=False)
+            self.data, self.indices, self.indptr = (np.asarray(model.scores[k]) for k in _ARRAYS)
+            self.vocab = dict(model.vocab_dict)
 
     def __len__(self) -> int:
         return self.n
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
-        """Write the index into folder ``path`` (bm25s' arrays + vocabulary, and the corpus
+        """Write the index into folder ``path`` (bm25s' file layout, and the corpus
         statistics), so that no process has to tokenize the corpus again."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         if self.n:
-            self._model.save(str(path), show_progress=False)
+            for k in _ARRAYS:
+                np.save(path / f"{k}.csc.index.npy", getattr(self, k))
+            (path / _VOCAB).write_text(json.dumps(self.vocab))
+            (path / _PARAMS).write_text(json.dumps({
+                "k1": self.k1, "b": self.b, "delta": 0.5, "method": "lucene", "idf_method": "lucene",
+                "dtype": str(self.data.dtype), "int_dtype": str(self.indptr.dtype), "num_docs": self.n,
+                "backend": "numpy"}))
         (path / _STATS).write_text(json.dumps({"n": self.n, "avgdl": self.avgdl, "k1": self.k1, "b": self.b}))
 
     @classmethod
     def load(cls, path: str | Path) -> "LexicalIndex":
-        import bm25s
-
         path = Path(path)
         stats = json.loads((path / _STATS).read_text())
-        self = cls.__new__(cls)
-        self._bm25s = bm25s
-        self.k1, self.b, self.n, self.avgdl = float(stats["k1"]), float(stats["b"]), int(stats["n"]), float(stats["avgdl"])
-        self._model = (bm25s.BM25.load(str(path), show_progress=False, verbosity=0) if self.n
-                       else bm25s.BM25(k1=self.k1, b=self.b))
+        self = cls([], k1=float(stats["k1"]), b=float(stats["b"]))
+        self.n, self.avgdl = int(stats["n"]), float(stats["avgdl"])
+        if self.n:
+            self.data, self.indices, self.indptr = (np.load(path / f"{k}.csc.index.npy", allow_pickle=False)
+                                                     for k in _ARRAYS)
+            self.vocab = json.loads((path / _VOCAB).read_text())
         return self
 
     # ------------------------------------------------------------------ statistics
     @staticmethod
     def tokenize(texts: Sequence[str]) -> list[list[str]]:
         """The BM25 tokens of each text (lower-cased words, English stopwords removed)."""
-        import bm25s
-
-        docs = [t if isinstance(t, str) else "" for t in texts]
-        return [list(d) for d in bm25s.tokenize(docs, stopwords="en", return_ids=False, show_progress=False)]
+        return [tokenize_text(t if isinstance(t, str) else "") for t in texts]
 
     def idf(self, tokens: Sequence[str]) -> np.ndarray:
         """Lucene idf of each token in this corpus: ``ln(1 + (N - df + 0.5) / (df + 0.5))``
         (``df = 0`` for a token the corpus does not have)."""
-        vocab = getattr(self._model, "vocab_dict", None) or {}
-        indptr = self._model.scores["indptr"] if self.n else None
+        vocab, indptr = self.vocab, self.indptr
         df = np.array([float(indptr[vocab[t] + 1] - indptr[vocab[t]]) if t in vocab else 0.0 for t in tokens])
         return np.log(1.0 + (self.n - df + 0.5) / (df + 0.5))
 
@@ -94,13 +117,16 @@ class LexicalIndex:
         return tf / (tf + self.k1 * (1.0 - self.b + self.b * doc_len / avgdl))
 
     def scores(self, query: str) -> np.ndarray:
-        """BM25 score of every item for ``query`` (float64, 0 where no query term occurs)."""
-        if not self.n:
-            return np.zeros(0)
-        toks = self._bm25s.tokenize([query], stopwords="en", return_ids=False, show_progress=False)[0]
-        if not toks:
-            return np.zeros(self.n)
-        return np.asarray(self._model.get_scores(toks), dtype=np.float64)
+        """BM25 score of every item for ``query`` (float64, 0 where no query term occurs):
+        the sum over the query's tokens (a repeated one again) of the token's column, added
+        in float32 in query order as bm25s does."""
+        s = np.zeros(self.n, dtype=np.float32)
+        for t in tokenize_text(query):
+            j = self.vocab.get(t)
+            if j is not None:
+                a, e = self.indptr[j], self.indptr[j + 1]
+                s[self.indices[a:e]] += self.data[a:e]          # a column's rows are distinct
+        return s.astype(np.float64)
 
     def search(self, queries: Sequence[str], k: int, *, exclude: Sequence[Sequence[int]] | None = None) -> np.ndarray:
         """Top-``k`` item positions per query, best first (``-1`` where fewer items match a term;

@@ -23,7 +23,7 @@ from .filters import FilterEngine
 from .lexical import LexicalIndex
 from .store import VectorIndex
 
-__all__ = ["DeltaRows", "Generation", "descriptions", "row_text", "text_matrix"]
+__all__ = ["DeltaRows", "Generation", "SharedProduct", "descriptions", "row_text", "text_matrix"]
 
 
 def text_matrix(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -86,6 +86,13 @@ class Generation:
         """:func:`text_matrix` of input ``key``."""
         return self.memo(("text", key), lambda: text_matrix(self.inputs[key]))
 
+    def matvec(self, key: str | None, q: np.ndarray) -> np.ndarray:
+        """``X @ q`` over the fused vectors (``key=None``) or the text-model matrix of input
+        ``key`` (:meth:`text`), shared with concurrent readers (:class:`SharedProduct`)."""
+        def make() -> SharedProduct:
+            return SharedProduct(self.vectors if key is None else self.text(key)[0])
+        return self.memo(("matvec", key), make)(q)  # type: ignore[no-any-return]
+
     def filters(self, columns: tuple[str, ...]) -> FilterEngine:
         """A filter engine over the base metadata with ``columns`` (those only delta rows have
         are empty here)."""
@@ -103,6 +110,41 @@ class Generation:
                 keep.update(np.flatnonzero(self.meta[c].notna().to_numpy())[:50].tolist())
             return self.meta.iloc[sorted(keep)]
         return self.memo("schema", make)
+
+
+class SharedProduct:
+    """``X @ q`` for many threads: the queries that arrive while one product runs are answered
+    together by the next, as one ``Q @ X.T``. Scoring a catalog is memory-bound (``X`` is read
+    once per product), so a batch of concurrent queries costs about as much as one; a query
+    alone gets the plain ``X @ q``. (A batched row may differ from ``X @ q`` in the last bit:
+    the BLAS kernels sum in another order.)"""
+
+    def __init__(self, X: np.ndarray) -> None:
+        self.X = X
+        self._run = threading.Lock()          # held while a product runs
+        self._queue_lock = threading.Lock()
+        self._queue: list[list[Any]] = []      # [query, result, error] per waiting caller
+
+    def __call__(self, q: np.ndarray) -> np.ndarray:
+        mine: list[Any] = [q, None, None]
+        with self._queue_lock:
+            self._queue.append(mine)
+        with self._run:                        # whoever runs answers everything queued so far
+            if mine[1] is None and mine[2] is None:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                try:
+                    if len(batch) == 1:
+                        batch[0][1] = self.X @ batch[0][0]
+                    else:
+                        for b, row in zip(batch, np.stack([b[0] for b in batch]) @ self.X.T):
+                            b[1] = row
+                except BaseException as e:  # noqa: BLE001 - handed to every waiter
+                    for b in batch:
+                        b[2] = e
+        if mine[2] is not None:
+            raise mine[2]
+        return mine[1]  # type: ignore[no-any-return]
 
 
 def descriptions(meta: pd.DataFrame) -> list[str]:

@@ -107,6 +107,16 @@ class Snapshot:
     def id_at(self, p: int) -> str:
         return str(self.gen.ids[p]) if p < self.n0 else self.delta.ids[p - self.n0]
 
+    def pairs(self, rows: np.ndarray, scores: np.ndarray) -> list[tuple[str, float]]:
+        """``(item_id, score)`` of each row, with ``scores`` aligned with ``rows``."""
+        rows = np.asarray(rows, dtype=np.int64)
+        n0, ids = self.n0, self.gen.ids
+        names = ids[rows[rows < n0]].tolist() if n0 else []
+        if len(names) < len(rows):
+            it = iter(names)
+            names = [next(it) if r < n0 else self.delta.ids[r - n0] for r in rows.tolist()]
+        return list(zip(names, np.asarray(scores, dtype=np.float64).tolist()))
+
     def input_row(self, key: str, p: int) -> np.ndarray | None:
         """Raw input ``key`` of row ``p`` (``None`` when the space keeps no such input)."""
         X = self.gen.inputs.get(key)
@@ -209,7 +219,7 @@ class Snapshot:
 
     def scores(self, q: np.ndarray) -> np.ndarray:
         """Cosine of every row to the unit vector ``q``; ``-inf`` for dead rows."""
-        s = self.gen.vectors @ q
+        s = self.gen.matvec(None, q)
         if self.m:
             s = np.concatenate([s, self.delta.vectors[:self.m] @ q])
         return np.where(self.live, s, -np.inf)
@@ -227,13 +237,15 @@ class Snapshot:
                 return found[offset:]
         allowed = self.mask(where)
         excl = [p for p in (self.position(e) for e in exclude) if p is not None]
-        if self.gen.index.graph is not None and exact is not True and self.n0 and allowed[:self.n0].mean() > 0.05:
-            res = self._ann(q, need, allowed, excl)
+        if self.gen.index.graph is not None and exact is not True and self.n0:
+            # the share of base rows allowed (without a filter: the live ones, no pass over the mask)
+            frac = (self.n0 - self.dead_base) / self.n0 if allowed is self.live else float(allowed[:self.n0].mean())
+            res = self._ann(q, need, allowed, excl, frac) if frac > 0.05 else None
             if res is not None:
                 return res[offset:need]
         s = self.scores(q)
-        top = top_k(s, need, exclude=excl, allowed=allowed)
-        return [(self.id_at(i), float(s[i])) for i in top[offset:]]
+        top = top_k(s, need, exclude=excl, allowed=allowed)[offset:]
+        return self.pairs(top, s[top])
 
     def _backend_search(self, backend: VectorBackend, q: np.ndarray, need: int, where: Where,
                         exclude: Iterable[str]) -> list[tuple[str, float]] | None:
@@ -270,9 +282,9 @@ class Snapshot:
                 return None
             fetch *= 4
 
-    def _ann(self, q: np.ndarray, need: int, allowed: np.ndarray, excl: list[int]) -> list[tuple[str, float]] | None:
+    def _ann(self, q: np.ndarray, need: int, allowed: np.ndarray, excl: list[int],
+             frac: float) -> list[tuple[str, float]] | None:
         n0 = self.n0
-        frac = float(allowed[:n0].mean())
         rows, sims = self.gen.index.ann_candidates(q, ann_fetch(need, n0, frac, len(excl) + self.dead_base))
         ok = allowed[rows] & ~np.isin(rows, excl)
         rows, sims = rows[ok], sims[ok]
@@ -283,13 +295,13 @@ class Snapshot:
             top = top_k(ds, need, exclude=[p - n0 for p in excl if p >= n0], allowed=allowed[n0:])
             rows, sims = np.concatenate([rows, top + n0]), np.concatenate([sims, ds[top]])
         order = np.lexsort((rows, -sims))[:need]
-        return [(self.id_at(int(rows[i])), float(sims[i])) for i in order]
+        return self.pairs(rows[order], sims[order])
 
     def text_scores(self, key: str, q: np.ndarray) -> np.ndarray:
         """Cosine of every row's raw text vector (mean over views) to ``q``; ``-inf`` for rows
         without a text and dead rows."""
-        T, has = self.gen.text(key)
-        s = T @ q
+        _, has = self.gen.text(key)
+        s = self.gen.matvec(key, q)
         if self.m:
             Td, hasd = self.delta.text(key, self.m)
             s, has = np.concatenate([s, Td @ q]), np.concatenate([has, hasd])

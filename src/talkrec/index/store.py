@@ -256,8 +256,7 @@ class VectorIndex:
     def load(cls, path: str | Path, *, ann: bool | None = None) -> "VectorIndex":
         path = Path(path)
         cfg = json.loads((path / "config.json").read_text())
-        meta = pd.read_parquet(path / "meta.parquet")
-        meta = meta.apply(lambda s: s.map(lambda v: list(v) if isinstance(v, np.ndarray) else v)) if len(meta) else meta
+        meta = read_meta(path / "meta.parquet")
         V = np.load(path / "vectors.npy", allow_pickle=False)
         use_ann = cfg["ann"] if ann is None else ann
         graph = labels = None
@@ -266,6 +265,20 @@ class VectorIndex:
             labels = np.load(path / LABELS_FILE) if (path / LABELS_FILE).exists() else None
         return cls(meta["item_id"].astype(str).to_numpy(), V, meta, ann=use_ann, M=cfg["M"],
                    ef_construction=cfg["ef_construction"], ef_search=cfg["ef_search"], graph=graph, graph_labels=labels)
+
+
+def read_meta(path: Path) -> pd.DataFrame:
+    """A metadata table saved with ``to_parquet``, list columns as Python lists (pandas would
+    give numpy arrays; arrow converts them in C)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(path)
+    lists = [f.name for f in t.schema if pa.types.is_list(f.type) or pa.types.is_large_list(f.type)]
+    meta = t.drop_columns(lists).to_pandas()
+    for c in lists:
+        meta[c] = t.column(c).to_pylist()
+    return meta[t.column_names]
 
 
 def _hnswlib() -> Any:

@@ -23,6 +23,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
+from ..device import limit_torch_threads
 from ..space import Space
 from .deps import ServiceState, refuse_open_writes, require_key
 from .errors import install_error_handlers, responses
@@ -77,8 +78,7 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
     if threads > 0:
         # one intra-op thread per request: concurrency comes from requests, and OpenMP
         # spin-waiting of a multi-threaded torch slows everything else on a busy machine (20x here)
-        import torch
-        torch.set_num_threads(threads)
+        limit_torch_threads(threads)
     refused = writes_refused(host, api_key, allow_open_writes)
     space = Space.load(space_dir, query_cache=query_cache)
     space.warm_up()  # the text model and BM25 now, not on the first request

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from fastapi.responses import Response
 
 from ..space import Hit
 from . import schemas as S
@@ -14,6 +15,13 @@ from . import schemas as S
 
 def clean(v: Any) -> Any:
     """JSON-safe: NaN/inf -> None, numpy -> Python, unknown objects -> str."""
+    t = type(v)
+    if t is str or t is int or t is bool or v is None:      # the common cases first, by exact type
+        return v
+    if t is float:
+        return v if math.isfinite(v) else None
+    if t is list:
+        return list(v) if all(type(x) is str for x in v) else [clean(x) for x in v]
     if isinstance(v, dict):
         return {str(k): clean(x) for k, x in v.items()}
     if isinstance(v, (list, tuple, np.ndarray)):
@@ -34,6 +42,13 @@ def clean(v: Any) -> Any:
 def hits(found: list[Hit]) -> list[S.Hit]:
     return [S.Hit(item_id=h.item_id, name=h.name, score=float(h.score) if math.isfinite(h.score) else 0.0,
                   metadata=clean(h.metadata)) for h in found]
+
+
+def hits_response(found: list[Hit], *, k: int, offset: int, t0: float, score_kind: S.ScoreKind = "cosine") -> Response:
+    """A :class:`~talkrec.service.schemas.HitsResponse`, serialized once by pydantic (returned as
+    the model, FastAPI would validate it again and encode it with ``json``: ~2 ms at k=200)."""
+    body = S.HitsResponse(items=hits(found), score_kind=score_kind, k=k, offset=offset, took_ms=took_ms(t0))
+    return Response(body.model_dump_json(), media_type="application/json")
 
 
 def took_ms(t0: float) -> float:

@@ -57,7 +57,7 @@ async def refuse_open_writes(state: ServiceState = Depends(get_state)) -> None:
     state.check_writes_allowed()
 
 
-def query_filters(
+async def query_filters(
     tag: list[str] = Query([], max_length=20, description="repeatable: items must carry all these tags"),
     decade: str | None = Query(None, max_length=16, pattern=S.DECADE_PATTERN, description="e.g. 80s or 1980s"),
     range_: list[str] = Query([], alias="range", max_length=10,
@@ -65,7 +65,8 @@ def query_filters(
                                           "(listeners:1000:)"),
     where: str | None = Query(None, max_length=500, description="filter expression, e.g. 'listeners>=1000'"),
 ) -> FilterSpec:
-    """The filters of a GET route's query string."""
+    """The filters of a GET route's query string (``async``: FastAPI runs it in the event loop,
+    not through a worker thread as it would a plain function)."""
     ranges = {f: (lo, hi) for f, lo, hi in map(parse_range, range_)}
     return FilterSpec(tags=list(tag), decade=decade or None, ranges=ranges, where=where)
 

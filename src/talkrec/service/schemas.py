@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-#: the most results one query returns, in the API and the CLI alike
-K_MAX = 200
+from ..limits import K_MAX
+
 OFFSET_MAX = 10_000
 QUERY_MAX_CHARS = 500
 SEEDS_MAX = 500

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from ..index.snapshot import Snapshot
-from ..index.store import VectorIndex
 
 __all__ = ["META_IN_HITS", "Hit", "jsonable", "make_hits"]
 
@@ -32,6 +31,11 @@ class Hit:
 
 def jsonable(v: Any) -> Any:
     """A metadata value as plain Python: numpy -> Python, NaN / NA -> ``None``."""
+    t = type(v)
+    if t is str or t is int or v is None:                 # the common cases first, by exact type
+        return v
+    if t is list and all(type(x) is str for x in v):
+        return list(v)
     if isinstance(v, np.ndarray):
         return [jsonable(x) for x in v.tolist()]
     if isinstance(v, (list, tuple)):
@@ -47,19 +51,55 @@ def jsonable(v: Any) -> Any:
     return v
 
 
-def make_hits(index: VectorIndex | Snapshot, pairs: Iterable[tuple[str, float]]) -> list[Hit]:
-    """Hits for ``(item_id, score)`` pairs of items in ``index``, in the given order."""
+def make_hits(index: Snapshot, pairs: Iterable[tuple[str, float]]) -> list[Hit]:
+    """Hits for ``(item_id, score)`` pairs of items in ``index``, in the given order.
+
+    A base row's name and hit fields are made once per generation, when first asked for
+    (:class:`_BaseRows`); a row written since is read from its metadata dict."""
     pairs = list(pairs)
     if not pairs:
         return []
-    sub = index.meta_rows([index.position(i) for i, _ in pairs])    # one lookup for all hits
-    cols = [c for c in META_IN_HITS if c in sub.columns]
-    names = sub["name"].tolist() if "name" in sub.columns else [i for i, _ in pairs]
-    values = {c: sub[c].tolist() for c in cols}
+    cols = tuple(c for c in META_IN_HITS if c in index.columns)
+    base = index.gen.memo(("hit_rows", cols), lambda: _BaseRows(index.gen.meta, cols))
+    n0, live, delta_pos, base_pos = index.n0, index.live, index.delta_pos, index.gen.index.position
     out = []
-    for j, (iid, s) in enumerate(pairs):
-        md = {c: jsonable(values[c][j]) for c in cols}
-        if isinstance(md.get("tags"), list):
-            md["tags"] = md["tags"][:8]
-        out.append(Hit(iid, str(names[j]) if names[j] is not None else iid, float(s), md))
+    for iid, s in pairs:
+        p = delta_pos.get(iid)
+        if p is None:
+            p = base_pos(iid)
+        if p is not None and p < n0 and live[p]:
+            name, md = base.row(p)
+        else:
+            row = index.delta.meta[p - n0] if p is not None and p >= n0 else {}
+            name, md = _name(row.get("name", iid)), {c: _field(c, row.get(c)) for c in cols}
+        out.append(Hit(iid, name if name is not None else iid, float(s), md))
     return out
+
+
+def _name(v: Any) -> str | None:
+    return None if v is None or (isinstance(v, float) and v != v) else str(v)
+
+
+def _field(column: str, v: Any) -> Any:
+    """A hit's metadata value: JSON-safe, at most 8 tags."""
+    v = jsonable(v)
+    return v[:8] if column == "tags" and isinstance(v, list) else v
+
+
+class _BaseRows:
+    """The display name and hit fields of a generation's rows, each made on first use and kept."""
+
+    def __init__(self, meta: pd.DataFrame, cols: tuple[str, ...]) -> None:
+        n = len(meta)
+        self.cols = cols
+        self.names = meta["name"].tolist() if "name" in meta.columns else [None] * n
+        self.values = [meta[c].tolist() if c in meta.columns else [None] * n for c in cols]
+        self.done: dict[int, tuple[str | None, dict[str, Any]]] = {}
+
+    def row(self, p: int) -> tuple[str | None, dict[str, Any]]:
+        """Row ``p``'s name and a new dict of its fields (the kept lists are copied)."""
+        got = self.done.get(p)
+        if got is None:
+            got = (_name(self.names[p]), {c: _field(c, v[p]) for c, v in zip(self.cols, self.values)})
+            self.done[p] = got
+        return got[0], {c: list(v) if isinstance(v, list) else v for c, v in got[1].items()}

@@ -48,8 +48,8 @@ def lexical_search(space: "Space", text: str, k: int, where: Where, offset: int)
     _check_text(text)
     snap = space.index
     s = lexical_scores(space, text, snap.mask(where))
-    top = top_k(s, k + offset)
-    return [(snap.id_at(i), float(s[i])) for i in top[offset:]]
+    top = top_k(s, k + offset)[offset:]
+    return snap.pairs(top, s[top])
 
 
 def text_search(space: "Space", text: str, k: int, where: Where, offset: int, mode: str) -> list[tuple[str, float]]:
@@ -63,8 +63,8 @@ def text_search(space: "Space", text: str, k: int, where: Where, offset: int, mo
     s_text = np.where(allowed, snap.text_scores(space.config["input_files"]["text"], q_raw), -np.inf)
     need = k + offset
     if mode == "text":
-        top = top_k(s_text, need)
-        return [(snap.id_at(i), float(s_text[i])) for i in top[offset:]]
+        top = top_k(s_text, need)[offset:]
+        return snap.pairs(top, s_text[top])
     s_multi = np.where(allowed, snap.scores(space.fusion.project("text", q_raw)), -np.inf)
     scfg = space.config.get("search", {})
     depth = max(int(scfg.get("rrf_depth", 1000)), need)
@@ -77,5 +77,5 @@ def text_search(space: "Space", text: str, k: int, where: Where, offset: int, mo
     fused = rrf_scores(lists, len(s_multi), c=float(scfg.get("rrf_c", 60.0)), weights=weights)
     fused[~np.isfinite(s_multi)] = -np.inf
     fused[fused <= 0] = -np.inf
-    top = top_k(fused, need)
-    return [(snap.id_at(i), float(fused[i])) for i in top[offset:]]
+    top = top_k(fused, need)[offset:]
+    return snap.pairs(top, fused[top])

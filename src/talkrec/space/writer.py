@@ -33,7 +33,6 @@ from ..index.backend import VectorBackend, mirror, open_backend, reapply
 from ..index.compaction import compacted, graph_file_of, rebase
 from ..index.segments import Generation
 from ..index.snapshot import Snapshot
-from . import coldstart
 from .files import (Manifest, SpaceFiles, WriteError, WriterLock, copy_session_model, gen_name, gen_number, log_name,
                     migrate_legacy, publish_generation, read_manifest, replay_logs, unreferenced, write_manifest)
 from .hits import jsonable
@@ -349,6 +348,7 @@ class SpaceWrites:
         Bad records raise :class:`InputError` (row and field) before anything is written. The
         batch is one log record, fsync'ed before this returns and before readers see it; a
         failure while persisting raises :class:`~talkrec.space.files.WriteError`."""
+        from . import coldstart          # descriptions and catalog code: loaded by the first write, not by reads
         batch, summary = coldstart.prepare(self.pinned(), records)   # embedding: no lock held
         self.store.upsert(batch)
         return summary

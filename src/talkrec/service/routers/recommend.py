@@ -4,10 +4,12 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
 
 from ...index.filters import FilterSpec
+from ...limits import K_MAX
 from .. import schemas as S
-from ..convert import clean, hits, took_ms
+from ..convert import clean, hits_response
 from ..deps import ServiceState, filter_spec, get_state, query_filters
 from ..errors import responses
 
@@ -15,13 +17,13 @@ router = APIRouter(tags=["recommend"])
 
 
 @router.get("/api/items/{item_id}/similar", response_model=S.HitsResponse, responses=responses(404, 422))
-def similar(item_id: str, k: int = Query(10, ge=1, le=S.K_MAX), offset: int = Query(0, ge=0, le=S.OFFSET_MAX),
-            filters: FilterSpec = Depends(query_filters), state: ServiceState = Depends(get_state)) -> S.HitsResponse:
+def similar(item_id: str, k: int = Query(10, ge=1, le=K_MAX), offset: int = Query(0, ge=0, le=S.OFFSET_MAX),
+            filters: FilterSpec = Depends(query_filters), state: ServiceState = Depends(get_state)) -> Response:
     """Items nearest to an item in the fused space (the item itself excluded), with filters."""
     t0 = time.perf_counter()
     space = state.space.pinned()
     found = space.similar(space.resolve(item_id), k, where=space.filter_where(filters), offset=offset)
-    return S.HitsResponse(items=hits(found), k=k, offset=offset, took_ms=took_ms(t0))
+    return hits_response(found, k=k, offset=offset, t0=t0)
 
 
 @router.get("/api/explain", response_model=S.ExplainResponse, responses=responses(404, 422))
@@ -34,7 +36,7 @@ def explain(a: str = Query(..., min_length=1, max_length=200), b: str = Query(..
 
 
 @router.post("/api/recommend", response_model=S.HitsResponse, responses=responses(400, 404, 413, 422))
-def recommend(req: S.RecommendRequest, state: ServiceState = Depends(get_state)) -> S.HitsResponse:
+def recommend(req: S.RecommendRequest, state: ServiceState = Depends(get_state)) -> Response:
     """Recommend from a user id (their history) or a list of items; already-seen items are
     excluded unless ``exclude_seen`` is false."""
     t0 = time.perf_counter()
@@ -42,7 +44,7 @@ def recommend(req: S.RecommendRequest, state: ServiceState = Depends(get_state))
     items = [space.resolve(i) for i in req.items] if req.items is not None else None
     found = space.recommend(items=items, user=req.user, k=req.k, where=space.filter_where(filter_spec(req.filters)),
                             offset=req.offset, exclude_seen=req.exclude_seen)
-    return S.HitsResponse(items=hits(found), k=req.k, offset=req.offset, took_ms=took_ms(t0))
+    return hits_response(found, k=req.k, offset=req.offset, t0=t0)
 
 
 @router.get("/api/users", response_model=S.UsersResponse, responses=responses(422))

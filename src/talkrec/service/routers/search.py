@@ -8,11 +8,13 @@ import time
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi.responses import Response
 
 from ...index.filters import FilterSpec
 from ...space import SEARCH_MODES, Space
+from ...limits import K_MAX
 from .. import schemas as S
-from ..convert import hits, took_ms
+from ..convert import hits, hits_response, took_ms
 from ..deps import ServiceState, filter_spec, get_state, query_filters
 from ..errors import responses
 
@@ -35,19 +37,18 @@ def search_score_kind(space: Space, mode: str | None) -> S.ScoreKind:
 
 @router.get("/api/search", response_model=S.HitsResponse, responses=responses(404, 422))
 def search(q: str = Query(..., min_length=1, max_length=S.QUERY_MAX_CHARS, description="natural-language query"),
-           k: int = Query(10, ge=1, le=S.K_MAX), offset: int = Query(0, ge=0, le=S.OFFSET_MAX),
+           k: int = Query(10, ge=1, le=K_MAX), offset: int = Query(0, ge=0, le=S.OFFSET_MAX),
            mode: str | None = Query(None, pattern=f"^({'|'.join(SEARCH_MODES)})$",
                                     description="multi (fused space, paper 001), text, lexical (BM25), "
                                                 "hybrid (default: RRF of the three)"),
            filters: FilterSpec = Depends(query_filters),
-           state: ServiceState = Depends(get_state)) -> S.HitsResponse:
+           state: ServiceState = Depends(get_state)) -> Response:
     """Natural-language search with filters (tags, decade, numeric ranges, free expression).
     ``score_kind`` says what the scores are (cosines in multi mode, RRF scores in hybrid...)."""
     t0 = time.perf_counter()
     space = state.space.pinned()
     found = space.search(q, k, where=space.filter_where(filters), offset=offset, mode=mode)
-    return S.HitsResponse(items=hits(found), score_kind=search_score_kind(space, mode), k=k, offset=offset,
-                          took_ms=took_ms(t0))
+    return hits_response(found, score_kind=search_score_kind(space, mode), k=k, offset=offset, t0=t0)
 
 
 @router.post("/api/search/personalized", response_model=S.PersonalizedSearchResponse,
@@ -68,20 +69,20 @@ def personalized_search(req: S.PersonalizedSearchRequest,
 
 
 @router.post("/api/query/vector", response_model=S.HitsResponse, responses=responses(400, 413, 422))
-def query_vector(req: S.VectorQuery, state: ServiceState = Depends(get_state)) -> S.HitsResponse:
+def query_vector(req: S.VectorQuery, state: ServiceState = Depends(get_state)) -> Response:
     """Query by example: a raw vector in any modality's input space (e.g. the Spotify audio
     descriptors of a track), projected through that modality's trained encoder."""
     t0 = time.perf_counter()
     space = state.space.pinned()
     found = space.search_by_vector(req.modality, req.vector, req.k,
                                    where=space.filter_where(filter_spec(req.filters)), offset=req.offset)
-    return S.HitsResponse(items=hits(found), k=req.k, offset=req.offset, took_ms=took_ms(t0))
+    return hits_response(found, k=req.k, offset=req.offset, t0=t0)
 
 
 @router.post("/api/query/media", response_model=S.HitsResponse, responses=responses(400, 409, 413, 422, 501))
 def query_media(file: UploadFile = File(..., description="an audio or image file"),
                 modality: str = Form(..., min_length=1, max_length=64),
-                k: int = Form(10, ge=1, le=S.K_MAX), state: ServiceState = Depends(get_state)) -> S.HitsResponse:
+                k: int = Form(10, ge=1, le=K_MAX), state: ServiceState = Depends(get_state)) -> Response:
     """Query by example with a media file, encoded by the modality's encoder (MusiCNN for audio,
     EfficientNet for images) when that encoder is installed and the space's modality was built
     from media files. Size-limited (413)."""
@@ -94,4 +95,4 @@ def query_media(file: UploadFile = File(..., description="an audio or image file
         # an upload is not a catalog file: not cached; errors name it as the client did
         vec = space.encode_media(modality, path, cache=False, name=file.filename or "upload")
     found = space.search_by_vector(modality, vec, k)
-    return S.HitsResponse(items=hits(found), k=k, offset=0, took_ms=took_ms(t0))
+    return hits_response(found, k=k, offset=0, t0=t0)

@@ -1,0 +1,302 @@
+"""Issue 13's serving targets in one run, every figure next to its floor measured in the same run.
+
+* **In-process** (``Space``): search in every mode at k=10 and k=200 with distinct, uncached
+  queries; the same with the query vector cached (the cost above the encoder); ``similar``
+  and ``recommend``. Floors: the text encoder on one query (``TextEncoder.encode``, uncached;
+  and ONNX Runtime's forward pass alone on token ids), numpy matrix-vector products over the
+  fused matrix and the text model's matrix. All rows are timed round-robin (query i of every
+  row, then query i+1...), so that the machine's load falls on all of them alike.
+* **Service** (``talkrec serve`` in a subprocess, one client): the same searches, ``similar``
+  and ``recommend`` over HTTP next to ``GET /api/health`` (HTTP's own floor); then
+  ``--clients`` concurrent clients searching for ``--seconds``, next to the encoder's own
+  throughput (one query per forward pass, and batches as the micro-batcher forms them);
+  the server's peak RSS.
+* **CLI cold** (``cli_cold.py``): fresh ``talkrec`` processes, next to the import floors.
+* ``--ann-n N``: the 1M-item section (``service_ann.py``; give ``--graph-cache``).
+
+Targets: search p99 <= the encoder's single-text p99 + 3 ms; similar / recommend p99 <= 2
+ms; service search throughput at ``--clients`` clients within 1.5x of the encoder's own; CLI
+<= 1.5 s. The load average is recorded with every section (the machine is shared).
+
+    PYTHONPATH=src OPENBLAS_NUM_THREADS=1 python benchmarks/speed.py --space SPACE --out runs/bench/speed.json
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import cli_cold  # noqa: E402
+import service_load  # noqa: E402
+
+MODES = ("hybrid", "multi", "text", "lexical")
+Row = tuple[str, Callable[[int], Any], Callable[[Any], Any]]      # name, prepare(i) (untimed), run(prepared)
+
+
+def load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def stats(ms: list[float]) -> dict[str, float]:
+    a = np.asarray(ms)
+    return {"p50_ms": round(float(np.percentile(a, 50)), 2), "p99_ms": round(float(np.percentile(a, 99)), 2),
+            "n": len(ms)}
+
+
+def texts() -> list[str]:
+    lines = (REPO / "evaluation" / "querysets" / "lastfm-v1.jsonl").read_text().splitlines()
+    return list(dict.fromkeys(json.loads(x)["text"] for x in lines))
+
+
+def round_robin(rows: list[Row], n: int) -> dict[str, dict[str, float]]:
+    """Time every row's ``run`` on its own prepared input ``i``, for ``i`` in 0..n-1, row by row
+    within each ``i``."""
+    ms: dict[str, list[float]] = {name: [] for name, _, _ in rows}
+    for i in range(n):
+        for name, prep, run in rows:
+            x = prep(i)
+            t = time.perf_counter()
+            run(x)
+            ms[name].append(1000 * (time.perf_counter() - t))
+    return {name: stats(v) for name, v in ms.items()}
+
+
+def query(base: list[str], tag: str, i: int) -> str:
+    """A query text no other row or round uses (the query cache never answers)."""
+    return f"{base[i % len(base)]} #{tag}{i}"
+
+
+# --------------------------------------------------------------------------- in-process
+def onnx_forward(enc: Any) -> Callable[[str], Any] | None:
+    backend = enc._get()
+    if not hasattr(backend, "feeds"):
+        return None
+    name = "model.opt.onnx" if (backend.path / "model.opt.onnx").is_file() else "model.onnx"
+    session = backend._get(name)
+    return lambda q: session.run(None, backend.feeds([q]))
+
+
+def in_process(space: Any, n: int) -> dict[str, Any]:
+    base = texts()
+    qenc = space.text_encoder()
+    enc = qenc.encoder
+    enc.encode("warm up", kind="query")
+    snap = space.index
+    V = snap.gen.vectors
+    T, _ = snap.gen.text(space.config["input_files"]["text"])
+    items = [str(x) for x in np.random.default_rng(0).choice(space.item_ids, size=n + 3, replace=False)]
+    for m in MODES:
+        space.search("warm up", 200, mode=m)
+    space.similar(items[0])
+    rows: list[Row] = [("floor: TextEncoder.encode (one query, uncached)",
+                        lambda i: query(base, "e", i), lambda q: enc.encode(q, kind="query"))]
+    fwd = onnx_forward(enc)
+    if fwd is not None:
+        rows.append(("floor: ONNX Runtime forward (token ids in)", lambda i: query(base, "f", i), fwd))
+    rows += [(f"floor: numpy matvec, fused {V.shape[0]} x {V.shape[1]}",
+              lambda i: space.text_query_vector(base[i % len(base)]), lambda q: V @ q),
+             (f"floor: numpy matvec, text model {T.shape[0]} x {T.shape[1]}",
+              lambda i: qenc.encode(base[i % len(base)], kind="query"), lambda q: T @ q)]
+    for m in MODES:
+        for k in (10, 200):
+            rows.append((f"search {m} k={k}", lambda i, t=f"{m}{k}": query(base, t, i),
+                         lambda q, m=m, k=k: space.search(q, k, mode=m)))
+    for m in MODES:
+        for k in (10, 200):
+            def cached(i: int) -> str:
+                q = base[i % len(base)]
+                qenc.encode(q, kind="query")
+                return q
+            rows.append((f"search {m} k={k}, query vector cached", cached, lambda q, m=m, k=k: space.search(q, k, mode=m)))
+    for k in (10, 200):
+        rows.append((f"similar k={k}", lambda i: items[i], lambda iid, k=k: space.similar(iid, k=k)))
+        rows.append((f"recommend 3 items k={k}", lambda i: items[i:i + 3], lambda its, k=k: space.recommend(items=its, k=k)))
+    load0 = load()
+    res = round_robin(rows, n)
+    return {"load_average": [load0, load()], "encoder_threads": enc.threads, "rows": res}
+
+
+# --------------------------------------------------------------------------- service
+def http_rows(client: Any, base: list[str], items: list[str]) -> list[Row]:
+    def get(path: str, **params: Any) -> Any:
+        r = client.get(path, params=params)
+        r.raise_for_status()
+        return r
+
+    rows: list[Row] = [("HTTP floor: GET /api/health", lambda i: None, lambda _: get("/api/health"))]
+    for m in MODES:
+        for k in (10, 200):
+            rows.append((f"HTTP search {m} k={k}", lambda i, t=f"h{m}{k}": query(base, t, i),
+                         lambda q, m=m, k=k: get("/api/search", q=q, mode=m, k=k)))
+    for k in (10, 200):
+        rows.append((f"HTTP similar k={k}", lambda i: items[i], lambda iid, k=k: get(f"/api/items/{iid}/similar", k=k)))
+        rows.append((f"HTTP recommend 3 items k={k}", lambda i: items[i:i + 3],
+                     lambda its, k=k: client.post("/api/recommend", json={"items": its, "k": k}).raise_for_status()))
+    return rows
+
+
+async def concurrent_search(url: str, base: list[str], clients: int, seconds: float, mode: str) -> dict[str, Any]:
+    import httpx
+
+    lat: list[float] = []
+    counter = iter(range(10**9))
+    stop = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as c:
+        async def worker() -> None:
+            while time.perf_counter() < stop:
+                q = query(base, f"c{mode}", next(counter))
+                t = time.perf_counter()
+                (await c.get("/api/search", params={"q": q, "mode": mode})).raise_for_status()
+                lat.append(1000 * (time.perf_counter() - t))
+        t0 = time.perf_counter()
+        await asyncio.gather(*[worker() for _ in range(clients)])
+        wall = time.perf_counter() - t0
+    return {"mode": mode, "clients": clients, "requests": len(lat), "throughput_rps": round(len(lat) / wall, 1),
+            **stats(lat)}
+
+
+def encoder_throughput(enc: Any, base: list[str], seconds: float, batch: int) -> dict[str, Any]:
+    """Queries/s of the text encoder alone, back to back, ``batch`` distinct queries per call,
+    and its CPU time per query (what a busy machine changes least)."""
+    n, i, t0, c0 = 0, 0, time.perf_counter(), time.process_time()
+    while time.perf_counter() - t0 < seconds:
+        qs = [query(base, f"t{batch}", i + j) for j in range(batch)]
+        enc.encode(qs if batch > 1 else qs[0], kind="query")
+        n, i = n + batch, i + batch
+    return {"batch": batch, "queries_per_s": round(n / (time.perf_counter() - t0), 1),
+            "cpu_ms_per_query": round(1000 * (time.process_time() - c0) / n, 2)}
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far."""
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def service(space_dir: Path, space: Any, n: int, clients: int, seconds: float) -> dict[str, Any]:
+    import httpx
+
+    base = texts()
+    items = [str(x) for x in np.random.default_rng(1).choice(space.item_ids, size=n + 3, replace=False)]
+    port = service_load.free_port()
+    url = f"http://127.0.0.1:{port}"
+    t = time.perf_counter()
+    proc = service_load.start_server(str(space_dir), port)
+    try:
+        service_load.wait_ready(url, proc)
+        out: dict[str, Any] = {"ready_s": round(time.perf_counter() - t, 2)}
+        with httpx.Client(base_url=url, timeout=60) as client:
+            for m in MODES:
+                client.get("/api/search", params={"q": "warm up", "mode": m, "k": 200}).raise_for_status()
+            load0 = load()
+            out["sequential"] = round_robin(http_rows(client, base, items), n)
+            out["load_average_sequential"] = [load0, load()]
+        enc = space.text_encoder().encoder
+        load0 = load()
+        out["encoder_throughput"] = [encoder_throughput(enc, base, seconds / 2, b) for b in (1, clients)]
+        out["concurrent"] = []
+        for m in ("hybrid", "multi"):
+            c0 = cpu_s(proc.pid)
+            row = asyncio.run(concurrent_search(url, base, clients, seconds, m))
+            row["server_cpu_ms_per_request"] = round(1000 * (cpu_s(proc.pid) - c0) / max(row["requests"], 1), 2)
+            out["concurrent"].append(row)
+        out["load_average_concurrent"] = [load0, load()]
+        out["serve_peak_rss_mb"] = round(cli_cold._status_kb(proc.pid, "VmHWM") / 1024, 1)
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+# --------------------------------------------------------------------------- report
+def verdicts(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target with its figure, floor and whether it is met."""
+    out = []
+    ip = res.get("in_process", {}).get("rows", {})
+    enc = ip.get("floor: TextEncoder.encode (one query, uncached)")
+    if enc:
+        for m in MODES:
+            for k in (10, 200):
+                for where, rows in (("API", ip), ("HTTP", res.get("service", {}).get("sequential", {}))):
+                    r = rows.get(f"search {m} k={k}") or rows.get(f"HTTP search {m} k={k}")
+                    if r:
+                        lim = enc["p99_ms"] + 3
+                        out.append({"target": f"{where} search {m} k={k} p99 <= encoder p99 + 3 ms",
+                                    "p99_ms": r["p99_ms"], "limit_ms": round(lim, 2), "met": r["p99_ms"] <= lim})
+    for name in ("similar k=10", "recommend 3 items k=10", "similar k=200", "recommend 3 items k=200"):
+        if name in ip:
+            out.append({"target": f"API {name} p99 <= 2 ms", "p99_ms": ip[name]["p99_ms"], "limit_ms": 2.0,
+                        "met": ip[name]["p99_ms"] <= 2.0})
+    svc = res.get("service")
+    if svc:
+        best = max(e["queries_per_s"] for e in svc["encoder_throughput"])
+        cpu = min(e["cpu_ms_per_query"] for e in svc["encoder_throughput"])
+        for c in svc["concurrent"]:
+            out.append({"target": f"HTTP search {c['mode']}, {c['clients']} clients: throughput >= encoder's / 1.5",
+                        "rps": c["throughput_rps"], "encoder_qps": best, "met": c["throughput_rps"] * 1.5 >= best})
+            out.append({"target": "same, in CPU: server CPU per request <= 1.5 x encoder CPU per query",
+                        "server_cpu_ms": c["server_cpu_ms_per_request"], "encoder_cpu_ms": cpu,
+                        "met": c["server_cpu_ms_per_request"] <= 1.5 * cpu})
+    for r in res.get("cli", []):
+        if "meets_target" in r:
+            out.append({"target": f"CLI {r['what']} <= 1.5 s", "median_s": r["median_s"], "cpu_s": r["cpu_s"],
+                        "met": r["meets_target"]})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--space", required=True, type=Path)
+    ap.add_argument("--n", type=int, default=200, help="queries per row")
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--repeats", type=int, default=5, help="fresh processes per CLI command")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["api", "service", "cli"])
+    ap.add_argument("--ann-n", type=int, default=0, help="also the ANN section at this many items")
+    ap.add_argument("--graph-cache", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=Path("runs/bench/speed.json"))
+    a = ap.parse_args()
+    from talkrec.space import Space
+
+    space = Space.load(a.space)
+    res: dict[str, Any] = {"space": str(a.space), "cpu_count": os.cpu_count(), "nice": os.nice(0)}
+    if "api" not in a.skip:
+        res["in_process"] = in_process(space, a.n)
+    if "service" not in a.skip:
+        res["service"] = service(a.space, space, min(a.n, 100), a.clients, a.seconds)
+    if "cli" not in a.skip:
+        res["cli"] = cli_cold.cold_cli(a.space, str(REPO / "src"), a.repeats)
+        res["cli_load_average"] = load()
+    if a.ann_n:
+        import service_ann
+        res["ann"] = service_ann.run(service_ann.parser().parse_args(
+            ["--n", str(a.ann_n), *(["--graph-cache", str(a.graph_cache)] if a.graph_cache else [])]))
+    res["verdicts"] = verdicts(res)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(res, indent=2))
+    for section in ("in_process", "service"):
+        if section in res:
+            print(f"== {section}: " + json.dumps({k: v for k, v in res[section].items()
+                                                  if k not in ("rows", "sequential")}))
+            for name, r in (res[section].get("rows") or res[section].get("sequential")).items():
+                print(f"  {name:<58} p50 {r['p50_ms']:8.2f} ms   p99 {r['p99_ms']:8.2f} ms")
+    for r in res.get("cli", []):
+        print(f"  CLI {r['what']:<54} {r['median_s']:.3f} s (cpu {r['cpu_s']})")
+    print("== targets")
+    for v in res["verdicts"]:
+        print(f"  {'MET ' if v['met'] else 'NOT '} {json.dumps(v)}")
+
+
+if __name__ == "__main__":
+    main()
