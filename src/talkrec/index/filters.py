@@ -9,6 +9,7 @@ alias of ``tags``, ``genre`` of ``genres`` when the catalog has no singular colu
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -277,6 +278,15 @@ class _Where(dict):  # type: ignore[type-arg]
         if op in cur:
             raise InputError(f"two '{op}' filters on {field!r}; combine them into one range", field="filters")
         cur[op] = value
+
+
+def finite_float(value: Any) -> float | None:
+    """``float(value)`` when it is a finite number, else ``None``."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
 
 
 def _finite_number(col: str, op: str, value: Any) -> float:

@@ -26,11 +26,10 @@ fields only cold-start items have).
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .filters import Where, canonical_decade, parse_where, resolve_field
+from .filters import Where, canonical_decade, finite_float, parse_where, resolve_field
 
 __all__ = ["DECADE_FIELD", "clause_expr", "literal", "milvus_expr"]
 
@@ -59,14 +58,6 @@ def literal(text: str) -> str | None:
 
 def _number(x: float) -> str:
     return repr(float(x))
-
-
-def _as_float(value: Any) -> float | None:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
 
 
 def _text(value: Any, limit: int) -> str | None:
@@ -130,7 +121,7 @@ def _list_expr(col: str, op: str, value: Any) -> str | None:
 
 
 def _number_expr(col: str, op: str, value: Any) -> str | None:
-    x = _as_float(value)
+    x = finite_float(value)
     if x is None or op == "~":
         return None
     if op in (">", ">=", "<", "<="):

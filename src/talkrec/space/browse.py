@@ -4,7 +4,6 @@ and their versions for a snapshot of a space (``*_of``, ``*_in``: what the gener
 gives is computed once per generation, the rows written since on top)."""
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..index.filters import canonical_decade, filter_fields
+from ..index.filters import canonical_decade, filter_fields, finite_float
 from ..index.snapshot import Snapshot
 
 __all__ = ["Facets", "FieldInfo", "facets", "facets_of", "find_by_name", "find_in", "histories",
@@ -132,14 +131,6 @@ class Facets:
         return [f.name for f in self.fields if f.type == "numeric"]
 
 
-def _finite(v: Any) -> float | None:
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
 def facets(meta: pd.DataFrame, *, n_tags: int = 200) -> Facets:
     """Filterable fields (numeric ones with min / max), the ``n_tags`` most frequent tags and
     the decades present (from a ``decade`` list field, spellings normalized to ``1980s``)."""
@@ -156,7 +147,7 @@ def facets(meta: pd.DataFrame, *, n_tags: int = 200) -> Facets:
                             target[str(t)] = target.get(str(t), 0) + 1
         elif kind == "numeric":
             num = pd.to_numeric(meta[c], errors="coerce")
-            fields.append(FieldInfo(c, "numeric", _finite(num.min()), _finite(num.max())))
+            fields.append(FieldInfo(c, "numeric", finite_float(num.min()), finite_float(num.max())))
         else:
             fields.append(FieldInfo(c, "text"))
     top = sorted(counts["tags"].items(), key=lambda kv: (-kv[1], kv[0]))[:n_tags]
