@@ -1,6 +1,7 @@
 """The ``talkrec`` command line."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -8,15 +9,22 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from .errors import TalkrecError
 from .limits import K_MAX
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="talkrec: one embedding space for recommendation and natural-language search.")
-console = Console()
+
+
+@functools.lru_cache(maxsize=None)
+def _console() -> Any:
+    """rich's console, imported on first use (``--json`` output and errors of the query
+    commands need none of rich's tables)."""
+    from rich.console import Console
+    return Console()
+
+
 DEFAULT_SPACE = os.environ.get("TALKREC_SPACE", "spaces/lastfm")
 
 SpaceOpt = typer.Option(DEFAULT_SPACE, "--space", "-s", help="Built space folder (env TALKREC_SPACE).")
@@ -52,6 +60,7 @@ def _print_hits(hits: list[Any], as_json: bool, title: str) -> None:
     if as_json:
         typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
         return
+    from rich.table import Table
     t = Table(title=title, show_lines=False)
     t.add_column("#", justify="right")
     t.add_column("item")
@@ -61,7 +70,7 @@ def _print_hits(hits: list[Any], as_json: bool, title: str) -> None:
         md = h.metadata
         extra = ", ".join((md.get("tags") or md.get("genres") or [])[:6])
         t.add_row(str(i), f"{h.name} [dim]({h.item_id})[/dim]", f"{h.score:.3f}", extra)
-    console.print(t)
+    _console().print(t)
 
 
 def _where(space: Any, where: Optional[str], tags: Optional[list[str]] = None, decade: Optional[str] = None,
@@ -76,7 +85,7 @@ def _run(fn: Any) -> None:
     try:
         fn()
     except TalkrecError as e:
-        console.print(f"[red]error:[/red] {e}")
+        _console().print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
 
 
@@ -95,12 +104,13 @@ def build(config: Path = typer.Argument(..., help="YAML config (see configs/).")
         from .pipeline import build as run_build, load_config
         cfg = load_config(config, {"output": output, "data_root": data_root, "max_items": max_items})
         summary = run_build(cfg, show_progress=progress)
+        from rich.table import Table
         t = Table(title=f"built {summary['output']}")
         for c in ("stage", "seconds", "peak_rss_mb", "cached"):
             t.add_column(c)
         for s in summary["stages"]:
             t.add_row(s["stage"], str(s["seconds"]), str(s["peak_rss_mb"]), "yes" if s.get("cached") else "")
-        console.print(t)
+        _console().print(t)
         if examples:
             _examples(summary["output"], cfg.get("examples", {}))
     _run(go)
@@ -209,7 +219,7 @@ def playlist(query: Optional[str] = typer.Option(None, "--query", "-q", help="Ge
         if query is not None:
             hits, stats = s.generate_playlist(query, n, where=w, coherence=coherence)
             if not as_json:
-                console.print(f"coherence {stats.get('coherence', float('nan')):.3f} "
+                _console().print(f"coherence {stats.get('coherence', float('nan')):.3f} "
                               f"(plain top-{n}: {stats.get('coherence_plain_topn', float('nan')):.3f}), "
                               f"relevance {stats.get('relevance', float('nan')):.3f}")
             _print_hits(hits, as_json, f'playlist: "{query}"')
@@ -302,8 +312,8 @@ def doctor(space_dir: str = typer.Argument(..., metavar="SPACE", help="The space
     else:
         for f in report.findings:
             state = "repaired" if f.repaired else "note" if f.note else "can be repaired" if f.repairable else "problem"
-            console.print(f"[{'green' if f.repaired or f.note else 'red'}]{state}[/]: {f.kind}: {f.path}: {f.detail}")
-        console.print(f"{space_dir}: format {report.format}, {report.items} items, "
+            _console().print(f"[{'green' if f.repaired or f.note else 'red'}]{state}[/]: {f.kind}: {f.path}: {f.detail}")
+        _console().print(f"{space_dir}: format {report.format}, {report.items} items, "
                       f"{'healthy' if report.healthy else 'problems remain'}")
     raise typer.Exit(0 if report.healthy else 1)
 

@@ -443,3 +443,19 @@ def test_query_encoder_batches_the_passages_of_concurrent_writes():
     for i, v in out.items():
         assert v.tolist() == ([[i, 2.0], [1, 2.0]] if i % 2 else [i, 2.0])
     assert q.encode(["z"] * 17, kind="passage").shape == (17, 2) and calls[-1] == ["z"] * 17   # over max_batch: alone
+
+
+def test_hit_fields_are_kept_for_a_bounded_number_of_rows(monkeypatch):
+    import pandas as pd
+
+    from talkrec.space.hits import _BaseRows
+
+    meta = pd.DataFrame({"name": [f"n{i}" for i in range(10)], "tags": [["a", "b"]] * 10, "year": list(range(10))})
+    rows = _BaseRows(meta, ("tags", "year"))
+    monkeypatch.setattr(_BaseRows, "KEPT", 4)
+    for p in range(10):
+        name, md = rows.row(p)
+        assert name == f"n{p}" and md == {"tags": ["a", "b"], "year": p}
+        md["tags"].append("changed")                        # a caller's copy: the kept row is unchanged
+        assert rows.row(p)[1]["tags"] == ["a", "b"]
+        assert len(rows.done) <= 4

@@ -26,7 +26,8 @@ _CLAUSE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|!=|>|<|=|~|:)\s*(.+?)\s*$"
 ALIASES = {"tag": "tags", "genre": "genres"}
 
 Where = str | Mapping[str, Any] | None
-_MASKS_KEPT = 256
+#: masks kept per filter engine: at most 256, and at most 64 MB of them (one byte per item)
+_MASKS_KEPT, _MASK_BYTES_KEPT = 256, 64 << 20
 
 
 @dataclass(frozen=True)
@@ -125,13 +126,13 @@ class FilterEngine:
 
     def _cached_mask(self, c: Clause) -> np.ndarray:
         """One clause's mask, kept for the next query with the same clause (the table never
-        changes under an engine; at most ``_MASKS_KEPT`` masks are kept)."""
+        changes under an engine; see ``_MASKS_KEPT``)."""
         key = (c.field, c.op, type(c.value).__name__, str(c.value))
         cm = self._masks.get(key)
         if cm is None:
             cm = self._clause_mask(c)
             cm.flags.writeable = False
-            if len(self._masks) >= _MASKS_KEPT:
+            if len(self._masks) >= max(1, min(_MASKS_KEPT, _MASK_BYTES_KEPT // max(len(cm), 1))):
                 self._masks.pop(next(iter(self._masks)), None)
             self._masks[key] = cm
         return cm

@@ -87,7 +87,10 @@ def _field(column: str, v: Any) -> Any:
 
 
 class _BaseRows:
-    """The display name and hit fields of a generation's rows, each made on first use and kept."""
+    """The display name and hit fields of a generation's rows, each made on first use and kept
+    (at most ``KEPT`` rows: a large catalog's results do not fill memory over time)."""
+
+    KEPT = 65_536
 
     def __init__(self, meta: pd.DataFrame, cols: tuple[str, ...]) -> None:
         n = len(meta)
@@ -101,5 +104,7 @@ class _BaseRows:
         got = self.done.get(p)
         if got is None:
             got = (_name(self.names[p]), {c: _field(c, v[p]) for c, v in zip(self.cols, self.values)})
+            if len(self.done) >= self.KEPT:
+                self.done.clear()
             self.done[p] = got
         return got[0], {c: list(v) if isinstance(v, list) else v for c, v in got[1].items()}
