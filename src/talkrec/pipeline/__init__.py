@@ -1,6 +1,8 @@
 """`talkrec build CONFIG`: every stage from a catalog to a served space, cached and resumable.
 
-Stages (:mod:`.stages`): catalog -> descriptions -> text -> cf -> content -> fusion -> index.
+Stages (:mod:`.stages`): catalog -> descriptions -> text -> cf -> ease -> content -> fusion -> index
+(EASE, modality weights, the similar / recommend strategies and ``fusion: paper``:
+:mod:`.serving`).
 Each stage's output is cached under ``<output>.build/`` keyed by a hash of its inputs and
 settings (:mod:`.cache`), so a re-run after a failure (or a config change late in the chain)
 redoes only what changed. The space folder itself is written to a temporary folder and
@@ -16,6 +18,7 @@ from typing import Any
 from .. import config as _config
 from ..data.catalog import Catalog
 from .cache import Cache, StageTimer, content_hash
+from .serving import ease_stage, modality_weights, resolve_profile
 from .stages import (Built, catalog_stage, cf_stage, content_stage, descriptions_stage, fusion_stage, index_stage,
                      load_dataset, plot_training_curve, subsample, text_stage)
 
@@ -28,6 +31,11 @@ DEFAULTS: dict[str, Any] = {
     "cf": {"tune": False, "n_trials": 8, "params": {}, "min_weight": 0.0},
     "content": {},
     "fusion": {},
+    "ease": {"enabled": True, "regularization": 500.0, "min_weight": None, "binary": True, "n_neighbors": 200},
+    "modality_weights": {},
+    "similar": {"strategy": "rrf", "cf_weight": 0.5, "rrf_c": 60.0, "depth": 1000},
+    "recommend": {"strategy": "blend", "weights": {"fused": 1.0, "ease": 1.0, "als": 1.0}, "rrf_c": 60.0,
+                  "depth": 1000},
     "index": {"ann": False},
     "search": {"mode": "hybrid", "hybrid_text_weight": 2.0, "hybrid_bm25_weight": 2.0},
     "positive_threshold": 0.0,
@@ -49,7 +57,7 @@ def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalo
     """Build the space described by ``cfg`` (see :func:`load_config`); returns a summary.
 
     ``catalog`` skips the config's dataset loading (for catalogs built in Python)."""
-    cfg = _config.load_config(cfg, defaults=DEFAULTS, required=REQUIRED)
+    cfg = resolve_profile(_config.load_config(cfg, defaults=DEFAULTS, required=REQUIRED))
     timer = StageTimer()
     out_dir = Path(cfg["output"])
     cache = Cache(Path(str(out_dir) + ".build"))
@@ -64,10 +72,12 @@ def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalo
     cf_encoder = cf_stage(cfg, catalog, data_key, cache, timer, seed)
     if cf_encoder is not None:
         inputs["cf"] = cf_encoder.item_factors_
+    ease = ease_stage(cfg, catalog, timer)
     content, scalers = content_stage(cfg, catalog, cache, timer, show_progress)
     inputs.update(content)
-    fusion, fused = fusion_stage(cfg, inputs, cache, timer, seed)
-    built = Built(catalog, data_key, describer, views, text_encoder, cf_encoder, inputs, scalers)
+    weights = modality_weights(cfg, list(inputs))
+    fusion, fused = fusion_stage(cfg, inputs, cache, timer, seed, weights)
+    built = Built(catalog, data_key, describer, views, text_encoder, cf_encoder, inputs, scalers, ease, weights)
     index_stage(cfg, built, fusion, fused, out_dir, timer)
     summary = {"output": str(out_dir), "stages": timer.stages}
     plot_training_curve(fusion.history_, out_dir / "training_curve.png")

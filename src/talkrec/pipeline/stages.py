@@ -81,6 +81,8 @@ class Built:
     cf_encoder: Any
     inputs: dict[str, Any]                       # modality -> item matrix (a list of views for text)
     scalers: dict[str, dict[str, list[float]]]
+    ease: Any = None                             # the EASE model (None: no interactions or disabled)
+    weights: dict[str, float] | None = None      # modality weights of the fused mean
 
 
 def catalog_stage(cfg: Mapping[str, Any], catalog: Catalog | None, timer: StageTimer, seed: int) -> Catalog:
@@ -222,8 +224,9 @@ def content_stage(cfg: Mapping[str, Any], catalog: Catalog, cache: Cache, timer:
 
 
 def fusion_stage(cfg: Mapping[str, Any], inputs: Mapping[str, Any], cache: Cache, timer: StageTimer,
-                 seed: int) -> tuple[Any, np.ndarray]:
-    """The contrastive fusion model (cached by settings and inputs) and the fused item matrix."""
+                 seed: int, weights: Mapping[str, float] | None = None) -> tuple[Any, np.ndarray]:
+    """The contrastive fusion model (cached by settings and inputs) and the fused item matrix
+    (the ``weights``-weighted mean of the modalities' projections)."""
     from ..fusion.model import ContrastiveFusion
 
     with timer.stage("fusion") as info:
@@ -239,7 +242,7 @@ def fusion_stage(cfg: Mapping[str, Any], inputs: Mapping[str, Any], cache: Cache
         info["epochs"] = len(fusion.history_)
         info["best_epoch"] = fusion.best_epoch_
         info["final_val_loss"] = round(float(fusion.history_[fusion.best_epoch_ - 1]["val_loss"]), 4)
-        fused = fusion.transform(inputs)
+        fused = fusion.transform(inputs, weights)
     return fusion, fused
 
 
@@ -248,6 +251,7 @@ def index_stage(cfg: Mapping[str, Any], b: Built, fusion: Any, fused: np.ndarray
     """Index the items that have a fused vector and write the space folder atomically."""
     from ..index.store import VectorIndex
     from ..space.files import write_new_space
+    from .serving import serving_config
 
     catalog, inputs = b.catalog, b.inputs
     with timer.stage("index") as info:
@@ -264,7 +268,7 @@ def index_stage(cfg: Mapping[str, Any], b: Built, fusion: Any, fused: np.ndarray
             "input_files": {m: m for m in inputs}, "scalers": b.scalers, "modalities": list(inputs),
             "content": cfg.get("content", {}),
             "versions": _versions(), "build_config": {k: v for k, v in cfg.items() if not k.startswith("_")},
-            "data_key": b.data_key,
+            "data_key": b.data_key, **serving_config(cfg, b.weights or {m: 1.0 for m in inputs}, b.ease is not None),
         }
         with atomic_dir(out_dir) as tmp:
             write_new_space(tmp, index, {m: (np.stack(v, axis=1) if isinstance(v, list) else v)[ok]
@@ -273,6 +277,8 @@ def index_stage(cfg: Mapping[str, Any], b: Built, fusion: Any, fused: np.ndarray
             export_text_model(b.text_encoder, tmp / "text_model")
             if b.cf_encoder is not None:
                 b.cf_encoder.save(tmp / "cf")
+            if b.ease is not None:
+                b.ease.save(tmp / "ease")
             if catalog.interactions is not None:
                 catalog.interactions[["user_id", "item_id", "weight"]].to_parquet(tmp / "interactions.parquet", index=False)
             write_json(tmp / "space.json", space_cfg)
