@@ -60,7 +60,7 @@ def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalo
     cfg = resolve_profile(_config.load_config(cfg, defaults=DEFAULTS, required=REQUIRED))
     timer = StageTimer()
     out_dir = Path(cfg["output"])
-    cache = Cache(Path(str(out_dir) + ".build"))
+    cache = Cache(Path(cfg.get("build_cache") or str(out_dir) + ".build"))   # several builds may share one
     seed = int(cfg.get("seed", 0))
 
     catalog = catalog_stage(cfg, catalog, timer, seed)
