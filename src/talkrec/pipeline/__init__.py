@@ -76,7 +76,7 @@ def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalo
     content, scalers = content_stage(cfg, catalog, cache, timer, show_progress)
     inputs.update(content)
     weights = modality_weights(cfg, list(inputs))
-    fusion, fused = fusion_stage(cfg, inputs, cache, timer, seed, weights)
+    fusion, fused = fusion_stage(cfg, inputs, cache, timer, seed, weights, ease)
     built = Built(catalog, data_key, describer, views, text_encoder, cf_encoder, inputs, scalers, ease, weights)
     index_stage(cfg, built, fusion, fused, out_dir, timer)
     summary = {"output": str(out_dir), "stages": timer.stages}

@@ -224,20 +224,26 @@ def content_stage(cfg: Mapping[str, Any], catalog: Catalog, cache: Cache, timer:
 
 
 def fusion_stage(cfg: Mapping[str, Any], inputs: Mapping[str, Any], cache: Cache, timer: StageTimer,
-                 seed: int, weights: Mapping[str, float] | None = None) -> tuple[Any, np.ndarray]:
+                 seed: int, weights: Mapping[str, float] | None = None, ease: Any = None) -> tuple[Any, np.ndarray]:
     """The contrastive fusion model (cached by settings and inputs) and the fused item matrix
-    (the ``weights``-weighted mean of the modalities' projections)."""
+    (the ``weights``-weighted mean of the modalities' projections). With
+    ``fusion.neighbor_weight > 0`` the items' EASE lists (what each predicts, B > 0) are the
+    interaction positives."""
     from ..fusion.model import ContrastiveFusion
 
     with timer.stage("fusion") as info:
         fparams = {"random_state": seed, "verbose": True, **cfg.get("fusion", {})}
-        fkey = content_hash(fparams, *[v if isinstance(v, np.ndarray) else np.stack(v) for v in inputs.values()])
+        nb = None
+        if float(fparams.get("neighbor_weight", 0.0)) > 0 and ease is not None:
+            nb = np.where(ease.weights_ > 0, ease.neighbors_, -1)
+        fkey = content_hash(fparams, *[v if isinstance(v, np.ndarray) else np.stack(v) for v in inputs.values()],
+                            *([nb] if nb is not None else []))
         fdir = cache.root / f"fusion-{fkey}"
         if (fdir / "config.json").exists():
             fusion = ContrastiveFusion.load(fdir)
             info["cached"] = True
         else:
-            fusion = ContrastiveFusion(**fparams).fit(inputs)
+            fusion = ContrastiveFusion(**fparams).fit(inputs, neighbors=nb)
             fusion.save(fdir)
         info["epochs"] = len(fusion.history_)
         info["best_epoch"] = fusion.best_epoch_
