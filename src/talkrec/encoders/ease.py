@@ -101,18 +101,24 @@ class EASE(Estimator):
         X = self._matrix(interactions, ids)
         lam = float(self.regularization)
         n_users, n_items = X.shape
+        step = int(self.chunk_size)
+        chunks = [slice(s0, min(s0 + step, n_items)) for s0 in range(0, n_items, step)]
         if n_users < n_items:              # Woodbury: P = (I - X^T K^-1 X) / lam, K = lam I_U + X X^T
-            Xd = X.toarray()
-            M = np.linalg.solve(Xd @ Xd.T + lam * np.eye(n_users), Xd)      # U x I
-            diag = (1.0 - np.einsum("ui,ui->i", Xd, M)) / lam
+            Kinv = np.linalg.inv((X @ X.T).toarray() + lam * np.eye(n_users)).astype(np.float32)
+            XT = X.T.tocsr().astype(np.float32)
+
+            def left(s: slice) -> np.ndarray:                 # X[:, s]^T K^-1  (chunk x U)
+                return np.asarray(XT[s] @ Kinv)
+
+            diag = np.concatenate([(1.0 - np.asarray(XT[s].multiply(left(s)).sum(axis=1)).ravel()) / lam
+                                   for s in chunks])
 
             def rows(s: slice) -> np.ndarray:
-                out = -(Xd[:, s].T @ M)
+                out = -np.asarray((XT @ left(s).T).T)
                 out[np.arange(out.shape[0]), np.arange(s.start, s.start + out.shape[0])] += 1.0
                 return out / lam
         else:
-            G = (X.T @ X).toarray() + lam * np.eye(n_items)
-            P = np.linalg.inv(G)
+            P = np.linalg.inv((X.T @ X).toarray() + lam * np.eye(n_items))
             diag = np.diag(P).copy()
 
             def rows(s: slice) -> np.ndarray:
@@ -121,9 +127,9 @@ class EASE(Estimator):
         nb = np.full((n_items, n), -1, dtype=np.int32)
         wt = np.zeros((n_items, n), dtype=np.float32)
         has = np.asarray(X.getnnz(axis=0) > 0)
-        for s0 in range(0, n_items, int(self.chunk_size)):
-            s = slice(s0, min(s0 + int(self.chunk_size), n_items))
-            B = -rows(s) / diag[None, :]
+        for s in chunks:
+            s0 = s.start
+            B = (-rows(s) / diag[None, :]).astype(np.float32)
             r = np.arange(B.shape[0])
             B[r, r + s0] = -np.inf                  # B_jj = 0: an item never predicts itself
             B[:, ~has] = -np.inf
