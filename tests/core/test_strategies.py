@@ -76,6 +76,11 @@ def test_cold_items_still_rank(tiny_space_dir, tmp_path):
     assert "newjazz" in [h.item_id for h in s.similar("jazz1", k=25)]
     near = s.similar("newjazz", k=5)                 # no EASE list: its fused list
     assert all(h.item_id.startswith("jazz") for h in near)
+    fused_only = [h.score for h in s.similar("newjazz", k=10)]
+    s.config["similar"] = {**s.config["similar"], "cold_neighbors": 5, "cold_weight": 0.25}
+    borrowed = s.similar("newjazz", k=10)            # its 5 nearest items' EASE lists as a second list
+    assert all(h.item_id.startswith("jazz") for h in borrowed[:5])
+    assert [h.score for h in borrowed] != fused_only and borrowed[0].score > 1 / 61
     assert "newjazz" in [h.item_id for h in s.recommend(items=["jazz1", "jazz2"], k=30)]
     s.close()
 

@@ -5,13 +5,14 @@ and ALS factors (``cf/``); ``space.json`` names the strategies (set by the build
 :mod:`talkrec.pipeline.serving`):
 
 * ``similar.strategy: rrf`` - reciprocal rank fusion of the item's fused-space list (the top
-  ``depth`` by cosine, weight 1) and its EASE list (weight ``cf_weight``):
+  ``depth`` by cosine, weight 1) and its EASE list (the items it predicts, weight ``cf_weight``):
   :math:`s(j) = \\sum_r w_r / (c + \\mathrm{rank}_r(j))`. An item without interactions (a cold
-  item) has no EASE list and gets its fused list.
+  item) has no EASE list: with ``cold_neighbors: n`` it borrows the lists of its ``n`` nearest
+  items that have one (cosine-weighted, weight ``cold_weight``), else it gets its fused list.
 * ``recommend.strategy: blend`` - per query, each score z-scored over the candidates and
   summed with ``weights``: the fused cosine of the items' mean vector, EASE's ``x B`` and the
-  dot of the items' mean ALS factors with every item's. Items without CF (cold) get the
-  candidates' mean (z = 0) for the CF terms. ``rrf`` - RRF of the fused list and the ``x B``
+  dot of the items' mean ALS factors with every item's. An item without CF (cold) scores 0
+  in ``x B`` like every item no list reaches, and the candidates' mean (z = 0) in the ALS term. ``rrf`` - RRF of the fused list and the ``x B``
   list (weight ``weights.ease``). ``knn`` (and ``fusion: paper``) - the fused space alone.
 
 Each function returns ``(item_id, score)`` pairs, best first, ``offset`` skipped.
@@ -73,6 +74,31 @@ def _ease_list(space: "Space", snap: "Snapshot", item_id: str) -> np.ndarray:
     return r[r >= 0]
 
 
+def _borrowed_list(space: "Space", snap: "Snapshot", fused: np.ndarray, s: np.ndarray, n: int) -> np.ndarray:
+    """For an item without interactions: the EASE lists of its ``n`` nearest items that have
+    one (in the fused list), each max-normalized and weighted by its cosine, summed; as
+    snapshot rows, best first."""
+    ease = ease_model(space)
+    if ease is None:
+        return np.empty(0, dtype=np.int64)
+    rows = _rows_of(snap, ease.item_ids_, ("ease", id(ease)))
+    total = np.zeros(snap.n_rows, dtype=np.float64)
+    used = 0
+    for r in fused:
+        e = ease._pos.get(snap.id_at(int(r)))
+        if e is None or not ease.has_cf_[e]:
+            continue
+        nb, w = ease.neighbors_[e], ease.weights_[e]
+        ok = (nb >= 0) & (w > 0)
+        tr = rows[nb[ok]]
+        if len(tr) and w[ok].max() > 0:
+            np.add.at(total, tr[tr >= 0], (max(float(s[r]), 0.0) * w[ok] / w[ok].max())[tr >= 0])
+        used += 1
+        if used >= n:
+            break
+    return top_k(np.where(total > 0, total, -np.inf), len(fused))
+
+
 def _ease_scores(space: "Space", snap: "Snapshot", hist: Sequence[str]) -> np.ndarray | None:
     """EASE's ``x B`` for the history, per snapshot row (0 where no list reaches)."""
     ease = ease_model(space)
@@ -121,9 +147,12 @@ def similar_pairs(space: "Space", item_id: str, k: int, where: Where, offset: in
     s = snap.scores(q)
     fused = top_k(s, max(int(cfg.get("depth", 1000)), need), exclude=[p], allowed=allowed)
     ease = _ease_list(space, snap, item_id)
+    w_ease = float(cfg.get("cf_weight", 0.5))
+    if not len(ease) and int(cfg.get("cold_neighbors", 0)) > 0:       # a cold item: borrow its neighbours' lists
+        ease = _borrowed_list(space, snap, fused, s, int(cfg["cold_neighbors"]))
+        w_ease = float(cfg.get("cold_weight", 0.25))
     ease = ease[allowed[ease] & (ease != p)]
-    rrf = rrf_scores([fused, ease], snap.n_rows, c=float(cfg.get("rrf_c", 60.0)),
-                     weights=[1.0, float(cfg.get("cf_weight", 0.5))])
+    rrf = rrf_scores([fused, ease], snap.n_rows, c=float(cfg.get("rrf_c", 60.0)), weights=[1.0, w_ease])
     rrf[rrf <= 0] = -np.inf
     return _pairs(snap, rrf, need, offset, [p], allowed)
 
