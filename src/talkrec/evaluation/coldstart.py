@@ -132,6 +132,11 @@ def movies_cold_start(cfg: Mapping[str, Any], d: Any, pb: Any, base: Any, timer:
             parts[name].append(user_recommendation(uc, {}, k=k, rankers={name: recommend_ranker(s, d.ids, k)}))
         readd_items(cs, base, cold)
         parts["cold"].append(user_recommendation(uc, {}, k=k, rankers={"cold": recommend_ranker(cs, d.ids, k)}))
+        for b in cc.get("boosts") or []:              # recommend.cold_boost: cold targets, and every target
+            cs.config["recommend"] = {**cs.config["recommend"], "cold_boost": float(b)}
+            for name, q in ((f"cold_boost_{b:g}", uc), (f"all_targets_boost_{b:g}", uq)):
+                parts.setdefault(name, []).append(
+                    user_recommendation(q, {}, k=k, rankers={name: recommend_ranker(cs, d.ids, k)}))
         warm.close()
         cs.close()
     timer("movies/cold-start", t0)

@@ -167,6 +167,12 @@ def render_markdown(report: Mapping[str, Any], plots: list[str]) -> str:
     s.append("nDCG@200 on **test** queries, binary relevance, 95% percentile-bootstrap CI over queries "
              f"({cfg['n_bootstrap']} resamples, seed {cfg['seed']}). Hyperparameters were chosen on the "
              "validation queries only.\n")
+    sec = report.get("seconds") or {}
+    builds = {ds: (d.get(ds, {}).get("fusion", {}).get("chosen", {}) or {}).get("build_config") for ds in d}
+    s.append(f"Wall time **{sec.get('total', 0) / 60:.1f} min**. The MULTI rows are the product: spaces built by "
+             f"`talkrec build` from {json.dumps(builds)} (their fusion settings, EASE, modality weights and "
+             "strategies, listed per dataset below) and queried through `Space.similar` / `Space.recommend` / "
+             "`Space.search`; `MULTI TEMPLATE*` rows are the same spaces' fused vectors by plain kNN.\n")
     s.append("## Headline (shape of Table 4)\n")
     s.append(headline_table(report) + "\n")
     s.append("### Paper 001 Table 4, as published (nDCG@200)\n")
@@ -237,9 +243,9 @@ def _cold_section(cold: Mapping[str, Any] | None) -> list[str]:
     s = [f"**Cold start**: {cold['items']} items ({cold['fraction']:.0%}) held out of CF training and written "
          "through Space.add_items; nDCG@200 of the same queries (music) / targets (movies):\n",
          "| variant | val | test [95% CI] | n val / test |", "|---|---|---|---|"]
-    for name in ("cold", "cold_build_views", "warm"):
+    for name in ["cold", "cold_build_views", "warm"] + sorted(n for n in cold if "boost" in n):
         r = cold.get(name)
-        if r:
+        if isinstance(r, Mapping) and "test" in r:
             t = r["test"]
             s.append(f"| {name} | {r['val']['mean'] or 0:.4f} | {t['mean'] or 0:.4f} [{t['lo'] or 0:.4f}, "
                      f"{t['hi'] or 0:.4f}] | {r['val']['n']} / {t['n']} |")

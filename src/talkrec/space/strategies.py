@@ -12,7 +12,8 @@ and ALS factors (``cf/``); ``space.json`` names the strategies (set by the build
 * ``recommend.strategy: blend`` - per query, each score z-scored over the candidates and
   summed with ``weights``: the fused cosine of the items' mean vector, EASE's ``x B`` and the
   dot of the items' mean ALS factors with every item's. An item without CF (cold) scores 0
-  in ``x B`` like every item no list reaches, and the candidates' mean (z = 0) in the ALS term. ``rrf`` - RRF of the fused list and the ``x B``
+  in ``x B`` like every item no list reaches, and the candidates' mean (z = 0) in the ALS term;
+  ``cold_boost`` adds a constant to such items (exposure for new items; default 0). ``rrf`` - RRF of the fused list and the ``x B``
   list (weight ``weights.ease``). ``knn`` (and ``fusion: paper``) - the fused space alone.
 
 Each function returns ``(item_id, score)`` pairs, best first, ``offset`` skipped.
@@ -184,7 +185,8 @@ def recommend_pairs(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, 
     total = float(w["fused"]) * zscore(s_fused, cand)
     if s_ease is not None and w["ease"]:
         total += float(w["ease"]) * zscore(s_ease, cand)
-    als = _als_scores(space, snap, hist) if w["als"] else None
+    als = _als_scores(space, snap, hist) if w["als"] or cfg.get("cold_boost") else None
     if als is not None:
         total += float(w["als"]) * zscore(als[0], cand & als[1])
+        total[~als[1]] += float(cfg.get("cold_boost", 0.0))        # exposure for items without CF
     return _pairs(snap, np.where(cand, total, -np.inf), need, offset, excl, cand)
