@@ -50,7 +50,13 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
         *head, last = key.split(".")
         for h in head:
             node = node.setdefault(h, {})
-        node[last] = yaml.safe_load(val)
+        v = yaml.safe_load(val)
+        if isinstance(v, str):                 # YAML 1.1 reads 3e-4 as a string
+            try:
+                v = float(v)
+            except ValueError:
+                pass
+        node[last] = v
     return name, over
 
 
