@@ -8,7 +8,6 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import TINY_SPACE_CONFIG, make_tiny_catalog
 
 from talkrec.errors import InputError, NotFoundError
 from talkrec.pipeline import build
@@ -19,6 +18,13 @@ from talkrec.space.strategies import zscore
 @pytest.fixture(scope="module")
 def space(tiny_space_dir):
     return Space.load(tiny_space_dir)
+
+
+@pytest.fixture
+def tiny_config(tiny_space_dir):
+    """The build config of the tiny space (the suite's TINY_SPACE_CONFIG over the defaults)."""
+    cfg = json.loads((tiny_space_dir / "space.json").read_text())["build_config"]
+    return {k: v for k, v in cfg.items() if k not in ("output", "profile")}
 
 
 def test_the_build_stores_ease_and_the_default_strategies(space, tiny_space_dir):
@@ -87,9 +93,9 @@ def test_cold_items_still_rank(tiny_space_dir, tmp_path):
     s.close()
 
 
-def test_paper_profile_is_one_switch(tmp_path):
+def test_paper_profile_is_one_switch(tmp_path, tiny_config, tiny_catalog):
     out = tmp_path / "paper"
-    cfg = {**TINY_SPACE_CONFIG, "fusion": "paper", "output": str(out)}
+    cfg = {**tiny_config, "fusion": "paper", "output": str(out)}
     from talkrec.pipeline import serving
     full = serving.resolve_profile({**cfg, "similar": {"strategy": "rrf"}, "recommend": {"strategy": "blend"},
                                     "ease": {"enabled": True}})
@@ -104,7 +110,7 @@ def test_paper_profile_is_one_switch(tmp_path):
     # a small paper build (few epochs) serves plain kNN: scores are cosines
     build({**cfg, "fusion": {"max_epochs": 5, "batch_size": 32, "hidden_dim": 32, "out_dim": 16}, "similar":
            {"strategy": "knn"}, "recommend": {"strategy": "knn"}, "ease": {"enabled": False}},
-          show_progress=False, catalog=make_tiny_catalog())
+          show_progress=False, catalog=tiny_catalog)
     s = Space.load(out)
     assert not (out / "ease").exists() and s.config["similar"]["strategy"] == "knn"
     v = s.item_vector("jazz1")
@@ -112,10 +118,10 @@ def test_paper_profile_is_one_switch(tmp_path):
     assert np.isclose(h[0].score, float(s.item_vector(h[0].item_id) @ v), atol=1e-5)
 
 
-def test_modality_weights_reach_the_build_and_cold_upserts(tmp_path):
+def test_modality_weights_reach_the_build_and_cold_upserts(tmp_path, tiny_config, tiny_catalog):
     out = tmp_path / "w"
-    cfg = {**TINY_SPACE_CONFIG, "output": str(out), "modality_weights": {"audio": 0.0}}
-    build(cfg, show_progress=False, catalog=make_tiny_catalog())
+    cfg = {**tiny_config, "output": str(out), "modality_weights": {"audio": 0.0}}
+    build(cfg, show_progress=False, catalog=tiny_catalog)
     s = Space.load(out)
     assert s.config["modality_weights"]["audio"] == 0.0
     # audio weighs nothing: an item's vector is the mean of its text and cf projections
@@ -127,7 +133,7 @@ def test_modality_weights_reach_the_build_and_cold_upserts(tmp_path):
     assert np.allclose(s.item_vector("n1"), t / np.linalg.norm(t), atol=1e-4)
     s.close()
     with pytest.raises(InputError) as e:
-        build({**cfg, "modality_weights": {"smell": 1.0}}, show_progress=False, catalog=make_tiny_catalog())
+        build({**cfg, "modality_weights": {"smell": 1.0}}, show_progress=False, catalog=tiny_catalog)
     assert e.value.field == "modality_weights"
 
 

@@ -101,7 +101,8 @@ def _borrowed_list(space: "Space", snap: "Snapshot", fused: np.ndarray, s: np.nd
 
 
 def _ease_scores(space: "Space", snap: "Snapshot", hist: Sequence[str]) -> np.ndarray | None:
-    """EASE's ``x B`` for the history, per snapshot row (0 where no list reaches)."""
+    """EASE's ``x B`` for the history, per snapshot row (0 where no list reaches; the history's
+    own items get the maximum, so they lead when not excluded)."""
     ease = ease_model(space)
     if ease is None:
         return None
@@ -110,6 +111,8 @@ def _ease_scores(space: "Space", snap: "Snapshot", hist: Sequence[str]) -> np.nd
     out = np.zeros(snap.n_rows, dtype=np.float64)
     ok = rows >= 0
     out[rows[ok]] = s[ok]
+    seen = [p for p in (snap.position(i) for i in hist) if p is not None]
+    out[seen] = out.max() if len(out) else 0.0     # B_ii = 0, but a seen item is what the user likes most
     return out
 
 
