@@ -88,6 +88,11 @@ def test_cold_items_still_rank(tiny_space_dir, tmp_path):
     assert all(h.item_id.startswith("jazz") for h in borrowed[:5])
     assert [h.score for h in borrowed] != fused_only and borrowed[0].score > 1 / 61
     assert "newjazz" in [h.item_id for h in s.recommend(items=["jazz1", "jazz2"], k=30)]
+    def rank(**cfg):
+        s.config["recommend"] = {**s.config["recommend"], **cfg}
+        return [h.item_id for h in s.recommend(items=["jazz1", "jazz2"], k=40)].index("newjazz")
+    # CF scores imputed from its nearest items with CF lift the cold item among its cluster
+    assert rank(cold_neighbors=5) < rank(cold_neighbors=0)
     s.config["recommend"] = {**s.config["recommend"], "cold_boost": 10.0}    # exposure for items without CF
     assert s.recommend(items=["jazz1", "jazz2"], k=3)[0].item_id == "newjazz"
     s.close()

@@ -107,7 +107,9 @@ def movies_cold_start(cfg: Mapping[str, Any], d: Any, pb: Any, base: Any, timer:
     """Cold vs warm nDCG of held-out users' targets restricted to the cold movies, on the
     first ``movies.cold_start.folds`` folds (``movies.cold_start``). Also reported: the cold
     movies as the build embeds them (every text view, e.g. TEMPLATE + OVERVIEW) before the
-    ``Space.add_items`` rewrite (one TEMPLATE description)."""
+    ``Space.add_items`` rewrite (one TEMPLATE description), and each of ``variants``
+    (``{name: recommend settings}``, e.g. ``cold_neighbors``, ``cold_boost``) on the cold
+    targets and on every target of the same users (what it costs the warm items)."""
     from ..space import Space
     from .product import recommend_ranker
     from .tasks import UserQueries, concat_results, user_recommendation
@@ -132,11 +134,13 @@ def movies_cold_start(cfg: Mapping[str, Any], d: Any, pb: Any, base: Any, timer:
             parts[name].append(user_recommendation(uc, {}, k=k, rankers={name: recommend_ranker(s, d.ids, k)}))
         readd_items(cs, base, cold)
         parts["cold"].append(user_recommendation(uc, {}, k=k, rankers={"cold": recommend_ranker(cs, d.ids, k)}))
-        for b in cc.get("boosts") or []:              # recommend.cold_boost: cold targets, and every target
-            cs.config["recommend"] = {**cs.config["recommend"], "cold_boost": float(b)}
-            for name, q in ((f"cold_boost_{b:g}", uc), (f"all_targets_boost_{b:g}", uq)):
+        default = dict(cs.config["recommend"])
+        for vname, over in (cc.get("variants") or {}).items():   # recommend settings for new items:
+            cs.config["recommend"] = {**default, **over}          # cold targets, and every target
+            for name, q in ((f"cold {vname}", uc), (f"all targets {vname}", uq)):
                 parts.setdefault(name, []).append(
                     user_recommendation(q, {}, k=k, rankers={name: recommend_ranker(cs, d.ids, k)}))
+        cs.config["recommend"] = default
         warm.close()
         cs.close()
     timer("movies/cold-start", t0)

@@ -243,7 +243,7 @@ def _cold_section(cold: Mapping[str, Any] | None) -> list[str]:
     s = [f"**Cold start**: {cold['items']} items ({cold['fraction']:.0%}) held out of CF training and written "
          "through Space.add_items; nDCG@200 of the same queries (music) / targets (movies):\n",
          "| variant | val | test [95% CI] | n val / test |", "|---|---|---|---|"]
-    for name in ["cold", "cold_build_views", "warm"] + sorted(n for n in cold if "boost" in n):
+    for name in ["cold", "cold_build_views", "warm"] + sorted(n for n in cold if n.startswith(("cold ", "all "))):
         r = cold.get(name)
         if isinstance(r, Mapping) and "test" in r:
             t = r["test"]

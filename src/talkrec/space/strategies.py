@@ -13,7 +13,9 @@ and ALS factors (``cf/``); ``space.json`` names the strategies (set by the build
   summed with ``weights``: the fused cosine of the items' mean vector, EASE's ``x B`` and the
   dot of the items' mean ALS factors with every item's. An item without CF (cold) scores 0
   in ``x B`` like every item no list reaches, and the candidates' mean (z = 0) in the ALS term;
-  ``cold_boost`` adds a constant to such items (exposure for new items; default 0). ``rrf`` - RRF of the fused list and the ``x B``
+  ``cold_neighbors: m`` gives them instead the cosine-weighted mean of those scores over their
+  ``m`` nearest items with CF in the fused space; ``cold_boost`` adds a constant to items
+  without ALS factors (exposure for new items; default 0). ``rrf`` - RRF of the fused list and the ``x B``
   list (weight ``weights.ease``). ``knn`` (and ``fusion: paper``) - the fused space alone.
 
 Each function returns ``(item_id, score)`` pairs, best first, ``offset`` skipped.
@@ -134,6 +136,31 @@ def _als_scores(space: "Space", snap: "Snapshot", hist: Sequence[str]) -> tuple[
     return out, has
 
 
+def _cold_neighbors(space: "Space", snap: "Snapshot", m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows without CF (cold), and for each its ``m`` nearest rows with CF in the fused space
+    and their cosines (clipped at 0); computed once per snapshot."""
+    ease = ease_model(space)
+
+    def make() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows = _rows_of(snap, ease.item_ids_, ("ease", id(ease)))
+        has = np.zeros(snap.n_rows, dtype=bool)
+        has[rows[(rows >= 0) & ease.has_cf_]] = True
+        live = np.asarray(snap.live, dtype=bool)
+        cold, warm = np.flatnonzero(~has & live), np.flatnonzero(has & live)
+        if not len(cold) or not len(warm):
+            return cold, np.empty((len(cold), 0), dtype=np.int64), np.empty((len(cold), 0))
+        S = snap.rows(cold) @ snap.rows(warm).T
+        top = top_k(S, min(m, len(warm)))
+        return cold, warm[top], np.maximum(np.take_along_axis(S, top, axis=1), 0.0)
+    return snap.memo(("cold_neighbors", m, id(ease)), make)  # type: ignore[no-any-return]
+
+
+def _impute(s: np.ndarray, cold: np.ndarray, nb: np.ndarray, w: np.ndarray) -> None:
+    """Cold rows' scores: the cosine-weighted mean of their warm neighbours' (in place)."""
+    if len(cold) and nb.shape[1]:
+        s[cold] = (s[nb] * w).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-12)
+
+
 def _pairs(snap: "Snapshot", s: np.ndarray, need: int, offset: int, exclude: Sequence[int],
            allowed: np.ndarray) -> list[tuple[str, float]]:
     top = top_k(s, need, exclude=list(exclude), allowed=allowed)
@@ -185,10 +212,16 @@ def recommend_pairs(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, 
                            weights=[1.0, float(w["ease"])][:len(lists)])
         total[total <= 0] = -np.inf
         return _pairs(snap, total, need, offset, excl, cand)
+    als = _als_scores(space, snap, hist) if w["als"] or cfg.get("cold_boost") else None
+    if int(cfg.get("cold_neighbors", 0)) > 0 and s_ease is not None:   # CF scores of cold items from their neighbours
+        cold, nb, nw = _cold_neighbors(space, snap, int(cfg["cold_neighbors"]))
+        _impute(s_ease, cold, nb, nw)
+        if als is not None:
+            _impute(als[0], cold, nb, nw)
+            als[1][cold] = True
     total = float(w["fused"]) * zscore(s_fused, cand)
     if s_ease is not None and w["ease"]:
         total += float(w["ease"]) * zscore(s_ease, cand)
-    als = _als_scores(space, snap, hist) if w["als"] or cfg.get("cold_boost") else None
     if als is not None:
         total += float(w["als"]) * zscore(als[0], cand & als[1])
         total[~als[1]] += float(cfg.get("cold_boost", 0.0))        # exposure for items without CF
