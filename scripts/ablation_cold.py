@@ -29,7 +29,7 @@ def main() -> None:
     pb = ProductBuilder(cfg, "movies")
     out = movies_cold_start(cfg, d, pb, pb.catalog(d.cat), Timer())
     for name, r in (out or {}).items():
-        if isinstance(r, dict) and "test" in r:
+        if isinstance(r, dict) and isinstance(r.get("test"), dict):
             print(f"{name:40s} val {r['val']['mean']:.4f} test {r['test']['mean']:.4f} "
                   f"[{r['test']['lo']:.4f}, {r['test']['hi']:.4f}] n {r['val']['n']}/{r['test']['n']}", flush=True)
     print("ratio", (out or {}).get("ratio"))

@@ -213,6 +213,7 @@ def recommend_pairs(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, 
         total[total <= 0] = -np.inf
         return _pairs(snap, total, need, offset, excl, cand)
     als = _als_scores(space, snap, hist) if w["als"] or cfg.get("cold_boost") else None
+    no_cf = ~als[1] if als is not None else None
     if int(cfg.get("cold_neighbors", 0)) > 0 and s_ease is not None:   # CF scores of cold items from their neighbours
         cold, nb, nw = _cold_neighbors(space, snap, int(cfg["cold_neighbors"]))
         _impute(s_ease, cold, nb, nw)
@@ -224,5 +225,5 @@ def recommend_pairs(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, 
         total += float(w["ease"]) * zscore(s_ease, cand)
     if als is not None:
         total += float(w["als"]) * zscore(als[0], cand & als[1])
-        total[~als[1]] += float(cfg.get("cold_boost", 0.0))        # exposure for items without CF
+        total[no_cf] += float(cfg.get("cold_boost", 0.0))          # exposure for items without CF
     return _pairs(snap, np.where(cand, total, -np.inf), need, offset, excl, cand)
