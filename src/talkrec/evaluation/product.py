@@ -34,7 +34,8 @@ class ProductBuilder:
         path = resolve_path(block["build_config"], cfg)
         over = {"data_root": str(resolve_path(cfg["data_root"], cfg)), "seed": int(cfg["seed"])}
         self.cfg = merge(load_config(path, over), block.get("build_overrides") or {})
-        self.root = resolve_path(cfg["cache_dir"], cfg) / "product" / f"{ds}-{self.cfg['name']}"
+        small = "-small" if cfg.get("small_mode") else ""      # a --small run never touches a full run's spaces
+        self.root = resolve_path(cfg["cache_dir"], cfg) / "product" / f"{ds}-{self.cfg['name']}{small}"
         self.builds: dict[str, dict[str, Any]] = {}
         self._own: Any = None
 
