@@ -37,6 +37,7 @@ class _Shared:
         self.text_encoder: QueryEncoder | None = None
         self.cf: Any = None
         self.ease: Any = None
+        self.als_items: Any = None
         self.session_model: Any = None
         self.histories: dict[str, list[str]] | None = None
         self.users: list[tuple[str, int]] | None = None
@@ -301,8 +302,7 @@ class Space(SpaceWrites):
     @consistent
     def recommend(self, *, items: Sequence[str] | None = None, user: str | None = None, k: int = 10,
                   where: Where = None, offset: int = 0, exclude_seen: bool = True) -> list[Hit]:
-        """Recommend from a list of items or a known user's history, by ``recommend.strategy``
-        (:mod:`~talkrec.space.strategies`: ``blend``, ``rrf`` or the mean vector's ``knn``)."""
+        """Recommend from items or a known user's history, by ``recommend.strategy`` (:mod:`.strategies`)."""
         if (items is None) == (user is None):
             raise InputError("give exactly one of items or user", field="items")
         hist = list(items) if items is not None else self.user_history(user)  # type: ignore[arg-type]

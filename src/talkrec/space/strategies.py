@@ -118,15 +118,25 @@ def _ease_scores(space: "Space", snap: "Snapshot", hist: Sequence[str]) -> np.nd
     return out
 
 
+def _als_items(space: "Space") -> tuple[np.ndarray, np.ndarray, dict[str, int]] | None:
+    """The ALS item ids, factors and positions from ``cf/factors.npz`` (numpy only: serving
+    never imports implicit), loaded once; None without ``cf/``."""
+    sh = space._shared
+    if sh.als_items is None and (space.path / "cf" / "factors.npz").exists():
+        with np.load(space.path / "cf" / "factors.npz", allow_pickle=False) as z:
+            ids, F = z["item_ids"].astype(str), z["item_factors"]
+        sh.als_items = (ids, F, {k: i for i, k in enumerate(ids.tolist())})
+    return sh.als_items  # type: ignore[no-any-return]
+
+
 def _als_scores(space: "Space", snap: "Snapshot", hist: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
     """Dot of the history's mean ALS item factors with every row's, and which rows have factors."""
-    cf = space.cf()
-    if cf is None:
+    als = _als_items(space)
+    if als is None:
         return None
-    F = cf.item_factors_
-    pos = cf._pos
+    ids, F, pos = als
     h = [pos[i] for i in hist if i in pos and not np.isnan(F[pos[i]]).any()]
-    rows = _rows_of(snap, cf.item_ids_, ("als", id(cf)))
+    rows = _rows_of(snap, ids, ("als", id(F)))
     out = np.zeros(snap.n_rows, dtype=np.float64)
     has = np.zeros(snap.n_rows, dtype=bool)
     ok = (rows >= 0) & ~np.isnan(F).any(axis=1)
