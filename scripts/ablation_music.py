@@ -42,6 +42,7 @@ def main() -> None:
     ap.add_argument("--config", default="configs/eval-minilm.yaml")
     ap.add_argument("--out", default="runs/ablation-music.json")
     ap.add_argument("--no-default", action="store_true", help="skip the build config as is")
+    ap.add_argument("--strategies", nargs="*", default=None, help="only these strategies (names as printed)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     cfg = load_config(args.config)
@@ -56,6 +57,8 @@ def main() -> None:
         space = pb.build(f"abl-{vname}", cat, **over)
         secs = round(time.perf_counter() - t0, 1)
         for sname, scfg in STRATEGIES.items():
+            if args.strategies is not None and sname not in args.strategies:
+                continue
             space.config["similar"] = merge(space.config.get("similar", {}), scfg)
             if scfg["strategy"] == "knn":
                 r = item_to_item(d.ids, d.related, d.split, {sname: vectors_aligned(space, d.ids)}, k=k)
