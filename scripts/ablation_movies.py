@@ -60,19 +60,30 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
     return name, over
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def arguments(doc: str, out: str) -> argparse.ArgumentParser:
+    """The options every product ablation takes."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("variants", nargs="*", help="build variants name:key=value,...")
     ap.add_argument("--config", default="configs/eval-minilm.yaml")
-    ap.add_argument("--folds", type=int, nargs="*", default=[0, 1])
-    ap.add_argument("--out", default="runs/ablation-movies.json")
-    args = ap.parse_args()
+    ap.add_argument("--out", default=out)
+    return ap
+
+
+def setup(args: argparse.Namespace, ds: str, load: Any) -> tuple[dict[str, Any], Any, ProductBuilder, Any]:
+    """(evaluation config, the dataset's evaluation data, its product builder, the build's catalog)."""
     logging.basicConfig(level=logging.WARNING)
     cfg = load_config(args.config)
+    d = load(cfg, Timer())
+    pb = ProductBuilder(cfg, ds)
+    return cfg, d, pb, pb.catalog(d.cat)
+
+
+def main() -> None:
+    ap = arguments(__doc__, "runs/ablation-movies.json")
+    ap.add_argument("--folds", type=int, nargs="*", default=[0, 1])
+    args = ap.parse_args()
+    cfg, d, pb, base = setup(args, "movies", _load)
     k = int(cfg["k"])
-    d = _load(cfg, Timer())
-    pb = ProductBuilder(cfg, "movies")
-    base = pb.catalog(d.cat)
     rows = []
     for vname, over in [("build", {})] + [parse_variant(v) for v in args.variants]:
         parts: dict[str, list] = {s: [] for s in STRATEGIES}

@@ -12,20 +12,17 @@ paper's setup). Writes ``runs/ablation-music.json``; one line per (variant, stra
 """
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import time
 from pathlib import Path
 from typing import Any
 
-from ablation_movies import parse_variant
+from ablation_movies import arguments, parse_variant, setup
 
 from talkrec.config import merge
-from talkrec.evaluation.common import Timer, val_mean
+from talkrec.evaluation.common import val_mean
 from talkrec.evaluation.music import _load
-from talkrec.evaluation.product import ProductBuilder, similar_ranker, vectors_aligned
-from talkrec.evaluation.runner import load_config
+from talkrec.evaluation.product import similar_ranker, vectors_aligned
 from talkrec.evaluation.tasks import item_to_item
 
 STRATEGIES: dict[str, dict[str, Any]] = {
@@ -37,19 +34,12 @@ STRATEGIES: dict[str, dict[str, Any]] = {
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("variants", nargs="*", help="build variants name:key=value,...")
-    ap.add_argument("--config", default="configs/eval-minilm.yaml")
-    ap.add_argument("--out", default="runs/ablation-music.json")
+    ap = arguments(__doc__, "runs/ablation-music.json")
     ap.add_argument("--no-default", action="store_true", help="skip the build config as is")
     ap.add_argument("--strategies", nargs="*", default=None, help="only these strategies (names as printed)")
     args = ap.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    cfg = load_config(args.config)
+    cfg, d, pb, cat = setup(args, "music", _load)
     k = int(cfg["k"])
-    d = _load(cfg, Timer())
-    pb = ProductBuilder(cfg, "music")
-    cat = pb.catalog(d.cat)
     rows = []
     variants = ([] if args.no_default else [("build", {})]) + [parse_variant(v) for v in args.variants]
     for vname, over in variants:
