@@ -7,8 +7,9 @@ and ALS factors (``cf/``); ``space.json`` names the strategies (set by the build
 * ``similar.strategy: rrf`` - reciprocal rank fusion of the item's fused-space list (the top
   ``depth`` by cosine, weight 1) and its EASE list (the items it predicts, weight ``cf_weight``):
   :math:`s(j) = \\sum_r w_r / (c + \\mathrm{rank}_r(j))`. An item without interactions (a cold
-  item) has no EASE list: with ``cold_neighbors: n`` it borrows the lists of its ``n`` nearest
-  items that have one (cosine-weighted, weight ``cold_weight``), else it gets its fused list.
+  item), or one written since the build by ``add_items`` (its vector is its new content), has
+  no EASE list: with ``cold_neighbors: n`` it borrows the lists of its ``n`` nearest items that
+  have one (cosine-weighted, weight ``cold_weight``), else it gets its fused list.
 * ``recommend.strategy: blend`` - per query, each score z-scored over the candidates and
   summed with ``weights``: the fused cosine of the items' mean vector, EASE's ``x B`` and the
   dot of the items' mean ALS factors with every item's. An item without CF (cold) scores 0
@@ -187,7 +188,8 @@ def similar_pairs(space: "Space", item_id: str, k: int, where: Where, offset: in
     need = k + offset
     s = snap.scores(q)
     fused = top_k(s, max(int(cfg.get("depth", 1000)), need), exclude=[p], allowed=allowed)
-    ease = _ease_list(space, snap, item_id)
+    # an item written since the build (add_items: new, or updated) is served from its content
+    ease = _ease_list(space, snap, item_id) if p is not None and p < snap.n0 else np.empty(0, dtype=np.int64)
     w_ease = float(cfg.get("cf_weight", 0.5))
     if not len(ease) and int(cfg.get("cold_neighbors", 0)) > 0:       # a cold item: borrow its neighbours' lists
         ease = _borrowed_list(space, snap, fused, s, int(cfg["cold_neighbors"]))
