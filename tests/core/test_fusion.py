@@ -132,3 +132,30 @@ def test_combine_weights_and_missing():
     assert np.allclose(out[1], [0.0, 1.0])
     out = combine({"a": a, "b": b}, weights={"a": 1.0, "b": 0.0})
     assert np.allclose(out[0], [1.0, 0.0]) and np.isnan(out[1]).all()
+
+
+def test_neighbor_term_pulls_neighbours_together_and_is_deterministic():
+    # modalities with no pair structure; each item's one neighbour is its partner 2k <-> 2k+1
+    rng = np.random.default_rng(0)
+    n = 200
+    X = {"text": rng.normal(size=(n, 8)).astype(np.float32), "cf": rng.normal(size=(n, 6)).astype(np.float32)}
+    partner = np.arange(n) ^ 1
+    nb = np.full((n, 3), -1)
+    nb[:, 0] = partner                                      # -1 padding is allowed
+
+    def gap(E):                                             # partner cosine minus mean cosine
+        return float((E * E[partner]).sum(axis=1).mean() - (E @ E.T).mean())
+
+    kw = dict(max_epochs=60, patience=60, batch_size=64, learning_rate=3e-3, random_state=0, neighbor_weight=1.0,
+              n_neighbors=2, hidden_dim=64, out_dim=32)
+    m = ContrastiveFusion(**kw).fit(X, neighbors=nb)
+    E = m.transform(X)
+    plain = ContrastiveFusion(**{**kw, "neighbor_weight": 0.0}).fit(X, neighbors=nb).transform(X)
+    assert gap(E) > gap(plain) + 0.02
+    np.testing.assert_allclose(ContrastiveFusion(**kw).fit(X, neighbors=nb).transform(X), E, atol=1e-6)
+    with pytest.raises(InputError) as e:
+        ContrastiveFusion(**kw).fit(X, neighbors=nb[:10])
+    assert e.value.field == "neighbors"
+    with pytest.raises(InputError) as e:
+        ContrastiveFusion(**{**kw, "neighbor_weight": -1.0}).fit(X)
+    assert e.value.field == "neighbor_weight"

@@ -49,8 +49,20 @@ def test_small_mode_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         row = music[name]
         assert 0.0 <= row["ndcg"]["lo"] <= row["ndcg"]["mean"] <= row["ndcg"]["hi"] <= 1.0
         assert 0.0 <= row["gini"] <= 1.0
+    # the product's rows: spaces built by the pipeline, queried through the Space methods
+    assert "MULTI talkrec (Space.similar)" in music and "EASE" in music
     movies = rep["tasks"]["movies/recommendation"]
     assert "ALS recommend (recalculate_user)" in movies and "MULTI TEMPLATE+OVERVIEW" in movies
+    assert "MULTI talkrec (Space.recommend)" in movies and "EASE" in movies
+    for ds in ("music", "movies"):
+        assert "HYBRID talkrec (Space.search)" in rep["tasks"][f"{ds}/retrieval"]
+        prod = rep["details"][ds]["fusion"]["chosen"]      # the build's settings, as served
+        assert prod["fusion"]["max_epochs"] == 3 and prod["similar"]["strategy"] == "rrf"
+        cold = rep["details"][ds]["cold_start"]
+        assert cold["items"] > 0 and cold["cold"]["test"]["n"] > 0 and cold["ratio"]["test"] is not None
+    assert rep["details"]["music"]["fusion"]["chosen"]["modality_weights"]["audio"] == 0.5
+    assert {"fold0", "fold1", "full", "cold0", "cold1"} <= set(rep["details"]["movies"]["fusion"]["chosen"]["builds"])
+    assert rep["seconds"]["total"] > 0 and "music/product-build" in rep["seconds"]
     # every evaluated user appears once over the folds
     users = rep["details"]["movies"]["per_query"]["recommendation"]["query_ids"]
     assert len(users) == len(set(users)) > 0

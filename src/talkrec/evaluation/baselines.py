@@ -11,6 +11,8 @@
 * :func:`fit_als` / :class:`ALSModel` - implicit's ALS (confidence 1 + alpha*log1p(w)),
   its item factors, and its own ``recommend(recalculate_user=True)``.
 * :func:`rrf` - reciprocal rank fusion (the hybrid search system).
+* :func:`fit_ease` / :func:`ease_ranking` - EASE (Steck 2019, :class:`talkrec.encoders.ease.EASE`),
+  its ``x B`` rankings.
 """
 from __future__ import annotations
 
@@ -227,3 +229,26 @@ class ALSModel:
             ids = np.asarray(ids).ravel()[:k]
             out[q, :len(ids)] = ids
         return out
+
+
+# --------------------------------------------------------------------------- EASE
+def fit_ease(interactions: pd.DataFrame, item_ids: Sequence[str], **params: object) -> object:
+    """:class:`~talkrec.encoders.ease.EASE` fitted on ``interactions`` in the ``item_ids`` order."""
+    from ..encoders.ease import EASE
+
+    return EASE(**params).fit(interactions, item_ids)  # type: ignore[arg-type]
+
+
+def ease_ranking(model: object, histories: Sequence[Sequence[int]], k: int,
+                 exclude: Sequence[Sequence[int]] | None = None) -> np.ndarray:
+    """Top-``k`` items by EASE's ``x B`` (from the model's kept lists) for each history of item
+    rows (an item-to-item query: its own row); items no list reaches are not ranked."""
+    out = np.full((len(histories), k), -1, dtype=np.int64)
+    for q, h in enumerate(histories):
+        if not len(h):
+            continue
+        s = model.score_rows(np.asarray(h, dtype=np.int64))  # type: ignore[attr-defined]
+        s[s == 0] = -np.inf
+        top = top_k(s, k, exclude=list(exclude[q]) if exclude is not None else None)
+        out[q, :len(top)] = top
+    return out

@@ -19,8 +19,10 @@ import pandas as pd
 
 from ..config import resolve_path
 from . import baselines as B
-from .common import Timer, fit_fusion, param_grid_draws, subset_catalog, val_mean
+from .coldstart import cold_catalog, movies_cold_start
+from .common import Timer, param_grid_draws, subset_catalog, val_mean
 from .embed import embed_texts
+from .product import ProductBuilder, recommend_ranker, vectors_aligned
 from .queries import MOVIE_TEMPLATES
 from .retrieval import queryset, retrieval
 from .splits import positives_by_user, query_target_halves, split_val_test, train_interactions, user_folds
@@ -69,42 +71,40 @@ class MovieData:
         c = train[train["weight"] > float(self.mc["threshold"])]["item_id"].value_counts()
         return np.array([c.get(i, 0) for i in self.ids], dtype=np.float64)
 
-    def inputs_of(self, C: np.ndarray, with_ov: bool) -> dict[str, Any]:
-        """Fusion inputs: the template text (and the overview as a second view) and CF."""
-        return {"text": [self.T[self.fm], self.O] if with_ov else self.T[self.fm], "cf": C}
-
 
 def run_movies(cfg: dict[str, Any], timer: Timer) -> dict[str, Any]:
-    """Every movie system on held-out-user recommendation (10 folds) and tag-query retrieval."""
+    """Every movie system on held-out-user recommendation (10 folds) and tag-query retrieval;
+    the MULTI rows come from the product (:mod:`.product`): one space per fold built from the
+    movies build config without the fold's users, queried with ``Space.recommend``, and one
+    on all ratings for ``Space.search``."""
     mc, seed = cfg["movies"], int(cfg["seed"])
     d = _load(cfg, timer)
     n = len(d.ids)
     tune = list(range(min(int(mc["tune_folds"]), int(mc["n_folds"]))))
     als_params, trials = _als_search(cfg, d, tune, timer)
+    ease_params, ease_trials = _ease_search(cfg, d, tune, timer)
 
     rc = mc["retrieval"]
     qpath = resolve_path(rc["queryset"], cfg) if not cfg["small_mode"] else None
     qs, qmeta = queryset(qpath or Path("/nonexistent"), d.cat, rc, MOVIE_TEMPLATES, seed, d.ids, "movielens",
                          write=qpath is not None)
-    full_als = B.ALSModel(d.cf_data(d.inter), d.ids, als_params, random_state=seed)
-    pop_full = d.pop_of(d.inter)
-    chosen, fusion_val = _select_fusion(cfg, d, tune, als_params, full_als, qs, pop_full, timer)
-    rec, fold_info = _folds(cfg, d, als_params, chosen, timer)
+    pb = ProductBuilder(cfg, "movies")
+    base = pb.catalog(d.cat)
+    rec, fold_info = _folds(cfg, d, als_params, ease_params, pb, base, timer)
 
     t0 = time.perf_counter()
-    f1 = fit_fusion(d.inputs_of(full_als.item_factors, False), cfg["fusion"]["base"], chosen, seed)
-    f2 = fit_fusion(d.inputs_of(full_als.item_factors, True), cfg["fusion"]["base"], chosen, seed)
-    multi = {"MULTI TEMPLATE": (f1, f1.transform(d.inputs_of(full_als.item_factors, False))),
-             "MULTI TEMPLATE+OVERVIEW": (f2, f2.transform(d.inputs_of(full_als.item_factors, True)))}
+    full = pb.build("full", base)
+    multi = {"MULTI TEMPLATE+OVERVIEW": (full.fusion, vectors_aligned(full, d.ids))}
     ret, ret_info = retrieval(qs, d.ids, d.cat.tags, rc, cfg, d.texts, {m: d.T[m] for m in cfg["text_models"]}, multi,
-                              pop_full, "movies-retrieval")
+                              d.pop_of(d.inter), "movies-retrieval", spaces={"talkrec (Space.search)": full})
     timer("movies/retrieval", t0)
+    cold = movies_cold_start(cfg, d, pb, base, timer)
     return {"rec": rec, "ret": ret, "n_items": n, "ret_info": ret_info, "queryset_meta": qmeta,
             "dataset": {"movies": n, "users": len(d.users), "evaluated_users": len(rec.query_ids),
                         "with_overview": int(d.has_ov.sum()), "folds": fold_info,
                         "user_split": {s: int(sum(rec.split == s)) for s in ("val", "test")}},
-            "als": {"chosen": als_params.__dict__, "trials": trials},
-            "fusion": {"chosen": chosen, "candidates": fusion_val, "history": f1.history_}}
+            "als": {"chosen": als_params.__dict__, "trials": trials}, "ease": ease_trials,
+            "fusion": {"chosen": pb.settings(full), "history": full.fusion.history_}, "cold_start": cold}
 
 
 def _load(cfg: Mapping[str, Any], timer: Timer) -> MovieData:
@@ -174,38 +174,32 @@ def _als_search(cfg: Mapping[str, Any], d: MovieData, tune: list[int], timer: Ti
     return best[1], trials
 
 
-def _select_fusion(cfg: Mapping[str, Any], d: MovieData, tune: list[int], als_params: B.ALSParams,
-                   full_als: B.ALSModel, qs: list, pop_full: np.ndarray, timer: Timer
-                   ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Fusion candidates compared by validation-user nDCG (tuning folds) plus validation-query
-    retrieval nDCG (all ratings): (chosen candidate, every candidate's scores)."""
-    mc, seed, k = cfg["movies"], int(cfg["seed"]), int(cfg["k"])
-    fm = d.fm
+def _ease_search(cfg: Mapping[str, Any], d: MovieData, tune: list[int], timer: Timer
+                 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """EASE's lambda chosen on the validation users of the tuning folds: (params, trials)."""
+    ec, k = d.mc["ease"], int(cfg["k"])
     t0 = time.perf_counter()
-    fusion_val, best_f = [], None
-    for cand in mc.get("fusion_candidates") or cfg["fusion"]["candidates"]:
+    params = {kk: v for kk, v in ec.items() if kk != "regularization"}
+    trials, best = [], None
+    for lam in ec["regularization"]:
         parts = []
         for f in tune:
             uq = d.fold_queries(f)
-            als = B.ALSModel(d.cf_data(train_interactions(d.inter, uq.users)), d.ids, als_params, random_state=seed)
-            fu = fit_fusion(d.inputs_of(als.item_factors, False), cfg["fusion"]["base"], cand, seed)
-            parts.append(user_recommendation(uq, {"m": fu.transform(d.inputs_of(als.item_factors, False))}, k=k))
-        v_rec = val_mean(concat_results(parts), "m")
-        fu = fit_fusion(d.inputs_of(full_als.item_factors, False), cfg["fusion"]["base"], cand, seed)
-        rr, _ = retrieval(qs, d.ids, d.cat.tags, mc["retrieval"], {**cfg, "text_models": [fm]}, d.texts, {fm: d.T[fm]},
-                          {"m": (fu, fu.transform(d.inputs_of(full_als.item_factors, False)))}, pop_full, "tmp")
-        v_ret = val_mean(rr, "m")
-        fusion_val.append({"name": cand["name"], "params": cand, "val_rec_ndcg": v_rec, "val_retrieval_ndcg": v_ret})
-        log.info("movies fusion %s: val rec %.4f retrieval %.4f", cand["name"], v_rec, v_ret)
-        if best_f is None or v_rec + v_ret > best_f[0]:
-            best_f = (v_rec + v_ret, cand)
-    timer("movies/fusion-selection", t0)
-    return best_f[1], fusion_val
+            m = B.fit_ease(train_interactions(d.inter, uq.users), d.ids, regularization=float(lam), **params)
+            parts.append(user_recommendation(uq, {}, k=k, rankers={"E": lambda qi, ex, m=m: B.ease_ranking(m, ex, k, ex)}))
+        v = val_mean(concat_results(parts), "E")
+        trials.append({"regularization": float(lam), **params, "val_ndcg": v})
+        log.info("movies EASE lambda %s val nDCG %.4f", lam, v)
+        if best is None or v > best[0]:
+            best = (v, {**params, "regularization": float(lam)})
+    timer("movies/ease-search", t0)
+    return best[1], trials
 
 
-def _folds(cfg: Mapping[str, Any], d: MovieData, als_params: B.ALSParams, chosen: Mapping[str, Any],
-           timer: Timer) -> tuple[TaskResult, list[dict[str, Any]]]:
-    """Every system on the held-out users of each fold, models fitted on the other users."""
+def _folds(cfg: Mapping[str, Any], d: MovieData, als_params: B.ALSParams, ease_params: Mapping[str, Any],
+           pb: ProductBuilder, base: Any, timer: Timer) -> tuple[TaskResult, list[dict[str, Any]]]:
+    """Every system on the held-out users of each fold, models (and the product's space)
+    fitted on the other users."""
     seed, k, fm = int(cfg["seed"]), int(cfg["k"]), d.fm
     t0 = time.perf_counter()
     parts, fold_info = [], []
@@ -214,12 +208,11 @@ def _folds(cfg: Mapping[str, Any], d: MovieData, als_params: B.ALSParams, chosen
         uq = d.fold_queries(f)
         train = train_interactions(d.inter, uq.users)
         als = B.ALSModel(d.cf_data(train), d.ids, als_params, random_state=seed)
+        ease = B.fit_ease(train, d.ids, **ease_params)
+        space = pb.build(f"fold{f}", cold_catalog(base, [], users=uq.users))
         C = als.item_factors
-        f1 = fit_fusion(d.inputs_of(C, False), cfg["fusion"]["base"], chosen, seed)
-        f2 = fit_fusion(d.inputs_of(C, True), cfg["fusion"]["base"], chosen, seed)
         mods = {"cf": C, "text": d.T[fm]}
-        emb = {"MULTI TEMPLATE": f1.transform(d.inputs_of(C, False)),
-               "MULTI TEMPLATE+OVERVIEW": f2.transform(d.inputs_of(C, True))}
+        emb = {"MULTI TEMPLATE+OVERVIEW": vectors_aligned(space, d.ids)}
         for m in cfg["text_models"]:
             emb[f"TEXT {m}"] = d.T[m]
         emb[f"TEXT {fm} OVERVIEW"] = d.O
@@ -229,11 +222,14 @@ def _folds(cfg: Mapping[str, Any], d: MovieData, als_params: B.ALSParams, chosen
         emb["PCA-200 CF+TEXT"] = B.reduce_concat(mods, method="pca", random_state=seed)
         emb["RP-200 CF+TEXT"] = B.reduce_concat(mods, method="rp", random_state=seed)
         pop = d.pop_of(train)
-        rankers = {"ALS recommend (recalculate_user)": lambda qi, ex, a=als: a.recommend(ex, k),
+        rankers = {"MULTI talkrec (Space.recommend)": recommend_ranker(space, d.ids, k),
+                   "EASE": lambda qi, ex, m=ease: B.ease_ranking(m, ex, k, ex),
+                   "ALS recommend (recalculate_user)": lambda qi, ex, a=als: a.recommend(ex, k),
                    "Popularity": lambda qi, ex, p=pop: B.popularity_ranking(p, k, len(qi), ex)}
         parts.append(user_recommendation(uq, emb, k=k, rankers=rankers, dot=["CF (ALS item-factor mean, dot)"]))
+        space.close()
         fold_info.append({"fold": f, "held_out_users": len(uq.users), "train_users": int(train["user_id"].nunique()),
-                          "items_with_cf": int(B.present(C).sum()), "fusion_epochs": [len(f1.history_), len(f2.history_)],
+                          "items_with_cf": int(B.present(C).sum()), "build": pb.builds[f"fold{f}"],
                           "seconds": round(time.perf_counter() - tf, 1)})
         log.info("movies fold %d: %d users, %.1fs", f, len(uq.users), time.perf_counter() - tf)
     rec = concat_results(parts)

@@ -18,8 +18,10 @@ import numpy as np
 
 from ..config import resolve_path
 from . import baselines as B
+from .coldstart import music_cold_start
 from .common import Timer, fit_fusion, param_grid_draws, subset_catalog, val_mean
 from .embed import embed_texts
+from .product import ProductBuilder, inputs_aligned, similar_ranker, vectors_aligned
 from .queries import MUSIC_TEMPLATES
 from .retrieval import queryset, retrieval
 from .splits import split_val_test
@@ -46,50 +48,59 @@ class MusicData:
 
 
 def run_music(cfg: dict[str, Any], timer: Timer) -> dict[str, Any]:
-    """Every music system on artist-to-artist recommendation and tag-query retrieval."""
+    """Every music system on artist-to-artist recommendation and tag-query retrieval; the
+    MULTI rows come from the product (:mod:`.product`): a space built from the music build
+    config, queried with ``Space.similar`` and ``Space.search``."""
     mc, seed, k = cfg["music"], int(cfg["seed"]), int(cfg["k"])
     d = _load(cfg, timer)
     als_params, als, als_trials = _als_search(cfg, d, timer)
+    ease, ease_trials = _ease_search(cfg, d, timer)
     C = als.item_factors
     n = len(d.ids)
     audio = d.cat.vectors["audio"].aligned(d.ids) if "audio" in d.cat.vectors else np.full((n, 1), np.nan, np.float32)
     A = B.standardize(audio)
     has_audio = B.present(A)
     fm = cfg["fusion_text_model"]
-    inputs = {"text": d.T[fm], "cf": C, "audio": A}
 
-    # the retrieval query set (needed for fusion selection on val)
+    t0 = time.perf_counter()
+    pb = ProductBuilder(cfg, "music")
+    space = pb.build("full", pb.catalog(d.cat))
+    timer("music/product-build", t0)
+    fusion, MULTI, inputs = space.fusion, vectors_aligned(space, d.ids), inputs_aligned(space, d.ids)
+    weights = space.config.get("modality_weights")
     rc = mc["retrieval"]
     qpath = resolve_path(rc["queryset"], cfg) if not cfg["small_mode"] else None
     qs, qmeta = queryset(qpath or Path("/nonexistent"), d.cat, rc, MUSIC_TEMPLATES, seed, d.ids, "lastfm",
                          write=qpath is not None)
-    chosen, fusion, MULTI, fusion_val = _select_fusion(cfg, d, inputs, qs, timer)
     multi_systems: dict[str, tuple[Any, np.ndarray]] = {"MULTI TEMPLATE": (fusion, MULTI)}
     gen_info, gen_note = None, ""
     if mc.get("gen"):
-        f_gen, M_gen, gen_info, gen_note = _gen_view(cfg, d, inputs, chosen, timer)
+        f_gen, M_gen, gen_info, gen_note = _gen_view(cfg, d, inputs, fusion.config(), timer)
         multi_systems["MULTI TEMPLATE+GEN"] = (f_gen, M_gen)
     mods = {"cf": C, "text": d.T[fm], "audio": A}
-    rec = _item_to_item(cfg, d, multi_systems, mods, has_audio, timer)
+    product = {"MULTI talkrec (Space.similar)": similar_ranker(space, d.ids, k),
+               "EASE": lambda qi, ex: B.ease_ranking(ease, [[q] for q in qi], k, ex)}
+    rec = _item_to_item(cfg, d, multi_systems, mods, has_audio, timer, product)
     t0 = time.perf_counter()
     ret, ret_info = retrieval(qs, d.ids, d.cat.tags, rc, cfg, d.texts, {m: d.T[m] for m in cfg["text_models"]},
-                              multi_systems, d.pop, "music-retrieval")
+                              multi_systems, d.pop, "music-retrieval", spaces={"talkrec (Space.search)": space})
     for res in (rec, ret):
         if gen_note:
             res.notes["MULTI TEMPLATE+GEN"] = gen_note
     timer("music/retrieval", t0)
+    cold = music_cold_start(cfg, d, pb, space, timer)
 
     t0 = time.perf_counter()
-    extra = music_analyses(cfg, d.ids, rec, inputs, fusion, mods, d.plays, seed, k, d.cat)
+    extra = music_analyses(cfg, d.ids, rec, inputs, fusion, mods, d.plays, seed, k, d.cat, weights)
     timer("music/analyses", t0)
     return {"rec": rec, "ret": ret, "n_items": n, "ret_info": ret_info, "queryset_meta": qmeta,
             "dataset": {**d.olga_report, "artists": n, "with_audio": int(has_audio.sum()),
                         "with_cf": int(B.present(C).sum()),
                         "with_tags": int((d.cat.items["tags"].str.len() > 0).sum()),
                         "query_split": {s: sum(v == s for v in d.split.values()) for s in ("val", "test")}},
-            "als": {"chosen": als_params.__dict__, "trials": als_trials},
-            "fusion": {"chosen": chosen, "candidates": fusion_val, "history": fusion.history_},
-            "gen": gen_info, "analyses": extra}
+            "als": {"chosen": als_params.__dict__, "trials": als_trials}, "ease": ease_trials,
+            "fusion": {"chosen": pb.settings(space), "history": fusion.history_},
+            "cold_start": cold, "gen": gen_info, "analyses": extra}
 
 
 def _load(cfg: Mapping[str, Any], timer: Timer) -> MusicData:
@@ -127,6 +138,25 @@ def _load(cfg: Mapping[str, Any], timer: Timer) -> MusicData:
                      cat.items["plays"].to_numpy(dtype=np.float64))
 
 
+def _ease_search(cfg: Mapping[str, Any], d: MusicData, timer: Timer) -> tuple[Any, list[dict[str, Any]]]:
+    """EASE's lambda chosen on the validation query artists: (its model, trials)."""
+    ec, k = cfg["music"]["ease"], int(cfg["k"])
+    t0 = time.perf_counter()
+    params = {kk: v for kk, v in ec.items() if kk != "regularization"}
+    trials, best = [], None
+    for lam in ec["regularization"]:
+        model = B.fit_ease(d.cat.interactions, d.ids, regularization=float(lam), **params)
+        r = item_to_item(d.ids, d.related, d.split, {}, k=k,
+                         rankers={"E": lambda qi, ex, m=model: B.ease_ranking(m, [[q] for q in qi], k, ex)})
+        v = val_mean(r, "E")
+        trials.append({"regularization": float(lam), **params, "val_ndcg": v})
+        log.info("music EASE lambda %s val nDCG %.4f", lam, v)
+        if best is None or v > best[0]:
+            best = (v, model)
+    timer("music/ease-search", t0)
+    return best[1], trials
+
+
 def _als_search(cfg: Mapping[str, Any], d: MusicData, timer: Timer) -> tuple[B.ALSParams, B.ALSModel, list[dict]]:
     """ALS random search scored on the validation query artists: (best params, its model, trials)."""
     mc, seed, k = cfg["music"], int(cfg["seed"]), int(cfg["k"])
@@ -144,33 +174,10 @@ def _als_search(cfg: Mapping[str, Any], d: MusicData, timer: Timer) -> tuple[B.A
     return best[1], best[2], trials
 
 
-def _select_fusion(cfg: Mapping[str, Any], d: MusicData, inputs: Mapping[str, np.ndarray], qs: list,
-                   timer: Timer) -> tuple[dict[str, Any], Any, np.ndarray, list[dict[str, Any]]]:
-    """Fusion candidates compared on the validation queries of both tasks (sum of the two
-    nDCGs): (chosen candidate, its model, its item matrix, every candidate's scores)."""
-    mc, seed, k = cfg["music"], int(cfg["seed"]), int(cfg["k"])
-    fm = cfg["fusion_text_model"]
-    t0 = time.perf_counter()
-    fusion_val, best_f = [], None
-    for cand in mc.get("fusion_candidates") or cfg["fusion"]["candidates"]:
-        f = fit_fusion(inputs, cfg["fusion"]["base"], cand, seed)
-        M = f.transform(inputs)
-        r = item_to_item(d.ids, d.related, d.split, {"m": M}, k=k)
-        rr, _ = retrieval(qs, d.ids, d.cat.tags, mc["retrieval"], {**cfg, "text_models": [fm]}, d.texts,
-                          {fm: d.T[fm]}, {"m": (f, M)}, d.pop, "tmp")
-        v_rec, v_ret = val_mean(r, "m"), val_mean(rr, "m")
-        fusion_val.append({"name": cand["name"], "params": cand, "val_rec_ndcg": v_rec, "val_retrieval_ndcg": v_ret,
-                           "epochs": len(f.history_), "best_epoch": f.best_epoch_})
-        log.info("music fusion %s: val rec %.4f retrieval %.4f", cand["name"], v_rec, v_ret)
-        if best_f is None or v_rec + v_ret > best_f[0]:
-            best_f = (v_rec + v_ret, cand, f, M)
-    timer("music/fusion-selection", t0)
-    return best_f[1], best_f[2], best_f[3], fusion_val
-
-
 def _gen_view(cfg: Mapping[str, Any], d: MusicData, inputs: Mapping[str, np.ndarray], chosen: Mapping[str, Any],
               timer: Timer) -> tuple[Any, np.ndarray, dict[str, Any], str]:
-    """Paper 001 MULTI_TEMPLATE+GEN: LLM texts as a second text view of the chosen fusion.
+    """Paper 001 MULTI_TEMPLATE+GEN: LLM texts as a second text view, trained with the
+    build's fusion settings ``chosen`` on the product's inputs.
     Returns (model, item matrix, GEN facts, the note shown next to the system)."""
     from .gen_view import gen_view
 
@@ -180,12 +187,13 @@ def _gen_view(cfg: Mapping[str, Any], d: MusicData, inputs: Mapping[str, np.ndar
     gen, gen_info = gen_view(gcfg, ids.tolist(), dict(zip(ids.tolist(), d.texts)), d.cat.items["plays"].to_numpy(),
                              resolve_path(gcfg.get("cache") or Path(cfg["cache_dir"]) / "gen-lastfm.jsonl", cfg))
     has_gen = np.array([i in gen for i in ids.tolist()])
-    G = np.full_like(d.T[fm], np.nan)
+    G = np.full_like(inputs["text"], np.nan)
     if has_gen.any():
         G[has_gen] = embed_texts([gen[i] for i in ids[has_gen].tolist()], fm, kind="passage",
                                  cache_dir=resolve_path(cfg["cache_dir"], cfg))
-    gen_inputs = {**inputs, "text": [d.T[fm], G]}
-    f_gen = fit_fusion(gen_inputs, cfg["fusion"]["base"], chosen, seed)
+    gen_inputs = {**inputs, "text": [inputs["text"], G]}
+    f_gen = fit_fusion(gen_inputs, {}, {kk: v for kk, v in chosen.items()
+                                        if kk not in ("random_state", "device", "n_threads", "verbose")}, seed)
     gen_info["with_gen_view"] = int(has_gen.sum())
     note = (f"GEN by {gen_info['backend'].get('model', '?')} for {int(has_gen.sum())} of {len(ids)} artists "
             f"(the {gen_info['asked']} most played asked)")
@@ -194,8 +202,10 @@ def _gen_view(cfg: Mapping[str, Any], d: MusicData, inputs: Mapping[str, np.ndar
 
 
 def _item_to_item(cfg: Mapping[str, Any], d: MusicData, multi_systems: Mapping[str, tuple[Any, np.ndarray]],
-                  mods: Mapping[str, np.ndarray], has_audio: np.ndarray, timer: Timer) -> TaskResult:
-    """Artist-to-artist kNN of every system (audio on the artists that have it)."""
+                  mods: Mapping[str, np.ndarray], has_audio: np.ndarray, timer: Timer,
+                  product: Mapping[str, Any]) -> TaskResult:
+    """Artist-to-artist kNN of every system (audio on the artists that have it), and the
+    ranking functions ``product`` (the product's Space.similar, EASE)."""
     seed, k = int(cfg["seed"]), int(cfg["k"])
     t0 = time.perf_counter()
     emb: dict[str, np.ndarray] = {name: M for name, (_, M) in multi_systems.items()}
@@ -207,7 +217,7 @@ def _item_to_item(cfg: Mapping[str, Any], d: MusicData, multi_systems: Mapping[s
     emb["CONCAT CF+TEXT+AUDIO"] = B.concat_modalities(mods)
     emb["PCA-200 CF+TEXT+AUDIO"] = B.reduce_concat(mods, method="pca", random_state=seed)
     emb["RP-200 CF+TEXT+AUDIO"] = B.reduce_concat(mods, method="rp", random_state=seed)
-    rankers = {"Popularity": lambda qi, ex: B.popularity_ranking(d.pop, k, len(qi), ex)}
+    rankers = {**product, "Popularity": lambda qi, ex: B.popularity_ranking(d.pop, k, len(qi), ex)}
     rec = item_to_item(d.ids, d.related, d.split, emb, k=k, rankers=rankers,
                        restricted={"AUDIO (Spotify)": has_audio})
     timer("music/item2item", t0)
@@ -217,8 +227,9 @@ def _item_to_item(cfg: Mapping[str, Any], d: MusicData, multi_systems: Mapping[s
 # --------------------------------------------------------------------------- paper-004 analyses
 def music_analyses(cfg: Mapping[str, Any], ids: np.ndarray, rec: TaskResult, inputs: Mapping[str, np.ndarray],
                    fusion: Any, mods: Mapping[str, np.ndarray], plays: np.ndarray, seed: int, k: int,
-                   cat: Any) -> dict[str, Any]:
-    """004 sections 2.4-3.4: popularity buckets vs CF, ECL, modality-group entropy."""
+                   cat: Any, weights: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """004 sections 2.4-3.4: popularity buckets vs CF, ECL, modality-group entropy; the MULTI
+    model is the product's (``inputs``: its raw modality inputs, ``weights``: its item mean)."""
     from scipy.stats import kendalltau
 
     from ..metrics import expected_contrastive_loss, popularity_buckets, relative_to_reference_by_bucket
@@ -247,7 +258,7 @@ def music_analyses(cfg: Mapping[str, Any], ids: np.ndarray, rec: TaskResult, inp
                   "kendall_tau_pop_ndcg": float(kendalltau(popq, nd).statistic) if len(nd) > 2 else None,
                   "kendall_tau_pop_ecl": float(kendalltau(popq[ok], e[ok]).statistic) if ok.sum() > 2 else None,
                   "per_item": {"ids": ids.tolist(), "ecl": [None if np.isnan(x) else round(float(x), 5) for x in ecl]}}
-    out["modality_groups"] = _modality_groups(cfg, ids, fusion, mods, seed, cat)
+    out["modality_groups"] = _modality_groups(cfg, ids, fusion, mods, seed, cat, inputs, weights)
     return out
 
 
@@ -255,27 +266,31 @@ GROUPS = [("cf",), ("audio",), ("text",), ("cf", "audio"), ("cf", "text"), ("aud
 
 
 def _modality_groups(cfg: Mapping[str, Any], ids: np.ndarray, fusion: Any, mods: Mapping[str, np.ndarray], seed: int,
-                     cat: Any) -> dict[str, Any]:
+                     cat: Any, inputs: Mapping[str, np.ndarray], weights: Mapping[str, float] | None
+                     ) -> dict[str, Any]:
     """Modality-group entropy on the full-coverage items (004 section 2.4, Table 2): items
-    assigned at random to groups that keep only some modalities, kNN among them."""
+    assigned at random to groups that keep only some modalities, kNN among them (MULTI: the
+    product's fusion on its own inputs, masked the same way)."""
     from ..metrics import modality_group_entropy
 
     full = np.ones(len(ids), dtype=bool)
-    for X in mods.values():
+    for X in (*mods.values(), *inputs.values()):
         full &= B.present(X)
     full &= (cat.items["tags"].str.len() > 0).to_numpy()
     fidx = np.flatnonzero(full)
     perm = np.random.default_rng(seed).permutation(fidx)
     g_of = {int(i): j % len(GROUPS) for j, i in enumerate(perm)}
     masked = {m: np.array(X, dtype=np.float32, copy=True) for m, X in mods.items()}
+    masked_in = {m: np.array(X, dtype=np.float32, copy=True) for m, X in inputs.items()}
     for i, g in g_of.items():
-        for m in masked:
-            if m not in GROUPS[g]:
-                masked[m][i] = np.nan
+        for d in (masked, masked_in):
+            for m in d:
+                if m not in GROUPS[g]:
+                    d[m][i] = np.nan
     cand = np.zeros(len(ids), dtype=bool)
     cand[fidx] = True
     kk = int(cfg["music"]["group_entropy"]["k"])
-    systems = {"MULTI TEMPLATE": fusion.transform({"text": masked["text"], "cf": masked["cf"], "audio": masked["audio"]}),
+    systems = {"MULTI TEMPLATE": fusion.transform(masked_in, weights),
                "CONCAT CF+TEXT+AUDIO": B.concat_modalities(masked),
                "CF (ALS)": masked["cf"], "AUDIO (Spotify)": masked["audio"], "TEXT": masked["text"]}
     # PCA / RP fitted on the unmasked full-coverage items, applied with global-mean imputation

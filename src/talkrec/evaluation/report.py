@@ -167,6 +167,12 @@ def render_markdown(report: Mapping[str, Any], plots: list[str]) -> str:
     s.append("nDCG@200 on **test** queries, binary relevance, 95% percentile-bootstrap CI over queries "
              f"({cfg['n_bootstrap']} resamples, seed {cfg['seed']}). Hyperparameters were chosen on the "
              "validation queries only.\n")
+    sec = report.get("seconds") or {}
+    builds = {ds: (d.get(ds, {}).get("fusion", {}).get("chosen", {}) or {}).get("build_config") for ds in d}
+    s.append(f"Wall time **{sec.get('total', 0) / 60:.1f} min**. The MULTI rows are the product: spaces built by "
+             f"`talkrec build` from {json.dumps(builds)} (their fusion settings, EASE, modality weights and "
+             "strategies, listed per dataset below) and queried through `Space.similar` / `Space.recommend` / "
+             "`Space.search`; `MULTI TEMPLATE*` rows are the same spaces' fused vectors by plain kNN.\n")
     s.append("## Headline (shape of Table 4)\n")
     s.append(headline_table(report) + "\n")
     s.append("### Paper 001 Table 4, as published (nDCG@200)\n")
@@ -209,13 +215,16 @@ def _dataset_section(ds: str, dd: Mapping[str, Any]) -> list[str]:
         s.append(f"| {i} | " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v)
                                           for kk, v in t.items() if kk != "iterations") + " |")
     s.append("")
-    s.append(f"Fusion settings compared on validation queries (chosen: **{dd['fusion']['chosen'].get('name')}**):\n")
-    s.append("| candidate | params | val rec nDCG | val retrieval nDCG |")
-    s.append("|---|---|---|---|")
-    for c in dd["fusion"]["candidates"]:
-        s.append(f"| {c['name']} | `{json.dumps({k: v for k, v in c['params'].items() if k != 'name'})}` | "
-                 f"{c['val_rec_ndcg']:.4f} | {c['val_retrieval_ndcg']:.4f} |")
-    s.append("")
+    prod = dd.get("fusion", {}).get("chosen", {})
+    s.append("The product's settings (from its build config; the MULTI rows are its spaces):\n")
+    s.append("```json\n" + json.dumps({k: v for k, v in prod.items() if k != "builds"}, indent=1, default=str)
+             + "\n```\n")
+    if prod.get("builds"):
+        s.append("Product builds (seconds, stages): `" + json.dumps(prod["builds"], default=str)[:3000] + "`\n")
+    if dd.get("ease"):
+        s.append("EASE baseline, lambda on validation: " + ", ".join(
+            f"{t['regularization']:g} -> {t['val_ndcg']:.4f}" for t in dd["ease"]) + "\n")
+    s += _cold_section(dd.get("cold_start"))
     if dd.get("ret_info", {}).get("hybrid_weight"):
         s.append(f"Hybrid RRF text weights chosen on validation: `{json.dumps(dd['ret_info']['hybrid_weight'])}`\n")
     if dd.get("ret_info", {}).get("hybrid_bm25_weights"):
@@ -224,6 +233,24 @@ def _dataset_section(ds: str, dd: Mapping[str, Any]) -> list[str]:
     if dd.get("gen"):
         s.append(f"GEN view (second text view of MULTI TEMPLATE+GEN): `{json.dumps(dd['gen'])}`\n")
     s.append(f"Query set: `{json.dumps({k: v for k, v in (dd.get('queryset_meta') or {}).items()})}`\n")
+    return s
+
+
+def _cold_section(cold: Mapping[str, Any] | None) -> list[str]:
+    """Cold items (held out of CF, re-added by Space.add_items) against the same items warm."""
+    if not cold:
+        return []
+    s = [f"**Cold start**: {cold['items']} items ({cold['fraction']:.0%}) held out of CF training and written "
+         "through Space.add_items; nDCG@200 of the same queries (music) / targets (movies):\n",
+         "| variant | val | test [95% CI] | n val / test |", "|---|---|---|---|"]
+    for name in ["cold", "cold_build_views", "warm"] + sorted(n for n in cold if n.startswith(("cold ", "all "))):
+        r = cold.get(name)
+        if isinstance(r, Mapping) and "test" in r:
+            t = r["test"]
+            s.append(f"| {name} | {r['val']['mean'] or 0:.4f} | {t['mean'] or 0:.4f} [{t['lo'] or 0:.4f}, "
+                     f"{t['hi'] or 0:.4f}] | {r['val']['n']} / {t['n']} |")
+    rat = cold.get("ratio") or {}
+    s.append(f"\ncold / warm: val {rat.get('val') or 0:.3f}, test {rat.get('test') or 0:.3f}\n")
     return s
 
 

@@ -15,6 +15,7 @@ from ..config import resolve_path
 from . import baselines as B
 from .common import val_mean
 from .embed import embed_texts
+from .product import search_ranker
 from .queries import generate_queries, item_tag_sets, load_queries, relevant_items, save_queries
 from .tasks import TaskResult, text_retrieval
 
@@ -44,8 +45,10 @@ def queryset(path: Path, catalog: Any, rc: Mapping[str, Any], templates: tuple[s
 
 def retrieval(qs: list, item_ids: np.ndarray, tags: pd.DataFrame, rc: Mapping[str, Any], cfg: Mapping[str, Any],
               texts: list[str], item_text_emb: Mapping[str, np.ndarray], multi: Mapping[str, tuple[Any, np.ndarray]],
-              popularity: np.ndarray, task: str) -> tuple[TaskResult, dict[str, Any]]:
-    """Rank items for every query with BM25, each text model, each MULTI space, hybrids."""
+              popularity: np.ndarray, task: str, spaces: Mapping[str, Any] | None = None
+              ) -> tuple[TaskResult, dict[str, Any]]:
+    """Rank items for every query with BM25, each text model, each MULTI space, hybrids, and
+    ``Space.search`` of each of ``spaces`` (row ``HYBRID <name>``: the product's default mode)."""
     k, cache = int(cfg["k"]), resolve_path(cfg["cache_dir"], cfg)
     it = item_tag_sets(tags, min_weight=float(rc["min_weight"]), categories=rc.get("categories"))
     idx = {x: i for i, x in enumerate(item_ids.tolist())}
@@ -69,6 +72,8 @@ def retrieval(qs: list, item_ids: np.ndarray, tags: pd.DataFrame, rc: Mapping[st
         Qp = fusion.project("text", qemb[fm])
         multi_rank[name] = B.knn(Qp, M, k)
         rankers[name] = (lambda R: (lambda qp, ex: R[qp]))(multi_rank[name])
+    for name, space in (spaces or {}).items():
+        rankers[f"HYBRID {name}"] = search_ranker(space, item_ids, qtexts, k)
     pop = B.popularity_ranking(popularity, k, len(qs))
     rankers["Popularity"] = lambda qp, ex: pop[qp]
     res = text_retrieval([q.qid for q in qs], [q.split for q in qs], rel, rankers, k=k, task=task)

@@ -1,9 +1,11 @@
 """The experiment runner behind ``talkrec evaluate CONFIG`` (paper 001 Table 4 on public data).
 
 :func:`run_evaluation` loads the config, runs the music (:mod:`.music`) and movie
-(:mod:`.movies`) halves -- each loads its data, builds every system's item embeddings (text
-models, ALS, audio, fusion, PCA / random projection / concatenation, BM25, popularity),
-chooses hyperparameters on validation queries only and scores the test queries -- then
+(:mod:`.movies`) halves -- each loads its data, builds the product's spaces from the
+dataset's build config (``build_config``; :mod:`.product`) and queries them through
+``Space.similar`` / ``recommend`` / ``search``, builds every baseline (text models, ALS,
+EASE, audio, PCA / random projection / concatenation, BM25, popularity), chooses the
+baselines' hyperparameters on validation queries only and scores the test queries -- then
 summarizes (means, bootstrap CIs, Gini, coverage) and writes ``report.md``,
 ``report.json`` and PNG plots into ``out_dir`` (:mod:`.report`).
 
@@ -45,15 +47,14 @@ DEFAULTS: dict[str, Any] = {
     "cache_dir": "cache/eval",
     "text_models": ["minilm", "mpnet", "e5-small"],
     "fusion_text_model": "minilm",
-    "fusion": {
-        "base": {"hidden_dim": 256, "out_dim": 200, "dropout": 0.3, "temperature": 0.1, "batch_size": 512,
-                 "max_epochs": 150, "patience": 10, "validation_fraction": 0.1},
-        "candidates": [{"name": "paper", "learning_rate": 1e-4, "symmetric": False, "standardize": True}],
-    },
     "music": {
         "enabled": True,
         "template": {"min_weight": 1, "max_per_category": 15},
         "val_fraction": 0.3,
+        "build_config": "configs/lastfm.yaml",
+        "build_overrides": {},
+        "ease": {"regularization": [300.0, 1000.0, 3000.0], "binary": True, "n_neighbors": 200},
+        "cold_start": {"enabled": True, "fraction": 0.1},
         "als": {"n_trials": 6, "iterations": 15, "factors": [32, 64, 128], "regularization": [0.01, 0.1, 1.0, 10.0],
                 "alpha": [0.5, 1.0, 2.0, 5.0]},
         "popularity_buckets": 10,
@@ -70,6 +71,11 @@ DEFAULTS: dict[str, Any] = {
         "val_fraction": 0.3,
         "tune_folds": 2,
         "cf_ratings": "all",
+        "build_config": "configs/movielens.yaml",
+        "build_overrides": {},
+        "ease": {"regularization": [200.0, 400.0, 800.0, 1600.0], "min_weight": 0.0, "binary": True,
+                 "n_neighbors": 1000},
+        "cold_start": {"enabled": True, "fraction": 0.1, "folds": 2, "variants": {}},
         "template": {"categories": ["genre", "tag"], "max_per_category": 15},
         "als": {"n_trials": 6, "iterations": 15, "factors": [32, 64, 128], "regularization": [0.01, 0.1, 1.0, 10.0],
                 "alpha": [0.5, 1.0, 2.0, 5.0]},

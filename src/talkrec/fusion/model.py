@@ -163,6 +163,11 @@ class ContrastiveFusion(Projection, Estimator):
         Z-score each modality's inputs with statistics of the training rows.
     pairs:
         Restrict the loss to these modality pairs (default: all pairs).
+    neighbor_weight, n_neighbors:
+        Weight of the interaction-positive term (0: off, the paper) and how many of each
+        item's neighbours (``fit(..., neighbors=)``, e.g. its EASE list) it draws from:
+        each epoch an item draws one neighbour, and the InfoNCE between the two items' fused
+        vectors is added (:func:`~talkrec.fusion.training.neighbor_loss`).
     device, n_threads, random_state, verbose:
         Torch device (``None``: :func:`talkrec.device.get_device`), CPU threads while training
         (see :func:`talkrec.device.torch_threads`), seed, progress logging.
@@ -182,6 +187,7 @@ class ContrastiveFusion(Projection, Estimator):
         "batch_size": Interval(int, 2), "max_epochs": Interval(int, 1), "patience": Interval(int, 1),
         "validation_fraction": Interval(float, 0, 1, "left"), "symmetric": Instance(bool),
         "standardize": Instance(bool), "pairs": Predicate(_is_pairs, "None or a list of modality-name pairs"),
+        "neighbor_weight": Interval(float, 0), "n_neighbors": Interval(int, 1),
         "device": Instance(str, none=True), "n_threads": Interval(int, 1, none=True),
         "random_state": Interval(int, 0, none=True), "verbose": Instance((bool, int)),
     }
@@ -190,7 +196,8 @@ class ContrastiveFusion(Projection, Estimator):
                  temperature: float = 0.1, learning_rate: float = 1e-4, batch_size: int = 512,
                  max_epochs: int = 300, patience: int = 20, validation_fraction: float = 0.1,
                  symmetric: bool = False, standardize: bool = True,
-                 pairs: Sequence[tuple[str, str]] | None = None, device: str | None = None,
+                 pairs: Sequence[tuple[str, str]] | None = None, neighbor_weight: float = 0.0,
+                 n_neighbors: int = 10, device: str | None = None,
                  n_threads: int | None = 1, random_state: int | None = 0, verbose: bool = False) -> None:
         self.hidden_dim = hidden_dim
         self.out_dim = out_dim
@@ -204,19 +211,38 @@ class ContrastiveFusion(Projection, Estimator):
         self.symmetric = symmetric
         self.standardize = standardize
         self.pairs = pairs
+        self.neighbor_weight = neighbor_weight
+        self.n_neighbors = n_neighbors
         self.device = device
         self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X: Mapping[str, ModalityInput], y: None = None) -> "ContrastiveFusion":
-        """Train the per-modality encoders on aligned modality matrices (NaN row = missing)."""
+    def fit(self, X: Mapping[str, ModalityInput], y: None = None, *,
+            neighbors: np.ndarray | None = None) -> "ContrastiveFusion":
+        """Train the per-modality encoders on aligned modality matrices (NaN row = missing).
+        ``neighbors``: ``(n_items, K)`` item rows, strongest first, ``-1`` for none (used when
+        ``neighbor_weight > 0``)."""
         self._check_params()
         with torch_threads(self.n_threads):
-            return self._fit(X)
+            return self._fit(X, neighbors)
 
-    def _fit(self, X: Mapping[str, ModalityInput]) -> "ContrastiveFusion":
+    def _check_neighbors(self, neighbors: np.ndarray | None, n: int) -> np.ndarray | None:
+        """The first ``n_neighbors`` valid entries of each row, compacted (None when off)."""
+        if neighbors is None or not self.neighbor_weight:
+            return None
+        nb = np.asarray(neighbors)
+        if nb.ndim != 2 or nb.shape[0] != n or not np.issubdtype(nb.dtype, np.integer) or (nb >= n).any():
+            raise InputError(f"neighbors must be an (n_items={n}, K) integer array of item rows (-1: none), "
+                             f"got shape {nb.shape}", field="neighbors")
+        out = np.full((n, int(self.n_neighbors)), -1, dtype=np.int64)
+        for i, row in enumerate(nb):
+            v = row[(row >= 0) & (row != i)][: int(self.n_neighbors)]
+            out[i, :len(v)] = v
+        return out
+
+    def _fit(self, X: Mapping[str, ModalityInput], neighbors: np.ndarray | None = None) -> "ContrastiveFusion":
         import torch
 
         from .encoders import build_encoders
@@ -235,7 +261,8 @@ class ContrastiveFusion(Projection, Estimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(rng.integers(2**31)))
             self.encoders_ = build_encoders(self.input_dims_, self.hidden_dim, self.out_dim, self.dropout).to(dev)
-        data = FusionData.build(views, present, self.mean_, self.std_, pairs, dev)
+        nb = self._check_neighbors(neighbors, len(next(iter(present.values()))))
+        data = FusionData.build(views, present, self.mean_, self.std_, pairs, dev, nb)
         self.history_, self.best_epoch_ = train(self.encoders_, data, train_idx, val_idx, rng,
                                                 TrainSettings.from_params(self.get_params()))
         self.n_train_items_, self.n_val_items_ = int(len(train_idx)), int(len(val_idx))

@@ -34,10 +34,11 @@ class TrainSettings:
     max_epochs: int
     patience: int
     verbose: bool
+    neighbor_weight: float = 0.0
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "TrainSettings":
-        return cls(**{f.name: params[f.name] for f in dataclasses.fields(cls)})
+        return cls(**{f.name: params[f.name] for f in dataclasses.fields(cls) if f.name in params})
 
 
 @dataclass(frozen=True)
@@ -48,14 +49,21 @@ class FusionData:
     present: dict[str, torch.Tensor]           # (n_items, n_views) bool
     pairs: list[tuple[str, str]]
     device: str
+    neighbors: torch.Tensor | None = None      # (n_items, K) item rows, valid entries first, -1 after
+    n_neighbors: torch.Tensor | None = None    # (n_items,) valid entries per row
 
     @classmethod
     def build(cls, views: Mapping[str, list[np.ndarray]], present: Mapping[str, np.ndarray],
               mean: Mapping[str, np.ndarray], std: Mapping[str, np.ndarray], pairs: list[tuple[str, str]],
-              device: str) -> "FusionData":
+              device: str, neighbors: np.ndarray | None = None) -> "FusionData":
         data = {m: [torch.from_numpy(np.nan_to_num((v - mean[m]) / std[m])).to(device) for v in vs]
                 for m, vs in views.items()}
-        return cls(data, {m: torch.from_numpy(p).to(device) for m, p in present.items()}, list(pairs), device)
+        nb = cnt = None
+        if neighbors is not None:
+            nb = torch.from_numpy(np.ascontiguousarray(neighbors, dtype=np.int64)).to(device)
+            cnt = (nb >= 0).sum(dim=1)
+        return cls(data, {m: torch.from_numpy(p).to(device) for m, p in present.items()}, list(pairs), device,
+                   nb, cnt)
 
 
 def _pick_views(data: FusionData, rows: torch.Tensor, sample: bool) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -76,9 +84,44 @@ def _pick_views(data: FusionData, rows: torch.Tensor, sample: bool) -> dict[str,
     return out
 
 
+def _fused(picked: Mapping[str, tuple[torch.Tensor, torch.Tensor]], z: Mapping[str, torch.Tensor],
+           n: int) -> torch.Tensor:
+    """Sum of the normalized encoder outputs of the modalities each row has (unnormalized)."""
+    total: torch.Tensor | None = None
+    for m, (_, ok) in picked.items():
+        if int(ok.sum()):
+            part = torch.zeros(n, z[m].shape[1], device=z[m].device, dtype=z[m].dtype).index_add(
+                0, torch.nonzero(ok).squeeze(1), nn.functional.normalize(z[m], dim=1))
+            total = part if total is None else total + part
+    return total if total is not None else torch.zeros(n, 1, device=next(iter(z.values())).device)
+
+
+def neighbor_loss(encoders: nn.ModuleDict, data: FusionData, rows: torch.Tensor, settings: TrainSettings,
+                  sample: bool, picked: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+                  z: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+    r"""The interaction-positive term (issue 12): each row with a neighbour list draws one
+    neighbour ``j`` uniformly; symmetric InfoNCE between the fused vectors
+    :math:`f_i = \sum_m \hat z_{i,m}` and :math:`f_j` with in-batch negatives (gradients
+    through both items' encoders). None when fewer than two rows have neighbours."""
+    if data.neighbors is None or data.n_neighbors is None:
+        return None
+    cnt = data.n_neighbors[rows]
+    has = cnt > 0
+    if int(has.sum()) < 2:
+        return None
+    pick = (torch.rand(int(has.sum()), device=rows.device) * cnt[has]).long()
+    j = data.neighbors[rows[has], pick]
+    fi = _fused(picked, z, len(rows))[has]
+    pj = _pick_views(data, j, sample)
+    zj = {m: encoders[m](x[ok]) for m, (x, ok) in pj.items() if int(ok.sum())}
+    fj = _fused({m: v for m, v in pj.items() if m in zj}, zj, len(j))
+    return info_nce(fi, fj, settings.temperature, symmetric=True)
+
+
 def batch_loss(encoders: nn.ModuleDict, data: FusionData, rows: torch.Tensor, settings: TrainSettings,
                sample: bool) -> torch.Tensor | None:
-    """Sum of the InfoNCE losses of the pairs on one batch (None: no pair has two rows)."""
+    """Sum of the InfoNCE losses of the pairs on one batch, plus ``neighbor_weight`` times
+    :func:`neighbor_loss` when neighbours are given (None: no term has two rows)."""
     picked = _pick_views(data, rows, sample)
     # Encode each modality once on the rows that have it, then score every pair. Every pair
     # gathers its rows (also when all are there): the gradients then add up in the same
@@ -96,6 +139,11 @@ def batch_loss(encoders: nn.ModuleDict, data: FusionData, rows: torch.Tensor, se
             continue
         loss = info_nce(z[a][where[a][both]], z[b][where[b][both]], settings.temperature, symmetric=settings.symmetric)
         total = loss if total is None else total + loss
+    if data.neighbors is not None and settings.neighbor_weight > 0:
+        nl = neighbor_loss(encoders, data, rows, settings, sample, picked, z)
+        if nl is not None:
+            nl = settings.neighbor_weight * nl
+            total = nl if total is None else total + nl
     return total
 
 

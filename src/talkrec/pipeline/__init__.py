@@ -1,6 +1,8 @@
 """`talkrec build CONFIG`: every stage from a catalog to a served space, cached and resumable.
 
-Stages (:mod:`.stages`): catalog -> descriptions -> text -> cf -> content -> fusion -> index.
+Stages (:mod:`.stages`): catalog -> descriptions -> text -> cf -> ease -> content -> fusion -> index
+(EASE, modality weights, the similar / recommend strategies and ``fusion: paper``:
+:mod:`.serving`).
 Each stage's output is cached under ``<output>.build/`` keyed by a hash of its inputs and
 settings (:mod:`.cache`), so a re-run after a failure (or a config change late in the chain)
 redoes only what changed. The space folder itself is written to a temporary folder and
@@ -17,6 +19,7 @@ from .. import config as _config
 from ..data.catalog import Catalog
 from ..errors import InputError
 from .cache import Cache, StageTimer, content_hash
+from .serving import ease_stage, modality_weights, resolve_profile
 from .stages import (Built, catalog_stage, cf_stage, content_stage, descriptions_stage, fusion_stage, index_settings,
                      index_stage, load_dataset, plot_training_curve, subsample, text_stage)
 
@@ -30,6 +33,11 @@ DEFAULTS: dict[str, Any] = {
     "cf": {"tune": False, "n_trials": 8, "params": {}, "min_weight": 0.0},
     "content": {},
     "fusion": {},
+    "ease": {"enabled": True, "regularization": 500.0, "min_weight": None, "binary": True, "n_neighbors": 200},
+    "modality_weights": {},
+    "similar": {"strategy": "rrf", "cf_weight": 0.5, "rrf_c": 60.0, "depth": 1000},
+    "recommend": {"strategy": "blend", "weights": {"fused": 1.0, "ease": 1.0, "als": 1.0}, "rrf_c": 60.0,
+                  "depth": 1000},
     "index": {"ann": False},
     "search": {"mode": "hybrid", "hybrid_text_weight": 2.0, "hybrid_bm25_weight": 2.0},
     "positive_threshold": 0.0,
@@ -52,7 +60,7 @@ def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalo
 
     ``catalog`` skips the config's dataset loading (for catalogs built in Python).
     ``engine: spark`` runs the heavy stages on Spark (:func:`talkrec.pipeline.spark.build_spark`)."""
-    cfg = _config.load_config(cfg, defaults=DEFAULTS, required=REQUIRED)
+    cfg = resolve_profile(_config.load_config(cfg, defaults=DEFAULTS, required=REQUIRED))
     index_settings(cfg)                      # a vector database that cannot work fails before anything is written
     engine = cfg.get("engine")
     if engine == "spark":
@@ -62,7 +70,7 @@ def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalo
         raise InputError(f"unknown engine {engine!r}; expected local or spark", field="engine")
     timer = StageTimer()
     out_dir = Path(cfg["output"])
-    cache = Cache(Path(str(out_dir) + ".build"))
+    cache = Cache(Path(cfg.get("build_cache") or str(out_dir) + ".build"))   # several builds may share one
     seed = int(cfg.get("seed", 0))
 
     catalog = catalog_stage(cfg, catalog, timer, seed)
@@ -74,10 +82,12 @@ def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalo
     cf_encoder = cf_stage(cfg, catalog, data_key, cache, timer, seed)
     if cf_encoder is not None:
         inputs["cf"] = cf_encoder.item_factors_
+    ease = ease_stage(cfg, catalog, timer)
     content, scalers = content_stage(cfg, catalog, cache, timer, show_progress)
     inputs.update(content)
-    fusion, fused = fusion_stage(cfg, inputs, cache, timer, seed)
-    built = Built(catalog, data_key, describer, views, text_encoder, cf_encoder, inputs, scalers)
+    weights = modality_weights(cfg, list(inputs))
+    fusion, fused = fusion_stage(cfg, inputs, cache, timer, seed, weights, ease)
+    built = Built(catalog, data_key, describer, views, text_encoder, cf_encoder, inputs, scalers, ease, weights)
     index_stage(cfg, built, fusion, fused, out_dir, timer)
     summary = {"output": str(out_dir), "stages": timer.stages}
     plot_training_curve(fusion.history_, out_dir / "training_curve.png")

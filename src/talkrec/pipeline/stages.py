@@ -81,6 +81,8 @@ class Built:
     cf_encoder: Any
     inputs: dict[str, Any]                       # modality -> item matrix (a list of views for text)
     scalers: dict[str, dict[str, list[float]]]
+    ease: Any = None                             # the EASE model (None: no interactions or disabled)
+    weights: dict[str, float] | None = None      # modality weights of the fused mean
 
 
 def catalog_stage(cfg: Mapping[str, Any], catalog: Catalog | None, timer: StageTimer, seed: int) -> Catalog:
@@ -222,24 +224,31 @@ def content_stage(cfg: Mapping[str, Any], catalog: Catalog, cache: Cache, timer:
 
 
 def fusion_stage(cfg: Mapping[str, Any], inputs: Mapping[str, Any], cache: Cache, timer: StageTimer,
-                 seed: int) -> tuple[Any, np.ndarray]:
-    """The contrastive fusion model (cached by settings and inputs) and the fused item matrix."""
+                 seed: int, weights: Mapping[str, float] | None = None, ease: Any = None) -> tuple[Any, np.ndarray]:
+    """The contrastive fusion model (cached by settings and inputs) and the fused item matrix
+    (the ``weights``-weighted mean of the modalities' projections). With
+    ``fusion.neighbor_weight > 0`` the items' EASE lists (what each predicts, B > 0) are the
+    interaction positives."""
     from ..fusion.model import ContrastiveFusion
 
     with timer.stage("fusion") as info:
         fparams = {"random_state": seed, "verbose": True, **cfg.get("fusion", {})}
-        fkey = content_hash(fparams, *[v if isinstance(v, np.ndarray) else np.stack(v) for v in inputs.values()])
+        nb = None
+        if float(fparams.get("neighbor_weight", 0.0)) > 0 and ease is not None:
+            nb = np.where(ease.weights_ > 0, ease.neighbors_, -1)
+        fkey = content_hash(fparams, *[v if isinstance(v, np.ndarray) else np.stack(v) for v in inputs.values()],
+                            *([nb] if nb is not None else []))
         fdir = cache.root / f"fusion-{fkey}"
         if (fdir / "config.json").exists():
             fusion = ContrastiveFusion.load(fdir)
             info["cached"] = True
         else:
-            fusion = ContrastiveFusion(**fparams).fit(inputs)
+            fusion = ContrastiveFusion(**fparams).fit(inputs, neighbors=nb)
             fusion.save(fdir)
         info["epochs"] = len(fusion.history_)
         info["best_epoch"] = fusion.best_epoch_
         info["final_val_loss"] = round(float(fusion.history_[fusion.best_epoch_ - 1]["val_loss"]), 4)
-        fused = fusion.transform(inputs)
+        fused = fusion.transform(inputs, weights)
     return fusion, fused
 
 
@@ -266,6 +275,7 @@ def index_stage(cfg: Mapping[str, Any], b: Built, fusion: Any, fused: np.ndarray
     from ..index.milvus import staged_collection
     from ..index.store import VectorIndex
     from ..space.files import write_new_space
+    from .serving import serving_config
 
     catalog, inputs = b.catalog, b.inputs
     settings = index_settings(cfg)
@@ -284,7 +294,7 @@ def index_stage(cfg: Mapping[str, Any], b: Built, fusion: Any, fused: np.ndarray
             "input_files": {m: m for m in inputs}, "scalers": b.scalers, "modalities": list(inputs),
             "content": cfg.get("content", {}),
             "versions": _versions(), "build_config": {k: v for k, v in cfg.items() if not k.startswith("_")},
-            "data_key": b.data_key,
+            "data_key": b.data_key, **serving_config(cfg, b.weights or {m: 1.0 for m in inputs}, b.ease is not None),
         }
         with staged_collection(settings, index.ids, index.vectors, index.meta, info) as swap_in:
             with atomic_dir(out_dir) as tmp:
@@ -294,6 +304,8 @@ def index_stage(cfg: Mapping[str, Any], b: Built, fusion: Any, fused: np.ndarray
                 export_text_model(b.text_encoder, tmp / "text_model")
                 if b.cf_encoder is not None:
                     b.cf_encoder.save(tmp / "cf")
+                if b.ease is not None:
+                    b.ease.save(tmp / "ease")
                 if catalog.interactions is not None:
                     catalog.interactions[["user_id", "item_id", "weight"]].to_parquet(tmp / "interactions.parquet", index=False)
                 write_json(tmp / "space.json", space_cfg)

@@ -215,7 +215,7 @@ def prepare(space: "Space", records: Sequence[Mapping[str, Any]]) -> tuple["Upse
     modalities = [[m for m, o in outputs.items() if not np.isnan(o[j]).any()] for j in range(len(ids))]
     meta = [{"item_id": it.item_id, "name": it.name, **it.meta, "description": t, "modalities": mods,
              "cold_start": True} for it, t, mods in zip(items, texts, modalities)]
-    V = l2_normalize(combine(outputs))
+    V = l2_normalize(combine(outputs, space.config.get("modality_weights") or None))
     bad = np.flatnonzero(~np.isfinite(V).all(axis=1))
     if len(bad):
         raise InputError("the item has no modality this space can embed (give tags, a description or vectors)",

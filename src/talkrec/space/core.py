@@ -24,6 +24,7 @@ from .files import read_space
 from .hits import Hit, jsonable, make_hits
 from .playlists import Continuation
 from .search import LexicalView, lexical_search, text_search
+from .strategies import ease_model, recommend_pairs, similar_pairs
 from .vectors import checked_vector, mean_vector, mixed_vector
 from .writer import SpaceStore, SpaceWrites
 
@@ -35,6 +36,8 @@ class _Shared:
         self.lock = threading.Lock()
         self.text_encoder: QueryEncoder | None = None
         self.cf: Any = None
+        self.ease: Any = None
+        self.als_items: Any = None
         self.session_model: Any = None
         self.histories: dict[str, list[str]] | None = None
         self.users: list[tuple[str, int]] | None = None
@@ -291,18 +294,22 @@ class Space(SpaceWrites):
 
     @consistent
     def similar(self, item_id: str, k: int = 10, *, where: Where = None, offset: int = 0) -> list[Hit]:
-        """Items nearest to ``item_id`` in the fused space (itself excluded)."""
+        """Items similar to ``item_id`` (itself excluded), by ``similar.strategy`` (:mod:`.strategies`)."""
+        if self.config.get("similar", {}).get("strategy", "knn") == "rrf" and ease_model(self) is not None:
+            return self.hits(similar_pairs(self, item_id, k, where, offset))
         return self.hits(self.index.search(self.item_vector(item_id), k, where=where, exclude=[item_id], offset=offset))
 
     @consistent
     def recommend(self, *, items: Sequence[str] | None = None, user: str | None = None, k: int = 10,
                   where: Where = None, offset: int = 0, exclude_seen: bool = True) -> list[Hit]:
-        """Recommend from a list of items or a known user's history (mean of their items)."""
+        """Recommend from items or a known user's history, by ``recommend.strategy`` (:mod:`.strategies`)."""
         if (items is None) == (user is None):
             raise InputError("give exactly one of items or user", field="items")
         hist = list(items) if items is not None else self.user_history(user)  # type: ignore[arg-type]
         q = self.items_vector(hist)
         excl = hist if exclude_seen else []
+        if self.config.get("recommend", {}).get("strategy", "knn") != "knn" and ease_model(self) is not None:
+            return self.hits(recommend_pairs(self, hist, q, k, where, offset, excl))
         return self.hits(self.index.search(q, k, where=where, exclude=excl, offset=offset))
 
     @consistent

@@ -1,0 +1,76 @@
+"""Hybrid search of the product's space under other RRF weights (issue 12; docs/evaluation.md).
+
+Loads the space ``talkrec evaluate`` built on all interactions (``<cache_dir>/product/<ds>-<name>/full``:
+run the evaluation first) and scores ``Space.search`` on the evaluation's tag queries for each
+(text, BM25) weight pair, validation and test means:
+
+    python scripts/ablation_search.py movies --weights 1,4 0.5,4 1,8 2,4
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from talkrec.config import resolve_path
+from talkrec.evaluation.common import Timer, val_mean
+from talkrec.evaluation.product import ProductBuilder, search_ranker
+from talkrec.evaluation.queries import MOVIE_TEMPLATES, MUSIC_TEMPLATES, item_tag_sets, relevant_items
+from talkrec.evaluation.retrieval import queryset
+from talkrec.evaluation.runner import load_config
+from talkrec.evaluation.tasks import text_retrieval
+from talkrec.space import Space
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("dataset", choices=["music", "movies"])
+    ap.add_argument("--config", default="configs/eval-minilm.yaml")
+    ap.add_argument("--weights", nargs="+", default=["1,4", "2,2"])
+    ap.add_argument("--build", default=None, help="name:key=value,... build this variant on all interactions "
+                    "instead of loading the evaluation's space (e.g. paper:fusion=paper)")
+    ap.add_argument("--modes", nargs="*", default=[], help="also score these single modes (multi, text, lexical)")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    cfg = load_config(args.config)
+    k, seed = int(cfg["k"]), int(cfg["seed"])
+    if args.dataset == "music":
+        from talkrec.evaluation.music import _load
+        templates, name = MUSIC_TEMPLATES, "lastfm"
+    else:
+        from talkrec.evaluation.movies import _load
+        templates, name = MOVIE_TEMPLATES, "movielens"
+    d = _load(cfg, Timer())
+    rc = cfg[args.dataset]["retrieval"]
+    qs, _ = queryset(resolve_path(rc["queryset"], cfg), d.cat, rc, templates, seed, d.ids, name, write=True)
+    it = item_tag_sets(d.cat.tags, min_weight=float(rc["min_weight"]), categories=rc.get("categories"))
+    idx = {x: i for i, x in enumerate(d.ids.tolist())}
+    rel = [{idx[i] for i in relevant_items(q.tags, it) if i in idx} for q in qs]
+    keep = [j for j, r in enumerate(rel) if r]
+    qs, rel = [qs[j] for j in keep], [rel[j] for j in keep]
+    pb = ProductBuilder(cfg, args.dataset)
+    if args.build:
+        from ablation_movies import parse_variant
+        vname, over = parse_variant(args.build)
+        space = pb.build(f"search-{vname}", pb.catalog(d.cat), **over)
+    else:
+        space = Space.load(Path(pb.root) / "full")
+    for mode in args.modes:
+        space.config["search"] = {**space.config.get("search", {}), "mode": mode}
+        r = text_retrieval([q.qid for q in qs], [q.split for q in qs], rel,
+                           {"h": search_ranker(space, d.ids, [q.text for q in qs], k)}, k=k)
+        print(f"{args.dataset} mode {mode}: val {val_mean(r, 'h'):.4f} "
+              f"test {r.scores['h']['ndcg'][r.split == 'test'].mean():.4f}", flush=True)
+    space.config["search"] = {**space.config.get("search", {}), "mode": "hybrid"}
+    for w in args.weights:
+        tw, bw = (float(x) for x in w.split(","))
+        space.config["search"] = {**space.config.get("search", {}), "hybrid_text_weight": tw, "hybrid_bm25_weight": bw}
+        r = text_retrieval([q.qid for q in qs], [q.split for q in qs], rel,
+                           {"h": search_ranker(space, d.ids, [q.text for q in qs], k)}, k=k)
+        test = r.scores["h"]["ndcg"][r.split == "test"]
+        print(f"{args.dataset} text {tw:g} bm25 {bw:g}: val {val_mean(r, 'h'):.4f} test {test.mean():.4f} "
+              f"({len(test)} test queries)", flush=True)
+
+
+if __name__ == "__main__":
+    main()

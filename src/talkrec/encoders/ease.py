@@ -1,0 +1,208 @@
+"""EASE: embarrassingly shallow autoencoder (Steck 2019), item-item CF in closed form.
+
+With the user x item matrix ``X`` (binary, or ``log1p`` of the weights) and the L2 penalty
+``lambda``, EASE's item-item weights are
+
+.. math::
+    P = (X^\\top X + \\lambda I)^{-1}, \\qquad B_{ij} = -P_{ij} / P_{jj}\\ (i \\ne j), \\quad B_{jj} = 0,
+
+and a user with history ``x`` scores the items by ``x B``. When there are fewer users than
+items, the Woodbury identity gives ``P = (I - X^T (lambda I_U + X X^T)^{-1} X) / lambda``,
+a U x U solve; rows of ``P`` are then computed in chunks, so the I x I matrix is never held.
+
+What is kept (and saved: ``ease.npz`` + ``config.json``): each item's top ``n_neighbors``
+entries of its row of ``B`` (what the item predicts), as indices and weights. Scoring a set
+of items sums their lists, which is ``x B`` cut at that depth.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .._atomic import atomic_dir
+from ..errors import InputError, NotFittedError
+from ..estimator import Estimator, Instance, Interval
+
+__all__ = ["EASE"]
+
+
+class EASE(Estimator):
+    """EASE item-item CF, scikit-learn style.
+
+    Parameters
+    ----------
+    regularization:
+        The L2 penalty lambda (Steck: a few hundred to a few thousand).
+    min_weight:
+        Interactions with weight below this are ignored (e.g. 3.5 keeps ratings > 3).
+    binary:
+        ``X`` is 1 for each kept interaction; otherwise ``log1p(weight)``.
+    n_neighbors:
+        Entries kept of each item's row of ``B`` (its strongest predicted items).
+    chunk_size:
+        Rows of ``P`` computed at once (memory: ``chunk_size x n_items`` floats).
+
+    Attributes
+    ----------
+    item_ids_ : np.ndarray[str]
+    neighbors_ : np.ndarray (n_items, n_neighbors) int32, -1 where the list is shorter
+    weights_ : np.ndarray (n_items, n_neighbors) float32, ``B[i, neighbors_[i]]``
+    has_cf_ : np.ndarray[bool]  items with at least one kept interaction
+    n_users_ : int
+    """
+
+    _constraints = {"regularization": Interval(float, 0, closed="neither"), "min_weight": Interval(float),
+                    "binary": Instance(bool), "n_neighbors": Interval(int, 1), "chunk_size": Interval(int, 1)}
+
+    def __init__(self, *, regularization: float = 500.0, min_weight: float = 0.0, binary: bool = True,
+                 n_neighbors: int = 200, chunk_size: int = 1024) -> None:
+        self.regularization = regularization
+        self.min_weight = min_weight
+        self.binary = binary
+        self.n_neighbors = n_neighbors
+        self.chunk_size = chunk_size
+
+    # ------------------------------------------------------------------ fit
+    def _matrix(self, interactions: pd.DataFrame, ids: np.ndarray) -> sp.csr_matrix:
+        if not isinstance(interactions, pd.DataFrame):
+            raise InputError(f"interactions must be a DataFrame, got {type(interactions).__name__}",
+                             field="interactions")
+        for c in ("user_id", "item_id", "weight"):
+            if c not in interactions.columns:
+                raise InputError(f"interactions need a '{c}' column; got {list(interactions.columns)}", field=c)
+        df = interactions[interactions["weight"] >= self.min_weight] if self.min_weight else interactions
+        col = pd.Series(np.arange(len(ids)), index=ids).reindex(df["item_id"].astype(str).to_numpy()).to_numpy()
+        keep = ~np.isnan(col)
+        df = df[keep]
+        if not len(df):
+            raise InputError("no interactions left for EASE (check min_weight and item ids)", field="interactions")
+        _, urow = np.unique(df["user_id"].astype(str).to_numpy(), return_inverse=True)
+        w = df["weight"].to_numpy(dtype=np.float64)
+        data = np.ones(len(df)) if self.binary else np.log1p(np.maximum(w, 0.0))
+        m = sp.csr_matrix((data, (urow, col[keep].astype(np.int64))), shape=(int(urow.max()) + 1, len(ids)))
+        m.sum_duplicates()
+        if self.binary:
+            m.data[:] = 1.0
+        return m
+
+    def fit(self, interactions: pd.DataFrame, item_ids: Sequence[str] | np.ndarray | None = None) -> "EASE":
+        """Fit on ``interactions`` (user_id, item_id, weight); ``item_ids`` fixes the item order
+        (default: the items seen in ``interactions``)."""
+        self._check_params()
+        if isinstance(interactions, pd.DataFrame) and item_ids is None and "item_id" in interactions.columns:
+            item_ids = pd.unique(interactions["item_id"].astype(str))
+        ids = np.asarray(item_ids if item_ids is not None else [], dtype=str)
+        X = self._matrix(interactions, ids)
+        lam = float(self.regularization)
+        n_users, n_items = X.shape
+        step = int(self.chunk_size)
+        chunks = [slice(s0, min(s0 + step, n_items)) for s0 in range(0, n_items, step)]
+        if n_users < n_items:              # Woodbury: P = (I - X^T K^-1 X) / lam, K = lam I_U + X X^T
+            Kinv = np.linalg.inv((X @ X.T).toarray() + lam * np.eye(n_users)).astype(np.float32)
+            XT = X.T.tocsr().astype(np.float32)
+
+            def left(s: slice) -> np.ndarray:                 # X[:, s]^T K^-1  (chunk x U)
+                return np.asarray(XT[s] @ Kinv)
+
+            diag = np.concatenate([(1.0 - np.asarray(XT[s].multiply(left(s)).sum(axis=1)).ravel()) / lam
+                                   for s in chunks])
+
+            def rows(s: slice) -> np.ndarray:
+                out = -np.asarray((XT @ left(s).T).T)
+                out[np.arange(out.shape[0]), np.arange(s.start, s.start + out.shape[0])] += 1.0
+                return out / lam
+        else:
+            P = np.linalg.inv((X.T @ X).toarray() + lam * np.eye(n_items))
+            diag = np.diag(P).copy()
+
+            def rows(s: slice) -> np.ndarray:
+                return P[s]
+        n = min(int(self.n_neighbors), max(n_items - 1, 1))
+        nb = np.full((n_items, n), -1, dtype=np.int32)
+        wt = np.zeros((n_items, n), dtype=np.float32)
+        has = np.asarray(X.getnnz(axis=0) > 0)
+        for s in chunks:
+            s0 = s.start
+            B = (-rows(s) / diag[None, :]).astype(np.float32)
+            r = np.arange(B.shape[0])
+            B[r, r + s0] = -np.inf                  # B_jj = 0: an item never predicts itself
+            B[:, ~has] = -np.inf
+            top = np.argpartition(-B, n - 1, axis=1)[:, :n]
+            vals = np.take_along_axis(B, top, axis=1)
+            order = np.argsort(-vals, axis=1, kind="stable")
+            top, vals = np.take_along_axis(top, order, axis=1), np.take_along_axis(vals, order, axis=1)
+            ok = np.isfinite(vals) & has[s][:, None]
+            nb[s] = np.where(ok, top, -1)
+            wt[s] = np.where(ok, vals, 0.0)
+        self.item_ids_, self.neighbors_, self.weights_ = ids, nb, wt
+        self.has_cf_, self.n_users_ = has, int(n_users)
+        self._pos = {k: i for i, k in enumerate(ids.tolist())}
+        return self
+
+    # ------------------------------------------------------------------ scoring
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "neighbors_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit() or load() first")
+
+    def positions(self, item_ids: Sequence[str]) -> np.ndarray:
+        """Rows of the known items among ``item_ids`` (unknown ones left out)."""
+        self._check_fitted()
+        if isinstance(item_ids, str):
+            raise InputError("item_ids must be a list of item ids, not one string", field="item_ids")
+        return np.array([self._pos[str(i)] for i in item_ids if str(i) in self._pos], dtype=np.int64)
+
+    def score_rows(self, rows: np.ndarray, weights: Sequence[float] | None = None) -> np.ndarray:
+        """``x B`` over all items for the history ``x`` = the item rows ``rows`` (weight 1
+        each, or ``weights``), from the kept lists; items no list reaches score 0."""
+        self._check_fitted()
+        rows = np.asarray(rows, dtype=np.int64)
+        w = np.ones(len(rows), dtype=np.float32) if weights is None else np.asarray(weights, dtype=np.float32)
+        if len(w) != len(rows):
+            raise InputError(f"{len(w)} weights for {len(rows)} items", field="weights")
+        out = np.zeros(len(self.item_ids_), dtype=np.float64)
+        nb, wt = self.neighbors_[rows], self.weights_[rows] * w[:, None]
+        ok = nb >= 0
+        np.add.at(out, nb[ok], wt[ok])
+        return out
+
+    def score(self, item_ids: Sequence[str], weights: Sequence[float] | None = None) -> np.ndarray:
+        """``x B`` for a history of item ids (unknown ids ignored), aligned with ``item_ids_``."""
+        self._check_fitted()
+        if isinstance(item_ids, str):
+            raise InputError("item_ids must be a list of item ids, not one string", field="item_ids")
+        if weights is not None and len(weights) != len(item_ids):
+            raise InputError(f"{len(weights)} weights for {len(item_ids)} items", field="weights")
+        known = [(self._pos[str(i)], 1.0 if weights is None else float(weights[k]))
+                 for k, i in enumerate(item_ids) if str(i) in self._pos]
+        return self.score_rows(np.array([r for r, _ in known], dtype=np.int64), [w for _, w in known])
+
+    # ------------------------------------------------------------------ persistence
+    def config(self) -> dict[str, Any]:
+        return self.get_params()
+
+    def save(self, path: str | Path) -> None:
+        """Write ``ease.npz`` and ``config.json`` into the folder ``path`` atomically."""
+        self._check_fitted()
+        with atomic_dir(path) as tmp:
+            np.savez(tmp / "ease.npz", item_ids=np.asarray(self.item_ids_, dtype=str), neighbors=self.neighbors_,
+                     weights=self.weights_, has_cf=self.has_cf_)
+            (tmp / "config.json").write_text(json.dumps({**self.config(), "n_users": self.n_users_}, indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "EASE":
+        path = Path(path)
+        cfg = json.loads((path / "config.json").read_text())
+        n_users = int(cfg.pop("n_users", 0))
+        self = cls(**cfg)
+        with np.load(path / "ease.npz", allow_pickle=False) as z:
+            self.item_ids_, self.neighbors_ = z["item_ids"].astype(str), z["neighbors"]
+            self.weights_, self.has_cf_ = z["weights"], z["has_cf"]
+        self.n_users_ = n_users
+        self._pos = {k: i for i, k in enumerate(self.item_ids_.tolist())}
+        return self

@@ -1,0 +1,154 @@
+"""The talkrec product inside the evaluation (issue 12): spaces built by
+:func:`talkrec.pipeline.build` from a build config (the product's stages, ALSEncoder, EASE,
+the fusion defaults), queried through the methods users call: ``Space.similar``,
+``Space.recommend`` and ``Space.search``.
+
+A dataset block of the evaluation config names its build config (``build_config``, e.g.
+``configs/lastfm.yaml``; a user's own generic config works the same) and optional
+``build_overrides`` (dotted keys; the ``small`` mode's few epochs). All builds of one
+dataset share one build cache, so text embeddings are computed once.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..config import merge, resolve_path
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ProductBuilder", "rank_ids", "recommend_ranker", "search_ranker", "similar_ranker"]
+
+
+class ProductBuilder:
+    """Builds spaces of one evaluation dataset from its build config into the eval cache."""
+
+    def __init__(self, cfg: Mapping[str, Any], ds: str) -> None:
+        from ..pipeline import load_config
+
+        block = cfg[ds]
+        path = resolve_path(block["build_config"], cfg)
+        over = {"data_root": str(resolve_path(cfg["data_root"], cfg)), "seed": int(cfg["seed"])}
+        self.cfg = merge(load_config(path, over), block.get("build_overrides") or {})
+        small = "-small" if cfg.get("small_mode") else ""      # a --small run never touches a full run's spaces
+        self.root = resolve_path(cfg["cache_dir"], cfg) / "product" / f"{ds}-{self.cfg['name']}{small}"
+        self.builds: dict[str, dict[str, Any]] = {}
+        self._own: Any = None
+
+    @property
+    def own_catalog(self) -> bool:
+        """Whether the build loads its own data (generic format) instead of the evaluation's catalog."""
+        return self.cfg.get("dataset", "generic") == "generic"
+
+    def catalog(self, evaluation_catalog: Any) -> Any:
+        """The catalog the build starts from: its own (generic format) or the evaluation's."""
+        if self.own_catalog:
+            if self._own is None:
+                from ..pipeline import load_dataset
+                self._own = load_dataset(self.cfg)
+            return self._own
+        return evaluation_catalog
+
+    def build(self, tag: str, catalog: Any, **overrides: Any) -> Any:
+        """Build (or rebuild) the space ``tag`` from ``catalog`` (see :meth:`catalog`; folds
+        with held-out users removed, cold items held out) and load it."""
+        from ..pipeline import build
+        from ..space import Space
+
+        out = self.root / tag
+        t0 = time.perf_counter()
+        summary = build(merge({**self.cfg, "output": str(out), "build_cache": str(self.root / "cache.build")},
+                              overrides), show_progress=False, catalog=catalog)
+        self.builds[tag] = {"seconds": round(time.perf_counter() - t0, 1),
+                            "stages": {st["stage"]: {kk: st[kk] for kk in ("seconds", "epochs", "best_epoch", "cached")
+                                                     if kk in st} for st in summary["stages"]}}
+        log.info("product build %s: %.1fs", tag, time.perf_counter() - t0)
+        return Space.load(out)
+
+    def settings(self, space: Any) -> dict[str, Any]:
+        """What the evaluated product serves: fusion settings, strategies, modality weights, EASE."""
+        c = space.config
+        ease = c.get("build_config", {}).get("ease", {})
+        return {"build_config": self.cfg.get("_config_path"), "profile": c.get("profile", "default"),
+                "fusion": c["fusion"], "modality_weights": c.get("modality_weights"), "similar": c.get("similar"),
+                "recommend": c.get("recommend"), "ease": ease, "search": c.get("search"), "builds": self.builds}
+
+
+def rank_ids(hits: Sequence[Any], idx: Mapping[str, int], k: int) -> np.ndarray:
+    """Hits as a row of evaluation item indices (``-1`` padded; unknown ids dropped)."""
+    row = np.full(k, -1, dtype=np.int64)
+    r = [idx[h.item_id] for h in hits if h.item_id in idx][:k]
+    row[:len(r)] = r
+    return row
+
+
+def vectors_aligned(space: Any, ids: np.ndarray) -> np.ndarray:
+    """The space's fused vectors in the evaluation's item order (NaN rows where it has none)."""
+    pos = {x: i for i, x in enumerate(space.item_ids.tolist())}
+    V = space.embeddings("multi")
+    out = np.full((len(ids), V.shape[1]), np.nan, dtype=np.float32)
+    have = [(j, pos[i]) for j, i in enumerate(ids.tolist()) if i in pos]
+    if have:
+        a, b = zip(*have)
+        out[list(a)] = V[list(b)]
+    return out
+
+
+def inputs_aligned(space: Any, ids: np.ndarray) -> dict[str, np.ndarray]:
+    """The space's raw modality inputs (text: mean over views) in the evaluation's item order."""
+    pos = {x: i for i, x in enumerate(space.item_ids.tolist())}
+    rows = np.array([pos.get(i, -1) for i in ids.tolist()])
+    out = {}
+    for m in space.modalities:
+        X = space.embeddings(m)
+        Y = np.full((len(ids), X.shape[1]), np.nan, dtype=np.float32)
+        Y[rows >= 0] = X[rows[rows >= 0]]
+        out[m] = Y
+    return out
+
+
+def similar_ranker(space: Any, ids: np.ndarray, k: int) -> Any:
+    """``fn(query_positions, exclude) -> (n_q, k)`` through ``Space.similar`` (queries the
+    space does not have get no ranking)."""
+    from ..errors import NotFoundError
+
+    idx = {x: i for i, x in enumerate(ids.tolist())}
+
+    def fn(qi: np.ndarray, ex: Any) -> np.ndarray:
+        out = np.full((len(qi), k), -1, dtype=np.int64)
+        for j, q in enumerate(qi):
+            try:
+                out[j] = rank_ids(space.similar(str(ids[q]), k=k), idx, k)
+            except NotFoundError:
+                pass
+        return out
+    return fn
+
+
+def recommend_ranker(space: Any, ids: np.ndarray, k: int) -> Any:
+    """``fn(user_positions, query_items) -> (n_u, k)`` through ``Space.recommend(items=...)``
+    (seen items excluded; query items the space does not have are left out)."""
+    idx = {x: i for i, x in enumerate(ids.tolist())}
+    have = set(space.item_ids.tolist())
+
+    def fn(qi: np.ndarray, query: Sequence[Sequence[int]]) -> np.ndarray:
+        out = np.full((len(qi), k), -1, dtype=np.int64)
+        for j, q in enumerate(qi):
+            items = [str(ids[i]) for i in query[q] if str(ids[i]) in have]
+            if items:
+                out[j] = rank_ids(space.recommend(items=items, k=k), idx, k)
+        return out
+    return fn
+
+
+def search_ranker(space: Any, ids: np.ndarray, texts: Sequence[str], k: int) -> Any:
+    """``fn(query_positions, exclude) -> (n_q, k)`` through ``Space.search`` (the space's
+    default mode: hybrid)."""
+    idx = {x: i for i, x in enumerate(ids.tolist())}
+    R = np.stack([rank_ids(space.search(t, k=k), idx, k) for t in texts]) if len(texts) else \
+        np.empty((0, k), dtype=np.int64)
+    return lambda qp, ex: R[qp]

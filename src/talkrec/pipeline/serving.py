@@ -1,0 +1,92 @@
+"""What a build adds for serving beyond the fused vectors (issue 12): the EASE item-item
+model, the modality weights of the item mean, and the strategies ``Space.similar`` and
+``Space.recommend`` serve by default; and ``fusion: paper``, the paper's exact setup.
+
+* ``ease: {enabled, regularization, min_weight, binary, n_neighbors}`` - EASE
+  (:class:`~talkrec.encoders.ease.EASE`) on the catalog's interactions, saved in the space
+  as ``ease/``.
+* ``modality_weights: {audio: 0.5}`` - weights of the modalities in an item's fused mean
+  (missing modalities weigh 1), used by the build and by cold-start upserts.
+* ``similar: {strategy: rrf | knn, cf_weight, rrf_c, depth}`` and
+  ``recommend: {strategy: blend | rrf | knn, weights: {fused, ease, als}, rrf_c, depth}``
+  (:mod:`talkrec.space.strategies`).
+* ``fusion: paper`` - paper 001's fusion (lr 1e-4, 400 epochs, patience 25), equal weights,
+  no EASE, plain kNN for similar and recommend: the Table 4 reproduction.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..data.catalog import Catalog
+from ..errors import InputError
+from .cache import StageTimer
+
+__all__ = ["PAPER_FUSION", "ease_stage", "modality_weights", "resolve_profile", "serving_config"]
+
+#: the fusion settings of paper 001 (section 2), what ``fusion: paper`` trains
+PAPER_FUSION: dict[str, Any] = {"learning_rate": 1e-4, "max_epochs": 400, "patience": 25}
+
+SIMILAR_STRATEGIES = ("rrf", "knn")
+RECOMMEND_STRATEGIES = ("blend", "rrf", "knn")
+
+
+def resolve_profile(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``cfg`` with ``fusion: paper`` expanded (paper fusion, no EASE, equal weights, kNN),
+    and the strategy names checked."""
+    out = copy.deepcopy(dict(cfg))
+    if isinstance(out.get("fusion"), str):
+        if out["fusion"] != "paper":
+            raise InputError(f"fusion must be a mapping of settings or 'paper', got {out['fusion']!r}", field="fusion")
+        out.update(fusion=dict(PAPER_FUSION), modality_weights={}, similar={"strategy": "knn"},
+                   recommend={"strategy": "knn"}, profile="paper")
+        out["ease"] = {**out.get("ease", {}), "enabled": False}
+    s, r = out["similar"].get("strategy", "knn"), out["recommend"].get("strategy", "knn")
+    if s not in SIMILAR_STRATEGIES:
+        raise InputError(f"similar.strategy must be one of {', '.join(SIMILAR_STRATEGIES)}, got {s!r}",
+                         field="similar.strategy")
+    if r not in RECOMMEND_STRATEGIES:
+        raise InputError(f"recommend.strategy must be one of {', '.join(RECOMMEND_STRATEGIES)}, got {r!r}",
+                         field="recommend.strategy")
+    return out
+
+
+def ease_stage(cfg: Mapping[str, Any], catalog: Catalog, timer: StageTimer) -> Any:
+    """The fitted EASE model, or None (no interactions, or ``ease.enabled: false``)."""
+    ecfg = dict(cfg.get("ease") or {})
+    if catalog.interactions is None or not ecfg.pop("enabled", True):
+        return None
+    from ..encoders.ease import EASE
+
+    if ecfg.get("min_weight") is None:
+        ecfg["min_weight"] = float(cfg["cf"].get("min_weight", 0.0))
+    with timer.stage("ease") as info:
+        model = EASE(**ecfg).fit(catalog.interactions, catalog.item_ids)
+        info.update(items_with_cf=int(model.has_cf_.sum()), users=model.n_users_,
+                    n_neighbors=int(model.neighbors_.shape[1]))
+    return model
+
+
+def modality_weights(cfg: Mapping[str, Any], modalities: list[str]) -> dict[str, float]:
+    """Every modality's weight in the fused item mean (1 unless ``modality_weights`` says)."""
+    given = dict(cfg.get("modality_weights") or {})
+    unknown = set(given) - set(modalities)
+    if unknown:
+        raise InputError(f"modality_weights names {sorted(unknown)}, not modalities of this build {modalities}",
+                         field="modality_weights")
+    w = {m: float(given.get(m, 1.0)) for m in modalities}
+    if any(not np.isfinite(v) or v < 0 for v in w.values()) or not any(v > 0 for v in w.values()):
+        raise InputError(f"modality_weights must be finite, >= 0 and not all 0, got {given}", field="modality_weights")
+    return w
+
+
+def serving_config(cfg: Mapping[str, Any], weights: Mapping[str, float], has_ease: bool) -> dict[str, Any]:
+    """The ``space.json`` entries the Space's similar / recommend / upserts read."""
+    sim, rec = dict(cfg["similar"]), dict(cfg["recommend"])
+    if not has_ease:                       # no CF at all: the fused space alone
+        sim["strategy"] = "knn"
+        rec["strategy"] = "knn"
+    return {"similar": sim, "recommend": rec, "modality_weights": dict(weights), "profile": cfg.get("profile", "default")}

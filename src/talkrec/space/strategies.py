@@ -1,0 +1,241 @@
+"""What ``Space.similar`` and ``Space.recommend`` serve beyond the fused space's kNN (issue 12).
+
+A space built with interactions keeps an EASE model (``ease/``, :class:`~talkrec.encoders.ease.EASE`)
+and ALS factors (``cf/``); ``space.json`` names the strategies (set by the build config,
+:mod:`talkrec.pipeline.serving`):
+
+* ``similar.strategy: rrf`` - reciprocal rank fusion of the item's fused-space list (the top
+  ``depth`` by cosine, weight 1) and its EASE list (the items it predicts, weight ``cf_weight``):
+  :math:`s(j) = \\sum_r w_r / (c + \\mathrm{rank}_r(j))`. An item without interactions (a cold
+  item), or one written since the build by ``add_items`` (its vector is its new content), has
+  no EASE list: with ``cold_neighbors: n`` it borrows the lists of its ``n`` nearest items that
+  have one (cosine-weighted, weight ``cold_weight``), else it gets its fused list.
+* ``recommend.strategy: blend`` - per query, each score z-scored over the candidates and
+  summed with ``weights``: the fused cosine of the items' mean vector, EASE's ``x B`` and the
+  dot of the items' mean ALS factors with every item's. An item without CF (cold) scores 0
+  in ``x B`` like every item no list reaches, and the candidates' mean (z = 0) in the ALS term;
+  ``cold_neighbors: m`` gives them instead the cosine-weighted mean of those scores over their
+  ``m`` nearest items with CF in the fused space; ``cold_boost`` adds a constant to items
+  without ALS factors (exposure for new items; default 0). ``rrf`` - RRF of the fused list and the ``x B``
+  list (weight ``weights.ease``). ``knn`` (and ``fusion: paper``) - the fused space alone.
+
+Each function returns ``(item_id, score)`` pairs, best first, ``offset`` skipped.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..index.filters import Where
+from ..index.store import checked_query
+from ..ranking import rrf_scores, top_k
+
+if TYPE_CHECKING:
+    from ..index.snapshot import Snapshot
+    from .core import Space
+
+__all__ = ["ease_model", "recommend_pairs", "similar_pairs", "zscore"]
+
+
+def ease_model(space: "Space") -> Any:
+    """The space's :class:`~talkrec.encoders.ease.EASE` model (``ease/``, loaded once), or None."""
+    sh = space._shared
+    if sh.ease is None and (space.path / "ease").exists():
+        from ..encoders.ease import EASE
+        sh.ease = EASE.load(space.path / "ease")
+    return sh.ease
+
+
+def zscore(s: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """``(s - mean) / std`` over the entries where ``ok`` (std 0 -> 1); 0 elsewhere."""
+    out = np.zeros(len(s), dtype=np.float64)
+    if ok.any():
+        v = s[ok].astype(np.float64)
+        sd = v.std()
+        out[ok] = (v - v.mean()) / (sd if sd > 1e-12 else 1.0)
+    return out
+
+
+def _rows_of(snap: "Snapshot", ids: np.ndarray, key: Any) -> np.ndarray:
+    """Snapshot row of each id (-1: not in the snapshot), memoized per snapshot and model."""
+    def make() -> np.ndarray:
+        return np.array([-1 if (p := snap.position(i)) is None else p for i in ids.tolist()], dtype=np.int64)
+    return snap.memo(("model_rows", key), make)  # type: ignore[no-any-return]
+
+
+def _ease_list(space: "Space", snap: "Snapshot", item_id: str) -> np.ndarray:
+    """The items the item's EASE row predicts (B > 0) as snapshot rows, strongest first
+    (empty for an item without interactions)."""
+    ease = ease_model(space)
+    e = ease._pos.get(item_id) if ease is not None else None
+    if e is None:
+        return np.empty(0, dtype=np.int64)
+    rows = _rows_of(snap, ease.item_ids_, ("ease", id(ease)))
+    nb = ease.neighbors_[e]
+    r = rows[nb[(nb >= 0) & (ease.weights_[e] > 0)]]        # what the item predicts (B > 0)
+    return r[r >= 0]
+
+
+def _borrowed_list(space: "Space", snap: "Snapshot", fused: np.ndarray, s: np.ndarray, n: int) -> np.ndarray:
+    """For an item without interactions: the EASE lists of its ``n`` nearest items that have
+    one (in the fused list), each max-normalized and weighted by its cosine, summed; as
+    snapshot rows, best first."""
+    ease = ease_model(space)
+    if ease is None:
+        return np.empty(0, dtype=np.int64)
+    rows = _rows_of(snap, ease.item_ids_, ("ease", id(ease)))
+    total = np.zeros(snap.n_rows, dtype=np.float64)
+    used = 0
+    for r in fused:
+        e = ease._pos.get(snap.id_at(int(r)))
+        if e is None or not ease.has_cf_[e]:
+            continue
+        nb, w = ease.neighbors_[e], ease.weights_[e]
+        ok = (nb >= 0) & (w > 0)
+        tr = rows[nb[ok]]
+        if len(tr) and w[ok].max() > 0:
+            np.add.at(total, tr[tr >= 0], (max(float(s[r]), 0.0) * w[ok] / w[ok].max())[tr >= 0])
+        used += 1
+        if used >= n:
+            break
+    return top_k(np.where(total > 0, total, -np.inf), len(fused))
+
+
+def _ease_scores(space: "Space", snap: "Snapshot", hist: Sequence[str]) -> np.ndarray | None:
+    """EASE's ``x B`` for the history, per snapshot row (0 where no list reaches; the history's
+    own items get the maximum, so they lead when not excluded)."""
+    ease = ease_model(space)
+    if ease is None:
+        return None
+    rows = _rows_of(snap, ease.item_ids_, ("ease", id(ease)))
+    s = ease.score(list(hist))
+    out = np.zeros(snap.n_rows, dtype=np.float64)
+    ok = rows >= 0
+    out[rows[ok]] = s[ok]
+    seen = [p for p in (snap.position(i) for i in hist) if p is not None]
+    out[seen] = out.max() if len(out) else 0.0     # B_ii = 0, but a seen item is what the user likes most
+    return out
+
+
+def _als_items(space: "Space") -> tuple[np.ndarray, np.ndarray, dict[str, int]] | None:
+    """The ALS item ids, factors and positions from ``cf/factors.npz`` (numpy only: serving
+    never imports implicit), loaded once; None without ``cf/``."""
+    sh = space._shared
+    if sh.als_items is None and (space.path / "cf" / "factors.npz").exists():
+        with np.load(space.path / "cf" / "factors.npz", allow_pickle=False) as z:
+            ids, F = z["item_ids"].astype(str), z["item_factors"]
+        sh.als_items = (ids, F, {k: i for i, k in enumerate(ids.tolist())})
+    return sh.als_items  # type: ignore[no-any-return]
+
+
+def _als_scores(space: "Space", snap: "Snapshot", hist: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Dot of the history's mean ALS item factors with every row's, and which rows have factors."""
+    als = _als_items(space)
+    if als is None:
+        return None
+    ids, F, pos = als
+    h = [pos[i] for i in hist if i in pos and not np.isnan(F[pos[i]]).any()]
+    rows = _rows_of(snap, ids, ("als", id(F)))
+    out = np.zeros(snap.n_rows, dtype=np.float64)
+    has = np.zeros(snap.n_rows, dtype=bool)
+    ok = (rows >= 0) & ~np.isnan(F).any(axis=1)
+    if h:
+        out[rows[ok]] = np.nan_to_num(F[ok]) @ F[h].mean(axis=0)
+    has[rows[ok]] = True
+    return out, has
+
+
+def _cold_neighbors(space: "Space", snap: "Snapshot", m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows without CF (cold), and for each its ``m`` nearest rows with CF in the fused space
+    and their cosines (clipped at 0); computed once per snapshot."""
+    ease = ease_model(space)
+
+    def make() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows = _rows_of(snap, ease.item_ids_, ("ease", id(ease)))
+        has = np.zeros(snap.n_rows, dtype=bool)
+        has[rows[(rows >= 0) & ease.has_cf_]] = True
+        live = np.asarray(snap.live, dtype=bool)
+        cold, warm = np.flatnonzero(~has & live), np.flatnonzero(has & live)
+        if not len(cold) or not len(warm):
+            return cold, np.empty((len(cold), 0), dtype=np.int64), np.empty((len(cold), 0))
+        S = snap.rows(cold) @ snap.rows(warm).T
+        top = top_k(S, min(m, len(warm)))
+        return cold, warm[top], np.maximum(np.take_along_axis(S, top, axis=1), 0.0)
+    return snap.memo(("cold_neighbors", m, id(ease)), make)  # type: ignore[no-any-return]
+
+
+def _impute(s: np.ndarray, cold: np.ndarray, nb: np.ndarray, w: np.ndarray) -> None:
+    """Cold rows' scores: the cosine-weighted mean of their warm neighbours' (in place)."""
+    if len(cold) and nb.shape[1]:
+        s[cold] = (s[nb] * w).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-12)
+
+
+def _pairs(snap: "Snapshot", s: np.ndarray, need: int, offset: int, exclude: Sequence[int],
+           allowed: np.ndarray) -> list[tuple[str, float]]:
+    top = top_k(s, need, exclude=list(exclude), allowed=allowed)
+    return [(snap.id_at(int(i)), float(s[i])) for i in top[offset:]]
+
+
+def similar_pairs(space: "Space", item_id: str, k: int, where: Where, offset: int) -> list[tuple[str, float]]:
+    """``similar.strategy: rrf``: RRF of the fused list and the item's EASE list."""
+    snap = space.index
+    cfg: Mapping[str, Any] = space.config.get("similar", {})
+    q = checked_query(space.item_vector(item_id), snap.dim, k, offset)   # unknown item: NotFoundError
+    p = snap.position(item_id)
+    allowed = snap.mask(where)
+    need = k + offset
+    s = snap.scores(q)
+    fused = top_k(s, max(int(cfg.get("depth", 1000)), need), exclude=[p], allowed=allowed)
+    # an item written since the build (add_items: new, or updated) is served from its content
+    ease = _ease_list(space, snap, item_id) if p is not None and p < snap.n0 else np.empty(0, dtype=np.int64)
+    w_ease = float(cfg.get("cf_weight", 0.5))
+    if not len(ease) and int(cfg.get("cold_neighbors", 0)) > 0:       # a cold item: borrow its neighbours' lists
+        ease = _borrowed_list(space, snap, fused, s, int(cfg["cold_neighbors"]))
+        w_ease = float(cfg.get("cold_weight", 0.25))
+    ease = ease[allowed[ease] & (ease != p)]
+    rrf = rrf_scores([fused, ease], snap.n_rows, c=float(cfg.get("rrf_c", 60.0)), weights=[1.0, w_ease])
+    rrf[rrf <= 0] = -np.inf
+    return _pairs(snap, rrf, need, offset, [p], allowed)
+
+
+def recommend_pairs(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, where: Where, offset: int,
+                    exclude: Sequence[str]) -> list[tuple[str, float]]:
+    """``recommend.strategy: blend`` or ``rrf`` for the history ``hist`` (mean vector ``q``)."""
+    snap = space.index
+    q = checked_query(q, snap.dim, k, offset)
+    cfg: Mapping[str, Any] = space.config.get("recommend", {})
+    w = {"fused": 1.0, "ease": 1.0, "als": 1.0, **cfg.get("weights", {})}
+    allowed = snap.mask(where)
+    excl = [p for p in (snap.position(e) for e in exclude) if p is not None]
+    cand = allowed.copy()
+    cand[excl] = False
+    need = k + offset
+    s_fused = snap.scores(q)
+    cand &= np.isfinite(s_fused)
+    s_ease = _ease_scores(space, snap, hist)
+    if cfg.get("strategy") == "rrf":
+        depth = max(int(cfg.get("depth", 1000)), need)
+        lists = [top_k(s_fused, depth, allowed=cand)]
+        if s_ease is not None:
+            lists.append(top_k(np.where(s_ease != 0, s_ease, -np.inf), depth, allowed=cand))
+        total = rrf_scores(lists, snap.n_rows, c=float(cfg.get("rrf_c", 60.0)),
+                           weights=[1.0, float(w["ease"])][:len(lists)])
+        total[total <= 0] = -np.inf
+        return _pairs(snap, total, need, offset, excl, cand)
+    als = _als_scores(space, snap, hist) if w["als"] or cfg.get("cold_boost") else None
+    no_cf = ~als[1] if als is not None else None
+    if int(cfg.get("cold_neighbors", 0)) > 0 and s_ease is not None:   # CF scores of cold items from their neighbours
+        cold, nb, nw = _cold_neighbors(space, snap, int(cfg["cold_neighbors"]))
+        _impute(s_ease, cold, nb, nw)
+        if als is not None:
+            _impute(als[0], cold, nb, nw)
+            als[1][cold] = True
+    total = float(w["fused"]) * zscore(s_fused, cand)
+    if s_ease is not None and w["ease"]:
+        total += float(w["ease"]) * zscore(s_ease, cand)
+    if als is not None:
+        total += float(w["als"]) * zscore(als[0], cand & als[1])
+        total[no_cf] += float(cfg.get("cold_boost", 0.0))          # exposure for items without CF
+    return _pairs(snap, np.where(cand, total, -np.inf), need, offset, excl, cand)

@@ -1,0 +1,149 @@
+"""The strategies Space.similar / Space.recommend serve (issue 12): RRF with EASE, the
+z-scored blend, ``fusion: paper``, modality weights, and that filters, offsets, exclusions
+and cold items keep working through them."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from talkrec.errors import InputError, NotFoundError
+from talkrec.pipeline import build
+from talkrec.space import Space
+from talkrec.space.strategies import zscore
+
+
+@pytest.fixture(scope="module")
+def space(tiny_space_dir):
+    return Space.load(tiny_space_dir)
+
+
+@pytest.fixture
+def tiny_config(tiny_space_dir):
+    """The build config of the tiny space (the suite's TINY_SPACE_CONFIG over the defaults)."""
+    cfg = json.loads((tiny_space_dir / "space.json").read_text())["build_config"]
+    return {k: v for k, v in cfg.items() if k not in ("output", "profile")}
+
+
+def test_the_build_stores_ease_and_the_default_strategies(space, tiny_space_dir):
+    assert (tiny_space_dir / "ease" / "ease.npz").exists()
+    assert space.config["similar"]["strategy"] == "rrf" and space.config["recommend"]["strategy"] == "blend"
+    assert space.config["modality_weights"] == {"text": 1.0, "cf": 1.0, "audio": 1.0}
+
+
+def test_similar_fuses_the_fused_list_with_the_ease_list(space):
+    hits = space.similar("jazz3", k=8)
+    assert [h.item_id for h in hits].count("jazz3") == 0 and all(h.item_id.startswith("jazz") for h in hits)
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True) and scores[0] <= 1.5 / 61    # RRF scores (c = 60)
+    # offset pages through the same ranking; a filter keeps only matching items
+    assert [h.item_id for h in space.similar("jazz3", k=3, offset=2)] == [h.item_id for h in hits[2:5]]
+    only = space.similar("jazz3", k=5, where={"name": "Metal Band 2"})
+    assert [h.item_id for h in only] == ["metal2"]
+    with pytest.raises(NotFoundError):
+        space.similar("nope")
+    with pytest.raises(InputError):
+        space.similar("jazz3", k=0)
+
+
+def test_recommend_blends_and_keeps_exclusions(space):
+    hist = ["pop1", "pop2", "pop3"]
+    hits = space.recommend(items=hist, k=10)
+    ids = [h.item_id for h in hits]
+    assert not set(ids) & set(hist) and all(i.startswith("pop") for i in ids[:8])
+    seen = space.recommend(items=hist, k=60, exclude_seen=False)
+    assert set(hist) <= {h.item_id for h in seen}
+    assert [h.item_id for h in space.recommend(items=hist, k=4, offset=3)] == ids[3:7]
+    filtered = space.recommend(items=hist, k=5, where={"name": "Jazz Band 4"})
+    assert [h.item_id for h in filtered] == ["jazz4"]
+    u = space.users(1)[0][0]
+    assert space.recommend(user=u, k=5)
+
+
+def test_recommend_rrf_strategy(space, tmp_path):
+    d = tmp_path / "s"
+    shutil.copytree(space.path, d)
+    cfg = json.loads((d / "space.json").read_text())
+    cfg["recommend"] = {"strategy": "rrf", "weights": {"ease": 0.5}}
+    (d / "space.json").write_text(json.dumps(cfg))
+    s = Space.load(d)
+    ids = [h.item_id for h in s.recommend(items=["metal1", "metal2"], k=6)]
+    assert len(ids) == 6 and all(i.startswith("metal") for i in ids) and "metal1" not in ids
+
+
+def test_cold_items_still_rank(tiny_space_dir, tmp_path):
+    d = tmp_path / "s"
+    shutil.copytree(tiny_space_dir, d)
+    s = Space.load(d)
+    s.add_items([{"item_id": "newjazz", "name": "New Jazz Trio", "tags": ["jazz", "band"],
+                  "vectors": {"audio": [0.0, 1.0, 0.0, 0.0]}}])
+    assert "newjazz" in [h.item_id for h in s.similar("jazz1", k=25)]
+    near = s.similar("newjazz", k=5)                 # no EASE list: its fused list
+    assert all(h.item_id.startswith("jazz") for h in near)
+    fused_only = [h.score for h in s.similar("newjazz", k=10)]
+    s.config["similar"] = {**s.config["similar"], "cold_neighbors": 5, "cold_weight": 0.25}
+    borrowed = s.similar("newjazz", k=10)            # its 5 nearest items' EASE lists as a second list
+    assert all(h.item_id.startswith("jazz") for h in borrowed[:5])
+    assert [h.score for h in borrowed] != fused_only and borrowed[0].score > 1 / 61
+    assert "newjazz" in [h.item_id for h in s.recommend(items=["jazz1", "jazz2"], k=30)]
+    def rank(**cfg):
+        s.config["recommend"] = {**s.config["recommend"], **cfg}
+        return [h.item_id for h in s.recommend(items=["jazz1", "jazz2"], k=40)].index("newjazz")
+    # CF scores imputed from its nearest items with CF lift the cold item among its cluster
+    assert rank(cold_neighbors=5) < rank(cold_neighbors=0)
+    s.config["recommend"] = {**s.config["recommend"], "cold_boost": 10.0}    # exposure for items without CF
+    assert s.recommend(items=["jazz1", "jazz2"], k=3)[0].item_id == "newjazz"
+    s.close()
+
+
+def test_paper_profile_is_one_switch(tmp_path, tiny_config, tiny_catalog):
+    out = tmp_path / "paper"
+    cfg = {**tiny_config, "fusion": "paper", "output": str(out)}
+    from talkrec.pipeline import serving
+    full = serving.resolve_profile({**cfg, "similar": {"strategy": "rrf"}, "recommend": {"strategy": "blend"},
+                                    "ease": {"enabled": True}})
+    assert full["fusion"] == serving.PAPER_FUSION and full["ease"]["enabled"] is False
+    assert full["similar"] == {"strategy": "knn"} and full["recommend"] == {"strategy": "knn"}
+    with pytest.raises(InputError) as e:
+        serving.resolve_profile({**cfg, "fusion": "fancy"})
+    assert e.value.field == "fusion"
+    with pytest.raises(InputError) as e:
+        serving.resolve_profile({**cfg, "fusion": {}, "similar": {"strategy": "x"}, "recommend": {}})
+    assert e.value.field == "similar.strategy"
+    # a small paper build (few epochs) serves plain kNN: scores are cosines
+    build({**cfg, "fusion": {"max_epochs": 5, "batch_size": 32, "hidden_dim": 32, "out_dim": 16}, "similar":
+           {"strategy": "knn"}, "recommend": {"strategy": "knn"}, "ease": {"enabled": False}},
+          show_progress=False, catalog=tiny_catalog)
+    s = Space.load(out)
+    assert not (out / "ease").exists() and s.config["similar"]["strategy"] == "knn"
+    v = s.item_vector("jazz1")
+    h = s.similar("jazz1", k=3)
+    assert np.isclose(h[0].score, float(s.item_vector(h[0].item_id) @ v), atol=1e-5)
+
+
+def test_modality_weights_reach_the_build_and_cold_upserts(tmp_path, tiny_config, tiny_catalog):
+    out = tmp_path / "w"
+    cfg = {**tiny_config, "output": str(out), "modality_weights": {"audio": 0.0}}
+    build(cfg, show_progress=False, catalog=tiny_catalog)
+    s = Space.load(out)
+    assert s.config["modality_weights"]["audio"] == 0.0
+    # audio weighs nothing: an item's vector is the mean of its text and cf projections
+    p = s.fusion.modality_outputs({"text": s.raw_input("jazz1", "text")[:1], "cf": s.raw_input("jazz1", "cf")})
+    want = p["text"][0] + p["cf"][0]
+    assert np.allclose(s.item_vector("jazz1"), want / np.linalg.norm(want), atol=1e-4)
+    s.add_items([{"item_id": "n1", "name": "N", "tags": ["jazz"], "vectors": {"audio": [0.0, 1.0, 0.0, 0.0]}}])
+    t = s.fusion.project("text", s.raw_input("n1", "text")[0])
+    assert np.allclose(s.item_vector("n1"), t / np.linalg.norm(t), atol=1e-4)
+    s.close()
+    with pytest.raises(InputError) as e:
+        build({**cfg, "modality_weights": {"smell": 1.0}}, show_progress=False, catalog=tiny_catalog)
+    assert e.value.field == "modality_weights"
+
+
+def test_zscore():
+    s = np.array([1.0, 2.0, 3.0, 100.0])
+    z = zscore(s, np.array([True, True, True, False]))
+    assert np.allclose(z[:3], [-1.2247449, 0.0, 1.2247449]) and z[3] == 0.0
+    assert (zscore(np.ones(3), np.ones(3, bool)) == 0).all()
