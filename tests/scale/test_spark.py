@@ -97,7 +97,10 @@ def test_the_spark_space_has_the_embedded_layout_and_text_vectors(spark_space_di
     def inputs(d: Path, name: str) -> np.ndarray:          # the current generation's raw inputs
         return np.load(d / json.loads((d / "MANIFEST.json").read_text())["generation"] / "inputs" / f"{name}.npy")
 
-    assert files(spark_space_dir) == files(tiny_space_dir)
+    assert files(spark_space_dir) == files(tiny_space_dir)                  # EASE lists included (issue 12)
+    cfg_s, cfg_e = (json.loads((d / "space.json").read_text()) for d in (spark_space_dir, tiny_space_dir))
+    assert {k: cfg_s[k] for k in ("similar", "recommend", "modality_weights")} == \
+        {k: cfg_e[k] for k in ("similar", "recommend", "modality_weights")}   # served the same way
     a, b = inputs(spark_space_dir, "text"), inputs(tiny_space_dir, "text")
     assert a.shape == b.shape and np.abs(a - b).max() < 1e-4      # the same text model, run by Spark
     a, b = inputs(spark_space_dir, "audio"), inputs(tiny_space_dir, "audio")

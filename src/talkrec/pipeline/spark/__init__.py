@@ -19,6 +19,7 @@ import numpy as np
 
 from ...data.catalog import Catalog
 from ..cache import Cache, StageTimer, content_hash
+from ..serving import ease_stage, modality_weights
 from ..stages import Built, catalog_stage, content_stage, descriptions_stage, fusion_stage, index_stage, plot_training_curve
 from .als import cf_stage
 from .embed import text_dim, text_stage
@@ -51,8 +52,11 @@ def build_spark(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: 
         describer, views = descriptions_stage(cfg, catalog, cache, timer, show_progress)
         text_encoder, cf_encoder, wide, layout, dims, scalers = _modality_tables(
             spark, cfg, settings, catalog, data_key, views, cache, timer, show_progress)
-        fusion, fused, inputs = _fuse(spark, cfg, settings, catalog.item_ids, wide, layout, dims, cache, timer)
-    built = Built(catalog, data_key, describer, views, text_encoder, cf_encoder, inputs, scalers)
+        ease = ease_stage(cfg, catalog, timer)            # on the driver, as the embedded build (issue 12)
+        weights = modality_weights(cfg, list(layout))
+        fusion, fused, inputs = _fuse(spark, cfg, settings, catalog.item_ids, wide, layout, dims, cache, timer,
+                                      ease, weights)
+    built = Built(catalog, data_key, describer, views, text_encoder, cf_encoder, inputs, scalers, ease, weights)
     index_stage(cfg, built, fusion, fused, out_dir, timer)
     plot_training_curve(fusion.history_, out_dir / "training_curve.png")
     return {"output": str(out_dir), "engine": "spark", "spark_output": settings.output, "stages": timer.stages}
@@ -84,9 +88,12 @@ def _modality_tables(spark: Any, cfg: Mapping[str, Any], s: SparkSettings, catal
 
 
 def _fuse(spark: Any, cfg: Mapping[str, Any], s: SparkSettings, ids: Any, wide: Any, layout: dict[str, list[str]],
-          dims: dict[str, int], cache: Cache, timer: StageTimer) -> tuple[Any, Any, dict[str, Any]]:
-    """Train fusion on the driver (``spark.fusion_sample`` items, default all), project
-    every item on Spark; returns the model, the fused matrix and every item's inputs."""
+          dims: dict[str, int], cache: Cache, timer: StageTimer, ease: Any = None,
+          weights: Mapping[str, float] | None = None) -> tuple[Any, Any, dict[str, Any]]:
+    """Train fusion on the driver (``spark.fusion_sample`` items, default all; the EASE
+    lists as interaction positives when it trains on all items), project every item on
+    Spark with the modality ``weights``; returns the model, the fused matrix and every
+    item's inputs."""
     seed = int(cfg.get("seed", 0))
     with timer.stage("collect") as info:
         inputs = collect_inputs(wide, layout, dims)
@@ -94,12 +101,12 @@ def _fuse(spark: Any, cfg: Mapping[str, Any], s: SparkSettings, ids: Any, wide: 
         if s.fusion_sample is not None and s.fusion_sample < len(ids):
             sample = sample_inputs(wide, layout, dims, s.fusion_sample, seed)
         info["fusion_items"] = int(min(s.fusion_sample or len(ids), len(ids)))
-    fusion, _ = fusion_stage(cfg, sample, cache, timer, seed)
+    fusion, _ = fusion_stage(cfg, sample, cache, timer, seed, weights, ease if sample is inputs else None)
     with timer.stage("project") as info:
         files = model_files(fusion)
-        key = content_hash(ids, files_digest(files), layout, dims, _sources(wide))
+        key = content_hash(ids, files_digest(files), layout, dims, _sources(wide), dict(weights or {}))
         table = parquet_stage(spark, uri(s.output, f"fused-{key}"),
-                              lambda: project(wide, fusion, layout, dims, partitions(spark, s.partitions)), info)
+                              lambda: project(wide, fusion, layout, dims, partitions(spark, s.partitions), weights), info)
         fused = matrix_of(table, "fused", ids, int(fusion.out_dim))
         info["items_projected"] = int((~np.isnan(fused).any(axis=1)).sum())
     return fusion, fused, inputs

@@ -100,8 +100,8 @@ def _model(files: Mapping[str, bytes], digest: str) -> Any:
     return _LOADED[digest]
 
 
-def _projector(files: Mapping[str, bytes], layout: Layout, dims: Mapping[str, int]
-               ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+def _projector(files: Mapping[str, bytes], layout: Layout, dims: Mapping[str, int],
+               weights: Mapping[str, float] | None = None) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     digest = files_digest(files)
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -110,15 +110,17 @@ def _projector(files: Mapping[str, bytes], layout: Layout, dims: Mapping[str, in
         model = _model(files, digest)
         for pdf in batches:
             with torch_threads(model.n_threads):
-                fused = model.transform(to_inputs(pdf, layout, dims))
+                fused = model.transform(to_inputs(pdf, layout, dims), weights)
             ok = ~np.isnan(fused).any(axis=1)
             yield pd.DataFrame({"item_id": pdf["item_id"].to_numpy()[ok], "fused": list(fused[ok])})
 
     return run
 
 
-def project(wide: Any, fusion: Any, layout: Layout, dims: Mapping[str, int], partitions: int) -> Any:
-    """``(item_id, fused array<float>)`` of every item with at least one modality."""
-    return wide.repartition(partitions).mapInPandas(_projector(model_files(fusion), layout, dims),
+def project(wide: Any, fusion: Any, layout: Layout, dims: Mapping[str, int], partitions: int,
+            weights: Mapping[str, float] | None = None) -> Any:
+    """``(item_id, fused array<float>)`` of every item with at least one modality (the
+    ``weights``-weighted mean of its modalities' projections, as the embedded build)."""
+    return wide.repartition(partitions).mapInPandas(_projector(model_files(fusion), layout, dims, weights),
                                                     schema="item_id string, fused array<float>")
 
