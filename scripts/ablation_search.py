@@ -5,6 +5,7 @@ run the evaluation first) and scores ``Space.search`` on the evaluation's tag qu
 (text, BM25) weight pair, validation and test means:
 
     python scripts/ablation_search.py movies --weights 1,4 0.5,4 1,8 2,4
+    python scripts/ablation_search.py movies --weights 1,4 --depths 200 500 2000   # RRF depth, 95% CI
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import logging
 from pathlib import Path
 
 from talkrec.config import resolve_path
+from talkrec.metrics import bootstrap_ci
 from talkrec.evaluation.common import Timer, val_mean
 from talkrec.evaluation.product import ProductBuilder, search_ranker
 from talkrec.evaluation.queries import MOVIE_TEMPLATES, MUSIC_TEMPLATES, item_tag_sets, relevant_items
@@ -29,6 +31,7 @@ def main() -> None:
     ap.add_argument("--weights", nargs="+", default=["1,4", "2,2"])
     ap.add_argument("--build", default=None, help="name:key=value,... build this variant on all interactions "
                     "instead of loading the evaluation's space (e.g. paper:fusion=paper)")
+    ap.add_argument("--depths", nargs="*", type=int, default=[], help="also the first weight pair at these RRF depths")
     ap.add_argument("--modes", nargs="*", default=[], help="also score these single modes (multi, text, lexical)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -70,6 +73,16 @@ def main() -> None:
         test = r.scores["h"]["ndcg"][r.split == "test"]
         print(f"{args.dataset} text {tw:g} bm25 {bw:g}: val {val_mean(r, 'h'):.4f} test {test.mean():.4f} "
               f"({len(test)} test queries)", flush=True)
+    tw, bw = (float(x) for x in args.weights[0].split(","))
+    for depth in args.depths:
+        space.config["search"] = {**space.config.get("search", {}), "hybrid_text_weight": tw, "hybrid_bm25_weight": bw,
+                                  "rrf_depth": depth}
+        r = text_retrieval([q.qid for q in qs], [q.split for q in qs], rel,
+                           {"h": search_ranker(space, d.ids, [q.text for q in qs], k)}, k=k)
+        test = r.scores["h"]["ndcg"][r.split == "test"]
+        m, lo, hi = bootstrap_ci(test)
+        print(f"{args.dataset} text {tw:g} bm25 {bw:g} depth {depth}: val {val_mean(r, 'h'):.4f} "
+              f"test {m:.4f} [{lo:.4f}, {hi:.4f}]", flush=True)
 
 
 if __name__ == "__main__":

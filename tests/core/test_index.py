@@ -217,3 +217,20 @@ def test_shared_product_answers_concurrent_queries_together_each_with_its_own_sc
     with pytest.raises(ValueError):
         prod(np.ones(3, dtype=np.float32))                     # a failed product raises to its caller
     assert np.array_equal(prod(Q[1]), X @ Q[1])                # and leaves the next one working
+
+
+def test_the_text_search_matrix_takes_each_items_first_description_view():
+    """Multi-view spaces (movies: TEMPLATE + overview) search the text model on an item's first
+    view, falling back to its next view; an item without any has no text (issue 12)."""
+    from talkrec.index.segments import text_matrix
+
+    nan = np.full(2, np.nan)
+    X = np.array([[[1.0, 0.0], [0.0, 1.0]],        # both views: the first
+                  [nan, [0.0, 1.0]],               # no first view: the second
+                  [nan, nan],                      # none
+                  [[0.6, 0.8], nan]], dtype=np.float32)
+    T, has = text_matrix(X)
+    np.testing.assert_allclose(T, [[1, 0], [0, 1], [0, 0], [0.6, 0.8]], rtol=1e-6)
+    assert has.tolist() == [True, True, False, True]
+    T2, has2 = text_matrix(X[:, 0])                    # one view: as it is
+    assert has2.tolist() == [True, False, False, True] and T2.dtype == np.float32

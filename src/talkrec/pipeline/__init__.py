@@ -39,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "recommend": {"strategy": "blend", "weights": {"fused": 1.0, "ease": 1.0, "als": 1.0}, "rrf_c": 60.0,
                   "depth": 1000},
     "index": {"ann": False},
-    "search": {"mode": "hybrid", "hybrid_text_weight": 2.0, "hybrid_bm25_weight": 2.0},
+    "search": {"mode": "hybrid", "hybrid_text_weight": 2.0, "hybrid_bm25_weight": 2.0, "rrf_depth": 1000},
     "positive_threshold": 0.0,
     "seed": 0,
 }
