@@ -19,9 +19,10 @@ from .. import config as _config
 from ..data.catalog import Catalog
 from ..errors import InputError
 from .cache import Cache, StageTimer, content_hash
+from .reindex import index_settings
 from .serving import ease_stage, modality_weights, resolve_profile
-from .stages import (Built, catalog_stage, cf_stage, content_stage, descriptions_stage, fusion_stage, index_settings,
-                     index_stage, load_dataset, plot_training_curve, subsample, text_stage)
+from .stages import (Built, catalog_stage, cf_stage, content_stage, descriptions_stage, fusion_stage, index_stage,
+                     load_dataset, plot_training_curve, subsample, text_stage)
 
 __all__ = ["DEFAULTS", "build", "load_config", "load_dataset", "subsample"]
 

@@ -1,4 +1,5 @@
-"""Only the index stage, for a space already built: point it at another ``index`` block.
+"""Only the index stage, for a space already built: point it at another ``index`` block
+(and the check of an ``index`` block that every build runs first, :func:`index_settings`).
 
 ``reindex(space, {"backend": "milvus", "uri": "items.db"})`` fills a Milvus collection
 with the space's live items (their fused vectors and filterable metadata, as they are now,
@@ -17,7 +18,7 @@ from typing import Any
 from .._atomic import write_json
 from ..index.backend import backend_name, embedded_params
 
-__all__ = ["reindex"]
+__all__ = ["index_settings", "reindex"]
 
 
 def reindex(path: str | Path, index: Mapping[str, Any]) -> dict[str, Any]:
@@ -47,3 +48,17 @@ def reindex(path: str | Path, index: Mapping[str, Any]) -> dict[str, Any]:
     finally:
         space.close()
     return info
+
+
+def index_settings(cfg: Mapping[str, Any]) -> Any:
+    """The checked Milvus settings of the config's ``index`` block (``None`` for the
+    embedded index), its database answering: :class:`InputError` naming ``index.uri`` /
+    ``index.collection`` before the build writes anything."""
+    index = cfg.get("index") or {}
+    if backend_name(index) == "embedded":
+        return None
+    from ..index.milvus import MilvusSettings, check_answers, default_collection
+    base = Path(cfg["_config_path"]).parent if cfg.get("_config_path") else None
+    settings = MilvusSettings.from_config(index, default_collection=default_collection(str(cfg["name"])), base=base)
+    check_answers(settings)
+    return settings

@@ -23,6 +23,7 @@ from ..config import resolve_path
 from ..data.catalog import Catalog
 from ..errors import InputError
 from .cache import Cache, StageTimer, content_hash
+from .reindex import index_settings
 
 log = logging.getLogger(__name__)
 
@@ -250,21 +251,6 @@ def fusion_stage(cfg: Mapping[str, Any], inputs: Mapping[str, Any], cache: Cache
         info["final_val_loss"] = round(float(fusion.history_[fusion.best_epoch_ - 1]["val_loss"]), 4)
         fused = fusion.transform(inputs, weights)
     return fusion, fused
-
-
-def index_settings(cfg: Mapping[str, Any]) -> Any:
-    """The checked Milvus settings of the config's ``index`` block (``None`` for the
-    embedded index), its database answering: :class:`InputError` naming ``index.uri`` /
-    ``index.collection`` before the build writes anything."""
-    from ..index.backend import backend_name
-    index = cfg.get("index") or {}
-    if backend_name(index) == "embedded":
-        return None
-    from ..index.milvus import MilvusSettings, check_answers, default_collection
-    base = Path(cfg["_config_path"]).parent if cfg.get("_config_path") else None
-    settings = MilvusSettings.from_config(index, default_collection=default_collection(str(cfg["name"])), base=base)
-    check_answers(settings)
-    return settings
 
 
 def index_stage(cfg: Mapping[str, Any], b: Built, fusion: Any, fused: np.ndarray, out_dir: Path,

@@ -186,8 +186,11 @@ def similar_pairs(space: "Space", item_id: str, k: int, where: Where, offset: in
     p = snap.position(item_id)
     allowed = snap.mask(where)
     need = k + offset
-    s = snap.scores(q)
-    fused = top_k(s, max(int(cfg.get("depth", 1000)), need), exclude=[p], allowed=allowed)
+    # the fused list from the index, so HNSW or a vector database answers it as for knn
+    found = snap.search(q, max(int(cfg.get("depth", 1000)), need), where=where, exclude=[item_id])
+    fused = np.array([snap.position(i) for i, _ in found], dtype=np.int64)
+    s = np.full(snap.n_rows, -np.inf)
+    s[fused] = [score for _, score in found]
     # an item written since the build (add_items: new, or updated) is served from its content
     ease = _ease_list(space, snap, item_id) if p is not None and p < snap.n0 else np.empty(0, dtype=np.int64)
     w_ease = float(cfg.get("cf_weight", 0.5))
