@@ -7,7 +7,7 @@ stage: the build target is at most 1.3x it, and at most 240 s in all), the proce
 time, CPU time and peak RSS, and the load average before and after (the machine is shared).
 
     PYTHONPATH=src OPENBLAS_NUM_THREADS=1 nice python benchmarks/build_speed.py configs/lastfm.yaml \\
-        --output /work/spaces/lastfm-e1
+        --output spaces/lastfm
 
 ``--src DIR`` builds with another checkout's sources (e.g. the code before this change).
 """

@@ -9,7 +9,7 @@ median CPU time (user + system) of the process, which a busy machine hardly chan
 idle machine the wall time of these single-threaded runs comes close to it. The load average
 is printed with them because the machine is shared.
 
-    PYTHONPATH=src OPENBLAS_NUM_THREADS=1 python benchmarks/cli_cold.py --space /work/spaces/lastfm-e1
+    PYTHONPATH=src OPENBLAS_NUM_THREADS=1 python benchmarks/cli_cold.py --space spaces/lastfm
     PYTHONPATH=src python benchmarks/cli_cold.py --space SPACE --serve      # + serve peak RSS
 
 ``--src DIR`` runs another checkout's sources (e.g. the code before this change) on the space.

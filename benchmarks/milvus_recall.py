@@ -8,8 +8,8 @@ same fused vectors and metadata), and runs the same ``Space.similar`` calls on b
 is filtered locally). Reports recall@k of Milvus against the embedded exact index, the fill
 time, and latency p50/p99 of ``similar()`` and of the kNN alone (``Snapshot.search``).
 
-    nice -n 10 .venv/bin/python benchmarks/milvus_recall.py --space /work/spaces/lastfm-d1 \\
-        --work /tmp/milvus-bench --out runs/bench/milvus_lastfm.json
+    nice -n 10 .venv/bin/python benchmarks/milvus_recall.py --space spaces/lastfm \\
+        --work runs/bench/milvus-work --out runs/bench/milvus_lastfm.json
 """
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def run(emb, mil, items: list[str], wheres: list[object], k: int) -> dict[str, o
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--space", type=Path, required=True, help="a built space (copied, never changed)")
-    ap.add_argument("--work", type=Path, default=Path("/tmp/milvus-bench"))
+    ap.add_argument("--work", type=Path, default=Path("runs/bench/milvus-work"))
     ap.add_argument("--queries", type=int, default=500)
     ap.add_argument("--filtered", type=int, default=100)
     ap.add_argument("--k", type=int, default=10)

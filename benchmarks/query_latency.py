@@ -9,7 +9,7 @@ query-vector cache never answers) prints the median and p90 of:
 * ``TextEncoder.encode(q, kind="query")``: tokenizer + forward + normalization;
 * ``Space.search(q, mode="multi")`` and ``Space.search(q)`` (hybrid: + text model space + BM25).
 
-    PYTHONPATH=src OPENBLAS_NUM_THREADS=1 python benchmarks/query_latency.py --space /work/spaces/lastfm-e1
+    PYTHONPATH=src OPENBLAS_NUM_THREADS=1 python benchmarks/query_latency.py --space spaces/lastfm
 """
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ compares the top 10 of every search mode, and of ``similar`` / ``recommend`` for
 items; two lists agree when they are equal or differ only where the two scores at a position
 are within ``--tol`` (a tie). Prints the share of agreeing lists per mode.
 
-    PYTHONPATH=src OPENBLAS_NUM_THREADS=1 python benchmarks/query_parity.py --space /work/spaces/lastfm-e1
-    PYTHONPATH=src python benchmarks/query_parity.py --space SPACE --against-src /work/main/src
+    PYTHONPATH=src OPENBLAS_NUM_THREADS=1 python benchmarks/query_parity.py --space spaces/lastfm
+    PYTHONPATH=src python benchmarks/query_parity.py --space SPACE --against-src <another checkout>/src
 """
 from __future__ import annotations
 
