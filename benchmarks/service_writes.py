@@ -1,6 +1,6 @@
 """Benchmark (not a test): writes and reads of a space under load (issue 10).
 
-    python benchmarks/service_writes.py --space /work/spaces/lastfm-d1 [--writes 100] [--json out.json]
+    python benchmarks/service_writes.py --space spaces/lastfm [--writes 100] [--json out.json]
 
 Prints, on a copy of the space (the original is not changed):
 
