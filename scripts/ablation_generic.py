@@ -6,7 +6,7 @@ listeners, plays and a ``tags`` column of ``category:tag|...``, most applied fir
 build config that has the settings of configs/lastfm.yaml, then runs the music half of
 ``talkrec evaluate`` with that config as the product (baselines as usual):
 
-    python scripts/ablation_generic.py --out runs/eval-generic [--workdir /tmp/lastfm-generic]
+    python scripts/ablation_generic.py --out runs/eval-generic [--workdir runs/lastfm-generic]
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def generic_build_config(folder: Path, dim: int) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", default="configs/eval-minilm.yaml")
-    ap.add_argument("--workdir", default="/tmp/lastfm-generic")
+    ap.add_argument("--workdir", default="runs/lastfm-generic")
     ap.add_argument("--out", default="runs/eval-generic")
     ap.add_argument("--cold", action="store_true", help="also the cold-start comparison (one more build)")
     args = ap.parse_args()
