@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import threading
-import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any

@@ -229,12 +229,18 @@ class Snapshot:
         """Top ``k`` (after skipping ``offset``) live items by cosine to ``query``, filtered;
         in the backend when there is one, else through the base's HNSW graph (delta rows
         exactly); ``exact=True``: exactly, over this snapshot's own vectors."""
+        return self.pairs(*self.search_rows(query, k, where=where, exclude=exclude, offset=offset, exact=exact))
+
+    def search_rows(self, query: np.ndarray, k: int = 10, *, where: Where = None, exclude: Iterable[str] = (),
+                    offset: int = 0, exact: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`search` as ``(rows, scores)`` of this snapshot (what ranking code that
+        goes on with row scores needs, without a round trip through item ids)."""
         q = checked_query(query, self.dim, k, offset)
         need = k + offset
         if self.backend is not None and exact is not True:
             found = self._backend_search(self.backend, q, need, where, exclude)
             if found is not None:
-                return found[offset:]
+                return found[0][offset:], found[1][offset:]
         allowed = self.mask(where)
         excl = [p for p in (self.position(e) for e in exclude) if p is not None]
         if self.gen.index.graph is not None and exact is not True and self.n0:
@@ -242,13 +248,13 @@ class Snapshot:
             frac = (self.n0 - self.dead_base) / self.n0 if allowed is self.live else float(allowed[:self.n0].mean())
             res = self._ann(q, need, allowed, excl, frac) if frac > 0.05 else None
             if res is not None:
-                return res[offset:need]
+                return res[0][offset:need], res[1][offset:need]
         s = self.scores(q)
         top = top_k(s, need, exclude=excl, allowed=allowed)[offset:]
-        return self.pairs(top, s[top])
+        return top, s[top]
 
     def _backend_search(self, backend: VectorBackend, q: np.ndarray, need: int, where: Where,
-                        exclude: Iterable[str]) -> list[tuple[str, float]] | None:
+                        exclude: Iterable[str]) -> tuple[np.ndarray, np.ndarray] | None:
         """The top ``need`` from the backend: its filter expression for what it can say, the
         rest of the filter, exclusions and liveness here, fetching 4x more while too few
         remain; ``None`` (search here) when the backend cannot return enough, or when an
@@ -259,7 +265,7 @@ class Snapshot:
         if expr or not complete:                 # a selective filter: by key (no scan in the store)
             passing = np.flatnonzero(self.mask(where) if allowed is None else allowed)
             if not len(passing):
-                return []
+                return _no_rows()
             by_key = backend.ids_filter([self.id_at(int(p)) for p in passing]) \
                 if len(passing) <= backend.max_id_filter else None
             if by_key is not None:
@@ -269,21 +275,22 @@ class Snapshot:
         while True:
             fetch = min(fetch, backend.max_fetch)
             got = backend.knn(q, fetch, expr)
-            out = []
+            rows, sims = [], []
             for iid, s in got:
                 p = self.position(iid)
                 if p is not None and iid not in excl and (allowed is None or allowed[p]):
-                    out.append((iid, s))
-            if len(out) >= need:
-                return out[:need]
+                    rows.append(p)
+                    sims.append(s)
+            if len(rows) >= need:
+                return np.asarray(rows[:need], dtype=np.int64), np.asarray(sims[:need], dtype=np.float64)
             if len(got) < fetch:                    # all that pass ``expr`` (when the index is exact)
-                return out if backend.exact else None
+                return (np.asarray(rows, dtype=np.int64), np.asarray(sims, dtype=np.float64)) if backend.exact else None
             if fetch >= backend.max_fetch:
                 return None
             fetch *= 4
 
     def _ann(self, q: np.ndarray, need: int, allowed: np.ndarray, excl: list[int],
-             frac: float) -> list[tuple[str, float]] | None:
+             frac: float) -> tuple[np.ndarray, np.ndarray] | None:
         n0 = self.n0
         rows, sims = self.gen.index.ann_candidates(q, ann_fetch(need, n0, frac, len(excl) + self.dead_base))
         ok = allowed[rows] & ~np.isin(rows, excl)
@@ -295,7 +302,7 @@ class Snapshot:
             top = top_k(ds, need, exclude=[p - n0 for p in excl if p >= n0], allowed=allowed[n0:])
             rows, sims = np.concatenate([rows, top + n0]), np.concatenate([sims, ds[top]])
         order = np.lexsort((rows, -sims))[:need]
-        return self.pairs(rows[order], sims[order])
+        return rows[order], sims[order]
 
     def text_scores(self, key: str, q: np.ndarray) -> np.ndarray:
         """Cosine of every row's raw text vector (mean over views) to ``q``; ``-inf`` for rows
@@ -364,3 +371,7 @@ def _restore_order(P: list[int], n0: int) -> np.ndarray:
     out[~is_delta] = np.arange(int((~is_delta).sum()))
     out[is_delta] = int((~is_delta).sum()) + np.arange(int(is_delta.sum()))
     return out
+
+
+def _no_rows() -> tuple[np.ndarray, np.ndarray]:
+    return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)

@@ -187,10 +187,9 @@ def similar_pairs(space: "Space", item_id: str, k: int, where: Where, offset: in
     allowed = snap.mask(where)
     need = k + offset
     # the fused list from the index, so HNSW or a vector database answers it as for knn
-    found = snap.search(q, max(int(cfg.get("depth", 1000)), need), where=where, exclude=[item_id])
-    fused = np.array([snap.position(i) for i, _ in found], dtype=np.int64)
+    fused, scores = snap.search_rows(q, max(int(cfg.get("depth", 1000)), need), where=where, exclude=[item_id])
     s = np.full(snap.n_rows, -np.inf)
-    s[fused] = [score for _, score in found]
+    s[fused] = scores
     # an item written since the build (add_items: new, or updated) is served from its content
     ease = _ease_list(space, snap, item_id) if p is not None and p < snap.n0 else np.empty(0, dtype=np.int64)
     w_ease = float(cfg.get("cf_weight", 0.5))
