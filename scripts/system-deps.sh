@@ -12,7 +12,7 @@ sudo=()
 [ "$(id -u)" -eq 0 ] || sudo=(sudo)
 export DEBIAN_FRONTEND=noninteractive
 echo "installing ${missing[*]} (apt-get)" >&2
-if ! "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"; then
-  "${sudo[@]}" apt-get update
-  "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+if ! "${sudo[@]}" apt-get -o Acquire::Retries=5 install -y --no-install-recommends "${missing[@]}"; then
+  "${sudo[@]}" apt-get -o Acquire::Retries=5 update
+  "${sudo[@]}" apt-get -o Acquire::Retries=5 install -y --no-install-recommends "${missing[@]}"
 fi
