@@ -170,3 +170,17 @@ def test_release_frees_the_model_and_the_next_use_reloads_it():
     v = enc.encode("jazz")
     enc.release()
     assert enc._backend is None and np.array_equal(enc.encode("jazz"), v)
+
+
+def test_copy_exported_shares_the_graph_on_one_file_system(tmp_path):
+    from talkrec.encoders.onnx_text import copy_exported
+
+    src = TextEncoder(max_length=128, n_threads=1).exported_dir
+    dst = tmp_path / "space" / "text_model"
+    copy_exported(src, dst, int8=False)
+    assert sorted(p.name for p in dst.iterdir()) == sorted([OPT_FILE, "tokenizer.json", "talkrec_text_model.json"])
+    graph, source = (dst / OPT_FILE).stat(), (src / OPT_FILE).stat()
+    if graph.st_dev == source.st_dev:   # one file system: one copy on disk
+        assert graph.st_ino == source.st_ino
+    assert (dst / OPT_FILE).read_bytes() == (src / OPT_FILE).read_bytes()
+    assert not (dst / "tokenizer.json").samefile(src / "tokenizer.json")  # small files are copied
