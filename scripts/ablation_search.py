@@ -6,6 +6,7 @@ run the evaluation first) and scores ``Space.search`` on the evaluation's tag qu
 
     python scripts/ablation_search.py movies --weights 1,4 0.5,4 1,8 2,4
     python scripts/ablation_search.py movies --weights 1,4 --depths 200 500 2000   # RRF depth, 95% CI
+    python scripts/ablation_search.py music --weights 2,2 1,4 --bm25 1.5,0.75 1.2,0.1   # BM25 k1, b
 """
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ def main() -> None:
                     "instead of loading the evaluation's space (e.g. paper:fusion=paper)")
     ap.add_argument("--depths", nargs="*", type=int, default=[], help="also the first weight pair at these RRF depths")
     ap.add_argument("--modes", nargs="*", default=[], help="also score these single modes (multi, text, lexical)")
+    ap.add_argument("--bm25", nargs="*", default=[], help="k1,b pairs: every row again with these BM25 parameters "
+                    "(search.bm25_k1 / search.bm25_b; the space's own when not given)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     cfg = load_config(args.config)
@@ -58,31 +61,26 @@ def main() -> None:
         space = pb.build(f"search-{vname}", pb.catalog(d.cat), **over)
     else:
         space = Space.load(Path(pb.root) / "full")
-    for mode in args.modes:
-        space.config["search"] = {**space.config.get("search", {}), "mode": mode}
-        r = text_retrieval([q.qid for q in qs], [q.split for q in qs], rel,
-                           {"h": search_ranker(space, d.ids, [q.text for q in qs], k)}, k=k)
-        print(f"{args.dataset} mode {mode}: val {val_mean(r, 'h'):.4f} "
-              f"test {r.scores['h']['ndcg'][r.split == 'test'].mean():.4f}", flush=True)
-    space.config["search"] = {**space.config.get("search", {}), "mode": "hybrid"}
-    for w in args.weights:
-        tw, bw = (float(x) for x in w.split(","))
-        space.config["search"] = {**space.config.get("search", {}), "hybrid_text_weight": tw, "hybrid_bm25_weight": bw}
-        r = text_retrieval([q.qid for q in qs], [q.split for q in qs], rel,
-                           {"h": search_ranker(space, d.ids, [q.text for q in qs], k)}, k=k)
-        test = r.scores["h"]["ndcg"][r.split == "test"]
-        print(f"{args.dataset} text {tw:g} bm25 {bw:g}: val {val_mean(r, 'h'):.4f} test {test.mean():.4f} "
-              f"({len(test)} test queries)", flush=True)
-    tw, bw = (float(x) for x in args.weights[0].split(","))
-    for depth in args.depths:
-        space.config["search"] = {**space.config.get("search", {}), "hybrid_text_weight": tw, "hybrid_bm25_weight": bw,
-                                  "rrf_depth": depth}
-        r = text_retrieval([q.qid for q in qs], [q.split for q in qs], rel,
-                           {"h": search_ranker(space, d.ids, [q.text for q in qs], k)}, k=k)
-        test = r.scores["h"]["ndcg"][r.split == "test"]
-        m, lo, hi = bootstrap_ci(test)
-        print(f"{args.dataset} text {tw:g} bm25 {bw:g} depth {depth}: val {val_mean(r, 'h'):.4f} "
-              f"test {m:.4f} [{lo:.4f}, {hi:.4f}]", flush=True)
+    base = dict(space.config.get("search", {}))
+    for bm in args.bm25 or [None]:
+        k1b = {} if bm is None else dict(zip(("bm25_k1", "bm25_b"), (float(x) for x in bm.split(","))))
+        tag = "" if bm is None else f"bm25 k1 {k1b['bm25_k1']:g} b {k1b['bm25_b']:g}, "
+        for mode in args.modes:
+            space.config["search"] = {**base, **k1b, "mode": mode}
+            r = text_retrieval([q.qid for q in qs], [q.split for q in qs], rel,
+                               {"h": search_ranker(space, d.ids, [q.text for q in qs], k)}, k=k)
+            print(f"{args.dataset} {tag}mode {mode}: val {val_mean(r, 'h'):.4f} "
+                  f"test {r.scores['h']['ndcg'][r.split == 'test'].mean():.4f}", flush=True)
+        grid = [(w, None) for w in args.weights] + [(args.weights[0], d) for d in args.depths]
+        for w, depth in grid:
+            tw, bw = (float(x) for x in w.split(","))
+            space.config["search"] = {**base, **k1b, "mode": "hybrid", "hybrid_text_weight": tw,
+                                      "hybrid_bm25_weight": bw, **({} if depth is None else {"rrf_depth": depth})}
+            r = text_retrieval([q.qid for q in qs], [q.split for q in qs], rel,
+                               {"h": search_ranker(space, d.ids, [q.text for q in qs], k)}, k=k)
+            m, lo, hi = bootstrap_ci(r.scores["h"]["ndcg"][r.split == "test"])
+            print(f"{args.dataset} {tag}text {tw:g} bm25 {bw:g} depth {space.config['search'].get('rrf_depth', 1000)}: "
+                  f"val {val_mean(r, 'h'):.4f} test {m:.4f} [{lo:.4f}, {hi:.4f}]", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The Python API of a built space, on the tiny three-cluster catalog (known answers)."""
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -146,6 +147,41 @@ def test_hybrid_search_fuses_bm25_over_descriptions(space):
 
     space.lexical_index = no_lexical
     assert len(space.search("jazz band", k=10, mode="hybrid")) == 10
+
+
+def test_bm25_parameters_come_from_the_space_settings_and_survive_compaction(space):
+    from talkrec.index.lexical import LexicalIndex
+    from talkrec.index.segments import descriptions
+
+    def expected(k1, b, q):
+        return LexicalIndex(descriptions(space.index.meta), k1=k1, b=b).scores(q)
+
+    q = "jazz metal band"
+    saved = space.index.gen.lexical()
+    assert (saved.k1, saved.b) == (1.2, 0.1)                # the build's defaults, written with the space
+    assert np.allclose(space.lexical_index().scores(q), expected(1.2, 0.1, q))
+    space.config["search"]["bm25_b"] = 0.75                  # a changed setting applies without a rebuild
+    moved = space.lexical_index().scores(q)
+    assert np.allclose(moved, expected(1.2, 0.75, q)) and not np.allclose(moved, expected(1.2, 0.1, q))
+    # a space saved with other settings compacts into a generation with those settings
+    cfg = json.loads((space.path / "space.json").read_text())
+    cfg["search"].update(bm25_k1=0.5, bm25_b=0.5)
+    (space.path / "space.json").write_text(json.dumps(cfg))
+    again = Space.load(space.path)
+    again.add_items([{"item_id": "new1", "name": "New Jazz Band", "tags": ["jazz"]}])
+    assert again.compact()["compacted"]
+    lex = Space.load(space.path).index.gen.lexical()
+    assert (lex.k1, lex.b, lex.n) == (0.5, 0.5, len(again.index))
+    # a space from before these settings keeps the index it saved
+    del cfg["search"]["bm25_k1"], cfg["search"]["bm25_b"]
+    (space.path / "space.json").write_text(json.dumps(cfg))
+    old = Space.load(space.path)
+    assert np.allclose(old.lexical_index().scores(q), old.index.gen.lexical().scores(q))
+    for bad in ({"bm25_k1": -1}, {"bm25_b": 1.5}, {"bm25_b": "high"}, {"bm25_k1": True}):
+        old.config["search"] = {**cfg["search"], **bad}
+        with pytest.raises(InputError, match=r"search\.bm25_(k1|b) must be a number") as e:
+            old.search("jazz", mode="lexical")
+        assert e.value.field == f"search.{next(iter(bad))}"
 
 
 def test_a_batch_with_one_item_id_twice_is_refused_and_the_space_stays_loadable(space):

@@ -112,6 +112,10 @@ def test_paper_profile_is_one_switch(tmp_path, tiny_config, tiny_catalog):
     with pytest.raises(InputError) as e:
         serving.resolve_profile({**cfg, "fusion": {}, "similar": {"strategy": "x"}, "recommend": {}})
     assert e.value.field == "similar.strategy"
+    with pytest.raises(InputError) as e:                     # before any stage runs
+        build({**cfg, "fusion": {}, "search": {"bm25_b": 2}, "output": str(tmp_path / "never")},
+              show_progress=False, catalog=tiny_catalog)
+    assert e.value.field == "search.bm25_b" and not (tmp_path / "never.build").exists()
     # a small paper build (few epochs) serves plain kNN: scores are cosines
     build({**cfg, "fusion": {"max_epochs": 5, "batch_size": 32, "hidden_dim": 32, "out_dim": 16}, "similar":
            {"strategy": "knn"}, "recommend": {"strategy": "knn"}, "ease": {"enabled": False}},

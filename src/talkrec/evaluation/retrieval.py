@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import resolve_path
+from ..index.lexical import bm25_params
 from . import baselines as B
 from .common import val_mean
 from .embed import embed_texts
@@ -59,7 +60,10 @@ def retrieval(qs: list, item_ids: np.ndarray, tags: pd.DataFrame, rc: Mapping[st
     qtexts = [q.text for q in qs]
     qemb = {m: embed_texts(qtexts, m, kind="query", cache_dir=cache) for m in item_text_emb}
     rankers: dict[str, Any] = {}
-    bm = B.BM25(texts)
+    # the BM25 baseline is the lexical list the product fuses: the space's k1 / b where there is one
+    first = next(iter((spaces or {}).values()), None)
+    k1, b = bm25_params(first.config.get("search") if first is not None else None)
+    bm = B.BM25(texts, **{key: v for key, v in (("k1", k1), ("b", b)) if v is not None})
     bm_rank = bm.search(qtexts, k)
     rankers["BM25"] = lambda qp, ex: bm_rank[qp]
     text_rank = {}
@@ -77,7 +81,8 @@ def retrieval(qs: list, item_ids: np.ndarray, tags: pd.DataFrame, rc: Mapping[st
     pop = B.popularity_ranking(popularity, k, len(qs))
     rankers["Popularity"] = lambda qp, ex: pop[qp]
     res = text_retrieval([q.qid for q in qs], [q.split for q in qs], rel, rankers, k=k, task=task)
-    info: dict[str, Any] = {"n_queries": len(qs), "n_val": sum(q.split == "val" for q in qs)}
+    info: dict[str, Any] = {"n_queries": len(qs), "n_val": sum(q.split == "val" for q in qs),
+                            "bm25": {"k1": bm.k1, "b": bm.b}}
     _add_hybrids(res, info, qs, rel, k, fm, multi_rank, text_rank[fm], bm_rank)
     return res, info
 

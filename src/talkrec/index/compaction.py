@@ -33,10 +33,12 @@ def apply_record(snap: Snapshot, rec: LogRecord) -> Snapshot:
     return snap.with_upsert(rec.ids, rec.vectors, rec.meta, rec.inputs, tokens)
 
 
-def compacted(sealed: Snapshot, graph_file: Path | None) -> tuple[VectorIndex, dict[str, np.ndarray], LexicalIndex]:
+def compacted(sealed: Snapshot, graph_file: Path | None, *, k1: float | None = None, b: float | None = None
+              ) -> tuple[VectorIndex, dict[str, np.ndarray], LexicalIndex]:
     """The next generation's index, raw inputs and BM25: the live rows of ``sealed`` in row
     order (base rows first, then delta rows). ``graph_file``: the saved graph of
-    ``sealed``'s generation, copied and updated rather than rebuilt."""
+    ``sealed``'s generation, copied and updated rather than rebuilt. ``k1`` / ``b``: the
+    BM25 parameters (``None``: those of ``sealed``'s generation)."""
     base = sealed.gen.index
     meta = sealed.meta.reset_index(drop=True)
     vectors = sealed.vectors
@@ -44,7 +46,9 @@ def compacted(sealed: Snapshot, graph_file: Path | None) -> tuple[VectorIndex, d
     index = VectorIndex(sealed.ids, vectors, meta, ann=base.ann, M=base.M, ef_construction=base.ef_construction,
                         ef_search=base.ef_search, graph=graph, graph_labels=labels)
     inputs = {key: sealed.inputs(key) for key in sealed.gen.inputs}
-    return index, inputs, LexicalIndex(descriptions(meta))
+    saved = sealed.gen.lexical()
+    return index, inputs, LexicalIndex(descriptions(meta), k1=saved.k1 if k1 is None else k1,
+                                       b=saved.b if b is None else b)
 
 
 def next_graph(sealed: Snapshot, vectors: np.ndarray, graph_file: Path | None) -> tuple[Any, np.ndarray | None]:

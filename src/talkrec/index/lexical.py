@@ -8,12 +8,15 @@ measured on both datasets. The evaluation's BM25 baseline is this class.
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
 from ..ranking import top_k
 
 #: the statistics saved next to bm25s' own files
@@ -28,6 +31,30 @@ STOPWORDS_EN = frozenset((
     "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not",
     "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was",
     "will", "with"))
+
+
+def bm25_params(search: Mapping[str, Any] | None) -> tuple[float | None, float | None]:
+    """``(k1, b)`` from a space's ``search`` settings (``bm25_k1``, ``bm25_b``); ``None`` for
+    one not given (the saved index's value stays). ``k1 >= 0`` and ``0 <= b <= 1``.
+
+    Descriptions made by the TEMPLATE describer are tag lists: their length says how many tags
+    an item has (how well known it is), not how diluted its topic is, so the product's
+    defaults normalise little (``b = 0.1``; Lucene's 0.75 scored 0.68 / 0.31 against
+    0.71-0.72 / 0.47-0.49 on validation movie / music queries, docs/evaluation.md)."""
+    out: list[float | None] = []
+    for key, hi in (("bm25_k1", math.inf), ("bm25_b", 1.0)):
+        v = (search or {}).get(key)
+        if v is None:
+            out.append(None)
+            continue
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            x = math.nan
+        if isinstance(v, bool) or not 0.0 <= x <= hi:
+            raise InputError(f"search.{key} must be a number in [0, {hi:g}], got {v!r}", field=f"search.{key}")
+        out.append(x)
+    return out[0], out[1]
 
 
 def tokenize_text(text: str) -> list[str]:

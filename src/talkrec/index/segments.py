@@ -82,10 +82,18 @@ class Generation:
                 self._memo[key] = compute()
             return self._memo[key]
 
-    def lexical(self) -> LexicalIndex:
+    def lexical(self, k1: float | None = None, b: float | None = None) -> LexicalIndex:
+        """BM25 over the descriptions: the saved index, or one built with ``k1`` / ``b`` where
+        they differ from it (a space whose ``search.bm25_*`` settings changed after the
+        generation was written; built once per setting)."""
         if self._lexical is None:
             self._lexical = self.memo("lexical", lambda: LexicalIndex(descriptions(self.meta)))
-        return self._lexical
+        base = self._lexical
+        want = (base.k1 if k1 is None else float(k1), base.b if b is None else float(b))
+        if want == (base.k1, base.b):
+            return base
+        return self.memo(("lexical", want),  # type: ignore[no-any-return]
+                         lambda: LexicalIndex(descriptions(self.meta), k1=want[0], b=want[1]))
 
     def text(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """:func:`text_matrix` of input ``key``."""

@@ -40,7 +40,10 @@ DEFAULTS: dict[str, Any] = {
     "recommend": {"strategy": "blend", "weights": {"fused": 1.0, "ease": 1.0, "als": 1.0}, "rrf_c": 60.0,
                   "depth": 1000},
     "index": {"ann": False},
-    "search": {"mode": "hybrid", "hybrid_text_weight": 2.0, "hybrid_bm25_weight": 2.0, "rrf_depth": 1000},
+    # hybrid search: text 1 / BM25 4 and BM25 with little length normalisation (descriptions are tag
+    # lists) won on validation queries of both datasets (docs/evaluation.md; lexical.bm25_params)
+    "search": {"mode": "hybrid", "hybrid_text_weight": 1.0, "hybrid_bm25_weight": 4.0, "rrf_depth": 1000,
+               "bm25_k1": 1.2, "bm25_b": 0.1},
     "positive_threshold": 0.0,
     "seed": 0,
 }

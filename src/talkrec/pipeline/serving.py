@@ -23,6 +23,7 @@ import numpy as np
 
 from ..data.catalog import Catalog
 from ..errors import InputError
+from ..index.lexical import bm25_params
 from .cache import StageTimer
 
 __all__ = ["PAPER_FUSION", "ease_stage", "modality_weights", "resolve_profile", "serving_config"]
@@ -36,7 +37,7 @@ RECOMMEND_STRATEGIES = ("blend", "rrf", "knn")
 
 def resolve_profile(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """``cfg`` with ``fusion: paper`` expanded (paper fusion, no EASE, equal weights, kNN),
-    and the strategy names checked."""
+    and the strategy names and BM25 settings checked."""
     out = copy.deepcopy(dict(cfg))
     if isinstance(out.get("fusion"), str):
         if out["fusion"] != "paper":
@@ -51,6 +52,7 @@ def resolve_profile(cfg: Mapping[str, Any]) -> dict[str, Any]:
     if r not in RECOMMEND_STRATEGIES:
         raise InputError(f"recommend.strategy must be one of {', '.join(RECOMMEND_STRATEGIES)}, got {r!r}",
                          field="recommend.strategy")
+    bm25_params(out.get("search"))           # the BM25 settings fail before any stage runs
     return out
 
 

@@ -17,6 +17,7 @@ from ..encoders.query import QueryEncoder
 from ..errors import InputError, NotFoundError
 from ..fusion.projector import FusionProjector
 from ..index.filters import FilterSpec, Where
+from ..index.lexical import bm25_params
 from ..index.snapshot import Snapshot
 from . import browse, media, playlists
 from .explain import explain as explain_pair
@@ -86,7 +87,7 @@ class Space(SpaceWrites):
     def warm_up(self) -> None:
         """Load the text model and the BM25 index now rather than on the first query."""
         self.text_encoder().encode("warm up", kind="query")
-        self.index.gen.lexical()
+        self.index.gen.lexical(*bm25_params(self.config.get("search")))
 
     @property
     def index(self) -> Snapshot:
@@ -275,10 +276,9 @@ class Space(SpaceWrites):
         fused space, paper 001), ``"text"`` (the text model's own space), ``"lexical"`` (BM25
         over the item descriptions), ``"hybrid"`` (the default: reciprocal rank fusion of the
         fused space, the text model weighted ``search.hybrid_text_weight`` and BM25 weighted
-        ``search.hybrid_bm25_weight``, both 2 by default as chosen on validation queries in
-        docs/evaluation.md; a BM25 weight of 0 leaves the lexical list out).
-        Hybrid, text and lexical scores are RRF scores / text-model cosines / BM25 scores,
-        not fused-space cosines."""
+        ``search.hybrid_bm25_weight``, 1 and 4 by default as chosen on validation queries in
+        docs/evaluation.md; BM25 weight 0 leaves the lexical list out; ``search.bm25_k1`` / ``_b``: 1.2 / 0.1).
+        Scores: RRF / text-model cosine / BM25 (hybrid / text / lexical), not fused-space cosines."""
         mode = mode or self.config.get("search", {}).get("mode", "hybrid")
         if mode not in SEARCH_MODES:
             raise InputError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}", field="mode")
@@ -289,8 +289,8 @@ class Space(SpaceWrites):
         return self.hits(text_search(self, text, k, where, offset, mode))
 
     def lexical_index(self) -> LexicalView:
-        """BM25 over the items' descriptions as of now (:class:`~talkrec.space.search.LexicalView`)."""
-        return LexicalView(self.index)
+        """BM25 (``search.bm25_k1`` / ``bm25_b``) over the descriptions as of now (:class:`.search.LexicalView`)."""
+        return LexicalView(self.index, *bm25_params(self.config.get("search")))
 
     @consistent
     def similar(self, item_id: str, k: int = 10, *, where: Where = None, offset: int = 0) -> list[Hit]:

@@ -151,14 +151,19 @@ def publish_generation(path: Path, name: str, index: VectorIndex, inputs: dict[s
         raise
 
 
-def write_new_space(folder: Path, index: VectorIndex, inputs: dict[str, np.ndarray]) -> None:
+def write_new_space(folder: Path, index: VectorIndex, inputs: dict[str, np.ndarray],
+                    search: dict[str, Any] | None = None) -> None:
     """The storage files of a new space into the (temporary) space folder ``folder``:
-    generation 1 (with BM25 over the descriptions), an empty log and the manifest."""
+    generation 1 (with BM25 over the descriptions, ``search.bm25_k1`` / ``search.bm25_b`` of
+    the space's ``search`` settings), an empty log and the manifest."""
+    from ..index.lexical import bm25_params
     from ..index.segments import descriptions
 
+    k1, b = bm25_params(search)
+    params = {k: v for k, v in (("k1", k1), ("b", b)) if v is not None}
     name = gen_name(1)
     (folder / name).mkdir()
-    write_generation(folder / name, index, inputs, LexicalIndex(descriptions(index.meta)))
+    write_generation(folder / name, index, inputs, LexicalIndex(descriptions(index.meta), **params))
     (folder / log_name(1)).touch()
     write_manifest(folder, Manifest(name, [log_name(1)], 2))
 

@@ -22,14 +22,14 @@ class LexicalView:
     """BM25 over the descriptions of one snapshot's items: :meth:`scores` per row (0 for
     deleted rows; items written since the generation score with its corpus statistics)."""
 
-    def __init__(self, snap: "Snapshot") -> None:
-        self.snap = snap
+    def __init__(self, snap: "Snapshot", k1: float | None = None, b: float | None = None) -> None:
+        self.snap, self.k1, self.b = snap, k1, b
 
     def __len__(self) -> int:
         return self.snap.n_rows
 
     def scores(self, text: str) -> np.ndarray:
-        return self.snap.lexical_scores(text)
+        return self.snap.lexical_scores(text, self.k1, self.b)
 
 
 def _check_text(text: str) -> None:
@@ -69,8 +69,8 @@ def text_search(space: "Space", text: str, k: int, where: Where, offset: int, mo
     scfg = space.config.get("search", {})
     depth = max(int(scfg.get("rrf_depth", 1000)), need)
     lists = [top_k(s_multi, depth), top_k(s_text, depth)]
-    weights = [1.0, float(scfg.get("hybrid_text_weight", 2.0))]
-    w_bm25 = float(scfg.get("hybrid_bm25_weight", 2.0))
+    weights = [1.0, float(scfg.get("hybrid_text_weight", 1.0))]
+    w_bm25 = float(scfg.get("hybrid_bm25_weight", 4.0))
     if w_bm25 > 0:
         lists.append(top_k(lexical_scores(space, text, allowed), depth))
         weights.append(w_bm25)

@@ -31,6 +31,7 @@ from ..errors import InputError, NotFoundError
 from ..index import wal
 from ..index.backend import VectorBackend, mirror, open_backend, reapply
 from ..index.compaction import compacted, graph_file_of, rebase
+from ..index.lexical import bm25_params
 from ..index.segments import Generation
 from ..index.snapshot import Snapshot
 from .files import (Manifest, SpaceFiles, WriteError, WriterLock, copy_session_model, gen_name, gen_number, log_name,
@@ -88,6 +89,7 @@ class SpaceStore:
         self._broken: BaseException | None = None
         self._compactor: threading.Thread | None = None
         self.backend: VectorBackend | None = open_backend(files.config.get("index", {}))
+        self._bm25 = bm25_params(files.config.get("search"))
         owner = self._plock.acquire()
         try:
             if owner:
@@ -275,7 +277,8 @@ class SpaceStore:
                     return {"compacted": False, "generation": m0.generation, "items": len(sealed)}
                 self._seal(m0)
             name = gen_name(gen_number(m0.generation) + 1)
-            index, inputs, lexical = compacted(sealed, graph_file_of(sealed.gen, self.path))
+            index, inputs, lexical = compacted(sealed, graph_file_of(sealed.gen, self.path), k1=self._bm25[0],
+                                               b=self._bm25[1])
             publish_generation(self.path, name, index, inputs, lexical)
             new_gen = Generation(name, index, inputs, lexical)
             with self._write_lock:
