@@ -18,6 +18,9 @@ PLAYLIST_MAX = 200
 ADD_MAX_ITEMS = 200
 VECTOR_MAX_DIM = 65_536
 TAGS_MAX = 100
+#: one tag's length: real catalogs have long free-text tags (Last.fm's longest is 124 characters),
+#: and an item read from a space must be writable back
+TAG_MAX_CHARS = 300
 DECADE_PATTERN = r"^\s*((1[89]|20)?\d0'?s?)?\s*$"
 
 ItemId = str  # ids are strings; numeric ids are sent as strings ("289")
@@ -206,8 +209,8 @@ class ItemIn(_Strict):
         tags = self.tags if isinstance(self.tags, list) else [t for v in (self.tags or {}).values() for t in v]
         if len(tags) > TAGS_MAX:
             raise ValueError(f"at most {TAGS_MAX} tags per item")
-        if any(len(t) > 100 or not t.strip() for t in tags):
-            raise ValueError("tags must be non-empty strings of at most 100 characters")
+        if any(len(t) > TAG_MAX_CHARS or not t.strip() for t in tags):
+            raise ValueError(f"tags must be non-empty strings of at most {TAG_MAX_CHARS} characters")
         for m, v in (self.vectors or {}).items():
             if len(v) > VECTOR_MAX_DIM:
                 raise ValueError(f"vectors.{m}: at most {VECTOR_MAX_DIM} numbers")
