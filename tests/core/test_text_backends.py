@@ -184,3 +184,14 @@ def test_copy_exported_shares_the_graph_on_one_file_system(tmp_path):
         assert graph.st_ino == source.st_ino
     assert (dst / OPT_FILE).read_bytes() == (src / OPT_FILE).read_bytes()
     assert not (dst / "tokenizer.json").samefile(src / "tokenizer.json")  # small files are copied
+
+
+def test_int8_passages_on_a_space_built_without_them_is_a_clear_error(tmp_path):
+    from talkrec.encoders.onnx_text import copy_exported
+
+    space = tmp_path / "space"
+    copy_exported(TextEncoder(max_length=128, n_threads=1).exported_dir, space / "text_model", int8=False)
+    cfg = {**TextEncoder(max_length=128).config(), "int8_passages": True}
+    with pytest.raises(InputError, match="rebuild it with text.int8_passages: true") as e:
+        TextEncoder.for_space(cfg, space).encode("heavy metal band", kind="passage")
+    assert e.value.field == "text.int8_passages"

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .._atomic import atomic_dir
+from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +266,11 @@ def quantize_int8(folder: str | os.PathLike[str]) -> Path:
 
     folder = Path(folder)
     target = folder / INT8_FILE
+    if not target.is_file() and not (folder / FP32_FILE).is_file():
+        raise InputError(f"{folder} has no {INT8_FILE} and no {FP32_FILE} to make it from: a space built with "
+                         "text.int8_passages: false carries only the fp32 graph; rebuild it with "
+                         "text.int8_passages: true (its item vectors must come from the same graph)",
+                         field="text.int8_passages", path=str(folder))
     if not target.is_file():
         tmp = folder / f".{INT8_FILE}.{os.getpid()}"
         root = logging.getLogger()
