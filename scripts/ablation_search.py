@@ -7,6 +7,7 @@ run the evaluation first) and scores ``Space.search`` on the evaluation's tag qu
     python scripts/ablation_search.py movies --weights 1,4 0.5,4 1,8 2,4
     python scripts/ablation_search.py movies --weights 1,4 --depths 200 500 2000   # RRF depth, 95% CI
     python scripts/ablation_search.py music --weights 2,2 1,4 --bm25 1.5,0.75 1.2,0.1   # BM25 k1, b
+    python scripts/ablation_search.py music --bm25 2,0.02 --fields description description+genre+decade+place+mood
 """
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ def main() -> None:
     ap.add_argument("--modes", nargs="*", default=[], help="also score these single modes (multi, text, lexical)")
     ap.add_argument("--bm25", nargs="*", default=[], help="k1,b pairs: every row again with these BM25 parameters "
                     "(search.bm25_k1 / search.bm25_b; the space's own when not given)")
+    ap.add_argument("--fields", nargs="*", default=[], help="a+b+c field sets BM25 indexes (search.bm25_fields), "
+                    "e.g. description+genre+decade")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     cfg = load_config(args.config)
@@ -62,9 +65,12 @@ def main() -> None:
     else:
         space = Space.load(Path(pb.root) / "full")
     base = dict(space.config.get("search", {}))
-    for bm in args.bm25 or [None]:
+    for bm, fields in [(bm, f) for bm in (args.bm25 or [None]) for f in (args.fields or [None])]:
         k1b = {} if bm is None else dict(zip(("bm25_k1", "bm25_b"), (float(x) for x in bm.split(","))))
         tag = "" if bm is None else f"bm25 k1 {k1b['bm25_k1']:g} b {k1b['bm25_b']:g}, "
+        if fields is not None:
+            k1b["bm25_fields"] = fields.split("+")
+            tag += f"fields {fields}, "
         for mode in args.modes:
             space.config["search"] = {**base, **k1b, "mode": mode}
             r = text_retrieval([q.qid for q in qs], [q.split for q in qs], rel,

@@ -8,13 +8,14 @@ too many are deleted), swapped in with the generation.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .lexical import LexicalIndex
-from .segments import DeltaRows, Generation, descriptions, row_text
+from .segments import DeltaRows, Generation, lexical_texts, row_text
 from .snapshot import Snapshot
 from .store import GRAPH_FILE, VectorIndex, build_graph, load_graph
 from .wal import LogRecord
@@ -29,16 +30,16 @@ def apply_record(snap: Snapshot, rec: LogRecord) -> Snapshot:
     """The snapshot after one logged write (a delete of an unknown id is skipped)."""
     if rec.op == "delete":
         return snap.with_delete(rec.ids)
-    tokens = LexicalIndex.tokenize([row_text(r) for r in rec.meta])
+    tokens = LexicalIndex.tokenize([row_text(r, snap.gen.lexical_fields) for r in rec.meta])
     return snap.with_upsert(rec.ids, rec.vectors, rec.meta, rec.inputs, tokens)
 
 
-def compacted(sealed: Snapshot, graph_file: Path | None, *, k1: float | None = None, b: float | None = None
-              ) -> tuple[VectorIndex, dict[str, np.ndarray], LexicalIndex]:
+def compacted(sealed: Snapshot, graph_file: Path | None, *, k1: float | None = None, b: float | None = None,
+              fields: Sequence[str] | None = None) -> tuple[VectorIndex, dict[str, np.ndarray], LexicalIndex]:
     """The next generation's index, raw inputs and BM25: the live rows of ``sealed`` in row
     order (base rows first, then delta rows). ``graph_file``: the saved graph of
     ``sealed``'s generation, copied and updated rather than rebuilt. ``k1`` / ``b``: the
-    BM25 parameters (``None``: those of ``sealed``'s generation)."""
+    BM25 parameters, ``fields`` what it indexes (``None``: those of ``sealed``'s generation)."""
     base = sealed.gen.index
     meta = sealed.meta.reset_index(drop=True)
     vectors = sealed.vectors
@@ -47,8 +48,9 @@ def compacted(sealed: Snapshot, graph_file: Path | None, *, k1: float | None = N
                         ef_search=base.ef_search, graph=graph, graph_labels=labels)
     inputs = {key: sealed.inputs(key) for key in sealed.gen.inputs}
     saved = sealed.gen.lexical()
-    return index, inputs, LexicalIndex(descriptions(meta), k1=saved.k1 if k1 is None else k1,
-                                       b=saved.b if b is None else b)
+    fields = saved.fields if fields is None else tuple(fields)
+    return index, inputs, LexicalIndex(lexical_texts(meta, fields), k1=saved.k1 if k1 is None else k1,
+                                       b=saved.b if b is None else b, fields=fields)
 
 
 def next_graph(sealed: Snapshot, vectors: np.ndarray, graph_file: Path | None) -> tuple[Any, np.ndarray | None]:
@@ -94,7 +96,7 @@ def rebase(new_gen: Generation, sealed: Snapshot, current: Snapshot) -> Snapshot
         rel = rows - current.n0
         meta = [d.meta[r] for r in rel]
         delta.append([d.ids[r] for r in rel], d.vectors[rel], meta, {k: X[rel] for k, X in d.inputs.items()},
-                     LexicalIndex.tokenize([row_text(r) for r in meta]))
+                     LexicalIndex.tokenize([row_text(r, new_gen.lexical_fields) for r in meta]))
     delta_pos = {iid: len(new_gen) + j for j, iid in enumerate(delta.ids)}
     live = np.concatenate([live_base, current.live[first:last]])
     return Snapshot(new_gen, delta, len(rows), live, delta_pos, current.n_live, int((~live_base).sum()),

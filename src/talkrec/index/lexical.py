@@ -33,9 +33,15 @@ STOPWORDS_EN = frozenset((
     "will", "with"))
 
 
-def bm25_params(search: Mapping[str, Any] | None) -> tuple[float | None, float | None]:
-    """``(k1, b)`` from a space's ``search`` settings (``bm25_k1``, ``bm25_b``); ``None`` for
-    one not given (the saved index's value stays). ``k1 >= 0`` and ``0 <= b <= 1``.
+#: what BM25 indexes per item unless ``search.bm25_fields`` says otherwise
+DEFAULT_FIELDS: tuple[str, ...] = ("description",)
+
+
+def bm25_params(search: Mapping[str, Any] | None) -> tuple[float | None, float | None, tuple[str, ...] | None]:
+    """``(k1, b, fields)`` from a space's ``search`` settings (``bm25_k1``, ``bm25_b``,
+    ``bm25_fields``); ``None`` for one not given (the saved index's value stays).
+    ``k1 >= 0``, ``0 <= b <= 1``; ``fields``: ``description`` and / or metadata fields whose
+    text or list of tags BM25 indexes with it (:func:`talkrec.index.segments.lexical_texts`).
 
     Descriptions made by the TEMPLATE describer are tag lists: their length says how many tags
     an item has (how well known it is), not how diluted its topic is, so the product's
@@ -54,7 +60,14 @@ def bm25_params(search: Mapping[str, Any] | None) -> tuple[float | None, float |
         if isinstance(v, bool) or not 0.0 <= x <= hi:
             raise InputError(f"search.{key} must be a number in [0, {hi:g}], got {v!r}", field=f"search.{key}")
         out.append(x)
-    return out[0], out[1]
+    fields = (search or {}).get("bm25_fields")
+    if fields is not None:
+        if (isinstance(fields, str) or not isinstance(fields, (list, tuple)) or not fields
+                or not all(isinstance(f, str) and f.strip() for f in fields)):
+            raise InputError(f"search.bm25_fields must be a non-empty list of field names, got {fields!r}",
+                             field="search.bm25_fields")
+        fields = tuple(dict.fromkeys(f.strip() for f in fields))
+    return out[0], out[1], fields
 
 
 def tokenize_text(text: str) -> list[str]:
@@ -73,10 +86,14 @@ class LexicalIndex:
         One text per item, in item order (an empty text matches nothing).
     k1, b:
         The BM25 parameters.
+    fields:
+        What the texts were made of (:func:`talkrec.index.segments.lexical_texts`); kept with
+        the index so that a space knows when its settings ask for another one.
     """
 
-    def __init__(self, texts: Sequence[str], *, k1: float = 1.5, b: float = 0.75) -> None:
-        self.k1, self.b = float(k1), float(b)
+    def __init__(self, texts: Sequence[str], *, k1: float = 1.5, b: float = 0.75,
+                 fields: Sequence[str] = DEFAULT_FIELDS) -> None:
+        self.k1, self.b, self.fields = float(k1), float(b), tuple(fields)
         self.n = len(texts)
         self.avgdl = 0.0
         self.vocab: dict[str, int] = {}
@@ -110,13 +127,14 @@ class LexicalIndex:
                 "k1": self.k1, "b": self.b, "delta": 0.5, "method": "lucene", "idf_method": "lucene",
                 "dtype": str(self.data.dtype), "int_dtype": str(self.indptr.dtype), "num_docs": self.n,
                 "backend": "numpy"}))
-        (path / _STATS).write_text(json.dumps({"n": self.n, "avgdl": self.avgdl, "k1": self.k1, "b": self.b}))
+        (path / _STATS).write_text(json.dumps({"n": self.n, "avgdl": self.avgdl, "k1": self.k1, "b": self.b,
+                                               "fields": list(self.fields)}))
 
     @classmethod
     def load(cls, path: str | Path) -> "LexicalIndex":
         path = Path(path)
         stats = json.loads((path / _STATS).read_text())
-        self = cls([], k1=float(stats["k1"]), b=float(stats["b"]))
+        self = cls([], k1=float(stats["k1"]), b=float(stats["b"]), fields=stats.get("fields", DEFAULT_FIELDS))
         self.n, self.avgdl = int(stats["n"]), float(stats["avgdl"])
         if self.n:
             self.data, self.indices, self.indptr = (np.load(path / f"{k}.csc.index.npy", allow_pickle=False)

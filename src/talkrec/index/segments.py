@@ -22,7 +22,7 @@ from .filters import FilterEngine
 from .lexical import LexicalIndex
 from .store import VectorIndex
 
-__all__ = ["DeltaRows", "Generation", "SharedProduct", "descriptions", "row_text", "text_matrix"]
+__all__ = ["DeltaRows", "Generation", "SharedProduct", "descriptions", "lexical_texts", "row_text", "text_matrix"]
 
 
 def text_matrix(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -82,18 +82,27 @@ class Generation:
                 self._memo[key] = compute()
             return self._memo[key]
 
-    def lexical(self, k1: float | None = None, b: float | None = None) -> LexicalIndex:
-        """BM25 over the descriptions: the saved index, or one built with ``k1`` / ``b`` where
-        they differ from it (a space whose ``search.bm25_*`` settings changed after the
-        generation was written; built once per setting)."""
+    def lexical(self, k1: float | None = None, b: float | None = None,
+                fields: Sequence[str] | None = None) -> LexicalIndex:
+        """BM25 over the descriptions: the saved index, or one built with ``k1`` / ``b`` /
+        ``fields`` where they differ from it (a space whose ``search.bm25_*`` settings changed
+        after the generation was written; built once per setting)."""
         if self._lexical is None:
             self._lexical = self.memo("lexical", lambda: LexicalIndex(descriptions(self.meta)))
         base = self._lexical
-        want = (base.k1 if k1 is None else float(k1), base.b if b is None else float(b))
-        if want == (base.k1, base.b):
+        want = (base.k1 if k1 is None else float(k1), base.b if b is None else float(b),
+                base.fields if fields is None else tuple(fields))
+        if want == (base.k1, base.b, base.fields):
             return base
         return self.memo(("lexical", want),  # type: ignore[no-any-return]
-                         lambda: LexicalIndex(descriptions(self.meta), k1=want[0], b=want[1]))
+                         lambda: LexicalIndex(lexical_texts(self.meta, want[2]), k1=want[0], b=want[1],
+                                              fields=want[2]))
+
+    @property
+    def lexical_fields(self) -> tuple[str, ...]:
+        """The fields of the saved BM25 index: rows written since the generation are
+        tokenized from the same fields."""
+        return self.lexical().fields
 
     def text(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """:func:`text_matrix` of input ``key``."""
@@ -161,16 +170,36 @@ class SharedProduct:
 
 
 def descriptions(meta: pd.DataFrame) -> list[str]:
-    """The text BM25 indexes per item: its description (its name where the catalog has no
-    descriptions)."""
+    """Each item's description (its name where the catalog has no descriptions)."""
     texts = meta["description"] if "description" in meta else meta.get("name", pd.Series([""] * len(meta)))
     return [t if isinstance(t, str) else "" for t in texts.tolist()]
 
 
-def row_text(row: Mapping[str, Any]) -> str:
-    """:func:`descriptions` of one metadata row (a dict)."""
-    t = row.get("description", row.get("name"))
-    return t if isinstance(t, str) else ""
+def _field_text(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return " ".join(x for x in v if isinstance(x, str))
+    return ""
+
+
+def lexical_texts(meta: pd.DataFrame, fields: Sequence[str] = ("description",)) -> list[str]:
+    """The text BM25 indexes per item: ``fields`` joined in order - ``description`` is the
+    item's description (its name where the catalog has none); any other field is a metadata
+    column whose string, or list of strings (a tag category: every tag, not only the ones the
+    description has room for), is added. A missing column or value adds nothing."""
+    parts = [descriptions(meta) if f == "description" else
+             ([_field_text(v) for v in meta[f].tolist()] if f in meta else [""] * len(meta)) for f in fields]
+    return [" ".join(p for p in row if p) for row in zip(*parts)] if parts else [""] * len(meta)
+
+
+def row_text(row: Mapping[str, Any], fields: Sequence[str] = ("description",)) -> str:
+    """:func:`lexical_texts` of one metadata row (a dict)."""
+    out = []
+    for f in fields:
+        t = row.get("description", row.get("name")) if f == "description" else row.get(f)
+        out.append(_field_text(t))
+    return " ".join(p for p in out if p)
 
 
 class DeltaRows:

@@ -314,11 +314,12 @@ class Snapshot:
             s, has = np.concatenate([s, Td @ q]), np.concatenate([has, hasd])
         return np.where(has & self.live, s, -np.inf)
 
-    def lexical_scores(self, text: str, k1: float | None = None, b: float | None = None) -> np.ndarray:
+    def lexical_scores(self, text: str, k1: float | None = None, b: float | None = None,
+                       fields: Sequence[str] | None = None) -> np.ndarray:
         """BM25 score of every row for ``text`` (float64; 0 where no term occurs or the row is
-        dead); delta rows score with the generation's corpus statistics. ``k1`` / ``b``: see
-        :meth:`~talkrec.index.segments.Generation.lexical`."""
-        lex = self.gen.lexical(k1, b)
+        dead); delta rows score with the generation's corpus statistics. ``k1`` / ``b`` /
+        ``fields``: see :meth:`~talkrec.index.segments.Generation.lexical`."""
+        lex = self.gen.lexical(k1, b, fields)
         s = lex.scores(text)
         if self.m:
             s = np.concatenate([s, self.delta.bm25(lex, lex.tokenize([text])[0], self.m)])

@@ -56,6 +56,17 @@ def resolve_profile(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def check_bm25_fields(cfg: Mapping[str, Any], catalog: Catalog) -> None:
+    """``search.bm25_fields`` names the description or the catalog's item fields (checked once
+    the catalog is loaded, before the embedding stages)."""
+    fields = bm25_params(cfg.get("search"))[2] or ()
+    have = {"description", "name", "tags", *catalog.items.columns}
+    unknown = [f for f in fields if f not in have]
+    if unknown:
+        raise InputError(f"search.bm25_fields: no item field {unknown[0]!r}; the catalog's items have "
+                         f"{', '.join(sorted(have))}", field="search.bm25_fields")
+
+
 def ease_stage(cfg: Mapping[str, Any], catalog: Catalog, timer: StageTimer) -> Any:
     """The fitted EASE model, or None (no interactions, or ``ease.enabled: false``)."""
     ecfg = dict(cfg.get("ease") or {})

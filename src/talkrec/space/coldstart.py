@@ -26,6 +26,7 @@ from ..descriptions.template import TemplateDescriber
 from ..errors import InputError
 from ..fusion.model import combine
 from ..index.lexical import LexicalIndex
+from ..index.segments import row_text
 from ..index.store import l2_normalize
 
 if TYPE_CHECKING:
@@ -220,7 +221,9 @@ def prepare(space: "Space", records: Sequence[Mapping[str, Any]]) -> tuple["Upse
     if len(bad):
         raise InputError("the item has no modality this space can embed (give tags, a description or vectors)",
                          row=int(bad[0]) + 1, field="vectors")
-    batch = Upsert(ids, V, meta, _raw_inputs(space, raw, len(ids)), LexicalIndex.tokenize(texts))
+    fields = space.index.gen.lexical_fields                 # new rows are tokenized as the generation's rows
+    batch = Upsert(ids, V, meta, _raw_inputs(space, raw, len(ids)),
+                   LexicalIndex.tokenize([row_text(r, fields) for r in meta]))
     summary = [{"item_id": i, "modalities": m, "description": t} for i, m, t in zip(ids, modalities, texts)]
     return batch, summary
 

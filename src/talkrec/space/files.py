@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .._atomic import atomic_dir, fsync_dir, fsync_tree, recover_dir, write_json
-from ..errors import NotFoundError, TalkrecError
+from ..errors import InputError, NotFoundError, TalkrecError
 from ..fusion.projector import FusionProjector
 from ..index import wal
 from ..index.compaction import apply_record
@@ -154,16 +154,22 @@ def publish_generation(path: Path, name: str, index: VectorIndex, inputs: dict[s
 def write_new_space(folder: Path, index: VectorIndex, inputs: dict[str, np.ndarray],
                     search: dict[str, Any] | None = None) -> None:
     """The storage files of a new space into the (temporary) space folder ``folder``:
-    generation 1 (with BM25 over the descriptions, ``search.bm25_k1`` / ``search.bm25_b`` of
-    the space's ``search`` settings), an empty log and the manifest."""
-    from ..index.lexical import bm25_params
-    from ..index.segments import descriptions
+    generation 1 (with BM25 over the descriptions, ``search.bm25_k1`` / ``bm25_b`` /
+    ``bm25_fields`` of the space's ``search`` settings), an empty log and the manifest."""
+    from ..index.lexical import DEFAULT_FIELDS, bm25_params
+    from ..index.segments import lexical_texts
 
-    k1, b = bm25_params(search)
+    k1, b, fields = bm25_params(search)
+    fields = fields or DEFAULT_FIELDS
+    unknown = [f for f in fields if f != "description" and f not in index.meta]
+    if unknown:
+        raise InputError(f"search.bm25_fields: no metadata field {unknown[0]!r}; the items have "
+                         f"{', '.join(c for c in index.meta.columns)}", field="search.bm25_fields")
     params = {k: v for k, v in (("k1", k1), ("b", b)) if v is not None}
     name = gen_name(1)
     (folder / name).mkdir()
-    write_generation(folder / name, index, inputs, LexicalIndex(descriptions(index.meta), **params))
+    write_generation(folder / name, index, inputs, LexicalIndex(lexical_texts(index.meta, fields), **params,
+                                                                fields=fields))
     (folder / log_name(1)).touch()
     write_manifest(folder, Manifest(name, [log_name(1)], 2))
 

@@ -5,6 +5,7 @@ Each function returns ``(item_id, score)`` pairs, best first, ``offset`` skipped
 turns them into hits."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,14 +23,15 @@ class LexicalView:
     """BM25 over the descriptions of one snapshot's items: :meth:`scores` per row (0 for
     deleted rows; items written since the generation score with its corpus statistics)."""
 
-    def __init__(self, snap: "Snapshot", k1: float | None = None, b: float | None = None) -> None:
-        self.snap, self.k1, self.b = snap, k1, b
+    def __init__(self, snap: "Snapshot", k1: float | None = None, b: float | None = None,
+                 fields: Sequence[str] | None = None) -> None:
+        self.snap, self.k1, self.b, self.fields = snap, k1, b, fields
 
     def __len__(self) -> int:
         return self.snap.n_rows
 
     def scores(self, text: str) -> np.ndarray:
-        return self.snap.lexical_scores(text, self.k1, self.b)
+        return self.snap.lexical_scores(text, self.k1, self.b, self.fields)
 
 
 def _check_text(text: str) -> None:
