@@ -7,6 +7,7 @@ import json
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from talkrec.errors import InputError, NotFoundError
@@ -151,3 +152,34 @@ def test_zscore():
     z = zscore(s, np.array([True, True, True, False]))
     assert np.allclose(z[:3], [-1.2247449, 0.0, 1.2247449]) and z[3] == 0.0
     assert (zscore(np.ones(3), np.ones(3, bool)) == 0).all()
+
+
+def test_bm25_fields_index_every_tag_and_new_rows_the_same_way(tmp_path, tiny_config, tiny_catalog):
+    from talkrec.index.segments import lexical_texts, row_text
+
+    meta = pd.DataFrame({"description": ["Jazz trio.", None], "name": ["A", "Bee"], "genre": [["jazz", "bop"], None],
+                         "year": [1990, 2000]})
+    assert lexical_texts(meta, ["description", "genre", "missing"]) == ["Jazz trio. jazz bop", "Bee"]
+    assert row_text({"name": "Bee", "genre": ["x", 3, "y"]}, ["description", "genre"]) == "Bee x y"
+    out = tmp_path / "fields"
+    build({**tiny_config, "output": str(out), "search": {**tiny_config["search"], "bm25_fields": ["description", "genre"]}},
+          show_progress=False, catalog=tiny_catalog)
+    s = Space.load(out)
+    assert s.index.gen.lexical().fields == ("description", "genre")
+    # a tag that only the genre field holds (the item's own description does not name it)
+    s.add_items([{"item_id": "odd", "name": "Odd", "description": "plain words", "tags": {"genre": ["zzgenre"]}}])
+    assert [h.item_id for h in s.search("zzgenre", k=3, mode="lexical")] == ["odd"]      # a delta row
+    assert s.compact()["compacted"]
+    again = Space.load(out)
+    assert again.index.gen.lexical().fields == ("description", "genre")
+    assert [h.item_id for h in again.search("zzgenre", k=3, mode="lexical")] == ["odd"]  # the new generation
+    with pytest.raises(InputError) as e:                     # a field the catalog does not have: before any stage
+        build({**tiny_config, "output": str(tmp_path / "never"), "search": {"bm25_fields": ["description", "genres"]}},
+              show_progress=False, catalog=tiny_catalog)
+    assert e.value.field == "search.bm25_fields" and "'genres'" in str(e.value)
+    assert not (tmp_path / "never").exists()
+    for bad in ("genre", [], [""], [1]):
+        with pytest.raises(InputError) as e:
+            again.config["search"]["bm25_fields"] = bad
+            again.search("jazz", mode="lexical")
+        assert e.value.field == "search.bm25_fields"

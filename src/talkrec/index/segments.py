@@ -170,9 +170,11 @@ class SharedProduct:
 
 
 def descriptions(meta: pd.DataFrame) -> list[str]:
-    """Each item's description (its name where the catalog has no descriptions)."""
-    texts = meta["description"] if "description" in meta else meta.get("name", pd.Series([""] * len(meta)))
-    return [t if isinstance(t, str) else "" for t in texts.tolist()]
+    """Each item's description (its name where it has none)."""
+    n = len(meta)
+    texts = meta["description"].tolist() if "description" in meta else [None] * n
+    names = meta["name"].tolist() if "name" in meta else [None] * n
+    return [t if isinstance(t, str) else (m if isinstance(m, str) else "") for t, m in zip(texts, names)]
 
 
 def _field_text(v: Any) -> str:
@@ -197,7 +199,9 @@ def row_text(row: Mapping[str, Any], fields: Sequence[str] = ("description",)) -
     """:func:`lexical_texts` of one metadata row (a dict)."""
     out = []
     for f in fields:
-        t = row.get("description", row.get("name")) if f == "description" else row.get(f)
+        t = row.get("description") if f == "description" else row.get(f)
+        if f == "description" and not isinstance(t, str):
+            t = row.get("name")
         out.append(_field_text(t))
     return " ".join(p for p in out if p)
 
