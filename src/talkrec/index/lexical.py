@@ -1,4 +1,5 @@
-"""BM25 over item descriptions: the lexical list of hybrid search.
+"""BM25 over item descriptions (and, with ``search.bm25_fields``, the items' tag fields): the
+lexical list of hybrid search.
 
 Template queries that name a genre or a place are matched literally far better by BM25 than
 by any embedding (docs/evaluation.md: movie search BM25 0.696 vs MiniLM 0.351), and the
