@@ -48,6 +48,10 @@ def generic_build_config(folder: Path, dim: int) -> Path:
            "catalog": {"items": {"path": "items.csv", "tags_column": "tags"},
                        "interactions": {"path": "interactions.csv"},
                        "vectors": {"audio": {"path": "audio.npz", "dim": dim}}}}
+    # BM25 fields: the generic items carry the tag categories (genre, decade) but no Spotify genres
+    fields = cfg["search"].get("bm25_fields")
+    if fields:
+        cfg["search"] = {**cfg["search"], "bm25_fields": [f for f in fields if f != "spotify_genres"]}
     path = folder / "lastfm-generic.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
