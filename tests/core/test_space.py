@@ -481,6 +481,56 @@ def test_query_encoder_batches_the_passages_of_concurrent_writes():
     assert q.encode(["z"] * 17, kind="passage").shape == (17, 2) and calls[-1] == ["z"] * 17   # over max_batch: alone
 
 
+def test_a_low_priority_query_encoder_runs_the_model_on_its_own_niced_thread():
+    """Issue 10: two writers on two cores queued every read behind their forward passes; the
+    write path's encoder runs on one thread of its own with a lowered priority."""
+    import os
+    import threading
+
+    from talkrec.encoders.query import QueryEncoder
+
+    seen = []
+
+    class Probe:
+        modality, dim = "text", 1
+
+        def encode(self, inputs, **kw):
+            tid = threading.get_native_id()
+            seen.append((tid, os.getpriority(os.PRIO_PROCESS, tid)))
+            return np.ones((len(inputs), 1)) if isinstance(inputs, list) else np.ones(1)
+
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    q = QueryEncoder(Probe(), cache_size=0, nice=7)
+    assert q.encode("a", kind="passage").tolist() == [1.0]
+    assert q.encode(["b"] * 40, kind="passage").shape == (40, 1)              # the pass-through path too
+    (tid, prio), (tid2, _) = seen
+    assert tid != threading.get_native_id() and tid2 == tid and prio == min(19, base + 7)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # the caller is untouched
+    QueryEncoder(Probe(), nice=0).encode("c", kind="passage")
+    assert seen[-1][0] == threading.get_native_id()
+    for bad in (-1, 20):
+        with pytest.raises(InputError) as e:
+            QueryEncoder(Probe(), nice=bad)
+        assert e.value.field == "nice"
+
+
+def test_written_descriptions_have_their_own_encoder_and_settings(tiny_space_dir, tmp_path):
+    d = tmp_path / "s"
+    shutil.copytree(tiny_space_dir, d)
+    s = Space.load(d)
+    w = s.text_encoder(for_writes=True)
+    assert w is s.text_encoder(for_writes=True) and w is not s.text_encoder()
+    assert (w.nice, w.encoder.n_threads, w.cache_size) == (10, 1, 0)
+    s.add_items([{"item_id": "w1", "name": "Written", "tags": ["jazz"]}])
+    assert np.allclose(s.item_vector("w1"), Space.load(d).item_vector("w1"))
+    two = Space.load(d, write_threads=2, write_nice=0).text_encoder(for_writes=True)
+    assert (two.nice, two.encoder.n_threads) == (0, 2)
+    for bad in ({"write_threads": 0}, {"write_nice": 20}, {"write_threads": "2"}):
+        with pytest.raises(InputError) as e:
+            Space.load(d, **bad)
+        assert e.value.field == f"storage.{next(iter(bad))}"
+
+
 def test_hit_fields_are_kept_for_a_bounded_number_of_rows(monkeypatch):
     import pandas as pd
 

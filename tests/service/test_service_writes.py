@@ -249,7 +249,8 @@ def test_reads_do_not_wait_for_a_write_in_progress(wapp, wclient):
     import time
 
     space = wapp.state.service.space
-    enc = space.text_encoder()
+    enc = space.text_encoder(for_writes=True)          # written descriptions have their own encoder
+    assert enc is not space.text_encoder() and enc.nice > 0 and enc.encoder.n_threads == 1
     real, entered, release = enc.encode, threading.Event(), threading.Event()
 
     def stuck(inputs, **kw):

@@ -47,16 +47,25 @@ class QueryEncoder:
         Query vectors kept (least recently used dropped first); 0 keeps none.
     max_batch:
         At most this many waiting queries go into one forward pass.
+    nice:
+        ``> 0``: run the wrapped encoder on one thread of its own whose scheduling priority
+        is lowered by this much (Linux ``setpriority`` on the thread), so that its forward
+        passes yield the CPU to other threads - a space's write path encodes descriptions
+        this way, and reads do not queue behind them for a core. ``0``: on the caller's thread.
     """
 
-    def __init__(self, encoder: Any, *, cache_size: int = 1024, max_batch: int = 32) -> None:
+    def __init__(self, encoder: Any, *, cache_size: int = 1024, max_batch: int = 32, nice: int = 0) -> None:
         if cache_size < 0:
             raise InputError(f"cache_size must be >= 0, got {cache_size}", field="cache_size")
         if max_batch < 1:
             raise InputError(f"max_batch must be >= 1, got {max_batch}", field="max_batch")
+        if not 0 <= nice <= 19:
+            raise InputError(f"nice must be in [0, 19], got {nice}", field="nice")
         self.encoder = encoder
         self.cache_size = cache_size
         self.max_batch = max_batch
+        self.nice = nice
+        self._pool: Any = None
         self._lock = threading.Lock()  # held while encoding
         self._qlock = threading.Lock()  # guards the queue and the cache
         self._queue: list[_Pending] = []
@@ -80,7 +89,7 @@ class QueryEncoder:
             isinstance(inputs, list) and 0 < len(inputs) <= self.max_batch and all(isinstance(t, str) for t in inputs)))
         if not (set(kw) <= {"kind"} and (passages or (isinstance(inputs, str) and kind == "query"))):
             with self._lock:
-                return self.encoder.encode(inputs, **kw)
+                return self._run(inputs, **kw)
         with self._qlock:
             if kind == "query":
                 hit = self._cache.get(inputs)
@@ -109,7 +118,7 @@ class QueryEncoder:
                     n += len(p.texts)
             self._queue = [p for p in self._queue if all(p is not b for b in batch)]
         try:
-            V = np.atleast_2d(self.encoder.encode([t for p in batch for t in p.texts], kind=mine.kind))
+            V = np.atleast_2d(self._run([t for p in batch for t in p.texts], kind=mine.kind))
             at = 0
             with self._qlock:
                 for p in batch:
@@ -122,3 +131,25 @@ class QueryEncoder:
         except BaseException as e:  # noqa: BLE001 - handed to every waiter
             for p in batch:
                 p.error = e
+
+    def _run(self, inputs: Any, **kw: Any) -> np.ndarray:
+        """The wrapped encoder's ``encode`` - on the low-priority thread when ``nice > 0``."""
+        if not self.nice:
+            return self.encoder.encode(inputs, **kw)  # type: ignore[no-any-return]
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="talkrec-write-encoder", initializer=_lower_priority,
+                                            initargs=(self.nice,))
+        return self._pool.submit(self.encoder.encode, inputs, **kw).result()  # type: ignore[no-any-return]
+
+
+def _lower_priority(nice: int) -> None:
+    """Lower the calling thread's scheduling priority by ``nice`` (Linux: a thread is a task
+    with its own nice value; elsewhere nothing changes)."""
+    import os
+
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except (AttributeError, OSError):  # pragma: no cover - platforms without per-thread priority
+        pass

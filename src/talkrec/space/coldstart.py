@@ -202,7 +202,7 @@ def prepare(space: "Space", records: Sequence[Mapping[str, Any]]) -> tuple["Upse
     outputs: dict[str, np.ndarray] = {}
     raw: dict[str, np.ndarray] = {}
     if "text" in space.modalities:
-        raw["text"] = np.atleast_2d(space.text_encoder().encode(texts, kind="passage"))
+        raw["text"] = np.atleast_2d(space.text_encoder(for_writes=True).encode(texts, kind="passage"))
         outputs["text"] = space.fusion.project("text", raw["text"])
     for m in space.modalities:
         if m == "text":

@@ -36,6 +36,7 @@ class _Shared:
     def __init__(self) -> None:                  # what a Space loads lazily, shared with its pinned views
         self.lock = threading.Lock()
         self.text_encoder: QueryEncoder | None = None
+        self.write_encoder: QueryEncoder | None = None
         self.cf: Any = None
         self.ease: Any = None
         self.als_items: Any = None
@@ -63,12 +64,8 @@ class Space(SpaceWrites):
 
     def __init__(self, path: Path, config: dict[str, Any], fusion: FusionProjector,
                  interactions: pd.DataFrame | None, store: SpaceStore, *, query_cache: int = 1024) -> None:
-        self.path = path
-        self.config = config
-        self.fusion = fusion
-        self.interactions = interactions
-        self.query_cache = query_cache
-        self.store = store
+        self.path, self.config, self.fusion, self.interactions = path, config, fusion, interactions
+        self.query_cache, self.store = query_cache, store
         self._pin: Snapshot | None = None
         self._shared = _Shared()
 
@@ -136,15 +133,17 @@ class Space(SpaceWrites):
             return np.empty((0, 0), dtype=np.float32)
         return row if row.ndim == 2 else row[None, :]
 
-    def text_encoder(self) -> QueryEncoder:
-        """The space's text model behind a :class:`~talkrec.encoders.query.QueryEncoder`."""
-        sh = self._shared
+    def text_encoder(self, *, for_writes: bool = False) -> QueryEncoder:
+        """The text model behind a :class:`~talkrec.encoders.query.QueryEncoder`; ``for_writes``: the one for
+        written descriptions (``storage.write_threads`` threads, priority lowered by ``write_nice``)."""
+        sh, key = self._shared, ("write_encoder" if for_writes else "text_encoder")
         with sh.lock:
-            if sh.text_encoder is None:
+            if getattr(sh, key) is None:
                 from ..encoders.text import TextEncoder
-                enc = TextEncoder.for_space(self.config["text"], self.path)
-                sh.text_encoder = QueryEncoder(enc, cache_size=self.query_cache)
-        return sh.text_encoder
+                cfg = {**self.config["text"], **({"n_threads": self.store.write_threads} if for_writes else {})}
+                setattr(sh, key, QueryEncoder(TextEncoder.for_space(cfg, self.path), cache_size=0 if for_writes else
+                                              self.query_cache, nice=self.store.write_nice if for_writes else 0))
+        return getattr(sh, key)  # type: ignore[no-any-return]
 
     def cf(self) -> Any:
         sh = self._shared

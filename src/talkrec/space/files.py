@@ -151,6 +151,13 @@ def publish_generation(path: Path, name: str, index: VectorIndex, inputs: dict[s
         raise
 
 
+def storage_setting(name: str, value: Any, lo: int, hi: int) -> int:
+    """``value`` of the ``storage.<name>`` setting, an integer in ``[lo, hi]``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise InputError(f"storage.{name} must be an integer in [{lo}, {hi}], got {value!r}", field=f"storage.{name}")
+    return value
+
+
 def write_new_space(folder: Path, index: VectorIndex, inputs: dict[str, np.ndarray],
                     search: dict[str, Any] | None = None) -> None:
     """The storage files of a new space into the (temporary) space folder ``folder``:

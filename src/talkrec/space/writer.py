@@ -35,7 +35,8 @@ from ..index.lexical import bm25_params
 from ..index.segments import Generation
 from ..index.snapshot import Snapshot
 from .files import (Manifest, SpaceFiles, WriteError, WriterLock, copy_session_model, gen_name, gen_number, log_name,
-                    migrate_legacy, publish_generation, read_manifest, replay_logs, unreferenced, write_manifest)
+                    migrate_legacy, publish_generation, read_manifest, replay_logs, storage_setting, unreferenced,
+                    write_manifest)
 from .hits import jsonable
 
 log = logging.getLogger(__name__)
@@ -73,10 +74,14 @@ class SpaceStore:
     ``compact_fraction``, ``compact_min_rows``, ``compact_max_rows``: compact in the
     background once the rows changed since the generation reach
     ``min(max(fraction * base rows, min_rows), max_rows)`` (``auto_compact=False``: only
-    when :meth:`compact` is called)."""
+    when :meth:`compact` is called). ``write_threads``, ``write_nice``: threads and lowered
+    priority of the encoder of written descriptions, so reads keep a core (docs/service.md)."""
 
     def __init__(self, path: Path, files: SpaceFiles, *, compact_fraction: float = 0.05, compact_min_rows: int = 256,
-                 compact_max_rows: int = 10_000, auto_compact: bool = True) -> None:
+                 compact_max_rows: int = 10_000, auto_compact: bool = True, write_threads: int = 1,
+                 write_nice: int = 10) -> None:
+        self.write_threads = storage_setting("write_threads", write_threads, 1, 256)
+        self.write_nice = storage_setting("write_nice", write_nice, 0, 19)
         self.path = path
         self.compact_fraction, self.compact_min_rows = compact_fraction, compact_min_rows
         self.compact_max_rows, self.auto_compact = compact_max_rows, auto_compact
