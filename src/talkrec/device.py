@@ -97,3 +97,15 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
+
+
+def lower_thread_priority(nice: int) -> None:
+    """Lower the calling thread's scheduling priority by ``nice`` (Linux: each thread has its
+    own nice value; elsewhere nothing changes). A thread pool's ``initializer`` for work that
+    should yield the CPU to everything else, such as a service's writes."""
+    try:
+        import threading
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except (AttributeError, OSError):  # pragma: no cover - platforms without per-thread priority
+        pass

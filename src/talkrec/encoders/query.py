@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..device import lower_thread_priority
 from ..errors import InputError
 
 __all__ = ["QueryEncoder"]
@@ -138,18 +139,7 @@ class QueryEncoder:
             return self.encoder.encode(inputs, **kw)  # type: ignore[no-any-return]
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="talkrec-write-encoder", initializer=_lower_priority,
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="talkrec-write-encoder", initializer=lower_thread_priority,
                                             initargs=(self.nice,))
         return self._pool.submit(self.encoder.encode, inputs, **kw).result()  # type: ignore[no-any-return]
 
-
-def _lower_priority(nice: int) -> None:
-    """Lower the calling thread's scheduling priority by ``nice`` (Linux: a thread is a task
-    with its own nice value; elsewhere nothing changes)."""
-    import os
-
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
-    except (AttributeError, OSError):  # pragma: no cover - platforms without per-thread priority
-        pass

@@ -83,10 +83,12 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
     space = Space.load(space_dir, query_cache=query_cache)
     space.warm_up()  # the text model and BM25 now, not on the first request
     cfg = space.config
+    state = ServiceState(space, api_key, writes_refused=refused, write_nice=space.store.write_nice)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        state.close()          # let the writes in progress finish
         space.close()          # finish a compaction, release the space's writer lock
 
     app = FastAPI(
@@ -99,7 +101,7 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
                     "{\"error\": code, \"detail\": message}.",
         responses=responses(408),
     )
-    app.state.service = ServiceState(space, api_key, writes_refused=refused)
+    app.state.service = state
     app.add_middleware(BodyLimitMiddleware, max_body=max_body_bytes, max_upload=max_upload_bytes,
                        upload_paths=search.UPLOAD_PATHS, body_timeout=body_timeout)
     install_error_handlers(app)

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader
 
+from ..device import lower_thread_priority
 from ..index.filters import FilterSpec, parse_range
 from ..space import Space
 from . import schemas as S
 from .errors import ServiceError
+
+T = TypeVar("T")
+#: concurrent writes in progress (more wait for a thread; their descriptions are encoded in
+#: batches of those in progress)
+WRITE_THREADS = 8
 
 
 class ServiceState:
@@ -21,11 +30,23 @@ class ServiceState:
     ``writes_refused``: the server is reachable beyond loopback without an API key, and
     was not told to allow open writes: every write answers 403."""
 
-    def __init__(self, space: Space, api_key: str | None, *, writes_refused: bool = False) -> None:
+    def __init__(self, space: Space, api_key: str | None, *, writes_refused: bool = False,
+                 write_nice: int = 10) -> None:
         self.space = space
         self.api_key = api_key
         self.writes_refused = writes_refused
         self.started = time.time()
+        # Writes run on threads of lower priority: with writers keeping both cores busy, reads
+        # queued for the CPU behind them (read p99 8.5x of an idle server; docs/service.md).
+        self.write_pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="talkrec-write",
+                                             initializer=lower_thread_priority, initargs=(write_nice,))
+
+    def run_write(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the low-priority write threads (the caller waits)."""
+        return self.write_pool.submit(fn, *args).result()
+
+    def close(self) -> None:
+        self.write_pool.shutdown(wait=True)
 
     def check_writes_allowed(self) -> None:
         if self.writes_refused:

@@ -58,7 +58,7 @@ def add_items(req: S.AddItemsRequest, state: ServiceState = Depends(get_state)) 
     a power loss (the write is logged and fsync'ed before this returns). Reads never wait
     for a write."""
     t0 = time.perf_counter()
-    out = state.space.add_items([record(it) for it in req.items])
+    out = state.run_write(state.space.add_items, [record(it) for it in req.items])
     return S.AddItemsResponse(added=[S.AddedItem(**clean(o)) for o in out], items_total=len(state.space.index),
                               took_ms=took_ms(t0))
 
@@ -75,5 +75,5 @@ def delete_item(item_id: str = Path(..., min_length=1, max_length=200, descripti
     """Delete an item (a cold-start item or one from the build): it is no longer served, at
     once and after a restart (durable before this returns); an unknown id is a 404."""
     t0 = time.perf_counter()
-    total = state.space.remove([item_id])
+    total = state.run_write(state.space.remove, [item_id])
     return DeleteItemResponse(deleted=item_id, items_total=total, took_ms=took_ms(t0))
