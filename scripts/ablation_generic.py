@@ -15,7 +15,6 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import yaml
 
 from talkrec.config import resolve_path

@@ -139,7 +139,6 @@ class QueryEncoder:
             return self.encoder.encode(inputs, **kw)  # type: ignore[no-any-return]
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="talkrec-write-encoder", initializer=lower_thread_priority,
-                                            initargs=(self.nice,))
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="talkrec-write-encoder",
+                                            initializer=lower_thread_priority, initargs=(self.nice,))
         return self._pool.submit(self.encoder.encode, inputs, **kw).result()  # type: ignore[no-any-return]
-
