@@ -100,12 +100,14 @@ def torch_threads(n: int | None) -> Iterator[None]:
 
 
 def lower_thread_priority(nice: int) -> None:
-    """Lower the calling thread's scheduling priority by ``nice`` (Linux: each thread has its
-    own nice value; elsewhere nothing changes). A thread pool's ``initializer`` for work that
-    should yield the CPU to everything else, such as a service's writes."""
+    """Set the calling thread's scheduling priority ``nice`` below the process's (Linux: each
+    thread has its own nice value, and a new thread starts with its creator's; elsewhere
+    nothing changes). A thread pool's ``initializer`` for work that should yield the CPU to
+    everything else, such as a service's writes; relative to the process, not to the calling
+    thread, so a pool started from such a thread does not sink further."""
     try:
         import threading
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+        base = os.getpriority(os.PRIO_PROCESS, os.getpid())     # the main thread's: the process's own
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, base + nice))
     except (AttributeError, OSError):  # pragma: no cover - platforms without per-thread priority
         pass

@@ -386,3 +386,17 @@ def test_writes_run_on_threads_of_lower_priority(wapp, wclient):
     finally:
         space.add_items, space.remove = real_add, real_remove
     assert seen == [min(19, base + space.store.write_nice)] * 2
+
+
+def test_the_write_encoder_thread_started_from_a_write_thread_keeps_the_same_priority(tiny_space_dir, tmp_path):
+    import os
+
+    app = create_app(copy_space(tiny_space_dir, tmp_path / "s"))
+    state = app.state.service
+    enc = state.space.text_encoder(for_writes=True)
+    state.run_write(state.space.add_items, [{"item_id": "p1", "name": "P One", "tags": ["jazz"]}])
+    tid = next(t.native_id for t in __import__("threading").enumerate() if t.name.startswith("talkrec-write-encoder"))
+    assert enc.nice == state.space.store.write_nice
+    assert os.getpriority(os.PRIO_PROCESS, tid) == min(19, os.getpriority(os.PRIO_PROCESS, os.getpid()) + enc.nice)
+    state.close()
+    state.space.close()
