@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,15 @@ def bm25_params(search: Mapping[str, Any] | None) -> tuple[float | None, float |
     return out[0], out[1], fields
 
 
+def check_fields(fields: Sequence[str], have: Collection[str]) -> None:
+    """Refuse ``search.bm25_fields`` that name neither ``description`` nor one of ``have``
+    (the items' fields), naming the first unknown one and what the items have."""
+    unknown = [f for f in fields if f != "description" and f not in have]
+    if unknown:
+        raise InputError(f"search.bm25_fields: no item field {unknown[0]!r}; the items have "
+                         f"{', '.join(sorted(map(str, have)))}", field="search.bm25_fields")
+
+
 def tokenize_text(text: str) -> list[str]:
     """bm25s' tokenization (``stopwords="en"``, no stemming): lower-cased ``\\w\\w+`` words,
     English stopwords removed."""
@@ -86,15 +95,16 @@ class LexicalIndex:
     texts:
         One text per item, in item order (an empty text matches nothing).
     k1, b:
-        The BM25 parameters.
+        The BM25 parameters (``None``: these defaults, bm25s' own).
     fields:
         What the texts were made of (:func:`talkrec.index.segments.lexical_texts`); kept with
         the index so that a space knows when its settings ask for another one.
     """
 
-    def __init__(self, texts: Sequence[str], *, k1: float = 1.5, b: float = 0.75,
+    def __init__(self, texts: Sequence[str], *, k1: float | None = 1.5, b: float | None = 0.75,
                  fields: Sequence[str] = DEFAULT_FIELDS) -> None:
-        self.k1, self.b, self.fields = float(k1), float(b), tuple(fields)
+        self.k1, self.b = float(1.5 if k1 is None else k1), float(0.75 if b is None else b)
+        self.fields = tuple(fields)
         self.n = len(texts)
         self.avgdl = 0.0
         self.vocab: dict[str, int] = {}

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..data.catalog import Catalog
 from ..errors import InputError
-from ..index.lexical import bm25_params
+from ..index.lexical import bm25_params, check_fields
 from .cache import StageTimer
 
 __all__ = ["PAPER_FUSION", "ease_stage", "modality_weights", "resolve_profile", "serving_config"]
@@ -59,12 +59,7 @@ def resolve_profile(cfg: Mapping[str, Any]) -> dict[str, Any]:
 def check_bm25_fields(cfg: Mapping[str, Any], catalog: Catalog) -> None:
     """``search.bm25_fields`` names the description or the catalog's item fields (checked once
     the catalog is loaded, before the embedding stages)."""
-    fields = bm25_params(cfg.get("search"))[2] or ()
-    have = {"description", "name", "tags", *catalog.items.columns}
-    unknown = [f for f in fields if f not in have]
-    if unknown:
-        raise InputError(f"search.bm25_fields: no item field {unknown[0]!r}; the catalog's items have "
-                         f"{', '.join(sorted(have))}", field="search.bm25_fields")
+    check_fields(bm25_params(cfg.get("search"))[2] or (), {"name", "tags", *catalog.items.columns})
 
 
 def ease_stage(cfg: Mapping[str, Any], catalog: Catalog, timer: StageTimer) -> Any:

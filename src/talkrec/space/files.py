@@ -163,19 +163,15 @@ def write_new_space(folder: Path, index: VectorIndex, inputs: dict[str, np.ndarr
     """The storage files of a new space into the (temporary) space folder ``folder``:
     generation 1 (with BM25 over the descriptions, ``search.bm25_k1`` / ``bm25_b`` /
     ``bm25_fields`` of the space's ``search`` settings), an empty log and the manifest."""
-    from ..index.lexical import DEFAULT_FIELDS, bm25_params
+    from ..index.lexical import DEFAULT_FIELDS, bm25_params, check_fields
     from ..index.segments import lexical_texts
 
     k1, b, fields = bm25_params(search)
     fields = fields or DEFAULT_FIELDS
-    unknown = [f for f in fields if f != "description" and f not in index.meta]
-    if unknown:
-        raise InputError(f"search.bm25_fields: no metadata field {unknown[0]!r}; the items have "
-                         f"{', '.join(c for c in index.meta.columns)}", field="search.bm25_fields")
-    params = {k: v for k, v in (("k1", k1), ("b", b)) if v is not None}
+    check_fields(fields, set(index.meta.columns))
     name = gen_name(1)
     (folder / name).mkdir()
-    write_generation(folder / name, index, inputs, LexicalIndex(lexical_texts(index.meta, fields), **params,
+    write_generation(folder / name, index, inputs, LexicalIndex(lexical_texts(index.meta, fields), k1=k1, b=b,
                                                                 fields=fields))
     (folder / log_name(1)).touch()
     write_manifest(folder, Manifest(name, [log_name(1)], 2))
