@@ -97,14 +97,19 @@ class _BaseRows:
         self.cols = cols
         self.names = meta["name"].tolist() if "name" in meta.columns else [None] * n
         self.values = [meta[c].tolist() if c in meta.columns else [None] * n for c in cols]
-        self.done: dict[int, tuple[str | None, dict[str, Any]]] = {}
+        # name, fields, and which fields hold lists
+        self.done: dict[int, tuple[str | None, dict[str, Any], tuple[str, ...]]] = {}
 
     def row(self, p: int) -> tuple[str | None, dict[str, Any]]:
         """Row ``p``'s name and a new dict of its fields (the kept lists are copied)."""
         got = self.done.get(p)
         if got is None:
-            got = (_name(self.names[p]), {c: _field(c, v[p]) for c, v in zip(self.cols, self.values)})
+            md = {c: _field(c, v[p]) for c, v in zip(self.cols, self.values)}
+            got = (_name(self.names[p]), md, tuple(c for c, v in md.items() if isinstance(v, list)))
             if len(self.done) >= self.KEPT:
                 self.done.clear()
             self.done[p] = got
-        return got[0], {c: list(v) if isinstance(v, list) else v for c, v in got[1].items()}
+        out = dict(got[1])
+        for c in got[2]:
+            out[c] = list(out[c])
+        return got[0], out

@@ -5,8 +5,10 @@ Each function returns ``(item_id, score)`` pairs, best first, ``offset`` skipped
 turns them into hits."""
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -32,6 +34,24 @@ class LexicalView:
 
     def scores(self, text: str) -> np.ndarray:
         return self.snap.lexical_scores(text, self.k1, self.b, self.fields)
+
+
+_side: ThreadPoolExecutor | None = None
+_side_lock = threading.Lock()
+
+
+def _beside(fn: Callable[..., Any], *args: Any) -> "Future[Any]":
+    """``fn(*args)`` on one of two threads beside the caller's (made on first use, shared by
+    every Space in the process). A hybrid query's lists do not depend on each other, and
+    numpy's products release the GIL: with the fused-space product and BM25 there while the
+    caller's thread scores the text model's matrix, a query costs about its longest list
+    rather than their sum on two cores (docs/service.md)."""
+    global _side
+    if _side is None:
+        with _side_lock:
+            if _side is None:
+                _side = ThreadPoolExecutor(2, thread_name_prefix="talkrec-search")
+    return _side.submit(fn, *args)
 
 
 def _check_text(text: str) -> None:
@@ -62,19 +82,25 @@ def text_search(space: "Space", text: str, k: int, where: Where, offset: int, mo
     snap = space.index
     q_raw = space.text_encoder().encode(text.strip(), kind="query")
     allowed = snap.mask(where)
-    s_text = np.where(allowed, snap.text_scores(space.config["input_files"]["text"], q_raw), -np.inf)
     need = k + offset
     if mode == "text":
+        s_text = np.where(allowed, snap.text_scores(space.config["input_files"]["text"], q_raw), -np.inf)
         top = top_k(s_text, need)[offset:]
         return snap.pairs(top, s_text[top])
-    s_multi = np.where(allowed, snap.scores(space.fusion.project("text", q_raw)), -np.inf)
     scfg = space.config.get("search", {})
     depth = max(int(scfg.get("rrf_depth", 1000)), need)
+    w_bm25 = float(scfg.get("hybrid_bm25_weight", 4.0))
+
+    def multi() -> np.ndarray:
+        return np.where(allowed, snap.scores(space.fusion.project("text", q_raw)), -np.inf)
+    f_multi = _beside(multi)
+    f_lex = _beside(lambda: top_k(lexical_scores(space, text, allowed), depth)) if w_bm25 > 0 else None
+    s_text = np.where(allowed, snap.text_scores(space.config["input_files"]["text"], q_raw), -np.inf)
+    s_multi = f_multi.result()
     lists = [top_k(s_multi, depth), top_k(s_text, depth)]
     weights = [1.0, float(scfg.get("hybrid_text_weight", 1.0))]
-    w_bm25 = float(scfg.get("hybrid_bm25_weight", 4.0))
-    if w_bm25 > 0:
-        lists.append(top_k(lexical_scores(space, text, allowed), depth))
+    if f_lex is not None:
+        lists.append(f_lex.result())
         weights.append(w_bm25)
     fused = rrf_scores(lists, len(s_multi), c=float(scfg.get("rrf_c", 60.0)), weights=weights)
     fused[~np.isfinite(s_multi)] = -np.inf

@@ -58,10 +58,24 @@ def zscore(s: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return out
 
 
-def _rows_of(snap: "Snapshot", ids: np.ndarray, key: Any) -> np.ndarray:
-    """Snapshot row of each id (-1: not in the snapshot), memoized per snapshot and model."""
+def _rows_of(snap: "Snapshot", ids: np.ndarray, key: Any, pos: Mapping[str, int]) -> np.ndarray:
+    """Snapshot row of each id (-1: not live in the snapshot); ``pos`` maps an id to its index
+    in ``ids``. The base rows are looked up once per generation; a snapshot only patches in
+    the rows written since (a write makes a new snapshot, and a read right after it must not
+    pay for a lookup of the whole catalog: 6 ms on Last.fm)."""
+    def base() -> np.ndarray:
+        at = snap.gen.index.position
+        return np.array([-1 if (p := at(i)) is None else p for i in ids.tolist()], dtype=np.int64)
+
     def make() -> np.ndarray:
-        return np.array([-1 if (p := snap.position(i)) is None else p for i in ids.tolist()], dtype=np.int64)
+        rows = snap.gen.memo(("model_rows", key), base).copy()
+        for iid, p in snap.delta_pos.items():           # rewritten items live in the delta now
+            j = pos.get(iid)
+            if j is not None:
+                rows[j] = p
+        ok = np.flatnonzero(rows >= 0)
+        rows[ok[~snap.live[rows[ok]]]] = -1
+        return rows
     return snap.memo(("model_rows", key), make)  # type: ignore[no-any-return]
 
 
@@ -72,7 +86,7 @@ def _ease_list(space: "Space", snap: "Snapshot", item_id: str) -> np.ndarray:
     e = ease._pos.get(item_id) if ease is not None else None
     if e is None:
         return np.empty(0, dtype=np.int64)
-    rows = _rows_of(snap, ease.item_ids_, ("ease", id(ease)))
+    rows = _rows_of(snap, ease.item_ids_, ("ease", id(ease)), ease._pos)
     nb = ease.neighbors_[e]
     r = rows[nb[(nb >= 0) & (ease.weights_[e] > 0)]]        # what the item predicts (B > 0)
     return r[r >= 0]
@@ -85,7 +99,7 @@ def _borrowed_list(space: "Space", snap: "Snapshot", fused: np.ndarray, s: np.nd
     ease = ease_model(space)
     if ease is None:
         return np.empty(0, dtype=np.int64)
-    rows = _rows_of(snap, ease.item_ids_, ("ease", id(ease)))
+    rows = _rows_of(snap, ease.item_ids_, ("ease", id(ease)), ease._pos)
     total = np.zeros(snap.n_rows, dtype=np.float64)
     used = 0
     for r in fused:
@@ -109,7 +123,7 @@ def _ease_scores(space: "Space", snap: "Snapshot", hist: Sequence[str]) -> np.nd
     ease = ease_model(space)
     if ease is None:
         return None
-    rows = _rows_of(snap, ease.item_ids_, ("ease", id(ease)))
+    rows = _rows_of(snap, ease.item_ids_, ("ease", id(ease)), ease._pos)
     s = ease.score(list(hist))
     out = np.zeros(snap.n_rows, dtype=np.float64)
     ok = rows >= 0
@@ -136,14 +150,20 @@ def _als_scores(space: "Space", snap: "Snapshot", hist: Sequence[str]) -> tuple[
     if als is None:
         return None
     ids, F, pos = als
+
+    def clean() -> tuple[np.ndarray, np.ndarray]:
+        """The ids with finite factors and those factors, contiguous: once per generation."""
+        fin = np.flatnonzero(~np.isnan(F).any(axis=1))
+        return fin, np.ascontiguousarray(F[fin])
+    fin, F_fin = snap.gen.memo(("als_factors", id(F)), clean)
+    rows = _rows_of(snap, ids, ("als", id(F)), pos)[fin]
+    sel = rows >= 0
     h = [pos[i] for i in hist if i in pos and not np.isnan(F[pos[i]]).any()]
-    rows = _rows_of(snap, ids, ("als", id(F)))
     out = np.zeros(snap.n_rows, dtype=np.float64)
     has = np.zeros(snap.n_rows, dtype=bool)
-    ok = (rows >= 0) & ~np.isnan(F).any(axis=1)
     if h:
-        out[rows[ok]] = np.nan_to_num(F[ok]) @ F[h].mean(axis=0)
-    has[rows[ok]] = True
+        out[rows[sel]] = (F_fin @ F[h].mean(axis=0))[sel]
+    has[rows[sel]] = True
     return out, has
 
 
@@ -153,16 +173,20 @@ def _cold_neighbors(space: "Space", snap: "Snapshot", m: int) -> tuple[np.ndarra
     ease = ease_model(space)
 
     def make() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rows = _rows_of(snap, ease.item_ids_, ("ease", id(ease)))
+        rows = _rows_of(snap, ease.item_ids_, ("ease", id(ease)), ease._pos)
         has = np.zeros(snap.n_rows, dtype=bool)
         has[rows[(rows >= 0) & ease.has_cf_]] = True
         live = np.asarray(snap.live, dtype=bool)
-        cold, warm = np.flatnonzero(~has & live), np.flatnonzero(has & live)
-        if not len(cold) or not len(warm):
+        cold, warm = np.flatnonzero(~has & live), has & live
+        n_warm = int(warm.sum())
+        if not len(cold) or not n_warm:
             return cold, np.empty((len(cold), 0), dtype=np.int64), np.empty((len(cold), 0))
-        S = snap.rows(cold) @ snap.rows(warm).T
-        top = top_k(S, min(m, len(warm)))
-        return cold, warm[top], np.maximum(np.take_along_axis(S, top, axis=1), 0.0)
+        # against every row in place (no copy of the warm rows), the others masked out
+        C = snap.rows(cold)
+        S = np.concatenate([C @ snap.gen.vectors.T, C @ snap.delta.vectors[:snap.m].T], axis=1)
+        S[:, ~warm] = -np.inf
+        top = top_k(S, min(m, n_warm))
+        return cold, top, np.maximum(np.take_along_axis(S, top, axis=1), 0.0)
     return snap.memo(("cold_neighbors", m, id(ease)), make)  # type: ignore[no-any-return]
 
 
@@ -174,8 +198,8 @@ def _impute(s: np.ndarray, cold: np.ndarray, nb: np.ndarray, w: np.ndarray) -> N
 
 def _pairs(snap: "Snapshot", s: np.ndarray, need: int, offset: int, exclude: Sequence[int],
            allowed: np.ndarray) -> list[tuple[str, float]]:
-    top = top_k(s, need, exclude=list(exclude), allowed=allowed)
-    return [(snap.id_at(int(i)), float(s[i])) for i in top[offset:]]
+    top = top_k(s, need, exclude=list(exclude), allowed=allowed)[offset:]
+    return snap.pairs(top, s[top])
 
 
 def similar_pairs(space: "Space", item_id: str, k: int, where: Where, offset: int) -> list[tuple[str, float]]:
