@@ -514,6 +514,57 @@ def test_a_low_priority_query_encoder_runs_the_model_on_its_own_niced_thread():
         assert e.value.field == "nice"
 
 
+def test_passages_run_side_by_side_with_workers():
+    """Issue 10: concurrent single-item writes were encoded one padded batch at a time on one
+    thread (~75 writes/s); with ``workers`` their passes overlap, each a call of its own."""
+    import threading
+
+    from talkrec.encoders.query import QueryEncoder
+
+    inside, most, calls = [0], [0], []
+    both = threading.Barrier(2, timeout=10)
+    guard = threading.Lock()
+
+    class Probe:
+        modality, dim = "text", 1
+
+        def encode(self, inputs, **kw):
+            with guard:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+                calls.append(list(inputs) if isinstance(inputs, list) else [inputs])
+            both.wait()                   # returns only once two passes are in flight at once
+            with guard:
+                inside[0] -= 1
+            return np.full((len(inputs), 1), float(len(inputs[0]))) if isinstance(inputs, list) else np.ones(1)
+
+    for nice in (0, 5):
+        q = QueryEncoder(Probe(), cache_size=0, nice=nice, workers=2)
+        out = [None, None]
+        ts = [threading.Thread(target=lambda i=i: out.__setitem__(i, q.encode(["x" * (i + 1)], kind="passage")))
+              for i in range(2)]
+        [t.start() for t in ts]
+        [t.join() for t in ts]
+        assert most[0] == 2 and [o.tolist() for o in out] == [[[1.0]], [[2.0]]]    # each its own pass, in order
+    assert sorted(map(tuple, calls)) == [("x",), ("x",), ("xx",), ("xx",)]
+    with pytest.raises(InputError):
+        QueryEncoder(Probe(), workers=0)
+
+
+def test_onnx_passes_from_several_threads_give_the_vectors_of_one(tiny_space_dir):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from talkrec.encoders.text import TextEncoder
+
+    enc = TextEncoder.for_space({**Space.load(tiny_space_dir).config["text"], "n_threads": 1}, tiny_space_dir)
+    assert enc.parallel_safe
+    texts = [f"an artist described by the tags rock, {w} and {w}s" for w in ("jazz", "metal", "folk", "drone") * 4]
+    alone = enc.encode(texts, kind="passage", batch_size=1)
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda t: enc.encode([t], kind="passage")[0], texts))
+    assert np.allclose(np.stack(got), alone, atol=1e-5)
+
+
 def test_written_descriptions_have_their_own_encoder_and_settings(tiny_space_dir, tmp_path):
     d = tmp_path / "s"
     shutil.copytree(tiny_space_dir, d)
@@ -524,7 +575,8 @@ def test_written_descriptions_have_their_own_encoder_and_settings(tiny_space_dir
     s.add_items([{"item_id": "w1", "name": "Written", "tags": ["jazz"]}])
     assert np.allclose(s.item_vector("w1"), Space.load(d).item_vector("w1"))
     two = Space.load(d, write_threads=2, write_nice=0).text_encoder(for_writes=True)
-    assert (two.nice, two.encoder.n_threads) == (0, 2)
+    assert two.encoder.parallel_safe      # ONNX Runtime: two one-thread passes side by side
+    assert (two.nice, two.encoder.n_threads, two.workers) == (0, 1, 2)
     for bad in ({"write_threads": 0}, {"write_nice": 20}, {"write_threads": "2"}):
         with pytest.raises(InputError) as e:
             Space.load(d, **bad)

@@ -111,6 +111,7 @@ class OnnxTextModel:
                                  pad_type_id=0)
         self._sessions: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._tok_lock = threading.Lock()   # the tokenizer is not shared between threads at once
         self.int8_passages = int8_passages
         if int8_passages and not (self.path / INT8_FILE).is_file():
             raise FileNotFoundError(f"{self.path / INT8_FILE} is missing (quantize_int8 writes it)")
@@ -130,7 +131,8 @@ class OnnxTextModel:
         """The graph inputs of a batch: token ids, attention mask (and token types)."""
         if self.meta.get("lower_case"):
             texts = [t.lower() for t in texts]
-        enc = self._tok.encode_batch(list(texts))
+        with self._tok_lock:
+            enc = self._tok.encode_batch(list(texts))
         out = {"input_ids": np.array([e.ids for e in enc], dtype=np.int64),
                "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64)}
         if "token_type_ids" in self.meta["inputs"]:
@@ -138,7 +140,9 @@ class OnnxTextModel:
         return out
 
     def encode(self, texts: Sequence[str], kind: str = "passage") -> np.ndarray:
-        """Pooled embeddings of ``texts`` (one forward pass; batch them yourself)."""
+        """Pooled embeddings of ``texts`` (one forward pass; batch them yourself). Safe to
+        call from several threads at once: their forward passes run in parallel, each on
+        its caller's thread (and ``n_threads - 1`` helpers)."""
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
         if self.int8_passages and kind == "passage":

@@ -7,7 +7,7 @@
 * an LRU cache of query vectors (results-as-you-type re-send the same prefixes);
 * micro-batching: queries that arrive while an encode runs are encoded together in the
   next one (one forward pass for many concurrent searches); so are passages (the item
-  descriptions of concurrent writes).
+  descriptions of concurrent writes), unless ``workers > 1`` encodes them side by side.
 
 Single query texts (``encode(text, kind="query")``) are cached and batched; passages
 (``encode(text or [texts], kind="passage")``) are batched, not cached; anything else is
@@ -53,19 +53,30 @@ class QueryEncoder:
         is lowered by this much (Linux ``setpriority`` on the thread), so that its forward
         passes yield the CPU to other threads - a space's write path encodes descriptions
         this way, and reads do not queue behind them for a core. ``0``: on the caller's thread.
+    workers:
+        ``> 1``: passages are not batched but encoded up to this many at a time, each in its
+        own call (on as many low-priority threads when ``nice > 0``). For an encoder whose
+        calls run in parallel (``parallel_safe``: ONNX Runtime, one thread per call) this is
+        what serves concurrent single-item writes fastest: padding a batch of descriptions
+        of different lengths costs more than it saves (docs/service.md).
     """
 
-    def __init__(self, encoder: Any, *, cache_size: int = 1024, max_batch: int = 32, nice: int = 0) -> None:
+    def __init__(self, encoder: Any, *, cache_size: int = 1024, max_batch: int = 32, nice: int = 0,
+                 workers: int = 1) -> None:
         if cache_size < 0:
             raise InputError(f"cache_size must be >= 0, got {cache_size}", field="cache_size")
         if max_batch < 1:
             raise InputError(f"max_batch must be >= 1, got {max_batch}", field="max_batch")
         if not 0 <= nice <= 19:
             raise InputError(f"nice must be in [0, 19], got {nice}", field="nice")
+        if workers < 1:
+            raise InputError(f"workers must be >= 1, got {workers}", field="workers")
         self.encoder = encoder
         self.cache_size = cache_size
         self.max_batch = max_batch
         self.nice = nice
+        self.workers = workers
+        self._slots = threading.Semaphore(workers)
         self._pool: Any = None
         self._lock = threading.Lock()  # held while encoding
         self._qlock = threading.Lock()  # guards the queue and the cache
@@ -91,6 +102,9 @@ class QueryEncoder:
         if not (set(kw) <= {"kind"} and (passages or (isinstance(inputs, str) and kind == "query"))):
             with self._lock:
                 return self._run(inputs, **kw)
+        if passages and self.workers > 1:
+            with self._slots:
+                return np.array(self._run(inputs, **kw), copy=True)
         with self._qlock:
             if kind == "query":
                 hit = self._cache.get(inputs)
@@ -139,6 +153,6 @@ class QueryEncoder:
             return self.encoder.encode(inputs, **kw)  # type: ignore[no-any-return]
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="talkrec-write-encoder",
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="talkrec-write-encoder",
                                             initializer=lower_thread_priority, initargs=(self.nice,))
         return self._pool.submit(self.encoder.encode, inputs, **kw).result()  # type: ignore[no-any-return]

@@ -23,6 +23,8 @@ takes ONNX when the model's modules allow it, else torch (with a log line).
 """
 from __future__ import annotations
 
+import contextlib
+
 import functools
 import logging
 import os
@@ -274,6 +276,12 @@ class TextEncoder(Estimator):
         return "torch" if isinstance(b, _Torch) else "e5"
 
     @property
+    def parallel_safe(self) -> bool:
+        """Whether calls from several threads may run at once (ONNX Runtime: yes, each on its
+        own thread; torch and e5 encode one call at a time)."""
+        return isinstance(self._get(), OnnxTextModel)
+
+    @property
     def threads(self) -> int:
         """The CPU threads the loaded model runs with."""
         return int(self._get().n_threads)
@@ -308,7 +316,7 @@ class TextEncoder(Estimator):
 
         # Batch texts of similar length together (padding is wasted work), then restore order.
         order = np.argsort([-len(t) for t in texts], kind="stable")
-        with self._lock:
+        with self._lock if not self.parallel_safe else contextlib.nullcontext():
             sorted_out = batched_encode([texts[i] for i in order], run, b.dim, batch_size=batch_size,
                                         show_progress_bar=show_progress_bar, desc=f"text[{self.model}]")
         out = np.empty_like(sorted_out)

@@ -23,6 +23,7 @@ import pandas as pd
 
 from ..descriptions.categories import TagCategorizer
 from ..descriptions.template import TemplateDescriber
+from ..encoders.query import QueryEncoder
 from ..errors import InputError
 from ..fusion.model import combine
 from ..index.lexical import LexicalIndex
@@ -30,8 +31,10 @@ from ..index.segments import row_text
 from ..index.store import l2_normalize
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .core import Space
-    from .writer import Upsert
+    from .writer import SpaceStore, Upsert
 
 MAX_ITEMS_PER_CALL = 1000
 #: keys a metadata field may not have
@@ -243,3 +246,17 @@ def _raw_inputs(space: "Space", raw: dict[str, np.ndarray], k: int) -> dict[str,
                 X[:] = rows
         out[key] = X
     return out
+
+
+def write_encoder(text_cfg: Mapping[str, Any], space_dir: "Path", store: "SpaceStore") -> QueryEncoder:
+    """The text model that embeds written descriptions, apart from the one queries use: its
+    passes run at a priority lowered by ``storage.write_nice``; ``storage.write_threads``
+    one-thread passes side by side on ONNX Runtime (concurrent single-item writes: one
+    thread per pass and no padding beats batching them, docs/service.md), one pass at a
+    time on that many threads on torch."""
+    from ..encoders.text import TextEncoder
+    enc = TextEncoder.for_space({**text_cfg, "n_threads": 1}, space_dir)
+    if enc.parallel_safe:
+        return QueryEncoder(enc, cache_size=0, nice=store.write_nice, workers=store.write_threads)
+    enc.set_params(n_threads=store.write_threads)
+    return QueryEncoder(enc, cache_size=0, nice=store.write_nice)

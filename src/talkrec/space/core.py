@@ -138,11 +138,12 @@ class Space(SpaceWrites):
         written descriptions (``storage.write_threads`` threads, priority lowered by ``write_nice``)."""
         sh, key = self._shared, ("write_encoder" if for_writes else "text_encoder")
         with sh.lock:
-            if getattr(sh, key) is None:
+            if getattr(sh, key) is None and for_writes:
+                from .coldstart import write_encoder
+                sh.write_encoder = write_encoder(self.config["text"], self.path, self.store)
+            elif getattr(sh, key) is None:
                 from ..encoders.text import TextEncoder
-                cfg = {**self.config["text"], **({"n_threads": self.store.write_threads} if for_writes else {})}
-                setattr(sh, key, QueryEncoder(TextEncoder.for_space(cfg, self.path), cache_size=0 if for_writes else
-                                              self.query_cache, nice=self.store.write_nice if for_writes else 0))
+                sh.text_encoder = QueryEncoder(TextEncoder.for_space(self.config["text"], self.path), cache_size=self.query_cache)
         return getattr(sh, key)  # type: ignore[no-any-return]
 
     def cf(self) -> Any:

@@ -74,11 +74,11 @@ class SpaceStore:
     ``compact_fraction``, ``compact_min_rows``, ``compact_max_rows``: compact in the
     background once the rows changed since the generation reach
     ``min(max(fraction * base rows, min_rows), max_rows)`` (``auto_compact=False``: only
-    when :meth:`compact` is called). ``write_threads``, ``write_nice``: threads and lowered
-    priority of the encoder of written descriptions, so reads keep a core (docs/service.md)."""
+    when :meth:`compact` is called). ``write_threads``, ``write_nice``: descriptions embedded at
+    once (one thread each) and their encoder's lowered priority: reads run first (docs/service.md)."""
 
     def __init__(self, path: Path, files: SpaceFiles, *, compact_fraction: float = 0.05, compact_min_rows: int = 256,
-                 compact_max_rows: int = 10_000, auto_compact: bool = True, write_threads: int = 1,
+                 compact_max_rows: int = 10_000, auto_compact: bool = True, write_threads: int = 2,
                  write_nice: int = 10) -> None:
         self.write_threads = storage_setting("write_threads", write_threads, 1, 256)
         self.write_nice = storage_setting("write_nice", write_nice, 0, 19)
