@@ -11,6 +11,7 @@ answer. Bad input is a 4xx with a JSON body ``{"error", "detail", ...}``, never 
 """
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import os
@@ -81,7 +82,11 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
         limit_torch_threads(threads)
     refused = writes_refused(host, api_key, allow_open_writes)
     space = Space.load(space_dir, query_cache=query_cache)
-    space.warm_up()  # the text model and BM25 now, not on the first request
+    space.warm_up()  # the text model, BM25 and the hits' fields now, not on the first request
+    # What is loaded now lives as long as the server: out of the cyclic collector's full passes,
+    # which walked every loaded object (~400 ms per 1,000 similar k=200; p99 at k=200 was 80-120 ms)
+    gc.collect()
+    gc.freeze()
     cfg = space.config
     state = ServiceState(space, api_key, writes_refused=refused, write_nice=space.store.write_nice)
 

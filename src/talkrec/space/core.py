@@ -22,7 +22,7 @@ from ..index.snapshot import Snapshot
 from . import browse, media, playlists
 from .explain import explain as explain_pair
 from .files import read_space
-from .hits import Hit, jsonable, make_hits
+from .hits import Hit, jsonable, make_hits, warm_hit_rows
 from .playlists import Continuation
 from .search import LexicalView, lexical_search, text_search
 from .strategies import ease_model, recommend_pairs, similar_pairs
@@ -72,19 +72,18 @@ class Space(SpaceWrites):
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, path: str | Path, *, query_cache: int = 1024, **storage: Any) -> "Space":
-        """The space built at ``path``; ``query_cache``: text query vectors kept (LRU);
-        ``storage``: compaction settings of :class:`~talkrec.space.writer.SpaceStore`
-        (``compact_fraction``, ``compact_min_rows``, ``compact_max_rows``, ``auto_compact``),
-        over those of the ``storage`` block of ``space.json``."""
+        """The space built at ``path``; ``query_cache``: text query vectors kept (LRU); ``storage``:
+        settings of :class:`~talkrec.space.writer.SpaceStore` over the ``storage`` block of ``space.json``."""
         path = Path(path)
         f = read_space(path)
         store = SpaceStore(path, f, **{**f.config.get("storage", {}), **storage})
         return cls(path, f.config, f.fusion, f.interactions, store, query_cache=query_cache)
 
     def warm_up(self) -> None:
-        """Load the text model and the BM25 index now rather than on the first query."""
+        """Load the text model, the BM25 index, and the hits' fields now, not on the first query."""
         self.text_encoder().encode("warm up", kind="query")
         self.index.gen.lexical(*bm25_params(self.config.get("search")))
+        warm_hit_rows(self.index)
 
     @property
     def index(self) -> Snapshot:
