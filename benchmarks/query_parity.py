@@ -106,6 +106,7 @@ def main() -> None:
     from talkrec.space import Space
 
     new = Space.load(a.space)
+    new.warm_up()             # as a server runs it (with the int8 copies where the code makes them)
     if a.dump:
         queries, items = workload(new, a.n)
         lists = result_lists(new, queries, items, a.k)

@@ -87,7 +87,14 @@ def onnx_forward(enc: Any) -> Callable[[str], Any] | None:
 
 
 def in_process(space: Any, n: int) -> dict[str, Any]:
+    """The rows on ``space`` set up as ``talkrec serve`` sets up its own: ``warm_up`` (text
+    model, BM25, hit fields, int8 copies), then ``gc.freeze`` of what is loaded."""
+    import gc
+
     base = texts()
+    space.warm_up()
+    gc.collect()
+    gc.freeze()
     qenc = space.text_encoder()
     enc = qenc.encoder
     enc.encode("warm up", kind="query")

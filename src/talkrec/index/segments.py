@@ -20,6 +20,7 @@ import pandas as pd
 
 from .filters import FilterEngine
 from .lexical import LexicalIndex
+from .quantized import MIN_ROWS, Int8TopK
 from .store import VectorIndex
 
 __all__ = ["DeltaRows", "Generation", "SharedProduct", "descriptions", "lexical_texts", "row_text", "text_matrix"]
@@ -107,6 +108,28 @@ class Generation:
     def text(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """:func:`text_matrix` of input ``key``."""
         return self.memo(("text", key), lambda: text_matrix(self.inputs[key]))
+
+    def int8(self, key: str | None, *, build: bool = False) -> Int8TopK | None:
+        """The int8 copy (:class:`~talkrec.index.quantized.Int8TopK`) of the fused vectors
+        (``key=None``) or of input ``key``'s text-model matrix: exact top-k lists reading a
+        quarter of the bytes. ``build=True`` makes it (a serving process, at warm-up; not
+        below ``MIN_ROWS`` rows); until then ``None``, and callers score in float32."""
+        if ("int8", key) not in self._memo and not (build and len(self) >= MIN_ROWS):
+            return None
+        return self.memo(("int8", key), lambda: Int8TopK(self.vectors if key is None else self.text(key)[0]))  # type: ignore[no-any-return]
+
+    def warm_int8(self, text_key: str | None) -> None:
+        """Make the int8 copies of the fused vectors and of input ``text_key``'s text-model
+        matrix (``None``: none) that :meth:`int8` serves."""
+        for key in (None, text_key) if text_key is not None else (None,):
+            self.int8(key, build=True)
+
+    def warmed_like(self, other: "Generation") -> "Generation":
+        """This generation with the int8 copies ``other`` has (compaction: the new generation
+        serves as fast as the one it replaces); returns itself."""
+        for key in [k[1] for k in list(other._memo) if isinstance(k, tuple) and k[0] == "int8"]:
+            self.int8(key, build=True)
+        return self
 
     def matvec(self, key: str | None, q: np.ndarray) -> np.ndarray:
         """``X @ q`` over the fused vectors (``key=None``) or the text-model matrix of input

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..ranking import top_k
+from . import toplists
 from .backend import VectorBackend
 from .filters import FilterEngine, Where, field_kind
 from .segments import DeltaRows, Generation
@@ -249,9 +250,19 @@ class Snapshot:
             res = self._ann(q, need, allowed, excl, frac) if frac > 0.05 else None
             if res is not None:
                 return res[0][offset:need], res[1][offset:need]
-        s = self.scores(q)
-        top = top_k(s, need, exclude=excl, allowed=allowed)[offset:]
-        return top, s[top]
+        top, sims = self.top_rows(q, need, allowed, excl)
+        return top[offset:], sims[offset:]
+
+    def top_rows(self, q: np.ndarray, need: int, allowed: np.ndarray,
+                 exclude: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:
+        """Exactly the ``need`` allowed rows (not in ``exclude``) of highest cosine to ``q``,
+        and their cosines (:func:`~talkrec.index.toplists.top_rows`)."""
+        return toplists.top_rows(self, q, need, allowed, exclude)
+
+    def text_top(self, key: str, q: np.ndarray, need: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`text_scores`' top ``need`` allowed rows and their cosines (exact;
+        :func:`~talkrec.index.toplists.text_top`)."""
+        return toplists.text_top(self, key, q, need, allowed)
 
     def _backend_search(self, backend: VectorBackend, q: np.ndarray, need: int, where: Where,
                         exclude: Iterable[str]) -> tuple[np.ndarray, np.ndarray] | None:

@@ -80,10 +80,11 @@ class Space(SpaceWrites):
         return cls(path, f.config, f.fusion, f.interactions, store, query_cache=query_cache)
 
     def warm_up(self) -> None:
-        """Load the text model, the BM25 index, and the hits' fields now, not on the first query."""
+        """Load the text model, the BM25 index, the hits' fields and int8 copies now, not on the first query."""
         self.text_encoder().encode("warm up", kind="query")
         self.index.gen.lexical(*bm25_params(self.config.get("search")))
         warm_hit_rows(self.index)
+        self.index.gen.warm_int8(self.config["input_files"].get("text"))
 
     @property
     def index(self) -> Snapshot:

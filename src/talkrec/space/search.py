@@ -38,20 +38,31 @@ class LexicalView:
 
 _side: ThreadPoolExecutor | None = None
 _side_lock = threading.Lock()
+_side_free = threading.Semaphore(2)
 
 
-def _beside(fn: Callable[..., Any], *args: Any) -> "Future[Any]":
-    """``fn(*args)`` on one of two threads beside the caller's (made on first use, shared by
-    every Space in the process). A hybrid query's lists do not depend on each other, and
-    numpy's products release the GIL: with the fused-space product and BM25 there while the
-    caller's thread scores the text model's matrix, a query costs about its longest list
-    rather than their sum on two cores (docs/service.md)."""
+def _beside(fn: Callable[[], Any]) -> "Future[Any]":
+    """``fn()`` on one of two threads beside the caller's (made on first use, shared by every
+    Space in the process) when one is free, else on the caller's thread. A hybrid query's
+    lists do not depend on each other, and numpy's products release the GIL: alone on two
+    cores, a query costs about its longest list rather than their sum (docs/service.md).
+    Under concurrent queries the threads are busy and each query scores its own lists, so
+    concurrent products still meet in one batch (:class:`~talkrec.index.segments.SharedProduct`)."""
     global _side
+    if not _side_free.acquire(blocking=False):
+        done: Future[Any] = Future()
+        try:
+            done.set_result(fn())
+        except BaseException as e:  # noqa: BLE001 - raised by result(), as from a thread
+            done.set_exception(e)
+        return done
     if _side is None:
         with _side_lock:
             if _side is None:
                 _side = ThreadPoolExecutor(2, thread_name_prefix="talkrec-search")
-    return _side.submit(fn, *args)
+    f = _side.submit(fn)
+    f.add_done_callback(lambda _: _side_free.release())
+    return f
 
 
 def _check_text(text: str) -> None:
@@ -83,27 +94,23 @@ def text_search(space: "Space", text: str, k: int, where: Where, offset: int, mo
     q_raw = space.text_encoder().encode(text.strip(), kind="query")
     allowed = snap.mask(where)
     need = k + offset
+    key = space.config["input_files"]["text"]
     if mode == "text":
-        s_text = np.where(allowed, snap.text_scores(space.config["input_files"]["text"], q_raw), -np.inf)
-        top = top_k(s_text, need)[offset:]
-        return snap.pairs(top, s_text[top])
+        top, sims = snap.text_top(key, q_raw, need, allowed)
+        return snap.pairs(top[offset:], sims[offset:])
     scfg = space.config.get("search", {})
     depth = max(int(scfg.get("rrf_depth", 1000)), need)
     w_bm25 = float(scfg.get("hybrid_bm25_weight", 4.0))
-
-    def multi() -> np.ndarray:
-        return np.where(allowed, snap.scores(space.fusion.project("text", q_raw)), -np.inf)
-    f_multi = _beside(multi)
+    f_multi = _beside(lambda: snap.top_rows(space.fusion.project("text", q_raw), depth, allowed)[0])
     f_lex = _beside(lambda: top_k(lexical_scores(space, text, allowed), depth)) if w_bm25 > 0 else None
-    s_text = np.where(allowed, snap.text_scores(space.config["input_files"]["text"], q_raw), -np.inf)
-    s_multi = f_multi.result()
-    lists = [top_k(s_multi, depth), top_k(s_text, depth)]
+    lists = [snap.text_top(key, q_raw, depth, allowed)[0]]
+    lists.insert(0, f_multi.result())
     weights = [1.0, float(scfg.get("hybrid_text_weight", 1.0))]
     if f_lex is not None:
         lists.append(f_lex.result())
         weights.append(w_bm25)
-    fused = rrf_scores(lists, len(s_multi), c=float(scfg.get("rrf_c", 60.0)), weights=weights)
-    fused[~np.isfinite(s_multi)] = -np.inf
+    fused = rrf_scores(lists, snap.n_rows, c=float(scfg.get("rrf_c", 60.0)), weights=weights)
+    fused[~allowed] = -np.inf
     fused[fused <= 0] = -np.inf
     top = top_k(fused, need)[offset:]
     return snap.pairs(top, fused[top])

@@ -286,7 +286,7 @@ class SpaceStore:
             index, inputs, lexical = compacted(sealed, graph_file_of(sealed.gen, self.path), k1=k1, b=b,
                                                fields=fields)
             publish_generation(self.path, name, index, inputs, lexical)
-            new_gen = Generation(name, index, inputs, lexical)
+            new_gen = Generation(name, index, inputs, lexical).warmed_like(sealed.gen)
             with self._write_lock:
                 self._durable(self._tip.seq)
                 snap = rebase(new_gen, sealed, self._tip.snap)
