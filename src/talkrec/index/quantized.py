@@ -35,26 +35,34 @@ MIN_ROWS = 4096
 _EPS32 = float(np.finfo(np.float32).eps)
 
 
-def _session(Bq: np.ndarray) -> Any:
+def _session(Bq: np.ndarray) -> tuple[Any, Any]:
     """An ONNX Runtime session of ``Y = MatMulInteger(A, Bq, 128)`` (``A`` uint8 ``(m, d)``,
-    ``Bq`` int8 ``(d, n)`` as a constant, prepacked once)."""
+    ``Bq`` int8 ``(d, n)`` a constant, prepacked once), and the OrtValue of ``Bq`` it reads
+    (keep it alive): ``Bq`` is handed over as an external initializer, not copied into a model."""
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
     d, n = Bq.shape
+    B = TensorProto(name="B", data_type=TensorProto.INT8, dims=[d, n], data_location=TensorProto.EXTERNAL)
+    for key, value in (("location", "B.bin"), ("offset", "0"), ("length", str(d * n))):
+        entry = B.external_data.add()
+        entry.key, entry.value = key, value
     graph = helper.make_graph(
         [helper.make_node("MatMulInteger", ["A", "B", "zero"], ["Y"])], "int8_scores",
         [helper.make_tensor_value_info("A", TensorProto.UINT8, ["m", d])],
         [helper.make_tensor_value_info("Y", TensorProto.INT32, ["m", n])],
-        initializer=[numpy_helper.from_array(Bq, "B"), numpy_helper.from_array(np.array(128, np.uint8), "zero")])
+        initializer=[B, numpy_helper.from_array(np.array(128, np.uint8), "zero")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     so.inter_op_num_threads = 1
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.enable_cpu_mem_arena = False          # outputs of a few rows: no arena to keep
     so.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    value = ort.OrtValue.ortvalue_from_numpy(Bq)
+    so.add_external_initializers(["B"], [value])
+    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"]), value
 
 
 class Int8TopK:
@@ -67,23 +75,23 @@ class Int8TopK:
             raise ValueError("Int8TopK needs a finite 2-D matrix")
         self.X = X
         n, d = X.shape
-        X64 = X.astype(np.float64)
-        amax = np.abs(X64).max(axis=1) if d else np.zeros(n)
-        scale = np.where(amax > 0, amax / 127.0, 1.0)
-        Z = X64 / scale[:, None]
-        Xq = np.clip(np.rint(Z), -127, 127)
-        # per row, float32 (the bounds are widened by far more than float32's rounding)
-        self.scale = scale.astype(np.float32)
-        self.resid = (scale * np.linalg.norm(Z - Xq, axis=1)).astype(np.float32)     # s ||d||
-        self.norm = np.linalg.norm(X64, axis=1).astype(np.float32)
+        self.scale = np.empty(n, np.float32)
+        self.resid = np.empty(n, np.float32)          # s ||d||: the rounding residual's norm
+        self.norm = np.empty(n, np.float32)
+        Bq = np.empty((d, n), np.int8)                 # the int8 rows, transposed for MatMulInteger
+        for a in range(0, n, 1024):                    # in blocks: float64 copies of a block only
+            X64 = X[a:a + 1024].astype(np.float64)
+            amax = np.abs(X64).max(axis=1) if d else np.zeros(len(X64))
+            scale = np.where(amax > 0, amax / 127.0, 1.0)
+            Z = X64 / scale[:, None]
+            Xq = np.clip(np.rint(Z), -127, 127)
+            self.scale[a:a + 1024] = scale
+            self.resid[a:a + 1024] = scale * np.linalg.norm(Z - Xq, axis=1)
+            self.norm[a:a + 1024] = np.linalg.norm(X64, axis=1)
+            Bq[:, a:a + 1024] = Xq.T
         self.dim = d
-        self._sess = _session(np.ascontiguousarray(Xq.T.astype(np.int8)))
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes this copy holds besides ``X`` (int8 rows and three floats a row)."""
-        n, d = self.X.shape
-        return n * d + 3 * 4 * n
+        self._Bq = Bq
+        self._sess, self._B = _session(Bq)
 
     def bounds(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(approx, err)`` per row: ``|x_i . q - approx_i| <= err_i``, for the float32
