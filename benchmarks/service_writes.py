@@ -11,7 +11,8 @@ Prints, on a copy of the space (the original is not changed):
 * HTTP writes/s with concurrent clients against a live uvicorn server (a subprocess), and
   deletes/s (the same path without the text encoder);
 * HTTP read p50 / p99 (``GET /api/items/{id}/similar`` and ``GET /api/search`` over a fixed,
-  warmed set of queries) under 0, 1 and 2 clients writing continuously.
+  warmed set of queries) under 0, 1 and 2 clients writing continuously (the writing clients
+  in a process of their own, the reading ones in this one).
 
 It runs against the code before issue 10 as well (``PYTHONPATH=<checkout of 8db121d>/src``):
 there is no delete there.
@@ -182,17 +183,45 @@ class Load:
                 "failed": sum(1 for s, _, ok, _ in self.done if not ok and t0 <= s < t1)}
 
 
-def phase(url: str, seconds: float, **loads: tuple[int, str, list[str]]) -> dict[str, dict[str, float]]:
-    """Run the loads together for ``seconds``, then stop them all; their stats."""
-    running = {name: Load(url, n, kind, ids, prefix=f"{name}-") for name, (n, kind, ids) in loads.items()}
+def phase(url: str, seconds: float, writers: int, tag_rows: list[list[str]],
+          **loads: tuple[int, str, list[str]]) -> dict[str, dict[str, float]]:
+    """Run the read loads for ``seconds`` with ``writers`` clients writing continuously in
+    a process of their own (as writers are other clients than readers: in this process
+    their HTTP client code would hold the readers' GIL and be counted as read latency),
+    then stop them all; their stats."""
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = Path(tmp) / "tags.json"
+        spec.write_text(json.dumps(tag_rows))
+        child = subprocess.Popen([sys.executable, __file__, "--writer-client", url, "--clients", str(writers),
+                                  "--seconds", str(seconds + 1.0), "--json", str(Path(tmp) / "w.json"),
+                                  "--space", str(spec)]) if writers else None
+        time.sleep(1.0 if writers else 0.0)                 # the writers are running when reads start
+        running = {name: Load(url, n, kind, ids, prefix=f"{name}-") for name, (n, kind, ids) in loads.items()}
+        t0 = time.perf_counter()
+        time.sleep(seconds)
+        t1 = time.perf_counter()
+        for ld in running.values():
+            ld._stop.set()
+        for ld in running.values():
+            ld.stop()
+        out = {name: ld.stats(t0, t1) for name, ld in running.items()}
+        if child is not None:
+            child.wait()
+            out["writes"] = json.loads((Path(tmp) / "w.json").read_text())
+        else:
+            out["writes"] = {"p50_ms": float("nan"), "p99_ms": float("nan"), "per_s": 0.0, "failed": 0}
+        return out
+
+
+def writer_client(url: str, clients: int, seconds: float, tags_file: str, out: str) -> None:
+    """``--writer-client``: ``clients`` writers for ``seconds`` (after a 1 s start), stats to ``out``."""
+    w = Load(url, clients, "write", json.loads(Path(tags_file).read_text()), prefix=f"wc{os.getpid()}-")
+    time.sleep(1.0)
     t0 = time.perf_counter()
-    time.sleep(seconds)
+    time.sleep(max(0.0, seconds - 1.0))
     t1 = time.perf_counter()
-    for ld in running.values():
-        ld._stop.set()
-    for ld in running.values():
-        ld.stop()
-    return {name: ld.stats(t0, t1) for name, ld in running.items()}
+    w.stop()
+    Path(out).write_text(json.dumps(w.stats(t0, t1)))
 
 
 def http_bench(path: Path, item_ids: list[str], tag_rows: list[list[str]], clients: int, seconds: float,
@@ -215,7 +244,7 @@ def http_bench(path: Path, item_ids: list[str], tag_rows: list[list[str]], clien
                 th.join()
             out["http_deletes"] = dl.stats(t0, time.perf_counter() + 1e-9)
         for n_writers in (0, 1, 2):
-            out[f"writers_{n_writers}"] = phase(url, seconds, writes=(n_writers, "write", tag_rows),
+            out[f"writers_{n_writers}"] = phase(url, seconds, n_writers, tag_rows,
                                                 similar=(1, "similar", item_ids), search=(1, "search", item_ids))
         return out
     finally:
@@ -230,7 +259,11 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8, help="concurrent HTTP writers for writes/s")
     ap.add_argument("--seconds", type=float, default=20.0, help="length of each HTTP phase")
     ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--writer-client", metavar="URL", help=argparse.SUPPRESS)   # internal: phase()'s writers
     args = ap.parse_args()
+    if args.writer_client:
+        writer_client(args.writer_client, args.clients, args.seconds, args.space, args.json)
+        return
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from talkrec import Space
 

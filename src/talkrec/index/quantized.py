@@ -90,12 +90,18 @@ class Int8TopK:
             self.norm[a:a + 1024] = np.linalg.norm(X64, axis=1)
             Bq[:, a:a + 1024] = Xq.T
         self.dim = d
+        self._rn = np.ascontiguousarray(np.stack([self.resid, self.norm], axis=1))   # (n, 2): one pass for err
         self._Bq = Bq
         self._sess, self._B = _session(Bq)
 
     def bounds(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(approx, err)`` per row: ``|x_i . q - approx_i| <= err_i``, for the float32
         scores too."""
+        approx, err, floor = self._bounds(np.asarray(q, dtype=np.float32))
+        return approx, err + np.float32(floor)
+
+    def _bounds(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """``approx``, ``err`` without its absolute ``floor``, and the floor."""
         q64 = np.asarray(q, dtype=np.float64)
         d = len(q64)
         t1 = float(np.abs(q64).max()) / 127.0 if d else 0.0
@@ -107,21 +113,15 @@ class Int8TopK:
         qq2 = np.clip(np.rint(r1 / t2), -127, 127)
         r = r1 - t2 * qq2
         A = (np.stack([qq1, qq2]) + 128).astype(np.uint8)
-        Y = self._sess.run(None, {"A": A})[0]
-        approx = Y[0].astype(np.float32)
-        approx *= np.float32(t1)
-        lo = Y[1].astype(np.float32)
-        lo *= np.float32(t2)
-        approx += lo
+        Y = self._sess.run(None, {"A": A})[0].astype(np.float32)     # integers below 2**24: exact
+        approx = np.array([t1, t2], np.float32) @ Y
         approx *= self.scale
         qn, rn = float(np.linalg.norm(q64)), float(np.linalg.norm(r))
-        # the float32 rounding of a d-term dot product (both sides of a comparison), of the
-        # approximation's own float32 arithmetic, and an absolute floor
-        f32 = 4.0 * (d + 8) * _EPS32
-        err = self.resid * np.float32(qn + rn)
-        err += self.norm * np.float32(rn + f32 * qn)
-        err += np.float32(8 * _EPS32) * np.abs(approx) + np.float32(1e-7)
-        return approx, err
+        # + the float32 rounding of a d-term dot product (both sides of a comparison) and of
+        # the approximation's own arithmetic (|approx| <= ||x|| ||q|| + err: relative 1e-6)
+        f32 = (4.0 * (d + 8) + 16.0) * _EPS32
+        err = self._rn @ np.array([qn + rn, rn + f32 * qn], np.float32)
+        return approx, err, 1e-7
 
     def top(self, q: np.ndarray, k: int, eligible: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` eligible rows with the largest float32 ``X @ q``, best first (ties: the
@@ -133,12 +133,15 @@ class Int8TopK:
         k = min(int(k), n_elig)
         if k <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        approx, err = self.bounds(q32)
+        approx, err, floor = self._bounds(q32)
         low = approx - err
-        low[~elig] = -np.inf
-        tau = np.partition(low, n - k)[n - k]                          # the k-th largest lower end
+        if n_elig < n:
+            low[~elig] = -np.inf
+        low.partition(n - k)
+        tau = low[n - k] - 2 * floor                                   # the k-th largest lower end
         approx += err                                                  # the upper ends
-        cand = np.flatnonzero((approx >= tau) & elig)
+        cand = approx >= tau
+        cand = np.flatnonzero(cand & elig if n_elig < n else cand)
         if len(cand) > n // 3:                                         # a flat score distribution
             s = np.where(elig, self.X @ q32, -np.inf)
             top = top_k(s, k)
