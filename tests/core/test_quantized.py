@@ -66,6 +66,11 @@ def test_a_space_with_int8_copies_answers_as_one_without(tiny_space_dir, tmp_pat
     monkeypatch.setattr(segments, "MIN_ROWS", 0)
     d = tmp_path / "s"
     shutil.copytree(tiny_space_dir, d)
+    monkeypatch.setattr(segments, "MAX_ROWS", 5)                # a catalog over the cap gets none
+    big = Space.load(d)
+    big.warm_up()
+    assert big.index.gen.int8(None) is None
+    monkeypatch.setattr(segments, "MAX_ROWS", 10**9)
     fast = Space.load(d, auto_compact=False)
     fast.warm_up()
     key = fast.config["input_files"]["text"]

@@ -28,10 +28,13 @@ import numpy as np
 
 from ..ranking import top_k
 
-__all__ = ["Int8TopK", "MIN_ROWS"]
+__all__ = ["Int8TopK", "MAX_ROWS", "MIN_ROWS"]
 
 #: below this many rows a float32 product is as fast (ONNX Runtime's call costs ~30 us)
 MIN_ROWS = 4096
+#: above this many a serving process makes no copies: they cost ``n x d`` bytes twice (the
+#: rows and ONNX Runtime's packed rows), and a catalog this large has its fused kNN on HNSW
+MAX_ROWS = 250_000
 _EPS32 = float(np.finfo(np.float32).eps)
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from .filters import FilterEngine
 from .lexical import LexicalIndex
-from .quantized import MIN_ROWS, Int8TopK
+from .quantized import MAX_ROWS, MIN_ROWS, Int8TopK
 from .store import VectorIndex
 
 __all__ = ["DeltaRows", "Generation", "SharedProduct", "descriptions", "lexical_texts", "row_text", "text_matrix"]
@@ -114,9 +114,9 @@ class Generation:
     def int8(self, key: str | None, *, build: bool = False) -> Int8TopK | None:
         """The int8 copy (:class:`~talkrec.index.quantized.Int8TopK`) of the fused vectors
         (``key=None``) or of input ``key``'s text-model matrix: exact top-k lists reading a
-        quarter of the bytes. ``build=True`` makes it (a serving process, at warm-up; not
-        below ``MIN_ROWS`` rows); until then ``None``, and callers score in float32."""
-        if ("int8", key) not in self._memo and not (build and len(self) >= MIN_ROWS):
+        quarter of the bytes. ``build=True`` makes it (a serving process, at warm-up; for
+        ``MIN_ROWS`` to ``MAX_ROWS`` rows); until then ``None``, and callers score in float32."""
+        if ("int8", key) not in self._memo and not (build and MIN_ROWS <= len(self) <= MAX_ROWS):
             return None
         return self.memo(("int8", key), lambda: Int8TopK(self.vectors if key is None else self.text(key)[0]))  # type: ignore[no-any-return]
 
