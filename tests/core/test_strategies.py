@@ -227,3 +227,23 @@ def test_per_snapshot_model_state_after_writes_equals_a_lookup_from_scratch(tiny
         best = np.sort(S[r])[::-1][:3]
         assert set(nb[r].tolist()) <= set(warm.tolist()) and np.allclose(np.sort(w[r])[::-1], np.maximum(best, 0), atol=1e-6)
     s.close()
+
+
+def test_fusion_and_ease_train_on_the_free_cores_outside_the_cache_key(tmp_path, tiny_config, tiny_catalog,
+                                                                       monkeypatch):
+    """Issue 13: fusion trained on one thread (55 s of the Last.fm build; 35 s on two free
+    cores). The thread count is the machine's, so it must not change the cached model's key."""
+    out = tmp_path / "t"
+    cfg = {**tiny_config, "output": str(out), "fusion": {"max_epochs": 3, "hidden_dim": 16, "out_dim": 8}}
+
+    def stages() -> dict:
+        return {s["stage"]: s for s in json.loads((out / "build_report.json").read_text())["stages"]}
+    monkeypatch.setenv("TALKREC_THREADS", "2")
+    build(cfg, show_progress=False, catalog=tiny_catalog)
+    first = stages()
+    assert first["fusion"]["threads"] == 2 and first["ease"]["threads"] == 2 and not first["fusion"].get("cached")
+    monkeypatch.setenv("TALKREC_THREADS", "1")
+    build(cfg, show_progress=False, catalog=tiny_catalog)
+    assert stages()["fusion"].get("cached") and stages()["ease"]["threads"] == 1
+    build({**cfg, "fusion": {**cfg["fusion"], "n_threads": 1}}, show_progress=False, catalog=tiny_catalog)
+    assert stages()["fusion"]["threads"] == 1 and not stages()["fusion"].get("cached")   # configured: part of the key

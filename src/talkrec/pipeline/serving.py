@@ -21,7 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from threadpoolctl import threadpool_limits
+
 from ..data.catalog import Catalog
+from ..device import free_cores
 from ..errors import InputError
 from ..index.lexical import bm25_params, check_fields
 from .cache import StageTimer
@@ -71,8 +74,8 @@ def ease_stage(cfg: Mapping[str, Any], catalog: Catalog, timer: StageTimer) -> A
 
     if ecfg.get("min_weight") is None:
         ecfg["min_weight"] = float(cfg["cf"].get("min_weight", 0.0))
-    with timer.stage("ease") as info:
-        model = EASE(**ecfg).fit(catalog.interactions, catalog.item_ids)
+    with timer.stage("ease") as info, threadpool_limits(info.setdefault("threads", free_cores()), "blas"):
+        model = EASE(**ecfg).fit(catalog.interactions, catalog.item_ids)   # dense products: every free core
         info.update(items_with_cf=int(model.has_cf_.sum()), users=model.n_users_,
                     n_neighbors=int(model.neighbors_.shape[1]))
     return model

@@ -21,6 +21,7 @@ import pandas as pd
 from .._atomic import atomic_dir, write_json
 from ..config import resolve_path
 from ..data.catalog import Catalog
+from ..device import free_cores
 from ..errors import InputError
 from .cache import Cache, StageTimer, content_hash
 from .reindex import index_settings
@@ -244,7 +245,11 @@ def fusion_stage(cfg: Mapping[str, Any], inputs: Mapping[str, Any], cache: Cache
             fusion = ContrastiveFusion.load(fdir)
             info["cached"] = True
         else:
-            fusion = ContrastiveFusion(**fparams).fit(inputs, neighbors=nb)
+            # every free core unless the config says (not part of the cache key): on an idle
+            # 2-core machine 35 s instead of 55 s for Last.fm, the same epochs and loss (docs/building.md)
+            threads = free_cores(fparams.get("n_threads"))
+            info["threads"] = threads
+            fusion = ContrastiveFusion(**{**fparams, "n_threads": threads}).fit(inputs, neighbors=nb)
             fusion.save(fdir)
         info["epochs"] = len(fusion.history_)
         info["best_epoch"] = fusion.best_epoch_
