@@ -99,3 +99,15 @@ def test_a_space_with_int8_copies_answers_as_one_without(tiny_space_dir, tmp_pat
     assert fast.index.gen.int8(None) is not None and fast.index.gen.int8(key) is not None
     fast.close()
     plain.close()
+
+
+def test_a_matrix_with_non_finite_values_gets_no_int8_copy(tiny_space_dir, monkeypatch, caplog):
+    from talkrec.index import segments
+    from talkrec.space import Space
+
+    monkeypatch.setattr(segments, "MIN_ROWS", 0)
+    s = Space.load(tiny_space_dir)
+    gen = s.index.gen
+    monkeypatch.setattr(type(gen), "vectors", property(lambda g: np.full((len(g), 4), np.inf, np.float32)))
+    assert gen.int8(None, build=True) is None and "no int8 copy" in caplog.text
+    assert gen.int8(None) is None                     # not retried per query: the lists stay float32

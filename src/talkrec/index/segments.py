@@ -10,6 +10,7 @@ model's search matrix, filter engines, name tables...) is computed once and kept
 from __future__ import annotations
 
 import bisect
+import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +23,8 @@ from .filters import FilterEngine
 from .lexical import LexicalIndex
 from .quantized import MAX_ROWS, MIN_ROWS, Int8TopK
 from .store import VectorIndex
+
+log = logging.getLogger(__name__)
 
 __all__ = ["DeltaRows", "Generation", "SharedProduct", "descriptions", "lexical_texts", "row_text", "text_matrix"]
 
@@ -118,7 +121,14 @@ class Generation:
         ``MIN_ROWS`` to ``MAX_ROWS`` rows); until then ``None``, and callers score in float32."""
         if ("int8", key) not in self._memo and not (build and MIN_ROWS <= len(self) <= MAX_ROWS):
             return None
-        return self.memo(("int8", key), lambda: Int8TopK(self.vectors if key is None else self.text(key)[0]))  # type: ignore[no-any-return]
+
+        def make() -> Int8TopK | None:
+            X = self.vectors if key is None else self.text(key)[0]
+            if not np.isfinite(X).all():       # nothing to bound: these lists stay float32
+                log.warning("%s: non-finite values in %s; no int8 copy", self.name, key or "the fused vectors")
+                return None
+            return Int8TopK(X)
+        return self.memo(("int8", key), make)  # type: ignore[no-any-return]
 
     def warm_int8(self, text_key: str | None) -> None:
         """Make the int8 copies of the fused vectors and of input ``text_key``'s text-model

@@ -46,8 +46,8 @@ def _beside(fn: Callable[[], Any]) -> "Future[Any]":
     Space in the process) when one is free, else on the caller's thread. A hybrid query's
     lists do not depend on each other, and numpy's products release the GIL: alone on two
     cores, a query costs about its longest list rather than their sum (docs/service.md).
-    Under concurrent queries the threads are busy and each query scores its own lists, so
-    concurrent products still meet in one batch (:class:`~talkrec.index.segments.SharedProduct`)."""
+    Under concurrent queries the threads are busy and each query scores its own lists on its
+    own thread, rather than queueing behind two."""
     global _side
     if not _side_free.acquire(blocking=False):
         done: Future[Any] = Future()
@@ -103,8 +103,8 @@ def text_search(space: "Space", text: str, k: int, where: Where, offset: int, mo
     w_bm25 = float(scfg.get("hybrid_bm25_weight", 4.0))
     f_multi = _beside(lambda: snap.top_rows(space.fusion.project("text", q_raw), depth, allowed)[0])
     f_lex = _beside(lambda: top_k(lexical_scores(space, text, allowed), depth)) if w_bm25 > 0 else None
-    lists = [snap.text_top(key, q_raw, depth, allowed)[0]]
-    lists.insert(0, f_multi.result())
+    text_list = snap.text_top(key, q_raw, depth, allowed)[0]
+    lists = [f_multi.result(), text_list]
     weights = [1.0, float(scfg.get("hybrid_text_weight", 1.0))]
     if f_lex is not None:
         lists.append(f_lex.result())
