@@ -247,3 +247,39 @@ def test_fusion_and_ease_train_on_the_free_cores_outside_the_cache_key(tmp_path,
     assert stages()["fusion"].get("cached") and stages()["ease"]["threads"] == 1
     build({**cfg, "fusion": {**cfg["fusion"], "n_threads": 1}}, show_progress=False, catalog=tiny_catalog)
     assert stages()["fusion"]["threads"] == 1 and not stages()["fusion"].get("cached")   # configured: part of the key
+
+
+def test_cold_items_borrow_the_lists_of_their_nearest_items_by_content(tiny_space_dir, tmp_path, tiny_config):
+    """Issue 12: a cold item's vector is made of its content alone; its neighbours for borrowed
+    EASE lists are now found among the other items' content-only vectors (like with like),
+    not among their fused vectors, which carry CF (music cold start 0.78x -> 0.81x of warm)."""
+    from talkrec.pipeline import serving
+    from talkrec.space import strategies as st
+
+    d = tmp_path / "s"
+    shutil.copytree(tiny_space_dir, d)
+    s = Space.load(d, auto_compact=False)
+    s.add_items([{"item_id": "newjazz", "name": "New Jazz Trio", "tags": ["jazz", "band"],
+                  "vectors": {"audio": [0.0, 1.0, 0.0, 0.0]}}])
+    snap = s.index
+    C = st._content_rows(s, snap)
+    p = snap.position("newjazz")
+    assert C.shape == (snap.n_rows, snap.dim) and np.allclose(C[p], s.item_vector("newjazz"), atol=1e-5)
+    keys = s.config["input_files"]
+    want = s.fusion.transform({m: snap.gen.inputs[keys[m]] for m in s.modalities if m != "cf"},
+                              s.config.get("modality_weights") or None)
+    assert np.allclose(C[:snap.n0], np.nan_to_num(want), atol=1e-6)
+    two = Space.load(d, auto_compact=False)                   # a multi-view text input, stored (n, views, d)
+    X = two.index.gen.inputs[keys["text"]]
+    two.index.gen.inputs[keys["text"]] = np.stack([X, X], axis=1)
+    assert np.allclose(st._content_rows(two, two.index), C, atol=1e-5)   # two equal views: the same vectors
+    lists = {}
+    for match in ("content", "fused"):
+        s.config["similar"] = {**s.config["similar"], "cold_neighbors": 5, "cold_weight": 0.5, "cold_match": match}
+        lists[match] = [h.item_id for h in s.similar("newjazz", k=10)]
+        assert all(i.startswith("jazz") for i in lists[match][:5])
+    with pytest.raises(InputError) as e:
+        serving.resolve_profile({**tiny_config, "similar": {"strategy": "rrf", "cold_match": "nearest"}, "recommend": {},
+                                 "fusion": {}})
+    assert e.value.field == "similar.cold_match"
+    s.close()

@@ -7,7 +7,8 @@ model, the modality weights of the item mean, and the strategies ``Space.similar
   as ``ease/``.
 * ``modality_weights: {audio: 0.5}`` - weights of the modalities in an item's fused mean
   (missing modalities weigh 1), used by the build and by cold-start upserts.
-* ``similar: {strategy: rrf | knn, cf_weight, rrf_c, depth}`` and
+* ``similar: {strategy: rrf | knn, cf_weight, rrf_c, depth, cold_neighbors, cold_weight,
+  cold_match: content | fused}`` and
   ``recommend: {strategy: blend | rrf | knn, weights: {fused, ease, als}, rrf_c, depth}``
   (:mod:`talkrec.space.strategies`).
 * ``fusion: paper`` - paper 001's fusion (lr 1e-4, 400 epochs, patience 25), equal weights,
@@ -55,6 +56,9 @@ def resolve_profile(cfg: Mapping[str, Any]) -> dict[str, Any]:
     if r not in RECOMMEND_STRATEGIES:
         raise InputError(f"recommend.strategy must be one of {', '.join(RECOMMEND_STRATEGIES)}, got {r!r}",
                          field="recommend.strategy")
+    match = out["similar"].get("cold_match", "content")
+    if match not in ("content", "fused"):
+        raise InputError(f"similar.cold_match must be 'content' or 'fused', got {match!r}", field="similar.cold_match")
     bm25_params(out.get("search"))           # the BM25 settings fail before any stage runs
     return out
 

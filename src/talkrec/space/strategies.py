@@ -9,7 +9,9 @@ and ALS factors (``cf/``); ``space.json`` names the strategies (set by the build
   :math:`s(j) = \\sum_r w_r / (c + \\mathrm{rank}_r(j))`. An item without interactions (a cold
   item), or one written since the build by ``add_items`` (its vector is its new content), has
   no EASE list: with ``cold_neighbors: n`` it borrows the lists of its ``n`` nearest items that
-  have one (cosine-weighted, weight ``cold_weight``), else it gets its fused list.
+  have one (cosine-weighted, weight ``cold_weight``), else it gets its fused list. Nearest by
+  content alone (``cold_match: content``, the default: the item's text and audio against theirs,
+  without their CF, as the cold item itself is made) or by the fused list (``fused``).
 * ``recommend.strategy: blend`` - per query, each score z-scored over the candidates and
   summed with ``weights``: the fused cosine of the items' mean vector, EASE's ``x B`` and the
   dot of the items' mean ALS factors with every item's. An item without CF (cold) scores 0
@@ -92,17 +94,48 @@ def _ease_list(space: "Space", snap: "Snapshot", item_id: str) -> np.ndarray:
     return r[r >= 0]
 
 
-def _borrowed_list(space: "Space", snap: "Snapshot", fused: np.ndarray, s: np.ndarray, n: int) -> np.ndarray:
-    """For an item without interactions: the EASE lists of its ``n`` nearest items that have
-    one (in the fused list), each max-normalized and weighted by its cosine, summed; as
-    snapshot rows, best first."""
+def _content_rows(space: "Space", snap: "Snapshot") -> np.ndarray:
+    """Every row's vector from its content alone: the weighted mean of its modalities'
+    projections without CF (what an item without interactions is made of; 0 for a row
+    without content). The base rows once per generation, the rows written since per snapshot."""
+    keys = space.config["input_files"]
+    mods = [m for m in space.modalities if m != "cf" and m in keys]
+    weights = space.config.get("modality_weights") or None
+
+    def of(inputs: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+        if not mods:
+            return np.zeros((n, snap.dim), np.float32)
+        def views(X: np.ndarray) -> Any:                 # a multi-view input is stored (n, views, d)
+            return [X[:, v] for v in range(X.shape[1])] if X.ndim == 3 else X
+        return np.nan_to_num(space.fusion.transform({m: views(inputs[keys[m]][:n]) for m in mods}, weights))
+    base = snap.gen.memo(("content_rows", id(space.fusion)), lambda: of(snap.gen.inputs, snap.n0))
+    if not snap.m:
+        return base  # type: ignore[no-any-return]
+    return snap.memo(("content_rows", id(space.fusion)),  # type: ignore[no-any-return]
+                     lambda: np.vstack([base, of(snap.delta.inputs, snap.m)]))
+
+
+def _borrowed_list(space: "Space", snap: "Snapshot", q: np.ndarray, fused: np.ndarray, s: np.ndarray, n: int,
+                   match: str) -> np.ndarray:
+    """For an item without interactions (vector ``q``): the EASE lists of the ``n`` items
+    with one nearest to it, each max-normalized and weighted by its cosine, summed; as
+    snapshot rows, best first. ``match="content"``: nearest by content alone, as the item
+    itself is made (its text and audio against theirs, without their CF); ``"fused"``:
+    the first ``n`` of its fused list (scores ``s``)."""
     ease = ease_model(space)
     if ease is None:
         return np.empty(0, dtype=np.int64)
     rows = _rows_of(snap, ease.item_ids_, ("ease", id(ease)), ease._pos)
+    if match == "content":
+        sims = (_content_rows(space, snap) @ q).astype(np.float64)
+        warm = np.zeros(snap.n_rows, dtype=bool)
+        warm[rows[(rows >= 0) & ease.has_cf_]] = True
+        near = top_k(sims, n, allowed=warm)
+    else:
+        near, sims = fused, s
     total = np.zeros(snap.n_rows, dtype=np.float64)
     used = 0
-    for r in fused:
+    for r in near:
         e = ease._pos.get(snap.id_at(int(r)))
         if e is None or not ease.has_cf_[e]:
             continue
@@ -110,7 +143,7 @@ def _borrowed_list(space: "Space", snap: "Snapshot", fused: np.ndarray, s: np.nd
         ok = (nb >= 0) & (w > 0)
         tr = rows[nb[ok]]
         if len(tr) and w[ok].max() > 0:
-            np.add.at(total, tr[tr >= 0], (max(float(s[r]), 0.0) * w[ok] / w[ok].max())[tr >= 0])
+            np.add.at(total, tr[tr >= 0], (max(float(sims[r]), 0.0) * w[ok] / w[ok].max())[tr >= 0])
         used += 1
         if used >= n:
             break
@@ -167,9 +200,11 @@ def _als_scores(space: "Space", snap: "Snapshot", hist: Sequence[str]) -> tuple[
     return out, has
 
 
-def _cold_neighbors(space: "Space", snap: "Snapshot", m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows without CF (cold), and for each its ``m`` nearest rows with CF in the fused space
-    and their cosines (clipped at 0); computed once per snapshot."""
+def _cold_neighbors(space: "Space", snap: "Snapshot", m: int,
+                    match: str = "fused") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows without CF (cold), and for each its ``m`` nearest rows with CF and their cosines
+    (clipped at 0): in the fused space, or (``match="content"``) by content alone, the cold
+    row's vector against the others' content-only vectors; computed once per snapshot."""
     ease = ease_model(space)
 
     def make() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -183,11 +218,14 @@ def _cold_neighbors(space: "Space", snap: "Snapshot", m: int) -> tuple[np.ndarra
             return cold, np.empty((len(cold), 0), dtype=np.int64), np.empty((len(cold), 0))
         # against every row in place (no copy of the warm rows), the others masked out
         C = snap.rows(cold)
-        S = np.concatenate([C @ snap.gen.vectors.T, C @ snap.delta.vectors[:snap.m].T], axis=1)
+        if match == "content":
+            S = C @ _content_rows(space, snap).T
+        else:
+            S = np.concatenate([C @ snap.gen.vectors.T, C @ snap.delta.vectors[:snap.m].T], axis=1)
         S[:, ~warm] = -np.inf
         top = top_k(S, min(m, n_warm))
         return cold, top, np.maximum(np.take_along_axis(S, top, axis=1), 0.0)
-    return snap.memo(("cold_neighbors", m, id(ease)), make)  # type: ignore[no-any-return]
+    return snap.memo(("cold_neighbors", m, match, id(ease)), make)  # type: ignore[no-any-return]
 
 
 def _impute(s: np.ndarray, cold: np.ndarray, nb: np.ndarray, w: np.ndarray) -> None:
@@ -218,7 +256,8 @@ def similar_pairs(space: "Space", item_id: str, k: int, where: Where, offset: in
     ease = _ease_list(space, snap, item_id) if p is not None and p < snap.n0 else np.empty(0, dtype=np.int64)
     w_ease = float(cfg.get("cf_weight", 0.5))
     if not len(ease) and int(cfg.get("cold_neighbors", 0)) > 0:       # a cold item: borrow its neighbours' lists
-        ease = _borrowed_list(space, snap, fused, s, int(cfg["cold_neighbors"]))
+        ease = _borrowed_list(space, snap, q, fused, s, int(cfg["cold_neighbors"]),
+                              str(cfg.get("cold_match", "content")))
         w_ease = float(cfg.get("cold_weight", 0.25))
     ease = ease[allowed[ease] & (ease != p)]
     rrf = rrf_scores([fused, ease], snap.n_rows, c=float(cfg.get("rrf_c", 60.0)), weights=[1.0, w_ease])
@@ -253,7 +292,7 @@ def recommend_pairs(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, 
     als = _als_scores(space, snap, hist) if w["als"] or cfg.get("cold_boost") else None
     no_cf = ~als[1] if als is not None else None
     if int(cfg.get("cold_neighbors", 0)) > 0 and s_ease is not None:   # CF scores of cold items from their neighbours
-        cold, nb, nw = _cold_neighbors(space, snap, int(cfg["cold_neighbors"]))
+        cold, nb, nw = _cold_neighbors(space, snap, int(cfg["cold_neighbors"]), str(cfg.get("cold_match", "fused")))
         _impute(s_ease, cold, nb, nw)
         if als is not None:
             _impute(als[0], cold, nb, nw)
