@@ -282,4 +282,7 @@ def test_cold_items_borrow_the_lists_of_their_nearest_items_by_content(tiny_spac
         serving.resolve_profile({**tiny_config, "similar": {"strategy": "rrf", "cold_match": "nearest"}, "recommend": {},
                                  "fusion": {}})
     assert e.value.field == "similar.cold_match"
+    with pytest.raises(InputError) as e:
+        serving.resolve_profile({**tiny_config, "similar": {}, "recommend": {"cold_match": 1}, "fusion": {}})
+    assert e.value.field == "recommend.cold_match"
     s.close()

@@ -9,7 +9,8 @@ model, the modality weights of the item mean, and the strategies ``Space.similar
   (missing modalities weigh 1), used by the build and by cold-start upserts.
 * ``similar: {strategy: rrf | knn, cf_weight, rrf_c, depth, cold_neighbors, cold_weight,
   cold_match: content | fused}`` and
-  ``recommend: {strategy: blend | rrf | knn, weights: {fused, ease, als}, rrf_c, depth}``
+  ``recommend: {strategy: blend | rrf | knn, weights: {fused, ease, als}, rrf_c, depth,
+  cold_neighbors, cold_boost, cold_match: fused | content}``
   (:mod:`talkrec.space.strategies`).
 * ``fusion: paper`` - paper 001's fusion (lr 1e-4, 400 epochs, patience 25), equal weights,
   no EASE, plain kNN for similar and recommend: the Table 4 reproduction.
@@ -56,9 +57,10 @@ def resolve_profile(cfg: Mapping[str, Any]) -> dict[str, Any]:
     if r not in RECOMMEND_STRATEGIES:
         raise InputError(f"recommend.strategy must be one of {', '.join(RECOMMEND_STRATEGIES)}, got {r!r}",
                          field="recommend.strategy")
-    match = out["similar"].get("cold_match", "content")
-    if match not in ("content", "fused"):
-        raise InputError(f"similar.cold_match must be 'content' or 'fused', got {match!r}", field="similar.cold_match")
+    for part in ("similar", "recommend"):
+        match = out[part].get("cold_match", "content")
+        if match not in ("content", "fused"):
+            raise InputError(f"{part}.cold_match must be 'content' or 'fused', got {match!r}", field=f"{part}.cold_match")
     bm25_params(out.get("search"))           # the BM25 settings fail before any stage runs
     return out
 
