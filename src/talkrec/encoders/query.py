@@ -102,9 +102,9 @@ class QueryEncoder:
         if not (set(kw) <= {"kind"} and (passages or (isinstance(inputs, str) and kind == "query"))):
             with self._lock:
                 return self._run(inputs, **kw)
-        if passages and self.workers > 1:
+        if passages and self.workers > 1:           # side by side, each its own call (nothing shared to copy)
             with self._slots:
-                return np.array(self._run(inputs, **kw), copy=True)
+                return self._run(inputs, **kw)
         with self._qlock:
             if kind == "query":
                 hit = self._cache.get(inputs)
