@@ -18,8 +18,8 @@ from . import schemas as S
 from .errors import ServiceError
 
 T = TypeVar("T")
-#: concurrent writes in progress (more wait for a thread; their descriptions are encoded in
-#: batches of those in progress)
+#: concurrent writes in progress (more wait for a thread; their descriptions are embedded
+#: ``storage.write_threads`` at a time by the space's write encoder)
 WRITE_THREADS = 8
 
 

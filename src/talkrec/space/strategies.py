@@ -189,14 +189,19 @@ def _als_scores(space: "Space", snap: "Snapshot", hist: Sequence[str]) -> tuple[
         fin = np.flatnonzero(~np.isnan(F).any(axis=1))
         return fin, np.ascontiguousarray(F[fin])
     fin, F_fin = snap.gen.memo(("als_factors", id(F)), clean)
-    rows = _rows_of(snap, ids, ("als", id(F)), pos)[fin]
-    sel = rows >= 0
+
+    def live() -> tuple[np.ndarray, np.ndarray]:
+        """Which of those factors' items are live, and their rows: once per snapshot."""
+        rows = _rows_of(snap, ids, ("als", id(F)), pos)[fin]
+        sel = np.flatnonzero(rows >= 0)
+        return sel, rows[sel]
+    sel, at = snap.memo(("als_rows", id(F)), live)
     h = [pos[i] for i in hist if i in pos and not np.isnan(F[pos[i]]).any()]
     out = np.zeros(snap.n_rows, dtype=np.float64)
     has = np.zeros(snap.n_rows, dtype=bool)
     if h:
-        out[rows[sel]] = (F_fin @ F[h].mean(axis=0))[sel]
-    has[rows[sel]] = True
+        out[at] = (F_fin @ F[h].mean(axis=0))[sel]
+    has[at] = True
     return out, has
 
 
