@@ -220,25 +220,27 @@ class _Handler(BaseHTTPRequestHandler):
             fail = st["fail_first"] > 0
             if fail:
                 st["fail_first"] -= 1
-        try:
-            if fail:
-                self.send_response(503)
-                self.end_headers()
-                self.wfile.write(b"busy")
-                return
+        if not fail:
             threading.Event().wait(0.05)  # let requests overlap
-            user = body["messages"][-1]["content"]
-            tags = user.split("own words: ")[1].split(". Do not add")[0]
-            payload = {"choices": [{"message": {"role": "assistant", "content": f"About: {tags}."}}]}
-            data = json.dumps(payload).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
+        # The request stops counting as in flight before its answer is sent: once the client
+        # reads the answer it may send its next request, possibly before this thread runs again
+        # (counting after the write made 4 of 3 allowed requests look concurrent).
+        with st["lock"]:
+            st["inflight"] -= 1
+        if fail:
+            self.send_response(503)
             self.end_headers()
-            self.wfile.write(data)
-        finally:
-            with st["lock"]:
-                st["inflight"] -= 1
+            self.wfile.write(b"busy")
+            return
+        user = body["messages"][-1]["content"]
+        tags = user.split("own words: ")[1].split(". Do not add")[0]
+        payload = {"choices": [{"message": {"role": "assistant", "content": f"About: {tags}."}}]}
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
 
 @pytest.fixture()
