@@ -111,3 +111,92 @@ def test_a_matrix_with_non_finite_values_gets_no_int8_copy(tiny_space_dir, monke
     monkeypatch.setattr(type(gen), "vectors", property(lambda g: np.full((len(g), 4), np.inf, np.float32)))
     assert gen.int8(None, build=True) is None and "no int8 copy" in caplog.text
     assert gen.int8(None) is None                     # not retried per query: the lists stay float32
+
+
+def _blend_reference(snap, q, weight, rest, drop, need):
+    """What ``recommend``'s blend computed before :func:`blend_top`: a float32 product over
+    every row, z-scored over the live rows not dropped, plus ``rest``, ranked by ``top_k``."""
+    from talkrec.ranking import top_k
+    from talkrec.space.strategies import zscore
+
+    s = snap.scores(q)
+    cand = np.isfinite(s)
+    cand[list(drop)] = False
+    total = weight * zscore(s, cand) + rest
+    top = top_k(np.where(cand, total, -np.inf), need)
+    return top, total[top]
+
+
+def test_blend_top_equals_the_full_product_z_scored(tiny_space_dir, tmp_path, monkeypatch):
+    """The blend's top through the int8 copy (the fused scores' mean and variance from the Gram
+    matrix and the changed rows, each base row bounded) equals z-scoring a float32 product over
+    every row: with rows written and deleted since the generation, dropped rows (base and
+    delta), negative and zero weights, ``rest`` with ties, and ``need`` beyond the live rows."""
+    import shutil
+
+    from talkrec.index import segments, toplists
+    from talkrec.space import Space
+
+    monkeypatch.setattr(segments, "MIN_ROWS", 0)
+    d = tmp_path / "s"
+    shutil.copytree(tiny_space_dir, d)
+    sp = Space.load(d, auto_compact=False)
+    sp.warm_up()
+    sp.add_items([{"item_id": "newjazz", "name": "New Jazz Trio", "tags": ["jazz", "piano"]},
+                  {"item_id": "jazz2", "name": "Jazz Band 2", "tags": ["jazz", "metal"]}])
+    sp.remove(["jazz3", "pop7"])
+    snap = sp.index
+    assert toplists.blend_ready(snap) and snap.m == 2 and snap.changes == 5
+    rng = np.random.default_rng(0)
+    newjazz, jazz2 = snap.position("newjazz"), snap.position("jazz2")
+    for trial in range(40):
+        q = snap.rows([int(rng.integers(snap.n0))])[0] + 0.3 * rng.normal(size=snap.dim).astype(np.float32)
+        rest = np.round(rng.normal(size=snap.n_rows), 1 if trial % 2 else 6)     # coarse: many ties
+        drop = [[], [newjazz], [1, 5, jazz2], [0, newjazz, jazz2]][trial % 4]
+        weight = [1.0, 2.5, -0.7, 0.0][trial % 4 if trial < 20 else (trial + 1) % 4]
+        need = [1, 10, 57, 200][trial % 4]
+        got = toplists.blend_top(snap, q, weight, rest, drop, need)
+        want = _blend_reference(snap, q, weight, rest, drop, need)
+        assert got is not None and len(got[0]) == len(want[0]) == min(need, len(snap) - len(drop))
+        assert np.allclose(got[1], want[1], atol=1e-6) and (np.diff(got[1]) <= 1e-6).all()
+        same = got[0] == want[0]
+        assert same.all() or np.allclose(got[1][~same], want[1][~same], atol=1e-6)   # rows swap on ties only
+    # constant scores: the variance is rounding noise, so it declines (the caller scores every row)
+    assert toplists.blend_top(snap, np.zeros(snap.dim, np.float32), 1.0, np.zeros(snap.n_rows), [], 5) is None
+    monkeypatch.setattr(toplists, "MAX_CHANGES", 4)            # too many changes: not ready
+    assert not toplists.blend_ready(snap)
+    sp.close()
+
+
+def test_recommend_through_the_int8_copy_answers_as_without(tiny_space_dir, tmp_path, monkeypatch):
+    """``recommend``'s blend with the int8 copy (no filter: :func:`blend_top`) and without
+    (a float32 product), after writes: the same lists, offsets, filters and weights; the fast
+    path is taken where it should be."""
+    import shutil
+
+    from talkrec.index import segments
+    from talkrec.space import Space, strategies
+
+    monkeypatch.setattr(segments, "MIN_ROWS", 0)
+    d = tmp_path / "s"
+    shutil.copytree(tiny_space_dir, d)
+    fast = Space.load(d, auto_compact=False)
+    fast.warm_up()
+    fast.add_items([{"item_id": "newjazz", "name": "New Jazz Trio", "tags": ["jazz", "piano"]}])
+    fast.remove(["jazz3"])
+    plain = Space.load(d, auto_compact=False)
+    assert plain.index.gen.int8(None) is None
+    used = []
+    real = strategies.blend_top
+    monkeypatch.setattr(strategies, "blend_top", lambda *a: used.append(1) or real(*a))
+    for weights in ({}, {"fused": 2.0, "als": 0.0}, {"fused": -1.0, "ease": 0.5}):
+        for s in (fast, plain):
+            s.config["recommend"] = {"strategy": "blend", "weights": weights}
+        for items in (["jazz1", "jazz2"], ["newjazz"], ["metal1", "pop3", "jazz5"]):
+            for kw in ({}, {"k": 3, "offset": 2}, {"k": 40}, {"where": {"name": "Jazz Band 4"}}):
+                a, b = fast.recommend(items=items, **kw), plain.recommend(items=items, **kw)
+                assert len(a) == len(b) and np.allclose([h.score for h in a], [h.score for h in b], atol=1e-6)
+                assert [h.item_id for h in a] == [h.item_id for h in b] or len({h.score for h in a}) < len(a)
+    assert len(used) == 3 * 3 * 3                                # every call without a filter, fast only
+    fast.close()
+    plain.close()

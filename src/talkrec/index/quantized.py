@@ -22,6 +22,7 @@ ties. The result is the top k of the float32 product itself, not an approximatio
 """
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -96,6 +97,23 @@ class Int8TopK:
         self._rn = np.ascontiguousarray(np.stack([self.resid, self.norm], axis=1))   # (n, 2): one pass for err
         self._Bq = Bq
         self._sess, self._B = _session(Bq)
+        self._moments: tuple[np.ndarray, np.ndarray] | None = None
+        self._lock = threading.Lock()
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(X.sum(axis=0), X.T @ X)`` in float64, made once: with them the sum and the sum
+        of squares of ``X @ q`` over every row cost a ``d x d`` product, not a pass over ``X``."""
+        if self._moments is None:
+            with self._lock:
+                if self._moments is None:
+                    n, d = self.X.shape
+                    c, G = np.zeros(d), np.zeros((d, d))
+                    for a in range(0, n, 4096):                # float64 copies of a block only
+                        B = self.X[a:a + 4096].astype(np.float64)
+                        c += B.sum(axis=0)
+                        G += B.T @ B
+                    self._moments = (c, G)
+        return self._moments
 
     def bounds(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(approx, err)`` per row: ``|x_i . q - approx_i| <= err_i``, for the float32

@@ -32,6 +32,7 @@ import numpy as np
 
 from ..index.filters import Where
 from ..index.store import checked_query
+from ..index.toplists import blend_ready, blend_top
 from ..ranking import rrf_scores, top_k
 
 if TYPE_CHECKING:
@@ -52,12 +53,23 @@ def ease_model(space: "Space") -> Any:
 
 def zscore(s: np.ndarray, ok: np.ndarray) -> np.ndarray:
     """``(s - mean) / std`` over the entries where ``ok`` (std 0 -> 1); 0 elsewhere."""
-    out = np.zeros(len(s), dtype=np.float64)
-    if ok.any():
-        v = s[ok].astype(np.float64)
-        sd = v.std()
-        out[ok] = (v - v.mean()) / (sd if sd > 1e-12 else 1.0)
-    return out
+    n = int(np.count_nonzero(ok))
+    if not n:
+        return np.zeros(len(s), dtype=np.float64)
+    s = np.asarray(s, dtype=np.float64)
+    mean = np.where(ok, s, 0.0).sum() / n           # masked passes: no gather or scatter of the rows
+    dev = np.where(ok, s - mean, 0.0)
+    sd = float(np.sqrt(dev @ dev / n))
+    dev /= sd if sd > 1e-12 else 1.0
+    return dev
+
+
+def _base_rows_of(snap: "Snapshot", ids: np.ndarray, key: Any) -> np.ndarray:
+    """The generation's row of each id (-1: none), looked up once per generation."""
+    def base() -> np.ndarray:
+        at = snap.gen.index.position
+        return np.array([-1 if (p := at(i)) is None else p for i in ids.tolist()], dtype=np.int64)
+    return snap.gen.memo(("model_rows", key), base)  # type: ignore[no-any-return]
 
 
 def _rows_of(snap: "Snapshot", ids: np.ndarray, key: Any, pos: Mapping[str, int]) -> np.ndarray:
@@ -65,12 +77,8 @@ def _rows_of(snap: "Snapshot", ids: np.ndarray, key: Any, pos: Mapping[str, int]
     in ``ids``. The base rows are looked up once per generation; a snapshot only patches in
     the rows written since (a write makes a new snapshot, and a read right after it must not
     pay for a lookup of the whole catalog: 6 ms on Last.fm)."""
-    def base() -> np.ndarray:
-        at = snap.gen.index.position
-        return np.array([-1 if (p := at(i)) is None else p for i in ids.tolist()], dtype=np.int64)
-
     def make() -> np.ndarray:
-        rows = snap.gen.memo(("model_rows", key), base).copy()
+        rows = _base_rows_of(snap, ids, key).copy()
         for iid, p in snap.delta_pos.items():           # rewritten items live in the delta now
             j = pos.get(iid)
             if j is not None:
@@ -157,10 +165,11 @@ def _ease_scores(space: "Space", snap: "Snapshot", hist: Sequence[str]) -> np.nd
     if ease is None:
         return None
     rows = _rows_of(snap, ease.item_ids_, ("ease", id(ease)), ease._pos)
-    s = ease.score(list(hist))
-    out = np.zeros(snap.n_rows, dtype=np.float64)
-    ok = rows >= 0
-    out[rows[ok]] = s[ok]
+    h = [ease._pos[i] for i in hist if i in ease._pos]
+    nb, wt = ease.neighbors_[h], ease.weights_[h]            # EASE.score's lists, summed per row
+    r = rows[nb[nb >= 0]]
+    keep = r >= 0
+    out = np.bincount(r[keep], weights=wt[nb >= 0][keep].astype(np.float64), minlength=snap.n_rows)
     seen = [p for p in (snap.position(i) for i in hist) if p is not None]
     out[seen] = out.max() if len(out) else 0.0     # B_ii = 0, but a seen item is what the user likes most
     return out
@@ -184,25 +193,37 @@ def _als_scores(space: "Space", snap: "Snapshot", hist: Sequence[str]) -> tuple[
         return None
     ids, F, pos = als
 
-    def clean() -> tuple[np.ndarray, np.ndarray]:
-        """The ids with finite factors and those factors, contiguous: once per generation."""
-        fin = np.flatnonzero(~np.isnan(F).any(axis=1))
-        return fin, np.ascontiguousarray(F[fin])
-    fin, F_fin = snap.gen.memo(("als_factors", id(F)), clean)
+    def aligned() -> tuple[np.ndarray, np.ndarray]:
+        """Each base row's factors (0 without, or NaN ones) and which base rows have them:
+        once per generation (a product over them lands in row order, no gather or scatter)."""
+        rows0 = _base_rows_of(snap, ids, ("als", id(F)))
+        ok = (rows0 >= 0) & ~np.isnan(F).any(axis=1)
+        Fb = np.zeros((snap.n0, F.shape[1]), dtype=np.float32)
+        Fb[rows0[ok]] = F[ok]
+        has0 = np.zeros(snap.n0, dtype=bool)
+        has0[rows0[ok]] = True
+        return Fb, has0
+    Fb, has0 = snap.gen.memo(("als_aligned", id(F)), aligned)
 
-    def live() -> tuple[np.ndarray, np.ndarray]:
-        """Which of those factors' items are live, and their rows: once per snapshot."""
-        rows = _rows_of(snap, ids, ("als", id(F)), pos)[fin]
-        sel = np.flatnonzero(rows >= 0)
-        return sel, rows[sel]
-    sel, at = snap.memo(("als_rows", id(F)), live)
+    def live() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Which rows have factors, the dead base rows, and the delta rows with factors and
+        those: once per snapshot."""
+        d = [(p, j) for iid, p in snap.delta_pos.items()
+             if (j := pos.get(iid)) is not None and snap.live[p] and not np.isnan(F[j]).any()]
+        has = np.concatenate([has0 & snap.live[:snap.n0], np.zeros(snap.m, dtype=bool)])
+        d_rows = np.array([p for p, _ in d], dtype=np.int64)
+        has[d_rows] = True
+        return (has, np.flatnonzero(~snap.live[:snap.n0]), d_rows,
+                np.ascontiguousarray(F[[j for _, j in d]].reshape(len(d), F.shape[1])))
+    has, dead, d_rows, Fd = snap.memo(("als_rows", id(F)), live)
     h = [pos[i] for i in hist if i in pos and not np.isnan(F[pos[i]]).any()]
     out = np.zeros(snap.n_rows, dtype=np.float64)
-    has = np.zeros(snap.n_rows, dtype=bool)
     if h:
-        out[at] = (F_fin @ F[h].mean(axis=0))[sel]
-    has[at] = True
-    return out, has
+        mf = F[h].mean(axis=0)
+        out[:snap.n0] = Fb @ mf
+        out[dead] = 0.0
+        out[d_rows] = Fd @ mf
+    return out, has.copy()
 
 
 def _cold_neighbors(space: "Space", snap: "Snapshot", m: int,
@@ -282,12 +303,16 @@ def recommend_pairs(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, 
     cand = allowed.copy()
     cand[excl] = False
     need = k + offset
-    s_fused = snap.scores(q)
-    cand &= np.isfinite(s_fused)
+    # without a filter, the blend's top comes from the int8 copy (toplists.blend_top), no
+    # float32 product over every row (``allowed`` is the liveness mask itself then)
+    fast = cfg.get("strategy") != "rrf" and allowed is snap.live and blend_ready(snap)
+    s_fused = None if fast else snap.scores(q)
+    if s_fused is not None:
+        cand &= np.isfinite(s_fused)
     s_ease = _ease_scores(space, snap, hist)
     if cfg.get("strategy") == "rrf":
         depth = max(int(cfg.get("depth", 1000)), need)
-        lists = [top_k(s_fused, depth, allowed=cand)]
+        lists = [top_k(snap.scores(q) if s_fused is None else s_fused, depth, allowed=cand)]
         if s_ease is not None:
             lists.append(top_k(np.where(s_ease != 0, s_ease, -np.inf), depth, allowed=cand))
         total = rrf_scores(lists, snap.n_rows, c=float(cfg.get("rrf_c", 60.0)),
@@ -302,10 +327,14 @@ def recommend_pairs(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, 
         if als is not None:
             _impute(als[0], cold, nb, nw)
             als[1][cold] = True
-    total = float(w["fused"]) * zscore(s_fused, cand)
+    rest = np.zeros(snap.n_rows)
     if s_ease is not None and w["ease"]:
-        total += float(w["ease"]) * zscore(s_ease, cand)
+        rest += float(w["ease"]) * zscore(s_ease, cand)
     if als is not None:
-        total += float(w["als"]) * zscore(als[0], cand & als[1])
-        total[no_cf] += float(cfg.get("cold_boost", 0.0))          # exposure for items without CF
+        rest += float(w["als"]) * zscore(als[0], cand & als[1])
+        rest[no_cf] += float(cfg.get("cold_boost", 0.0))          # exposure for items without CF
+    top = blend_top(snap, q, float(w["fused"]), rest, excl, need) if fast else None
+    if top is not None:
+        return snap.pairs(top[0][offset:], top[1][offset:])
+    total = float(w["fused"]) * zscore(snap.scores(q) if s_fused is None else s_fused, cand) + rest
     return _pairs(snap, np.where(cand, total, -np.inf), need, offset, excl, cand)
