@@ -234,3 +234,26 @@ def test_the_text_search_matrix_takes_each_items_first_description_view():
     assert has.tolist() == [True, True, False, True]
     T2, has2 = text_matrix(X[:, 0])                    # one view: as it is
     assert has2.tolist() == [True, False, False, True] and T2.dtype == np.float32
+
+
+def test_delta_rows_per_row_values_are_made_once_per_row():
+    """``DeltaRows.per_row`` maps each row's id once, extends as rows arrive, and a snapshot of
+    ``m`` rows sees only its rows (what a read after a write pays: the rows written since)."""
+    from talkrec.index.segments import DeltaRows
+
+    d = DeltaRows(2, {})
+    asked: list[list[str]] = []
+
+    def of(ids):
+        asked.append(list(ids))
+        return [len(i) for i in ids]
+
+    def add(*ids):
+        d.append(list(ids), np.ones((len(ids), 2), np.float32), [{} for _ in ids], {}, [[] for _ in ids])
+    add("a", "bb")
+    assert d.per_row("k", 2, of).tolist() == [1, 2] and asked == [["a", "bb"]]
+    add("ccc")
+    assert d.per_row("k", 2, of).tolist() == [1, 2] and len(asked) == 1      # an older snapshot: no new lookups
+    assert d.per_row("k", 3, of).tolist() == [1, 2, 3] and asked[-1] == ["ccc"]
+    assert d.per_row("other", 1, of).tolist() == [1] and asked[-1] == ["a"]   # each key has its own values
+    assert d.per_row("k", 0, of).tolist() == []

@@ -267,6 +267,7 @@ class DeltaRows:
         self.columns: list[tuple[str, int]] = []     # (metadata key, first row that has it)
         self._known: set[str] = set()
         self._text: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}   # key -> text_matrix rows so far
+        self._per_row: dict[Any, np.ndarray] = {}          # per_row's caches
         self._text_lock = threading.Lock()
 
     def _grow(self, need: int) -> None:
@@ -324,6 +325,17 @@ class DeltaRows:
                 T[done:m], has[done:m] = Tn, hn
                 self._text[key] = (T, has, m)
             return T[:m], has[:m]
+
+    def per_row(self, key: Any, m: int, of_ids: Callable[[Sequence[str]], np.ndarray]) -> np.ndarray:
+        """``of_ids(ids)`` (one int64 per id) for rows ``< m``, made once per row: extended as
+        rows arrive, cached under ``key`` (e.g. each row's position in a model's item list:
+        a read after a write looks up only the rows written since)."""
+        with self._text_lock:
+            done = self._per_row.get(key, np.zeros(0, np.int64))
+            if len(done) < m:
+                done = np.concatenate([done, np.asarray(of_ids(self.ids[len(done):m]), dtype=np.int64)])
+                self._per_row[key] = done
+            return done[:m]
 
     def column_names(self, m: int) -> list[str]:
         """The metadata keys rows ``< m`` have, in order of first appearance."""

@@ -129,8 +129,9 @@ class Snapshot:
     def columns(self) -> list[str]:
         """Metadata fields: the generation's, then those only delta rows have."""
         def make() -> list[str]:
-            base = list(self.gen.meta.columns)
-            return base + [c for c in self.delta.column_names(self.m) if c not in set(base)]
+            base = self.gen.memo("columns", lambda: tuple(self.gen.meta.columns))
+            known = set(base)
+            return [*base, *(c for c in self.delta.column_names(self.m) if c not in known)]
         return self.memo("columns", make)
 
     def meta_rows(self, positions: Sequence[int]) -> pd.DataFrame:

@@ -72,19 +72,35 @@ def _base_rows_of(snap: "Snapshot", ids: np.ndarray, key: Any) -> np.ndarray:
     return snap.gen.memo(("model_rows", key), base)  # type: ignore[no-any-return]
 
 
+def _delta_models(snap: "Snapshot", key: Any, pos: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``(j, rows)``: the live delta rows whose id is in a model (``pos``: id -> its index
+    ``j`` there). Each delta row's ``j`` is looked up once (:meth:`DeltaRows.per_row`)."""
+    dj = snap.delta.per_row(("model", key), snap.m, lambda new: [pos.get(i, -1) for i in new])
+    d = np.flatnonzero((dj >= 0) & snap.live[snap.n0:])
+    return dj[d], d + snap.n0
+
+
 def _rows_of(snap: "Snapshot", ids: np.ndarray, key: Any, pos: Mapping[str, int]) -> np.ndarray:
     """Snapshot row of each id (-1: not live in the snapshot); ``pos`` maps an id to its index
     in ``ids``. The base rows are looked up once per generation; a snapshot only patches in
     the rows written since (a write makes a new snapshot, and a read right after it must not
     pay for a lookup of the whole catalog: 6 ms on Last.fm)."""
+    def inverse() -> np.ndarray:
+        """The index in ``ids`` of each base row's item (-1: none): once per generation."""
+        rows0 = _base_rows_of(snap, ids, key)
+        inv = np.full(snap.n0, -1, dtype=np.int64)
+        inv[rows0[rows0 >= 0]] = np.flatnonzero(rows0 >= 0)
+        return inv
+
     def make() -> np.ndarray:
         rows = _base_rows_of(snap, ids, key).copy()
-        for iid, p in snap.delta_pos.items():           # rewritten items live in the delta now
-            j = pos.get(iid)
-            if j is not None:
-                rows[j] = p
-        ok = np.flatnonzero(rows >= 0)
-        rows[ok[~snap.live[rows[ok]]]] = -1
+        if not snap.changes:
+            return rows
+        gone = snap.gen.memo(("model_rows_inverse", key), inverse)[np.flatnonzero(~snap.live[:snap.n0])]
+        rows[gone[gone >= 0]] = -1                      # rewritten or removed since the generation
+        if snap.m:                                      # rewritten items live in the delta now
+            j, d = _delta_models(snap, key, pos)
+            rows[j] = d
         return rows
     return snap.memo(("model_rows", key), make)  # type: ignore[no-any-return]
 
@@ -208,13 +224,12 @@ def _als_scores(space: "Space", snap: "Snapshot", hist: Sequence[str]) -> tuple[
     def live() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Which rows have factors, the dead base rows, and the delta rows with factors and
         those: once per snapshot."""
-        d = [(p, j) for iid, p in snap.delta_pos.items()
-             if (j := pos.get(iid)) is not None and snap.live[p] and not np.isnan(F[j]).any()]
+        j, d_rows = _delta_models(snap, ("als", id(F)), pos)
+        fin = ~np.isnan(F[j]).any(axis=1)
+        j, d_rows = j[fin], d_rows[fin]
         has = np.concatenate([has0 & snap.live[:snap.n0], np.zeros(snap.m, dtype=bool)])
-        d_rows = np.array([p for p, _ in d], dtype=np.int64)
         has[d_rows] = True
-        return (has, np.flatnonzero(~snap.live[:snap.n0]), d_rows,
-                np.ascontiguousarray(F[[j for _, j in d]].reshape(len(d), F.shape[1])))
+        return has, np.flatnonzero(~snap.live[:snap.n0]), d_rows, np.ascontiguousarray(F[j])
     has, dead, d_rows, Fd = snap.memo(("als_rows", id(F)), live)
     h = [pos[i] for i in hist if i in pos and not np.isnan(F[pos[i]]).any()]
     out = np.zeros(snap.n_rows, dtype=np.float64)
