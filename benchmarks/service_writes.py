@@ -8,6 +8,8 @@ Prints, on a copy of the space (the original is not changed):
   item description, and an fsync of a small file;
 * single-item upsert p50 / p99 through ``Space.add_items`` (text embedding included), and
   single-item delete p50 / p99 (``Space.remove``, where the code has it);
+* ``similar`` / ``recommend`` in-process on a snapshot already read and as the first read
+  after a write;
 * HTTP writes/s with concurrent clients against a live uvicorn server (a subprocess), and
   deletes/s (the same path without the text encoder);
 * HTTP read p50 / p99 (``GET /api/items/{id}/similar`` and ``GET /api/search`` over a fixed,
@@ -102,6 +104,33 @@ def python_writes(space: Any, recs: list[dict[str, Any]]) -> dict[str, float]:
             space.remove([r["item_id"]])
             ds.append(time.perf_counter() - t0)
         out.update(delete_p50_ms=pct(ds, 50), delete_p99_ms=pct(ds, 99))
+    return out
+
+
+def reads_after_writes(space: Any, recs: list[dict[str, Any]], ids: list[str], n: int = 100) -> dict[str, float]:
+    """``similar`` and ``recommend`` in-process (the space warmed as a server warms it), each
+    timed on a snapshot already read and as the first read after a write (a new snapshot),
+    alternately, with the rows :func:`python_writes` left in the delta."""
+    import gc
+
+    space.warm_up()
+    gc.collect()
+    calls = {"similar": lambda i: space.similar(ids[i % len(ids)]),
+             "recommend": lambda i: space.recommend(items=[ids[(i + j) % len(ids)] for j in range(3)])}
+    out: dict[str, float] = {"delta_rows": float(space.index.m)}
+    for name, call in calls.items():
+        call(0)
+        same, after = [], []
+        for i in range(n):
+            t0 = time.perf_counter()
+            call(i)
+            same.append(time.perf_counter() - t0)
+            space.add_items([{**recs[i % len(recs)], "item_id": f"raw-{name}-{i}"}])
+            t0 = time.perf_counter()
+            call(i + n)
+            after.append(time.perf_counter() - t0)
+        out.update({f"{name}_same_snapshot_p50_ms": pct(same, 50), f"{name}_after_a_write_p50_ms": pct(after, 50),
+                    f"{name}_after_a_write_p99_ms": pct(after, 99)})
     return out
 
 
@@ -259,6 +288,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8, help="concurrent HTTP writers for writes/s")
     ap.add_argument("--seconds", type=float, default=20.0, help="length of each HTTP phase")
     ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--no-http", action="store_true", help="the in-process figures only")
     ap.add_argument("--writer-client", metavar="URL", help=argparse.SUPPRESS)   # internal: phase()'s writers
     args = ap.parse_args()
     if args.writer_client:
@@ -277,11 +307,14 @@ def main() -> None:
         res.update(python_writes(space, recs))
         base = [str(i) for i in space.index.meta["item_id"] if not str(i).startswith("py")]
         ids = random.Random(1).sample(base, min(200, len(base)))
+        if hasattr(space, "warm_up"):
+            res.update(reads_after_writes(space, recs, ids))
         tags = [r["tags"] for r in records(space, 200, "t", seed=2)]
         if hasattr(space, "close"):
             space.close()                          # the server process writes next
         del space
-        res.update(http_bench(work, ids, tags, args.clients, args.seconds, delete=res["code"] == "issue-10"))
+        if not args.no_http:
+            res.update(http_bench(work, ids, tags, args.clients, args.seconds, delete=res["code"] == "issue-10"))
     finally:
         shutil.rmtree(work.parent, ignore_errors=True)
     print(json.dumps(res, indent=2))
