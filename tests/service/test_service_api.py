@@ -337,3 +337,35 @@ def test_query_encoder_batches_concurrent_queries_correctly(app):
     ref = enc.encoder.encode(texts, kind="query")
     assert np.allclose(np.stack(got), ref, atol=1e-4)
     assert np.allclose(enc.encode(texts[3], kind="query"), ref[3], atol=1e-4)  # cached path
+
+
+def test_hit_lists_are_the_documented_model_encoded_once(client, app):
+    """Hit lists are encoded from the hits directly (no pydantic pass): the body is exactly
+    what the ``HitsResponse`` model validates and serializes to, for search, similar and
+    recommend, and values a catalog may hold that JSON has no type for still encode."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from talkrec.service import schemas as S
+    from talkrec.service.convert import hits_response
+    from talkrec.space.hits import Hit, jsonable
+
+    for r in (client.get("/api/search", params={"q": "jazz", "k": 40}),
+              client.get("/api/items/jazz1/similar", params={"k": 7, "offset": 2}),
+              client.post("/api/recommend", json={"items": ["metal1", "metal2"], "k": 5})):
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+        body = r.json()
+        assert json.loads(S.HitsResponse(**body).model_dump_json()) == body and body["items"]
+    odd = {"when": pd.Timestamp("2020-01-02"), "n": np.int64(3), "x": np.float32(0.5), "nan": float("nan"),
+           "na": pd.NA, "pair": (1, "a"), "nested": {1: np.float64(2.0)}, "ok": True}
+    md = {k: jsonable(v) for k, v in odd.items()}
+    assert md == {"when": "2020-01-02 00:00:00", "n": 3, "x": 0.5, "nan": None, "na": None, "pair": [1, "a"],
+                  "nested": {"1": 2.0}, "ok": True}
+    raw = {"n": np.int64(3), 7: np.float32(0.25), "obj": object.__name__}       # not from jsonable: encoded anyway
+    resp = hits_response([Hit("a", "A", float("nan"), md), Hit("b", "B", 0.5, raw)], k=2, offset=0, t0=0.0)
+    out = json.loads(resp.body)
+    assert out["items"][0] == {"item_id": "a", "name": "A", "score": 0.0, "metadata": md}
+    assert out["items"][1]["metadata"] == {"n": 3, "7": 0.25, "obj": "object"}
+    assert S.HitsResponse(**out).k == 2

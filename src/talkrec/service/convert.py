@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 from fastapi.responses import Response
 
@@ -45,10 +46,16 @@ def hits(found: list[Hit]) -> list[S.Hit]:
 
 
 def hits_response(found: list[Hit], *, k: int, offset: int, t0: float, score_kind: S.ScoreKind = "cosine") -> Response:
-    """A :class:`~talkrec.service.schemas.HitsResponse`, serialized once by pydantic (returned as
-    the model, FastAPI would validate it again and encode it with ``json``: ~2 ms at k=200)."""
-    body = S.HitsResponse(items=hits(found), score_kind=score_kind, k=k, offset=offset, took_ms=took_ms(t0))
-    return Response(body.model_dump_json(), media_type="application/json")
+    """A :class:`~talkrec.service.schemas.HitsResponse` (the route's ``response_model``, which
+    the OpenAPI schema documents), encoded by ``orjson`` from the hits as they are: a hit's
+    metadata is JSON-safe already (:func:`~talkrec.space.hits.jsonable`), so neither
+    :func:`clean` nor a pydantic model is needed (~1.1 -> ~0.1 ms at k=200)."""
+    items = [{"item_id": h.item_id, "name": h.name, "score": float(h.score) if math.isfinite(h.score) else 0.0,
+              "metadata": h.metadata} for h in found]
+    body = {"items": items, "score_kind": score_kind, "k": k, "offset": offset, "took_ms": took_ms(t0)}
+    # numpy values, non-string keys or other objects (never from ``jsonable``) still encode
+    return Response(orjson.dumps(body, default=str, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS),
+                    media_type="application/json")
 
 
 def took_ms(t0: float) -> float:

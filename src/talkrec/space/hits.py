@@ -30,9 +30,10 @@ class Hit:
 
 
 def jsonable(v: Any) -> Any:
-    """A metadata value as plain Python: numpy -> Python, NaN / NA -> ``None``."""
+    """A metadata value as JSON-safe plain Python: numpy -> Python, NaN / inf / NA -> ``None``,
+    tuples and arrays -> lists, mappings with string keys, anything else -> its ``str``."""
     t = type(v)
-    if t is str or t is int or v is None:                 # the common cases first, by exact type
+    if t is str or t is int or t is bool or v is None:    # the common cases first, by exact type
         return v
     if t is list and all(type(x) is str for x in v):
         return list(v)
@@ -40,15 +41,17 @@ def jsonable(v: Any) -> Any:
         return [jsonable(x) for x in v.tolist()]
     if isinstance(v, (list, tuple)):
         return [jsonable(x) for x in v]
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating, float)):
-        return None if not np.isfinite(v) else float(v)
-    if v is pd.NA or v is None:
-        return None
-    if isinstance(v, (np.bool_,)):
+    if isinstance(v, dict):
+        return {str(k): jsonable(x) for k, x in v.items()}
+    if isinstance(v, (bool, np.bool_)):
         return bool(v)
-    return v
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return float(v) if np.isfinite(v) else None
+    if v is pd.NA or v is pd.NaT:
+        return None
+    return str(v)
 
 
 def make_hits(index: Snapshot, pairs: Iterable[tuple[str, float]]) -> list[Hit]:
