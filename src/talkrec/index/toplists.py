@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 __all__ = ["MAX_CHANGES", "blend_ready", "blend_top", "text_top", "top_rows"]
 
 #: rows changed since the generation (dead base rows + delta rows) up to which
-#: :func:`blend_top` answers: each is a ``d``-term product per query (then: float32)
+#: :func:`blend_top` answers, or a sixteenth of the base rows where that is more: each is a
+#: ``d``-term product per query, and the dead ones are gathered once per snapshot (beyond:
+#: the float32 product, until compaction)
 MAX_CHANGES = 1024
 
 
@@ -77,8 +79,9 @@ def _merged(snap: "Snapshot", ix: Int8TopK, q: np.ndarray, need: int, ok: np.nda
 
 def blend_ready(snap: "Snapshot") -> bool:
     """Whether :func:`blend_top` answers for ``snap``: the generation has its int8 copy of the
-    fused vectors, at most :data:`MAX_CHANGES` rows changed since, and every delta row is finite."""
-    if snap.gen.int8(None) is None or snap.changes > MAX_CHANGES:
+    fused vectors, at most :data:`MAX_CHANGES` (or ``n0 / 16``) rows changed since, and every
+    delta row is finite."""
+    if snap.gen.int8(None) is None or snap.changes > max(MAX_CHANGES, snap.n0 // 16):
         return False
     return bool(snap.memo("delta_finite", lambda: np.isfinite(snap.delta.vectors[:snap.m]).all()))
 
@@ -89,8 +92,7 @@ def _changed_rows(snap: "Snapshot") -> tuple[np.ndarray, np.ndarray, np.ndarray]
     def make() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         dead = np.flatnonzero(~snap.live[:snap.n0])
         live_delta = np.flatnonzero(snap.live[snap.n0:])
-        return (snap.gen.vectors[dead].astype(np.float64), live_delta,
-                np.ascontiguousarray(snap.delta.vectors[live_delta]))
+        return snap.gen.vectors[dead], live_delta, np.ascontiguousarray(snap.delta.vectors[live_delta])
     return snap.memo("changed_rows", make)  # type: ignore[no-any-return]
 
 
@@ -115,7 +117,7 @@ def blend_top(snap: "Snapshot", q: np.ndarray, weight: float, rest: np.ndarray, 
     drop_rows = np.array(sorted({int(p) for p in drop if snap.live[p]}), dtype=np.int64)
     s_delta = delta_V @ q32                                   # float32, as Snapshot.scores
     s_drop = snap.rows(drop_rows).astype(np.float64) @ q64
-    s_dead = dead_V @ q64
+    s_dead = (dead_V @ q32).astype(np.float64)
     c, G = ix.moments()
     n = n0 - len(s_dead) + len(s_delta) - len(s_drop)
     if n <= 0:
