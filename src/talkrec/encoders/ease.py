@@ -157,18 +157,25 @@ class EASE(Estimator):
             raise InputError("item_ids must be a list of item ids, not one string", field="item_ids")
         return np.array([self._pos[str(i)] for i in item_ids if str(i) in self._pos], dtype=np.int64)
 
-    def score_rows(self, rows: np.ndarray, weights: Sequence[float] | None = None) -> np.ndarray:
-        """``x B`` over all items for the history ``x`` = the item rows ``rows`` (weight 1
-        each, or ``weights``), from the kept lists; items no list reaches score 0."""
+    def entries(self, rows: np.ndarray, weights: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The kept lists of the item rows ``rows`` (weight 1 each, or ``weights``) flattened,
+        ``(items, values)``: ``x B`` is the sum of the values per item (:meth:`score_rows`; a
+        caller with its own item order sums them there)."""
         self._check_fitted()
         rows = np.asarray(rows, dtype=np.int64)
         w = np.ones(len(rows), dtype=np.float32) if weights is None else np.asarray(weights, dtype=np.float32)
         if len(w) != len(rows):
             raise InputError(f"{len(w)} weights for {len(rows)} items", field="weights")
-        out = np.zeros(len(self.item_ids_), dtype=np.float64)
         nb, wt = self.neighbors_[rows], self.weights_[rows] * w[:, None]
         ok = nb >= 0
-        np.add.at(out, nb[ok], wt[ok])
+        return nb[ok], wt[ok]
+
+    def score_rows(self, rows: np.ndarray, weights: Sequence[float] | None = None) -> np.ndarray:
+        """``x B`` over all items for the history ``x`` = the item rows ``rows`` (weight 1
+        each, or ``weights``), from the kept lists; items no list reaches score 0."""
+        items, values = self.entries(rows, weights)
+        out = np.zeros(len(self.item_ids_), dtype=np.float64)
+        np.add.at(out, items, values)
         return out
 
     def score(self, item_ids: Sequence[str], weights: Sequence[float] | None = None) -> np.ndarray:

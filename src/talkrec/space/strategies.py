@@ -181,11 +181,10 @@ def _ease_scores(space: "Space", snap: "Snapshot", hist: Sequence[str]) -> np.nd
     if ease is None:
         return None
     rows = _rows_of(snap, ease.item_ids_, ("ease", id(ease)), ease._pos)
-    h = [ease._pos[i] for i in hist if i in ease._pos]
-    nb, wt = ease.neighbors_[h], ease.weights_[h]            # EASE.score's lists, summed per row
-    r = rows[nb[nb >= 0]]
+    items, values = ease.entries(ease.positions(list(hist)))     # EASE.score's sums, per snapshot row
+    r = rows[items]
     keep = r >= 0
-    out = np.bincount(r[keep], weights=wt[nb >= 0][keep].astype(np.float64), minlength=snap.n_rows)
+    out = np.bincount(r[keep], weights=values[keep].astype(np.float64), minlength=snap.n_rows)
     seen = [p for p in (snap.position(i) for i in hist) if p is not None]
     out[seen] = out.max() if len(out) else 0.0     # B_ii = 0, but a seen item is what the user likes most
     return out
@@ -318,22 +317,25 @@ def recommend_pairs(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, 
     cand = allowed.copy()
     cand[excl] = False
     need = k + offset
-    # without a filter, the blend's top comes from the int8 copy (toplists.blend_top), no
-    # float32 product over every row (``allowed`` is the liveness mask itself then)
-    fast = cfg.get("strategy") != "rrf" and allowed is snap.live and blend_ready(snap)
-    s_fused = None if fast else snap.scores(q)
-    if s_fused is not None:
-        cand &= np.isfinite(s_fused)
-    s_ease = _ease_scores(space, snap, hist)
     if cfg.get("strategy") == "rrf":
+        s_fused = snap.scores(q)
+        cand &= np.isfinite(s_fused)
+        s_ease = _ease_scores(space, snap, hist)
         depth = max(int(cfg.get("depth", 1000)), need)
-        lists = [top_k(snap.scores(q) if s_fused is None else s_fused, depth, allowed=cand)]
+        lists = [top_k(s_fused, depth, allowed=cand)]
         if s_ease is not None:
             lists.append(top_k(np.where(s_ease != 0, s_ease, -np.inf), depth, allowed=cand))
         total = rrf_scores(lists, snap.n_rows, c=float(cfg.get("rrf_c", 60.0)),
                            weights=[1.0, float(w["ease"])][:len(lists)])
         total[total <= 0] = -np.inf
         return _pairs(snap, total, need, offset, excl, cand)
+    # without a filter, the blend's top comes from the int8 copy (toplists.blend_top), no
+    # float32 product over every row (``allowed`` is the liveness mask itself then)
+    fast = allowed is snap.live and blend_ready(snap)
+    s_fused = None if fast else snap.scores(q)
+    if s_fused is not None:
+        cand &= np.isfinite(s_fused)
+    s_ease = _ease_scores(space, snap, hist)
     als = _als_scores(space, snap, hist) if w["als"] or cfg.get("cold_boost") else None
     no_cf = ~als[1] if als is not None else None
     if int(cfg.get("cold_neighbors", 0)) > 0 and s_ease is not None:   # CF scores of cold items from their neighbours
@@ -351,5 +353,7 @@ def recommend_pairs(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, 
     top = blend_top(snap, q, float(w["fused"]), rest, excl, need) if fast else None
     if top is not None:
         return snap.pairs(top[0][offset:], top[1][offset:])
-    total = float(w["fused"]) * zscore(snap.scores(q) if s_fused is None else s_fused, cand) + rest
+    if s_fused is None:                      # nearly constant scores: blend_top declined
+        s_fused = snap.scores(q)
+    total = float(w["fused"]) * zscore(s_fused, cand) + rest
     return _pairs(snap, np.where(cand, total, -np.inf), need, offset, excl, cand)
