@@ -24,7 +24,6 @@ takes ONNX when the model's modules allow it, else torch (with a log line).
 from __future__ import annotations
 
 import contextlib
-
 import functools
 import logging
 import os
@@ -316,7 +315,7 @@ class TextEncoder(Estimator):
 
         # Batch texts of similar length together (padding is wasted work), then restore order.
         order = np.argsort([-len(t) for t in texts], kind="stable")
-        with self._lock if not self.parallel_safe else contextlib.nullcontext():
+        with contextlib.nullcontext() if isinstance(b, OnnxTextModel) else self._lock:   # parallel_safe
             sorted_out = batched_encode([texts[i] for i in order], run, b.dim, batch_size=batch_size,
                                         show_progress_bar=show_progress_bar, desc=f"text[{self.model}]")
         out = np.empty_like(sorted_out)

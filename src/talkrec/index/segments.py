@@ -268,7 +268,7 @@ class DeltaRows:
         self._known: set[str] = set()
         self._text: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}   # key -> text_matrix rows so far
         self._per_row: dict[Any, np.ndarray] = {}          # per_row's caches
-        self._text_lock = threading.Lock()
+        self._lock = threading.Lock()                   # guards text() and per_row()'s caches
 
     def _grow(self, need: int) -> None:
         cap = len(self.vectors)
@@ -312,7 +312,7 @@ class DeltaRows:
     def text(self, key: str, m: int) -> tuple[np.ndarray, np.ndarray]:
         """:func:`text_matrix` of rows ``< m`` of input ``key``, extended as rows arrive (rows
         already done never change)."""
-        with self._text_lock:
+        with self._lock:
             T, has, done = self._text.get(key, (np.zeros((0, 0), np.float32), np.zeros(0, bool), 0))
             if done < m:
                 Tn, hn = text_matrix(self.inputs[key][done:m])
@@ -330,7 +330,7 @@ class DeltaRows:
         """``of_ids(ids)`` (one int64 per id) for rows ``< m``, made once per row: extended as
         rows arrive, cached under ``key`` (e.g. each row's position in a model's item list:
         a read after a write looks up only the rows written since)."""
-        with self._text_lock:
+        with self._lock:
             done = self._per_row.get(key, np.zeros(0, np.int64))
             if len(done) < m:
                 done = np.concatenate([done, np.asarray(of_ids(self.ids[len(done):m]), dtype=np.int64)])

@@ -138,12 +138,11 @@ class Space(SpaceWrites):
         written descriptions (``storage.write_threads`` threads, priority lowered by ``write_nice``)."""
         sh, key = self._shared, ("write_encoder" if for_writes else "text_encoder")
         with sh.lock:
-            if getattr(sh, key) is None and for_writes:
-                from .coldstart import write_encoder
-                sh.write_encoder = write_encoder(self.config["text"], self.path, self.store)
-            elif getattr(sh, key) is None:
+            if getattr(sh, key) is None:
                 from ..encoders.text import TextEncoder
-                sh.text_encoder = QueryEncoder(TextEncoder.for_space(self.config["text"], self.path), cache_size=self.query_cache)
+                from .coldstart import write_encoder
+                setattr(sh, key, write_encoder(self.config["text"], self.path, self.store) if for_writes else
+                        QueryEncoder(TextEncoder.for_space(self.config["text"], self.path), cache_size=self.query_cache))
         return getattr(sh, key)  # type: ignore[no-any-return]
 
     def cf(self) -> Any:

@@ -90,7 +90,7 @@ def warm_hit_rows(index: Snapshot) -> int:
     base = _base_rows(index)
     n = index.n0 if index.n0 <= base.KEPT else 0
     for p in range(n):
-        base.row(p)
+        base.made(p)
     return n
 
 
@@ -118,8 +118,9 @@ class _BaseRows:
         # name, fields, and which fields hold lists
         self.done: dict[int, tuple[str | None, dict[str, Any], tuple[str, ...]]] = {}
 
-    def row(self, p: int) -> tuple[str | None, dict[str, Any]]:
-        """Row ``p``'s name and a new dict of its fields (the kept lists are copied)."""
+    def made(self, p: int) -> tuple[str | None, dict[str, Any], tuple[str, ...]]:
+        """Row ``p``'s name, fields and which fields hold lists, made once and kept (not to be
+        changed: :meth:`row` hands out copies)."""
         got = self.done.get(p)
         if got is None:
             md = {c: _field(c, v[p]) for c, v in zip(self.cols, self.values)}
@@ -127,6 +128,11 @@ class _BaseRows:
             if len(self.done) >= self.KEPT:
                 self.done.clear()
             self.done[p] = got
+        return got
+
+    def row(self, p: int) -> tuple[str | None, dict[str, Any]]:
+        """Row ``p``'s name and a new dict of its fields (the kept lists are copied)."""
+        got = self.made(p)
         out = dict(got[1])
         for c in got[2]:
             out[c] = list(out[c])
