@@ -2,10 +2,35 @@
 conftest, so that test modules can import it by one unambiguous name)."""
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-__all__ = ["TINY_SPACE_CONFIG", "make_tiny_catalog"]
+__all__ = ["TINY_SPACE_CONFIG", "copy_space", "make_tiny_catalog"]
+
+
+def _link_model_files(src: str, dst: str) -> str:
+    """``copytree``'s copy function: a file inside a ``text_model/`` folder is hard-linked
+    (the space's exported encoder, ~90 MB, which nothing writes in place: the product
+    replaces files by renaming), every other file is copied; a link the file system refuses
+    falls back to a copy."""
+    if Path(src).parent.name == "text_model":
+        try:
+            os.link(src, dst)
+            return dst
+        except OSError:
+            pass
+    return shutil.copy2(src, dst)
+
+
+def copy_space(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
+    """A copy of the space folder ``src`` at ``dst`` that tests may write to, sharing the
+    exported text model with ``src`` on disk (a suite that copied it whole wrote ~8 GB)."""
+    shutil.copytree(src, dst, copy_function=_link_model_files)
+    return Path(dst)
 
 
 def make_tiny_catalog():

@@ -1,4 +1,4 @@
-"""Helpers for the storage tests: space copies, a format-1 (legacy) layout, fsync spies and
+"""Helpers for the storage tests: a format-1 (legacy) layout, fsync spies and
 writer subprocesses."""
 from __future__ import annotations
 
@@ -10,12 +10,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def copy_space(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst
 
 
 def make_legacy(d: Path) -> Path:

@@ -55,7 +55,8 @@ def test_a_crash_between_the_two_renames_of_atomic_dir_is_recovered_on_load(tiny
     import os
     import shutil
 
-    from storage_helpers import copy_space, make_legacy
+    from storage_helpers import make_legacy
+    from tiny_data import copy_space
 
     from talkrec import Space
 

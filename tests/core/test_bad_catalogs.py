@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from talkrec.cli import app
+from tiny_data import copy_space
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "bad_catalogs"
 CASES = sorted(p.parent.name for p in CORPUS.glob("*/case.yaml"))
@@ -53,7 +53,7 @@ def test_bad_catalog_is_refused_and_the_old_space_survives(case, tiny_space_dir,
     spec = yaml.safe_load((CORPUS / case / "case.yaml").read_text())
     expect = spec.pop("expect")
     space = tmp_path / "space"
-    shutil.copytree(tiny_space_dir, space)
+    copy_space(tiny_space_dir, space)
     before = _fingerprint(space)
     cfg = {"name": f"bad-{case}", "dataset": "generic", "output": str(space), **FAST, **spec,
            "catalog": _absolute(spec["catalog"], CORPUS / case)}

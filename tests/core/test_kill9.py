@@ -9,7 +9,8 @@ import random
 import time
 
 import pytest
-from storage_helpers import Child, copy_space
+from storage_helpers import Child
+from tiny_data import copy_space
 
 from talkrec import Space
 from talkrec.space.doctor import doctor

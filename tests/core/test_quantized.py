@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from talkrec.index.quantized import Int8TopK
+from tiny_data import copy_space
 
 
 def _same_top(rows, scores, X, q, k, elig, tol=1e-6):
@@ -58,14 +59,12 @@ def test_a_space_with_int8_copies_answers_as_one_without(tiny_space_dir, tmp_pat
     """Search in every mode and similar through the int8 copies (made by warm_up; the tiny
     space is under MIN_ROWS, so the threshold is lowered), with rows written, updated and
     deleted since the generation and with filters, equal the float32 answers."""
-    import shutil
-
     from talkrec.index import segments
     from talkrec.space import Space
 
     monkeypatch.setattr(segments, "MIN_ROWS", 0)
     d = tmp_path / "s"
-    shutil.copytree(tiny_space_dir, d)
+    copy_space(tiny_space_dir, d)
     monkeypatch.setattr(segments, "MAX_ROWS", 5)                # a catalog over the cap gets none
     big = Space.load(d)
     big.warm_up()
@@ -132,14 +131,12 @@ def test_blend_top_equals_the_full_product_z_scored(tiny_space_dir, tmp_path, mo
     matrix and the changed rows, each base row bounded) equals z-scoring a float32 product over
     every row: with rows written and deleted since the generation, dropped rows (base and
     delta), negative and zero weights, ``rest`` with ties, and ``need`` beyond the live rows."""
-    import shutil
-
     from talkrec.index import segments, toplists
     from talkrec.space import Space
 
     monkeypatch.setattr(segments, "MIN_ROWS", 0)
     d = tmp_path / "s"
-    shutil.copytree(tiny_space_dir, d)
+    copy_space(tiny_space_dir, d)
     sp = Space.load(d, auto_compact=False)
     sp.warm_up()
     sp.add_items([{"item_id": "newjazz", "name": "New Jazz Trio", "tags": ["jazz", "piano"]},
@@ -172,14 +169,12 @@ def test_recommend_through_the_int8_copy_answers_as_without(tiny_space_dir, tmp_
     """``recommend``'s blend with the int8 copy (no filter: :func:`blend_top`) and without
     (a float32 product), after writes: the same lists, offsets, filters and weights; the fast
     path is taken where it should be."""
-    import shutil
-
     from talkrec.index import segments
     from talkrec.space import Space, strategies
 
     monkeypatch.setattr(segments, "MIN_ROWS", 0)
     d = tmp_path / "s"
-    shutil.copytree(tiny_space_dir, d)
+    copy_space(tiny_space_dir, d)
     fast = Space.load(d, auto_compact=False)
     fast.warm_up()
     fast.add_items([{"item_id": "newjazz", "name": "New Jazz Trio", "tags": ["jazz", "piano"]}])

@@ -2,19 +2,19 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 
 from talkrec import Space
 from talkrec.errors import InputError, NotFoundError
+from tiny_data import copy_space
 
 
 @pytest.fixture()
 def space(tiny_space_dir, tmp_path):
     d = tmp_path / "space"
-    shutil.copytree(tiny_space_dir, d)
+    copy_space(tiny_space_dir, d)
     return Space.load(d)
 
 
@@ -567,7 +567,7 @@ def test_onnx_passes_from_several_threads_give_the_vectors_of_one(tiny_space_dir
 
 def test_written_descriptions_have_their_own_encoder_and_settings(tiny_space_dir, tmp_path):
     d = tmp_path / "s"
-    shutil.copytree(tiny_space_dir, d)
+    copy_space(tiny_space_dir, d)
     s = Space.load(d)
     w = s.text_encoder(for_writes=True)
     assert w is s.text_encoder(for_writes=True) and w is not s.text_encoder()

@@ -8,7 +8,8 @@ import threading
 
 import numpy as np
 import pytest
-from storage_helpers import FsyncSpy, copy_space, make_legacy
+from storage_helpers import FsyncSpy, make_legacy
+from tiny_data import copy_space
 from typer.testing import CliRunner
 
 from talkrec import Space

@@ -4,7 +4,6 @@ and cold items keep working through them."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -14,6 +13,7 @@ from talkrec.errors import InputError, NotFoundError
 from talkrec.pipeline import build
 from talkrec.space import Space
 from talkrec.space.strategies import zscore
+from tiny_data import copy_space
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_recommend_blends_and_keeps_exclusions(space):
 
 def test_recommend_rrf_strategy(space, tmp_path):
     d = tmp_path / "s"
-    shutil.copytree(space.path, d)
+    copy_space(space.path, d)
     cfg = json.loads((d / "space.json").read_text())
     cfg["recommend"] = {"strategy": "rrf", "weights": {"ease": 0.5}}
     (d / "space.json").write_text(json.dumps(cfg))
@@ -76,7 +76,7 @@ def test_recommend_rrf_strategy(space, tmp_path):
 
 def test_cold_items_still_rank(tiny_space_dir, tmp_path):
     d = tmp_path / "s"
-    shutil.copytree(tiny_space_dir, d)
+    copy_space(tiny_space_dir, d)
     s = Space.load(d)
     s.add_items([{"item_id": "newjazz", "name": "New Jazz Trio", "tags": ["jazz", "band"],
                   "vectors": {"audio": [0.0, 1.0, 0.0, 0.0]}}])
@@ -193,7 +193,7 @@ def test_per_snapshot_model_state_after_writes_equals_a_lookup_from_scratch(tiny
     from talkrec.space import strategies as st
 
     d = tmp_path / "s"
-    shutil.copytree(tiny_space_dir, d)
+    copy_space(tiny_space_dir, d)
     s = Space.load(d, auto_compact=False)
     ease = st.ease_model(s)
     s.similar("jazz1")
@@ -257,7 +257,7 @@ def test_cold_items_borrow_the_lists_of_their_nearest_items_by_content(tiny_spac
     from talkrec.space import strategies as st
 
     d = tmp_path / "s"
-    shutil.copytree(tiny_space_dir, d)
+    copy_space(tiny_space_dir, d)
     s = Space.load(d, auto_compact=False)
     s.add_items([{"item_id": "newjazz", "name": "New Jazz Trio", "tags": ["jazz", "band"],
                   "vectors": {"audio": [0.0, 1.0, 0.0, 0.0]}}])

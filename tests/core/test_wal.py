@@ -8,7 +8,8 @@ import time
 
 import numpy as np
 import pytest
-from storage_helpers import FsyncSpy, copy_space
+from storage_helpers import FsyncSpy
+from tiny_data import copy_space
 
 from talkrec.index import wal
 

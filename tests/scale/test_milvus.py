@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tiny_data import TINY_SPACE_CONFIG, make_tiny_catalog
+from tiny_data import TINY_SPACE_CONFIG, copy_space, make_tiny_catalog
 
 from talkrec import Space
 from talkrec.errors import InputError
@@ -105,7 +104,7 @@ def test_reindex_points_a_built_space_at_milvus_and_back(tiny_space_dir, tmp_pat
     from talkrec.pipeline.reindex import reindex
 
     d = tmp_path / "space"
-    shutil.copytree(tiny_space_dir, d)
+    copy_space(tiny_space_dir, d)
     emb = Space.load(tiny_space_dir)
     bad = CliRunner().invoke(app, ["reindex", str(d), "--backend", "milvus"])
     assert bad.exit_code != 0 and "index.uri" in bad.output

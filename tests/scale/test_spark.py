@@ -19,6 +19,7 @@ from talkrec import Space
 from talkrec.encoders.cf import SEARCH_SPACE, confidence, tune_als
 from talkrec.errors import InputError
 from talkrec.pipeline import build
+from tiny_data import copy_space
 
 pyspark = pytest.importorskip("pyspark", reason="the spark extra is not installed (pip install 'talkrec[spark]')")
 if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
@@ -166,7 +167,7 @@ def _snapshot(d: Path) -> dict[str, str]:
 @pytest.fixture()
 def existing_space(tiny_space_dir, tmp_path):
     out = tmp_path / "space"
-    shutil.copytree(tiny_space_dir, out)
+    copy_space(tiny_space_dir, out)
     return out
 
 

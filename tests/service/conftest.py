@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from svc_helpers import copy_space
+from tiny_data import copy_space
 
 
 @pytest.fixture(scope="module")

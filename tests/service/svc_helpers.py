@@ -1,13 +1,11 @@
-"""Helpers shared by the service tests (a real uvicorn server on 127.0.0.1, space copies)."""
+"""Helpers shared by the service tests (a real uvicorn server on 127.0.0.1)."""
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 API_KEY = "test-key-123"
 
@@ -37,8 +35,3 @@ def live_server(app) -> Iterator[str]:
     finally:
         server.should_exit = True
         th.join(timeout=10)
-
-
-def copy_space(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst

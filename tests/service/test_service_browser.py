@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 
 import pytest
-from svc_helpers import copy_space, live_server
+from svc_helpers import live_server
+from tiny_data import copy_space
 
 CHROMIUM = Path(os.environ.get("TALKREC_CHROMIUM", "/usr/bin/chromium"))
 SHOTS = Path(__file__).resolve().parents[2] / "runs" / "screenshots"

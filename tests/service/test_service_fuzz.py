@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from svc_helpers import copy_space
+from tiny_data import copy_space
 
 import schemathesis  # noqa: E402  (the dev extra)
 from schemathesis.checks import not_a_server_error  # noqa: E402

@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 
 from talkrec.service.app import create_app
 
-from svc_helpers import API_KEY, copy_space, live_server
+from svc_helpers import API_KEY, live_server
+from tiny_data import copy_space
 
 
 @pytest.fixture(scope="module")
