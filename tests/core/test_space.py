@@ -592,11 +592,36 @@ def test_hit_fields_are_kept_for_a_bounded_number_of_rows(monkeypatch):
     rows = _BaseRows(meta, ("tags", "year"))
     monkeypatch.setattr(_BaseRows, "KEPT", 4)
     for p in range(10):
-        name, md = rows.row(p)
-        assert name == f"n{p}" and md == {"tags": ["a", "b"], "year": p}
-        md["tags"].append("changed")                        # a caller's copy: the kept row is unchanged
-        assert rows.row(p)[1]["tags"] == ["a", "b"]
+        name, md, lists = rows.made(p)
+        assert name == f"n{p}" and md == {"tags": ["a", "b"], "year": p} and lists == ("tags",)
         assert len(rows.done) <= 4
+    assert rows.made(9)[1] is rows.made(9)[1]               # kept: made once
+
+
+def test_a_hit_shares_its_rows_fields_until_read_and_owns_them_after(tiny_space_dir):
+    """Hits over base rows share the generation's kept fields (no copy per hit); reading
+    ``metadata`` gives the hit its own dict and lists, so changing one hit's metadata changes
+    no other hit, no later answer, and not what the service encodes."""
+    from talkrec.space.hits import Hit
+
+    s = Space.load(tiny_space_dir)
+    a, b = s.similar("jazz1", k=5), s.similar("jazz1", k=5)
+    assert a == b and a[0] is not b[0]
+    view = b[0].fields_view()
+    assert view == a[0].metadata and a[0].metadata is not view            # a copy on first read
+    a[0].metadata["tags"].append("changed")
+    a[0].metadata["new"] = 1
+    assert "changed" not in b[0].metadata["tags"] and "new" not in b[0].metadata
+    assert "changed" not in s.similar("jazz1", k=5)[0].metadata["tags"] and a != b
+    a[0].metadata = {"x": 1}
+    assert a[0].metadata == {"x": 1} and a[0].fields_view() == {"x": 1}
+    h = Hit("i", "I", 0.5, {"tags": ["t"]})
+    assert h.to_dict() == {"item_id": "i", "name": "I", "score": 0.5, "metadata": {"tags": ["t"]}}
+    assert h.to_dict()["metadata"]["tags"] is not h.metadata["tags"]
+    assert repr(h) == "Hit(item_id='i', name='I', score=0.5, metadata={'tags': ['t']})"
+    assert h == Hit("i", "I", 0.5, {"tags": ["t"]}) and h != Hit("i", "I", 0.5) and Hit("i", "I", 0.5).metadata == {}
+    with pytest.raises(TypeError):
+        hash(h)
 
 
 def test_warm_up_makes_every_hit_row_and_the_server_freezes_what_it_loaded(tiny_space_dir, monkeypatch):
