@@ -632,6 +632,11 @@ def test_warm_up_makes_every_hit_row_and_the_server_freezes_what_it_loaded(tiny_
     from talkrec.service.app import create_app
     from talkrec.space.hits import _base_rows, _BaseRows, warm_hit_rows
 
+    fresh = Space.load(tiny_space_dir)
+    assert fresh._shared.ease is None and fresh._shared.als_items is None
+    fresh.warm_up()                                          # what similar / recommend read: loaded
+    assert fresh._shared.ease is not None and fresh._shared.als_items is not None
+    assert {"model_rows", "als_aligned"} <= {k[0] for k in fresh.index.gen._memo if isinstance(k, tuple)}
     s = Space.load(tiny_space_dir)
     before = [h.to_dict() for h in s.similar("jazz1", k=20)]
     s.warm_up()

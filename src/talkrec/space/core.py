@@ -25,7 +25,7 @@ from .files import read_space
 from .hits import Hit, jsonable, make_hits, warm_hit_rows
 from .playlists import Continuation
 from .search import LexicalView, lexical_search, text_search
-from .strategies import ease_model, recommend_pairs, similar_pairs
+from .strategies import ease_model, recommend_pairs, similar_pairs, warm_up as warm_strategies
 from .vectors import checked_vector, mean_vector, mixed_vector
 from .writer import SpaceStore, SpaceWrites
 
@@ -80,11 +80,13 @@ class Space(SpaceWrites):
         return cls(path, f.config, f.fusion, f.interactions, store, query_cache=query_cache)
 
     def warm_up(self) -> None:
-        """Load the text model, the BM25 index, the hits' fields and int8 copies now, not on the first query."""
+        """Load now, not on the first query: the text model, BM25, the hits' fields, the int8
+        copies, and what ``similar`` and ``recommend`` read (:func:`.strategies.warm_up`)."""
         self.text_encoder().encode("warm up", kind="query")
         self.index.gen.lexical(*bm25_params(self.config.get("search")))
         warm_hit_rows(self.index)
         self.index.gen.warm_int8(self.config["input_files"].get("text"))
+        warm_strategies(self)
 
     @property
     def index(self) -> Snapshot:
@@ -123,8 +125,8 @@ class Space(SpaceWrites):
 
     @consistent
     def raw_input(self, item_id: str, modality: str) -> np.ndarray:
-        """The item's raw input vectors of ``modality``, one row per view (text views), NaN
-        rows where it has none; no rows when the space keeps no inputs for the modality."""
+        """The item's raw input vectors of ``modality``, one row per view, NaN rows where it
+        has none; no rows when the space keeps no inputs for the modality."""
         p = self.index.position(item_id)
         if p is None:
             raise NotFoundError(f"unknown item {item_id!r}")
@@ -273,10 +275,9 @@ class Space(SpaceWrites):
                mode: str | None = None) -> list[Hit]:
         """Natural-language search. ``mode``: ``"multi"`` (the text query projected into the
         fused space, paper 001), ``"text"`` (the text model's own space), ``"lexical"`` (BM25
-        over the item descriptions), ``"hybrid"`` (the default: reciprocal rank fusion of the
-        fused space, the text model weighted ``search.hybrid_text_weight`` and BM25 weighted
-        ``search.hybrid_bm25_weight``, 1 and 4 by default as chosen on validation queries in
-        docs/evaluation.md; BM25 weight 0 leaves the lexical list out; ``search.bm25_k1`` / ``_b``: 1.2 / 0.1).
+        over the item descriptions, ``search.bm25_k1`` / ``bm25_b``), ``"hybrid"`` (the default:
+        reciprocal rank fusion of the fused space, the text model weighted ``search.hybrid_text_weight``
+        and BM25 weighted ``search.hybrid_bm25_weight``, 0 leaving it out; docs/evaluation.md).
         Scores: RRF / text-model cosine / BM25 (hybrid / text / lexical), not fused-space cosines."""
         mode = mode or self.config.get("search", {}).get("mode", "hybrid")
         if mode not in SEARCH_MODES:

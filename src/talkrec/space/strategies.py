@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from ..index.snapshot import Snapshot
     from .core import Space
 
-__all__ = ["ease_model", "recommend_pairs", "similar_pairs", "zscore"]
+__all__ = ["ease_model", "recommend_pairs", "similar_pairs", "warm_up", "zscore"]
 
 
 def ease_model(space: "Space") -> Any:
@@ -357,3 +357,12 @@ def recommend_pairs(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, 
         s_fused = snap.scores(q)
     total = float(w["fused"]) * zscore(s_fused, cand) + rest
     return _pairs(snap, np.where(cand, total, -np.inf), need, offset, excl, cand)
+
+
+def warm_up(space: "Space") -> None:
+    """``similar`` and ``recommend`` once each on a live item, so that what they read (the EASE
+    and ALS models, their rows' alignment, cold items' neighbours; ~0.3 s for Last.fm, scipy's
+    import included) is loaded now rather than by a user's first query."""
+    for item in space.index.ids[:1].tolist():
+        space.similar(item, k=1)
+        space.recommend(items=[item], k=1)
