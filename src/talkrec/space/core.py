@@ -22,10 +22,10 @@ from ..index.snapshot import Snapshot
 from . import browse, media, playlists
 from .explain import explain as explain_pair
 from .files import read_space
-from .hits import Hit, jsonable, make_hits, warm_hit_rows
+from .hits import Hit, jsonable, make_hits
 from .playlists import Continuation
 from .search import LexicalView, lexical_search, text_search
-from .strategies import ease_model, recommend_pairs, similar_pairs, warm_up as warm_strategies
+from .strategies import ease_model, recommend_pairs, similar_pairs, warm_generation
 from .vectors import checked_vector, mean_vector, mixed_vector
 from .writer import SpaceStore, SpaceWrites
 
@@ -80,23 +80,23 @@ class Space(SpaceWrites):
         return cls(path, f.config, f.fusion, f.interactions, store, query_cache=query_cache)
 
     def warm_up(self) -> None:
-        """Load now, not on the first query: the text model, BM25, the hits' fields, the int8
-        copies, and what ``similar`` and ``recommend`` read (:func:`.strategies.warm_up`)."""
+        """Load now, not on the first query: the text model, BM25, the int8 copies and what reads
+        use (:func:`.strategies.warm_generation`, also run on each compaction's new generation)."""
         self.text_encoder().encode("warm up", kind="query")
         self.index.gen.lexical(*bm25_params(self.config.get("search")))
-        warm_hit_rows(self.index)
         self.index.gen.warm_int8(self.config["input_files"].get("text"))
-        warm_strategies(self)
+        warm_generation(self, self.index)
+        self.store.warmers[:] = [functools.partial(warm_generation, self)]
 
     @property
     def index(self) -> Snapshot:
         """The items (:class:`~talkrec.index.snapshot.Snapshot`) as of now, or of the running read's start."""
         return self._pin if self._pin is not None else self.store.snapshot
 
-    def pinned(self) -> "Space":
-        """A view of this space that keeps reading the current snapshot (writes go through)."""
+    def pinned(self, snapshot: Snapshot | None = None) -> "Space":
+        """A view of this space that keeps reading the current snapshot (or ``snapshot``; writes go through)."""
         view = copy.copy(self)
-        view._pin = self.store.snapshot
+        view._pin = snapshot if snapshot is not None else self.store.snapshot
         return view
 
     # ------------------------------------------------------------------ accessors

@@ -49,8 +49,7 @@ Built = tuple[bytes, Callable[[], Snapshot], wal.LogRecord]
 
 @dataclass(frozen=True)
 class Tip:
-    """A snapshot and the sequence number of the last write in it (``log``: where that
-    write was appended)."""
+    """A snapshot, the sequence number of its last write, and the log that write went to."""
 
     seq: int
     snap: Snapshot
@@ -82,11 +81,11 @@ class SpaceStore:
                  write_nice: int = 10) -> None:
         self.write_threads = storage_setting("write_threads", write_threads, 1, 256)
         self.write_nice = storage_setting("write_nice", write_nice, 0, 19)
-        self.path = path
+        self.path, self._manifest = path, files.manifest
         self.compact_fraction, self.compact_min_rows = compact_fraction, compact_min_rows
         self.compact_max_rows, self.auto_compact = compact_max_rows, auto_compact
         self.problems: list[str] = []
-        self._manifest = files.manifest
+        self.warmers: list[Callable[[Snapshot], None]] = []   # given a new generation before it is served
         self._plock = WriterLock(path)
         self._log_sizes: dict[str, int] = {}
         self._write_lock, self._publish_lock, self._compact_lock = threading.Lock(), threading.Lock(), threading.Lock()
@@ -131,9 +130,8 @@ class SpaceStore:
         return done.snap
 
     def _tidy(self) -> None:
-        """Delete what no manifest names (held lock: no other writer): temporary files a
-        killed writer left, generations and logs a crash left unreferenced, the legacy
-        folders of a migrated space."""
+        """Delete what no manifest names (held lock: no other writer): a killed writer's temporary
+        files, generations and logs a crash left unreferenced, a migrated space's legacy folders."""
         clean_orphans(self.path)
         clean_orphans(self.path / "inputs")
         if self._manifest is None:
@@ -287,6 +285,8 @@ class SpaceStore:
                                                fields=fields)
             publish_generation(self.path, name, index, inputs, lexical)
             new_gen = Generation(name, index, inputs, lexical).warmed_like(sealed.gen)
+            for warm in self.warmers:
+                warm(Snapshot.of(new_gen, self.backend))
             with self._write_lock:
                 self._durable(self._tip.seq)
                 snap = rebase(new_gen, sealed, self._tip.snap)
