@@ -628,6 +628,7 @@ def test_a_warmed_space_warms_each_new_generation_before_serving_it(tiny_space_d
     """After a compaction the first reads paid for the new generation's hit fields and the
     models' row alignment (8-12 ms for Last.fm); a warmed space makes them before the swap."""
     from talkrec.space import strategies
+    from talkrec.space.hits import _base_rows
 
     def memo_kinds(sp):
         return {k[0] for k in sp.index.gen._memo if isinstance(k, tuple)}
@@ -637,12 +638,18 @@ def test_a_warmed_space_warms_each_new_generation_before_serving_it(tiny_space_d
     s.warm_up()                                               # registered once, not twice
     assert len(s.store.warmers) == 1
     seen = []
-    s.store.warmers.append(lambda snap: seen.append((snap.gen.name, s.index.gen.name)))
+    s.store.warmers.append(lambda snap, old: seen.append((snap.gen.name, old.gen.name, s.index.gen.name)))
+    s.remove(["jazz0"])
     s.add_items([{"item_id": "new1", "name": "New Jazz", "tags": ["jazz"]}])
-    before = s.index.gen.name
+    old_rows, before = _base_rows(s.index), s.index.gen.name
     s.compact()
-    assert seen == [(s.index.gen.name, before)]               # given the new generation while the old is served
+    assert seen == [(s.index.gen.name, before, before)]       # given the new generation while the old is served
     assert {"hit_rows", "model_rows", "als_aligned"} <= memo_kinds(s)
+    new_rows, snap = _base_rows(s.index), s.index
+    assert len(new_rows.done) == snap.n0                     # every row made, the unchanged ones carried over
+    for iid in ("jazz1", "pop5", "metal19"):
+        assert new_rows.done[snap.position(iid)] is old_rows.done[Space.load(tiny_space_dir).index.position(iid)]
+    assert new_rows.done[snap.position("new1")][0] == "New Jazz"
     assert [h.item_id for h in s.similar("new1", k=3)] == [h.item_id for h in Space.load(s.path).similar("new1", k=3)]
 
     lazy = Space.load(copy_space(tiny_space_dir, tmp_path / "lazy"), auto_compact=False)

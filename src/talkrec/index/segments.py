@@ -88,6 +88,10 @@ class Generation:
                 self._memo[key] = compute()
             return self._memo[key]
 
+    def memoized(self, key: Any) -> Any:
+        """What :meth:`memo` made for ``key`` so far, or None."""
+        return self._memo.get(key)
+
     def lexical(self, k1: float | None = None, b: float | None = None,
                 fields: Sequence[str] | None = None) -> LexicalIndex:
         """BM25 over the descriptions: the saved index, or one built with ``k1`` / ``b`` /

@@ -35,7 +35,7 @@ from ..index.filters import Where
 from ..index.store import checked_query
 from ..index.toplists import blend_ready, blend_top
 from ..ranking import rrf_scores, top_k
-from .hits import warm_hit_rows
+from .hits import carry_hit_rows, warm_hit_rows
 
 if TYPE_CHECKING:
     from ..index.snapshot import Snapshot
@@ -363,14 +363,17 @@ def recommend_pairs(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, 
     return _pairs(snap, np.where(cand, total, -np.inf), need, offset, excl, cand)
 
 
-def warm_generation(space: "Space", snap: "Snapshot") -> None:
+def warm_generation(space: "Space", snap: "Snapshot", previous: "Snapshot | None" = None) -> None:
     """Make what reads of ``snap`` use (:meth:`Space.warm_up`): its hits' fields, and
     ``similar`` and ``recommend`` run once on a live item, so that what they read (the EASE and
     ALS models, their rows' alignment, cold items' neighbours; ~0.3 s for Last.fm at load,
     scipy's import included) is there before a user's first query. A compaction calls it with
-    the new generation before serving it (the first reads after one took 8-12 ms, not ~1 ms);
-    a failure there is logged and the reads make what they need."""
+    the new generation before serving it, and the ``previous`` snapshot it compacts, whose
+    rows' hit fields are carried over (the first reads after a compaction took 8-12 ms, not
+    ~1 ms); a failure there is logged and the reads make what they need."""
     try:
+        if previous is not None:
+            carry_hit_rows(previous, snap)
         warm_hit_rows(snap)
         view = space.pinned(snap)
         for item in snap.ids[:1].tolist():

@@ -85,7 +85,7 @@ class SpaceStore:
         self.compact_fraction, self.compact_min_rows = compact_fraction, compact_min_rows
         self.compact_max_rows, self.auto_compact = compact_max_rows, auto_compact
         self.problems: list[str] = []
-        self.warmers: list[Callable[[Snapshot], None]] = []   # given a new generation before it is served
+        self.warmers: list[Callable[[Snapshot, Snapshot], None]] = []   # a new generation's, and what it compacts
         self._plock = WriterLock(path)
         self._log_sizes: dict[str, int] = {}
         self._write_lock, self._publish_lock, self._compact_lock = threading.Lock(), threading.Lock(), threading.Lock()
@@ -286,7 +286,7 @@ class SpaceStore:
             publish_generation(self.path, name, index, inputs, lexical)
             new_gen = Generation(name, index, inputs, lexical).warmed_like(sealed.gen)
             for warm in self.warmers:
-                warm(Snapshot.of(new_gen, self.backend))
+                warm(Snapshot.of(new_gen, self.backend), sealed)
             with self._write_lock:
                 self._durable(self._tip.seq)
                 snap = rebase(new_gen, sealed, self._tip.snap)
