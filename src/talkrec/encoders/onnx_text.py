@@ -113,6 +113,7 @@ class OnnxTextModel:
         self._lock = threading.Lock()
         self._tok_lock = threading.Lock()   # the tokenizer is not shared between threads at once
         self.int8_passages = int8_passages
+        self._fp32 = OPT_FILE if (self.path / OPT_FILE).is_file() else FP32_FILE   # looked up once, not per call
         if int8_passages and not (self.path / INT8_FILE).is_file():
             raise FileNotFoundError(f"{self.path / INT8_FILE} is missing (quantize_int8 writes it)")
 
@@ -145,10 +146,7 @@ class OnnxTextModel:
         its caller's thread (and ``n_threads - 1`` helpers)."""
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
-        if self.int8_passages and kind == "passage":
-            graph = INT8_FILE
-        else:
-            graph = OPT_FILE if (self.path / OPT_FILE).is_file() else FP32_FILE
+        graph = INT8_FILE if self.int8_passages and kind == "passage" else self._fp32
         out = self._get(graph).run(None, self.feeds(texts))[0]
         return np.asarray(out, dtype=np.float32)
 
