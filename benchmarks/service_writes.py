@@ -9,7 +9,7 @@ Prints, on a copy of the space (the original is not changed):
 * single-item upsert p50 / p99 through ``Space.add_items`` (text embedding included), and
   single-item delete p50 / p99 (``Space.remove``, where the code has it);
 * ``similar`` / ``recommend`` in-process on a snapshot already read and as the first read
-  after a write;
+  after a write; the first reads after a compaction, and the compaction's time;
 * HTTP writes/s with concurrent clients against a live uvicorn server (a subprocess), and
   deletes/s (the same path without the text encoder);
 * HTTP read p50 / p99 (``GET /api/items/{id}/similar`` and ``GET /api/search`` over a fixed,
@@ -281,6 +281,28 @@ def http_bench(path: Path, item_ids: list[str], tag_rows: list[list[str]], clien
         proc.wait()
 
 
+def reads_after_compaction(space: Any, recs: list[dict[str, Any]], ids: list[str], rounds: int = 5) -> dict[str, float]:
+    """The first ``similar`` (k=10 and k=200) and ``recommend`` after a compaction, on a space
+    warmed as a server warms it, and the compaction's own time: ``rounds`` times one write and
+    ``Space.compact``, the reads on items not read before."""
+    space.warm_up()
+    times: dict[str, list[float]] = {"compact": [], "similar": [], "recommend": [], "similar_k200": []}
+    for r in range(rounds):
+        space.add_items([{**recs[r % len(recs)], "item_id": f"compact-{r}"}])
+        t0 = time.perf_counter()
+        space.compact()
+        times["compact"].append(time.perf_counter() - t0)
+        for name, call in (("similar", lambda: space.similar(ids[3 * r])),
+                           ("recommend", lambda: space.recommend(items=[ids[3 * r + 1]])),
+                           ("similar_k200", lambda: space.similar(ids[3 * r + 2], k=200))):
+            t0 = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - t0)
+    return {f"first_{k}_after_a_compaction_p50_ms" if k != "compact" else "compact_p50_ms": pct(v, 50)
+            for k, v in times.items()} | {f"first_{k}_after_a_compaction_max_ms": pct(v, 100) for k, v in times.items()
+                                          if k != "compact"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--space", required=True, help="a built space (copied first)")
@@ -309,6 +331,7 @@ def main() -> None:
         ids = random.Random(1).sample(base, min(200, len(base)))
         if hasattr(space, "warm_up"):
             res.update(reads_after_writes(space, recs, ids))
+            res.update(reads_after_compaction(space, recs, ids[100:]))
         tags = [r["tags"] for r in records(space, 200, "t", seed=2)]
         if hasattr(space, "close"):
             space.close()                          # the server process writes next

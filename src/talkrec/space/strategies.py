@@ -25,6 +25,7 @@ Each function returns ``(item_id, score)`` pairs, best first, ``offset`` skipped
 """
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ease_model", "recommend_pairs", "similar_pairs", "warm_generation", "zscore"]
+__all__ = ["ease_model", "keep_warm", "recommend_pairs", "similar_pairs", "warm_generation", "zscore"]
 
 
 def ease_model(space: "Space") -> Any:
@@ -381,3 +382,11 @@ def warm_generation(space: "Space", snap: "Snapshot", previous: "Snapshot | None
             view.recommend(items=[item], k=1)
     except Exception:  # noqa: BLE001 - warming is an optimisation; never fail a compaction for it
         log.exception("warming %s's generation %s failed", space.path, snap.gen.name)
+
+
+def keep_warm(space: "Space") -> None:
+    """:func:`warm_generation` of the space's current snapshot now, and of each generation its
+    store's compactions make from now on (registered once per store)."""
+    warm_generation(space, space.index)
+    if not any(getattr(w, "func", None) is warm_generation for w in space.store.warmers):
+        space.store.warmers.append(functools.partial(warm_generation, space))
