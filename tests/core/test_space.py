@@ -639,6 +639,8 @@ def test_a_warmed_space_warms_each_new_generation_before_serving_it(tiny_space_d
     assert len(s.store.warmers) == 1
     seen = []
     s.store.warmers.append(lambda snap, old: seen.append((snap.gen.name, old.gen.name, s.index.gen.name)))
+    s.warm_up()                                               # another warm-up keeps a warmer someone added
+    assert len(s.store.warmers) == 2
     s.remove(["jazz0"])
     s.add_items([{"item_id": "new1", "name": "New Jazz", "tags": ["jazz"]}])
     old_rows, before = _base_rows(s.index), s.index.gen.name
