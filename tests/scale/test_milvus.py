@@ -186,7 +186,7 @@ def test_string_values_are_escaped():
 
 
 # ---------------------------------------------------------------------------- writes
-def test_cold_start_upserts_and_deletes_are_visible_at_once_and_after_a_reload(fresh):
+def test_cold_start_upserts_and_deletes_are_visible_at_once_and_after_a_reload(fresh, caplog):
     s = Space.load(fresh)
     backend = s.index.backend
     assert backend.count() == 60
@@ -205,7 +205,9 @@ def test_cold_start_upserts_and_deletes_are_visible_at_once_and_after_a_reload(f
     assert again.index.backend.count() == 60 and len(again.index) == 60
     assert "cold1" in _ids(again.similar("pop3", k=60, where="tag=pop"))
     assert not {"cold2", "jazz3"} & set(_ids(again.similar("jazz4", k=60)))
+    again.warm_up()                                    # its compactions' generations warmed before served
     again.compact()                                    # a new generation; the collection goes on
+    assert "warming" not in caplog.text
     assert again.index.gen.name == "gen-000002" and again.index.backend is not None
     q = again.index.vector("pop3")
     assert [i for i, _ in again.index.search(q, 10)] == [i for i, _ in again.index.search(q, 10, exact=True)]
