@@ -121,9 +121,14 @@ def make_hits(index: Snapshot, pairs: Iterable[tuple[str, float]]) -> list[Hit]:
     return out
 
 
+def _hit_rows_key(index: Snapshot) -> tuple[str, tuple[str, ...]]:
+    """The generation memo key of :func:`_base_rows`: the hit fields ``index`` has."""
+    return "hit_rows", tuple(c for c in META_IN_HITS if c in index.columns)
+
+
 def _base_rows(index: Snapshot) -> "_BaseRows":
-    cols = tuple(c for c in META_IN_HITS if c in index.columns)
-    return index.gen.memo(("hit_rows", cols), lambda: _BaseRows(index.gen.meta, cols))  # type: ignore[no-any-return]
+    key = _hit_rows_key(index)
+    return index.gen.memo(key, lambda: _BaseRows(index.gen.meta, key[1]))  # type: ignore[no-any-return]
 
 
 def warm_hit_rows(index: Snapshot) -> int:
@@ -141,8 +146,7 @@ def carry_hit_rows(old: Snapshot, new: Snapshot) -> int:
     fields ``old``'s generation made for the base rows it keeps, unchanged rows with the same
     fields, rather than making them again (~10 us a row in Python, the GIL held, while the
     old generation serves reads); returns the rows carried over."""
-    cols = tuple(c for c in META_IN_HITS if c in new.columns)
-    made = old.gen.memoized(("hit_rows", cols))
+    made = old.gen.memoized(_hit_rows_key(new))              # None if the fields differ (a new column)
     if made is None or new.n0 > _BaseRows.KEPT:
         return 0
     kept, target = old.live_rows, _base_rows(new).done
