@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 
+from ...space.hits import jsonable
 from .. import schemas as S
-from ..convert import clean, took_ms
+from ..convert import took_ms
 from ..deps import ServiceState, get_state
 from ..errors import responses
 
@@ -34,7 +35,7 @@ def item(item_id: str, state: ServiceState = Depends(get_state)) -> S.ItemDetail
     space = state.space.pinned()
     iid = space.resolve(item_id)
     row = space.item(iid)
-    meta = {k: clean(v) for k, v in row.items() if k not in NOT_METADATA and not k.startswith("_")}
+    meta = {k: jsonable(v) for k, v in row.items() if k not in NOT_METADATA and not k.startswith("_")}
     return S.ItemDetail(item_id=iid, name=str(row.get("name", iid)), description=row.get("description"),
                         modalities=[str(m) for m in row.get("modalities") or []], space_modalities=space.modalities,
                         cold_start=bool(row.get("cold_start") or False), metadata=meta)
@@ -59,7 +60,7 @@ def add_items(req: S.AddItemsRequest, state: ServiceState = Depends(get_state)) 
     for a write."""
     t0 = time.perf_counter()
     out = state.run_write(state.space.add_items, [record(it) for it in req.items])
-    return S.AddItemsResponse(added=[S.AddedItem(**clean(o)) for o in out], items_total=len(state.space.index),
+    return S.AddItemsResponse(added=[S.AddedItem(**jsonable(o)) for o in out], items_total=len(state.space.index),
                               took_ms=took_ms(t0))
 
 

@@ -6,9 +6,9 @@ from dataclasses import asdict
 
 from fastapi import APIRouter, Depends
 
+from ...space.hits import jsonable
 from ... import __version__
 from .. import schemas as S
-from ..convert import clean
 from ..deps import ServiceState, get_state
 
 router = APIRouter(tags=["meta"])
@@ -29,7 +29,7 @@ def version(state: ServiceState = Depends(get_state)) -> S.VersionResponse:
             "text_model": cfg.get("text", {}).get("model"),
             "search_mode": cfg.get("search", {}).get("mode", "hybrid"),
             "write_protected": state.api_key is not None}
-    return S.VersionResponse(talkrec=__version__, api="1", space=clean(info))
+    return S.VersionResponse(talkrec=__version__, api="1", space=jsonable(info))
 
 
 @router.get("/api/facets", response_model=S.FacetsResponse)

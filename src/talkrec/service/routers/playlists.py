@@ -5,8 +5,9 @@ import time
 
 from fastapi import APIRouter, Depends
 
+from ...space.hits import jsonable
 from .. import schemas as S
-from ..convert import clean, hits, took_ms
+from ..convert import hits, took_ms
 from ..deps import ServiceState, filter_spec, get_state
 from ..errors import responses
 from .search import search_score_kind
@@ -29,8 +30,8 @@ def continue_playlist(req: S.ContinueRequest, state: ServiceState = Depends(get_
                            diversity=req.diversity, max_per_artist=req.max_per_artist,
                            artist_field=req.artist_field)
     kind: S.ScoreKind = "session" if space.session_model() is not None else "cosine"
-    return S.ContinueResponse(items=hits(c.items), score_kind=kind, seeds=c.seeds, coherence=clean(c.coherence),
-                              coherence_seeds=clean(c.coherence_seeds), notes=c.notes, took_ms=took_ms(t0))
+    return S.ContinueResponse(items=hits(c.items), score_kind=kind, seeds=c.seeds, coherence=jsonable(c.coherence),
+                              coherence_seeds=jsonable(c.coherence_seeds), notes=c.notes, took_ms=took_ms(t0))
 
 
 @router.post("/api/playlists/generate", response_model=S.GenerateResponse, responses=responses(400, 413, 422))
@@ -41,6 +42,6 @@ def generate_playlist(req: S.GenerateRequest, state: ServiceState = Depends(get_
     space = state.space.pinned()
     found, stats = space.generate_playlist(req.query, req.n, where=space.filter_where(filter_spec(req.filters)),
                                            coherence=req.coherence, pool=req.pool)
-    st = S.PlaylistStats(**{k: clean(v) for k, v in stats.items() if k in S.PlaylistStats.model_fields})
+    st = S.PlaylistStats(**{k: jsonable(v) for k, v in stats.items() if k in S.PlaylistStats.model_fields})
     return S.GenerateResponse(items=hits(found), score_kind=search_score_kind(space, None), stats=st,
                               coherence_measure=COHERENCE_MEASURE, took_ms=took_ms(t0))

@@ -6,10 +6,11 @@ import time
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
+from ...space.hits import jsonable
 from ...index.filters import FilterSpec
 from ...limits import K_MAX
 from .. import schemas as S
-from ..convert import clean, hits_response
+from ..convert import hits_response
 from ..deps import ServiceState, filter_spec, get_state, query_filters
 from ..errors import responses
 
@@ -32,7 +33,7 @@ def explain(a: str = Query(..., min_length=1, max_length=200), b: str = Query(..
     """Why two items are close: shared tags and each modality pair's share of the cosine."""
     space = state.space.pinned()
     out = space.explain(space.resolve(a), space.resolve(b))
-    return S.ExplainResponse(**clean(out))
+    return S.ExplainResponse(**jsonable(out))
 
 
 @router.post("/api/recommend", response_model=S.HitsResponse, responses=responses(400, 404, 413, 422))
