@@ -481,6 +481,53 @@ def test_query_encoder_batches_the_passages_of_concurrent_writes():
     assert q.encode(["z"] * 17, kind="passage").shape == (17, 2) and calls[-1] == ["z"] * 17   # over max_batch: alone
 
 
+def test_query_encoder_lanes_run_batches_side_by_side_and_encode_each_query_once():
+    """Issue 13: with one pass at a time, queries that arrived during a pass waited for it to
+    end; two lanes encode the next batch while one runs, never a query twice, never more than
+    two passes at once, and an encoder that cannot run calls in parallel refuses lanes."""
+    import threading
+    import time
+
+    from talkrec.encoders.query import QueryEncoder
+
+    calls, running, peak, lock = [], [0], [0], threading.Lock()
+
+    class Parallel:
+        modality, dim, parallel_safe = "text", 2, True
+
+        def encode(self, inputs, **kw):
+            with lock:
+                running[0] += 1
+                peak[0] = max(peak[0], running[0])
+                calls.append(list(inputs))
+            time.sleep(0.05)
+            with lock:
+                running[0] -= 1
+            return np.array([[len(t), 3.0] for t in inputs])
+
+    q = QueryEncoder(Parallel(), lanes=2, cache_size=0)
+    out: dict[int, list[float]] = {}
+    start = threading.Barrier(12)
+
+    def search(i: int) -> None:
+        start.wait()
+        time.sleep(0.01 * (i % 4))
+        out[i] = q.encode("q" * i, kind="query").tolist()
+    threads = [threading.Thread(target=search, args=(i,)) for i in range(1, 13)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 2 and len(calls) < 12
+    assert sorted(len(t) for c in calls for t in c) == list(range(1, 13))     # every query once
+    assert out == {i: [float(i), 3.0] for i in range(1, 13)}
+    assert QueryEncoder(Parallel()).lanes == 1
+    for bad, enc in ((0, Parallel()), (2, type("Serial", (), {"modality": "text", "dim": 2})())):
+        with pytest.raises(InputError) as e:
+            QueryEncoder(enc, lanes=bad)
+        assert e.value.field == "lanes"
+
+
 def test_a_low_priority_query_encoder_runs_the_model_on_its_own_niced_thread():
     """Issue 10: two writers on two cores queued every read behind their forward passes; the
     write path's encoder runs on one thread of its own with a lowered priority."""

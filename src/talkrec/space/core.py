@@ -142,8 +142,9 @@ class Space(SpaceWrites):
             if getattr(sh, key) is None:
                 from ..encoders.text import TextEncoder
                 from .coldstart import write_encoder
-                setattr(sh, key, write_encoder(self.config["text"], self.path, self.store) if for_writes else
-                        QueryEncoder(TextEncoder.for_space(self.config["text"], self.path), cache_size=self.query_cache))
+                enc = None if for_writes else TextEncoder.for_space(self.config["text"], self.path)
+                setattr(sh, key, write_encoder(self.config["text"], self.path, self.store) if enc is None else
+                        QueryEncoder(enc, cache_size=self.query_cache, lanes=2 if enc.parallel_safe else 1))
         return getattr(sh, key)  # type: ignore[no-any-return]
 
     def cf(self) -> Any:
