@@ -9,7 +9,8 @@
 * **Service** (``talkrec serve`` in a subprocess, one client): the same searches, ``similar``
   and ``recommend`` over HTTP next to ``GET /api/health`` (HTTP's own floor); then
   ``--clients`` concurrent clients searching for ``--seconds``, next to the encoder's own
-  throughput (one query per forward pass, and batches as the micro-batcher forms them);
+  throughput (one query per forward pass, and batches as the micro-batcher forms them, one
+  at a time and two at once as a served space's encoder runs them: the best is the floor);
   the server's peak RSS.
 * **CLI cold** (``cli_cold.py``): fresh ``talkrec`` processes, next to the import floors.
 * ``--ann-n N``: the 1M-item section (``service_ann.py``; give ``--graph-cache``).
@@ -173,15 +174,28 @@ async def concurrent_search(url: str, base: list[str], clients: int, seconds: fl
             **stats(lat)}
 
 
-def encoder_throughput(enc: Any, base: list[str], seconds: float, batch: int) -> dict[str, Any]:
-    """Queries/s of the text encoder alone, back to back, ``batch`` distinct queries per call,
-    and its CPU time per query (what a busy machine changes least)."""
-    n, i, t0, c0 = 0, 0, time.perf_counter(), time.process_time()
-    while time.perf_counter() - t0 < seconds:
-        qs = [query(base, f"t{batch}", i + j) for j in range(batch)]
-        enc.encode(qs if batch > 1 else qs[0], kind="query")
-        n, i = n + batch, i + batch
-    return {"batch": batch, "queries_per_s": round(n / (time.perf_counter() - t0), 1),
+def encoder_throughput(enc: Any, base: list[str], seconds: float, batch: int, lanes: int = 1) -> dict[str, Any]:
+    """Queries/s of the text encoder alone, back to back, ``batch`` distinct queries per call
+    from each of ``lanes`` threads at once (as a served space's ``QueryEncoder`` runs its
+    micro-batches), and its CPU time per query (what a busy machine changes least)."""
+    import threading
+
+    done = [0] * lanes
+    t0, c0 = time.perf_counter(), time.process_time()
+
+    def lane(j: int) -> None:
+        i = j
+        while time.perf_counter() - t0 < seconds:
+            qs = [query(base, f"t{batch}", i * batch + q) for q in range(batch)]
+            enc.encode(qs if batch > 1 else qs[0], kind="query")
+            done[j], i = done[j] + batch, i + lanes
+    threads = [threading.Thread(target=lane, args=(j,)) for j in range(lanes)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    n = sum(done)
+    return {"batch": batch, "lanes": lanes, "queries_per_s": round(n / (time.perf_counter() - t0), 1),
             "cpu_ms_per_query": round(1000 * (time.process_time() - c0) / n, 2)}
 
 
@@ -211,7 +225,8 @@ def service(space_dir: Path, space: Any, n: int, clients: int, seconds: float) -
             out["load_average_sequential"] = [load0, load()]
         enc = space.text_encoder().encoder
         load0 = load()
-        out["encoder_throughput"] = [encoder_throughput(enc, base, seconds / 2, b) for b in (1, clients)]
+        out["encoder_throughput"] = [encoder_throughput(enc, base, seconds / 2, b, lanes)
+                                     for b, lanes in ((1, 1), (clients, 1), (clients // 2, 2), (clients, 2))]
         out["concurrent"] = []
         for m in ("hybrid", "multi"):
             c0 = cpu_s(proc.pid)
