@@ -149,6 +149,44 @@ def test_hybrid_search_fuses_bm25_over_descriptions(space):
     assert len(space.search("jazz band", k=10, mode="hybrid")) == 10
 
 
+def test_hybrid_search_scores_bm25_beside_the_query_encode(space):
+    """Issue 13: BM25 needs no query vector, so a hybrid query starts its lexical list before
+    its forward pass ends; text mode does not score BM25; a bad filter fails before encoding."""
+    import threading
+    import time
+
+    events: list[str] = []
+    enc = space.text_encoder()
+    encode = enc.encode
+
+    def slow_encode(text, **kw):
+        events.append("encode")
+        time.sleep(0.2)
+        events.append("encoded")
+        return encode(text, **kw)
+
+    enc.encode = slow_encode
+    lexical, lock = space.lexical_index, threading.Lock()
+
+    class Recorded:
+        def scores(self, text):
+            with lock:
+                events.append("bm25")
+            return lexical().scores(text)
+
+    space.lexical_index = Recorded
+    before = [h.item_id for h in space.search("jazz band", k=5, mode="hybrid")]
+    assert events.index("bm25") < events.index("encoded")
+    events.clear()
+    assert len(space.search("jazz band", k=5, mode="text")) == 5 and "bm25" not in events
+    events.clear()
+    with pytest.raises(InputError):
+        space.search("jazz band", k=5, mode="hybrid", where="nosuchfield=3")
+    assert events == []
+    enc.encode, space.lexical_index = encode, lexical
+    assert [h.item_id for h in space.search("jazz band", k=5, mode="hybrid")] == before
+
+
 def test_bm25_parameters_come_from_the_space_settings_and_survive_compaction(space):
     from talkrec.index.lexical import LexicalIndex
     from talkrec.index.segments import descriptions

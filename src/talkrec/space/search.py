@@ -91,18 +91,19 @@ def text_search(space: "Space", text: str, k: int, where: Where, offset: int, mo
     BM25 (weight ``search.hybrid_bm25_weight``; 0 leaves it out)."""
     _check_text(text)
     snap = space.index
-    q_raw = space.text_encoder().encode(text.strip(), kind="query")
     allowed = snap.mask(where)
     need = k + offset
     key = space.config["input_files"]["text"]
+    scfg = space.config.get("search", {})
+    depth = max(int(scfg.get("rrf_depth", 1000)), need)
+    w_bm25 = float(scfg.get("hybrid_bm25_weight", 4.0)) if mode == "hybrid" else 0.0
+    # BM25 needs no query vector: it runs beside the query's forward pass
+    f_lex = _beside(lambda: top_k(lexical_scores(space, text, allowed), depth)) if w_bm25 > 0 else None
+    q_raw = space.text_encoder().encode(text.strip(), kind="query")
     if mode == "text":
         top, sims = snap.text_top(key, q_raw, need, allowed)
         return snap.pairs(top[offset:], sims[offset:])
-    scfg = space.config.get("search", {})
-    depth = max(int(scfg.get("rrf_depth", 1000)), need)
-    w_bm25 = float(scfg.get("hybrid_bm25_weight", 4.0))
     f_multi = _beside(lambda: snap.top_rows(space.fusion.project("text", q_raw), depth, allowed)[0])
-    f_lex = _beside(lambda: top_k(lexical_scores(space, text, allowed), depth)) if w_bm25 > 0 else None
     text_list = snap.text_top(key, q_raw, depth, allowed)[0]
     lists = [f_multi.result(), text_list]
     weights = [1.0, float(scfg.get("hybrid_text_weight", 1.0))]
