@@ -125,6 +125,31 @@ def test_bm25_scoring_without_bm25s_is_bm25s_to_the_bit(tmp_path):
         assert np.array_equal(ours.scores(q), want), q
 
 
+
+@pytest.mark.parametrize("k1,b", [(1.5, 0.75), (1.2, 0.1), (0.0, 1.0), (3.0, 0.0)])
+def test_bm25_matrix_is_bm25s_index_to_the_bit(k1, b):
+    """The index is built with numpy (a compaction builds it while the server answers reads),
+    not bm25s' loop over the documents: the same arrays, vocabulary and corpus statistics."""
+    import bm25s
+
+    from talkrec.index.lexical import LexicalIndex
+
+    rng = np.random.default_rng(int(k1 * 10 + b * 100))
+    words = ["metal", "jazz", "Rock", "the", "80s", "hip-hop", "café", "r&b", "a", "x", "trip_hop", "électro"]
+    for docs in ([" ".join(rng.choice(words, size=rng.integers(0, 30))) for _ in range(400)],
+                 ["", "the a", "rock rock pop", "", "jazz rock"], ["solo"]):
+        tok = bm25s.tokenize(docs, stopwords="en", show_progress=False)
+        ref = bm25s.BM25(k1=k1, b=b)
+        ref.index(tok, show_progress=False)
+        ours = LexicalIndex(docs, k1=k1, b=b)
+        for name, got in (("data", ours.data), ("indices", ours.indices), ("indptr", ours.indptr)):
+            want = np.asarray(ref.scores[name])
+            assert got.dtype == want.dtype and np.array_equal(got, want), (name, docs[:3])
+        assert ours.vocab == ref.vocab_dict
+        assert ours.avgdl == float(np.mean([len(d) for d in tok.ids]))
+    # no text has a word (bm25s itself raises here): an index that matches nothing
+    assert np.array_equal(LexicalIndex(["", "the"], k1=k1, b=b).scores("the rock"), [0.0, 0.0])
+
 # ----------------------------------------------------------------------------- issue 10: persistence, snapshots
 def test_the_graph_is_saved_with_the_index_and_loaded_not_rebuilt(tmp_path, monkeypatch):
     import talkrec.index.store as store
