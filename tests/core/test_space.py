@@ -187,6 +187,33 @@ def test_hybrid_search_scores_bm25_beside_the_query_encode(space):
     assert [h.item_id for h in space.search("jazz band", k=5, mode="hybrid")] == before
 
 
+def test_hybrid_lists_run_on_the_callers_thread_beside_other_searches(space):
+    """Issue 13: side threads only for a text search running alone; beside other searches the
+    cores are busy and a hand-over only adds CPU, so each query scores its own lists."""
+    import threading
+
+    from talkrec.space import search
+
+    threads: list[int] = []
+    lexical = space.lexical_index
+
+    class Recorded:
+        def scores(self, text):
+            threads.append(threading.get_ident())
+            return lexical().scores(text)
+
+    space.lexical_index = Recorded
+    try:
+        alone = space.search("jazz band", k=5, mode="hybrid")
+        assert threads[-1] != threading.get_ident()
+        with search._counted():                       # another text search is running
+            busy = space.search("jazz band", k=5, mode="hybrid")
+        assert threads[-1] == threading.get_ident()
+        assert busy == alone and search._running == 0
+    finally:
+        space.lexical_index = lexical
+
+
 def test_bm25_parameters_come_from_the_space_settings_and_survive_compaction(space):
     from talkrec.index.lexical import LexicalIndex
     from talkrec.index.segments import descriptions

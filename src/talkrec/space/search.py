@@ -6,8 +6,9 @@ turns them into hits."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -39,23 +40,34 @@ class LexicalView:
 _side: ThreadPoolExecutor | None = None
 _side_lock = threading.Lock()
 _side_free = threading.Semaphore(2)
+_running = 0                          # text and hybrid searches running in this process now
+_running_lock = threading.Lock()
 
 
-def _beside(fn: Callable[[], Any]) -> "Future[Any]":
+class _Later:
+    """``fn()`` on the caller's thread, when its result is asked for (a side thread's
+    :class:`~concurrent.futures.Future` has the same ``result()``)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+
+    def result(self) -> Any:
+        return self.fn()
+
+
+def _beside(fn: Callable[[], Any]) -> "Future[Any] | _Later":
     """``fn()`` on one of two threads beside the caller's (made on first use, shared by every
-    Space in the process) when one is free, else on the caller's thread. A hybrid query's
-    lists do not depend on each other, and numpy's products release the GIL: alone on two
-    cores, a query costs about its longest list rather than their sum (docs/service.md).
-    Under concurrent queries the threads are busy and each query scores its own lists on its
-    own thread, rather than queueing behind two."""
+    Space in the process) when this is the only text search running and a thread is free;
+    else on the caller's thread when its result is asked for. A hybrid query's lists do not
+    depend on each other, and numpy's products release the GIL: alone on two cores, a query
+    costs about its longest list rather than their sum (docs/service.md). Beside other
+    searches the cores are busy already, and handing lists to threads only adds the CPU of
+    the hand-over (~0.5 ms a hybrid query), so each query scores its own lists."""
     global _side
-    if not _side_free.acquire(blocking=False):
-        done: Future[Any] = Future()
-        try:
-            done.set_result(fn())
-        except BaseException as e:  # noqa: BLE001 - raised by result(), as from a thread
-            done.set_exception(e)
-        return done
+    if _running > 1 or not _side_free.acquire(blocking=False):
+        return _Later(fn)
     if _side is None:
         with _side_lock:
             if _side is None:
@@ -63,6 +75,19 @@ def _beside(fn: Callable[[], Any]) -> "Future[Any]":
     f = _side.submit(fn)
     f.add_done_callback(lambda _: _side_free.release())
     return f
+
+
+@contextmanager
+def _counted() -> Iterator[None]:
+    """Count a text search as running while the block runs (see :func:`_beside`)."""
+    global _running
+    with _running_lock:
+        _running += 1
+    try:
+        yield
+    finally:
+        with _running_lock:
+            _running -= 1
 
 
 def _check_text(text: str) -> None:
@@ -90,6 +115,11 @@ def text_search(space: "Space", text: str, k: int, where: Where, offset: int, mo
     fusion of the fused space, the text model (weight ``search.hybrid_text_weight``) and
     BM25 (weight ``search.hybrid_bm25_weight``; 0 leaves it out)."""
     _check_text(text)
+    with _counted():
+        return _text_search(space, text, k, where, offset, mode)
+
+
+def _text_search(space: "Space", text: str, k: int, where: Where, offset: int, mode: str) -> list[tuple[str, float]]:
     snap = space.index
     allowed = snap.mask(where)
     need = k + offset
@@ -97,7 +127,7 @@ def text_search(space: "Space", text: str, k: int, where: Where, offset: int, mo
     scfg = space.config.get("search", {})
     depth = max(int(scfg.get("rrf_depth", 1000)), need)
     w_bm25 = float(scfg.get("hybrid_bm25_weight", 4.0)) if mode == "hybrid" else 0.0
-    # BM25 needs no query vector: it runs beside the query's forward pass
+    # BM25 needs no query vector: alone, it runs beside the query's forward pass
     f_lex = _beside(lambda: top_k(lexical_scores(space, text, allowed), depth)) if w_bm25 > 0 else None
     q_raw = space.text_encoder().encode(text.strip(), kind="query")
     if mode == "text":
