@@ -14,7 +14,8 @@ Prints, on a copy of the space (the original is not changed):
   deletes/s (the same path without the text encoder);
 * HTTP read p50 / p99 (``GET /api/items/{id}/similar`` and ``GET /api/search`` over a fixed,
   warmed set of queries) under 0, 1 and 2 clients writing continuously (the writing clients
-  in a process of their own, the reading ones in this one).
+  in a process of their own, the reading ones in this one), with the compactions the server
+  made during each phase.
 
 It runs against the code before issue 10 as well (``PYTHONPATH=<checkout of 8db121d>/src``):
 there is no delete there.
@@ -212,12 +213,23 @@ class Load:
                 "failed": sum(1 for s, _, ok, _ in self.done if not ok and t0 <= s < t1)}
 
 
-def phase(url: str, seconds: float, writers: int, tag_rows: list[list[str]],
-          **loads: tuple[int, str, list[str]]) -> dict[str, dict[str, float]]:
+def generation(space_dir: Path) -> int | None:
+    """The number of the space's current generation (one more after each compaction), or None
+    where its manifest does not say (code before issue 10)."""
+    try:
+        return int(str(json.loads((space_dir / "MANIFEST.json").read_text())["generation"]).rsplit("-", 1)[-1])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def phase(url: str, seconds: float, writers: int, tag_rows: list[list[str]], space_dir: Path,
+          **loads: tuple[int, str, list[str]]) -> dict[str, Any]:
     """Run the read loads for ``seconds`` with ``writers`` clients writing continuously in
     a process of their own (as writers are other clients than readers: in this process
     their HTTP client code would hold the readers' GIL and be counted as read latency),
-    then stop them all; their stats."""
+    then stop them all; their stats, and the compactions the server made meanwhile (a
+    compaction in a phase is what its read p99 varies with most: docs/service.md)."""
+    g0 = generation(space_dir)
     with tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / "tags.json"
         spec.write_text(json.dumps(tag_rows))
@@ -239,6 +251,8 @@ def phase(url: str, seconds: float, writers: int, tag_rows: list[list[str]],
             out["writes"] = json.loads((Path(tmp) / "w.json").read_text())
         else:
             out["writes"] = {"p50_ms": float("nan"), "p99_ms": float("nan"), "per_s": 0.0, "failed": 0}
+        g1 = generation(space_dir)
+        out["compactions"] = None if g0 is None or g1 is None else g1 - g0
         return out
 
 
@@ -273,7 +287,7 @@ def http_bench(path: Path, item_ids: list[str], tag_rows: list[list[str]], clien
                 th.join()
             out["http_deletes"] = dl.stats(t0, time.perf_counter() + 1e-9)
         for n_writers in (0, 1, 2):
-            out[f"writers_{n_writers}"] = phase(url, seconds, n_writers, tag_rows,
+            out[f"writers_{n_writers}"] = phase(url, seconds, n_writers, tag_rows, path,
                                                 similar=(1, "similar", item_ids), search=(1, "search", item_ids))
         return out
     finally:
