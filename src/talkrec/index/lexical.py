@@ -96,13 +96,14 @@ def bm25_matrix(ids: Sequence[Sequence[int]], n_vocab: int, k1: float, b: float
 
     bm25s builds it in a Python loop over the documents (0.24 s for 17,632 descriptions, the
     GIL held all along, which a compaction did while the server answered reads); this takes
-    0.04 s, mostly in numpy (``tests/core/test_lexical.py`` checks it against bm25s)."""
+    0.04 s, mostly in numpy (``tests/core/test_index.py`` checks it against bm25s)."""
     n = len(ids)
+    stride = max(n, 1)                                          # key = token * stride + document
     lens = np.fromiter((len(d) for d in ids), dtype=np.int64, count=n)
     avgdl = lens.mean() if n else np.float64(0.0)               # a numpy float64, as bm25s' (its arithmetic)
     flat = np.fromiter((t for d in ids for t in d), dtype=np.int64, count=int(lens.sum()))
-    keys, tf = np.unique(flat * max(n, 1) + np.repeat(np.arange(n, dtype=np.int64), lens), return_counts=True)
-    tok, row = keys // max(n, 1), keys % max(n, 1)               # sorted by (token, document)
+    keys, tf = np.unique(flat * stride + np.repeat(np.arange(n, dtype=np.int64), lens), return_counts=True)
+    tok, row = keys // stride, keys % stride                    # sorted by (token, document)
     df = np.bincount(tok, minlength=n_vocab)
     idf = np.zeros(n_vocab, np.float32)
     for t in np.flatnonzero(df).tolist():                       # math.log per token, as bm25s
