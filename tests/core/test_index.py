@@ -125,7 +125,6 @@ def test_bm25_scoring_without_bm25s_is_bm25s_to_the_bit(tmp_path):
         assert np.array_equal(ours.scores(q), want), q
 
 
-
 @pytest.mark.parametrize("k1,b", [(1.5, 0.75), (1.2, 0.1), (0.0, 1.0), (3.0, 0.0)])
 def test_bm25_matrix_is_bm25s_index_to_the_bit(k1, b):
     """The index is built with numpy (a compaction builds it while the server answers reads),
@@ -149,6 +148,7 @@ def test_bm25_matrix_is_bm25s_index_to_the_bit(k1, b):
         assert ours.avgdl == float(np.mean([len(d) for d in tok.ids]))
     # no text has a word (bm25s itself raises here): an index that matches nothing
     assert np.array_equal(LexicalIndex(["", "the"], k1=k1, b=b).scores("the rock"), [0.0, 0.0])
+
 
 # ----------------------------------------------------------------------------- issue 10: persistence, snapshots
 def test_the_graph_is_saved_with_the_index_and_loaded_not_rebuilt(tmp_path, monkeypatch):

@@ -117,7 +117,8 @@ def bm25_matrix(ids: Sequence[Sequence[int]], n_vocab: int, k1: float, b: float
 
 class LexicalIndex:
     """BM25 (bm25s' Lucene variant: English stopwords, lower-cased word tokens, no stemming)
-    over texts. bm25s builds the index; scoring, saving and loading are numpy only.
+    over texts. bm25s tokenizes; the index (:func:`bm25_matrix`), scoring, saving and loading are
+    numpy only.
 
     Parameters
     ----------
