@@ -199,12 +199,6 @@ def encoder_throughput(enc: Any, base: list[str], seconds: float, batch: int, la
             "cpu_ms_per_query": round(1000 * (time.process_time() - c0) / n, 2)}
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far."""
-    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def service(space_dir: Path, space: Any, n: int, clients: int, seconds: float) -> dict[str, Any]:
     import httpx
 
@@ -229,9 +223,9 @@ def service(space_dir: Path, space: Any, n: int, clients: int, seconds: float) -
                                      for b, lanes in ((1, 1), (clients, 1), (clients // 2, 2), (clients, 2))]
         out["concurrent"] = []
         for m in ("hybrid", "multi"):
-            c0 = cpu_s(proc.pid)
+            c0 = service_load.cpu_s(proc.pid)
             row = asyncio.run(concurrent_search(url, base, clients, seconds, m))
-            row["server_cpu_ms_per_request"] = round(1000 * (cpu_s(proc.pid) - c0) / max(row["requests"], 1), 2)
+            row["server_cpu_ms_per_request"] = round(1000 * (service_load.cpu_s(proc.pid) - c0) / max(row["requests"], 1), 2)
             out["concurrent"].append(row)
         out["load_average_concurrent"] = [load0, load()]
         out["serve_peak_rss_mb"] = round(cli_cold._status_kb(proc.pid, "VmHWM") / 1024, 1)
