@@ -401,3 +401,45 @@ def test_the_write_encoder_thread_started_from_a_write_thread_keeps_the_same_pri
     assert os.getpriority(os.PRIO_PROCESS, tid) == min(19, os.getpriority(os.PRIO_PROCESS, os.getpid()) + enc.nice)
     state.close()
     state.space.close()
+
+
+def test_health_answers_while_every_worker_thread_is_busy(tiny_space_dir, tmp_path):
+    """Liveness must not queue behind the searches: with every one of the server's worker
+    threads held by a search (a stuck query encoder), ``/api/health`` still answers."""
+    import threading
+    import time
+
+    app = create_app(copy_space(tiny_space_dir, tmp_path / "space"))
+    qenc = app.state.service.space.text_encoder()
+    real, release, lock = qenc.encode, threading.Event(), threading.Lock()
+    inside = [0]
+
+    def stuck(inputs, **kw):
+        with lock:
+            inside[0] += 1
+        release.wait(60)
+        return real(inputs, **kw)
+    qenc.encode = stuck
+    with live_server(app) as url:
+        def search(i: int) -> int:
+            with httpx.Client(base_url=url, timeout=90) as c:
+                return c.get("/api/search", params={"q": f"busy query {i}"}).status_code
+        pool = cf.ThreadPoolExecutor(48)
+        searches = [pool.submit(search, i) for i in range(48)]      # more than the server's 40 worker threads
+        try:
+            deadline, last, since = time.time() + 60, -1, time.time()
+            while time.time() < deadline:                    # every worker taken: the count stops growing
+                if inside[0] != last:
+                    last, since = inside[0], time.time()
+                elif inside[0] >= 8 and time.time() - since > 1.0:
+                    break
+                time.sleep(0.05)
+            assert 8 <= inside[0] < 48                      # the rest wait for a worker
+            with httpx.Client(base_url=url, timeout=5) as c:
+                r = c.get("/api/health")
+            assert r.status_code == 200 and r.json()["status"] == "ok"
+        finally:
+            release.set()
+            qenc.encode = real
+            pool.shutdown(wait=True)
+        assert [f.result() for f in searches] == [200] * 48

@@ -15,8 +15,10 @@ router = APIRouter(tags=["meta"])
 
 
 @router.get("/api/health", response_model=S.HealthResponse)
-def health(state: ServiceState = Depends(get_state)) -> S.HealthResponse:
-    """Liveness: the space is loaded and answering."""
+async def health(state: ServiceState = Depends(get_state)) -> S.HealthResponse:
+    """Liveness: the space is loaded and answering. ``async``: answered on the event loop, so it
+    does not queue behind searches when every worker thread is busy (a load balancer would
+    take a busy server for a dead one)."""
     return S.HealthResponse(status="ok", items=len(state.space.index), uptime_s=round(time.time() - state.started, 1))
 
 
