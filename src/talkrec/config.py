@@ -16,11 +16,13 @@ dict with the caller's defaults or source)::
   bookkeeping, not settings.
 
 Bad input raises :class:`talkrec.errors.InputError` naming the file and the field.
-:func:`resolve_path` turns a relative path of a config into a real one.
+:func:`resolve_path` turns a relative path of a config into a real one; :func:`check_keys`
+refuses a setting a block does not have (a misspelt key is an error, not a setting ignored).
 """
 from __future__ import annotations
 
 import copy
+import difflib
 import os
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
@@ -28,7 +30,7 @@ from typing import Any
 
 from .errors import InputError
 
-__all__ = ["load_config", "merge", "resolve_path"]
+__all__ = ["check_keys", "load_config", "merge", "resolve_path"]
 
 #: The repository (source checkout) root: a last place to look for relative paths.
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +60,19 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | None, *,
         if cfg.get(key) is None:
             raise InputError(f"missing required key '{key}'", path=None if path is None else str(path), field=key)
     return cfg
+
+
+def check_keys(block: Mapping[str, Any], known: Collection[str], *, where: str = "", path: str | None = None) -> None:
+    """:class:`InputError` for the first key of ``block`` that is not in ``known`` (keys
+    starting with ``_`` are bookkeeping), naming it as ``where.key``, the nearest known key
+    and all of them: a misspelt setting fails before any work, not after it, ignored."""
+    for key in block:
+        if str(key).startswith("_") or key in known:
+            continue
+        near = difflib.get_close_matches(str(key), sorted(map(str, known)), n=1, cutoff=0.6)
+        hint = f"; did you mean '{near[0]}'?" if near else ""
+        raise InputError(f"unknown setting{hint} (known: {', '.join(sorted(map(str, known)))})", path=path,
+                         field=f"{where}.{key}" if where else str(key))
 
 
 def merge(base: Mapping[str, Any], over: Mapping[str, Any], *, replace: Collection[str] = ()) -> dict[str, Any]:

@@ -121,3 +121,51 @@ def test_sessions_and_evaluation_loaders(tmp_path):
     e = runner.load_config(_write(tmp_path / "e.yaml", "extends: full.yaml\nname: child\n"), small=True)
     assert (e["name"], e["k"], e["music"]["max_items"], e["small_mode"]) == ("child", 10, 50, True)
     assert e["music"]["als"] == runner.DEFAULTS["music"]["als"] and runner.DEFAULTS["music"]["max_items"] is None
+
+
+def test_check_keys_names_the_misspelt_setting_and_the_nearest_known_one():
+    with pytest.raises(InputError) as e:
+        C.check_keys({"_config_path": "x", "seed": 1, "serch": {}}, {"search", "seed"}, path="c.yaml")
+    assert str(e.value) == "c.yaml: field 'serch': unknown setting; did you mean 'search'? (known: search, seed)"
+    with pytest.raises(InputError, match=r"^field 'fusion\.zzz': unknown setting \(known: a, b\)$"):
+        C.check_keys({"zzz": 1}, {"a", "b"}, where="fusion")
+    C.check_keys({"_bookkeeping": 1, "a": 2}, {"a"})                 # keys starting with _ are not settings
+
+
+def test_every_shipped_build_config_passes_the_key_check():
+    from talkrec import pipeline
+    from talkrec.pipeline.schema import check_build_config
+
+    for name in ("lastfm", "movielens", "lastfm-spark"):
+        check_build_config(pipeline.load_config(C.REPO_ROOT / "configs" / f"{name}.yaml"))
+
+
+@pytest.mark.parametrize("text, field, hint", [
+    ("serch: {mode: text}", "serch", "did you mean 'search'?"),
+    ("fusion: {learning_rat: 0.001}", "fusion.learning_rat", "did you mean 'learning_rate'?"),
+    ("text: {n_thread: 2}", "text.n_thread", "did you mean 'n_threads'?"),
+    ("cf: {params: {factor: 8}}", "cf.params.factor", "did you mean 'factors'?"),
+    ("descriptions: {template: {max_per_categry: 3}}", "descriptions.template.max_per_categry",
+     "did you mean 'max_per_category'?"),
+    ("ease: {lambda: 10.0}", "ease.lambda", "regularization"),
+    ("recommend: {weights: {eas: 1.0}}", "recommend.weights.eas", "did you mean 'ease'?"),
+    ("similar: {cold_neighbours: 20}", "similar.cold_neighbours", "did you mean 'cold_neighbors'?"),
+    ("index: {an: true}", "index.an", "did you mean 'ann'?"),
+    ("catalog: {items: {path: none.csv, tags_colum: tags}}", "catalog.items.tags_colum",
+     "did you mean 'tags_column'?"),
+])
+def test_a_misspelt_build_setting_fails_before_any_stage(tmp_path, text, field, hint):
+    """A misspelt key was ignored: the build ran with the default in its place (or, for the
+    blocks handed to an estimator, failed with a raw TypeError at that stage, minutes in)."""
+    from talkrec import pipeline
+
+    out = tmp_path / "out"
+    body = f"name: t\noutput: {out}\ndataset: generic\n"
+    if not text.startswith("catalog:"):
+        body += "catalog: {items: {path: none.csv}}\n"      # never read: the check comes first
+    p = _write(tmp_path / "b.yaml", body + text + "\n")
+    with pytest.raises(InputError) as e:
+        pipeline.build(pipeline.load_config(p), show_progress=False)
+    msg = str(e.value)
+    assert msg.startswith(f"{p.resolve()}: field '{field}': unknown setting") and hint in msg, msg
+    assert not out.exists() and not (tmp_path / "out.build").exists()

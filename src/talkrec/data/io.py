@@ -18,13 +18,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..config import check_keys
 from ..errors import InputError
 from .catalog import TAG_COLUMNS, Catalog, VectorTable
 from .tables import TYPES, check_unique, infer_numeric, is_missing, read_raw, read_table
 from .tags import add_tag_columns, tags_from_column
 from .vector_files import read_vectors
 
-__all__ = ["POLICIES", "check_weights", "known_rows", "load_catalog"]
+__all__ = ["CATALOG_KEYS", "POLICIES", "check_catalog_spec", "check_weights", "known_rows", "load_catalog"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,18 @@ TAGS_SCHEMA = {"item_id": "str", "tag": "str"}  # category and weight optional
 INTERACTIONS_SCHEMA = {"user_id": "str", "item_id": "str", "weight": "float"}
 #: what ``on_unknown_ids`` and ``negative_weights`` may say
 POLICIES = ("error", "drop")
+_KEYED = frozenset({"path", "id_column", "column", "on_unknown_ids"})
+#: the settings of a generic catalog block and of each of its files (``vectors``, ``texts``
+#: and ``media`` hold one such block per modality or text name)
+CATALOG_KEYS: dict[str, frozenset[str]] = {
+    "": frozenset({"name", "items", "tags", "interactions", "vectors", "texts", "media"}),
+    "items": frozenset({"path", "types", "rename", "tags_column", "tags_separator"}),
+    "tags": frozenset({"path", "on_unknown_ids"}),
+    "interactions": frozenset({"path", "rename", "negative_weights", "on_unknown_ids"}),
+    "vectors": frozenset({"path", "dim", "id_column", "on_unknown_ids"}),
+    "texts": _KEYED,
+    "media": _KEYED,
+}
 
 Resolve = Callable[[str], Path]
 
@@ -193,6 +206,19 @@ def _read_keyed(block: str, v: Mapping[str, Any], default_column: str, p: Resolv
     return pd.Series(df[col].tolist(), index=df[idc].astype(str).str.strip().tolist(), dtype=object)
 
 
+def check_catalog_spec(spec: Mapping[str, Any], *, where: str = "catalog", path: str | None = None) -> None:
+    """:class:`InputError` for a setting that no reader of a generic catalog block takes
+    (:data:`CATALOG_KEYS`), named ``where.block.key`` (``path``: the config file)."""
+    check_keys(spec, CATALOG_KEYS[""], where=where, path=path)
+    for block in ("items", "tags", "interactions"):
+        if isinstance(spec.get(block), Mapping):
+            check_keys(spec[block], CATALOG_KEYS[block], where=f"{where}.{block}", path=path)
+    for block in ("vectors", "texts", "media"):
+        for name, v in (spec.get(block) or {}).items() if isinstance(spec.get(block), Mapping) else ():
+            if isinstance(v, Mapping):
+                check_keys(v, CATALOG_KEYS[block], where=f"{where}.{block}.{name}", path=path)
+
+
 def load_catalog(spec: Mapping[str, Any], base: Path | None = None, *,
                  categorizer: Callable[[str], str] | None = None) -> Catalog:
     """Build a :class:`Catalog` from a generic config block (docs/building.md)::
@@ -206,6 +232,7 @@ def load_catalog(spec: Mapping[str, Any], base: Path | None = None, *,
 
     ``categorizer`` gives tags without a category one (default
     :class:`~talkrec.descriptions.categories.TagCategorizer`)."""
+    check_catalog_spec(spec)
     if categorizer is None:
         from ..descriptions.categories import TagCategorizer
         categorizer = TagCategorizer()

@@ -29,11 +29,13 @@ class ProductBuilder:
 
     def __init__(self, cfg: Mapping[str, Any], ds: str) -> None:
         from ..pipeline import load_config
+        from ..pipeline.schema import check_build_config
 
         block = cfg[ds]
         path = resolve_path(block["build_config"], cfg)
         over = {"data_root": str(resolve_path(cfg["data_root"], cfg)), "seed": int(cfg["seed"])}
         self.cfg = merge(load_config(path, over), block.get("build_overrides") or {})
+        check_build_config(self.cfg)                           # a misspelt setting fails now, not at the first build
         small = "-small" if cfg.get("small_mode") else ""      # a --small run never touches a full run's spaces
         self.root = resolve_path(cfg["cache_dir"], cfg) / "product" / f"{ds}-{self.cfg['name']}{small}"
         self.builds: dict[str, dict[str, Any]] = {}

@@ -48,6 +48,10 @@ __all__ = ["MilvusBackend", "MilvusSettings", "check_answers", "connect", "defau
 _COLLECTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,199}$")
 _SERVER = ("http://", "https://", "tcp://", "unix:")
 _SECRETS = ("token", "password", "user")
+#: the settings an ``index`` block of a Milvus space may hold (beside ``backend``; a secret
+#: itself is refused by :meth:`MilvusSettings.from_config`, which says where it goes)
+CONFIG_KEYS = ("uri", "collection", "metric", "timeout", "index_type", "index_params", "search_params",
+               *_SECRETS, *(f"{k}_env" for k in _SECRETS))
 #: the most results one search may ask a Milvus server for (its default topK limit)
 MAX_FETCH = 16384
 WRITE_BATCH = 2000

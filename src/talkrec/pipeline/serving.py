@@ -30,6 +30,7 @@ from ..device import free_cores
 from ..errors import InputError
 from ..index.lexical import bm25_params, check_fields
 from .cache import StageTimer
+from .schema import check_build_config
 
 __all__ = ["PAPER_FUSION", "ease_stage", "modality_weights", "resolve_profile", "serving_config"]
 
@@ -42,7 +43,8 @@ RECOMMEND_STRATEGIES = ("blend", "rrf", "knn")
 
 def resolve_profile(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """``cfg`` with ``fusion: paper`` expanded (paper fusion, no EASE, equal weights, kNN),
-    and the strategy names and BM25 settings checked."""
+    and its keys (:func:`~.schema.check_build_config`), strategy names and BM25 settings checked."""
+    check_build_config(cfg)
     out = copy.deepcopy(dict(cfg))
     if isinstance(out.get("fusion"), str):
         if out["fusion"] != "paper":
