@@ -30,7 +30,7 @@ from typing import Any
 
 from .errors import InputError
 
-__all__ = ["check_keys", "load_config", "merge", "resolve_path"]
+__all__ = ["check_keys", "check_like", "load_config", "merge", "resolve_path"]
 
 #: The repository (source checkout) root: a last place to look for relative paths.
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -73,6 +73,19 @@ def check_keys(block: Mapping[str, Any], known: Collection[str], *, where: str =
         hint = f"; did you mean '{near[0]}'?" if near else ""
         raise InputError(f"unknown setting{hint} (known: {', '.join(sorted(map(str, known)))})", path=path,
                          field=f"{where}.{key}" if where else str(key))
+
+
+def check_like(block: Mapping[str, Any], defaults: Mapping[str, Any], *, open_keys: Collection[str] = (),
+               where: str = "", path: str | None = None) -> None:
+    """:func:`check_keys` of ``block`` against the keys of ``defaults``, and of each nested
+    mapping against the defaults' own (non-empty) mapping at that key; the blocks under
+    ``open_keys`` (their keys are the user's names, or another loader's) are not looked into."""
+    check_keys(block, defaults, where=where, path=path)
+    for key, value in block.items():
+        sub = defaults.get(key)
+        if key in open_keys or not (isinstance(value, Mapping) and isinstance(sub, Mapping) and sub):
+            continue
+        check_like(value, sub, open_keys=open_keys, where=f"{where}.{key}" if where else str(key), path=path)
 
 
 def merge(base: Mapping[str, Any], over: Mapping[str, Any], *, replace: Collection[str] = ()) -> dict[str, Any]:

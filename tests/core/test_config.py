@@ -169,3 +169,35 @@ def test_a_misspelt_build_setting_fails_before_any_stage(tmp_path, text, field, 
     msg = str(e.value)
     assert msg.startswith(f"{p.resolve()}: field '{field}': unknown setting") and hint in msg, msg
     assert not out.exists() and not (tmp_path / "out.build").exists()
+
+
+def test_a_misspelt_evaluation_setting_fails_when_the_config_is_read(tmp_path):
+    """``talkrec evaluate`` ignored a misspelt key (``music: {enabld: false}`` ran the music half)."""
+    from talkrec.evaluation import runner
+
+    for name in ("eval-full", "eval-minilm"):                     # the shipped configs pass, small or not
+        for small in (False, True):
+            runner.load_config(C.REPO_ROOT / "configs" / f"{name}.yaml", small=small)
+    p = _write(tmp_path / "e.yaml", "music: {enabld: false}\n")
+    with pytest.raises(InputError, match=r"e\.yaml: field 'music\.enabld': unknown setting; did you mean 'enabled'\?"):
+        runner.load_config(p)
+    p = _write(tmp_path / "s.yaml", "small: {movies: {n_fold: 2}}\n")
+    with pytest.raises(InputError, match=r"field 'small\.movies\.n_fold': unknown setting; did you mean 'n_folds'\?"):
+        runner.load_config(p)
+    p = _write(tmp_path / "r.yaml", "music: {retrieval: {n_set: 5}, gen: {backend: local, anything: 1}}\n")
+    with pytest.raises(InputError, match=r"field 'music\.retrieval\.n_set'"):   # nested; gen is the backend's own
+        runner.load_config(p)
+
+
+def test_a_misspelt_sessions_setting_fails_when_the_config_is_read(tmp_path):
+    from talkrec.sessions import study
+
+    for name in ("sessions-lastfm", "sessions-movielens"):
+        study.load_config(C.REPO_ROOT / "configs" / f"{name}.yaml")
+    with pytest.raises(InputError, match=r"field 'sessions\.gap_minute': unknown setting; did you mean 'gap_minutes'\?"):
+        study.load_config(_write(tmp_path / "a.yaml", "sessions: {gap_minute: 30}\n"))
+    with pytest.raises(InputError, match=r"field 'embeddings\.multi\.out_dims': unknown setting; did you mean 'out_dim'"):
+        study.load_config(_write(tmp_path / "m.yaml", "embeddings: {multi: {out_dims: 32}}\n"))
+    with pytest.raises(InputError, match=r"field 'families\.mine\.splt': unknown setting; did you mean 'split'\?"):
+        study.load_config(_write(tmp_path / "b.yaml", "families: {mine: {splt: user}}\n"))
+    study.load_config(_write(tmp_path / "c.yaml", "families: {mine: {split: rta, n_test: 5}}\n"))   # own family names

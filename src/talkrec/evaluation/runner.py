@@ -86,6 +86,10 @@ DEFAULTS: dict[str, Any] = {
     },
     "small": {},
 }
+#: blocks whose keys are not the evaluation's: a build config's (checked when the product is
+#: built: :func:`talkrec.pipeline.schema.check_build_config`), the LLM backend's, the
+#: describer's, the cold-start variants' names, and ``small:`` (checked as a config of its own)
+OPEN_KEYS = frozenset({"build_overrides", "gen", "template", "variants", "small"})
 
 
 
@@ -93,6 +97,9 @@ def load_config(config: str | os.PathLike[str] | Mapping[str, Any], small: bool 
     """:data:`DEFAULTS` <- YAML/dict (see :func:`talkrec.config.load_config`) <- (``small``)
     its ``small:`` overrides; ``small_mode`` records which."""
     cfg = _config.load_config(config, defaults=DEFAULTS)
+    path = cfg.get("_config_path")
+    _config.check_like(cfg, DEFAULTS, open_keys=OPEN_KEYS, path=path)          # a misspelt key fails now
+    _config.check_like(cfg.get("small") or {}, DEFAULTS, open_keys=OPEN_KEYS, where="small", path=path)
     if small:
         cfg = _config.merge(cfg, cfg.get("small") or {})
     cfg["small_mode"] = bool(small)

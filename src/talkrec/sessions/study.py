@@ -86,6 +86,12 @@ DEFAULTS: dict[str, Any] = {
     "inits": ["random", "cf", "text", "text-tuned", "text-frozen", "multi", "audio"],
     "save_models": "best",            # best | all | none
 }
+#: a family's settings (``study_inputs.family_data``, ``_task``); the families are the user's names
+FAMILY_KEYS = frozenset({"split", "fractions", "shuffle", "remove_repeats", "task", "n_validation", "n_test",
+                         "min_length"})
+#: blocks not looked into by the key check: the user's names (families, files), the log's columns,
+#: and the settings handed whole to a model or an encoder (which check their own parameters)
+OPEN_KEYS = frozenset({"families", "log", "files", "model", "masked", "next_item", "cf", "text"})
 
 
 
@@ -93,8 +99,15 @@ def load_config(path: str | Path | Mapping[str, Any] | None = None,
                 overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """:data:`DEFAULTS`, then the YAML file (or mapping), then ``overrides`` (dotted keys
     allowed: ``"model.max_epochs"``). A config's ``families`` replace the default families
-    whole. See :func:`talkrec.config.load_config`."""
-    return _config.load_config(path, defaults=DEFAULTS, overrides=overrides, replace=("families",))
+    whole. See :func:`talkrec.config.load_config`. A key that is not a setting (nor, in a family,
+    one of the default families' settings) is an error naming it."""
+    cfg = _config.load_config(path, defaults=DEFAULTS, overrides=overrides, replace=("families",))
+    where = cfg.get("_config_path")
+    _config.check_like(cfg, DEFAULTS, open_keys=OPEN_KEYS, path=where)
+    for name, fam in (cfg.get("families") or {}).items():
+        if isinstance(fam, Mapping):
+            _config.check_keys(fam, FAMILY_KEYS, where=f"families.{name}", path=where)
+    return cfg
 
 
 # ---------------------------------------------------------------------------- training
