@@ -201,3 +201,8 @@ def test_a_misspelt_sessions_setting_fails_when_the_config_is_read(tmp_path):
     with pytest.raises(InputError, match=r"field 'families\.mine\.splt': unknown setting; did you mean 'split'\?"):
         study.load_config(_write(tmp_path / "b.yaml", "families: {mine: {splt: user}}\n"))
     study.load_config(_write(tmp_path / "c.yaml", "families: {mine: {split: rta, n_test: 5}}\n"))   # own family names
+    with pytest.raises(InputError, match=r"field 'model\.max_epoch': unknown setting; did you mean 'max_epochs'\?"):
+        study.load_config(_write(tmp_path / "d.yaml", "model: {max_epoch: 1, device: cpu}\n"))
+    with pytest.raises(InputError, match=r"field 'model\.n_negatives'"):     # one family's setting, in every family's
+        study.load_config(_write(tmp_path / "e.yaml", "model: {n_negatives: 5}\n"))
+    study.load_config(_write(tmp_path / "f.yaml", "next_item: {n_negatives: 5}\nmasked: {mask_probability: 0.3}\n"))

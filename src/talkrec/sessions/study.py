@@ -89,8 +89,8 @@ DEFAULTS: dict[str, Any] = {
 #: a family's settings (``study_inputs.family_data``, ``_task``); the families are the user's names
 FAMILY_KEYS = frozenset({"split", "fractions", "shuffle", "remove_repeats", "task", "n_validation", "n_test",
                          "min_length"})
-#: blocks not looked into by the key check: the user's names (families, files), the log's columns,
-#: and the settings handed whole to a model or an encoder (which check their own parameters)
+#: blocks :func:`talkrec.config.check_like` does not look into: the user's names (families, files),
+#: the log's columns, the encoders' settings, and the model's (checked against its constructor)
 OPEN_KEYS = frozenset({"families", "log", "files", "model", "masked", "next_item", "cf", "text"})
 
 
@@ -107,6 +107,12 @@ def load_config(path: str | Path | Mapping[str, Any] | None = None,
     for name, fam in (cfg.get("families") or {}).items():
         if isinstance(fam, Mapping):
             _config.check_keys(fam, FAMILY_KEYS, where=f"families.{name}", path=where)
+    # the model's hyperparameters: ``model`` goes to every family's class, each family's block to its own
+    own = {f: set(k._constraints) for f, k in FAMILIES.items()}
+    blocks = {"model": set.intersection(*own.values()), **own}
+    for block, known in blocks.items():
+        if isinstance(cfg.get(block), Mapping):
+            _config.check_keys(cfg[block], known, where=block, path=where)
     return cfg
 
 
