@@ -22,13 +22,12 @@ refuses a setting a block does not have (a misspelt key is an error, not a setti
 from __future__ import annotations
 
 import copy
-import difflib
 import os
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from .errors import InputError, did_you_mean
 
 __all__ = ["check_keys", "check_like", "load_config", "merge", "resolve_path"]
 
@@ -69,9 +68,7 @@ def check_keys(block: Mapping[str, Any], known: Collection[str], *, where: str =
     for key in block:
         if str(key).startswith("_") or key in known:
             continue
-        near = difflib.get_close_matches(str(key), sorted(map(str, known)), n=1, cutoff=0.6)
-        hint = f"; did you mean '{near[0]}'?" if near else ""
-        raise InputError(f"unknown setting{hint} (known: {', '.join(sorted(map(str, known)))})", path=path,
+        raise InputError(f"unknown setting{did_you_mean(str(key), known)} (known: {', '.join(sorted(map(str, known)))})", path=path,
                          field=f"{where}.{key}" if where else str(key))
 
 

@@ -1,6 +1,9 @@
 """Exceptions raised for bad user input. Each names the file, row and field at fault."""
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class TalkrecError(Exception):
     """Base class for errors talkrec reports to users."""
@@ -31,3 +34,12 @@ class NotFoundError(TalkrecError, KeyError):
 
 class NotFittedError(TalkrecError, RuntimeError):
     """A model or encoder used before ``fit`` (or ``load``) gave it its learned state."""
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the known name nearest to ``name`` (the same letters in
+    another case first, then :func:`difflib.get_close_matches`), or ``""`` when none is near."""
+    names = sorted(map(str, known))
+    same = [k for k in names if k.lower() == str(name).lower()]
+    near = same or difflib.get_close_matches(str(name), names, n=1, cutoff=0.6)
+    return f"; did you mean '{near[0]}'?" if near else ""

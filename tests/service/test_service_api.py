@@ -86,6 +86,20 @@ def test_search_bad_input(client, params, status, needle):
     assert_error(client.get("/api/search", params=params), status, needle)
 
 
+@pytest.mark.parametrize("path, params, needle", [
+    ("/api/search", {"q": "jazz", "mdoe": "text"}, "unknown query parameter 'mdoe'; did you mean 'mode'?"),
+    ("/api/search", {"q": "jazz", "K": "50"}, "unknown query parameter 'K'; did you mean 'k'?"),
+    ("/api/items/metal3/similar", {"tags": "metal"}, "did you mean 'tag'?"),           # filters are params too
+    ("/api/health", {"verbose": "1"}, "this endpoint takes: none"),
+])
+def test_a_misspelt_query_parameter_is_refused_not_ignored(client, path, params, needle):
+    """``?mdoe=text`` was ignored: the search ran in the default mode and said nothing."""
+    r = client.get(path, params=params)
+    assert_error(r, 422, needle)
+    assert r.json()["field"] == next(k for k in params if k not in ("q",))
+    assert client.get("/api/search", params={"q": "jazz", "mode": "text", "k": 5, "tag": "jazz"}).status_code == 200
+
+
 def test_personalized_search_alpha_moves_towards_user(client):
     body = {"query": "band", "items": ["pop1", "pop2", "pop3"], "k": 10}
     plain = client.post("/api/search/personalized", json={**body, "alpha": 0.0}).json()

@@ -1,5 +1,6 @@
 """What the routes share: the service state (the Space, the API key, whether writes are
-refused) and the dependencies that get it, check the API key and read the GET filters."""
+refused) and the dependencies that get it, check the API key and the query string's names,
+and read the GET filters."""
 from __future__ import annotations
 
 import hmac
@@ -12,6 +13,7 @@ from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader
 
 from ..device import lower_thread_priority
+from ..errors import did_you_mean
 from ..index.filters import FilterSpec, parse_range
 from ..space import Space
 from . import schemas as S
@@ -59,6 +61,35 @@ class ServiceState:
             return
         if key is None or not hmac.compare_digest(key.encode(), self.api_key.encode()):
             raise ServiceError(401, "unauthorized", "this endpoint needs the API key in the X-API-Key header")
+
+
+_QUERY_NAMES: dict[int, frozenset[str]] = {}
+
+
+def _query_names(dependant: Any) -> set[str]:
+    """The query parameters a route's dependant takes, its dependencies' included."""
+    names = {f.alias for f in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def known_query(request: Request) -> None:
+    """A query parameter the route does not take is an error (422) naming it and the nearest
+    one it takes: ``?mdoe=text`` or ``?K=50`` used to be ignored, and the search ran with the
+    defaults in their place."""
+    route = request.scope.get("route")
+    if route is None or not request.query_params or not hasattr(route, "dependant"):
+        return
+    names = _QUERY_NAMES.get(id(route))
+    if names is None:
+        names = _QUERY_NAMES[id(route)] = frozenset(_query_names(route.dependant))
+    for key in request.query_params.keys():
+        if key not in names:
+            takes = ", ".join(sorted(names)) or "none"
+            raise ServiceError(422, "unknown_parameter", f"unknown query parameter '{key}'"
+                                                         f"{did_you_mean(key, names)} (this endpoint takes: {takes})",
+                               field=key)
 
 
 async def get_state(request: Request) -> ServiceState:
