@@ -46,8 +46,10 @@ def test_filters(index):
     assert [r[0] for r in index.search(q, 5, where="year>=2000")] == ["b", "d"]
     assert [r[0] for r in index.search(q, 5, where={"year": {"<": 1995}, "decade": "80s"})] == ["c"]
     assert index.search(q, 5, where="tag=polka") == []
-    with pytest.raises(InputError, match="unknown filter field 'colour'"):
+    with pytest.raises(InputError, match=r"unknown filter field 'colour'; filterable fields: \["):
         index.search(q, 5, where="colour=red")
+    with pytest.raises(InputError, match=r"unknown filter field 'yaer'; did you mean 'year'\? filterable fields"):
+        index.search(q, 5, where="yaer>=2000")
     with pytest.raises(InputError, match="cannot parse"):
         parse_where("year >>= 3")
     with pytest.raises(InputError, match="needs a number"):

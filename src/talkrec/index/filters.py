@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import InputError, did_you_mean
 
 _OPS = (">=", "<=", "!=", ">", "<", "=", "~")
 _CLAUSE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|!=|>|<|=|~|:)\s*(.+?)\s*$")
@@ -78,8 +78,10 @@ def resolve_field(field: str, columns: Sequence[str] | pd.Index) -> str:
     alias = ALIASES.get(field)
     if alias and alias in columns:
         return alias
-    raise InputError(f"unknown filter field {field!r}; filterable fields: "
-                     f"{sorted(str(c) for c in columns if not str(c).startswith('_'))}", field="where")
+    names = sorted(str(c) for c in columns if not str(c).startswith("_"))
+    hint = did_you_mean(field, [*names, *ALIASES])
+    raise InputError(f"unknown filter field {field!r}{hint}{' ' if hint else '; '}filterable fields: {names}",
+                     field="where")
 
 
 def _is_list_col(s: pd.Series) -> bool:
