@@ -351,3 +351,35 @@ def test_doctor_recovers_an_index_moved_aside_by_an_interrupted_write(d):
     rep = doctor(legacy, repair=True)
     assert rep.healthy and rep.format == 2 and rep.items == 60
     assert len(Space.load(legacy).index) == 60 and not list(legacy.glob(".index*"))
+
+
+def test_a_build_does_not_replace_a_space_another_process_writes_to(d, tmp_path):
+    """A server that had written kept appending acknowledged writes to the log of the folder a
+    rebuild swapped out (lost), and would compact its old items into the new space."""
+    import subprocess
+    import sys
+
+    from tiny_data import TINY_SPACE_CONFIG, make_tiny_catalog
+
+    from talkrec.pipeline import build
+    from talkrec.space.files import WriteError
+
+    cfg = {**TINY_SPACE_CONFIG, "output": str(d), "build_cache": str(tmp_path / "cache.build")}
+    code = (f"from talkrec import Space\ns = Space.load({str(d)!r})\ns.add_items([{{'item_id': 'held1', 'name': 'H'}}])\n"
+            "print('writing', flush=True)\nimport sys\nsys.stdin.read()\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "writing"
+        with pytest.raises(WriteError, match=r"open for writing in another process .*it was not replaced"):
+            build(cfg, show_progress=False, catalog=make_tiny_catalog())
+        assert not (tmp_path / "cache.build").exists()                  # refused before any stage ran
+    finally:
+        holder.communicate("", timeout=60)
+    assert "held1" in Space.load(d).item_ids                             # the space and its write are there
+    own = Space.load(d)
+    own.add_items([{"item_id": "mine1", "name": "M"}])                   # this process writes to it now
+    with pytest.raises(WriteError, match=r"a Space object of this process \(close\(\) it first\)"):
+        build(cfg, show_progress=False, catalog=make_tiny_catalog())
+    own.close()
+    build(cfg, show_progress=False, catalog=make_tiny_catalog())           # nobody writes to it: replaced
+    assert "held1" not in Space.load(d).item_ids

@@ -26,6 +26,8 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -362,3 +364,29 @@ class WriterLock:
             self._f.close()
             self.held_here.discard(str(self.path.resolve()))
         self._f = None
+
+
+@contextmanager
+def replacing(path: Path) -> Iterator[None]:
+    """Hold the writer lock of the space at ``path`` (when there is one) while the block
+    replaces it: a :class:`WriteError` when another process has it open for writing (a server
+    that has written would go on appending acknowledged writes to the log of the folder
+    swapped out, and compact its old items into the new one). A process that loaded it without
+    writing refuses its first write afterwards (its manifest changed)."""
+    lock = WriterLock(path) if path.is_dir() else None
+    if lock is not None and not lock.acquire():
+        who = ("a Space object of this process (close() it first)" if str(lock.path.resolve()) in lock.held_here
+               else "another process (a talkrec serve?): stop it first")
+        raise WriteError(f"{path} is a space open for writing in {who}, or build into another folder; it was "
+                         "not replaced")
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def check_replaceable(path: Path) -> None:
+    """:func:`replacing`'s check alone: a build makes it before its stages (and again at the swap)."""
+    with replacing(path):
+        pass
