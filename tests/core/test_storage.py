@@ -383,3 +383,33 @@ def test_a_build_does_not_replace_a_space_another_process_writes_to(d, tmp_path)
     own.close()
     build(cfg, show_progress=False, catalog=make_tiny_catalog())           # nobody writes to it: replaced
     assert "held1" not in Space.load(d).item_ids
+
+
+def test_a_space_loaded_before_a_rebuild_does_not_write_its_old_items_over_the_new_one(d, tmp_path):
+    """A rebuilt space had the very manifest of the one it replaced (generation 1, log 1), so a
+    process that had loaded the old one and not written yet took the new one for its own: its
+    first write and compaction put the 60 old items back over a rebuild of 30."""
+    import json
+
+    from tiny_data import TINY_SPACE_CONFIG, make_tiny_catalog
+
+    from talkrec.pipeline import build, subsample
+    from talkrec.space.files import WriteError
+
+    stale = Space.load(d)
+    first_id = json.loads((d / "MANIFEST.json").read_text())["space_id"]
+    build({**TINY_SPACE_CONFIG, "output": str(d), "build_cache": str(tmp_path / "c.build")}, show_progress=False,
+          catalog=subsample(make_tiny_catalog(), 30, 0))
+    new_id = json.loads((d / "MANIFEST.json").read_text())["space_id"]
+    assert new_id not in ("", first_id)
+    with pytest.raises(WriteError, match="changed by another process since it was loaded"):
+        stale.add_items([{"item_id": "late1", "name": "Late"}])
+    stale.close()
+    fresh = Space.load(d)
+    assert len(fresh.item_ids) == 30
+    fresh.add_items([{"item_id": "ok1", "name": "Ok"}])                # writes and compactions keep the id
+    fresh.compact()
+    fresh.close()
+    manifest = json.loads((d / "MANIFEST.json").read_text())
+    assert manifest["generation"] == "gen-000002" and manifest["space_id"] == new_id
+    assert len(Space.load(d).item_ids) == 31

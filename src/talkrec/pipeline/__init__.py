@@ -18,7 +18,7 @@ from typing import Any
 from .. import config as _config
 from ..data.catalog import Catalog
 from ..errors import InputError
-from ..space.files import check_replaceable
+from ..space.files import replacing
 from .cache import Cache, StageTimer, content_hash
 from .reindex import index_settings
 from .serving import check_bm25_fields, ease_stage, modality_weights, resolve_profile
@@ -67,7 +67,8 @@ def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalo
     ``engine: spark`` runs the heavy stages on Spark (:func:`talkrec.pipeline.spark.build_spark`)."""
     cfg = resolve_profile(_config.load_config(cfg, defaults=DEFAULTS, required=REQUIRED))
     index_settings(cfg)                      # a vector database that cannot work fails before anything is written
-    check_replaceable(Path(cfg["output"]))   # so does a space that another process writes to
+    with replacing(Path(cfg["output"]), create=False):   # so does a space that another process writes to
+        pass                                             # (checked again at the swap)
     engine = cfg.get("engine")
     if engine == "spark":
         from .spark import build_spark

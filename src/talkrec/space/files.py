@@ -2,7 +2,7 @@
 
     space.json            what was built, with which models and settings
     MANIFEST.json         the only source of truth: {"format": 2, "generation": "gen-000003",
-                          "logs": ["wal-000007.log", ...], "next_log": 8}
+                          "logs": ["wal-000007.log", ...], "next_log": 8, "space_id": "<new per build>"}
     gen-000003/           what compaction rewrites:
       index/              VectorIndex: vectors, filterable metadata (+ descriptions), HNSW graph
       inputs/<key>.npy    raw modality vectors aligned with the index (NaN rows = missing)
@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import shutil
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -68,10 +69,19 @@ class Manifest:
     logs: list[str] = field(default_factory=list)
     next_log: int = 1
     format: int = FORMAT
+    #: made once per build (kept by writes and compactions): a process that loaded the space
+    #: before a rebuild replaced it sees another space, not the same manifest ("" before it existed)
+    space_id: str = ""
+
+    @classmethod
+    def first(cls) -> "Manifest":
+        """The manifest of a space just written: generation 1, log 1, a new ``space_id``."""
+        return cls(gen_name(1), [log_name(1)], 2, space_id=uuid.uuid4().hex)
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": self.format, "generation": self.generation, "logs": list(self.logs),
-                "next_log": self.next_log}
+        out = {"format": self.format, "generation": self.generation, "logs": list(self.logs),
+               "next_log": self.next_log}
+        return {**out, "space_id": self.space_id} if self.space_id else out
 
 
 def gen_name(n: int) -> str:
@@ -102,7 +112,8 @@ def read_manifest(path: Path) -> Manifest | None:
         return None
     try:
         d = json.loads(f.read_text())
-        m = Manifest(str(d["generation"]), [str(x) for x in d["logs"]], int(d["next_log"]), int(d["format"]))
+        m = Manifest(str(d["generation"]), [str(x) for x in d["logs"]], int(d["next_log"]), int(d["format"]),
+                     str(d.get("space_id", "")))
     except (ValueError, KeyError, TypeError) as e:
         raise CorruptSpace(f"{f}: unreadable manifest ({e}); run `talkrec doctor {path}`") from None
     if m.format != FORMAT or not is_generation(m.generation) or not all(is_log(x) for x in m.logs):
@@ -171,12 +182,13 @@ def write_new_space(folder: Path, index: VectorIndex, inputs: dict[str, np.ndarr
     k1, b, fields = bm25_params(search)
     fields = fields or DEFAULT_FIELDS
     check_fields(fields, set(index.meta.columns))
-    name = gen_name(1)
+    manifest = Manifest.first()
+    name = manifest.generation
     (folder / name).mkdir()
     write_generation(folder / name, index, inputs, LexicalIndex(lexical_texts(index.meta, fields), k1=k1, b=b,
                                                                 fields=fields))
     (folder / log_name(1)).touch()
-    write_manifest(folder, Manifest(name, [log_name(1)], 2))
+    write_manifest(folder, manifest)
 
 
 def read_generation(folder: Path, *, ann: bool) -> Generation:
@@ -218,11 +230,11 @@ def migrate_legacy(path: Path, gen: Generation) -> Manifest:
     ``inputs/``. A crash before the manifest leaves the legacy space as it was."""
     from .._atomic import remove_paths
 
-    name = gen_name(1)
+    manifest = Manifest.first()
+    name = manifest.generation
     publish_generation(path, name, gen.index, gen.inputs, gen.lexical())
     (path / log_name(1)).touch()
     fsync_dir(path)
-    manifest = Manifest(name, [log_name(1)], 2)
     write_manifest(path, manifest)
     gen.name = name
     remove_paths([p for p in (path / "index", path / "inputs") if p.exists()])
@@ -367,13 +379,14 @@ class WriterLock:
 
 
 @contextmanager
-def replacing(path: Path) -> Iterator[None]:
+def replacing(path: Path, *, create: bool = True) -> Iterator[None]:
     """Hold the writer lock of the space at ``path`` (when there is one) while the block
     replaces it: a :class:`WriteError` when another process has it open for writing (a server
     that has written would go on appending acknowledged writes to the log of the folder
     swapped out, and compact its old items into the new one). A process that loaded it without
-    writing refuses its first write afterwards (its manifest changed)."""
-    lock = WriterLock(path) if path.is_dir() else None
+    writing refuses its first write afterwards (its manifest changed). ``create=False``: a
+    folder without a ``LOCK`` file (which no process can hold) is left as it is."""
+    lock = WriterLock(path) if path.is_dir() and (create or (path / LOCK).exists()) else None
     if lock is not None and not lock.acquire():
         who = ("a Space object of this process (close() it first)" if str(lock.path.resolve()) in lock.held_here
                else "another process (a talkrec serve?): stop it first")
@@ -384,9 +397,3 @@ def replacing(path: Path) -> Iterator[None]:
     finally:
         if lock is not None:
             lock.release()
-
-
-def check_replaceable(path: Path) -> None:
-    """:func:`replacing`'s check alone: a build makes it before its stages (and again at the swap)."""
-    with replacing(path):
-        pass

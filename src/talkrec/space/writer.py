@@ -20,7 +20,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -231,7 +231,7 @@ class SpaceStore:
         assert self._manifest is not None
         if not self._manifest.logs:
             m = self._manifest
-            self._manifest = Manifest(m.generation, [log_name(m.next_log)], m.next_log + 1)
+            self._manifest = replace(m, logs=[log_name(m.next_log)], next_log=m.next_log + 1)
             wal.LogFile(self.path / self._manifest.logs[0]).close()
             write_manifest(self.path, self._manifest)
         self._log = wal.LogFile(self.path / self._manifest.logs[-1])
@@ -291,7 +291,8 @@ class SpaceStore:
                 self._durable(self._tip.seq)
                 snap = rebase(new_gen, sealed, self._tip.snap)
                 assert self._manifest is not None
-                manifest = Manifest(name, [n for n in self._manifest.logs if n not in m0.logs], self._manifest.next_log)
+                manifest = replace(self._manifest, generation=name,
+                                   logs=[n for n in self._manifest.logs if n not in m0.logs])
                 write_manifest(self.path, manifest)
                 self._manifest = manifest
                 self._tip = Tip(self._tip.seq, snap, self._log)
@@ -305,7 +306,7 @@ class SpaceStore:
         """New writes go to a new log, named in the manifest before the first goes to it."""
         new = log_name(m0.next_log)
         new_log = wal.LogFile(self.path / new)
-        manifest = Manifest(m0.generation, m0.logs + [new], m0.next_log + 1)
+        manifest = replace(m0, logs=m0.logs + [new], next_log=m0.next_log + 1)
         write_manifest(self.path, manifest)
         old, self._manifest, self._log = self._log, manifest, new_log
         self._tip = Tip(self._tip.seq, self._tip.snap, new_log)
@@ -314,8 +315,7 @@ class SpaceStore:
 
     def close(self) -> None:
         """Wait for a running compaction, close the log and let other processes write."""
-        c = self._compactor
-        if c is not None:
+        if (c := self._compactor) is not None:
             c.join()
         with self._write_lock:
             if self._log is not None:
