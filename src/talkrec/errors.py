@@ -36,10 +36,16 @@ class NotFittedError(TalkrecError, RuntimeError):
     """A model or encoder used before ``fit`` (or ``load``) gave it its learned state."""
 
 
-def did_you_mean(name: str, known: Iterable[str]) -> str:
-    """``"; did you mean 'x'?"`` for the known name nearest to ``name`` (the same letters in
-    another case first, then :func:`difflib.get_close_matches`), or ``""`` when none is near."""
+def nearest(name: str, known: Iterable[str]) -> str | None:
+    """The known name nearest to ``name``: the same letters in another case first, then
+    :func:`difflib.get_close_matches`; ``None`` when none is near."""
     names = sorted(map(str, known))
     same = [k for k in names if k.lower() == str(name).lower()]
     near = same or difflib.get_close_matches(str(name), names, n=1, cutoff=0.6)
-    return f"; did you mean '{near[0]}'?" if near else ""
+    return near[0] if near else None
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for :func:`nearest`, or ``""`` when none is near."""
+    near = nearest(name, known)
+    return f"; did you mean '{near}'?" if near else ""

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from talkrec.cli import app
 from talkrec.data.io import load_catalog
+from talkrec.errors import InputError
 
 
 def test_tags_column_gives_categorized_tags_and_list_columns(tmp_path):
@@ -45,6 +46,18 @@ def test_long_tags_file_categories_and_explicit_types(tmp_path):
     assert c.items["zip"].tolist() == ["02139", "10001"]           # declared text keeps its zeros
     assert c.items["listeners"].dtype == np.int64
     assert c.items.set_index("item_id").loc["a", "tags"] == ["rock", "happy"]
+
+
+def test_a_tags_file_with_its_own_column_names_is_read_through_rename(tmp_path):
+    (tmp_path / "items.csv").write_text("item_id,name\na,A\nb,B\n")
+    (tmp_path / "tags.csv").write_text("artist,label\na,rock\nb,jazz\n")
+    spec = {"items": {"path": "items.csv"}, "tags": {"path": "tags.csv"}}
+    with pytest.raises(InputError, match=r"field 'item_id': missing column 'item_id'; the file has \['artist', 'label'\]; "
+                                         r"rename: \{<a column of the file>: item_id\}"):
+        load_catalog(spec, base=tmp_path)
+    c = load_catalog({**spec, "tags": {"path": "tags.csv", "rename": {"artist": "item_id", "label": "tag"}}},
+                     base=tmp_path)
+    assert c.items.set_index("item_id")["tags"].to_dict() == {"a": ["rock"], "b": ["jazz"]}
 
 
 def test_numbers_with_leading_zeros_stay_text(tmp_path):

@@ -40,7 +40,7 @@ _KEYED = frozenset({"path", "id_column", "column", "on_unknown_ids"})
 CATALOG_KEYS: dict[str, frozenset[str]] = {
     "": frozenset({"name", "items", "tags", "interactions", "vectors", "texts", "media"}),
     "items": frozenset({"path", "types", "rename", "tags_column", "tags_separator"}),
-    "tags": frozenset({"path", "on_unknown_ids"}),
+    "tags": frozenset({"path", "rename", "on_unknown_ids"}),
     "interactions": frozenset({"path", "rename", "negative_weights", "on_unknown_ids"}),
     "vectors": frozenset({"path", "dim", "id_column", "on_unknown_ids"}),
     "texts": _KEYED,
@@ -145,7 +145,7 @@ def _read_tags(tspec: Mapping[str, Any], p: Resolve, known: set[str], categorize
                report: dict[str, Any]) -> pd.DataFrame:
     """A long tags file (item_id, tag, [category], [weight]); no category: the categorizer's."""
     tpath = p(tspec["path"])
-    t = read_table(tpath, TAGS_SCHEMA, optional={"category": "str", "weight": "float"})
+    t = read_table(tpath, TAGS_SCHEMA, optional={"category": "str", "weight": "float"}, rename=tspec.get("rename"))
     cats = t["category"].tolist() if "category" in t.columns else [None] * len(t)
     t["category"] = [c if c else categorizer(tag) for c, tag in zip(cats, t["tag"])]
     t["weight"] = t["weight"].fillna(1.0).astype(float) if "weight" in t.columns else 1.0

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import InputError, nearest
 
 __all__ = ["FORMATS", "TYPES", "check_unique", "coerce", "infer_numeric", "is_missing", "read_raw", "read_table"]
 
@@ -138,7 +138,10 @@ def read_table(path: str | Path, schema: Mapping[str, str], *, optional: Mapping
         df = df.rename(columns=dict(rename))
     for col in schema:
         if col not in df.columns:
-            raise InputError(f"missing column '{col}'; the file has {list(df.columns)}", path=str(path), field=col)
+            near = nearest(col, [str(c) for c in df.columns])
+            how = (f"; did you mean '{near}'? (map it with rename: {{{near}: {col}}})" if near else
+                   f"; rename: {{<a column of the file>: {col}}} in the file's block maps one to it")
+            raise InputError(f"missing column '{col}'; the file has {list(df.columns)}{how}", path=str(path), field=col)
     for col, typ in schema.items():
         df[col] = coerce(df, col, typ, str(path), required=True)
     for col, typ in (optional or {}).items():
