@@ -63,9 +63,6 @@ class ServiceState:
             raise ServiceError(401, "unauthorized", "this endpoint needs the API key in the X-API-Key header")
 
 
-_QUERY_NAMES: dict[int, frozenset[str]] = {}
-
-
 def _query_names(dependant: Any) -> set[str]:
     """The query parameters a route's dependant takes, its dependencies' included."""
     names = {f.alias for f in dependant.query_params}
@@ -81,9 +78,10 @@ async def known_query(request: Request) -> None:
     route = request.scope.get("route")
     if route is None or not request.query_params or not hasattr(route, "dependant"):
         return
-    names = _QUERY_NAMES.get(id(route))
+    names = getattr(route, "_talkrec_query_names", None)          # made once per route, kept on it
     if names is None:
-        names = _QUERY_NAMES[id(route)] = frozenset(_query_names(route.dependant))
+        names = frozenset(_query_names(route.dependant))
+        route._talkrec_query_names = names
     for key in request.query_params.keys():
         if key not in names:
             takes = ", ".join(sorted(names)) or "none"
