@@ -68,7 +68,8 @@ def check_keys(block: Mapping[str, Any], known: Collection[str], *, where: str =
     for key in block:
         if str(key).startswith("_") or key in known:
             continue
-        raise InputError(f"unknown setting{did_you_mean(str(key), known)} (known: {', '.join(sorted(map(str, known)))})", path=path,
+        names = ", ".join(sorted(map(str, known)))
+        raise InputError(f"unknown setting{did_you_mean(str(key), known)} (known: {names})", path=path,
                          field=f"{where}.{key}" if where else str(key))
 
 

@@ -194,9 +194,11 @@ def test_a_misspelt_sessions_setting_fails_when_the_config_is_read(tmp_path):
 
     for name in ("sessions-lastfm", "sessions-movielens"):
         study.load_config(C.REPO_ROOT / "configs" / f"{name}.yaml")
-    with pytest.raises(InputError, match=r"field 'sessions\.gap_minute': unknown setting; did you mean 'gap_minutes'\?"):
+    with pytest.raises(InputError, match=r"field 'sessions\.gap_minute': unknown setting; "
+                                         r"did you mean 'gap_minutes'\?"):
         study.load_config(_write(tmp_path / "a.yaml", "sessions: {gap_minute: 30}\n"))
-    with pytest.raises(InputError, match=r"field 'embeddings\.multi\.out_dims': unknown setting; did you mean 'out_dim'"):
+    with pytest.raises(InputError, match=r"field 'embeddings\.multi\.out_dims': unknown setting; "
+                                         r"did you mean 'out_dim'\?"):
         study.load_config(_write(tmp_path / "m.yaml", "embeddings: {multi: {out_dims: 32}}\n"))
     with pytest.raises(InputError, match=r"field 'families\.mine\.splt': unknown setting; did you mean 'split'\?"):
         study.load_config(_write(tmp_path / "b.yaml", "families: {mine: {splt: user}}\n"))

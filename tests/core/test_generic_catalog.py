@@ -52,8 +52,8 @@ def test_a_tags_file_with_its_own_column_names_is_read_through_rename(tmp_path):
     (tmp_path / "items.csv").write_text("item_id,name\na,A\nb,B\n")
     (tmp_path / "tags.csv").write_text("artist,label\na,rock\nb,jazz\n")
     spec = {"items": {"path": "items.csv"}, "tags": {"path": "tags.csv"}}
-    with pytest.raises(InputError, match=r"field 'item_id': missing column 'item_id'; the file has \['artist', 'label'\]; "
-                                         r"rename: \{<a column of the file>: item_id\}"):
+    with pytest.raises(InputError, match=r"field 'item_id': missing column 'item_id'; the file has "
+                                         r"\['artist', 'label'\]; rename: \{<a column of the file>: item_id\}"):
         load_catalog(spec, base=tmp_path)
     c = load_catalog({**spec, "tags": {"path": "tags.csv", "rename": {"artist": "item_id", "label": "tag"}}},
                      base=tmp_path)

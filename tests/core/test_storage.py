@@ -365,7 +365,8 @@ def test_a_build_does_not_replace_a_space_another_process_writes_to(d, tmp_path)
     from talkrec.space.files import WriteError
 
     cfg = {**TINY_SPACE_CONFIG, "output": str(d), "build_cache": str(tmp_path / "cache.build")}
-    code = (f"from talkrec import Space\ns = Space.load({str(d)!r})\ns.add_items([{{'item_id': 'held1', 'name': 'H'}}])\n"
+    code = (f"from talkrec import Space\ns = Space.load({str(d)!r})\n"
+            "s.add_items([{'item_id': 'held1', 'name': 'H'}])\n"
             "print('writing', flush=True)\nimport sys\nsys.stdin.read()\n")
     holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
