@@ -1,4 +1,5 @@
-"""Exceptions raised for bad user input. Each names the file, row and field at fault."""
+"""Exceptions raised for bad user input. Each names the file, row and field at fault; a
+misspelt name also gets the nearest known one (:func:`did_you_mean`)."""
 from __future__ import annotations
 
 import difflib

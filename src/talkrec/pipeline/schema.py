@@ -51,7 +51,11 @@ SECTIONS: dict[str, frozenset[str]] = {
 
 
 def _params(cls: type) -> frozenset[str]:
-    """The keyword parameters of ``cls``'s constructor."""
+    """The hyperparameters of ``cls``: an :class:`~talkrec.estimator.Estimator`'s own list, else
+    its constructor's keyword parameters."""
+    names = getattr(cls, "_get_param_names", None)
+    if names is not None:
+        return frozenset(names())
     sig = inspect.signature(cls.__init__)            # type: ignore[misc]
     return frozenset(n for n, p in sig.parameters.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
                      and n != "self")

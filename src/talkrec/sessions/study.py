@@ -108,7 +108,7 @@ def load_config(path: str | Path | Mapping[str, Any] | None = None,
         if isinstance(fam, Mapping):
             _config.check_keys(fam, FAMILY_KEYS, where=f"families.{name}", path=where)
     # the model's hyperparameters: ``model`` goes to every family's class, each family's block to its own
-    own = {f: set(k._constraints) for f, k in FAMILIES.items()}
+    own = {f: set(k._get_param_names()) for f, k in FAMILIES.items()}
     blocks = {"model": set.intersection(*own.values()), **own}
     for block, known in blocks.items():
         if isinstance(cfg.get(block), Mapping):
