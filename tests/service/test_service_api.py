@@ -2,6 +2,8 @@
 the bad-input cases included: each must be a 4xx with a clear message, never a 500."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 
@@ -98,6 +100,17 @@ def test_a_misspelt_query_parameter_is_refused_not_ignored(client, path, params,
     assert_error(r, 422, needle)
     assert r.json()["field"] == next(k for k in params if k not in ("q",))
     assert client.get("/api/search", params={"q": "jazz", "mode": "text", "k": 5, "tag": "jazz"}).status_code == 200
+
+
+def test_every_api_route_refuses_an_unknown_query_parameter(app, client):
+    """The check runs in ``get_state``, which every route depends on: a route that did not
+    would take any parameter silently."""
+    routes = [(m.upper(), p) for p, ops in app.openapi()["paths"].items() for m in ops if p.startswith("/api")]
+    assert len(routes) >= 15
+    for method, p in routes:
+        path = re.sub(r"\{[a-z_]+\}", "metal3", p)
+        resp = client.request(method, path, params={"zzz_unknown": "1"})
+        assert resp.status_code == 422 and resp.json()["error"] == "unknown_parameter", (method, path, resp.text)
 
 
 def test_personalized_search_alpha_moves_towards_user(client):

@@ -27,7 +27,7 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..device import limit_torch_threads
 from ..space import Space
-from .deps import ServiceState, known_query, refuse_open_writes, require_key
+from .deps import ServiceState, refuse_open_writes, require_key
 from .errors import install_error_handlers, responses
 from .middleware import DEFAULT_BODY_TIMEOUT, BodyLimitMiddleware
 from .routers import items, meta, playlists, recommend, search
@@ -128,8 +128,8 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in (meta.router, search.router, items.router, recommend.router, playlists.router):
-        app.include_router(router, dependencies=[Depends(known_query)])
+        app.include_router(router)
     guard = [Depends(require_key)] if api_key else [Depends(refuse_open_writes)] if refused else []
-    app.include_router(items.write_router, dependencies=[Depends(known_query), *guard],
+    app.include_router(items.write_router, dependencies=guard,
                        responses=responses(401) if api_key else responses(403) if refused else {})
     return app

@@ -71,10 +71,11 @@ def _query_names(dependant: Any) -> set[str]:
     return names
 
 
-async def known_query(request: Request) -> None:
+def check_query_names(request: Request) -> None:
     """A query parameter the route does not take is an error (422) naming it and the nearest
     one it takes: ``?mdoe=text`` or ``?K=50`` used to be ignored, and the search ran with the
-    defaults in their place."""
+    defaults in their place. Called by :func:`get_state`, which every route depends on (as an
+    own router dependency it cost ~0.3 ms of server CPU a request)."""
     route = request.scope.get("route")
     if route is None or not request.query_params or not hasattr(route, "dependant"):
         return
@@ -91,7 +92,9 @@ async def known_query(request: Request) -> None:
 
 
 async def get_state(request: Request) -> ServiceState:
-    """The app's :class:`ServiceState` (set by :func:`talkrec.service.app.create_app`)."""
+    """The app's :class:`ServiceState` (set by :func:`talkrec.service.app.create_app`), once the
+    query string's names are checked (:func:`check_query_names`)."""
+    check_query_names(request)
     return request.app.state.service  # type: ignore[no-any-return]
 
 
