@@ -1,6 +1,8 @@
 """Vector index: exact kNN, filters, upserts, persistence."""
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -187,6 +189,53 @@ def test_bm25_saved_and_loaded_and_delta_rows_scored_with_the_base_statistics(tm
     only_new = DeltaRows(2, {})
     only_new.append(["d"], np.zeros((1, 2)), [{}], {}, [["qwzzyx"]])
     assert only_new.bm25(again, ["qwzzyx"], 1)[0] > 0                  # a word the base never saw
+
+
+@pytest.mark.parametrize("k1,b", [(1.5, 0.75), (1.2, 0.1)])
+def test_a_merged_bm25_index_is_the_index_of_the_texts_to_the_bit(tmp_path, k1, b):
+    """A compaction extends the generation's BM25 index with the rows written since instead
+    of tokenizing every description again: the same scores, to the bit, as tokenizing."""
+    from collections import Counter
+
+    from talkrec.index.lexical import LexicalIndex
+
+    rnd = random.Random(0)
+    words = ["rock", "jazz", "metal", "pop", "the", "indie", "folk", "dark", "80s", "a", "zz9"]
+    docs = [" ".join(rnd.choice(words) for _ in range(rnd.randint(0, 8))) for _ in range(300)]
+    new = [" ".join(rnd.choice(words + ["brandnew", "qwzzyx"]) for _ in range(rnd.randint(0, 8))) for _ in range(50)]
+
+    def counts(texts):
+        added = {}
+        toks = LexicalIndex.tokenize(texts)
+        for j, t in enumerate(toks):
+            for w, c in Counter(t).items():
+                added.setdefault(w, ([], []))
+                added[w][0].append(j)
+                added[w][1].append(float(c))
+        return {w: (np.array(r), np.array(c)) for w, (r, c) in added.items()}, np.array([len(t) for t in toks])
+
+    LexicalIndex(docs, k1=k1, b=b).save(tmp_path / "bm25")
+    base = LexicalIndex.load(tmp_path / "bm25")                # as a compaction finds it
+    assert base.has_counts
+    queries = words + ["brandnew rock rock", "qwzzyx", "nothing here"]
+    for keep, added_texts in ((sorted(rnd.sample(range(300), 200)), new), (list(range(300)), []),
+                              ([], new[:5]), ([3, 7], [])):
+        added, lens = counts(added_texts)
+        merged = LexicalIndex.merged(base, np.array(keep, dtype=np.int64), added, lens)
+        ref = LexicalIndex([docs[i] for i in keep] + added_texts, k1=k1, b=b)
+        assert (merged.n, merged.avgdl) == (ref.n, ref.avgdl)
+        for q in queries:
+            assert np.array_equal(merged.scores(q), ref.scores(q)), q
+        assert np.array_equal(merged.idf(words), ref.idf(words))
+        merged.save(tmp_path / "again")                        # and merged again after a reload
+        assert np.array_equal(LexicalIndex.load(tmp_path / "again").scores("jazz rock"), ref.scores("jazz rock"))
+    # an index saved before the term counts were kept cannot be merged; compaction tokenizes then
+    for f in ("talkrec_tf.npy", "talkrec_doclen.npy"):
+        (tmp_path / "bm25" / f).unlink()
+    old = LexicalIndex.load(tmp_path / "bm25")
+    assert not old.has_counts and np.array_equal(old.scores("jazz"), base.scores("jazz"))
+    with pytest.raises(ValueError, match="term counts"):
+        LexicalIndex.merged(old, np.arange(3), {}, np.zeros(0))
 
 
 def test_snapshots_are_immutable_views(tmp_path):

@@ -25,6 +25,9 @@ _STATS = "talkrec_bm25.json"
 #: bm25s' file names for the score matrix (CSC: one column of BM25 scores per token), its
 #: vocabulary and parameters; written and read here, so that serving never imports bm25s
 _ARRAYS = ("data", "indices", "indptr")
+#: talkrec's own files beside them: each entry's term count (aligned with ``indices``) and each
+#: document's length, what a compaction merges instead of tokenizing every description again
+_COUNTS = {"tf": "talkrec_tf.npy", "doc_len": "talkrec_doclen.npy"}
 _VOCAB, _PARAMS = "vocab.index.json", "params.index.json"
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 #: bm25s' English stopwords (``bm25s.stopwords.STOPWORDS_EN``; a test checks they are the same)
@@ -86,24 +89,27 @@ def tokenize_text(text: str) -> list[str]:
     return [t for t in _TOKEN.findall(text.lower()) if t not in STOPWORDS_EN]
 
 
-def bm25_matrix(ids: Sequence[Sequence[int]], n_vocab: int, k1: float, b: float
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """The BM25 score matrix of token-id documents, as ``bm25s.BM25(k1, b).index`` makes it
-    (Lucene variant), to the bit, with numpy: ``(data, indices, indptr, avgdl)``, CSC with one
-    column per token id (``indptr`` of ``n_vocab + 1``), documents ascending within a column;
-    ``data = float32(idf * tf / (tf + k1 (1 - b + b |d| / avgdl)))`` with the Lucene
-    ``idf = ln(1 + (N - df + 0.5) / (df + 0.5))`` in float32.
-
-    bm25s builds it in a Python loop over the documents (0.24 s for 17,632 descriptions, the
-    GIL held all along, which a compaction did while the server answered reads); this takes
-    0.04 s, mostly in numpy (``tests/core/test_index.py`` checks it against bm25s)."""
+def term_counts(ids: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(token, document, tf, lengths)`` of token-id documents: one entry per distinct
+    (token, document) pair, sorted by token then document, with its count; and each
+    document's length in tokens (int64 throughout)."""
     n = len(ids)
     stride = max(n, 1)                                          # key = token * stride + document
     lens = np.fromiter((len(d) for d in ids), dtype=np.int64, count=n)
-    avgdl = lens.mean() if n else np.float64(0.0)               # a numpy float64, as bm25s' (its arithmetic)
     flat = np.fromiter((t for d in ids for t in d), dtype=np.int64, count=int(lens.sum()))
     keys, tf = np.unique(flat * stride + np.repeat(np.arange(n, dtype=np.int64), lens), return_counts=True)
-    tok, row = keys // stride, keys % stride                    # sorted by (token, document)
+    return keys // stride, keys % stride, tf.astype(np.int64), lens
+
+
+def bm25_columns(tok: np.ndarray, row: np.ndarray, tf: np.ndarray, lens: np.ndarray, n_vocab: int, k1: float,
+                 b: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The BM25 score matrix from :func:`term_counts`' entries (sorted by token, then
+    document) and the documents' lengths: ``(data, indices, indptr, avgdl)``, CSC with one
+    column per token id (``indptr`` of ``n_vocab + 1``); ``data = float32(idf * tf / (tf + k1
+    (1 - b + b |d| / avgdl)))`` with the Lucene ``idf = ln(1 + (N - df + 0.5) / (df + 0.5))`` in
+    float32, as ``bm25s.BM25(k1, b).index`` makes it (Lucene variant), to the bit."""
+    n = len(lens)
+    avgdl = lens.mean() if n else np.float64(0.0)               # a numpy float64, as bm25s' (its arithmetic)
     df = np.bincount(tok, minlength=n_vocab)
     idf = np.zeros(n_vocab, np.float32)
     for t in np.flatnonzero(df).tolist():                       # math.log per token, as bm25s
@@ -113,6 +119,18 @@ def bm25_matrix(ids: Sequence[Sequence[int]], n_vocab: int, k1: float, b: float
     indptr = np.zeros(n_vocab + 1, np.int64)
     np.cumsum(df, out=indptr[1:])
     return (idf[tok] * tfc).astype(np.float32), row.astype(np.int32), indptr, float(avgdl)
+
+
+def bm25_matrix(ids: Sequence[Sequence[int]], n_vocab: int, k1: float, b: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The BM25 score matrix of token-id documents (:func:`bm25_columns` of
+    :func:`term_counts`), documents ascending within a column.
+
+    bm25s builds it in a Python loop over the documents (0.24 s for 17,632 descriptions, the
+    GIL held all along, which a compaction did while the server answered reads); this takes
+    0.04 s, mostly in numpy (``tests/core/test_index.py`` checks it against bm25s)."""
+    tok, row, tf, lens = term_counts(ids)
+    return bm25_columns(tok, row, tf, lens, n_vocab, k1, b)
 
 
 class LexicalIndex:
@@ -140,15 +158,70 @@ class LexicalIndex:
         self.vocab: dict[str, int] = {}
         self.data, self.indices = np.zeros(0, np.float32), np.zeros(0, np.int32)
         self.indptr = np.zeros(1, np.int32)
+        # term count per entry and length per document (None: an index saved without them)
+        self.tf: np.ndarray | None = np.zeros(0, np.int32)
+        self.doc_len: np.ndarray | None = np.zeros(0, np.int32)
         if self.n:
             import bm25s
 
             docs = [t if isinstance(t, str) else "" for t in texts]
             tok = bm25s.tokenize(docs, stopwords="en", show_progress=False)
             self.vocab = dict(tok.vocab)
-            self.data, self.indices, self.indptr, self.avgdl = bm25_matrix(tok.ids, len(self.vocab), self.k1, self.b)
+            col, row, tf, lens = term_counts(tok.ids)
+            self.data, self.indices, self.indptr, self.avgdl = bm25_columns(col, row, tf, lens, len(self.vocab),
+                                                                            self.k1, self.b)
+            self.tf, self.doc_len = tf.astype(np.int32), lens.astype(np.int32)
             if "" not in self.vocab:               # bm25s' empty token (a vocabulary entry without a column)
                 self.vocab[""] = max(self.vocab.values(), default=-1) + 1
+
+    @classmethod
+    def merged(cls, base: "LexicalIndex", keep: np.ndarray, added: Mapping[str, tuple[np.ndarray, np.ndarray]],
+               added_len: np.ndarray, *, k1: float | None = None, b: float | None = None) -> "LexicalIndex":
+        """The index of ``base``'s documents ``keep`` (ascending positions; they become documents
+        ``0..len(keep)-1``) followed by new documents, without tokenizing any text: the same
+        scores, to the bit, as an index built from the texts of those documents.
+
+        ``added``: per token (:meth:`tokenize`'s), the new documents that have it (positions
+        ``0..len(added_len)-1``) and its count in each; ``added_len``: each new document's
+        length in tokens. ``base`` must have its term counts (:attr:`has_counts`)."""
+        if base.tf is None or base.doc_len is None:
+            raise ValueError("this BM25 index was saved without its term counts; build it from the texts")
+        out = cls([], k1=base.k1 if k1 is None else k1, b=base.b if b is None else b, fields=base.fields)
+        keep = np.asarray(keep, dtype=np.int64)
+        lens = np.concatenate([base.doc_len[keep].astype(np.int64), np.asarray(added_len, dtype=np.int64)])
+        out.n = len(lens)
+        if not out.n:
+            return out
+        n_col = len(base.indptr) - 1
+        vocab = {t: j for t, j in base.vocab.items() if j < n_col}
+        new_of_old = np.full(base.n, -1, dtype=np.int64)
+        new_of_old[keep] = np.arange(len(keep))
+        doc = new_of_old[base.indices]
+        ok = doc >= 0
+        cols = [np.repeat(np.arange(n_col, dtype=np.int64), np.diff(base.indptr))[ok]]
+        docs, tfs = [doc[ok]], [base.tf[ok].astype(np.int64)]
+        n_vocab = n_col
+        for t, (where, counts) in added.items():
+            if len(where):
+                if t not in vocab:                         # a word the base never saw: a new column
+                    vocab[t], n_vocab = n_vocab, n_vocab + 1
+                cols.append(np.full(len(where), vocab[t], dtype=np.int64))
+                docs.append(np.asarray(where, dtype=np.int64) + len(keep))
+                tfs.append(np.asarray(counts).astype(np.int64))
+        col, row, tf = np.concatenate(cols), np.concatenate(docs), np.concatenate(tfs)
+        order = np.argsort(col * out.n + row, kind="stable")
+        col, row, tf = col[order], row[order], tf[order]
+        out.vocab = vocab
+        out.data, out.indices, out.indptr, out.avgdl = bm25_columns(col, row, tf, lens, n_vocab, out.k1, out.b)
+        out.tf, out.doc_len = tf.astype(np.int32), lens.astype(np.int32)
+        if "" not in out.vocab:
+            out.vocab[""] = max(out.vocab.values(), default=-1) + 1
+        return out
+
+    @property
+    def has_counts(self) -> bool:
+        """Whether the index has its term counts (:meth:`merged` can extend it)."""
+        return self.tf is not None and self.doc_len is not None
 
     def __len__(self) -> int:
         return self.n
@@ -167,6 +240,9 @@ class LexicalIndex:
                 "k1": self.k1, "b": self.b, "delta": 0.5, "method": "lucene", "idf_method": "lucene",
                 "dtype": str(self.data.dtype), "int_dtype": str(self.indptr.dtype), "num_docs": self.n,
                 "backend": "numpy"}))
+            if self.has_counts:
+                for k, name in _COUNTS.items():
+                    np.save(path / name, getattr(self, k))
         (path / _STATS).write_text(json.dumps({"n": self.n, "avgdl": self.avgdl, "k1": self.k1, "b": self.b,
                                                "fields": list(self.fields)}))
 
@@ -180,6 +256,9 @@ class LexicalIndex:
             self.data, self.indices, self.indptr = (np.load(path / f"{k}.csc.index.npy", allow_pickle=False)
                                                      for k in _ARRAYS)
             self.vocab = json.loads((path / _VOCAB).read_text())
+            have = all((path / name).exists() for name in _COUNTS.values())
+            for k, name in _COUNTS.items():                # an index saved before them: None
+                setattr(self, k, np.load(path / name, allow_pickle=False) if have else None)
         return self
 
     # ------------------------------------------------------------------ statistics
