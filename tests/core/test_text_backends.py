@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -195,3 +196,27 @@ def test_int8_passages_on_a_space_built_without_them_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="rebuild it with text.int8_passages: true") as e:
         TextEncoder.for_space(cfg, space).encode("heavy metal band", kind="passage")
     assert e.value.field == "text.int8_passages"
+
+
+def test_the_export_runs_in_a_child_process_and_its_failures_reach_the_caller(tmp_path):
+    """A first build on a machine exports its text model; torch, transformers and the traced
+    graph stay out of the building process (its peak RSS ~350 MB lower on Last.fm)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom pathlib import Path\nfrom talkrec.encoders.onnx_text import cached_export, is_exported\n"
+            "from talkrec.encoders.text import resolve_model\n"
+            "out = cached_export(resolve_model('minilm'), Path(sys.argv[1]))\n"
+            "assert is_exported(out), out\n"
+            "assert not {'torch', 'transformers'} & set(sys.modules), 'imported here'\n")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cache")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    from talkrec.encoders.onnx_text import export_in_child
+
+    with pytest.raises(UnsupportedModel, match="pooling"):            # the fallback to torch follows
+        export_in_child(Path(_copy_model(tmp_path, {"pooling_mode_max_tokens": True})), tmp_path / "out")
+    broken = Path(_copy_model(tmp_path / "b", {"pooling_mode_mean_tokens": True}))
+    (broken / "model.safetensors").write_bytes(b"not a weights file")
+    with pytest.raises(RuntimeError, match="exporting .*model to ONNX failed"):
+        export_in_child(broken, tmp_path / "out2")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out2").exists()
