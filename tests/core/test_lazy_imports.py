@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("torch", "sentence_transformers", "transformers", "implicit", "sklearn", "matplotlib", "bm25s", "numba")
+HEAVY = ("torch", "sentence_transformers", "transformers", "implicit", "sklearn", "matplotlib", "bm25s", "numba",
+         "scipy")
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 

@@ -19,15 +19,17 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from .._atomic import atomic_dir
 from ..errors import InputError, NotFittedError
 from ..estimator import Estimator, Instance, Interval
+
+if TYPE_CHECKING:                   # scipy is for fitting: a query reading a fitted model never imports it
+    import scipy.sparse as sp
 
 __all__ = ["EASE"]
 
@@ -85,6 +87,8 @@ class EASE(Estimator):
         _, urow = np.unique(df["user_id"].astype(str).to_numpy(), return_inverse=True)
         w = df["weight"].to_numpy(dtype=np.float64)
         data = np.ones(len(df)) if self.binary else np.log1p(np.maximum(w, 0.0))
+        import scipy.sparse as sp
+
         m = sp.csr_matrix((data, (urow, col[keep].astype(np.int64))), shape=(int(urow.max()) + 1, len(ids)))
         m.sum_duplicates()
         if self.binary:
