@@ -229,6 +229,9 @@ def test_a_merged_bm25_index_is_the_index_of_the_texts_to_the_bit(tmp_path, k1, 
         assert np.array_equal(merged.idf(words), ref.idf(words))
         merged.save(tmp_path / "again")                        # and merged again after a reload
         assert np.array_equal(LexicalIndex.load(tmp_path / "again").scores("jazz rock"), ref.scores("jazz rock"))
+    # counts that do not fit the index (a damaged file) are not used: compaction tokenizes then
+    np.save(tmp_path / "bm25" / "talkrec_tf.npy", np.ones(3, np.int32))
+    assert not LexicalIndex.load(tmp_path / "bm25").has_counts
     # an index saved before the term counts were kept cannot be merged; compaction tokenizes then
     for f in ("talkrec_tf.npy", "talkrec_doclen.npy"):
         (tmp_path / "bm25" / f).unlink()

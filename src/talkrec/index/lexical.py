@@ -9,6 +9,7 @@ measured on both datasets. The evaluation's BM25 baseline is this class.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Collection, Mapping, Sequence
@@ -19,6 +20,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..ranking import top_k
+
+log = logging.getLogger(__name__)
 
 #: the statistics saved next to bm25s' own files
 _STATS = "talkrec_bm25.json"
@@ -259,6 +262,9 @@ class LexicalIndex:
             have = all((path / name).exists() for name in _COUNTS.values())
             for k, name in _COUNTS.items():                # an index saved before them: None
                 setattr(self, k, np.load(path / name, allow_pickle=False) if have else None)
+            if have and (self.tf.shape != self.indices.shape or self.doc_len.shape != (self.n,)):
+                log.warning("%s: term counts do not fit the index; a compaction tokenizes the texts", path)
+                self.tf = self.doc_len = None
         return self
 
     # ------------------------------------------------------------------ statistics
