@@ -261,7 +261,8 @@ class LexicalIndex:
             self.vocab = json.loads((path / _VOCAB).read_text())
             have = all((path / name).exists() for name in _COUNTS.values())
             for k, name in _COUNTS.items():                # an index saved before them: None
-                setattr(self, k, np.load(path / name, allow_pickle=False) if have else None)
+                # mapped, not read: only a compaction reads them (a query process never does)
+                setattr(self, k, np.load(path / name, mmap_mode="r", allow_pickle=False) if have else None)
             if have and (self.tf.shape != self.indices.shape or self.doc_len.shape != (self.n,)):
                 log.warning("%s: term counts do not fit the index; a compaction tokenizes the texts", path)
                 self.tf = self.doc_len = None
