@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 HEAVY = ("torch", "sentence_transformers", "transformers", "implicit", "sklearn", "matplotlib", "bm25s", "numba",
-         "scipy")
+         "scipy", "tqdm")
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 

@@ -97,16 +97,19 @@ def test_unsupported_pooling_falls_back_to_torch_with_a_log_line(tmp_path, monke
     assert e.value.field == "backend"
 
 
-def test_one_forward_pass_per_batch():
+def test_one_forward_pass_per_batch(capsys):
     enc = TextEncoder(n_threads=1)
     backend = enc._get()
     calls = []
     real = backend.encode
     backend.encode = lambda batch, kind: calls.append(len(batch)) or real(batch, kind)
-    enc.encode(["heavy metal band", "smooth jazz trio", "thrash metal group"], batch_size=2)
+    texts = ["heavy metal band", "smooth jazz trio", "thrash metal group"]
+    plain = enc.encode(texts, batch_size=2)
     assert calls == [2, 1]  # the first text is no longer encoded twice
+    with_bar = enc.encode(texts, batch_size=2, show_progress_bar=True)   # tqdm, imported for a bar only
+    assert np.array_equal(plain, with_bar) and calls == [2, 1, 2, 1] and "2/2" in capsys.readouterr().err
     enc.encode([])
-    assert calls == [2, 1]
+    assert calls == [2, 1, 2, 1]
 
 
 def test_for_space_runs_the_exported_folder_without_the_source(tmp_path):

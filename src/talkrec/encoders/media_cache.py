@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..errors import InputError
 from .base import is_single
@@ -253,6 +252,8 @@ class FileEncoderMixin:
                 todo.append(i)
         if cache is not None and len(paths) > 1:
             log.info("%s: %d of %d files from cache", self.modality, len(paths) - len(todo), len(paths))
+
+        from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc=f"{self.modality}[{getattr(self, 'model', '')}]",
                    disable=not show_progress_bar, unit="file")

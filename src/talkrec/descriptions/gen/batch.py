@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tqdm.auto import tqdm
 
 from ...errors import InputError
 from .backends import BackendError, GenBackend
@@ -84,6 +83,8 @@ def _run(jobs: Jobs, backend: GenBackend, bcfg: Mapping[str, Any], cache: GenCac
         if not text:
             raise BackendError("empty output")
         return text
+
+    from tqdm.auto import tqdm
 
     bar = tqdm(total=len(jobs), desc=f"GEN[{bcfg.get('model', '?')}]", disable=not show_progress_bar, unit="item")
     workers = max(1, int(getattr(backend, "concurrency", 1)))
