@@ -318,7 +318,7 @@ from talkrec.encoders.onnx_text import UnsupportedModel, export_text_model
 try:
     export_text_model(sys.argv[1], sys.argv[2])
 except UnsupportedModel as e:
-    print({_UNSUPPORTED!r} + str(e).replace(chr(10), ' '), file=sys.stderr)
+    sys.stderr.write({_UNSUPPORTED!r} + str(e).replace(chr(10), ' ') + chr(10))
     sys.exit(3)
 """
 
