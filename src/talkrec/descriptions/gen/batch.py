@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-
 from ...errors import InputError
 from .backends import BackendError, GenBackend
 from .cache import GenCache, cache_key
