@@ -40,6 +40,14 @@ def is_single(inputs: Any) -> bool:
         or hasattr(inputs, "__fspath__")
 
 
+def progress_bar(iterable: Any = None, **kw: Any) -> Any:
+    """A ``tqdm.auto`` progress bar; tqdm is imported here, when a bar is shown (35-47 ms of
+    a cold process, which a query never needs)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, **kw)
+
+
 def batched_encode(inputs: Any, fn: Callable[[list[Any]], np.ndarray], dim: int, *, batch_size: int,
                    show_progress_bar: bool, desc: str) -> np.ndarray:
     """Run ``fn`` over ``inputs`` in batches, keep order; one input in gives a vector out."""
@@ -48,11 +56,7 @@ def batched_encode(inputs: Any, fn: Callable[[list[Any]], np.ndarray], dim: int,
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}", field="batch_size")
     out = np.empty((len(items), dim), dtype=np.float32)
-    starts: Any = range(0, len(items), batch_size)  # no bar object at all without a bar: ~70 us a call
-    if show_progress_bar:
-        from tqdm.auto import tqdm                 # imported for a bar only: 35-47 ms a cold process
-
-        starts = tqdm(starts, desc=desc, unit="batch")
-    for s in starts:
+    starts = range(0, len(items), batch_size)      # no bar object at all without a bar: ~70 us a call
+    for s in progress_bar(starts, desc=desc, unit="batch") if show_progress_bar else starts:
         out[s:s + batch_size] = fn(items[s:s + batch_size])
     return out[0] if single else out

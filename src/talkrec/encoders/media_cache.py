@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import InputError
-from .base import is_single
+from .base import is_single, progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -253,9 +253,7 @@ class FileEncoderMixin:
         if cache is not None and len(paths) > 1:
             log.info("%s: %d of %d files from cache", self.modality, len(paths) - len(todo), len(paths))
 
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(todo), desc=f"{self.modality}[{getattr(self, 'model', '')}]",
+        bar = progress_bar(total=len(todo), desc=f"{self.modality}[{getattr(self, 'model', '')}]",
                    disable=not show_progress_bar, unit="file")
         try:
             for s in range(0, len(todo), batch_size):
