@@ -71,8 +71,9 @@ def next_lexical(sealed: Snapshot, meta: Any, *, k1: float | None, b: float | No
     for token in list(delta.postings):            # a writer may add tokens meanwhile (rows >= m)
         rows, tf = delta.posting(token, m)
         at = position[rows]
-        if (at >= 0).any():
-            added[token] = (at[at >= 0], tf[at >= 0])
+        live = at >= 0
+        if live.any():
+            added[token] = (at[live], tf[live])
     lens = np.asarray(delta.doc_len[:m], dtype=np.int64)[delta_kept]
     return LexicalIndex.merged(saved, kept[kept < n0], added, lens, k1=k1, b=b)
 

@@ -110,7 +110,11 @@ def bm25_columns(tok: np.ndarray, row: np.ndarray, tf: np.ndarray, lens: np.ndar
     document) and the documents' lengths: ``(data, indices, indptr, avgdl)``, CSC with one
     column per token id (``indptr`` of ``n_vocab + 1``); ``data = float32(idf * tf / (tf + k1
     (1 - b + b |d| / avgdl)))`` with the Lucene ``idf = ln(1 + (N - df + 0.5) / (df + 0.5))`` in
-    float32, as ``bm25s.BM25(k1, b).index`` makes it (Lucene variant), to the bit."""
+    float32, as ``bm25s.BM25(k1, b).index`` makes it (Lucene variant), to the bit.
+
+    bm25s builds it in a Python loop over the documents (0.24 s for 17,632 descriptions, the
+    GIL held all along, which a compaction did while the server answered reads); this takes
+    0.04 s, mostly in numpy (``tests/core/test_index.py`` checks it against bm25s)."""
     n = len(lens)
     avgdl = lens.mean() if n else np.float64(0.0)               # a numpy float64, as bm25s' (its arithmetic)
     df = np.bincount(tok, minlength=n_vocab)
@@ -124,21 +128,15 @@ def bm25_columns(tok: np.ndarray, row: np.ndarray, tf: np.ndarray, lens: np.ndar
     return (idf[tok] * tfc).astype(np.float32), row.astype(np.int32), indptr, float(avgdl)
 
 
-def bm25_matrix(ids: Sequence[Sequence[int]], n_vocab: int, k1: float, b: float
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """The BM25 score matrix of token-id documents (:func:`bm25_columns` of
-    :func:`term_counts`), documents ascending within a column.
-
-    bm25s builds it in a Python loop over the documents (0.24 s for 17,632 descriptions, the
-    GIL held all along, which a compaction did while the server answered reads); this takes
-    0.04 s, mostly in numpy (``tests/core/test_index.py`` checks it against bm25s)."""
-    tok, row, tf, lens = term_counts(ids)
-    return bm25_columns(tok, row, tf, lens, n_vocab, k1, b)
+def _add_empty_token(vocab: dict[str, int]) -> None:
+    """bm25s' empty token: a vocabulary entry without a column, after the last one."""
+    if "" not in vocab:
+        vocab[""] = max(vocab.values(), default=-1) + 1
 
 
 class LexicalIndex:
     """BM25 (bm25s' Lucene variant: English stopwords, lower-cased word tokens, no stemming)
-    over texts. bm25s tokenizes; the index (:func:`bm25_matrix`), scoring, saving and loading are
+    over texts. bm25s tokenizes; the index (:func:`bm25_columns`), scoring, saving and loading are
     numpy only.
 
     Parameters
@@ -174,8 +172,7 @@ class LexicalIndex:
             self.data, self.indices, self.indptr, self.avgdl = bm25_columns(col, row, tf, lens, len(self.vocab),
                                                                             self.k1, self.b)
             self.tf, self.doc_len = tf.astype(np.int32), lens.astype(np.int32)
-            if "" not in self.vocab:               # bm25s' empty token (a vocabulary entry without a column)
-                self.vocab[""] = max(self.vocab.values(), default=-1) + 1
+            _add_empty_token(self.vocab)
 
     @classmethod
     def merged(cls, base: "LexicalIndex", keep: np.ndarray, added: Mapping[str, tuple[np.ndarray, np.ndarray]],
@@ -217,8 +214,7 @@ class LexicalIndex:
         out.vocab = vocab
         out.data, out.indices, out.indptr, out.avgdl = bm25_columns(col, row, tf, lens, n_vocab, out.k1, out.b)
         out.tf, out.doc_len = tf.astype(np.int32), lens.astype(np.int32)
-        if "" not in out.vocab:
-            out.vocab[""] = max(out.vocab.values(), default=-1) + 1
+        _add_empty_token(out.vocab)
         return out
 
     @property
