@@ -15,9 +15,9 @@ HEAVY = ("torch", "sentence_transformers", "transformers", "implicit", "sklearn"
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
-def heavy_modules_after(code: str) -> list[str]:
-    """Run ``code`` in a fresh interpreter; the heavy modules it left in ``sys.modules``."""
-    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+def heavy_modules_after(code: str, also: tuple[str, ...] = ()) -> list[str]:
+    """Run ``code`` in a fresh interpreter; the heavy modules (and ``also``) it left in ``sys.modules``."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(m for m in {HEAVY + also!r} if m in sys.modules)))"
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -58,6 +58,25 @@ assert s.recommend(user=s.users(1)[0][0], k=5)
 assert s.search("jazz", k=3, where="tag=jazz")
 """
     assert heavy_modules_after(code) == []
+
+
+def test_cli_queries_load_no_pydantic(tiny_space_dir):
+    """A cold ``talkrec search | similar | recommend`` imports neither the training stack nor
+    pydantic (the service's models; typer 0.29 coerces every option through it: ~0.1-0.2 s
+    of a cold query, docs/building.md, so the set-up pins typer 0.28)."""
+    code = f"""
+import contextlib, io
+from talkrec.cli import app
+for args in (["search", "heavy metal band"], ["similar", "metal1"], ["recommend", "--items", "metal1,metal2"]):
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        try:
+            app([*args, "--space", {str(tiny_space_dir)!r}, "--json"])
+        except SystemExit as e:
+            assert e.code in (0, None), (args, e.code, buf.getvalue())
+    assert buf.getvalue().strip().endswith("]"), (args, buf.getvalue())
+"""
+    assert heavy_modules_after(code, also=("pydantic",)) == []
 
 
 def test_serving_loads_no_torch(tiny_space_dir):
