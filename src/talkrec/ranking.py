@@ -7,11 +7,12 @@ for one score vector or a batch of them. :func:`rrf_scores` is reciprocal rank f
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["rrf_scores", "top_k"]
+__all__ = ["rrf_depth", "rrf_scores", "top_k"]
 
 
 def top_k(scores: np.ndarray, k: int, *, exclude: Sequence[int] | Sequence[Sequence[int]] | None = None,
@@ -124,3 +125,29 @@ def rrf_scores(rankings: Sequence[np.ndarray], n_items: int, *, c: float = 60.0,
         r = np.asarray(r, dtype=np.int64)
         s[r] += wr / (c + np.arange(1, len(r) + 1))
     return s
+
+
+def rrf_depth(need: int, *, c: float = 60.0, weight: float = 1.0, others: float = 0.0) -> int | None:
+    r"""How deep a list of weight ``weight`` must be read for the top ``need`` of
+    :func:`rrf_scores` over it and other lists of total weight ``others`` (read to any depth)
+    to be exactly the top, with the same scores, of the fusion over the whole list; ``None``
+    when nothing short of the whole list is enough.
+
+    The list's own first ``need`` items score at least :math:`w / (c + need)` each, so the
+    ``need``-th best fused score is at least that. An item below depth :math:`D` scores at
+    most :math:`w / (c + D + 1) + o / (c + 1)`; for the smallest :math:`D` that puts this below
+    :math:`w / (c + need)` (plus one), such an item can neither enter the top nor tie with
+    it, and every item of the top lies within depth :math:`D`, so its score is unchanged.
+
+    >>> rrf_depth(10, c=60.0, weight=1.0, others=0.5)      # 1/(60+106) < 1/70 - 0.5/61
+    105
+    >>> rrf_depth(200, c=60.0, weight=1.0, others=0.5) is None
+    True
+    """
+    if need < 1 or weight <= 0 or others < 0 or c < 0:
+        raise ValueError(f"rrf_depth needs need >= 1, weight > 0, others >= 0, c >= 0; got {need}, {weight}, "
+                         f"{others}, {c}")
+    gap = weight / (c + need) - others / (c + 1)
+    if gap <= 0:
+        return None
+    return max(math.floor(weight / gap - c) + 1, need)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from talkrec.ranking import rrf_scores, top_k
+from talkrec.ranking import rrf_depth, rrf_scores, top_k
 
 
 def test_descending_with_ties_by_lower_position():
@@ -85,3 +85,38 @@ def test_rrf_by_hand():
     assert top_k(np.array([1.0, -np.inf, 1.0]), 5).tolist() == [0, 2]
     with pytest.raises(ValueError):
         rrf_scores([np.array([0])], 2, weights=[1.0, 2.0])
+
+
+def test_rrf_depth_by_hand():
+    # the top 10 beside a list of weight 0.5, c = 60: the 10th best fused score is at least
+    # 1/70 = 0.014286; an item below depth D scores at most 1/(61+D) + 0.5/61 = 1/(61+D) + 0.008197,
+    # below 1/70 once 61 + D > 164.2, D >= 104; one more for rounding: 105
+    assert rrf_depth(10, c=60.0, weight=1.0, others=0.5) == 105
+    assert 1 / (60 + 106) + 0.5 / 61 < 1 / 70 < 1 / (60 + 104) + 0.5 / 61
+    # c = 1, the top 2 beside weight 0.5: gap = 1/3 - 0.5/2 = 1/12, D = floor(12 - 1) + 1 = 12
+    assert rrf_depth(2, c=1.0, weight=1.0, others=0.5) == 12
+    assert rrf_depth(5, c=60.0) == 6                         # alone: the list's own top (and one)
+    assert rrf_depth(200, c=60.0, weight=1.0, others=0.5) is None     # 1/260 < 0.5/61: no depth is enough
+    with pytest.raises(ValueError):
+        rrf_depth(0)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_list_read_to_rrf_depth_gives_the_same_top_and_scores(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(30, 400))
+    c = float(rng.choice([0.0, 1.0, 5.0, 60.0]))
+    need = int(rng.integers(1, 12))
+    w_other = float(rng.choice([0.0, 0.25, 0.5, 1.0]))
+    main = rng.permutation(n)[: int(rng.integers(need, n + 1))]
+    other = rng.permutation(n)[: int(rng.integers(0, n // 2))]
+    depth = rrf_depth(need, c=c, weight=1.0, others=w_other if len(other) else 0.0)
+    if depth is None:
+        return
+    full = rrf_scores([main, other], n, c=c, weights=[1.0, w_other])
+    cut = rrf_scores([main[:depth], other], n, c=c, weights=[1.0, w_other])
+    for s in (full, cut):
+        s[s <= 0] = -np.inf
+    want, got = top_k(full, need), top_k(cut, need)
+    assert got.tolist() == want.tolist()
+    assert np.array_equal(cut[got], full[want])

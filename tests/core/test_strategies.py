@@ -49,6 +49,32 @@ def test_similar_fuses_the_fused_list_with_the_ease_list(space):
         space.similar("jazz3", k=0)
 
 
+def test_similar_reads_the_fused_list_only_as_deep_as_its_top_can_reach(tiny_space_dir, monkeypatch):
+    """``ranking.rrf_depth`` cuts the fused list short of ``similar.depth``: the same hits and
+    scores as the whole list (c = 1 here, so that the cut falls inside the tiny catalog)."""
+    from talkrec.index.snapshot import Snapshot
+    from talkrec.space import strategies
+
+    sp = Space.load(tiny_space_dir)
+    sp.config["similar"] = {**sp.config["similar"], "rrf_c": 1.0}
+    depths = []
+    search_rows = Snapshot.search_rows
+
+    def spy(self, q, k=10, **kw):
+        depths.append(k)
+        return search_rows(self, q, k, **kw)
+    monkeypatch.setattr(Snapshot, "search_rows", spy)
+
+    def answers():
+        return [[(h.item_id, h.score) for h in sp.similar(item, k=k, offset=off, where=where)]
+                for item in sp.item_ids for k, off in ((1, 0), (2, 1), (3, 0)) for where in (None, "tag=rock")]
+    cut = answers()
+    assert min(depths) < len(sp.item_ids) - 1                  # the list was cut short
+    monkeypatch.setattr(strategies, "rrf_depth", lambda *a, **kw: None)
+    depths.clear()
+    assert answers() == cut and min(depths) >= len(sp.item_ids) - 1
+
+
 def test_recommend_blends_and_keeps_exclusions(space):
     hist = ["pop1", "pop2", "pop3"]
     hits = space.recommend(items=hist, k=10)
