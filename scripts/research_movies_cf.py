@@ -19,7 +19,11 @@ Variants (each a score vector per user, z-scored per user when blended):
 * ``quality``: EASE all times / plus the movie's smoothed share of positive ratings
   (training users only; the catalog's ``mean_rating`` includes the held-out users: not used);
 * ``session``: EASE over rating sessions (a user's ratings split where more than ``gap``
-  seconds pass between two), blended with EASE all.
+  seconds pass between two), blended with EASE all;
+* ``cease``: collective EASE (Jeunen, Van Balen & Goethals 2020, "Closed-form models for
+  collaborative filtering with side-information"): each genre, decade and user tag of the
+  catalog is one more row of the input, a pseudo-user who rated the movies that carry it,
+  weighted ``alpha``; the same closed form reconstructs both.
 
 All the fits use the Woodbury form (users << movies), so a fold costs seconds; the session
 variants (~6,000 sessions a fold) take minutes. Not the product: the product's EASE is
@@ -86,6 +90,7 @@ class Protocol:
         inter["user_id"] = inter["user_id"].astype(str)
         inter["item_id"] = inter["item_id"].astype(str)
         self.ids = cat.item_ids.astype(str)
+        self.items = cat.items.set_index(cat.items["item_id"].astype(str)).loc[self.ids]
         self.idx = {x: i for i, x in enumerate(self.ids)}
         self.n = len(self.ids)
         inter["j"] = inter["item_id"].map(self.idx)
@@ -103,6 +108,15 @@ class Protocol:
         keep = w > THRESHOLD if kind == "pos" else np.ones(len(w), dtype=bool)
         v = np.where(w > THRESHOLD, 1.0, -1.0) if kind == "signed" else np.ones(len(w))
         return sp.csr_matrix((v[keep], (u[keep], tr["j"].to_numpy()[keep])), shape=(int(u.max()) + 1, self.n))
+
+    def content(self) -> sp.csr_matrix:
+        """Features x movies: 1 where a movie carries a genre, decade or user tag (lowercased)."""
+        rows, cols, names = [], [], {}
+        for j, (g, d, t) in enumerate(zip(self.items["genres"], self.items["decade"], self.items["tags"])):
+            for f in {f"g:{x}".lower() for x in g} | {f"d:{x}" for x in d} | {f"t:{x}".lower() for x in t}:
+                rows.append(names.setdefault(f, len(names)))
+                cols.append(j)
+        return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(names), self.n))
 
     def sessions(self, tr: pd.DataFrame, gap: float) -> sp.csr_matrix:
         tr = tr.sort_values(["user_id", "timestamp"])
@@ -143,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data/movielens-ml-latest-small"))
     ap.add_argument("--sessions", action="store_true", help="also the session variants (minutes per variant)")
+    ap.add_argument("--cease-only", action="store_true", help="the baseline and the CEASE variants only")
     ap.add_argument("--out", type=Path, default=Path("runs/research-movies-cf.json"))
     a = ap.parse_args(argv)
     pr = Protocol(a.data)
@@ -169,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             return zscore(S) + a_ * np.log(q / (1 - q)) if mode == "logit" else np.maximum(S, 0.0) * q ** a_
         return run
 
+    def cease(alpha: float, lam: float = 400.0) -> Callable:
+        C = pr.content()
+        return lambda f, tr, Q: ClosedForm(sp.vstack([pr.matrix(tr, "all"), alpha * C]).tocsr(), lam).score(Q)
+
     EASE = ("all", 400.0, 0.0, None)
     variants: list[tuple[str, Callable]] = [
         ("EASE every rating, lambda 400 (the baseline)", blend((1.0, EASE))),
@@ -189,6 +208,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         ("EASE x quality^0.5, alpha 5", with_quality("mul", 0.5, 5.0)),
         ("EASE x quality, alpha 20", with_quality("mul", 1.0, 20.0)),
     ]
+    cease_rows = [(f"CEASE: genres, decades, tags as pseudo-users, weight {w}, lambda {lam:g}", cease(w, lam))
+                  for w, lam in ((0.3, 400.0), (0.6, 400.0), (1.0, 400.0), (1.5, 400.0), (3.0, 400.0),
+                                 (1.0, 200.0), (1.0, 800.0))]
+    variants += cease_rows
+    if a.cease_only:
+        variants = variants[:1] + cease_rows
     if a.sessions:
         variants += [(f"EASE + {w} session EASE (gap {g} s, lambda 200)",
                       blend((1.0, EASE), (w, ("session", 200.0, float(g), None))))
