@@ -299,7 +299,7 @@ def similar_pairs(space: "Space", item_id: str, k: int, where: Where, offset: in
     w_ease = float(cfg.get("cf_weight", 0.5))
     borrow = not len(ease) and int(cfg.get("cold_neighbors", 0)) > 0
     depth = max(int(cfg.get("depth", 1000)), need)
-    if not borrow and snap.backend is None and snap.gen.index.graph is None:
+    if not borrow and w_ease >= 0 and c >= 0 and snap.backend is None and snap.gen.index.graph is None:
         # an exact list need not go deeper than the fusion's top can reach (ranking.rrf_depth:
         # 105 of 1000 for the top 10 beside an EASE list of weight 0.5); the same hits and scores
         depth = min(depth, rrf_depth(need, c=c, weight=1.0, others=w_ease if len(ease) else 0.0) or depth)
