@@ -111,7 +111,8 @@ def test_a_list_read_to_rrf_depth_gives_the_same_top_and_scores(seed):
     main = rng.permutation(n)[: int(rng.integers(need, n + 1))]
     other = rng.permutation(n)[: int(rng.integers(0, n // 2))]
     depth = rrf_depth(need, c=c, weight=1.0, others=w_other if len(other) else 0.0)
-    if depth is None:
+    if depth is None:                      # only where the other lists alone can outscore the top
+        assert 1.0 / (c + need) <= (w_other if len(other) else 0.0) / (c + 1)
         return
     full = rrf_scores([main, other], n, c=c, weights=[1.0, w_other])
     cut = rrf_scores([main[:depth], other], n, c=c, weights=[1.0, w_other])

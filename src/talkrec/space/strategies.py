@@ -305,9 +305,9 @@ def similar_pairs(space: "Space", item_id: str, k: int, where: Where, offset: in
         depth = min(depth, rrf_depth(need, c=c, weight=1.0, others=w_ease if len(ease) else 0.0) or depth)
     # the fused list from the index, so HNSW or a vector database answers it as for knn
     fused, scores = snap.search_rows(q, depth, where=where, exclude=[item_id])
-    s = np.full(snap.n_rows, -np.inf)
-    s[fused] = scores
     if borrow:                                                        # a cold item: borrow its neighbours' lists
+        s = np.full(snap.n_rows, -np.inf)
+        s[fused] = scores
         ease = _borrowed_list(space, snap, q, fused, s, int(cfg["cold_neighbors"]),
                               str(cfg.get("cold_match", "content")))
         w_ease = float(cfg.get("cold_weight", 0.25))
