@@ -71,6 +71,53 @@ def test_an_update_keeps_the_fields_it_does_not_give_and_replaces_the_vectors(d)
     assert Space.load(d).item("pop2")["name"] == "Pop Two"                 # another Space may read
 
 
+def test_an_update_that_keeps_the_description_encodes_nothing(d, monkeypatch):
+    s = Space.load(d)
+    s.add_items([{"item_id": "cold1", "name": "Cold One", "tags": ["jazz", "piano"]}])
+    v1, desc1 = s.index.vector("cold1").copy(), s.item("cold1")["description"]
+    enc = s.text_encoder(for_writes=True)
+    texts, encode = [], enc.encode
+
+    def spy(x, **kw):
+        texts.extend([x] if isinstance(x, str) else x)
+        return encode(x, **kw)
+    monkeypatch.setattr(enc, "encode", spy)
+    # another field changes, the description does not: no forward pass, the same vector
+    s.add_items([{"item_id": "cold1", "name": "Cold One", "tags": ["jazz", "piano"], "listeners": 7}])
+    assert texts == [] and s.item("cold1")["listeners"] == 7 and s.item("cold1")["description"] == desc1
+    assert np.array_equal(s.index.vector("cold1"), v1)
+    # a built item given its own description keeps its built text vector (what encoding it gives)
+    key = s.config["input_files"]["text"]
+    desc, row = s.item("pop2")["description"], s.index.input_row(key, s.index.position("pop2")).copy()
+    s.add_items([{"item_id": "pop2", "name": "Pop Two", "description": desc},
+                 {"item_id": "cold2", "name": "Cold Two", "tags": ["metal"]}])
+    assert texts == [s.item("cold2")["description"]]                  # only the new text is encoded
+    assert np.array_equal(s.index.input_row(key, s.index.position("pop2")), row)
+    fresh = encode(desc, kind="passage")
+    assert float(fresh @ row / np.linalg.norm(fresh) / np.linalg.norm(row)) > 0.9999
+    # a changed description is encoded again
+    s.add_items([{"item_id": "cold1", "name": "Cold One", "tags": ["metal"]}])
+    assert texts[-1] == s.item("cold1")["description"] != desc1
+    assert not np.array_equal(s.index.vector("cold1"), v1)
+
+
+def test_an_update_without_tags_keeps_the_items_tags_and_description(d):
+    s = Space.load(d)
+    before = s.item("pop2")
+    assert before["tags"] and before["description"]
+    s.add_items([{"item_id": "pop2", "name": before["name"], "listeners": 5}])       # another field only
+    after = s.item("pop2")
+    assert (after["tags"], after["description"], after["listeners"]) == (before["tags"], before["description"], 5)
+    tag = before["tags"][0]
+    assert "pop2" in _ids(s.search("band", k=60, where=f"tag={tag}", mode="lexical"))
+    s.add_items([{"item_id": "pop2", "name": "Pop Renamed Qwzzyx"}])                 # a new name, no tags
+    renamed = s.item("pop2")
+    assert renamed["tags"] == before["tags"] and "Pop Renamed Qwzzyx" in renamed["description"]
+    assert tag in renamed["description"] and _ids(s.search("qwzzyx", k=1, mode="lexical")) == ["pop2"]
+    s.add_items([{"item_id": "pop2", "name": "Pop Renamed Qwzzyx", "tags": []}])     # tags given empty: cleared
+    assert s.item("pop2")["tags"] == []
+
+
 def test_cli_remove_compact_and_doctor(d):
     r = CliRunner().invoke(app, ["remove", "metal1", "metal2", "--space", str(d)])
     assert r.exit_code == 0, r.output

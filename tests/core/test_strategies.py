@@ -195,6 +195,13 @@ def test_bm25_fields_index_every_tag_and_new_rows_the_same_way(tmp_path, tiny_co
     # a tag that only the genre field holds (the item's own description does not name it)
     s.add_items([{"item_id": "odd", "name": "Odd", "description": "plain words", "tags": {"genre": ["zzgenre"]}}])
     assert [h.item_id for h in s.search("zzgenre", k=3, mode="lexical")] == ["odd"]      # a delta row
+    # an update that leaves the tags out keeps them, and its row is tokenized with them (as a replay does)
+    s.add_items([{"item_id": "odd", "name": "Odd", "listeners": 3}])
+    live = [(h.item_id, h.score) for h in s.search("zzgenre plain", k=3, mode="lexical")]
+    assert live and live[0][0] == "odd" and s.item("odd")["genre"] == ["zzgenre"] and s.item("odd")["listeners"] == 3
+    s.close()
+    s = Space.load(out)
+    assert [(h.item_id, h.score) for h in s.search("zzgenre plain", k=3, mode="lexical")] == live
     assert s.compact()["compacted"]
     again = Space.load(out)
     assert again.index.gen.lexical().fields == ("description", "genre")

@@ -31,8 +31,8 @@ from ..errors import InputError, NotFoundError
 from ..index import wal
 from ..index.backend import VectorBackend, mirror, open_backend, reapply
 from ..index.compaction import compacted, graph_file_of, rebase
-from ..index.lexical import bm25_params
-from ..index.segments import Generation
+from ..index.lexical import LexicalIndex, bm25_params
+from ..index.segments import Generation, row_text
 from ..index.snapshot import Snapshot
 from .files import (Manifest, SpaceFiles, WriteError, WriterLock, copy_session_model, gen_name, gen_number, log_name,
                     migrate_legacy, publish_generation, read_manifest, replay_logs, storage_setting, unreferenced,
@@ -64,7 +64,6 @@ class Upsert:
     vectors: np.ndarray
     meta: list[dict[str, Any]]
     inputs: dict[str, np.ndarray]
-    tokens: list[list[str]]
 
 
 class SpaceStore:
@@ -147,8 +146,9 @@ class SpaceStore:
         keep the old row's values."""
         def build(tip: Snapshot) -> Built:
             meta = [_merged(tip, iid, row) for iid, row in zip(batch.ids, batch.meta)]
+            tokens = LexicalIndex.tokenize([row_text(r, tip.gen.lexical_fields) for r in meta])   # as a replay does
             payload = wal.encode_upsert(batch.ids, batch.vectors, meta, batch.inputs)
-            return (payload, lambda: tip.with_upsert(batch.ids, batch.vectors, meta, batch.inputs, batch.tokens),
+            return (payload, lambda: tip.with_upsert(batch.ids, batch.vectors, meta, batch.inputs, tokens),
                     wal.LogRecord("upsert", batch.ids, batch.vectors, meta))
         self._write(build)
 
