@@ -177,10 +177,8 @@ def _item(space: "Space", rec: Any, i: int, first_row: dict[str, int], describer
         raise InputError("description must be a string", row=i, field="description")
     fields = _metadata(space, rec, i)
     kept = _kept_text(space, iid, name, fields, describer) if rec.get("tags") is None and not desc else None
-    if kept is not None:
-        text = kept
-    else:
-        text = desc if desc and desc.strip() else describer.describe_one({"item_id": iid, "name": name, **fields}, tags)
+    text = kept if kept is not None else desc if desc and desc.strip() else \
+        describer.describe_one({"item_id": iid, "name": name, **fields}, tags)
     vectors = _vectors(space, rec, i)
     order = [x for ts in tags.values() for x in ts]
     # tags not given: an update keeps the item's (the writer merges the fields a record leaves out)
@@ -257,14 +255,14 @@ def _text_rows(space: "Space", ids: Sequence[str], texts: Sequence[str]) -> np.n
     change keeps the vector it has (an update of other fields encodes nothing: ~7 ms of CPU an
     item); the other texts are encoded in one call. Rows of a multi-view text input are
     encoded again (their stored views need not be the description)."""
-    snap = space.index
-    X = snap.gen.inputs.get(space.config["input_files"]["text"])
+    snap, key = space.index, space.config["input_files"]["text"]
+    X = snap.gen.inputs.get(key)
     out: list[np.ndarray | None] = [None] * len(ids)
     for j, (iid, text) in enumerate(zip(ids, texts)):
         p = snap.position(iid)
         if p is None or X is None or X.ndim != 2 or snap.value(p, "description") != text:
             continue
-        row = snap.input_row(space.config["input_files"]["text"], p)
+        row = snap.input_row(key, p)
         if row is not None and np.isfinite(row).all():
             out[j] = row
     todo = [j for j, row in enumerate(out) if row is None]

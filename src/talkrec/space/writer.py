@@ -30,9 +30,9 @@ from .._atomic import clean_orphans, remove_paths
 from ..errors import InputError, NotFoundError
 from ..index import wal
 from ..index.backend import VectorBackend, mirror, open_backend, reapply
-from ..index.compaction import compacted, graph_file_of, rebase
-from ..index.lexical import LexicalIndex, bm25_params
-from ..index.segments import Generation, row_text
+from ..index.compaction import apply_record, compacted, graph_file_of, rebase
+from ..index.lexical import bm25_params
+from ..index.segments import Generation
 from ..index.snapshot import Snapshot
 from .files import (Manifest, SpaceFiles, WriteError, WriterLock, copy_session_model, gen_name, gen_number, log_name,
                     migrate_legacy, publish_generation, read_manifest, replay_logs, storage_setting, unreferenced,
@@ -146,10 +146,9 @@ class SpaceStore:
         keep the old row's values."""
         def build(tip: Snapshot) -> Built:
             meta = [_merged(tip, iid, row) for iid, row in zip(batch.ids, batch.meta)]
-            tokens = LexicalIndex.tokenize([row_text(r, tip.gen.lexical_fields) for r in meta])   # as a replay does
+            record = wal.LogRecord("upsert", batch.ids, batch.vectors, meta, batch.inputs)
             payload = wal.encode_upsert(batch.ids, batch.vectors, meta, batch.inputs)
-            return (payload, lambda: tip.with_upsert(batch.ids, batch.vectors, meta, batch.inputs, tokens),
-                    wal.LogRecord("upsert", batch.ids, batch.vectors, meta))
+            return payload, lambda: apply_record(tip, record), record        # applied as a replay applies it
         self._write(build)
 
     def remove(self, ids: Sequence[str]) -> None:
