@@ -8,6 +8,7 @@ run the evaluation first) and scores ``Space.search`` on the evaluation's tag qu
     python scripts/ablation_search.py movies --weights 1,4 --depths 200 500 2000   # RRF depth, 95% CI
     python scripts/ablation_search.py music --weights 2,2 1,4 --bm25 1.5,0.75 1.2,0.1   # BM25 k1, b
     python scripts/ablation_search.py music --bm25 2,0.02 --fields description description+genre+decade+place+mood
+    python scripts/ablation_search.py music --space spaces/lastfm --weights 0.5,4 --modes lexical --pairs off on
 """
 from __future__ import annotations
 
@@ -39,6 +40,10 @@ def main() -> None:
                     "(search.bm25_k1 / search.bm25_b; the space's own when not given)")
     ap.add_argument("--fields", nargs="*", default=[], help="a+b+c field sets BM25 indexes (search.bm25_fields), "
                     "e.g. description+genre+decade")
+    ap.add_argument("--pairs", nargs="*", default=[], choices=["on", "off"],
+                    help="BM25 with / without word-pair terms (search.bm25_pairs): every row again with each")
+    ap.add_argument("--space", default=None, help="a built space to load instead of the evaluation's "
+                    "(e.g. spaces/lastfm: `talkrec build configs/lastfm.yaml` is the evaluation's full music space)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     cfg = load_config(args.config)
@@ -58,19 +63,25 @@ def main() -> None:
     keep = [j for j, r in enumerate(rel) if r]
     qs, rel = [qs[j] for j in keep], [rel[j] for j in keep]
     pb = ProductBuilder(cfg, args.dataset)
-    if args.build:
+    if args.space:
+        space = Space.load(args.space)
+    elif args.build:
         from ablation_movies import parse_variant
         vname, over = parse_variant(args.build)
         space = pb.build(f"search-{vname}", pb.catalog(d.cat), **over)
     else:
         space = Space.load(Path(pb.root) / "full")
     base = dict(space.config.get("search", {}))
-    for bm, fields in [(bm, f) for bm in (args.bm25 or [None]) for f in (args.fields or [None])]:
+    for bm, fields, pairs in [(bm, f, p) for bm in (args.bm25 or [None]) for f in (args.fields or [None])
+                              for p in (args.pairs or [None])]:
         k1b = {} if bm is None else dict(zip(("bm25_k1", "bm25_b"), (float(x) for x in bm.split(","))))
         tag = "" if bm is None else f"bm25 k1 {k1b['bm25_k1']:g} b {k1b['bm25_b']:g}, "
         if fields is not None:
             k1b["bm25_fields"] = fields.split("+")
             tag += f"fields {fields}, "
+        if pairs is not None:
+            k1b["bm25_pairs"] = pairs == "on"
+            tag += f"pairs {pairs}, "
         for mode in args.modes:
             space.config["search"] = {**base, **k1b, "mode": mode}
             r = text_retrieval([q.qid for q in qs], [q.split for q in qs], rel,

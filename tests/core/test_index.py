@@ -124,9 +124,27 @@ def test_bm25_scoring_without_bm25s_is_bm25s_to_the_bit(tmp_path):
     ref = bm25s.BM25.load(str(tmp_path / "bm25"), show_progress=False, verbosity=0)
     for q in ["metal jazz", "jazz jazz the", "Ünïcode 80s", "the a", "", "R&B hip-hop café électro", "x"]:
         toks = bm25s.tokenize([q], stopwords="en", return_ids=False, show_progress=False)[0]
-        assert LexicalIndex.tokenize([q]) == [list(toks)]
+        assert ours.tokenize([q]) == [list(toks)]
         want = np.asarray(ref.get_scores(toks), dtype=np.float64) if toks else np.zeros(len(docs))
         assert np.array_equal(ours.scores(q), want), q
+
+
+def test_bm25_word_pairs_by_hand():
+    """``search.bm25_pairs``: two words joined only by spaces or hyphens are also one term, so
+    that a query for a two-word tag prefers the items tagged with it."""
+    from talkrec.index.lexical import LexicalIndex, tokenize_text
+
+    assert tokenize_text("Post-Rock, indie  rock. The hip hop-a-b x y-z r&b", pairs=True) == [
+        "post", "post rock", "rock", "indie", "indie rock", "rock", "hip", "hip hop", "hop"]
+    assert tokenize_text("Post-Rock, indie rock") == ["post", "rock", "indie", "rock"]      # off: words only
+    assert tokenize_text("rock and roll, drum n bass", pairs=True) == ["rock", "roll", "drum", "bass"]
+    docs = ["post-rock", "post-punk, rock"]
+    lex = LexicalIndex(docs, k1=1.5, b=0.0, pairs=True)
+    # b = 0: a term with tf 1 weighs 1 / (1 + 1.5) = 0.4; N = 2, idf = ln(1 + (N - df + 0.5) / (df + 0.5)):
+    # post and rock (df 2) ln(1.2), "post rock" (df 1) ln(2)
+    assert np.allclose(lex.scores("post-rock"), [0.4 * (2 * np.log(1.2) + np.log(2)), 0.4 * 2 * np.log(1.2)])
+    words_only = LexicalIndex(docs, k1=1.5, b=0.0)
+    assert np.allclose(words_only.scores("post-rock"), 0.4 * 2 * np.log(1.2))       # a tie without pairs
 
 
 @pytest.mark.parametrize("k1,b", [(1.5, 0.75), (1.2, 0.1), (0.0, 1.0), (3.0, 0.0)])
@@ -181,9 +199,9 @@ def test_bm25_saved_and_loaded_and_delta_rows_scored_with_the_base_statistics(tm
     # a delta row scores as the same text would inside the base (same idf, avgdl): compare
     # with the base's own score of an identical document
     delta = DeltaRows(2, {})
-    delta.append(["d0", "d1"], np.zeros((2, 2)), [{}, {}], {}, LexicalIndex.tokenize(["soft jazz trio", "nothing"]))
+    delta.append(["d0", "d1"], np.zeros((2, 2)), [{}, {}], {}, lex.tokenize(["soft jazz trio", "nothing"]))
     for q in ("jazz", "jazz trio", "trio trio", "metal"):
-        got = delta.bm25(again, LexicalIndex.tokenize([q])[0], 2)
+        got = delta.bm25(again, lex.tokenize([q])[0], 2)
         assert np.allclose(got, [lex.scores(q)[1], 0.0]), q
     assert delta.bm25(again, ["qwzzyx"], 2).tolist() == [0.0, 0.0]
     only_new = DeltaRows(2, {})
@@ -191,8 +209,8 @@ def test_bm25_saved_and_loaded_and_delta_rows_scored_with_the_base_statistics(tm
     assert only_new.bm25(again, ["qwzzyx"], 1)[0] > 0                  # a word the base never saw
 
 
-@pytest.mark.parametrize("k1,b", [(1.5, 0.75), (1.2, 0.1)])
-def test_a_merged_bm25_index_is_the_index_of_the_texts_to_the_bit(tmp_path, k1, b):
+@pytest.mark.parametrize("k1,b,pairs", [(1.5, 0.75, False), (1.2, 0.1, False), (1.2, 0.1, True)])
+def test_a_merged_bm25_index_is_the_index_of_the_texts_to_the_bit(tmp_path, k1, b, pairs):
     """A compaction extends the generation's BM25 index with the rows written since instead
     of tokenizing every description again: the same scores, to the bit, as tokenizing."""
     from collections import Counter
@@ -200,13 +218,14 @@ def test_a_merged_bm25_index_is_the_index_of_the_texts_to_the_bit(tmp_path, k1, 
     from talkrec.index.lexical import LexicalIndex
 
     rnd = random.Random(0)
-    words = ["rock", "jazz", "metal", "pop", "the", "indie", "folk", "dark", "80s", "a", "zz9"]
+    words = ["rock", "jazz", "metal", "pop", "the", "indie", "folk", "dark", "80s", "a", "zz9", "post-rock,",
+             "hip-hop."]
     docs = [" ".join(rnd.choice(words) for _ in range(rnd.randint(0, 8))) for _ in range(300)]
     new = [" ".join(rnd.choice(words + ["brandnew", "qwzzyx"]) for _ in range(rnd.randint(0, 8))) for _ in range(50)]
 
     def counts(texts):
         added = {}
-        toks = LexicalIndex.tokenize(texts)
+        toks = base.tokenize(texts)
         for j, t in enumerate(toks):
             for w, c in Counter(t).items():
                 added.setdefault(w, ([], []))
@@ -214,15 +233,15 @@ def test_a_merged_bm25_index_is_the_index_of_the_texts_to_the_bit(tmp_path, k1, 
                 added[w][1].append(float(c))
         return {w: (np.array(r), np.array(c)) for w, (r, c) in added.items()}, np.array([len(t) for t in toks])
 
-    LexicalIndex(docs, k1=k1, b=b).save(tmp_path / "bm25")
+    LexicalIndex(docs, k1=k1, b=b, pairs=pairs).save(tmp_path / "bm25")
     base = LexicalIndex.load(tmp_path / "bm25")                # as a compaction finds it
-    assert base.has_counts
-    queries = words + ["brandnew rock rock", "qwzzyx", "nothing here"]
+    assert base.has_counts and base.pairs == pairs and (pairs == ("rock jazz" in base.vocab))
+    queries = words + ["brandnew rock rock", "qwzzyx", "nothing here", "post-rock and rock jazz", "hip hop"]
     for keep, added_texts in ((sorted(rnd.sample(range(300), 200)), new), (list(range(300)), []),
                               ([], new[:5]), ([3, 7], [])):
         added, lens = counts(added_texts)
         merged = LexicalIndex.merged(base, np.array(keep, dtype=np.int64), added, lens)
-        ref = LexicalIndex([docs[i] for i in keep] + added_texts, k1=k1, b=b)
+        ref = LexicalIndex([docs[i] for i in keep] + added_texts, k1=k1, b=b, pairs=pairs)
         assert (merged.n, merged.avgdl) == (ref.n, ref.avgdl)
         for q in queries:
             assert np.array_equal(merged.scores(q), ref.scores(q)), q

@@ -219,11 +219,11 @@ def test_bm25_parameters_come_from_the_space_settings_and_survive_compaction(spa
     from talkrec.index.segments import descriptions
 
     def expected(k1, b, q):
-        return LexicalIndex(descriptions(space.index.meta), k1=k1, b=b).scores(q)
+        return LexicalIndex(descriptions(space.index.meta), k1=k1, b=b, pairs=True).scores(q)
 
     q = "jazz metal band"
     saved = space.index.gen.lexical()
-    assert (saved.k1, saved.b) == (1.2, 0.1)                # the build's defaults, written with the space
+    assert (saved.k1, saved.b, saved.pairs) == (1.2, 0.1, True)   # the build's defaults, written with the space
     assert np.allclose(space.lexical_index().scores(q), expected(1.2, 0.1, q))
     space.config["search"]["bm25_b"] = 0.75                  # a changed setting applies without a rebuild
     moved = space.lexical_index().scores(q)

@@ -263,18 +263,21 @@ def test_compaction_extends_the_bm25_index_without_tokenizing_the_catalog_again(
 
     def fresh(space):
         lex = space.index.gen.lexical()
-        return LexicalIndex(lexical_texts(space.index.meta, lex.fields), k1=lex.k1, b=lex.b, fields=lex.fields)
+        return LexicalIndex(lexical_texts(space.index.meta, lex.fields), k1=lex.k1, b=lex.b, fields=lex.fields,
+                            pairs=lex.pairs)
 
     s = Space.load(d)
     s.add_items([{"item_id": "w1", "name": "Qwzzyx Band", "tags": ["jazz", "brandnewword"]},
                  {"item_id": "jazz4", "name": "Jazz Band 4", "tags": ["metal", "metal"]}])   # an update
     s.remove(["pop3", "w1"])
     s.add_items([{"item_id": "w2", "name": "Second Qwzzyx", "tags": ["folk"]}])
+    assert s.index.gen.lexical().pairs                           # the build's default: words and word pairs
     with monkeypatch.context() as m:
-        m.setattr(bm25s, "tokenize", lambda *a, **k: (_ for _ in ()).throw(AssertionError("tokenized")))
+        for owner, name in ((bm25s, "tokenize"), (LexicalIndex, "tokenize")):    # words; words and pairs
+            m.setattr(owner, name, lambda *a, **k: (_ for _ in ()).throw(AssertionError("tokenized")))
         assert s.compact()["compacted"]
     lex, ref = s.index.gen.lexical(), fresh(s)
-    assert lex.has_counts and lex.n == len(s.index) == ref.n and lex.avgdl == ref.avgdl
+    assert lex.has_counts and lex.pairs and lex.n == len(s.index) == ref.n and lex.avgdl == ref.avgdl
     for q in ("jazz band", "qwzzyx", "brandnewword", "metal metal", "folk", "pop"):
         assert np.array_equal(lex.scores(q), ref.scores(q)), q
     assert _ids(s.search("qwzzyx", k=3, mode="lexical")) == ["w2"]

@@ -185,8 +185,9 @@ def test_bm25_fields_index_every_tag_and_new_rows_the_same_way(tmp_path, tiny_co
 
     meta = pd.DataFrame({"description": ["Jazz trio.", None], "name": ["A", "Bee"], "genre": [["jazz", "bop"], None],
                          "year": [1990, 2000]})
-    assert lexical_texts(meta, ["description", "genre", "missing"]) == ["Jazz trio. jazz bop", "Bee"]
-    assert row_text({"name": "Bee", "genre": ["x", 3, "y"]}, ["description", "genre"]) == "Bee x y"
+    # fields joined with " | " and tags with ", ": no word pair (search.bm25_pairs) spans two of them
+    assert lexical_texts(meta, ["description", "genre", "missing"]) == ["Jazz trio. | jazz, bop", "Bee"]
+    assert row_text({"name": "Bee", "genre": ["x", 3, "y"]}, ["description", "genre"]) == "Bee | x, y"
     out = tmp_path / "fields"
     build({**tiny_config, "output": str(out), "search": {**tiny_config["search"], "bm25_fields": ["description", "genre"]}},
           show_progress=False, catalog=tiny_catalog)
@@ -216,6 +217,32 @@ def test_bm25_fields_index_every_tag_and_new_rows_the_same_way(tmp_path, tiny_co
             again.config["search"]["bm25_fields"] = bad
             again.search("jazz", mode="lexical")
         assert e.value.field == "search.bm25_fields"
+
+
+def test_bm25_word_pairs_reach_built_written_replayed_and_compacted_rows(tmp_path, tiny_config, tiny_catalog):
+    """``search.bm25_pairs: true``: the built index, the rows written since, a replay of the log
+    and the compacted generation all index word pairs, and queries are tokenized to match."""
+    out = tmp_path / "pairs"
+    build({**tiny_config, "output": str(out), "search": {**tiny_config["search"], "bm25_pairs": True,
+                                                          "bm25_fields": ["description", "genre"]}},
+          show_progress=False, catalog=tiny_catalog)
+    s = Space.load(out)
+    assert s.index.gen.lexical().pairs
+    s.add_items([{"item_id": "pr", "name": "Pr", "description": "zzpost-zzrock", "tags": {"genre": ["calm"]}},
+                 {"item_id": "pp", "name": "Pp", "description": "calm", "tags": {"genre": ["zzpost-punk", "zzrock"]}}])
+    live = [(h.item_id, h.score) for h in s.search("zzpost zzrock", k=3, mode="lexical")]
+    assert [i for i, _ in live] == ["pr", "pp"] and live[0][1] > live[1][1]      # the pair decides
+    s.close()
+    s = Space.load(out)                                          # the log replayed
+    assert [(h.item_id, h.score) for h in s.search("zzpost zzrock", k=3, mode="lexical")] == live
+    assert s.compact()["compacted"]
+    again = Space.load(out)
+    assert again.index.gen.lexical().pairs and "zzpost zzrock" in again.index.gen.lexical().vocab
+    assert [h.item_id for h in again.search("zzpost zzrock", k=3, mode="lexical")] == ["pr", "pp"]
+    with pytest.raises(InputError) as e:
+        again.config["search"]["bm25_pairs"] = "yes"
+        again.search("jazz", mode="lexical")
+    assert e.value.field == "search.bm25_pairs"
 
 
 def test_per_snapshot_model_state_after_writes_equals_a_lookup_from_scratch(tiny_space_dir, tmp_path, monkeypatch):

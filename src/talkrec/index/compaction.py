@@ -30,16 +30,19 @@ def apply_record(snap: Snapshot, rec: LogRecord) -> Snapshot:
     """The snapshot after one logged write (a delete of an unknown id is skipped)."""
     if rec.op == "delete":
         return snap.with_delete(rec.ids)
-    tokens = LexicalIndex.tokenize([row_text(r, snap.gen.lexical_fields) for r in rec.meta])
+    lex = snap.gen.lexical()
+    tokens = lex.tokenize([row_text(r, lex.fields) for r in rec.meta])
     return snap.with_upsert(rec.ids, rec.vectors, rec.meta, rec.inputs, tokens)
 
 
 def compacted(sealed: Snapshot, graph_file: Path | None, *, k1: float | None = None, b: float | None = None,
-              fields: Sequence[str] | None = None) -> tuple[VectorIndex, dict[str, np.ndarray], LexicalIndex]:
+              fields: Sequence[str] | None = None,
+              pairs: bool | None = None) -> tuple[VectorIndex, dict[str, np.ndarray], LexicalIndex]:
     """The next generation's index, raw inputs and BM25: the live rows of ``sealed`` in row
     order (base rows first, then delta rows). ``graph_file``: the saved graph of
     ``sealed``'s generation, copied and updated rather than rebuilt. ``k1`` / ``b``: the
-    BM25 parameters, ``fields`` what it indexes (``None``: those of ``sealed``'s generation)."""
+    BM25 parameters, ``fields`` what it indexes, ``pairs`` whether word pairs are terms
+    (``None``: those of ``sealed``'s generation)."""
     base = sealed.gen.index
     meta = sealed.meta.reset_index(drop=True)
     vectors = sealed.vectors
@@ -47,22 +50,24 @@ def compacted(sealed: Snapshot, graph_file: Path | None, *, k1: float | None = N
     index = VectorIndex(sealed.ids, vectors, meta, ann=base.ann, M=base.M, ef_construction=base.ef_construction,
                         ef_search=base.ef_search, graph=graph, graph_labels=labels)
     inputs = {key: sealed.inputs(key) for key in sealed.gen.inputs}
-    return index, inputs, next_lexical(sealed, meta, k1=k1, b=b, fields=fields)
+    return index, inputs, next_lexical(sealed, meta, k1=k1, b=b, fields=fields, pairs=pairs)
 
 
 def next_lexical(sealed: Snapshot, meta: Any, *, k1: float | None, b: float | None,
-                 fields: Sequence[str] | None) -> LexicalIndex:
+                 fields: Sequence[str] | None, pairs: bool | None = None) -> LexicalIndex:
     """BM25 over the compacted rows: the generation's index with the dead rows dropped and the
     delta rows' tokens (counted when they were written) added, without tokenizing a text
     (:meth:`LexicalIndex.merged`: to the bit what tokenizing gives; tokenizing the 17,632
     Last.fm descriptions held the GIL ~0.75 s while the server answered reads). From the texts
-    when the fields changed or the generation's index was saved without its term counts."""
+    when the fields or the tokenization changed, or the generation's index was saved without
+    its term counts."""
     saved = sealed.gen.lexical()
     fields = saved.fields if fields is None else tuple(fields)
     k1 = saved.k1 if k1 is None else k1
     b = saved.b if b is None else b
-    if fields != saved.fields or not saved.has_counts:
-        return LexicalIndex(lexical_texts(meta, fields), k1=k1, b=b, fields=fields)
+    pairs = saved.pairs if pairs is None else bool(pairs)
+    if fields != saved.fields or pairs != saved.pairs or not saved.has_counts:
+        return LexicalIndex(lexical_texts(meta, fields), k1=k1, b=b, fields=fields, pairs=pairs)
     kept, n0, m, delta = sealed.live_rows, sealed.n0, sealed.m, sealed.delta
     delta_kept = kept[kept >= n0] - n0
     position = np.full(m, -1, dtype=np.int64)
@@ -121,7 +126,7 @@ def rebase(new_gen: Generation, sealed: Snapshot, current: Snapshot) -> Snapshot
         rel = rows - current.n0
         meta = [d.meta[r] for r in rel]
         delta.append([d.ids[r] for r in rel], d.vectors[rel], meta, {k: X[rel] for k, X in d.inputs.items()},
-                     LexicalIndex.tokenize([row_text(r, new_gen.lexical_fields) for r in meta]))
+                     new_gen.lexical().tokenize([row_text(r, new_gen.lexical_fields) for r in meta]))
     delta_pos = {iid: len(new_gen) + j for j, iid in enumerate(delta.ids)}
     live = np.concatenate([live_base, current.live[first:last]])
     return Snapshot(new_gen, delta, len(rows), live, delta_pos, current.n_live, int((~live_base).sum()),

@@ -33,6 +33,9 @@ _ARRAYS = ("data", "indices", "indptr")
 _COUNTS = {"tf": "talkrec_tf.npy", "doc_len": "talkrec_doclen.npy"}
 _VOCAB, _PARAMS = "vocab.index.json", "params.index.json"
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
+_WORD = re.compile(r"(?u)\w+")
+#: what may stand between the two words of a pair token: spaces and hyphens only
+_PAIR_GAP = re.compile(r"[\s\-]+")
 #: bm25s' English stopwords (``bm25s.stopwords.STOPWORDS_EN``; a test checks they are the same)
 STOPWORDS_EN = frozenset((
     "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not",
@@ -44,11 +47,13 @@ STOPWORDS_EN = frozenset((
 DEFAULT_FIELDS: tuple[str, ...] = ("description",)
 
 
-def bm25_params(search: Mapping[str, Any] | None) -> tuple[float | None, float | None, tuple[str, ...] | None]:
-    """``(k1, b, fields)`` from a space's ``search`` settings (``bm25_k1``, ``bm25_b``,
-    ``bm25_fields``); ``None`` for one not given (the saved index's value stays).
+def bm25_params(search: Mapping[str, Any] | None) -> tuple[float | None, float | None, tuple[str, ...] | None,
+                                                            bool | None]:
+    """``(k1, b, fields, pairs)`` from a space's ``search`` settings (``bm25_k1``, ``bm25_b``,
+    ``bm25_fields``, ``bm25_pairs``); ``None`` for one not given (the saved index's value stays).
     ``k1 >= 0``, ``0 <= b <= 1``; ``fields``: ``description`` and / or metadata fields whose
-    text or list of tags BM25 indexes with it (:func:`talkrec.index.segments.lexical_texts`).
+    text or list of tags BM25 indexes with it (:func:`talkrec.index.segments.lexical_texts`);
+    ``pairs``: also index adjacent word pairs (:func:`tokenize_text`).
 
     Descriptions made by the TEMPLATE describer are tag lists: their length says how many tags
     an item has (how well known it is), not how diluted its topic is, so the product's
@@ -74,7 +79,10 @@ def bm25_params(search: Mapping[str, Any] | None) -> tuple[float | None, float |
             raise InputError(f"search.bm25_fields must be a non-empty list of field names, got {fields!r}",
                              field="search.bm25_fields")
         fields = tuple(dict.fromkeys(f.strip() for f in fields))
-    return out[0], out[1], fields
+    pairs = (search or {}).get("bm25_pairs")
+    if pairs is not None and not isinstance(pairs, bool):
+        raise InputError(f"search.bm25_pairs must be true or false, got {pairs!r}", field="search.bm25_pairs")
+    return out[0], out[1], fields, pairs
 
 
 def check_fields(fields: Sequence[str], have: Collection[str]) -> None:
@@ -86,10 +94,31 @@ def check_fields(fields: Sequence[str], have: Collection[str]) -> None:
                          f"{', '.join(sorted(map(str, have)))}", field="search.bm25_fields")
 
 
-def tokenize_text(text: str) -> list[str]:
+def tokenize_text(text: str, pairs: bool = False) -> list[str]:
     """bm25s' tokenization (``stopwords="en"``, no stemming): lower-cased ``\\w\\w+`` words,
-    English stopwords removed."""
-    return [t for t in _TOKEN.findall(text.lower()) if t not in STOPWORDS_EN]
+    English stopwords removed.
+
+    ``pairs``: after each word, also the pair ``"<previous word> <word>"`` where the two are
+    adjacent words of the text with only spaces or hyphens between them ("post-rock" and "post
+    rock" give ``post``, ``post rock``, ``rock``; no pair across a comma, a full stop, a
+    stopword or a one-letter word). A tag of two words is then a term of its own: a query for
+    "post-rock" scores the items tagged so above those with "post-punk" and "rock" (+0.038
+    validation nDCG for BM25 on the Last.fm tag queries, docs/evaluation.md)."""
+    text = text.lower()
+    if not pairs:
+        return [t for t in _TOKEN.findall(text) if t not in STOPWORDS_EN]
+    out: list[str] = []
+    prev: re.Match[str] | None = None                  # the word before, where it is a token
+    for m in _WORD.finditer(text):
+        w = m.group()
+        if len(w) < 2 or w in STOPWORDS_EN:
+            prev = None
+            continue
+        if prev is not None and _PAIR_GAP.fullmatch(text, prev.end(), m.start()):
+            out.append(f"{prev.group()} {w}")
+        out.append(w)
+        prev = m
+    return out
 
 
 def term_counts(ids: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -136,8 +165,8 @@ def _add_empty_token(vocab: dict[str, int]) -> None:
 
 class LexicalIndex:
     """BM25 (bm25s' Lucene variant: English stopwords, lower-cased word tokens, no stemming)
-    over texts. bm25s tokenizes; the index (:func:`bm25_columns`), scoring, saving and loading are
-    numpy only.
+    over texts. bm25s tokenizes words (with word pairs, :func:`tokenize_text` does); the index
+    (:func:`bm25_columns`), scoring, saving and loading are numpy only.
 
     Parameters
     ----------
@@ -148,12 +177,15 @@ class LexicalIndex:
     fields:
         What the texts were made of (:func:`talkrec.index.segments.lexical_texts`); kept with
         the index so that a space knows when its settings ask for another one.
+    pairs:
+        Also index adjacent word pairs (:func:`tokenize_text`); queries are tokenized the same
+        way. Kept with the index, as ``fields`` is.
     """
 
     def __init__(self, texts: Sequence[str], *, k1: float | None = 1.5, b: float | None = 0.75,
-                 fields: Sequence[str] = DEFAULT_FIELDS) -> None:
+                 fields: Sequence[str] = DEFAULT_FIELDS, pairs: bool = False) -> None:
         self.k1, self.b = float(1.5 if k1 is None else k1), float(0.75 if b is None else b)
-        self.fields = tuple(fields)
+        self.fields, self.pairs = tuple(fields), bool(pairs)
         self.n = len(texts)
         self.avgdl = 0.0
         self.vocab: dict[str, int] = {}
@@ -163,12 +195,15 @@ class LexicalIndex:
         self.tf: np.ndarray | None = np.zeros(0, np.int32)
         self.doc_len: np.ndarray | None = np.zeros(0, np.int32)
         if self.n:
-            import bm25s
-
             docs = [t if isinstance(t, str) else "" for t in texts]
-            tok = bm25s.tokenize(docs, stopwords="en", show_progress=False)
-            self.vocab = dict(tok.vocab)
-            col, row, tf, lens = term_counts(tok.ids)
+            if self.pairs:                                  # bm25s knows words only
+                ids = [[self.vocab.setdefault(t, len(self.vocab)) for t in d] for d in self.tokenize(docs)]
+            else:
+                import bm25s
+
+                tok = bm25s.tokenize(docs, stopwords="en", show_progress=False)
+                self.vocab, ids = dict(tok.vocab), tok.ids
+            col, row, tf, lens = term_counts(ids)
             self.data, self.indices, self.indptr, self.avgdl = bm25_columns(col, row, tf, lens, len(self.vocab),
                                                                             self.k1, self.b)
             self.tf, self.doc_len = tf.astype(np.int32), lens.astype(np.int32)
@@ -186,7 +221,8 @@ class LexicalIndex:
         length in tokens. ``base`` must have its term counts (:attr:`has_counts`)."""
         if base.tf is None or base.doc_len is None:
             raise ValueError("this BM25 index was saved without its term counts; build it from the texts")
-        out = cls([], k1=base.k1 if k1 is None else k1, b=base.b if b is None else b, fields=base.fields)
+        out = cls([], k1=base.k1 if k1 is None else k1, b=base.b if b is None else b, fields=base.fields,
+                  pairs=base.pairs)
         keep = np.asarray(keep, dtype=np.int64)
         lens = np.concatenate([base.doc_len[keep].astype(np.int64), np.asarray(added_len, dtype=np.int64)])
         out.n = len(lens)
@@ -243,13 +279,14 @@ class LexicalIndex:
                 for k, name in _COUNTS.items():
                     np.save(path / name, getattr(self, k))
         (path / _STATS).write_text(json.dumps({"n": self.n, "avgdl": self.avgdl, "k1": self.k1, "b": self.b,
-                                               "fields": list(self.fields)}))
+                                               "fields": list(self.fields), "pairs": self.pairs}))
 
     @classmethod
     def load(cls, path: str | Path) -> "LexicalIndex":
         path = Path(path)
         stats = json.loads((path / _STATS).read_text())
-        self = cls([], k1=float(stats["k1"]), b=float(stats["b"]), fields=stats.get("fields", DEFAULT_FIELDS))
+        self = cls([], k1=float(stats["k1"]), b=float(stats["b"]), fields=stats.get("fields", DEFAULT_FIELDS),
+                   pairs=bool(stats.get("pairs", False)))
         self.n, self.avgdl = int(stats["n"]), float(stats["avgdl"])
         if self.n:
             self.data, self.indices, self.indptr = (np.load(path / f"{k}.csc.index.npy", allow_pickle=False)
@@ -265,10 +302,10 @@ class LexicalIndex:
         return self
 
     # ------------------------------------------------------------------ statistics
-    @staticmethod
-    def tokenize(texts: Sequence[str]) -> list[list[str]]:
-        """The BM25 tokens of each text (lower-cased words, English stopwords removed)."""
-        return [tokenize_text(t if isinstance(t, str) else "") for t in texts]
+    def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
+        """The BM25 tokens of each text, as this index tokenizes (lower-cased words, English
+        stopwords removed; word pairs too where :attr:`pairs`)."""
+        return [tokenize_text(t if isinstance(t, str) else "", self.pairs) for t in texts]
 
     def idf(self, tokens: Sequence[str]) -> np.ndarray:
         """Lucene idf of each token in this corpus: ``ln(1 + (N - df + 0.5) / (df + 0.5))``
@@ -288,7 +325,7 @@ class LexicalIndex:
         the sum over the query's tokens (a repeated one again) of the token's column, added
         in float32 in query order as bm25s does."""
         s = np.zeros(self.n, dtype=np.float32)
-        for t in tokenize_text(query):
+        for t in tokenize_text(query, self.pairs):
             j = self.vocab.get(t)
             if j is not None:
                 a, e = self.indptr[j], self.indptr[j + 1]

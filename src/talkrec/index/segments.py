@@ -93,20 +93,20 @@ class Generation:
         return self._memo.get(key)
 
     def lexical(self, k1: float | None = None, b: float | None = None,
-                fields: Sequence[str] | None = None) -> LexicalIndex:
+                fields: Sequence[str] | None = None, pairs: bool | None = None) -> LexicalIndex:
         """BM25 over the descriptions: the saved index, or one built with ``k1`` / ``b`` /
-        ``fields`` where they differ from it (a space whose ``search.bm25_*`` settings changed
-        after the generation was written; built once per setting)."""
+        ``fields`` / ``pairs`` where they differ from it (a space whose ``search.bm25_*``
+        settings changed after the generation was written; built once per setting)."""
         if self._lexical is None:
             self._lexical = self.memo("lexical", lambda: LexicalIndex(descriptions(self.meta)))
         base = self._lexical
         want = (base.k1 if k1 is None else float(k1), base.b if b is None else float(b),
-                base.fields if fields is None else tuple(fields))
-        if want == (base.k1, base.b, base.fields):
+                base.fields if fields is None else tuple(fields), base.pairs if pairs is None else bool(pairs))
+        if want == (base.k1, base.b, base.fields, base.pairs):
             return base
         return self.memo(("lexical", want),  # type: ignore[no-any-return]
                          lambda: LexicalIndex(lexical_texts(self.meta, want[2]), k1=want[0], b=want[1],
-                                              fields=want[2]))
+                                              fields=want[2], pairs=want[3]))
 
     @property
     def lexical_fields(self) -> tuple[str, ...]:
@@ -220,10 +220,12 @@ def descriptions(meta: pd.DataFrame) -> list[str]:
 
 
 def _field_text(v: Any) -> str:
+    """A field's text; a list of tags joined with commas, so that no word pair
+    (:func:`~talkrec.index.lexical.tokenize_text`) spans two tags."""
     if isinstance(v, str):
         return v
     if isinstance(v, (list, tuple, np.ndarray)):
-        return " ".join(x for x in v if isinstance(x, str))
+        return ", ".join(x for x in v if isinstance(x, str))
     return ""
 
 
@@ -231,10 +233,11 @@ def lexical_texts(meta: pd.DataFrame, fields: Sequence[str] = ("description",)) 
     """The text BM25 indexes per item: ``fields`` joined in order - ``description`` is the
     item's description (its name where the catalog has none); any other field is a metadata
     column whose string, or list of strings (a tag category: every tag, not only the ones the
-    description has room for), is added. A missing column or value adds nothing."""
+    description has room for), is added. A missing column or value adds nothing; the fields are
+    joined with ``" | "`` (no word pair spans two)."""
     parts = [descriptions(meta) if f == "description" else
              ([_field_text(v) for v in meta[f].tolist()] if f in meta else [""] * len(meta)) for f in fields]
-    return [" ".join(p for p in row if p) for row in zip(*parts)] if parts else [""] * len(meta)
+    return [" | ".join(p for p in row if p) for row in zip(*parts)] if parts else [""] * len(meta)
 
 
 def row_text(row: Mapping[str, Any], fields: Sequence[str] = ("description",)) -> str:
@@ -245,7 +248,7 @@ def row_text(row: Mapping[str, Any], fields: Sequence[str] = ("description",)) -
         if f == "description" and not isinstance(t, str):
             t = row.get("name")
         out.append(_field_text(t))
-    return " ".join(p for p in out if p)
+    return " | ".join(p for p in out if p)
 
 
 class DeltaRows:

@@ -327,11 +327,11 @@ class Snapshot:
         return np.where(has & self.live, s, -np.inf)
 
     def lexical_scores(self, text: str, k1: float | None = None, b: float | None = None,
-                       fields: Sequence[str] | None = None) -> np.ndarray:
+                       fields: Sequence[str] | None = None, pairs: bool | None = None) -> np.ndarray:
         """BM25 score of every row for ``text`` (float64; 0 where no term occurs or the row is
         dead); delta rows score with the generation's corpus statistics. ``k1`` / ``b`` /
-        ``fields``: see :meth:`~talkrec.index.segments.Generation.lexical`."""
-        lex = self.gen.lexical(k1, b, fields)
+        ``fields`` / ``pairs``: see :meth:`~talkrec.index.segments.Generation.lexical`."""
+        lex = self.gen.lexical(k1, b, fields, pairs)
         s = lex.scores(text)
         if self.m:
             s = np.concatenate([s, self.delta.bm25(lex, lex.tokenize([text])[0], self.m)])

@@ -39,7 +39,7 @@ SECTIONS: dict[str, frozenset[str]] = {
     "cf": frozenset({"enabled", "tune", "n_trials", "params", "min_weight"}),
     # space.search, index.lexical.bm25_params
     "search": frozenset({"mode", "hybrid_text_weight", "hybrid_bm25_weight", "rrf_depth", "rrf_c",
-                         "bm25_k1", "bm25_b", "bm25_fields"}),
+                         "bm25_k1", "bm25_b", "bm25_fields", "bm25_pairs"}),
     # space.strategies.similar_pairs
     "similar": frozenset({"strategy", "cf_weight", "rrf_c", "depth", "cold_neighbors", "cold_weight", "cold_match"}),
     # space.strategies.recommend_pairs

@@ -179,14 +179,14 @@ def write_new_space(folder: Path, index: VectorIndex, inputs: dict[str, np.ndarr
     from ..index.lexical import DEFAULT_FIELDS, bm25_params, check_fields
     from ..index.segments import lexical_texts
 
-    k1, b, fields = bm25_params(search)
+    k1, b, fields, pairs = bm25_params(search)
     fields = fields or DEFAULT_FIELDS
     check_fields(fields, set(index.meta.columns))
     manifest = Manifest.first()
     name = manifest.generation
     (folder / name).mkdir()
     write_generation(folder / name, index, inputs, LexicalIndex(lexical_texts(index.meta, fields), k1=k1, b=b,
-                                                                fields=fields))
+                                                                fields=fields, pairs=bool(pairs)))
     (folder / log_name(1)).touch()
     write_manifest(folder, manifest)
 

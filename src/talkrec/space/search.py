@@ -27,14 +27,14 @@ class LexicalView:
     deleted rows; items written since the generation score with its corpus statistics)."""
 
     def __init__(self, snap: "Snapshot", k1: float | None = None, b: float | None = None,
-                 fields: Sequence[str] | None = None) -> None:
-        self.snap, self.k1, self.b, self.fields = snap, k1, b, fields
+                 fields: Sequence[str] | None = None, pairs: bool | None = None) -> None:
+        self.snap, self.k1, self.b, self.fields, self.pairs = snap, k1, b, fields, pairs
 
     def __len__(self) -> int:
         return self.snap.n_rows
 
     def scores(self, text: str) -> np.ndarray:
-        return self.snap.lexical_scores(text, self.k1, self.b, self.fields)
+        return self.snap.lexical_scores(text, self.k1, self.b, self.fields, self.pairs)
 
 
 _side: ThreadPoolExecutor | None = None

@@ -279,9 +279,9 @@ class SpaceStore:
                     return {"compacted": False, "generation": m0.generation, "items": len(sealed)}
                 self._seal(m0)
             name = gen_name(gen_number(m0.generation) + 1)
-            k1, b, fields = self._bm25
+            k1, b, fields, pairs = self._bm25
             index, inputs, lexical = compacted(sealed, graph_file_of(sealed.gen, self.path), k1=k1, b=b,
-                                               fields=fields)
+                                               fields=fields, pairs=pairs)
             publish_generation(self.path, name, index, inputs, lexical)
             new_gen = Generation(name, index, inputs, lexical).warmed_like(sealed.gen)
             for warm in self.warmers:
