@@ -23,7 +23,11 @@ from talkrec.evaluation.tasks import item_to_item
 
 GRID = [{"cold_match": "fused", "cold_neighbors": 20, "cold_weight": 0.25}] + [
     {"cold_match": m, "cold_neighbors": n, "cold_weight": w}
-    for m, ws in (("content", (0.25, 0.5, 1.0)), ("fused", (0.5,))) for n in (10, 20, 40) for w in ws]
+    for m, ws in (("content", (0.25, 0.5, 1.0)), ("fused", (0.5,))) for n in (10, 20, 40) for w in ws] + [
+    # + the cold item's own list by content (similar.cold_content_weight)
+    {"cold_match": "content", "cold_neighbors": n, "cold_weight": w, "cold_content_weight": c}
+    for n, w, c in ((20, 0.5, 0.125), (20, 0.5, 0.25), (20, 0.5, 0.375), (20, 0.5, 0.5), (20, 0.5, 1.0),
+                    (20, 0.25, 0.25), (20, 0.75, 0.25), (40, 0.5, 0.25))]
 
 
 def main() -> None:

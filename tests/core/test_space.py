@@ -739,7 +739,7 @@ def test_a_hit_shares_its_rows_fields_until_read_and_owns_them_after(tiny_space_
 def test_a_warmed_space_warms_each_new_generation_before_serving_it(tiny_space_dir, tmp_path, monkeypatch, caplog):
     """After a compaction the first reads paid for the new generation's hit fields and the
     models' row alignment (8-12 ms for Last.fm); a warmed space makes them before the swap."""
-    from talkrec.space import strategies
+    from talkrec.space import warming
     from talkrec.space.hits import _base_rows
 
     def memo_kinds(sp):
@@ -773,7 +773,7 @@ def test_a_warmed_space_warms_each_new_generation_before_serving_it(tiny_space_d
 
     def broken(snap):
         raise RuntimeError("boom")
-    monkeypatch.setattr(strategies, "warm_hit_rows", broken)  # a failed warm-up: logged, the compaction lands
+    monkeypatch.setattr(warming, "warm_hit_rows", broken)  # a failed warm-up: logged, the compaction lands
     s.add_items([{"item_id": "new2", "name": "Newer Jazz", "tags": ["jazz"]}])
     assert s.compact()["compacted"] and "new2" in set(s.item_ids)
     assert "warming" in caplog.text and "boom" in caplog.text

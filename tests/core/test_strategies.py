@@ -345,4 +345,18 @@ def test_cold_items_borrow_the_lists_of_their_nearest_items_by_content(tiny_spac
     with pytest.raises(InputError) as e:
         serving.resolve_profile({**tiny_config, "similar": {}, "recommend": {"cold_match": 1}, "fusion": {}})
     assert e.value.field == "recommend.cold_match"
+    # with similar.cold_content_weight, RRF adds the cold item's own list by content; at a weight
+    # that dominates the others its top is that list: the items whose content is nearest its own
+    s.config["similar"] = {**s.config["similar"], "cold_match": "content", "cold_content_weight": 1000.0}
+    by_content = C @ s.item_vector("newjazz")
+    by_content[p] = -np.inf
+    want = [snap.id_at(int(r)) for r in np.argsort(-by_content, kind="stable")[:3]]
+    assert [h.item_id for h in s.similar("newjazz", k=3)] == want
+    s.config["similar"]["cold_content_weight"] = 0.0                   # off: as before
+    assert [h.item_id for h in s.similar("newjazz", k=10)] == lists["content"]
+    for bad in (-1, "high", True):
+        with pytest.raises(InputError) as e:
+            serving.resolve_profile({**tiny_config, "similar": {"cold_content_weight": bad}, "recommend": {},
+                                     "fusion": {}})
+        assert e.value.field == "similar.cold_content_weight"
     s.close()

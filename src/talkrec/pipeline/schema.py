@@ -41,7 +41,8 @@ SECTIONS: dict[str, frozenset[str]] = {
     "search": frozenset({"mode", "hybrid_text_weight", "hybrid_bm25_weight", "rrf_depth", "rrf_c",
                          "bm25_k1", "bm25_b", "bm25_fields", "bm25_pairs"}),
     # space.strategies.similar_pairs
-    "similar": frozenset({"strategy", "cf_weight", "rrf_c", "depth", "cold_neighbors", "cold_weight", "cold_match"}),
+    "similar": frozenset({"strategy", "cf_weight", "rrf_c", "depth", "cold_neighbors", "cold_weight", "cold_match",
+                          "cold_content_weight"}),
     # space.strategies.recommend_pairs
     "recommend": frozenset({"strategy", "weights", "rrf_c", "depth", "cold_neighbors", "cold_match", "cold_boost"}),
     "recommend.weights": frozenset({"fused", "ease", "als"}),

@@ -8,7 +8,7 @@ model, the modality weights of the item mean, and the strategies ``Space.similar
 * ``modality_weights: {audio: 0.5}`` - weights of the modalities in an item's fused mean
   (missing modalities weigh 1), used by the build and by cold-start upserts.
 * ``similar: {strategy: rrf | knn, cf_weight, rrf_c, depth, cold_neighbors, cold_weight,
-  cold_match: content | fused}`` and
+  cold_match: content | fused, cold_content_weight}`` and
   ``recommend: {strategy: blend | rrf | knn, weights: {fused, ease, als}, rrf_c, depth,
   cold_neighbors, cold_boost, cold_match: fused | content}``
   (:mod:`talkrec.space.strategies`).
@@ -63,6 +63,10 @@ def resolve_profile(cfg: Mapping[str, Any]) -> dict[str, Any]:
         match = out[part].get("cold_match", "content")
         if match not in ("content", "fused"):
             raise InputError(f"{part}.cold_match must be 'content' or 'fused', got {match!r}", field=f"{part}.cold_match")
+    w = out["similar"].get("cold_content_weight", 0.0)
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0:
+        raise InputError(f"similar.cold_content_weight must be a number >= 0, got {w!r}",
+                         field="similar.cold_content_weight")
     bm25_params(out.get("search"))           # the BM25 settings fail before any stage runs
     return out
 

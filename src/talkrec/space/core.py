@@ -19,13 +19,13 @@ from ..fusion.projector import FusionProjector
 from ..index.filters import FilterSpec, Where
 from ..index.lexical import bm25_params
 from ..index.snapshot import Snapshot
-from . import browse, media, playlists
+from . import browse, media, playlists, warming
 from .explain import explain as explain_pair
 from .files import read_space
 from .hits import Hit, jsonable, make_hits
 from .playlists import Continuation
 from .search import LexicalView, lexical_search, text_search
-from .strategies import ease_model, keep_warm, recommend_pairs, similar_pairs
+from .strategies import ease_model, recommend_pairs, similar_pairs
 from .vectors import checked_vector, mean_vector, mixed_vector
 from .writer import SpaceStore, SpaceWrites
 
@@ -81,11 +81,11 @@ class Space(SpaceWrites):
 
     def warm_up(self) -> None:
         """Load now, not on the first query: the text model, BM25, the int8 copies and what reads
-        use (:func:`.strategies.keep_warm`: also each generation a compaction makes from now on)."""
+        use (:func:`.warming.keep_warm`: also each generation a compaction makes from now on)."""
         self.text_encoder().encode("warm up", kind="query")
         self.index.gen.lexical(*bm25_params(self.config.get("search")))
         self.index.gen.warm_int8(self.config["input_files"].get("text"))
-        keep_warm(self)
+        warming.keep_warm(self)
 
     @property
     def index(self) -> Snapshot:

@@ -11,7 +11,9 @@ and ALS factors (``cf/``); ``space.json`` names the strategies (set by the build
   no EASE list: with ``cold_neighbors: n`` it borrows the lists of its ``n`` nearest items that
   have one (cosine-weighted, weight ``cold_weight``), else it gets its fused list. Nearest by
   content alone (``cold_match: content``, the default: the item's text and audio against theirs,
-  without their CF, as the cold item itself is made) or by the fused list (``fused``).
+  without their CF, as the cold item itself is made) or by the fused list (``fused``);
+  ``cold_content_weight`` adds the cold item's own list by content (its content against every
+  item's, like with like) at that weight.
 * ``recommend.strategy: blend`` - per query, each score z-scored over the candidates and
   summed with ``weights``: the fused cosine of the items' mean vector, EASE's ``x B`` and the
   dot of the items' mean ALS factors with every item's. An item without CF (cold) scores 0
@@ -25,8 +27,6 @@ Each function returns ``(item_id, score)`` pairs, best first, ``offset`` skipped
 """
 from __future__ import annotations
 
-import functools
-import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -36,15 +36,12 @@ from ..index.filters import Where
 from ..index.store import checked_query
 from ..index.toplists import blend_ready, blend_top
 from ..ranking import rrf_depth, rrf_scores, top_k
-from .hits import carry_hit_rows, warm_hit_rows
 
 if TYPE_CHECKING:
     from ..index.snapshot import Snapshot
     from .core import Space
 
-log = logging.getLogger(__name__)
-
-__all__ = ["ease_model", "keep_warm", "recommend_pairs", "similar_pairs", "warm_generation", "zscore"]
+__all__ = ["ease_model", "recommend_pairs", "similar_pairs", "zscore"]
 
 
 def ease_model(space: "Space") -> Any:
@@ -144,19 +141,19 @@ def _content_rows(space: "Space", snap: "Snapshot") -> np.ndarray:
                      lambda: np.vstack([base, of(snap.delta.inputs, snap.m)]))
 
 
-def _borrowed_list(space: "Space", snap: "Snapshot", q: np.ndarray, fused: np.ndarray, s: np.ndarray, n: int,
-                   match: str) -> np.ndarray:
-    """For an item without interactions (vector ``q``): the EASE lists of the ``n`` items
-    with one nearest to it, each max-normalized and weighted by its cosine, summed; as
-    snapshot rows, best first. ``match="content"``: nearest by content alone, as the item
-    itself is made (its text and audio against theirs, without their CF); ``"fused"``:
-    the first ``n`` of its fused list (scores ``s``)."""
+def _borrowed_list(space: "Space", snap: "Snapshot", content: np.ndarray | None, fused: np.ndarray, s: np.ndarray,
+                   n: int) -> np.ndarray:
+    """For an item without interactions: the EASE lists of the ``n`` items with one nearest
+    to it, each max-normalized and weighted by its cosine, summed; as snapshot rows, best
+    first. Nearest by ``content``, the cosine of each row's content-only vector to the item's
+    (``cold_match: content``: like with like, its text and audio against theirs, without their
+    CF); where it is None, the first ``n`` of its fused list (rows ``fused``, scores ``s``)."""
     ease = ease_model(space)
     if ease is None:
         return np.empty(0, dtype=np.int64)
     rows = _rows_of(snap, ease.item_ids_, ("ease", id(ease)), ease._pos)
-    if match == "content":
-        sims = (_content_rows(space, snap) @ q).astype(np.float64)
+    if content is not None:
+        sims = content
         warm = np.zeros(snap.n_rows, dtype=bool)
         warm[rows[(rows >= 0) & ease.has_cf_]] = True
         near = top_k(sims, n, allowed=warm)
@@ -286,7 +283,8 @@ def _pairs(snap: "Snapshot", s: np.ndarray, need: int, offset: int, exclude: Seq
 
 
 def similar_pairs(space: "Space", item_id: str, k: int, where: Where, offset: int) -> list[tuple[str, float]]:
-    """``similar.strategy: rrf``: RRF of the fused list and the item's EASE list."""
+    """``similar.strategy: rrf``: RRF of the fused list and the item's EASE list (a cold item:
+    the lists it borrows, and with ``cold_content_weight`` its list by content)."""
     snap = space.index
     cfg: Mapping[str, Any] = space.config.get("similar", {})
     q = checked_query(space.item_vector(item_id), snap.dim, k, offset)   # unknown item: NotFoundError
@@ -305,14 +303,21 @@ def similar_pairs(space: "Space", item_id: str, k: int, where: Where, offset: in
         depth = min(depth, rrf_depth(need, c=c, weight=1.0, others=w_ease if len(ease) else 0.0) or depth)
     # the fused list from the index, so HNSW or a vector database answers it as for knn
     fused, scores = snap.search_rows(q, depth, where=where, exclude=[item_id])
+    lists, weights = [fused], [1.0]
     if borrow:                                                        # a cold item: borrow its neighbours' lists
         s = np.full(snap.n_rows, -np.inf)
         s[fused] = scores
-        ease = _borrowed_list(space, snap, q, fused, s, int(cfg["cold_neighbors"]),
-                              str(cfg.get("cold_match", "content")))
+        by_content = cfg.get("cold_match", "content") == "content"
+        w_content = float(cfg.get("cold_content_weight", 0.0))
+        content = (_content_rows(space, snap) @ q).astype(np.float64) if by_content or w_content > 0 else None
+        ease = _borrowed_list(space, snap, content if by_content else None, fused, s, int(cfg["cold_neighbors"]))
         w_ease = float(cfg.get("cold_weight", 0.25))
-    ease = ease[allowed[ease] & (ease != p)]
-    rrf = rrf_scores([fused, ease], snap.n_rows, c=c, weights=[1.0, w_ease])
+        if w_content > 0 and content is not None:                     # and its own list by content, like with like
+            lists.append(top_k(content, depth, exclude=[] if p is None else [p], allowed=allowed))
+            weights.append(w_content)
+    lists.insert(1, ease[allowed[ease] & (ease != p)])
+    weights.insert(1, w_ease)
+    rrf = rrf_scores(lists, snap.n_rows, c=c, weights=weights)
     rrf[rrf <= 0] = -np.inf
     return _pairs(snap, rrf, need, offset, [p], allowed)
 
@@ -369,31 +374,3 @@ def recommend_pairs(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, 
         s_fused = snap.scores(q)
     total = float(w["fused"]) * zscore(s_fused, cand) + rest
     return _pairs(snap, np.where(cand, total, -np.inf), need, offset, excl, cand)
-
-
-def warm_generation(space: "Space", snap: "Snapshot", previous: "Snapshot | None" = None) -> None:
-    """Make what reads of ``snap`` use (:meth:`Space.warm_up`): its hits' fields, and
-    ``similar`` and ``recommend`` run once on a live item, so that what they read (the EASE and
-    ALS models, their rows' alignment, cold items' neighbours; ~0.3 s for Last.fm at load,
-    scipy's import included) is there before a user's first query. A compaction calls it with
-    the new generation before serving it, and the ``previous`` snapshot it compacts, whose
-    rows' hit fields are carried over (the first reads after a compaction took 8-12 ms, not
-    ~1 ms); a failure there is logged and the reads make what they need."""
-    try:
-        if previous is not None:
-            carry_hit_rows(previous, snap)
-        warm_hit_rows(snap)
-        view = space.pinned(snap)
-        for item in snap.ids[:1].tolist():
-            view.similar(item, k=1)
-            view.recommend(items=[item], k=1)
-    except Exception:  # noqa: BLE001 - warming is an optimisation; never fail a compaction for it
-        log.exception("warming %s's generation %s failed", space.path, snap.gen.name)
-
-
-def keep_warm(space: "Space") -> None:
-    """:func:`warm_generation` of the space's current snapshot now, and of each generation its
-    store's compactions make from now on (registered once per store)."""
-    warm_generation(space, space.index)
-    if not any(getattr(w, "func", None) is warm_generation for w in space.store.warmers):
-        space.store.warmers.append(functools.partial(warm_generation, space))
