@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .lexical import LexicalIndex
-from .segments import DeltaRows, Generation, lexical_texts, row_text
+from .segments import DeltaRows, Generation, lexical_texts
 from .snapshot import Snapshot
 from .store import GRAPH_FILE, VectorIndex, build_graph, load_graph
 from .wal import LogRecord
@@ -30,9 +30,7 @@ def apply_record(snap: Snapshot, rec: LogRecord) -> Snapshot:
     """The snapshot after one logged write (a delete of an unknown id is skipped)."""
     if rec.op == "delete":
         return snap.with_delete(rec.ids)
-    lex = snap.gen.lexical()
-    tokens = lex.tokenize([row_text(r, lex.fields) for r in rec.meta])
-    return snap.with_upsert(rec.ids, rec.vectors, rec.meta, rec.inputs, tokens)
+    return snap.with_upsert(rec.ids, rec.vectors, rec.meta, rec.inputs, snap.gen.lexical_tokens(rec.meta))
 
 
 def compacted(sealed: Snapshot, graph_file: Path | None, *, k1: float | None = None, b: float | None = None,
@@ -126,7 +124,7 @@ def rebase(new_gen: Generation, sealed: Snapshot, current: Snapshot) -> Snapshot
         rel = rows - current.n0
         meta = [d.meta[r] for r in rel]
         delta.append([d.ids[r] for r in rel], d.vectors[rel], meta, {k: X[rel] for k, X in d.inputs.items()},
-                     new_gen.lexical().tokenize([row_text(r, new_gen.lexical_fields) for r in meta]))
+                     new_gen.lexical_tokens(meta))
     delta_pos = {iid: len(new_gen) + j for j, iid in enumerate(delta.ids)}
     live = np.concatenate([live_base, current.live[first:last]])
     return Snapshot(new_gen, delta, len(rows), live, delta_pos, current.n_live, int((~live_base).sum()),

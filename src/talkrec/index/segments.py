@@ -108,11 +108,11 @@ class Generation:
                          lambda: LexicalIndex(lexical_texts(self.meta, want[2]), k1=want[0], b=want[1],
                                               fields=want[2], pairs=want[3]))
 
-    @property
-    def lexical_fields(self) -> tuple[str, ...]:
-        """The fields of the saved BM25 index: rows written since the generation are
-        tokenized from the same fields."""
-        return self.lexical().fields
+    def lexical_tokens(self, rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+        """The BM25 tokens of metadata rows (dicts) as this generation's index makes them: its
+        fields (:func:`row_text`), its tokenization (:meth:`LexicalIndex.tokenize`)."""
+        lex = self.lexical()
+        return lex.tokenize([row_text(r, lex.fields) for r in rows])
 
     def text(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """:func:`text_matrix` of input ``key``."""

@@ -303,21 +303,19 @@ def similar_pairs(space: "Space", item_id: str, k: int, where: Where, offset: in
         depth = min(depth, rrf_depth(need, c=c, weight=1.0, others=w_ease if len(ease) else 0.0) or depth)
     # the fused list from the index, so HNSW or a vector database answers it as for knn
     fused, scores = snap.search_rows(q, depth, where=where, exclude=[item_id])
-    lists, weights = [fused], [1.0]
+    own, w_own = np.empty(0, dtype=np.int64), 0.0                     # a cold item's own list by content
     if borrow:                                                        # a cold item: borrow its neighbours' lists
         s = np.full(snap.n_rows, -np.inf)
         s[fused] = scores
         by_content = cfg.get("cold_match", "content") == "content"
-        w_content = float(cfg.get("cold_content_weight", 0.0))
-        content = (_content_rows(space, snap) @ q).astype(np.float64) if by_content or w_content > 0 else None
+        w_own = float(cfg.get("cold_content_weight", 0.0))
+        content = (_content_rows(space, snap) @ q).astype(np.float64) if by_content or w_own > 0 else None
         ease = _borrowed_list(space, snap, content if by_content else None, fused, s, int(cfg["cold_neighbors"]))
         w_ease = float(cfg.get("cold_weight", 0.25))
-        if w_content > 0 and content is not None:                     # and its own list by content, like with like
-            lists.append(top_k(content, depth, exclude=[] if p is None else [p], allowed=allowed))
-            weights.append(w_content)
-    lists.insert(1, ease[allowed[ease] & (ease != p)])
-    weights.insert(1, w_ease)
-    rrf = rrf_scores(lists, snap.n_rows, c=c, weights=weights)
+        if w_own > 0:                                                 # like with like, as the neighbour search
+            own = top_k(content, depth, exclude=[p], allowed=allowed)
+    ease = ease[allowed[ease] & (ease != p)]
+    rrf = rrf_scores([fused, ease, own], snap.n_rows, c=c, weights=[1.0, w_ease, w_own])
     rrf[rrf <= 0] = -np.inf
     return _pairs(snap, rrf, need, offset, [p], allowed)
 
