@@ -51,6 +51,15 @@ class _Item:
     vectors: dict[str, np.ndarray | None]
 
 
+def _by_category(tags: Sequence[str]) -> dict[str, list[str]]:
+    """A flat list of tags grouped by their category (:class:`TagCategorizer`), order kept."""
+    cat = TagCategorizer()
+    out: dict[str, list[str]] = {}
+    for x in tags:
+        out.setdefault(cat(x), []).append(x)
+    return out
+
+
 def _tags(rec: Mapping[str, Any], i: int) -> dict[str, list[str]]:
     t = rec.get("tags")
     if t is None:
@@ -63,11 +72,7 @@ def _tags(rec: Mapping[str, Any], i: int) -> dict[str, list[str]]:
             out[str(c)] = list(v)
         return out
     if isinstance(t, (list, tuple)) and all(isinstance(x, str) for x in t):
-        cat = TagCategorizer()
-        out: dict[str, list[str]] = {}
-        for x in t:
-            out.setdefault(cat(x), []).append(x)
-        return out
+        return _by_category(t)
     raise InputError("tags must be a list of strings or an object {category: [tags]}", row=i, field="tags")
 
 
@@ -202,10 +207,7 @@ def _kept_text(space: "Space", iid: str, name: str, fields: Mapping[str, Any],
     if isinstance(stored, str) and stored and snap.value(p, "name") == name:
         return stored
     old = snap.value(p, "tags")
-    tags: dict[str, list[str]] = {}
-    cat = TagCategorizer()
-    for x in (list(old) if isinstance(old, (list, tuple, np.ndarray)) else []):
-        tags.setdefault(cat(str(x)), []).append(str(x))
+    tags = _by_category([str(x) for x in old] if isinstance(old, (list, tuple, np.ndarray)) else [])
     return describer.describe_one({"item_id": iid, "name": name, **fields}, tags)
 
 
