@@ -355,3 +355,34 @@ def test_delta_rows_per_row_values_are_made_once_per_row():
     assert d.per_row("k", 3, of).tolist() == [1, 2, 3] and asked[-1] == ["ccc"]
     assert d.per_row("other", 1, of).tolist() == [1] and asked[-1] == ["a"]   # each key has its own values
     assert d.per_row("k", 0, of).tolist() == []
+
+
+@pytest.mark.parametrize("pairs", [False, True])
+def test_a_documents_terms_and_long_queries_score_as_its_text_does(tmp_path, pairs):
+    """``doc_terms`` reads a document's terms and counts back from the index (no text) as
+    tokenizing its text gives them; ``term_scores`` (one pass over the postings) scores a
+    query of terms and counts as ``token_scores`` scores the same tokens, repeats included."""
+    from collections import Counter
+
+    from talkrec.index.lexical import LexicalIndex
+
+    rnd = random.Random(1)
+    words = ["rock", "jazz", "metal", "the", "indie", "dark", "80s", "post-rock,", "hip-hop.", "rock"]
+    docs = [" ".join(rnd.choice(words) for _ in range(rnd.randint(0, 9))) for _ in range(120)]
+    LexicalIndex(docs, k1=1.2, b=0.1, pairs=pairs).save(tmp_path / "bm25")
+    lex = LexicalIndex.load(tmp_path / "bm25")                 # the term counts, as a server maps them
+    for i, d in enumerate(docs):
+        terms, counts = lex.doc_terms(i)
+        assert dict(zip(terms, counts.tolist())) == dict(Counter(lex.tokenize([d])[0])), d
+    by_hand = LexicalIndex(["jazz jazz rock", "rock", "metal"], k1=1.5, b=0.75)
+    # "jazz" twice and "rock" once in a query: twice jazz's column plus rock's, as in bm25s
+    want = 2 * by_hand.token_scores(["jazz"]) + by_hand.token_scores(["rock"])
+    assert np.allclose(by_hand.term_scores(["jazz", "rock", "qwzzyx"], np.array([2, 1, 5])), want)
+    assert np.allclose(want, by_hand.token_scores(["jazz", "rock", "jazz"]))
+    assert by_hand.term_scores([], np.zeros(0, np.int64)).tolist() == [0.0, 0.0, 0.0]
+    for d in docs[:40]:
+        c = Counter(lex.tokenize([d])[0])
+        assert np.allclose(lex.term_scores(list(c), np.array(list(c.values()))), lex.token_scores(lex.tokenize([d])[0]))
+    for f in ("talkrec_tf.npy", "talkrec_doclen.npy"):           # an index saved without its counts
+        (tmp_path / "bm25" / f).unlink()
+    assert LexicalIndex.load(tmp_path / "bm25").doc_terms(0) is None

@@ -206,7 +206,7 @@ def test_hybrid_lists_run_on_the_callers_thread_beside_other_searches(space):
     try:
         alone = space.search("jazz band", k=5, mode="hybrid")
         assert threads[-1] != threading.get_ident()
-        with search._counted():                       # another text search is running
+        with search.counted():                       # another text search is running
             busy = space.search("jazz band", k=5, mode="hybrid")
         assert threads[-1] == threading.get_ident()
         assert busy == alone and search._running == 0

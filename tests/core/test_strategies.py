@@ -56,7 +56,8 @@ def test_similar_reads_the_fused_list_only_as_deep_as_its_top_can_reach(tiny_spa
     from talkrec.space import strategies
 
     sp = Space.load(tiny_space_dir)
-    sp.config["similar"] = {**sp.config["similar"], "rrf_c": 1.0}
+    # without the BM25 list: beside it (weight 2) no depth short of the whole list is enough
+    sp.config["similar"] = {**sp.config["similar"], "rrf_c": 1.0, "lexical_weight": 0.0}
     depths = []
     search_rows = Snapshot.search_rows
 
@@ -73,6 +74,12 @@ def test_similar_reads_the_fused_list_only_as_deep_as_its_top_can_reach(tiny_spa
     monkeypatch.setattr(strategies, "rrf_depth", lambda *a, **kw: None)
     depths.clear()
     assert answers() == cut and min(depths) >= len(sp.item_ids) - 1
+    monkeypatch.undo()
+    sp.config["similar"]["lexical_weight"] = 2.0
+    monkeypatch.setattr(Snapshot, "search_rows", spy)
+    depths.clear()
+    answers()
+    assert min(depths) >= len(sp.item_ids) - 1
 
 
 def test_recommend_blends_and_keeps_exclusions(space):
@@ -359,4 +366,92 @@ def test_cold_items_borrow_the_lists_of_their_nearest_items_by_content(tiny_spac
             serving.resolve_profile({**tiny_config, "similar": {"cold_content_weight": bad}, "recommend": {},
                                      "fusion": {}})
         assert e.value.field == "similar.cold_content_weight"
+    s.close()
+
+
+def _bm25_list_by_hand(s, p, max_df, max_terms):
+    """The BM25 list of row ``p`` from a BM25 index of the snapshot's texts, made here: its
+    text's tokens less its name's, those in at most ``max_df`` of the rows, the ``max_terms`` of
+    largest count x idf; each row's score for that query (rows with none left out, ``p`` too)."""
+    from collections import Counter
+
+    from talkrec.index.lexical import LexicalIndex
+    from talkrec.index.segments import lexical_texts
+
+    snap = s.index
+    view = s.lexical_index()
+    have = snap.gen.lexical(view.k1, view.b, view.fields, view.pairs)
+    texts = lexical_texts(snap.meta_rows(range(snap.n_rows)), have.fields)
+    lex = LexicalIndex(texts, k1=have.k1, b=have.b, fields=have.fields, pairs=have.pairs)
+    c = Counter(lex.tokenize([texts[p]])[0]) - Counter(lex.tokenize([snap.value(p, "name")])[0])
+    n_live = snap.n_rows                                          # no deletes here: every row is live
+    idf = {t: np.log(1 + (n_live - df + 0.5) / (df + 0.5)) for t, df in zip(c, lex.doc_freq(list(c)))}
+    terms = [t for t in c if lex.doc_freq([t])[0] <= max_df * n_live]
+    terms = sorted(terms, key=lambda t: -c[t] * idf[t])[:max_terms or None]
+    scores = lex.token_scores([t for t in terms for _ in range(c[t])])
+    scores[p] = 0.0
+    return {r: float(scores[r]) for r in np.flatnonzero(scores > 0)}
+
+
+def test_similar_fuses_each_items_bm25_list_made_from_its_own_text(tiny_space_dir, tmp_path, tiny_config):
+    """``similar.lexical_weight``: RRF adds the item's BM25 list, its own BM25 text the query
+    (``lexical_max_df``: without the terms of more than that share of the rows;
+    ``lexical_max_terms``: only that many, by count x idf). Built rows read their terms from
+    the index, written rows tokenize their text: the same list either way."""
+    from talkrec.pipeline import serving
+    from talkrec.ranking import rrf_scores
+    from talkrec.space import strategies as st
+    from talkrec.space.search import lexical_neighbors
+
+    d = tmp_path / "s"
+    copy_space(tiny_space_dir, d)
+    s = Space.load(d)
+    assert s.config["similar"]["lexical_weight"] == 2.0          # on in new builds (pipeline DEFAULTS)
+    snap = s.index
+    allowed = snap.mask(None)
+    p = snap.position("jazz3")
+    for max_df, max_terms in ((1.0, 0), (0.2, 0), (1.0, 2), (0.4, 1)):
+        got = lexical_neighbors(s, p, 100, allowed, max_df, max_terms)
+        want = _bm25_list_by_hand(s, p, max_df, max_terms)
+        assert sorted(got.tolist()) == sorted(want) and p not in got.tolist(), (max_df, max_terms)
+        scores = [want[r] for r in got.tolist()]
+        assert scores == sorted(scores, reverse=True)
+    # less its name ("Jazz Band 3": "jazz", "band", "jazz band", "band 3"), jazz3's terms are the
+    # template's (in all 60 rows), "band" once more and "jazz" from its tags (in 20 rows): max_df 0.4
+    # keeps the jazz rows, 0.2 leaves no term at all
+    kept = {snap.id_at(int(r)) for r in lexical_neighbors(s, p, 100, allowed, 0.4, 0)}
+    assert kept == {f"jazz{j}" for j in range(20)} - {"jazz3"}
+    assert lexical_neighbors(s, p, 100, allowed, 0.2, 0).tolist() == []
+    # "Jazz Band 13" shares "13" and "band 13" with Metal / Pop Band 13 (3 rows): as the query they
+    # alone would make those its nearest items; less the name, they are not in its list
+    p13, lex13 = snap.position("jazz13"), s.index.gen.lexical()
+    assert "band 13" in lex13.doc_terms(p13)[0] and lex13.doc_freq(["band 13"])[0] == 3
+    near13 = {snap.id_at(int(r)) for r in lexical_neighbors(s, p13, 100, allowed, 0.4, 0)}
+    assert near13 == {f"jazz{j}" for j in range(20)} - {"jazz13"}
+    assert lexical_neighbors(s, p, 3, allowed, 1.0, 0).tolist() == lexical_neighbors(s, p, 100, allowed, 1.0, 0)[:3].tolist()
+    # similar is the RRF of the fused list, the EASE list and the BM25 list at their weights
+    s.config["similar"] = {**s.config["similar"], "lexical_max_df": 1.0, "lexical_max_terms": 0}
+    q = s.item_vector("jazz3")
+    fused = snap.search_rows(q, 1000, exclude=["jazz3"])[0]
+    ease = st._ease_list(s, snap, "jazz3")
+    lex = lexical_neighbors(s, p, 1000, allowed, 1.0, 0)
+    rrf = rrf_scores([fused, ease[ease != p], lex], snap.n_rows, c=60.0, weights=[1.0, 0.5, 2.0])
+    rrf[p] = -np.inf
+    want = [(snap.id_at(int(r)), float(rrf[r])) for r in np.lexsort((np.arange(len(rrf)), -rrf))[:8]]
+    assert [(h.item_id, h.score) for h in s.similar("jazz3", k=8)] == want
+    s.config["similar"]["lexical_weight"] = 0.0
+    assert [(h.item_id, h.score) for h in s.similar("jazz3", k=8)] != want
+    # a written row (an update that keeps every field) gets the same list from its text
+    before = [snap.id_at(int(r)) for r in lexical_neighbors(s, p, 100, allowed, 1.0, 0)]
+    s.add_items([{k: v for k, v in s.item("jazz3").items() if k in ("item_id", "name", "tags", "genre", "year")}])
+    snap = s.index
+    p2 = snap.position("jazz3")
+    assert p2 >= snap.n0
+    after = [snap.id_at(int(r)) for r in lexical_neighbors(s, p2, 100, snap.mask(None), 1.0, 0)]
+    assert after == before
+    for key, bad in (("lexical_weight", -1), ("lexical_weight", "high"), ("lexical_max_df", 0),
+                     ("lexical_max_df", 1.5), ("lexical_max_terms", -1), ("lexical_max_terms", 2.5)):
+        with pytest.raises(InputError) as e:
+            serving.resolve_profile({**tiny_config, "similar": {key: bad}, "recommend": {}, "fusion": {}})
+        assert e.value.field == f"similar.{key}"
     s.close()

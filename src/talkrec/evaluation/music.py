@@ -21,7 +21,7 @@ from . import baselines as B
 from .coldstart import music_cold_start
 from .common import Timer, fit_fusion, param_grid_draws, subset_catalog, val_mean
 from .embed import embed_texts
-from .product import ProductBuilder, inputs_aligned, similar_ranker, vectors_aligned
+from .product import ProductBuilder, inputs_aligned, lexical_ranker, similar_ranker, vectors_aligned
 from .queries import MUSIC_TEMPLATES
 from .retrieval import queryset, retrieval
 from .splits import split_val_test
@@ -78,8 +78,15 @@ def run_music(cfg: dict[str, Any], timer: Timer) -> dict[str, Any]:
         f_gen, M_gen, gen_info, gen_note = _gen_view(cfg, d, inputs, fusion.config(), timer)
         multi_systems["MULTI TEMPLATE+GEN"] = (f_gen, M_gen)
     mods = {"cf": C, "text": d.T[fm], "audio": A}
+    sim = space.config.get("similar", {})
     product = {"MULTI talkrec (Space.similar)": similar_ranker(space, d.ids, k),
-               "EASE": lambda qi, ex: B.ease_ranking(ease, [[q] for q in qi], k, ex)}
+               "EASE": lambda qi, ex: B.ease_ranking(ease, [[q] for q in qi], k, ex),
+               # the item's own BM25 text as the query (Elasticsearch's more_like_this): whole, and
+               # as Space.similar reads it (the similar.lexical_* settings)
+               "BM25 more-like-this": lexical_ranker(space, d.ids, k),
+               "BM25 more-like-this (similar.lexical_* terms)": lexical_ranker(
+                   space, d.ids, k, max_df=float(sim.get("lexical_max_df", 1.0)),
+                   max_terms=int(sim.get("lexical_max_terms", 0)))}
     rec = _item_to_item(cfg, d, multi_systems, mods, has_audio, timer, product)
     t0 = time.perf_counter()
     ret, ret_info = retrieval(qs, d.ids, d.cat.tags, rc, cfg, d.texts, {m: d.T[m] for m in cfg["text_models"]},

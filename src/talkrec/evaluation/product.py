@@ -21,7 +21,7 @@ from ..config import merge, resolve_path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ProductBuilder", "rank_ids", "recommend_ranker", "search_ranker", "similar_ranker"]
+__all__ = ["ProductBuilder", "lexical_ranker", "rank_ids", "recommend_ranker", "search_ranker", "similar_ranker"]
 
 
 class ProductBuilder:
@@ -127,6 +127,28 @@ def similar_ranker(space: Any, ids: np.ndarray, k: int) -> Any:
                 out[j] = rank_ids(space.similar(str(ids[q]), k=k), idx, k)
             except NotFoundError:
                 pass
+        return out
+    return fn
+
+
+def lexical_ranker(space: Any, ids: np.ndarray, k: int, *, max_df: float = 1.0, max_terms: int = 0) -> Any:
+    """``fn(query_positions, exclude) -> (n_q, k)``: the BM25 more-like-this baseline - each
+    query item's BM25 list in the space alone, its own BM25 text as the query
+    (:func:`talkrec.space.search.lexical_neighbors`, the list ``Space.similar`` fuses)."""
+    from ..space.search import lexical_neighbors
+
+    idx = {x: i for i, x in enumerate(ids.tolist())}
+    snap = space.index
+    allowed = snap.mask(None)
+
+    def fn(qi: np.ndarray, ex: Any) -> np.ndarray:
+        out = np.full((len(qi), k), -1, dtype=np.int64)
+        for j, q in enumerate(qi):
+            p = snap.position(str(ids[q]))
+            if p is not None:
+                rows = lexical_neighbors(space, p, k, allowed, max_df, max_terms)
+                got = [idx[x] for x in (snap.id_at(int(r)) for r in rows) if x in idx][:k]
+                out[j, :len(got)] = got
         return out
     return fn
 

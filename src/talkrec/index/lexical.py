@@ -194,6 +194,7 @@ class LexicalIndex:
         # term count per entry and length per document (None: an index saved without them)
         self.tf: np.ndarray | None = np.zeros(0, np.int32)
         self.doc_len: np.ndarray | None = np.zeros(0, np.int32)
+        self._by_doc: tuple[np.ndarray, np.ndarray, np.ndarray, list[str]] | None = None   # doc_terms' inverse
         if self.n:
             docs = [t if isinstance(t, str) else "" for t in texts]
             if self.pairs:                                  # bm25s knows words only
@@ -307,11 +308,54 @@ class LexicalIndex:
         stopwords removed; word pairs too where :attr:`pairs`)."""
         return [tokenize_text(t if isinstance(t, str) else "", self.pairs) for t in texts]
 
+    def doc_terms(self, doc: int) -> tuple[list[str], np.ndarray] | None:
+        """Document ``doc``'s distinct terms as indexed (in vocabulary order) and each one's
+        count, from the term counts without the text; None for an index without its counts
+        (:attr:`has_counts`). The first call inverts the index (a few ms, kept)."""
+        if self.tf is None:
+            return None
+        if self._by_doc is None:
+            n_col = len(self.indptr) - 1
+            order = np.argsort(self.indices, kind="stable")      # entries by document, terms ascending
+            ptr = np.zeros(self.n + 1, dtype=np.int64)
+            np.cumsum(np.bincount(self.indices, minlength=self.n), out=ptr[1:])
+            term = np.repeat(np.arange(n_col, dtype=np.int32), np.diff(self.indptr))[order]
+            names = [""] * n_col
+            for t, j in self.vocab.items():
+                if j < n_col:
+                    names[j] = t
+            self._by_doc = (ptr, term, np.asarray(self.tf)[order], names)
+        ptr, term, tf, names = self._by_doc
+        a, e = ptr[doc], ptr[doc + 1]
+        return [names[j] for j in term[a:e].tolist()], tf[a:e].astype(np.int64)
+
+    def term_scores(self, terms: Sequence[str], counts: np.ndarray) -> np.ndarray:
+        """BM25 score (float64) of every document for a query with each of ``terms`` ``counts``
+        times: :meth:`token_scores` of that query up to float rounding, in one pass over the
+        terms' postings (a long query, such as an item's whole text, costs a third)."""
+        ids, reps = [], []
+        for t, c in zip(terms, counts):
+            j = self.vocab.get(t)
+            if j is not None and j < len(self.indptr) - 1:
+                ids.append(j)
+                reps.append(c)
+        if not ids:
+            return np.zeros(self.n)
+        col = np.asarray(ids, dtype=np.int64)
+        start, lens = self.indptr[col].astype(np.int64), np.diff(self.indptr)[col].astype(np.int64)
+        at = np.repeat(start - np.cumsum(lens) + lens, lens) + np.arange(lens.sum())   # the postings, in a row
+        w = self.data[at] * np.repeat(np.asarray(reps, dtype=np.float64), lens)
+        return np.bincount(self.indices[at], weights=w, minlength=self.n)
+
+    def doc_freq(self, tokens: Sequence[str]) -> np.ndarray:
+        """How many documents of this corpus have each token (0 for one it does not have)."""
+        vocab, indptr = self.vocab, self.indptr
+        return np.array([float(indptr[vocab[t] + 1] - indptr[vocab[t]]) if t in vocab else 0.0 for t in tokens])
+
     def idf(self, tokens: Sequence[str]) -> np.ndarray:
         """Lucene idf of each token in this corpus: ``ln(1 + (N - df + 0.5) / (df + 0.5))``
         (``df = 0`` for a token the corpus does not have)."""
-        vocab, indptr = self.vocab, self.indptr
-        df = np.array([float(indptr[vocab[t] + 1] - indptr[vocab[t]]) if t in vocab else 0.0 for t in tokens])
+        df = self.doc_freq(tokens)
         return np.log(1.0 + (self.n - df + 0.5) / (df + 0.5))
 
     def term_weight(self, tf: np.ndarray, doc_len: np.ndarray) -> np.ndarray:
@@ -322,10 +366,15 @@ class LexicalIndex:
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every item for ``query`` (float64, 0 where no query term occurs):
-        the sum over the query's tokens (a repeated one again) of the token's column, added
-        in float32 in query order as bm25s does."""
+        :meth:`token_scores` of its tokens."""
+        return self.token_scores(tokenize_text(query, self.pairs))
+
+    def token_scores(self, tokens: Sequence[str]) -> np.ndarray:
+        """BM25 score of every item for a query of ``tokens`` (:meth:`tokenize`'s): the sum
+        over the tokens (a repeated one again) of the token's column, added in float32 in
+        query order as bm25s does."""
         s = np.zeros(self.n, dtype=np.float32)
-        for t in tokenize_text(query, self.pairs):
+        for t in tokens:
             j = self.vocab.get(t)
             if j is not None:
                 a, e = self.indptr[j], self.indptr[j + 1]

@@ -357,11 +357,11 @@ class DeltaRows:
         cut = bisect.bisect_left(rows, m)
         return np.asarray(rows[:cut], dtype=np.int64), np.asarray(tfs[:cut], dtype=np.float64)
 
-    def bm25(self, lexical: LexicalIndex, query_tokens: Sequence[str], m: int) -> np.ndarray:
+    def bm25(self, lexical: LexicalIndex, query_tokens: Sequence[str] | Mapping[str, int], m: int) -> np.ndarray:
         """BM25 scores of rows ``< m`` for the query, with the base corpus' statistics (idf,
         average length): a delta row scores as it would inside the base."""
         out = np.zeros(m)
-        counts = Counter(query_tokens)           # a repeated query term counts again, as in bm25s
+        counts = Counter(query_tokens)           # a repeated query term counts again, as in bm25s (or: counts)
         if not counts or not m:
             return out
         toks = list(counts)

@@ -29,6 +29,7 @@ from ..ranking import top_k
 from . import toplists
 from .backend import VectorBackend
 from .filters import FilterEngine, Where, field_kind
+from .lexical import LexicalIndex
 from .segments import DeltaRows, Generation
 from .store import ann_fetch, checked_query
 
@@ -335,6 +336,14 @@ class Snapshot:
         s = lex.scores(text)
         if self.m:
             s = np.concatenate([s, self.delta.bm25(lex, lex.tokenize([text])[0], self.m)])
+        return np.where(self.live, s, 0.0)
+
+    def lexical_term_scores(self, lex: LexicalIndex, terms: Sequence[str], counts: np.ndarray) -> np.ndarray:
+        """:meth:`lexical_scores` of a query of ``terms`` (each ``counts`` times) in ``lex`` (one of
+        :meth:`Generation.lexical`'s), by :meth:`LexicalIndex.term_scores`."""
+        s = lex.term_scores(terms, counts)
+        if self.m:
+            s = np.concatenate([s, self.delta.bm25(lex, dict(zip(terms, counts)), self.m)])
         return np.where(self.live, s, 0.0)
 
     # ------------------------------------------------------------------ writes

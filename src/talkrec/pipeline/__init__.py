@@ -37,7 +37,10 @@ DEFAULTS: dict[str, Any] = {
     "fusion": {},
     "ease": {"enabled": True, "regularization": 500.0, "min_weight": None, "binary": True, "n_neighbors": 200},
     "modality_weights": {},
-    "similar": {"strategy": "rrf", "cf_weight": 0.5, "rrf_c": 60.0, "depth": 1000},
+    # similar: + the item's BM25 list (its own text as the query), weight 2 on validation queries
+    # of music (docs/evaluation.md, "An item's BM25 list")
+    "similar": {"strategy": "rrf", "cf_weight": 0.5, "rrf_c": 60.0, "depth": 1000, "lexical_weight": 2.0,
+                "lexical_max_df": 0.2, "lexical_max_terms": 50},
     "recommend": {"strategy": "blend", "weights": {"fused": 1.0, "ease": 1.0, "als": 1.0}, "rrf_c": 60.0,
                   "depth": 1000},
     "index": {"ann": False},

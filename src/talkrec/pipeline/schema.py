@@ -42,7 +42,8 @@ SECTIONS: dict[str, frozenset[str]] = {
                          "bm25_k1", "bm25_b", "bm25_fields", "bm25_pairs"}),
     # space.strategies.similar_pairs
     "similar": frozenset({"strategy", "cf_weight", "rrf_c", "depth", "cold_neighbors", "cold_weight", "cold_match",
-                          "cold_content_weight"}),
+                          "cold_content_weight", "lexical_weight", "lexical_max_df",
+                          "lexical_max_terms"}),
     # space.strategies.recommend_pairs
     "recommend": frozenset({"strategy", "weights", "rrf_c", "depth", "cold_neighbors", "cold_match", "cold_boost"}),
     "recommend.weights": frozenset({"fused", "ease", "als"}),

@@ -8,7 +8,7 @@ model, the modality weights of the item mean, and the strategies ``Space.similar
 * ``modality_weights: {audio: 0.5}`` - weights of the modalities in an item's fused mean
   (missing modalities weigh 1), used by the build and by cold-start upserts.
 * ``similar: {strategy: rrf | knn, cf_weight, rrf_c, depth, cold_neighbors, cold_weight,
-  cold_match: content | fused, cold_content_weight}`` and
+  cold_match: content | fused, cold_content_weight, lexical_weight, lexical_max_df, lexical_max_terms}`` and
   ``recommend: {strategy: blend | rrf | knn, weights: {fused, ease, als}, rrf_c, depth,
   cold_neighbors, cold_boost, cold_match: fused | content}``
   (:mod:`talkrec.space.strategies`).
@@ -63,10 +63,16 @@ def resolve_profile(cfg: Mapping[str, Any]) -> dict[str, Any]:
         match = out[part].get("cold_match", "content")
         if match not in ("content", "fused"):
             raise InputError(f"{part}.cold_match must be 'content' or 'fused', got {match!r}", field=f"{part}.cold_match")
-    w = out["similar"].get("cold_content_weight", 0.0)
-    if isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0:
-        raise InputError(f"similar.cold_content_weight must be a number >= 0, got {w!r}",
-                         field="similar.cold_content_weight")
+    for key, low, high in (("cold_content_weight", 0.0, np.inf), ("lexical_weight", 0.0, np.inf),
+                           ("lexical_max_df", 1e-9, 1.0)):
+        w = out["similar"].get(key, low)
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not low <= w <= high:
+            within = f"a number >= {low:g}" if high == np.inf else "a number in (0, 1]"
+            raise InputError(f"similar.{key} must be {within}, got {w!r}", field=f"similar.{key}")
+    t = out["similar"].get("lexical_max_terms", 0)
+    if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+        raise InputError(f"similar.lexical_max_terms must be an integer >= 0 (0: every term), got {t!r}",
+                         field="similar.lexical_max_terms")
     bm25_params(out.get("search"))           # the BM25 settings fail before any stage runs
     return out
 

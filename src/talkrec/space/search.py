@@ -6,6 +6,7 @@ turns them into hits."""
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..index.filters import Where
+from ..index.segments import row_text
 from ..ranking import rrf_scores, top_k
 
 if TYPE_CHECKING:
@@ -40,7 +42,7 @@ class LexicalView:
 _side: ThreadPoolExecutor | None = None
 _side_lock = threading.Lock()
 _side_free = threading.Semaphore(2)
-_running = 0                          # text and hybrid searches running in this process now
+_running = 0                          # text / hybrid searches and similar calls running in this process now
 _running_lock = threading.Lock()
 
 
@@ -57,7 +59,7 @@ class _Later:
         return self.fn()
 
 
-def _beside(fn: Callable[[], Any]) -> "Future[Any] | _Later":
+def beside(fn: Callable[[], Any]) -> "Future[Any] | _Later":
     """``fn()`` on one of two threads beside the caller's (made on first use, shared by every
     Space in the process) when this is the only text search running and a thread is free;
     else on the caller's thread when its result is asked for. A hybrid query's lists do not
@@ -78,8 +80,8 @@ def _beside(fn: Callable[[], Any]) -> "Future[Any] | _Later":
 
 
 @contextmanager
-def _counted() -> Iterator[None]:
-    """Count a text search as running while the block runs (see :func:`_beside`)."""
+def counted() -> Iterator[None]:
+    """Count a text search (or a similar call) as running while the block runs (see :func:`beside`)."""
     global _running
     with _running_lock:
         _running += 1
@@ -101,6 +103,43 @@ def lexical_scores(space: "Space", text: str, allowed: np.ndarray) -> np.ndarray
     return np.where((s > 0) & allowed, s, -np.inf)
 
 
+def lexical_neighbors(space: "Space", p: int, depth: int, allowed: np.ndarray, max_df: float = 1.0,
+                      max_terms: int = 0) -> np.ndarray:
+    """The rows most like row ``p`` by BM25, best first, ``p`` left out (``similar.lexical_weight``,
+    :func:`.strategies.similar_pairs`): the row's own BM25 text (the fields the index holds,
+    tokenized as it tokenizes) less its name is the query (a name's words - "the", "black" -
+    tie unrelated items), without the terms more than ``max_df`` of the items have (the words
+    every description shares weigh little and cost most of the scoring), and
+    with ``max_terms`` only that many of its terms, those of the largest count x idf (Lucene's
+    MoreLikeThis; a long tag list costs in proportion to its terms)."""
+    view = space.lexical_index()
+    snap = view.snap
+    lex = snap.gen.lexical(view.k1, view.b, view.fields, view.pairs)
+    got = lex.doc_terms(p) if p < snap.n0 else None            # a built row: its terms as indexed
+    if got is None:
+        text = row_text({f: snap.value(p, f) for f in (*lex.fields, "name")}, lex.fields)
+        got = _counted_terms(lex.tokenize([text])[0])
+    terms, counts = got
+    name = snap.value(p, "name")                               # its name's words say little of its peers
+    less = Counter(lex.tokenize([name])[0]) if isinstance(name, str) else Counter()
+    counts = counts - np.array([less.get(t, 0) for t in terms], dtype=np.int64)
+    terms, counts = [t for t, c in zip(terms, counts) if c > 0], counts[counts > 0]
+    df = lex.doc_freq(terms)
+    keep = np.flatnonzero(df <= max_df * lex.n) if max_df < 1.0 else np.arange(len(terms))
+    if 0 < max_terms < len(keep):
+        w = counts[keep] * lex.idf([terms[j] for j in keep])
+        keep = keep[np.lexsort((keep, -w))[:max_terms]]
+    s = snap.lexical_term_scores(lex, [terms[j] for j in keep], counts[keep])
+    s[p] = 0.0
+    rows = np.flatnonzero((s > 0) & allowed)                   # a few hundred rows of 17k: sort only them
+    return rows[np.lexsort((rows, -s[rows]))][:depth]
+
+
+def _counted_terms(tokens: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    c = Counter(tokens)
+    return list(c), np.fromiter(c.values(), dtype=np.int64, count=len(c))
+
+
 def lexical_search(space: "Space", text: str, k: int, where: Where, offset: int) -> list[tuple[str, float]]:
     """BM25 over the item descriptions."""
     _check_text(text)
@@ -115,7 +154,7 @@ def text_search(space: "Space", text: str, k: int, where: Where, offset: int, mo
     fusion of the fused space, the text model (weight ``search.hybrid_text_weight``) and
     BM25 (weight ``search.hybrid_bm25_weight``; 0 leaves it out)."""
     _check_text(text)
-    with _counted():
+    with counted():
         return _text_search(space, text, k, where, offset, mode)
 
 
@@ -128,12 +167,12 @@ def _text_search(space: "Space", text: str, k: int, where: Where, offset: int, m
     depth = max(int(scfg.get("rrf_depth", 1000)), need)
     w_bm25 = float(scfg.get("hybrid_bm25_weight", 4.0)) if mode == "hybrid" else 0.0
     # BM25 needs no query vector: alone, it runs beside the query's forward pass
-    f_lex = _beside(lambda: top_k(lexical_scores(space, text, allowed), depth)) if w_bm25 > 0 else None
+    f_lex = beside(lambda: top_k(lexical_scores(space, text, allowed), depth)) if w_bm25 > 0 else None
     q_raw = space.text_encoder().encode(text.strip(), kind="query")
     if mode == "text":
         top, sims = snap.text_top(key, q_raw, need, allowed)
         return snap.pairs(top[offset:], sims[offset:])
-    f_multi = _beside(lambda: snap.top_rows(space.fusion.project("text", q_raw), depth, allowed)[0])
+    f_multi = beside(lambda: snap.top_rows(space.fusion.project("text", q_raw), depth, allowed)[0])
     text_list = snap.text_top(key, q_raw, depth, allowed)[0]
     lists = [f_multi.result(), text_list]
     weights = [1.0, float(scfg.get("hybrid_text_weight", 1.0))]

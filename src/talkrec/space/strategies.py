@@ -13,7 +13,9 @@ and ALS factors (``cf/``); ``space.json`` names the strategies (set by the build
   content alone (``cold_match: content``, the default: the item's text and audio against theirs,
   without their CF, as the cold item itself is made) or by the fused list (``fused``);
   ``cold_content_weight`` adds the cold item's own list by content (its content against every
-  item's, like with like) at that weight.
+  item's, like with like) at that weight. ``lexical_weight`` adds every item's BM25 list: its
+  own BM25 text as the query, without the terms more than ``lexical_max_df`` of the items have
+  (:func:`.search.lexical_neighbors`).
 * ``recommend.strategy: blend`` - per query, each score z-scored over the candidates and
   summed with ``weights``: the fused cosine of the items' mean vector, EASE's ``x B`` and the
   dot of the items' mean ALS factors with every item's. An item without CF (cold) scores 0
@@ -36,6 +38,7 @@ from ..index.filters import Where
 from ..index.store import checked_query
 from ..index.toplists import blend_ready, blend_top
 from ..ranking import rrf_depth, rrf_scores, top_k
+from .search import beside, counted, lexical_neighbors
 
 if TYPE_CHECKING:
     from ..index.snapshot import Snapshot
@@ -283,8 +286,14 @@ def _pairs(snap: "Snapshot", s: np.ndarray, need: int, offset: int, exclude: Seq
 
 
 def similar_pairs(space: "Space", item_id: str, k: int, where: Where, offset: int) -> list[tuple[str, float]]:
-    """``similar.strategy: rrf``: RRF of the fused list and the item's EASE list (a cold item:
-    the lists it borrows, and with ``cold_content_weight`` its list by content)."""
+    """``similar.strategy: rrf``: RRF of the fused list, the item's EASE list (a cold item: the
+    lists it borrows, and with ``cold_content_weight`` its list by content) and, with
+    ``lexical_weight``, its BM25 list (:func:`.search.lexical_neighbors`)."""
+    with counted():
+        return _similar_pairs(space, item_id, k, where, offset)
+
+
+def _similar_pairs(space: "Space", item_id: str, k: int, where: Where, offset: int) -> list[tuple[str, float]]:
     snap = space.index
     cfg: Mapping[str, Any] = space.config.get("similar", {})
     q = checked_query(space.item_vector(item_id), snap.dim, k, offset)   # unknown item: NotFoundError
@@ -294,15 +303,20 @@ def similar_pairs(space: "Space", item_id: str, k: int, where: Where, offset: in
     c = float(cfg.get("rrf_c", 60.0))
     # an item written since the build (add_items: new, or updated) is served from its content
     ease = _ease_list(space, snap, item_id) if p is not None and p < snap.n0 else np.empty(0, dtype=np.int64)
-    w_ease = float(cfg.get("cf_weight", 0.5))
+    w_ease, w_lex = float(cfg.get("cf_weight", 0.5)), float(cfg.get("lexical_weight", 0.0))
     borrow = not len(ease) and int(cfg.get("cold_neighbors", 0)) > 0
-    depth = max(int(cfg.get("depth", 1000)), need)
+    depth = read = max(int(cfg.get("depth", 1000)), need)
+    # the BM25 list needs no vector: alone, it runs beside the fused list (search.beside)
+    f_lex = beside(lambda: lexical_neighbors(space, p, depth, allowed, float(cfg.get("lexical_max_df", 1.0)),
+                                             int(cfg.get("lexical_max_terms", 0)))) if w_lex > 0 else None
     if not borrow and w_ease >= 0 and c >= 0 and snap.backend is None and snap.gen.index.graph is None:
         # an exact list need not go deeper than the fusion's top can reach (ranking.rrf_depth:
-        # 105 of 1000 for the top 10 beside an EASE list of weight 0.5); the same hits and scores
-        depth = min(depth, rrf_depth(need, c=c, weight=1.0, others=w_ease if len(ease) else 0.0) or depth)
+        # 105 of 1000 for the top 10 beside an EASE list of weight 0.5; a BM25 list of weight 2
+        # leaves no such depth); the same hits and scores
+        others = (w_ease if len(ease) else 0.0) + w_lex
+        read = min(depth, rrf_depth(need, c=c, weight=1.0, others=others) or depth)
     # the fused list from the index, so HNSW or a vector database answers it as for knn
-    fused, scores = snap.search_rows(q, depth, where=where, exclude=[item_id])
+    fused, scores = snap.search_rows(q, read, where=where, exclude=[item_id])
     own, w_own = np.empty(0, dtype=np.int64), 0.0                     # a cold item's own list by content
     if borrow:                                                        # a cold item: borrow its neighbours' lists
         s = np.full(snap.n_rows, -np.inf)
@@ -314,8 +328,8 @@ def similar_pairs(space: "Space", item_id: str, k: int, where: Where, offset: in
         w_ease = float(cfg.get("cold_weight", 0.25))
         if w_own > 0:                                                 # like with like, as the neighbour search
             own = top_k(content, depth, exclude=[p], allowed=allowed)
-    ease = ease[allowed[ease] & (ease != p)]
-    rrf = rrf_scores([fused, ease, own], snap.n_rows, c=c, weights=[1.0, w_ease, w_own])
+    lists = [fused, ease[allowed[ease] & (ease != p)], own, f_lex.result() if f_lex else np.empty(0, np.int64)]
+    rrf = rrf_scores(lists, snap.n_rows, c=c, weights=[1.0, w_ease, w_own, w_lex])
     rrf[rrf <= 0] = -np.inf
     return _pairs(snap, rrf, need, offset, [p], allowed)
 
