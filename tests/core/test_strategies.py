@@ -34,6 +34,18 @@ def test_the_build_stores_ease_and_the_default_strategies(space, tiny_space_dir)
     assert space.config["modality_weights"] == {"text": 1.0, "cf": 1.0, "audio": 1.0}
 
 
+def test_score_kind_says_what_similar_and_recommend_score(space, tiny_space_dir):
+    from talkrec.space.strategies import score_kind
+
+    assert (score_kind(space, "similar"), score_kind(space, "recommend")) == ("rrf", "blend")
+    sp = Space.load(tiny_space_dir)
+    sp.config["similar"], sp.config["recommend"] = {"strategy": "knn"}, {"strategy": "rrf"}
+    assert (score_kind(sp, "similar"), score_kind(sp, "recommend")) == ("cosine", "rrf")
+    q = sp.item_vector("jazz3")                                   # knn: the fused space's cosines
+    assert np.isclose(sp.similar("jazz3", k=1)[0].score, float(np.max(sp.index.scores(q)[
+        [p for p in range(sp.index.n_rows) if sp.index.id_at(p) != "jazz3"]])))
+
+
 def test_similar_fuses_the_fused_list_with_the_ease_list(space):
     hits = space.similar("jazz3", k=8)
     assert [h.item_id for h in hits].count("jazz3") == 0 and all(h.item_id.startswith("jazz") for h in hits)

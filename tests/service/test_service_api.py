@@ -267,8 +267,10 @@ def test_results_say_what_their_scores_are(client):
         params = {"q": "jazz", "k": 3, **({"mode": mode} if mode else {})}
         r = client.get("/api/search", params=params)
         assert r.status_code == 200 and r.json()["score_kind"] == kind, (mode, r.json())
-    assert client.post("/api/recommend", json={"items": ["jazz1"], "k": 3}).json()["score_kind"] == "cosine"
-    assert client.get("/api/items/jazz1/similar", params={"k": 3}).json()["score_kind"] == "cosine"
+    # the space's strategies: similar's RRF (fused, EASE and BM25 lists), recommend's z-scored blend
+    assert client.post("/api/recommend", json={"items": ["jazz1"], "k": 3}).json()["score_kind"] == "blend"
+    sim = client.get("/api/items/jazz1/similar", params={"k": 3}).json()
+    assert sim["score_kind"] == "rrf" and all(0 < h["score"] < 3.5 / 61 for h in sim["items"])   # 3 lists, c = 60
     r = client.post("/api/query/vector", json={"modality": "audio", "vector": [0, 1.0, 0, 0], "k": 3})
     assert r.json()["score_kind"] == "cosine"
     r = client.post("/api/search/personalized", json={"query": "jazz", "items": ["jazz1"], "k": 3})

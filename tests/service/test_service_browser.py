@@ -68,6 +68,8 @@ def test_search_item_and_playlist_in_a_real_browser(tiny_space_dir, tmp_path, ch
             assert "jazz" in page.get_by_test_id("item-desc").inner_text().lower()
             page.locator("[data-testid=similar] li a.name").first.wait_for()
             assert page.locator("[data-testid=similar] li").count() >= 5
+            # similar's scores are RRF scores (its fused, EASE and BM25 lists), and say so
+            assert "RRF score" in page.locator("[data-testid=similar] li .score").first.get_attribute("title")
             page.screenshot(path=str(SHOTS / "tiny-item.png"))
             # playlist builder: text -> playlist with its coherence, then continue it
             page.get_by_test_id("nav-playlist").click()

@@ -29,10 +29,11 @@ ItemId = str  # ids are strings; numeric ids are sent as strings ("289")
 #: what a result's ``score`` is: ``cosine`` in the fused space, ``text_cosine`` in the text
 #: model's own space, ``bm25`` (BM25 over the descriptions), ``rrf`` (reciprocal rank fusion of
 #: several rankings: only the order means something) or ``session`` (a session model's score)
-ScoreKind = Literal["cosine", "text_cosine", "bm25", "rrf", "session"]
+ScoreKind = Literal["cosine", "text_cosine", "bm25", "rrf", "blend", "session"]
 SCORE_KIND_DESCRIPTION = ("what the scores are: cosine (fused space), text_cosine (the text model's own space), "
-                          "bm25 (BM25 over the descriptions), rrf (reciprocal rank fusion: compare ranks, not values) "
-                          "or session (a session model's score)")
+                          "bm25 (BM25 over the descriptions), rrf (reciprocal rank fusion: compare ranks, not values), "
+                          "blend (recommend's sum of z-scored fused / EASE / ALS scores) or session (a session model's "
+                          "score)")
 
 
 class _Strict(BaseModel):

@@ -25,7 +25,7 @@ from .files import read_space
 from .hits import Hit, jsonable, make_hits
 from .playlists import Continuation
 from .search import LexicalView, lexical_search, text_search
-from .strategies import ease_model, recommend_pairs, similar_pairs
+from .strategies import recommend_pairs, score_kind, similar_pairs
 from .vectors import checked_vector, mean_vector, mixed_vector
 from .writer import SpaceStore, SpaceWrites
 
@@ -295,7 +295,7 @@ class Space(SpaceWrites):
     @consistent
     def similar(self, item_id: str, k: int = 10, *, where: Where = None, offset: int = 0) -> list[Hit]:
         """Items similar to ``item_id`` (itself excluded), by ``similar.strategy`` (:mod:`.strategies`)."""
-        if self.config.get("similar", {}).get("strategy", "knn") == "rrf" and ease_model(self) is not None:
+        if score_kind(self, "similar") == "rrf":
             return self.hits(similar_pairs(self, item_id, k, where, offset))
         return self.hits(self.index.search(self.item_vector(item_id), k, where=where, exclude=[item_id], offset=offset))
 
@@ -308,7 +308,7 @@ class Space(SpaceWrites):
         hist = list(items) if items is not None else self.user_history(user)  # type: ignore[arg-type]
         q = self.items_vector(hist)
         excl = hist if exclude_seen else []
-        if self.config.get("recommend", {}).get("strategy", "knn") != "knn" and ease_model(self) is not None:
+        if score_kind(self, "recommend") != "cosine":
             return self.hits(recommend_pairs(self, hist, q, k, where, offset, excl))
         return self.hits(self.index.search(q, k, where=where, exclude=excl, offset=offset))
 

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from ..index.snapshot import Snapshot
     from .core import Space
 
-__all__ = ["ease_model", "recommend_pairs", "similar_pairs", "zscore"]
+__all__ = ["ease_model", "recommend_pairs", "score_kind", "similar_pairs", "zscore"]
 
 
 def ease_model(space: "Space") -> Any:
@@ -54,6 +54,16 @@ def ease_model(space: "Space") -> Any:
         from ..encoders.ease import EASE
         sh.ease = EASE.load(space.path / "ease")
     return sh.ease
+
+
+def score_kind(space: "Space", part: str) -> str:
+    """What ``Space.similar`` (``part="similar"``) or ``Space.recommend`` (``"recommend"``)
+    scores are: ``"rrf"``, ``"blend"`` (a sum of z-scores) or ``"cosine"`` (the fused space's
+    kNN: strategy ``knn``, or a space without EASE)."""
+    strategy = space.config.get(part, {}).get("strategy", "knn")
+    if strategy == "knn" or ease_model(space) is None:
+        return "cosine"
+    return "rrf" if strategy == "rrf" else "blend"
 
 
 def zscore(s: np.ndarray, ok: np.ndarray) -> np.ndarray:

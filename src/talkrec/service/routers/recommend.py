@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from ...space.hits import jsonable
+from ...space.strategies import score_kind
 from ...index.filters import FilterSpec
 from ...limits import K_MAX
 from .. import schemas as S
@@ -20,11 +21,12 @@ router = APIRouter(tags=["recommend"])
 @router.get("/api/items/{item_id}/similar", response_model=S.HitsResponse, responses=responses(404, 422))
 def similar(item_id: str, k: int = Query(10, ge=1, le=K_MAX), offset: int = Query(0, ge=0, le=S.OFFSET_MAX),
             filters: FilterSpec = Depends(query_filters), state: ServiceState = Depends(get_state)) -> Response:
-    """Items nearest to an item in the fused space (the item itself excluded), with filters."""
+    """Items like an item (itself excluded), with filters: by ``similar.strategy`` (RRF of its fused,
+    EASE and BM25 lists, or the fused space's nearest); ``score_kind`` says which."""
     t0 = time.perf_counter()
     space = state.space.pinned()
     found = space.similar(space.resolve(item_id), k, where=space.filter_where(filters), offset=offset)
-    return hits_response(found, k=k, offset=offset, t0=t0)
+    return hits_response(found, score_kind=score_kind(space, "similar"), k=k, offset=offset, t0=t0)
 
 
 @router.get("/api/explain", response_model=S.ExplainResponse, responses=responses(404, 422))
@@ -45,7 +47,7 @@ def recommend(req: S.RecommendRequest, state: ServiceState = Depends(get_state))
     items = [space.resolve(i) for i in req.items] if req.items is not None else None
     found = space.recommend(items=items, user=req.user, k=req.k, where=space.filter_where(filter_spec(req.filters)),
                             offset=req.offset, exclude_seen=req.exclude_seen)
-    return hits_response(found, k=req.k, offset=req.offset, t0=t0)
+    return hits_response(found, score_kind=score_kind(space, "recommend"), k=req.k, offset=req.offset, t0=t0)
 
 
 @router.get("/api/users", response_model=S.UsersResponse, responses=responses(422))

@@ -48,7 +48,8 @@ function modChips(mods) {
 }
 // what a response's scores are (its score_kind): labels for the page
 const SCORE_LABELS = { cosine: "cosine (fused space)", text_cosine: "cosine (text model)", bm25: "BM25 score",
-  rrf: "RRF score (rank fusion: compare ranks, not values)", session: "session model score" };
+  rrf: "RRF score (rank fusion: compare ranks, not values)", blend: "sum of z-scores (fused, EASE, ALS)",
+  session: "session model score" };
 const scoreLabel = (kind) => SCORE_LABELS[kind] || SCORE_LABELS.cosine;
 function hitLi(h, i, extra = "") {
   const md = h.metadata || {};
