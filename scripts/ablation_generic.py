@@ -75,7 +75,8 @@ def main() -> None:
            "music": {**cfg["music"], "build_config": str(bpath), "cold_start": {"enabled": bool(args.cold)}}}
     rep = run_evaluation(raw, args.out)
     rows = rep["tasks"]["music/recommendation"]
-    for n in ("MULTI talkrec (Space.similar)", "PCA-200 CF+TEXT+AUDIO", "EASE"):
+    for n in ("MULTI talkrec (Space.similar)", "BM25 more-like-this (similar.lexical_* terms)", "PCA-200 CF+TEXT+AUDIO",
+              "EASE"):
         print(n, rows[n]["ndcg"], "val", rows[n]["val_ndcg"])
 
 

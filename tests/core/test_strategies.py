@@ -467,3 +467,32 @@ def test_similar_fuses_each_items_bm25_list_made_from_its_own_text(tiny_space_di
             serving.resolve_profile({**tiny_config, "similar": {key: bad}, "recommend": {}, "fusion": {}})
         assert e.value.field == f"similar.{key}"
     s.close()
+
+
+def test_a_catalog_without_interactions_fuses_the_fused_list_and_the_bm25_list(tmp_path, tiny_config, tiny_catalog):
+    """No interactions, no EASE: similar's RRF still has the item's BM25 list (a content-only
+    catalog; on Last.fm without plays 0.176 -> 0.327), recommend is the fused space's kNN."""
+    import dataclasses
+
+    from talkrec.ranking import rrf_scores
+    from talkrec.space.search import lexical_neighbors
+    from talkrec.space.strategies import score_kind
+
+    out = tmp_path / "content"
+    cat = dataclasses.replace(tiny_catalog, interactions=None)
+    build({**tiny_config, "output": str(out), "fusion": {"max_epochs": 5, "batch_size": 32, "hidden_dim": 32,
+                                                         "out_dim": 16}}, show_progress=False, catalog=cat)
+    s = Space.load(out)
+    assert s.config["similar"]["strategy"] == "rrf" and s.config["recommend"]["strategy"] == "knn"
+    assert (score_kind(s, "similar"), score_kind(s, "recommend")) == ("rrf", "cosine")
+    s.config["similar"] = {**s.config["similar"], "lexical_max_df": 1.0}
+    snap, p = s.index, s.index.position("jazz13")
+    fused = snap.search_rows(s.item_vector("jazz13"), 1000, exclude=["jazz13"])[0]
+    lex = lexical_neighbors(s, p, 1000, snap.mask(None), 1.0, int(s.config["similar"]["lexical_max_terms"]))
+    rrf = rrf_scores([fused, lex], snap.n_rows, c=60.0, weights=[1.0, 2.0])
+    rrf[p] = -np.inf
+    want = [(snap.id_at(int(r)), float(rrf[r])) for r in np.lexsort((np.arange(len(rrf)), -rrf))[:6]]
+    assert [(h.item_id, h.score) for h in s.similar("jazz13", k=6)] == want and len(lex)
+    s.config["similar"]["lexical_weight"] = 0.0                     # off: the fused space's cosines
+    assert score_kind(s, "similar") == "cosine" and s.similar("jazz13", k=1)[0].score > 3.5 / 61
+    s.close()

@@ -115,7 +115,8 @@ def modality_weights(cfg: Mapping[str, Any], modalities: list[str]) -> dict[str,
 def serving_config(cfg: Mapping[str, Any], weights: Mapping[str, float], has_ease: bool) -> dict[str, Any]:
     """The ``space.json`` entries the Space's similar / recommend / upserts read."""
     sim, rec = dict(cfg["similar"]), dict(cfg["recommend"])
-    if not has_ease:                       # no CF at all: the fused space alone
-        sim["strategy"] = "knn"
+    if not has_ease:                       # no CF at all: the fused space (and similar's BM25 list) alone
+        if not float(sim.get("lexical_weight", 0.0)) > 0:
+            sim["strategy"] = "knn"
         rec["strategy"] = "knn"
     return {"similar": sim, "recommend": rec, "modality_weights": dict(weights), "profile": cfg.get("profile", "default")}

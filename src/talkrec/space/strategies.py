@@ -57,11 +57,13 @@ def ease_model(space: "Space") -> Any:
 
 
 def score_kind(space: "Space", part: str) -> str:
-    """What ``Space.similar`` (``part="similar"``) or ``Space.recommend`` (``"recommend"``)
-    scores are: ``"rrf"``, ``"blend"`` (a sum of z-scores) or ``"cosine"`` (the fused space's
-    kNN: strategy ``knn``, or a space without EASE)."""
-    strategy = space.config.get(part, {}).get("strategy", "knn")
-    if strategy == "knn" or ease_model(space) is None:
+    """What ``Space.similar`` (``part="similar"``) or ``Space.recommend`` (``"recommend"``) score,
+    so which path they take: ``"rrf"``, ``"blend"`` (a sum of z-scores) or ``"cosine"`` (the fused
+    space's kNN: strategy ``knn``, or no list to fuse: no EASE, and for similar no BM25 list)."""
+    cfg = space.config.get(part, {})
+    strategy = cfg.get("strategy", "knn")
+    lists = ease_model(space) is not None or (part == "similar" and float(cfg.get("lexical_weight", 0.0)) > 0)
+    if strategy == "knn" or not lists:
         return "cosine"
     return "rrf" if strategy == "rrf" else "blend"
 
@@ -314,7 +316,7 @@ def _similar_pairs(space: "Space", item_id: str, k: int, where: Where, offset: i
     # an item written since the build (add_items: new, or updated) is served from its content
     ease = _ease_list(space, snap, item_id) if p is not None and p < snap.n0 else np.empty(0, dtype=np.int64)
     w_ease, w_lex = float(cfg.get("cf_weight", 0.5)), float(cfg.get("lexical_weight", 0.0))
-    borrow = not len(ease) and int(cfg.get("cold_neighbors", 0)) > 0
+    borrow = not len(ease) and int(cfg.get("cold_neighbors", 0)) > 0 and ease_model(space) is not None
     depth = read = max(int(cfg.get("depth", 1000)), need)
     # the BM25 list needs no vector: alone, it runs beside the fused list (search.beside)
     f_lex = beside(lambda: lexical_neighbors(space, p, depth, allowed, float(cfg.get("lexical_max_df", 1.0)),
