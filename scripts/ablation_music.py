@@ -62,7 +62,8 @@ def main() -> None:
         for sname, scfg in grid.items():
             if args.strategies is not None and sname not in args.strategies:
                 continue
-            space.config["similar"] = merge(space.config.get("similar", {}), scfg)
+            if not scfg.get("lexical_only"):
+                space.config["similar"] = merge(space.config.get("similar", {}), scfg)
             if scfg.get("lexical_only"):
                 ranker = lexical_ranker(space, d.ids, k, max_df=scfg["lexical_max_df"])
                 r = item_to_item(d.ids, d.related, d.split, {}, k=k, rankers={sname: ranker})

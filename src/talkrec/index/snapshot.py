@@ -333,17 +333,15 @@ class Snapshot:
         dead); delta rows score with the generation's corpus statistics. ``k1`` / ``b`` /
         ``fields`` / ``pairs``: see :meth:`~talkrec.index.segments.Generation.lexical`."""
         lex = self.gen.lexical(k1, b, fields, pairs)
-        s = lex.scores(text)
-        if self.m:
-            s = np.concatenate([s, self.delta.bm25(lex, lex.tokenize([text])[0], self.m)])
-        return np.where(self.live, s, 0.0)
+        return self._with_delta(lex, lex.scores(text), lambda: lex.tokenize([text])[0])
 
     def lexical_term_scores(self, lex: LexicalIndex, terms: Sequence[str], counts: np.ndarray) -> np.ndarray:
         """:meth:`lexical_scores` of a query of ``terms`` (each ``counts`` times) in ``lex`` (one of
         :meth:`Generation.lexical`'s), by :meth:`LexicalIndex.term_scores`."""
-        s = lex.term_scores(terms, counts)
-        if self.m:
-            s = np.concatenate([s, self.delta.bm25(lex, dict(zip(terms, counts)), self.m)])
+        return self._with_delta(lex, lex.term_scores(terms, counts), lambda: dict(zip(terms, counts)))
+
+    def _with_delta(self, lex: LexicalIndex, base: np.ndarray, query: Callable[[], Any]) -> np.ndarray:
+        s = np.concatenate([base, self.delta.bm25(lex, query(), self.m)]) if self.m else base
         return np.where(self.live, s, 0.0)
 
     # ------------------------------------------------------------------ writes
