@@ -23,7 +23,11 @@ Variants (each a score vector per user, z-scored per user when blended):
 * ``cease``: collective EASE (Jeunen, Van Balen & Goethals 2020, "Closed-form models for
   collaborative filtering with side-information"): each genre, decade and user tag of the
   catalog is one more row of the input, a pseudo-user who rated the movies that carry it,
-  weighted ``alpha``; the same closed form reconstructs both.
+  weighted ``alpha``; the same closed form reconstructs both;
+* ``userknn``: user-based kNN (the query's cosine to every training user's ratings, the ``K``
+  nearest kept, weighted ``cos^a``, their ratings summed), alone and blended with EASE;
+* ``rp3``: RP3beta (Paudel et al. 2017; three-step random walk item -> user -> item, divided by
+  the target's popularity^beta), alone and blended with EASE.
 
 All the fits use the Woodbury form (users << movies), so a fold costs seconds; the session
 variants (~6,000 sessions a fold) take minutes. Not the product: the product's EASE is
@@ -74,6 +78,25 @@ class ClosedForm:
     def score(self, Q: np.ndarray) -> np.ndarray:
         QP = Q * self.Linv - ((Q @ self.XL.T) @ self.M) @ self.XL
         return (Q @ self.A) @ self.Y - QP * self.gamma
+
+
+def user_knn(X: sp.csr_matrix, Q: np.ndarray, K: int, a: float) -> np.ndarray:
+    """``sum_v cos(q, x_v)^a x_v`` over the ``K`` training users ``v`` nearest to each query row."""
+    Xd = X.toarray()
+    S = (Q / (np.linalg.norm(Q, axis=1, keepdims=True) + 1e-12)) @ (
+        Xd / (np.linalg.norm(Xd, axis=1, keepdims=True) + 1e-12)).T
+    if K < S.shape[1]:
+        S = np.where(S >= -np.partition(-S, K - 1, axis=1)[:, K - 1:K], S, 0.0)
+    return (S ** a) @ Xd
+
+
+def rp3_beta(X: sp.csr_matrix, Q: np.ndarray, beta: float) -> np.ndarray:
+    """``Q W`` with ``W_ij = sum_u P(u | i) P(j | u) / pop_j^beta`` (zero diagonal)."""
+    Xd = X.toarray()
+    pop = Xd.sum(0) + 1e-12
+    W = ((Xd / pop).T @ (Xd / (Xd.sum(1, keepdims=True) + 1e-12))) / pop ** beta
+    np.fill_diagonal(W, 0.0)
+    return Q @ W
 
 
 def zscore(S: np.ndarray) -> np.ndarray:
@@ -177,6 +200,21 @@ def cold_study(pr: Protocol, cease: Callable[..., Callable]) -> None:
               f"test {cold_r['test'] / base['test']:.3f}", flush=True)
 
 
+def neighbour_rows(pr: Protocol, scored: Callable, blend: Callable, ease: tuple) -> list[tuple[str, Callable]]:
+    """UserKNN and RP3beta alone (a small grid) and blended with EASE."""
+    variants: list[tuple[str, Callable]] = []
+    uknn = scored("uknn", lambda tr, Q: user_knn(pr.matrix(tr, "all"), Q, 50, 2.0))
+    rp3 = scored("rp3", lambda tr, Q: rp3_beta(pr.matrix(tr, "all"), Q, 0.3))
+    variants += [(f"UserKNN every rating, K {k_}, cos^{a_:g}", blend((1.0, scored(
+        f"uknn{k_}{a_}", lambda tr, Q, k_=k_, a_=a_: user_knn(pr.matrix(tr, "all"), Q, k_, a_)))))
+        for k_, a_ in ((20, 1.0), (20, 2.0), (50, 1.0), (50, 2.0), (100, 2.0))]
+    variants += [(f"RP3beta every rating, beta {b:g}", blend((1.0, scored(
+        f"rp3{b}", lambda tr, Q, b=b: rp3_beta(pr.matrix(tr, "all"), Q, b))))) for b in (0.0, 0.3, 0.5)]
+    variants += [(f"EASE + {w:g} {n}", blend((1.0, ease), (w, fn)))
+                 for n, fn in (("UserKNN (K 50, cos^2)", uknn), ("RP3beta (beta 0.3)", rp3)) for w in (0.25, 0.5, 1.0)]
+    return variants
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data/movielens-ml-latest-small"))
@@ -198,11 +236,19 @@ def main(argv: Sequence[str] | None = None) -> None:
             memo[(f, key)] = ClosedForm(X, lam, Y=None if ykind is None else pr.matrix(tr, ykind)).score(Q)
         return memo[(f, key)]
 
+    def scored(name: str, fn: Callable[[pd.DataFrame, np.ndarray], np.ndarray]) -> Callable:
+        def run(f: int, tr: pd.DataFrame, Q: np.ndarray) -> np.ndarray:
+            if (f, name) not in memo:
+                memo[(f, name)] = fn(tr, Q)
+            return memo[(f, name)]
+        return run
+
     def dlae(kind: str, lam: float, p: float) -> Callable:
         return lambda f, tr, Q: ClosedForm(pr.matrix(tr, kind), lam, p=p, zero_diagonal=False).score(Q)
 
-    def blend(*terms: tuple[float, tuple]) -> Callable:
-        return lambda f, tr, Q: sum(w * zscore(part(f, tr, Q, key)) for w, key in terms)
+    def blend(*terms: tuple[float, tuple | Callable]) -> Callable:
+        return lambda f, tr, Q: sum(w * zscore(key(f, tr, Q) if callable(key) else part(f, tr, Q, key))
+                                    for w, key in terms)
 
     def with_quality(mode: str, a_: float, alpha: float) -> Callable:
         def run(f: int, tr: pd.DataFrame, Q: np.ndarray) -> np.ndarray:
@@ -234,6 +280,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ("EASE x quality^0.5, alpha 5", with_quality("mul", 0.5, 5.0)),
         ("EASE x quality, alpha 20", with_quality("mul", 1.0, 20.0)),
     ]
+    variants += neighbour_rows(pr, scored, blend, EASE)
     cease_rows = [(f"CEASE: genres, decades, tags as pseudo-users, weight {w}, lambda {lam:g}", cease(w, lam))
                   for w, lam in ((0.3, 400.0), (0.6, 400.0), (1.0, 400.0), (1.5, 400.0), (3.0, 400.0),
                                  (1.0, 200.0), (1.0, 800.0))]
