@@ -62,13 +62,36 @@ def test_deletes_of_built_and_cold_start_items_and_re_adding_them(d):
 
 def test_an_update_keeps_the_fields_it_does_not_give_and_replaces_the_vectors(d):
     s = Space.load(d)
-    year = s.item("pop2")["year"]
+    year, v0, audio0 = s.item("pop2")["year"], s.index.vector("pop2").copy(), s.raw_input("pop2", "audio").copy()
+    metal = np.mean([s.index.vector(i) for i in s.item_ids if i.startswith("metal")], axis=0)
     s.add_items([{"item_id": "pop2", "name": "Pop Two", "tags": ["metal"], "vectors": {"audio": [1.0, 0, 0, 0]}}])
     it = s.item("pop2")
     assert it["name"] == "Pop Two" and it["year"] == year and it["tags"] == ["metal"] and it["cold_start"]
-    assert sum(h.item_id.startswith("metal") for h in s.similar("pop2", k=5)) >= 3
+    assert not np.array_equal(s.raw_input("pop2", "audio"), audio0)          # the given audio replaces the old
+    assert float(s.index.vector("pop2") @ metal) > float(v0 @ metal) + 0.1   # its text and audio now say metal
     assert len(s.index) == 60 and list(s.item_ids).count("pop2") == 1
     assert Space.load(d).item("pop2")["name"] == "Pop Two"                 # another Space may read
+
+
+def test_an_update_keeps_the_inputs_it_does_not_name_and_its_ease_list(d):
+    s = Space.load(d)
+    item = next(i for i in s.item_ids if set(s.item(i)["modalities"]) == {"text", "cf", "audio"})
+    v0, mods = s.index.vector(item).copy(), s.item(item)["modalities"]
+    cf0, audio0 = s.raw_input(item, "cf").copy(), s.raw_input(item, "audio").copy()
+    s.add_items([{"item_id": item, "name": s.item(item)["name"]}])             # nothing new: nothing lost
+    assert s.item(item)["modalities"] == mods and np.allclose(s.index.vector(item), v0, atol=1e-6)
+    s.add_items([{"item_id": item, "name": "Renamed", "tags": ["metal"]}])       # new tags: plays and audio stay
+    assert s.item(item)["modalities"] == mods
+    assert np.array_equal(s.raw_input(item, "cf"), cf0) and np.array_equal(s.raw_input(item, "audio"), audio0)
+    written = [(h.item_id, round(h.score, 9)) for h in s.similar(item, k=10)]
+    ease = s.config["similar"]["cf_weight"] / (s.config["similar"].get("rrf_c", 60.0) + 1)
+    assert written[0][1] >= ease              # its own EASE list is in the RRF (rank 1 alone gives this much)
+    s.compact()                               # the written row becomes a generation row: the same answer
+    assert [(h.item_id, round(h.score, 9)) for h in s.similar(item, k=10)] == written
+    s.add_items([{"item_id": item, "name": "Renamed", "vectors": {"audio": None}}])   # null clears a modality
+    assert s.item(item)["modalities"] == ["text", "cf"] and np.isnan(s.raw_input(item, "audio")).all()
+    s.add_items([{"item_id": "cold9", "name": "Cold Nine", "tags": ["metal"]}])       # a new item: content only
+    assert s.item("cold9")["modalities"] == ["text"]
 
 
 def test_an_update_that_keeps_the_description_encodes_nothing(d, monkeypatch):

@@ -135,9 +135,11 @@ def _identity(rec: Any, i: int, first_row: dict[str, int]) -> tuple[str, str]:
     return iid, name.strip()
 
 
-def _vectors(space: "Space", rec: Mapping[str, Any], i: int) -> dict[str, np.ndarray | None]:
-    """Raw vector per non-text modality (``None`` where the record has none), from
-    ``vectors`` (standardized as in the build) and ``media`` files (encoded)."""
+def _vectors(space: "Space", rec: Mapping[str, Any], i: int, iid: str) -> dict[str, np.ndarray | None]:
+    """Raw vector per non-text modality (``None`` where the item has none), from ``vectors``
+    (standardized as in the build) and ``media`` files (encoded). A modality the record does
+    not name keeps the item's stored input when the item exists (an update of its tags keeps
+    its plays and audio); ``vectors: {modality: null}`` clears it."""
     if not isinstance(rec.get("vectors") or {}, Mapping):
         raise InputError("vectors must be an object {modality: [numbers]}", row=i, field="vectors")
     vectors = dict(rec.get("vectors") or {})
@@ -157,7 +159,10 @@ def _vectors(space: "Space", rec: Mapping[str, Any], i: int) -> dict[str, np.nda
     for m in space.modalities:
         if m == "text":
             continue
-        v = vectors.get(m)
+        if m not in vectors:
+            out[m] = _stored_input(space, iid, m)
+            continue
+        v = vectors[m]
         if v is None:
             out[m] = None
             continue
@@ -173,6 +178,16 @@ def _vectors(space: "Space", rec: Mapping[str, Any], i: int) -> dict[str, np.nda
     return out
 
 
+def _stored_input(space: "Space", iid: str, m: str) -> np.ndarray | None:
+    """The raw input of modality ``m`` the space keeps for item ``iid`` (``None``: a new item,
+    no stored input of ``m``, or one with several views)."""
+    p = space.index.position(iid)
+    row = None if p is None else space.index.input_row(space.config["input_files"].get(m, ""), p)
+    if row is None or row.ndim != 1 or not np.isfinite(row).all():
+        return None
+    return np.asarray(row, dtype=np.float32)
+
+
 def _item(space: "Space", rec: Any, i: int, first_row: dict[str, int], describer: TemplateDescriber) -> _Item:
     """One record, validated, described and with its raw vectors."""
     iid, name = _identity(rec, i, first_row)
@@ -184,7 +199,7 @@ def _item(space: "Space", rec: Any, i: int, first_row: dict[str, int], describer
     kept = _kept_text(space, iid, name, fields, describer) if rec.get("tags") is None and not desc else None
     text = kept if kept is not None else desc if desc and desc.strip() else \
         describer.describe_one({"item_id": iid, "name": name, **fields}, tags)
-    vectors = _vectors(space, rec, i)
+    vectors = _vectors(space, rec, i, iid)
     order = [x for ts in tags.values() for x in ts]
     # tags not given: an update keeps the item's (the writer merges the fields a record leaves out)
     meta = {**fields} if kept is not None else {**fields, "tags": sorted(set(order), key=order.index)}

@@ -313,8 +313,8 @@ def _similar_pairs(space: "Space", item_id: str, k: int, where: Where, offset: i
     allowed = snap.mask(where)
     need = k + offset
     c = float(cfg.get("rrf_c", 60.0))
-    # an item written since the build (add_items: new, or updated) is served from its content
-    ease = _ease_list(space, snap, item_id) if p is not None and p < snap.n0 else np.empty(0, dtype=np.int64)
+    # EASE knows an item by its id (as in recommend): an updated item keeps its list, a new one borrows
+    ease = _ease_list(space, snap, item_id)
     w_ease, w_lex = float(cfg.get("cf_weight", 0.5)), float(cfg.get("lexical_weight", 0.0))
     borrow = not len(ease) and int(cfg.get("cold_neighbors", 0)) > 0 and ease_model(space) is not None
     depth = read = max(int(cfg.get("depth", 1000)), need)
