@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 
 class TalkrecError(Exception):
@@ -35,6 +36,13 @@ class NotFoundError(TalkrecError, KeyError):
 
 class NotFittedError(TalkrecError, RuntimeError):
     """A model or encoder used before ``fit`` (or ``load``) gave it its learned state."""
+
+
+def shown(value: Any) -> str:
+    """``repr`` of a value read from a user's file or passed by a user, as they wrote it: a
+    numpy scalar (what pandas' ``iloc`` gives) as its Python value (``999``, ``'zz'``), not
+    ``np.int64(999)``."""
+    return repr(value.item() if hasattr(value, "item") and getattr(value, "ndim", None) == 0 else value)
 
 
 def nearest(name: str, known: Iterable[str]) -> str | None:

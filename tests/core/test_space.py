@@ -62,6 +62,11 @@ def test_query_by_vector_and_errors(space):
         space.search_by_vector("smell", np.ones(4))
     with pytest.raises(NotFoundError):
         space.similar("nope")
+    # an id from a numpy array (space.item_ids) is quoted as the user wrote it
+    with pytest.raises(NotFoundError, match=r"^unknown item 'nope'$"):
+        space.similar(np.array(["nope"])[0])
+    with pytest.raises(NotFoundError, match=r"^unknown item 'nope'$"):
+        space.recommend(items=[np.array(["nope"])[0]])
 
 
 def test_cold_start_items_are_served_and_persist(space):

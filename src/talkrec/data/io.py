@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import check_keys
-from ..errors import InputError
+from ..errors import InputError, shown
 from .catalog import TAG_COLUMNS, Catalog, VectorTable
 from .tables import TYPES, check_unique, infer_numeric, is_missing, read_raw, read_table
 from .tags import add_tag_columns, tags_from_column
@@ -66,7 +66,7 @@ def known_rows(df: pd.DataFrame, col: str, known: set[str], *, path: str, policy
         return None
     if policy == "error":
         i = int(np.flatnonzero(bad)[0])
-        raise InputError(f"unknown item_id {df[col].iloc[i]!r} ({int(bad.sum())} rows refer to items not in the "
+        raise InputError(f"unknown item_id {shown(df[col].iloc[i])} ({int(bad.sum())} rows refer to items not in the "
                          "items file; on_unknown_ids: drop leaves them out)", path=path, row=int(df.index[i]) + 1,
                          field=col)
     return ~bad
@@ -81,7 +81,7 @@ def check_weights(df: pd.DataFrame, *, path: str, policy: str = "error") -> tupl
     bad = ~np.isfinite(w)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise InputError(f"weight {df['weight'].iloc[i]!r} is not a finite number", path=path,
+        raise InputError(f"weight {shown(df['weight'].iloc[i])} is not a finite number", path=path,
                          row=int(df.index[i]) + 1, field="weight")
     neg = w < 0
     if not neg.any():

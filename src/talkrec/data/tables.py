@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError, nearest
+from ..errors import InputError, nearest, shown
 
 __all__ = ["FORMATS", "TYPES", "check_unique", "coerce", "infer_numeric", "is_missing", "read_raw", "read_table"]
 
@@ -175,4 +175,4 @@ def check_unique(df: pd.DataFrame, col: str, path: str) -> None:
     dup = df[col].duplicated(keep="first")
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0]) + 1
-        raise InputError(f"duplicate value {df[col].iloc[i - 1]!r}; ids must be unique", path=path, row=i, field=col)
+        raise InputError(f"duplicate value {shown(df[col].iloc[i - 1])}; ids must be unique", path=path, row=i, field=col)

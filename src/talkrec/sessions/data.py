@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import InputError, shown
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def _read_tagged(root: Path) -> pd.DataFrame:
         v = pd.to_numeric(df[c], errors="coerce")
         if v.isna().any():
             i = int(np.flatnonzero(v.isna().to_numpy())[0])
-            raise InputError(f"not a number: {df[c].iloc[i]!r}", path=str(p), row=i + 1, field=c)
+            raise InputError(f"not a number: {shown(df[c].iloc[i])}", path=str(p), row=i + 1, field=c)
         df[c] = v.astype(int)
     return df
 

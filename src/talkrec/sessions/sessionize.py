@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import InputError, shown
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def validate_log(log_df: pd.DataFrame, *, path: str | None = None) -> pd.DataFra
         bad = ts.ne(np.floor(ts))
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(f"timestamp {log_df['timestamp'].iloc[i]!r} is not an integer number of seconds",
+        raise InputError(f"timestamp {shown(log_df['timestamp'].iloc[i])} is not an integer number of seconds",
                          path=path, row=i + 1, field="timestamp")
     df["timestamp"] = ts.astype(np.int64)
     return df

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..encoders.media_cache import CacheArg
 from ..encoders.query import QueryEncoder
-from ..errors import InputError, NotFoundError
+from ..errors import InputError, NotFoundError, shown
 from ..fusion.projector import FusionProjector
 from ..index.filters import FilterSpec, Where
 from ..index.lexical import bm25_params
@@ -128,7 +128,7 @@ class Space(SpaceWrites):
         has none; no rows when the space keeps no inputs for the modality."""
         p = self.index.position(item_id)
         if p is None:
-            raise NotFoundError(f"unknown item {item_id!r}")
+            raise NotFoundError(f"unknown item {shown(item_id)}")
         row = self.index.input_row(self.config["input_files"].get(modality, ""), p)
         if row is None:
             return np.empty((0, 0), dtype=np.float32)
@@ -159,7 +159,7 @@ class Space(SpaceWrites):
         """Everything stored about one item."""
         p = self.index.position(item_id)
         if p is None:
-            raise NotFoundError(f"unknown item {item_id!r}")
+            raise NotFoundError(f"unknown item {shown(item_id)}")
         row = self.index.meta_rows([p]).iloc[0].to_dict()
         return {k: jsonable(v) for k, v in row.items()}
 
@@ -176,7 +176,7 @@ class Space(SpaceWrites):
             return ref
         iid = browse.resolve_name(self.index, ref)
         if iid is None:
-            raise NotFoundError(f"unknown item {ref!r} (neither an id nor an exact name)")
+            raise NotFoundError(f"unknown item {shown(ref)} (neither an id nor an exact name)")
         return iid
 
     def find(self, name: str, limit: int = 10) -> list[tuple[str, str]]:
@@ -227,7 +227,7 @@ class Space(SpaceWrites):
     def item_vector(self, item_id: str) -> np.ndarray:
         v = self.index.vector(item_id)
         if v is None:
-            raise NotFoundError(f"unknown item {item_id!r}")
+            raise NotFoundError(f"unknown item {shown(item_id)}")
         return v
 
     def user_history(self, user_id: str) -> list[str]:

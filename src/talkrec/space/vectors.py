@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import InputError, NotFoundError
+from ..errors import InputError, NotFoundError, shown
 from ..index.store import VectorIndex, l2_normalize
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def mean_vector(index: VectorIndex, item_ids: Sequence[str], weights: Sequence[f
     for i in item_ids:
         v = index.vector(i)
         if v is None:
-            raise NotFoundError(f"unknown item {i!r}")
+            raise NotFoundError(f"unknown item {shown(i)}")
         vs.append(v)
     w = np.ones(len(vs)) if weights is None else np.asarray(weights, dtype=np.float32)
     return l2_normalize((np.stack(vs) * w[:, None]).sum(axis=0))

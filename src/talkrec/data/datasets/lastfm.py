@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ...descriptions.categories import TagCategorizer
-from ...errors import InputError
+from ...errors import InputError, shown
 from ..catalog import Catalog, VectorTable
 from ..normalize import normalize_name
 from ..tags import tag_lists
@@ -42,7 +42,7 @@ def _int_col(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:
     v = pd.to_numeric(df[col], errors="coerce")
     if v.isna().any():
         i = int(np.flatnonzero(v.isna().to_numpy())[0]) + 1
-        raise InputError(f"cannot read {df[col].iloc[i - 1]!r} as an integer", path=str(path), row=i, field=col)
+        raise InputError(f"cannot read {shown(df[col].iloc[i - 1])} as an integer", path=str(path), row=i, field=col)
     return v.to_numpy(dtype=np.int64)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...errors import InputError
+from ...errors import InputError, shown
 from ..catalog import Catalog
 from ..tags import tag_lists
 
@@ -117,7 +117,7 @@ def _read_ratings(rp: Path, known: set[str], report: dict[str, object]) -> pd.Da
     rating = pd.to_numeric(r["rating"], errors="coerce")
     if rating.isna().any():
         i = int(np.flatnonzero(rating.isna().to_numpy())[0]) + 1
-        raise InputError(f"cannot read {r['rating'].iloc[i - 1]!r} as a rating", path=str(rp), row=i, field="rating")
+        raise InputError(f"cannot read {shown(r['rating'].iloc[i - 1])} as a rating", path=str(rp), row=i, field="rating")
     interactions = pd.DataFrame({"user_id": r["userId"].str.strip(), "item_id": r["movieId"].str.strip(),
                                  "weight": rating.astype(float),
                                  "timestamp": pd.to_numeric(r["timestamp"], errors="coerce").fillna(0).astype(np.int64)})
