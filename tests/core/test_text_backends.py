@@ -41,7 +41,7 @@ def texts() -> list[str]:
 @pytest.mark.parametrize("max_length", [128, None])
 def test_onnx_gives_the_torch_vectors(texts, max_length):
     onnx = TextEncoder(max_length=max_length, n_threads=1, backend="onnx")
-    torch_ = TextEncoder(max_length=max_length, n_threads=1, backend="torch")
+    torch_ = TextEncoder(max_length=max_length, n_threads=1, backend="torch", bf16_passages=False)
     assert onnx.runtime == "onnx-fp32" and torch_.runtime == "torch"
     for kind in ("query", "passage"):
         a = onnx.encode(texts, kind=kind, batch_size=32)
@@ -59,6 +59,53 @@ def test_int8_passages_are_close_and_queries_stay_fp32(texts):
     cos = (int8.encode(texts[:64]) * fp32.encode(texts[:64])).sum(axis=1)
     assert cos.mean() >= 0.98 and cos.min() >= 0.9
     assert np.array_equal(int8.encode(texts[:16], kind="query"), fp32.encode(texts[:16], kind="query"))
+
+
+def test_bf16_passages_are_close_and_queries_stay_fp32(texts):
+    fp32 = TextEncoder(max_length=128, n_threads=1, bf16_passages=False)
+    bf16 = TextEncoder(max_length=128, n_threads=1, bf16_passages=True)
+    assert fp32.runtime == "onnx-fp32" and bf16.runtime == "torch-bf16"
+    a, b = bf16.encode(texts, batch_size=32), fp32.encode(texts, batch_size=32)
+    cos = (a * b).sum(axis=1)
+    assert a.dtype == np.float32 and cos.min() >= 0.999, (float(cos.min()), texts[int(cos.argmin())])
+    assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(bf16.encode(texts[:16], kind="query"), fp32.encode(texts[:16], kind="query"))
+    assert bf16.encode(texts[3]).shape == (384,) and bf16.exported_dir == fp32.exported_dir   # queries: ONNX
+
+
+def test_the_torch_bert_pass_is_the_onnx_graph_in_float32_and_refuses_other_models(tmp_path, monkeypatch, texts):
+    from talkrec.encoders.torch_bert import TorchBert
+
+    onnx = TextEncoder(max_length=128, n_threads=1, bf16_passages=False)._get()
+    ours = TorchBert(resolve_model("minilm"), onnx, dtype="float32").encode(texts)
+    assert len(texts) >= 200 and np.abs(ours - onnx.encode(texts)).max() < 1e-4
+    monkeypatch.setenv("TALKREC_CACHE", str(tmp_path / "cache"))
+    path = _copy_model(tmp_path, {"pooling_mode_mean_tokens": True})
+    cfg = json.loads((Path(path) / "config.json").read_text())
+    (Path(path) / "config.json").write_text(json.dumps({**cfg, "hidden_act": "relu"}))   # not the BERT we run
+    assert TextEncoder(path, n_threads=1).runtime == "onnx-fp32"                            # auto: stays fp32
+    with pytest.raises(InputError, match="not a BERT model") as e:
+        TextEncoder(path, n_threads=1, bf16_passages=True).encode("x")
+    assert e.value.field == "bf16_passages"
+
+
+def test_bf16_passages_by_default_only_on_a_cpu_with_amx_and_never_when_serving(tmp_path, monkeypatch):
+    import talkrec.encoders.text as text_mod
+
+    monkeypatch.setattr(text_mod, "has_amx_bf16", lambda: False)
+    assert TextEncoder(n_threads=1).runtime == "onnx-fp32"
+    monkeypatch.setattr(text_mod, "has_amx_bf16", lambda: True)
+    enc = TextEncoder(n_threads=1)
+    assert enc.runtime == "torch-bf16"
+    assert TextEncoder(n_threads=1, int8_passages=True).runtime == "onnx-int8"
+    assert TextEncoder(n_threads=1, backend="onnx").runtime == "onnx-fp32"
+    (tmp_path / "space").mkdir()
+    shutil.copytree(enc.exported_dir, tmp_path / "space" / "text_model")
+    served = TextEncoder.for_space(enc.config(), tmp_path / "space")    # a space's writes: its ONNX export
+    assert served.bf16_passages is None and served.runtime == "onnx-fp32"
+    with pytest.raises(InputError) as e:
+        TextEncoder(n_threads=1, int8_passages=True, bf16_passages=True).encode("x")
+    assert e.value.field == "bf16_passages"
 
 
 def _copy_model(tmp_path, pooling: dict[str, bool]):
@@ -89,7 +136,7 @@ def test_unsupported_pooling_falls_back_to_torch_with_a_log_line(tmp_path, monke
         export_text_model(path, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     with caplog.at_level(logging.INFO, logger="talkrec.encoders.text"):
-        enc = TextEncoder(path, n_threads=1)
+        enc = TextEncoder(path, n_threads=1, bf16_passages=False)
         assert enc.runtime == "torch" and enc.encode("jazz").shape == (384,)
     assert any("using torch" in r.getMessage() for r in caplog.records)
     with pytest.raises(InputError) as e:
@@ -99,7 +146,7 @@ def test_unsupported_pooling_falls_back_to_torch_with_a_log_line(tmp_path, monke
 
 def test_one_forward_pass_per_batch(capsys):
     enc = TextEncoder(n_threads=1)
-    backend = enc._get()
+    backend = enc._passage_backend()
     calls = []
     real = backend.encode
     backend.encode = lambda batch, kind: calls.append(len(batch)) or real(batch, kind)

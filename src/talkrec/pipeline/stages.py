@@ -21,7 +21,7 @@ import pandas as pd
 from .._atomic import atomic_dir, write_json
 from ..config import resolve_path
 from ..data.catalog import Catalog
-from ..device import free_cores
+from ..device import free_cores, give_back_memory
 from ..errors import InputError
 from .cache import Cache, StageTimer, content_hash
 from .reindex import index_settings
@@ -160,6 +160,7 @@ def text_stage(cfg: Mapping[str, Any], ids: np.ndarray, views: Mapping[str, Mapp
             text_views.append(full)
         info["dim"] = int(text_views[0].shape[1])
         enc.release()  # ONNX Runtime keeps its peak buffers while a session lives
+        give_back_memory()   # and glibc the torch pass's freed ones
     return enc, (text_views if len(text_views) > 1 else text_views[0])
 
 
