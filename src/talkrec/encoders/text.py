@@ -272,17 +272,17 @@ class TextEncoder(Estimator):
         """What encodes descriptions: the bfloat16 BERT pass (:class:`TorchBert`, its tokens
         from the ONNX folder), or the query backend."""
         if self._passages is None:
-            b = self._get()
-            self._passages = b
-            if self._uses_bf16():
+            b = chosen = self._get()
+            if self._uses_bf16():                     # refuses a bad setting on every call, not once
                 try:
                     if not isinstance(b, OnnxTextModel):
                         raise UnsupportedModel("bfloat16 descriptions need the model's ONNX export (its tokenizer)")
-                    self._passages = TorchBert(resolve_model(self.model), b, n_threads=b.n_threads)
+                    chosen = TorchBert(resolve_model(self.model), b, n_threads=b.n_threads)
                 except UnsupportedModel as e:
                     if self.bf16_passages:
                         raise InputError(f"text model {self.model!r}: {e}", field="bf16_passages") from e
                     log.info("text model %s: %s; descriptions in fp32", self.model, e)
+            self._passages = chosen
         return self._passages
 
     def _onnx_folder(self) -> Path | None:
