@@ -1,4 +1,4 @@
-"""The one place where talkrec picks a compute device."""
+"""The one place where talkrec picks a compute device, its threads, and what the CPU can do."""
 from __future__ import annotations
 
 import contextlib

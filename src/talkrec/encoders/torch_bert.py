@@ -7,7 +7,7 @@ from the model's ``config.json`` and ``model.safetensors``, rather than loaded t
 sentence-transformers: importing transformers and sentence-transformers would add ~200 MB to
 a build's peak memory for a six-layer encoder. Tokens come from the exported ONNX folder's
 tokenizer (:meth:`OnnxTextModel.feeds`), so descriptions and queries are cut the same way.
-In float32 the pass equals the ONNX graph (tested to 1e-5); only BERT models
+In float32 the pass equals the ONNX graph (1.4e-6 measured, 1e-4 tested); only BERT models
 (``model_type: bert``, absolute positions, GELU) are supported.
 """
 from __future__ import annotations
