@@ -102,7 +102,9 @@ def test_bf16_passages_by_default_only_on_a_cpu_with_amx_and_never_when_serving(
     (tmp_path / "space").mkdir()
     shutil.copytree(enc.exported_dir, tmp_path / "space" / "text_model")
     served = TextEncoder.for_space(enc.config(), tmp_path / "space")    # a space's writes: its ONNX export
-    assert served.bf16_passages is None and served.runtime == "onnx-fp32"
+    assert served.runtime == "onnx-fp32"
+    forced = TextEncoder.for_space({**enc.config(), "bf16_passages": True}, tmp_path / "space")   # built with true
+    assert forced.runtime == "onnx-fp32" and forced.encode("new description").shape == (384,)
     bad = TextEncoder(n_threads=1, int8_passages=True, bf16_passages=True)
     for _ in range(2):                                  # refused on every call, not only the first
         with pytest.raises(InputError) as e:

@@ -229,6 +229,7 @@ class TextEncoder(Estimator):
         folder = Path(space_dir) / "text_model"
         if is_exported(folder):
             params["model_dir"] = str(folder)
+            params["bf16_passages"] = False     # the build's choice; a served space writes with its export
         return cls(**params)
 
     def _params_changed(self) -> None:
