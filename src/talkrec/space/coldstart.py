@@ -272,16 +272,12 @@ def _text_rows(space: "Space", ids: Sequence[str], texts: Sequence[str]) -> np.n
     change keeps the vector it has (an update of other fields encodes nothing: ~7 ms of CPU an
     item); the other texts are encoded in one call. Rows of a multi-view text input are
     encoded again (their stored views need not be the description)."""
-    snap, key = space.index, space.config["input_files"]["text"]
-    X = snap.gen.inputs.get(key)
+    snap = space.index
     out: list[np.ndarray | None] = [None] * len(ids)
     for j, (iid, text) in enumerate(zip(ids, texts)):
         p = snap.position(iid)
-        if p is None or X is None or X.ndim != 2 or snap.value(p, "description") != text:
-            continue
-        row = snap.input_row(key, p)
-        if row is not None and np.isfinite(row).all():
-            out[j] = row
+        if p is not None and snap.value(p, "description") == text:
+            out[j] = _stored_input(space, iid, "text")
     todo = [j for j, row in enumerate(out) if row is None]
     if todo:
         V = np.atleast_2d(space.text_encoder(for_writes=True).encode([texts[j] for j in todo], kind="passage"))
