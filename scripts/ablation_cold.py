@@ -1,8 +1,11 @@
 """The MovieLens cold start of ``talkrec evaluate`` alone (issue 12; docs/evaluation.md): 10% of
 the movies with positives held out of CF on the tuning folds, re-added by ``Space.add_items``,
-each ``movies.cold_start.variants`` scored on the cold targets and on every target:
+each ``movies.cold_start.variants`` (or ``--variants``, a JSON object of ``{name: recommend
+settings}``) scored on the cold targets and on every target. The warm fold spaces are the
+evaluation's (built here when it has not run):
 
     python scripts/ablation_cold.py [--config configs/eval-minilm.yaml] [--out runs/ablation-cold.json]
+        [--variants '{"prior": {"cold_prior": ["tmdb_votes"]}}']
 """
 from __future__ import annotations
 
@@ -22,9 +25,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", default="configs/eval-minilm.yaml")
     ap.add_argument("--out", default="runs/ablation-cold.json")
+    ap.add_argument("--variants", type=json.loads, default=None, help="JSON {name: recommend settings}")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     cfg = load_config(args.config)
+    if args.variants is not None:
+        cfg["movies"]["cold_start"]["variants"] = args.variants
     d = _load(cfg, Timer())
     pb = ProductBuilder(cfg, "movies")
     out = movies_cold_start(cfg, d, pb, pb.catalog(d.cat), Timer())

@@ -88,3 +88,7 @@ def test_movielens_slice_builds(data_root, tmp_path):
     hits = s.search("animated movie for children", k=10)
     assert sum("Animation" in (h.metadata.get("genres") or []) for h in hits) >= 5, [h.name for h in hits]
     assert all(h.metadata["year"] < 2000 for h in s.search("comedy", k=5, where="year<2000"))
+    # TMDB's numbers are numeric metadata: a filter on them, and the prior of movies without ratings
+    popular = s.search("comedy", k=5, where="tmdb_votes>=1000")
+    assert popular and all(s.item(h.item_id)["tmdb_votes"] >= 1000 for h in popular)
+    assert s.config["recommend"].get("cold_prior") == ["tmdb_votes"]

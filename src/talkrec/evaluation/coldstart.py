@@ -128,7 +128,8 @@ def movies_cold_start(cfg: Mapping[str, Any], d: Any, pb: Any, base: Any, timer:
         keep = [j for j, t in enumerate(uq.target) if t & cold_idx]
         uc = UserQueries([uq.users[j] for j in keep], [uq.query[j] for j in keep],
                          [uq.target[j] & cold_idx for j in keep], [uq.split[j] for j in keep])
-        warm = Space.load(pb.root / f"fold{f}")
+        warm = (Space.load(pb.root / f"fold{f}") if (pb.root / f"fold{f}" / "space.json").exists()   # the folds' run built it
+                else pb.build(f"fold{f}", cold_catalog(base, [], users=uq.users)))
         cs = pb.build(f"cold{f}", cold_catalog(base, cold, users=uq.users))
         for name, s in (("warm", warm), ("cold_build_views", cs)):
             parts[name].append(user_recommendation(uc, {}, k=k, rankers={name: recommend_ranker(s, d.ids, k)}))

@@ -45,7 +45,8 @@ SECTIONS: dict[str, frozenset[str]] = {
                           "cold_content_weight", "lexical_weight", "lexical_max_df",
                           "lexical_max_terms"}),
     # space.strategies.recommend_pairs
-    "recommend": frozenset({"strategy", "weights", "rrf_c", "depth", "cold_neighbors", "cold_match", "cold_boost"}),
+    "recommend": frozenset({"strategy", "weights", "rrf_c", "depth", "cold_neighbors", "cold_match", "cold_boost",
+                            "cold_prior", "cold_prior_weight"}),
     "recommend.weights": frozenset({"fused", "ease", "als"}),
     # cli._examples
     "examples": frozenset({"search", "similar", "recommend_items"}),

@@ -10,8 +10,8 @@ model, the modality weights of the item mean, and the strategies ``Space.similar
 * ``similar: {strategy: rrf | knn, cf_weight, rrf_c, depth, cold_neighbors, cold_weight,
   cold_match: content | fused, cold_content_weight, lexical_weight, lexical_max_df, lexical_max_terms}`` and
   ``recommend: {strategy: blend | rrf | knn, weights: {fused, ease, als}, rrf_c, depth,
-  cold_neighbors, cold_boost, cold_match: fused | content}``
-  (:mod:`talkrec.space.strategies`).
+  cold_neighbors, cold_boost, cold_match: fused | content, cold_prior: [numeric item field, ...],
+  cold_prior_weight}`` (:mod:`talkrec.space.strategies`, :mod:`talkrec.space.priors`).
 * ``fusion: paper`` - paper 001's fusion (lr 1e-4, 400 epochs, patience 25), equal weights,
   no EASE, plain kNN for similar and recommend: the Table 4 reproduction.
 """
@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from threadpoolctl import threadpool_limits
 
@@ -73,14 +74,41 @@ def resolve_profile(cfg: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(t, bool) or not isinstance(t, int) or t < 0:
         raise InputError(f"similar.lexical_max_terms must be an integer >= 0 (0: every term), got {t!r}",
                          field="similar.lexical_max_terms")
+    _check_prior(out["recommend"])
     bm25_params(out.get("search"))           # the BM25 settings fail before any stage runs
     return out
 
 
+def _check_prior(rec: dict[str, Any]) -> None:
+    """``recommend.cold_prior``: a field name or a list of them (stored as a list);
+    ``cold_prior_weight``: a number >= 0."""
+    fields = rec.get("cold_prior")
+    if fields is None:
+        return
+    fields = [fields] if isinstance(fields, str) else fields
+    if not isinstance(fields, list) or not all(isinstance(f, str) and f for f in fields):
+        raise InputError(f"recommend.cold_prior must be an item field or a list of them, got {rec['cold_prior']!r}",
+                         field="recommend.cold_prior")
+    rec["cold_prior"] = fields
+    g = rec.get("cold_prior_weight", 1.0)
+    if isinstance(g, bool) or not isinstance(g, (int, float)) or not 0 <= g < np.inf:
+        raise InputError(f"recommend.cold_prior_weight must be a number >= 0, got {g!r}",
+                         field="recommend.cold_prior_weight")
+
+
 def check_bm25_fields(cfg: Mapping[str, Any], catalog: Catalog) -> None:
-    """``search.bm25_fields`` names the description or the catalog's item fields (checked once
-    the catalog is loaded, before the embedding stages)."""
+    """``search.bm25_fields`` names the description or the catalog's item fields, and
+    ``recommend.cold_prior`` numeric item fields (checked once the catalog is loaded, before
+    the embedding stages)."""
     check_fields(bm25_params(cfg.get("search"))[2] or (), {"name", "tags", *catalog.items.columns})
+    for f in cfg["recommend"].get("cold_prior") or ():
+        if f not in catalog.items.columns:
+            raise InputError(f"recommend.cold_prior: no item field {f!r}; the items have "
+                             f"{', '.join(sorted(map(str, catalog.items.columns)))}", field="recommend.cold_prior")
+        col = catalog.items[f]
+        if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            raise InputError(f"recommend.cold_prior: item field {f!r} is not numeric (its type: {col.dtype})",
+                             field="recommend.cold_prior")
 
 
 def ease_stage(cfg: Mapping[str, Any], catalog: Catalog, timer: StageTimer) -> Any:

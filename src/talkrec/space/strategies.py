@@ -22,8 +22,9 @@ and ALS factors (``cf/``); ``space.json`` names the strategies (set by the build
   in ``x B`` like every item no list reaches, and the candidates' mean (z = 0) in the ALS term;
   ``cold_neighbors: m`` gives them instead the cosine-weighted mean of those scores over their
   ``m`` nearest items with CF in the fused space; ``cold_boost`` adds a constant to items
-  without ALS factors (exposure for new items; default 0). ``rrf`` - RRF of the fused list and the ``x B``
-  list (weight ``weights.ease``). ``knn`` (and ``fusion: paper``) - the fused space alone.
+  without ALS factors (exposure for new items; default 0), ``cold_prior`` their popularity as
+  predicted from catalog fields (:mod:`.priors`). ``rrf`` - RRF of the fused list and the
+  ``x B`` list (weight ``weights.ease``). ``knn`` (and ``fusion: paper``) - the fused space alone.
 
 Each function returns ``(item_id, score)`` pairs, best first, ``offset`` skipped.
 """
@@ -38,6 +39,7 @@ from ..index.filters import Where
 from ..index.store import checked_query
 from ..index.toplists import blend_ready, blend_top
 from ..ranking import rrf_depth, rrf_scores, top_k
+from .priors import cold_prior, impute
 from .search import beside, counted, lexical_neighbors
 
 if TYPE_CHECKING:
@@ -285,12 +287,6 @@ def _cold_neighbors(space: "Space", snap: "Snapshot", m: int,
     return snap.memo(("cold_neighbors", m, match, id(ease)), make)  # type: ignore[no-any-return]
 
 
-def _impute(s: np.ndarray, cold: np.ndarray, nb: np.ndarray, w: np.ndarray) -> None:
-    """Cold rows' scores: the cosine-weighted mean of their warm neighbours' (in place)."""
-    if len(cold) and nb.shape[1]:
-        s[cold] = (s[nb] * w).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-12)
-
-
 def _pairs(snap: "Snapshot", s: np.ndarray, need: int, offset: int, exclude: Sequence[int],
            allowed: np.ndarray) -> list[tuple[str, float]]:
     top = top_k(s, need, exclude=list(exclude), allowed=allowed)[offset:]
@@ -377,20 +373,20 @@ def recommend_pairs(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, 
     if s_fused is not None:
         cand &= np.isfinite(s_fused)
     s_ease = _ease_scores(space, snap, hist)
-    als = _als_scores(space, snap, hist) if w["als"] or cfg.get("cold_boost") else None
+    als = _als_scores(space, snap, hist) if w["als"] or cfg.get("cold_boost") or cfg.get("cold_prior") else None
     no_cf = ~als[1] if als is not None else None
     if int(cfg.get("cold_neighbors", 0)) > 0 and s_ease is not None:   # CF scores of cold items from their neighbours
         cold, nb, nw = _cold_neighbors(space, snap, int(cfg["cold_neighbors"]), str(cfg.get("cold_match", "fused")))
-        _impute(s_ease, cold, nb, nw)
+        impute(s_ease, cold, nb, nw)
         if als is not None:
-            _impute(als[0], cold, nb, nw)
+            impute(als[0], cold, nb, nw)
             als[1][cold] = True
     rest = np.zeros(snap.n_rows)
     if s_ease is not None and w["ease"]:
         rest += float(w["ease"]) * zscore(s_ease, cand)
     if als is not None:
         rest += float(w["als"]) * zscore(als[0], cand & als[1])
-        rest[no_cf] += float(cfg.get("cold_boost", 0.0))          # exposure for items without CF
+        rest[no_cf] += float(cfg.get("cold_boost", 0.0)) + cold_prior(space, snap, cfg)[no_cf]  # exposure, prior
     top = blend_top(snap, q, float(w["fused"]), rest, excl, need) if fast else None
     if top is not None:
         return snap.pairs(top[0][offset:], top[1][offset:])

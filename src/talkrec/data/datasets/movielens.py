@@ -3,7 +3,9 @@
 Items are movies (``item_id`` = movieId). Tags: MovieLens genres (category ``genre``) and
 user tags (category ``tag``, weight = number of users), TMDB keywords (category
 ``keyword``). ``texts['overview']`` holds the TMDB overview plus keywords, the second
-human-written description of paper 001 section 3.2. Titles like "Shawshank Redemption,
+human-written description of paper 001 section 3.2. Joined movies also get TMDB's numbers as
+metadata: ``tmdb_votes`` (TMDB's vote count) and ``tmdb_popularity`` (filters, and the popularity
+prior of movies without ratings, ``recommend.cold_prior``). Titles like "Shawshank Redemption,
 The (1994)" become "The Shawshank Redemption" with ``year`` 1994 and ``decade`` "1990s".
 """
 from __future__ import annotations
@@ -84,9 +86,10 @@ def load_movielens(root: str | Path, *, tmdb_root: str | Path | None = None) -> 
     troot = Path(tmdb_root) if tmdb_root else root.parent / "tmdb-5000-movies"
     tmdb_file = troot / "tmdb_5000_movies.csv"
     if (root / "links.csv").exists() and tmdb_file.exists():
-        kw, texts["overview"], tmdb_ids = _read_tmdb(root / "links.csv", tmdb_file, known, report)
+        kw, texts["overview"], fields = _read_tmdb(root / "links.csv", tmdb_file, known, report)
         tag_rows.append(kw)
-        items["tmdb_id"] = items["item_id"].map(tmdb_ids)
+        for col in fields.columns:
+            items[col] = items["item_id"].map(fields[col])
     else:
         log.warning("TMDB not found at %s: no overview texts", tmdb_file)
     tags = pd.concat(tag_rows, ignore_index=True)
@@ -138,13 +141,15 @@ def _read_user_tags(tgp: Path, known: set[str], report: dict[str, object]) -> pd
 
 
 def _read_tmdb(lp: Path, tmdb_file: Path, known: set[str], report: dict[str, object]
-               ) -> tuple[pd.DataFrame, pd.Series, dict[str, str]]:
+               ) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
     """TMDB keywords (long tags of category ``keyword``), overview texts (tagline + overview +
-    keywords) and the tmdb id of each joined movie, through ``links.csv``."""
+    keywords) and each joined movie's ``tmdb_id``, ``tmdb_votes`` and ``tmdb_popularity``
+    (indexed by movieId), through ``links.csv``."""
     all_links = _read_csv(lp, ["movieId", "tmdbId"])
     links = all_links[all_links["tmdbId"].str.strip() != ""]
     report["links_without_tmdb"] = int(len(all_links) - len(links))
-    tm = _read_csv(tmdb_file, ["id", "overview", "keywords", "tagline"]).drop_duplicates("id")
+    tm = _read_csv(tmdb_file, ["id", "overview", "keywords", "tagline", "vote_count", "popularity"]
+                   ).drop_duplicates("id")
     j = links.merge(tm, left_on=links["tmdbId"].str.strip(), right_on="id", how="inner")
     j = j[j["movieId"].isin(known)]
     report["tmdb_joined"] = len(j)
@@ -161,4 +166,21 @@ def _read_tmdb(lp: Path, tmdb_file: Path, known: set[str], report: dict[str, obj
         if text:
             ov[row.movieId] = text
     kw = pd.DataFrame(kw_rows, columns=["item_id", "category", "tag", "weight"])
-    return kw, pd.Series(ov, dtype=object), dict(zip(j["movieId"], j["id"]))
+    fields = pd.DataFrame({"tmdb_id": j["id"].to_numpy(),
+                           "tmdb_votes": _numbers(tm, "vote_count", tmdb_file).reindex(j["id"]).to_numpy(),
+                           "tmdb_popularity": _numbers(tm, "popularity", tmdb_file).reindex(j["id"]).to_numpy()},
+                          index=j["movieId"].to_numpy())
+    return kw, pd.Series(ov, dtype=object), fields
+
+
+def _numbers(tm: pd.DataFrame, col: str, path: Path) -> pd.Series:
+    """TMDB column ``col`` as numbers >= 0 indexed by TMDB id (an empty cell: NaN); anything
+    else is an error naming the file, row and field."""
+    raw = tm[col].str.strip()
+    x = pd.to_numeric(raw.replace("", np.nan), errors="coerce")
+    bad = (x.isna() & (raw != "")) | (x < 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(f"expected a number >= 0, got {shown(raw.iloc[i])}", path=str(path), row=int(tm.index[i]) + 1,
+                         field=col)
+    return pd.Series(x.to_numpy(dtype=float), index=tm["id"].to_numpy())
