@@ -68,10 +68,12 @@ def test_numbers_with_leading_zeros_stay_text(tmp_path):
 
 def _movielens_as_generic(src, out, n_movies=400):
     """The most-rated ``n_movies`` of ml-latest-small as generic files: items.csv (item_id,
-    name, year, a tags column of genres and user tags), plays.csv (user_id, item_id, weight)."""
+    name, year, a tags column of genres and user tags, ``votes``: the movie's number of
+    ratings, as a catalog's own popularity column), plays.csv (user_id, item_id, weight)."""
     movies = pd.read_csv(src / "movies.csv", dtype=str)
     ratings = pd.read_csv(src / "ratings.csv", dtype={"userId": str, "movieId": str})
-    keep = ratings["movieId"].value_counts().index[:n_movies]
+    counts = ratings["movieId"].value_counts()
+    keep = counts.index[:n_movies]
     movies = movies[movies["movieId"].isin(keep)]
     user_tags = pd.read_csv(src / "tags.csv", dtype=str)
     user_tags = user_tags.assign(tag=user_tags["tag"].str.strip().str.lower()).groupby("movieId")["tag"].apply(
@@ -82,7 +84,7 @@ def _movielens_as_generic(src, out, n_movies=400):
         genres = [f"genre:{g.lower()}" for g in m.genres.split("|") if g != "(no genres listed)"]
         tags = genres + [t.replace("|", " ").replace(":", " ") for t in user_tags.get(m.movieId, [])]
         rows.append({"item_id": m.movieId, "name": re.sub(r"\s*\(\d{4}\)\s*$", "", m.title),
-                     "year": y.group(1) if y else "", "tags": "|".join(tags)})
+                     "year": y.group(1) if y else "", "tags": "|".join(tags), "votes": int(counts[m.movieId])})
     pd.DataFrame(rows).to_csv(out / "items.csv", index=False)
     r = ratings[ratings["movieId"].isin(keep)]
     pd.DataFrame({"user_id": r["userId"], "item_id": r["movieId"], "weight": r["rating"]}).to_csv(
@@ -101,6 +103,7 @@ def movielens_generic_space(data_root, tmp_path_factory):
         "catalog": {"items": {"path": "items.csv", "tags_column": "tags"}, "interactions": {"path": "plays.csv"}},
         "descriptions": {"template": {"header": "movie"}},
         "cf": {"params": {"factors": 16, "iterations": 5}},
+        "recommend": {"strategy": "blend", "cold_prior": ["votes"], "cold_prior_weight": 3.0},
         "fusion": {"max_epochs": 15, "batch_size": 64, "hidden_dim": 32, "out_dim": 16, "learning_rate": 3e-3}}))
     r = CliRunner().invoke(app, ["build", str(d / "build.yaml"), "--no-progress", "--quiet"])
     assert r.exit_code == 0, (r.output, r.exception)
@@ -126,3 +129,24 @@ def test_movielens_as_generic_catalog_searches_filters_and_facets(movielens_gene
     assert space.search("crime", k=5, where="year>=1990,year<2000")
     first_comedy = int(np.flatnonzero(meta["tags"].apply(lambda t: "comedy" in list(t)))[0])
     assert "comedy" in meta["description"].iloc[first_comedy].lower()
+
+
+def test_a_generic_catalogs_numeric_column_ranks_new_items_by_their_predicted_popularity(movielens_generic_space,
+                                                                                          tmp_path):
+    from talkrec import Space
+    from tiny_data import copy_space
+
+    s = Space.load(copy_space(movielens_generic_space.path, tmp_path / "s"))
+    assert s.config["recommend"]["cold_prior"] == ["votes"]
+    new = {"name": "Brand New Comedy", "tags": ["comedy", "romance"], "year": 2018}
+    s.add_items([{**new, "item_id": "hit", "votes": 300}, {**new, "item_id": "flop", "votes": 1}])
+    def ranked():
+        hits = s.recommend(items=["1", "356", "296"], k=402)
+        return [h.item_id for h in hits], {h.item_id: h.score for h in hits}
+    ids, score = ranked()
+    assert ids.index("hit") < 100 < ids.index("flop"), (ids.index("hit"), ids.index("flop"))
+    assert score["hit"] - score["flop"] > 3.0           # 3 x the gap of their predicted popularity (z units)
+    s.config["recommend"] = {**s.config["recommend"], "cold_prior": None}
+    ids, score = ranked()                                # the same content: without the prior, a tie
+    assert score["hit"] == pytest.approx(score["flop"], abs=1e-6)
+    s.close()
