@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ...encoders.base import progress_bar
 from ...errors import InputError
 from .backends import BackendError, GenBackend
 from .cache import GenCache, cache_key
@@ -83,9 +84,8 @@ def _run(jobs: Jobs, backend: GenBackend, bcfg: Mapping[str, Any], cache: GenCac
             raise BackendError("empty output")
         return text
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(jobs), desc=f"GEN[{bcfg.get('model', '?')}]", disable=not show_progress_bar, unit="item")
+    bar = progress_bar(total=len(jobs), desc=f"GEN[{bcfg.get('model', '?')}]", disable=not show_progress_bar,
+                       unit="item")
     workers = max(1, int(getattr(backend, "concurrency", 1)))
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
