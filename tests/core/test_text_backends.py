@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -77,8 +78,14 @@ def test_the_torch_bert_pass_is_the_onnx_graph_in_float32_and_refuses_other_mode
     from talkrec.encoders.torch_bert import TorchBert
 
     onnx = TextEncoder(max_length=128, n_threads=1, bf16_passages=False)._get()
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
     ours = TorchBert(resolve_model("minilm"), onnx, dtype="float32").encode(texts)
     assert len(texts) >= 200 and np.abs(ours - onnx.encode(texts)).max() < 1e-4
+    # oneDNN keeps few kernels (device.bound_onednn_cache), unless the environment says otherwise
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "16"
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "512")
+    TorchBert(resolve_model("minilm"), onnx)
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "512"
     monkeypatch.setenv("TALKREC_CACHE", str(tmp_path / "cache"))
     path = _copy_model(tmp_path, {"pooling_mode_mean_tokens": True})
     cfg = json.loads((Path(path) / "config.json").read_text())

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..device import torch_threads
+from ..device import bound_onednn_cache, torch_threads
 from .onnx_text import OnnxTextModel, UnsupportedModel
 
 __all__ = ["TorchBert"]
@@ -32,6 +32,7 @@ class TorchBert:
 
     def __init__(self, model_path: str | Path, tokens: OnnxTextModel, *, n_threads: int = 1,
                  dtype: str = "bfloat16", pad_to: int = 8) -> None:
+        bound_onednn_cache()                 # before the first bfloat16 product builds a kernel
         import torch
         from safetensors.torch import load_file
 
