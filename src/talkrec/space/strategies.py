@@ -386,7 +386,9 @@ def recommend_pairs(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, 
         rest += float(w["ease"]) * zscore(s_ease, cand)
     if als is not None:
         rest += float(w["als"]) * zscore(als[0], cand & als[1])
-        rest[no_cf] += float(cfg.get("cold_boost", 0.0)) + cold_prior(space, snap, cfg)[no_cf]  # exposure, prior
+        rest[no_cf] += float(cfg.get("cold_boost", 0.0))          # exposure for items without CF
+        if cfg.get("cold_prior"):                                 # and their popularity from catalog fields
+            rest[no_cf] += cold_prior(space, snap, cfg)[no_cf]
     top = blend_top(snap, q, float(w["fused"]), rest, excl, need) if fast else None
     if top is not None:
         return snap.pairs(top[0][offset:], top[1][offset:])

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ...errors import InputError, shown
 from ..catalog import Catalog
+from ..tables import coerce
 from ..tags import tag_lists
 
 log = logging.getLogger(__name__)
@@ -148,8 +149,9 @@ def _read_tmdb(lp: Path, tmdb_file: Path, known: set[str], report: dict[str, obj
     all_links = _read_csv(lp, ["movieId", "tmdbId"])
     links = all_links[all_links["tmdbId"].str.strip() != ""]
     report["links_without_tmdb"] = int(len(all_links) - len(links))
-    tm = _read_csv(tmdb_file, ["id", "overview", "keywords", "tagline", "vote_count", "popularity"]
-                   ).drop_duplicates("id")
+    tm = _read_csv(tmdb_file, ["id", "overview", "keywords", "tagline", "vote_count", "popularity"])
+    nums = {c: _counts(tm, c, tmdb_file) for c in ("vote_count", "popularity")}   # file rows, before dedup
+    tm = tm.drop_duplicates("id")
     j = links.merge(tm, left_on=links["tmdbId"].str.strip(), right_on="id", how="inner")
     j = j[j["movieId"].isin(known)]
     report["tmdb_joined"] = len(j)
@@ -166,21 +168,17 @@ def _read_tmdb(lp: Path, tmdb_file: Path, known: set[str], report: dict[str, obj
         if text:
             ov[row.movieId] = text
     kw = pd.DataFrame(kw_rows, columns=["item_id", "category", "tag", "weight"])
-    fields = pd.DataFrame({"tmdb_id": j["id"].to_numpy(),
-                           "tmdb_votes": _numbers(tm, "vote_count", tmdb_file).reindex(j["id"]).to_numpy(),
-                           "tmdb_popularity": _numbers(tm, "popularity", tmdb_file).reindex(j["id"]).to_numpy()},
-                          index=j["movieId"].to_numpy())
+    rows = j["id"].map(dict(zip(tm["id"], tm.index)))              # each joined movie's TMDB row
+    fields = pd.DataFrame({"tmdb_id": j["id"].to_numpy(), "tmdb_votes": nums["vote_count"].loc[rows].to_numpy(),
+                           "tmdb_popularity": nums["popularity"].loc[rows].to_numpy()}, index=j["movieId"].to_numpy())
     return kw, pd.Series(ov, dtype=object), fields
 
 
-def _numbers(tm: pd.DataFrame, col: str, path: Path) -> pd.Series:
-    """TMDB column ``col`` as numbers >= 0 indexed by TMDB id (an empty cell: NaN); anything
-    else is an error naming the file, row and field."""
-    raw = tm[col].str.strip()
-    x = pd.to_numeric(raw.replace("", np.nan), errors="coerce")
-    bad = (x.isna() & (raw != "")) | (x < 0)
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(f"expected a number >= 0, got {shown(raw.iloc[i])}", path=str(path), row=int(tm.index[i]) + 1,
-                         field=col)
-    return pd.Series(x.to_numpy(dtype=float), index=tm["id"].to_numpy())
+def _counts(tm: pd.DataFrame, col: str, path: Path) -> pd.Series:
+    """TMDB column ``col`` as floats >= 0 (an empty cell: NaN), read by :func:`~talkrec.data.tables.coerce`;
+    anything else is an error naming the file, row and field."""
+    x = pd.to_numeric(coerce(tm, col, "float", str(path), required=False), errors="coerce").astype(float)
+    if (x < 0).any():
+        i = int(np.flatnonzero((x < 0).to_numpy())[0])
+        raise InputError(f"expected a number >= 0, got {shown(tm[col].iloc[i])}", path=str(path), row=i + 1, field=col)
+    return x
