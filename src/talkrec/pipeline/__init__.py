@@ -21,7 +21,7 @@ from ..errors import InputError
 from ..space.files import replacing
 from .cache import Cache, StageTimer, content_hash
 from .reindex import index_settings
-from .serving import check_bm25_fields, ease_stage, modality_weights, resolve_profile
+from .serving import check_item_fields, ease_stage, modality_weights, resolve_profile
 from .stages import (Built, catalog_stage, cf_stage, content_stage, descriptions_stage, fusion_stage, index_stage,
                      load_dataset, plot_training_curve, subsample, text_stage)
 
@@ -85,7 +85,7 @@ def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalo
     seed = int(cfg.get("seed", 0))
 
     catalog = catalog_stage(cfg, catalog, timer, seed)
-    check_bm25_fields(cfg, catalog)
+    check_item_fields(cfg, catalog)
     ids = catalog.item_ids
     data_key = content_hash(ids, catalog.tags, catalog.interactions if catalog.interactions is not None else 0)
     describer, views = descriptions_stage(cfg, catalog, cache, timer, show_progress)

@@ -96,10 +96,10 @@ def _check_prior(rec: dict[str, Any]) -> None:
                          field="recommend.cold_prior_weight")
 
 
-def check_bm25_fields(cfg: Mapping[str, Any], catalog: Catalog) -> None:
-    """``search.bm25_fields`` names the description or the catalog's item fields, and
-    ``recommend.cold_prior`` numeric item fields (checked once the catalog is loaded, before
-    the embedding stages)."""
+def check_item_fields(cfg: Mapping[str, Any], catalog: Catalog) -> None:
+    """The item fields the config names exist (checked once the catalog is loaded, before the
+    embedding stages): ``search.bm25_fields`` the description or item fields,
+    ``recommend.cold_prior`` numeric item fields."""
     check_fields(bm25_params(cfg.get("search"))[2] or (), {"name", "tags", *catalog.items.columns})
     for f in cfg["recommend"].get("cold_prior") or ():
         if f not in catalog.items.columns:
