@@ -18,7 +18,10 @@ Prints, on a copy of the space (the original is not changed):
   made during each phase. Each phase starts once the server is idle: the compactions that the
   writes before it started have finished (before, the 0-writer phase could share the cores
   with the compactions of the write and delete phases, which raised the p99 the others are
-  compared with).
+  compared with). Twice: closed-loop (one client of each kind, back to back: the share of
+  the CPU a reader gets on a saturated machine) and open-loop (``--read-rate`` requests/s of
+  each kind, latency from each request's scheduled time: what a reader at a steady rate
+  waits); the ratios of both are printed last.
 
 It runs against the code before issue 10 as well (``PYTHONPATH=<checkout of 8db121d>/src``):
 there is no delete there.
@@ -219,6 +222,63 @@ class Load:
                 "failed": sum(1 for s, _, ok, _ in self.done if not ok and t0 <= s < t1)}
 
 
+class RateLoad(Load):
+    """Open-loop client (no coordinated omission): requests are scheduled every ``1 / rate``
+    seconds whatever the earlier ones take, sent by a pool of ``workers`` threads, and each
+    one's latency is counted from its scheduled time, so a server that falls behind is
+    charged the queueing it causes. A closed loop (:class:`Load`) measures the share of the
+    CPU a reader gets on a saturated machine; this measures what a reader at a steady rate
+    waits, the latency a service promises."""
+
+    def __init__(self, url: str, rate: float, kind: str, ids: list[str], prefix: str = "", timeout: float = 60,
+                 workers: int = 16) -> None:
+        self.rate = rate
+        self._sem = threading.Semaphore(0)
+        self._due: list[float] = []
+        self._ready = threading.Barrier(workers + 1)     # every worker connected before the clock starts
+        super().__init__(url, workers, kind, ids, prefix, timeout)
+        self._clock = threading.Thread(target=self._schedule, daemon=True)
+        self._clock.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._clock.join()
+        for _ in self.threads:
+            self._sem.release()
+        for th in self.threads:
+            th.join()
+
+    def _schedule(self) -> None:
+        self._ready.wait()
+        t = time.perf_counter()
+        while not self._stop.is_set():
+            t += 1.0 / self.rate
+            time.sleep(max(0.0, t - time.perf_counter()))
+            with self._lock:
+                self._due.append(t)
+            self._sem.release()
+
+    def _run(self, t: int) -> None:
+        rnd = random.Random(t)
+        with httpx.Client(base_url=self.url, timeout=self.timeout) as c:
+            c.get("/api/health")          # a client and its connection cost ~25 ms each: not inside the clock
+            self._ready.wait()
+            i = 0
+            while True:
+                self._sem.acquire()
+                if self._stop.is_set():
+                    return
+                with self._lock:
+                    due = self._due.pop(0)
+                iid = f"{self.prefix}{t}-{i}"
+                try:
+                    ok, iid = self._request(c, rnd, iid)
+                except httpx.HTTPError:
+                    ok = False
+                self.done.append((due, time.perf_counter(), ok, iid))
+                i += 1
+
+
 def generation(space_dir: Path) -> int | None:
     """The number of the space's current generation (one more after each compaction), or None
     where its manifest does not say (code before issue 10)."""
@@ -228,13 +288,14 @@ def generation(space_dir: Path) -> int | None:
         return None
 
 
-def phase(url: str, seconds: float, writers: int, tag_rows: list[list[str]], space_dir: Path,
+def phase(url: str, seconds: float, writers: int, tag_rows: list[list[str]], space_dir: Path, rate: float = 0.0,
           **loads: tuple[int, str, list[str]]) -> dict[str, Any]:
     """Run the read loads for ``seconds`` with ``writers`` clients writing continuously in
     a process of their own (as writers are other clients than readers: in this process
     their HTTP client code would hold the readers' GIL and be counted as read latency),
     then stop them all; their stats, and the compactions the server made meanwhile (a
-    compaction in a phase is what its read p99 varies with most: docs/service.md)."""
+    compaction in a phase is what its read p99 varies with most: docs/service.md). ``rate``
+    > 0: each read load is open-loop at that many requests a second (:class:`RateLoad`)."""
     g0 = generation(space_dir)
     with tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / "tags.json"
@@ -243,7 +304,8 @@ def phase(url: str, seconds: float, writers: int, tag_rows: list[list[str]], spa
                                   "--seconds", str(seconds + 1.0), "--json", str(Path(tmp) / "w.json"),
                                   "--space", str(spec)]) if writers else None
         time.sleep(1.0 if writers else 0.0)                 # the writers are running when reads start
-        running = {name: Load(url, n, kind, ids, prefix=f"{name}-") for name, (n, kind, ids) in loads.items()}
+        running = {name: RateLoad(url, rate, kind, ids, prefix=f"{name}-") if rate > 0 else
+                   Load(url, n, kind, ids, prefix=f"{name}-") for name, (n, kind, ids) in loads.items()}
         t0 = time.perf_counter()
         time.sleep(seconds)
         t1 = time.perf_counter()
@@ -287,7 +349,7 @@ def wait_idle(pid: int, busy: float = 0.05, timeout: float = 300.0) -> float:
 
 
 def http_bench(path: Path, item_ids: list[str], tag_rows: list[list[str]], clients: int, seconds: float,
-               delete: bool) -> dict[str, Any]:
+               delete: bool, read_rate: float = 0.0) -> dict[str, Any]:
     proc, url = start_server(path)
     try:
         with httpx.Client(base_url=url, timeout=120) as c:           # warm the query cache and the routes
@@ -311,6 +373,13 @@ def http_bench(path: Path, item_ids: list[str], tag_rows: list[list[str]], clien
                 wait_idle(proc.pid)
             out[f"writers_{n_writers}"] = phase(url, seconds, n_writers, tag_rows, path,
                                                 similar=(1, "similar", item_ids), search=(1, "search", item_ids))
+        for n_writers in (0, 1, 2) if read_rate > 0 else ():
+            wait_idle(proc.pid)
+            out[f"open_loop_writers_{n_writers}"] = phase(url, seconds, n_writers, tag_rows, path, rate=read_rate,
+                                                          similar=(1, "similar", item_ids),
+                                                          search=(1, "search", item_ids))
+        if read_rate > 0:
+            out["open_loop_read_rate_per_s"] = read_rate
         return out
     finally:
         proc.kill()
@@ -347,6 +416,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0, help="length of each HTTP phase")
     ap.add_argument("--json", help="also write the figures here")
     ap.add_argument("--no-http", action="store_true", help="the in-process figures only")
+    ap.add_argument("--read-rate", type=float, default=40.0,
+                    help="also the read phases open-loop: similar and search each at this many requests/s "
+                         "(latency from the scheduled time); 0: closed-loop phases only")
     ap.add_argument("--writer-client", metavar="URL", help=argparse.SUPPRESS)   # internal: phase()'s writers
     args = ap.parse_args()
     if args.writer_client:
@@ -373,10 +445,18 @@ def main() -> None:
             space.close()                          # the server process writes next
         del space
         if not args.no_http:
-            res.update(http_bench(work, ids, tags, args.clients, args.seconds, delete=res["code"] == "issue-10"))
+            res.update(http_bench(work, ids, tags, args.clients, args.seconds, delete=res["code"] == "issue-10",
+                                  read_rate=args.read_rate))
     finally:
         shutil.rmtree(work.parent, ignore_errors=True)
     print(json.dumps(res, indent=2))
+    for loop in ("", "open_loop_"):
+        if f"{loop}writers_0" in res:
+            for kind in ("similar", "search"):
+                p99 = [res[f"{loop}writers_{n}"][kind]["p99_ms"] for n in (0, 1, 2)]
+                print(f"{loop or 'closed_loop_'}read p99 {kind}: 0 / 1 / 2 writers {p99[0]:.1f} / {p99[1]:.1f} / "
+                      f"{p99[2]:.1f} ms = {p99[2] / p99[0]:.2f}x (target <= 2x); writes/s under 2 writers "
+                      f"{res[f'{loop}writers_2']['writes']['per_s']:.0f}")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
 
