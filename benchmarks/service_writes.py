@@ -228,7 +228,8 @@ class RateLoad(Load):
     one's latency is counted from its scheduled time, so a server that falls behind is
     charged the queueing it causes. A closed loop (:class:`Load`) measures the share of the
     CPU a reader gets on a saturated machine; this measures what a reader at a steady rate
-    waits, the latency a service promises."""
+    waits, the latency a service promises. Requests still queued when the load stops are not
+    sent."""
 
     def __init__(self, url: str, rate: float, kind: str, ids: list[str], prefix: str = "", timeout: float = 60,
                  workers: int = 16) -> None:
@@ -249,7 +250,10 @@ class RateLoad(Load):
             th.join()
 
     def _schedule(self) -> None:
-        self._ready.wait()
+        try:
+            self._ready.wait(timeout=60)
+        except threading.BrokenBarrierError:        # a worker never connected: nothing is sent
+            return
         t = time.perf_counter()
         while not self._stop.is_set():
             t += 1.0 / self.rate
@@ -261,8 +265,12 @@ class RateLoad(Load):
     def _run(self, t: int) -> None:
         rnd = random.Random(t)
         with httpx.Client(base_url=self.url, timeout=self.timeout) as c:
-            c.get("/api/health")          # a client and its connection cost ~25 ms each: not inside the clock
-            self._ready.wait()
+            try:
+                c.get("/api/health")      # a client and its connection cost ~25 ms each: not inside the clock
+                self._ready.wait(timeout=60)
+            except (httpx.HTTPError, threading.BrokenBarrierError):
+                self._ready.abort()
+                return
             i = 0
             while True:
                 self._sem.acquire()
