@@ -77,7 +77,7 @@ def fold_rows(pr: Protocol, f: int, C: int, side: tuple) -> tuple[pd.DataFrame, 
         gprof = G[q_idx].sum(0)
         gcos = (G[cand] @ gprof) / (np.linalg.norm(G[cand], axis=1) * np.linalg.norm(gprof) + 1e-12)
         qyear = year[q_idx].mean()
-        dec_q = np.bincount((year[q_idx] // 10).astype(int) - 190, minlength=20)[:20] / len(q_idx)
+        dec_q = np.bincount(np.clip((year[q_idx] // 10).astype(int) - 190, 0, 19), minlength=20) / len(q_idx)
         dec = np.clip((year[cand] // 10).astype(int) - 190, 0, 19)
         want = {pr.idx[i] for i in pr.halves[u][1]}
         d = {"user": np.full(len(cand), r), "item": cand, "label": np.isin(cand, list(want)).astype(int),
