@@ -78,7 +78,7 @@ def _rows(snap: "Snapshot", counts: Mapping[str, int], fields: tuple[str, ...]) 
         return X, np.array([counts.get(i, -1) for i in ids], dtype=float)
 
     meta = snap.gen.meta
-    X0, y0 = snap.gen.memo(("prior_rows", fields, id(counts)), lambda: per_row(
+    X0, y0 = snap.gen.memo(("prior_rows", fields), lambda: per_row(      # counts: the generation's too
         snap.gen.ids.tolist(), lambda f: meta[f].tolist() if f in meta.columns else [None] * snap.n0))
     if not snap.m:
         return X0, y0
