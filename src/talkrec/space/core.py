@@ -1,5 +1,5 @@
-"""A built talkrec space: the Python API for search, recommendation, playlists and writes
-(its files: :mod:`talkrec.space.files`; its storage engine: :mod:`talkrec.space.writer`)."""
+"""A built talkrec space: the Python API for search, recommendation, playlists and writes (files:
+:mod:`.files`; storage engine: :mod:`.writer`; write methods: :mod:`.writes`)."""
 from __future__ import annotations
 
 import copy
@@ -27,7 +27,8 @@ from .playlists import Continuation
 from .search import LexicalView, lexical_search, text_search
 from .strategies import recommend_pairs, score_kind, similar_pairs
 from .vectors import checked_vector, mean_vector, mixed_vector
-from .writer import SpaceStore, SpaceWrites
+from .writer import SpaceStore
+from .writes import SpaceWrites
 
 SEARCH_MODES = ("hybrid", "multi", "text", "lexical")
 
@@ -46,8 +47,7 @@ class _Shared:
 
 
 def consistent(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a read method, and everything it calls, on the one snapshot that was current when
-    it started (:meth:`Space.pinned`), whatever writes happen meanwhile."""
+    """Run a read method, and all it calls, on the snapshot current when it started (:meth:`Space.pinned`)."""
     @functools.wraps(method)
     def run(self: "Space", *args: Any, **kw: Any) -> Any:
         return method(self if self._pin is not None else self.pinned(), *args, **kw)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -34,14 +34,14 @@ from ..index.compaction import apply_record, compacted, graph_file_of, rebase
 from ..index.lexical import bm25_params
 from ..index.segments import Generation
 from ..index.snapshot import Snapshot
-from .files import (Manifest, SpaceFiles, WriteError, WriterLock, copy_session_model, gen_name, gen_number, log_name,
+from .files import (Manifest, SpaceFiles, WriteError, WriterLock, gen_name, gen_number, log_name,
                     migrate_legacy, publish_generation, read_manifest, replay_logs, storage_setting, unreferenced,
                     write_manifest)
 from .hits import jsonable
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SpaceStore", "SpaceWrites", "Upsert"]
+__all__ = ["SpaceStore", "Upsert"]
 
 #: a write as ``_write`` takes it: the log payload, the next snapshot, the record to mirror
 Built = tuple[bytes, Callable[[], Snapshot], wal.LogRecord]
@@ -73,17 +73,19 @@ class SpaceStore:
     background once the rows changed since the generation reach
     ``min(max(fraction * base rows, min_rows), max_rows)`` (``auto_compact=False``: only
     when :meth:`compact` is called). ``write_threads``, ``write_nice``: descriptions embedded at
-    once (one thread each) and their encoder's lowered priority: reads run first (docs/service.md)."""
+    once (one thread each) and their encoder's lowered priority: reads run first (docs/service.md).
+    ``follow``: this process never writes; it reads what another one writes (:mod:`.follower`)."""
 
     def __init__(self, path: Path, files: SpaceFiles, *, compact_fraction: float = 0.05, compact_min_rows: int = 256,
                  compact_max_rows: int = 10_000, auto_compact: bool = True, write_threads: int = 2,
-                 write_nice: int = 10) -> None:
+                 write_nice: int = 10, follow: bool = False) -> None:
         self.write_threads = storage_setting("write_threads", write_threads, 1, 256)
         self.write_nice = storage_setting("write_nice", write_nice, 0, 19)
         self.path, self._manifest = path, files.manifest
         self.compact_fraction, self.compact_min_rows = compact_fraction, compact_min_rows
         self.compact_max_rows, self.auto_compact = compact_max_rows, auto_compact
         self.problems: list[str] = []
+        self.follows = bool(follow)
         self.warmers: list[Callable[[Snapshot, Snapshot], None]] = []   # a new generation's, and what it compacts
         self._plock = WriterLock(path)
         self._log_sizes: dict[str, int] = {}
@@ -93,7 +95,7 @@ class SpaceStore:
         self._compactor: threading.Thread | None = None
         self.backend: VectorBackend | None = open_backend(files.config.get("index", {}))
         self._bm25 = bm25_params(files.config.get("search"))
-        owner = self._plock.acquire()
+        owner = not self.follows and self._plock.acquire()    # a follower never cuts or deletes a file
         try:
             if owner:
                 self._tidy()
@@ -115,6 +117,11 @@ class SpaceStore:
     @property
     def manifest(self) -> Manifest | None:
         return self._manifest
+
+    @property
+    def log_sizes(self) -> dict[str, int]:
+        """The bytes of each log that the snapshot holds (loading replayed them)."""
+        return dict(self._log_sizes)
 
     # ------------------------------------------------------------------ loading
     def _replay(self, snap: Snapshot, *, truncate: bool) -> Snapshot:
@@ -215,6 +222,9 @@ class SpaceStore:
     def _check_writable(self) -> None:
         """Become the space's writer (writer lock held): take ``LOCK``, check that no other
         process changed the space since it was loaded, migrate a legacy space, open the log."""
+        if self.follows:
+            raise WriteError(f"{self.path} is followed read-only here (it reads what another process writes): "
+                             "write through the process that writes it")
         if self._broken is not None:
             raise WriteError(f"an earlier write could not be made durable ({self._broken}); reload the space")
         if self._log is not None:
@@ -293,13 +303,20 @@ class SpaceStore:
                 manifest = replace(self._manifest, generation=name,
                                    logs=[n for n in self._manifest.logs if n not in m0.logs])
                 write_manifest(self.path, manifest)
-                self._manifest = manifest
-                self._tip = Tip(self._tip.seq, snap, self._log)
-                with self._publish_lock:
-                    self._published = self._tip
+                self.publish(snap, manifest)
             remove_paths([self.path / m0.generation] + [self.path / n for n in m0.logs])
             log.info("compacted %s into %s (%d items, %d changes folded)", self.path, name, len(sealed), sealed.changes)
             return {"compacted": True, "generation": name, "items": len(sealed), "changes": sealed.changes}
+
+    def publish(self, snap: Snapshot, manifest: Manifest | None, log_sizes: Mapping[str, int] | None = None) -> None:
+        """Make ``snap`` the tip and what reads see (a compaction, or what a follower read of
+        another process's writes: ``manifest`` and the log bytes applied, ``log_sizes``)."""
+        with self._write_lock if self.follows else nullcontext():
+            self._manifest = manifest
+            self._log_sizes.update(log_sizes or {})
+            self._tip = Tip(self._tip.seq + self.follows, snap, self._log)
+            with self._publish_lock:
+                self._published = self._tip
 
     def _seal(self, m0: Manifest) -> None:
         """New writes go to a new log, named in the manifest before the first goes to it."""
@@ -326,66 +343,6 @@ class SpaceStore:
             self._plock.release()
         if self.backend is not None:          # a Milvus Lite file: another process may open it now
             self.backend.close()
-
-
-class SpaceWrites:
-    """The write methods of :class:`~talkrec.space.core.Space` (``self.store``: its
-    :class:`SpaceStore`)."""
-
-    store: SpaceStore
-    index: Snapshot
-    path: Path
-    _shared: Any
-
-    def pinned(self) -> Any:  # pragma: no cover - Space defines it
-        raise NotImplementedError
-
-    def session_model(self) -> Any:  # pragma: no cover - Space defines it
-        raise NotImplementedError
-
-    def add_items(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """Add or update items without retraining (cold start): each record has
-        ``item_id``, ``name``, optional ``tags`` (list or ``{category: [..]}``),
-        ``description``, metadata fields (``metadata`` ``{field: value}`` or at the top level,
-        checked against the existing columns' types), ``vectors`` ``{modality: [floats]}`` in
-        the modality's raw input space, and ``media`` ``{modality: file path}`` for modalities
-        built from audio or image files. The record is described (TEMPLATE), embedded with the
-        space's text model, projected through the trained encoders and upserted (metadata
-        fields an update does not give keep their values).
-
-        Bad records raise :class:`InputError` (row and field) before anything is written. The
-        batch is one log record, fsync'ed before this returns and before readers see it; a
-        failure while persisting raises :class:`~talkrec.space.files.WriteError`."""
-        from . import coldstart          # descriptions and catalog code: loaded by the first write, not by reads
-        batch, summary = coldstart.prepare(self.pinned(), records)   # embedding: no lock held
-        self.store.upsert(batch)
-        return summary
-
-    def remove(self, item_ids: Sequence[str]) -> int:
-        """Delete items (a batch: :class:`NotFoundError` for an unknown id, and nothing is
-        deleted); durable before this returns. Returns how many items the space has left."""
-        if isinstance(item_ids, str) or not item_ids:
-            raise InputError("give a non-empty list of item ids", field="item_ids")
-        self.store.remove([str(i) for i in item_ids])
-        return len(self.index)
-
-    def attach_session_model(self, model_dir: str | Path) -> None:
-        """Copy a trained session model (``talkrec sessions``) into this space, atomically."""
-        src = Path(model_dir)
-        with self.store.writing():
-            copy_session_model(self.path, src)
-        self._shared.session_model = None
-        if self.session_model() is None:
-            raise InputError(f"{src} is not a loadable session model", path=str(src))
-
-    def compact(self) -> dict[str, Any]:
-        """Fold the writes since the last generation into a new one now (the space also does
-        this in the background once enough has changed); reads and writes go on meanwhile."""
-        return self.store.compact()
-
-    def close(self) -> None:
-        """Finish a running compaction and release the space for other writing processes."""
-        self.store.close()
 
 
 def _merged(tip: Snapshot, item_id: str, row: dict[str, Any]) -> dict[str, Any]:
