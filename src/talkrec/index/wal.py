@@ -22,13 +22,14 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from .._atomic import fsync_dir
 
-__all__ = ["GroupCommit", "LogFile", "LogRecord", "decode", "encode_delete", "encode_upsert", "frame", "read_log"]
+__all__ = ["GroupCommit", "LogFile", "LogRecord", "decode", "encode_delete", "encode_upsert", "frame", "read_log",
+           "read_records"]
 
 _HEAD = struct.Struct("<II")
 _U32 = struct.Struct("<I")
@@ -103,22 +104,33 @@ class LogScan:
     problem: str | None = None
 
 
-def read_log(path: str | os.PathLike[str]) -> LogScan:
-    """Read the records of a log file up to the first torn or corrupt one."""
-    data = Path(path).read_bytes()
-    off, out = 0, []
-    while off < len(data):
-        if len(data) - off < _HEAD.size:
-            return LogScan(out, off, len(data), f"torn record header at byte {off}")
+def read_log(path: str | os.PathLike[str], start: int = 0) -> LogScan:
+    """Read the records of a log file up to the first torn or corrupt one; ``start``: from
+    that byte offset on (the end of a record read before). ``valid_bytes`` and ``size`` count
+    from the file's start."""
+    with open(path, "rb") as f:
+        return read_records(f, start)
+
+
+def read_records(f: BinaryIO, start: int = 0) -> LogScan:
+    """:func:`read_log` of an open log file (a follower keeps its logs open: one the writer
+    removes after a compaction can still be read to its end)."""
+    f.seek(start)
+    data = f.read()
+    off, out, end = 0, [], len(data)
+    while off < end:
+        at = start + off
+        if end - off < _HEAD.size:
+            return LogScan(out, at, start + end, f"torn record header at byte {at}")
         n, crc = _HEAD.unpack_from(data, off)
-        if n > MAX_RECORD_BYTES or off + _HEAD.size + n > len(data):
-            return LogScan(out, off, len(data), f"torn or corrupt record at byte {off} (length {n})")
+        if n > MAX_RECORD_BYTES or off + _HEAD.size + n > end:
+            return LogScan(out, at, start + end, f"torn or corrupt record at byte {at} (length {n})")
         payload = data[off + _HEAD.size: off + _HEAD.size + n]
         if zlib.crc32(payload) != crc:
-            return LogScan(out, off, len(data), f"checksum mismatch in the record at byte {off}")
+            return LogScan(out, at, start + end, f"checksum mismatch in the record at byte {at}")
         out.append(payload)
         off += _HEAD.size + n
-    return LogScan(out, off, len(data))
+    return LogScan(out, start + off, start + end)
 
 
 def truncate_log(path: str | os.PathLike[str], size: int) -> None:
