@@ -344,7 +344,10 @@ def serve(space: str = SpaceOpt, host: str = typer.Option("127.0.0.1"), port: in
           api_key: Optional[str] = typer.Option(None, envvar="TALKREC_API_KEY", help="Protects write endpoints."),
           allow_open_writes: bool = typer.Option(False, "--allow-open-writes",
                                                  help="Accept writes without an API key on a non-loopback host."),
-          body_timeout: float = typer.Option(15.0, min=0.1, help="Seconds a request body may take to arrive (408).")
+          body_timeout: float = typer.Option(15.0, min=0.1, help="Seconds a request body may take to arrive (408)."),
+          follow: bool = typer.Option(False, "--follow", help="Read-only: serve what another process writes to the "
+                                      "space (a read replica; writes answer 409)."),
+          follow_interval: float = typer.Option(0.05, min=0.001, help="With --follow: seconds between catch-ups.")
           ) -> None:
     """Serve the HTTP API and the web page (beyond loopback, writes need an API key)."""
     _setup_logging(True)
@@ -353,7 +356,8 @@ def serve(space: str = SpaceOpt, host: str = typer.Option("127.0.0.1"), port: in
         import uvicorn
         from .service.app import create_app
         uvicorn.run(create_app(space, api_key=api_key, host=host, allow_open_writes=allow_open_writes,
-                               body_timeout=body_timeout), host=host, port=port, log_level="info")
+                               body_timeout=body_timeout, follow=follow, follow_interval=follow_interval),
+                    host=host, port=port, log_level="info")
     _run(go)
 
 

@@ -443,3 +443,33 @@ def test_health_answers_while_every_worker_thread_is_busy(tiny_space_dir, tmp_pa
             qenc.encode = real
             pool.shutdown(wait=True)
         assert [f.result() for f in searches] == [200] * 48
+
+
+def test_a_follower_serves_what_the_writer_writes_and_refuses_writes(tiny_space_dir, tmp_path):
+    """``talkrec serve --follow``: a second server over the same folder answers the writer's
+    writes within its interval, reports what it applied on /api/health, and answers writes 409."""
+    import time
+
+    d = copy_space(tiny_space_dir, tmp_path / "space")
+    with TestClient(create_app(d), raise_server_exceptions=False) as writer, \
+            TestClient(create_app(d, follow=True, follow_interval=0.01), raise_server_exceptions=False) as follower:
+        assert follower.get("/api/items/followed-1").status_code == 404
+        r = writer.post("/api/items", json={"items": [{"item_id": "followed-1", "name": "Followed Qwzzyx",
+                                                        "tags": ["jazz"]}]})
+        assert r.status_code == 200, r.text
+        assert writer.delete("/api/items/jazz3").status_code == 200
+        deadline = time.time() + 30
+        while follower.get("/api/items/followed-1").status_code != 200 and time.time() < deadline:
+            time.sleep(0.02)
+        assert follower.get("/api/items/followed-1").json()["name"] == "Followed Qwzzyx"
+        assert follower.get("/api/items/jazz3").status_code == 404
+        assert [h["item_id"] for h in follower.get("/api/search", params={"q": "qwzzyx", "k": 3}).json()["items"]] == \
+               [h["item_id"] for h in writer.get("/api/search", params={"q": "qwzzyx", "k": 3}).json()["items"]]
+        health = follower.get("/api/health").json()
+        assert health["items"] == 60 and health["follows"]["records_applied"] == 2 and health["follows"]["error"] is None
+        assert writer.get("/api/health").json()["follows"] is None
+        for write in (lambda: follower.post("/api/items", json={"items": [{"item_id": "x", "name": "X"}]}),
+                      lambda: follower.delete("/api/items/jazz4")):
+            r = write()
+            assert r.status_code == 409 and r.json()["error"] == "read_only_follower", r.text
+        assert follower.get("/api/items/jazz4").status_code == 200

@@ -26,7 +26,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..device import limit_torch_threads
-from ..space import Space
+from ..space import Follower, Space
 from .deps import ServiceState, refuse_open_writes, require_key
 from .errors import install_error_handlers, responses
 from .middleware import DEFAULT_BODY_TIMEOUT, BodyLimitMiddleware
@@ -74,7 +74,8 @@ def _trim_heap() -> None:
 
 def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY,
                max_upload_bytes: int | None = None, query_cache: int = 1024, host: str = "127.0.0.1",
-               allow_open_writes: bool = False, body_timeout: float = DEFAULT_BODY_TIMEOUT) -> FastAPI:
+               allow_open_writes: bool = False, body_timeout: float = DEFAULT_BODY_TIMEOUT, follow: bool = False,
+               follow_interval: float = 0.05) -> FastAPI:
     """The FastAPI app serving the space at ``space_dir`` (loaded once, here).
 
     ``api_key`` (or env ``TALKREC_API_KEY`` via the CLI) protects write endpoints; ``host``
@@ -82,7 +83,9 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
     (403) unless ``allow_open_writes``. ``max_body_bytes`` caps JSON bodies (413 above),
     ``max_upload_bytes`` media uploads (env ``TALKREC_MAX_UPLOAD_BYTES``, default 25 MB);
     a body that takes longer than ``body_timeout`` seconds to arrive is answered 408;
-    ``query_cache``: text query vectors kept (LRU)."""
+    ``query_cache``: text query vectors kept (LRU). ``follow``: serve reads of a space another
+    process writes (a read replica, :class:`~talkrec.space.Follower`: what it writes shows here
+    within about ``follow_interval`` seconds), and answer writes 409."""
     if max_upload_bytes is None:
         max_upload_bytes = int(os.environ.get("TALKREC_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD))
     threads = int(os.environ.get("TALKREC_TORCH_THREADS", "1"))
@@ -90,8 +93,9 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
         # one intra-op thread per request: concurrency comes from requests, and OpenMP
         # spin-waiting of a multi-threaded torch slows everything else on a busy machine (20x here)
         limit_torch_threads(threads)
-    refused = writes_refused(host, api_key, allow_open_writes)
-    space = Space.load(space_dir, query_cache=query_cache)
+    refused = not follow and writes_refused(host, api_key, allow_open_writes)     # a follower refuses them all
+    space = Space.load(space_dir, query_cache=query_cache, **({"follow": True} if follow else {}))
+    follower = Follower(space, interval=follow_interval) if follow else None
     space.warm_up()  # the text model, BM25 and the hits' fields now, not on the first request
     # What is loaded now lives as long as the server: out of the cyclic collector's full passes,
     # which walked every loaded object (~400 ms per 1,000 similar k=200; p99 at k=200 was 80-120 ms)
@@ -99,11 +103,16 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
     gc.freeze()
     _trim_heap()
     cfg = space.config
-    state = ServiceState(space, api_key, writes_refused=refused, write_nice=space.store.write_nice)
+    state = ServiceState(space, api_key, writes_refused=refused, write_nice=space.store.write_nice, follower=follower)
+    if follower is not None:
+        follower.catch_up()
+        follower.start()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        if follower is not None:
+            follower.stop()
         state.close()          # let the writes in progress finish
         space.close()          # finish a compaction, release the space's writer lock
 
@@ -129,7 +138,7 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in (meta.router, search.router, items.router, recommend.router, playlists.router):
         app.include_router(router)
-    guard = [Depends(require_key)] if api_key else [Depends(refuse_open_writes)] if refused else []
-    app.include_router(items.write_router, dependencies=guard,
-                       responses=responses(401) if api_key else responses(403) if refused else {})
+    guard = ([Depends(require_key)] if api_key else []) + ([Depends(refuse_open_writes)] if refused or follow else [])
+    codes = [c for c, on in ((401, api_key is not None), (403, refused), (409, follow)) if on]
+    app.include_router(items.write_router, dependencies=guard, responses=responses(*codes) if codes else {})
     return app

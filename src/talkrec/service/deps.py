@@ -15,7 +15,7 @@ from fastapi.security import APIKeyHeader
 from ..device import lower_thread_priority
 from ..errors import did_you_mean
 from ..index.filters import FilterSpec, parse_range
-from ..space import Space
+from ..space import Follower, Space
 from . import schemas as S
 from .errors import ServiceError
 
@@ -30,11 +30,12 @@ class ServiceState:
     snapshot current when it starts; writes are serialized inside the Space.
 
     ``writes_refused``: the server is reachable beyond loopback without an API key, and
-    was not told to allow open writes: every write answers 403."""
+    was not told to allow open writes: every write answers 403. ``follower``: the space is
+    followed read-only (``talkrec serve --follow``): every write answers 409."""
 
     def __init__(self, space: Space, api_key: str | None, *, writes_refused: bool = False,
-                 write_nice: int = 10) -> None:
-        self.space = space
+                 write_nice: int = 10, follower: Follower | None = None) -> None:
+        self.space, self.follower = space, follower
         self.api_key = api_key
         self.writes_refused = writes_refused
         self.started = time.time()
@@ -51,6 +52,10 @@ class ServiceState:
         self.write_pool.shutdown(wait=True)
 
     def check_writes_allowed(self) -> None:
+        if self.follower is not None:
+            raise ServiceError(409, "read_only_follower",
+                               "this server follows a space that another process writes (talkrec serve --follow) "
+                               "and answers reads only: send writes to the server that writes the space")
         if self.writes_refused:
             raise ServiceError(403, "writes_refused",
                                "this server is reachable beyond loopback without an API key, so writes are refused; "

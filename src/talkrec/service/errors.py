@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 DESCRIPTIONS = {400: "Bad request", 401: "Missing or wrong API key",
                 403: "Writes refused: the server is open beyond loopback without an API key",
                 404: "Unknown item or user", 408: "The request body did not arrive in time",
-                409: "Not applicable to this space", 413: "Payload too large", 422: "Invalid input",
+                409: "Not applicable to this space or server (a write to a read-only follower)", 413: "Payload too large", 422: "Invalid input",
                 501: "Encoder not installed"}
 
 

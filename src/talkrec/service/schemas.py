@@ -289,10 +289,21 @@ class ExplainResponse(BaseModel):
     modalities: dict[str, list[str]]
 
 
+class FollowStatus(BaseModel):
+    """A follower's state (``talkrec serve --follow``)."""
+
+    generation: str | None = Field(description="the generation served")
+    records_applied: int = Field(description="log records applied since it started")
+    generations_loaded: int = Field(description="compactions followed since it started")
+    behind_s: float = Field(description="seconds since it last read the writer's files")
+    error: str | None = Field(description="why the last catch-up failed (retried), or null")
+
+
 class HealthResponse(BaseModel):
     status: Literal["ok"]
     items: int
     uptime_s: float
+    follows: FollowStatus | None = Field(None, description="on a read-only follower: what it has applied")
 
 
 class VersionResponse(BaseModel):

@@ -19,7 +19,9 @@ async def health(state: ServiceState = Depends(get_state)) -> S.HealthResponse:
     """Liveness: the space is loaded and answering. ``async``: answered on the event loop, so it
     does not queue behind searches when every worker thread is busy (a load balancer would
     take a busy server for a dead one)."""
-    return S.HealthResponse(status="ok", items=len(state.space.index), uptime_s=round(time.time() - state.started, 1))
+    follows = S.FollowStatus(**state.follower.status()) if state.follower is not None else None
+    return S.HealthResponse(status="ok", items=len(state.space.index), uptime_s=round(time.time() - state.started, 1),
+                            follows=follows)
 
 
 @router.get("/api/version", response_model=S.VersionResponse)
