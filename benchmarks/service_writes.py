@@ -21,7 +21,10 @@ Prints, on a copy of the space (the original is not changed):
   compared with). Twice: closed-loop (one client of each kind, back to back: the share of
   the CPU a reader gets on a saturated machine) and open-loop (``--read-rate`` requests/s of
   each kind, latency from each request's scheduled time: what a reader at a steady rate
-  waits); the ratios of both are printed last.
+  waits); the ratios of both are printed last. With ``--follower`` the reads go to a second
+  server that follows the space (``talkrec serve --follow``, a read replica) while the writes
+  go to the first (``--writer-nice N``: started at that lowered priority), and the time a
+  write takes to show on the follower is printed too.
 
 It runs against the code before issue 10 as well (``PYTHONPATH=<checkout of 8db121d>/src``):
 there is no delete there.
@@ -144,13 +147,16 @@ def reads_after_writes(space: Any, recs: list[dict[str, Any]], ids: list[str], n
     return out
 
 
-def start_server(path: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(path: Path, *, follow: bool = False, nice: int = 0) -> tuple[subprocess.Popen[bytes], str]:
+    """``talkrec serve`` of ``path`` in a subprocess (``follow``: a read-only follower; ``nice``:
+    at that lowered priority), once it answers."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    opts = ", follow=True" if follow else ""
     code = ("import uvicorn\nfrom talkrec.service.app import create_app\n"
-            f"uvicorn.run(create_app({str(path)!r}), host='127.0.0.1', port={port}, log_level='warning')\n")
-    proc = subprocess.Popen([sys.executable, "-c", code])
+            f"uvicorn.run(create_app({str(path)!r}{opts}), host='127.0.0.1', port={port}, log_level='warning')\n")
+    proc = subprocess.Popen((["nice", "-n", str(nice)] if nice else []) + [sys.executable, "-c", code])
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 600
     while time.time() < deadline:
@@ -297,18 +303,20 @@ def generation(space_dir: Path) -> int | None:
 
 
 def phase(url: str, seconds: float, writers: int, tag_rows: list[list[str]], space_dir: Path, rate: float = 0.0,
-          **loads: tuple[int, str, list[str]]) -> dict[str, Any]:
+          write_url: str | None = None, **loads: tuple[int, str, list[str]]) -> dict[str, Any]:
     """Run the read loads for ``seconds`` with ``writers`` clients writing continuously in
     a process of their own (as writers are other clients than readers: in this process
     their HTTP client code would hold the readers' GIL and be counted as read latency),
     then stop them all; their stats, and the compactions the server made meanwhile (a
     compaction in a phase is what its read p99 varies with most: docs/service.md). ``rate``
-    > 0: each read load is open-loop at that many requests a second (:class:`RateLoad`)."""
+    > 0: each read load is open-loop at that many requests a second (:class:`RateLoad`);
+    ``write_url``: the writers write there (a follower at ``url`` serves the reads)."""
     g0 = generation(space_dir)
     with tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / "tags.json"
         spec.write_text(json.dumps(tag_rows))
-        child = subprocess.Popen([sys.executable, __file__, "--writer-client", url, "--clients", str(writers),
+        child = subprocess.Popen([sys.executable, __file__, "--writer-client", write_url or url,
+                                  "--clients", str(writers),
                                   "--seconds", str(seconds + 1.0), "--json", str(Path(tmp) / "w.json"),
                                   "--space", str(spec)]) if writers else None
         time.sleep(1.0 if writers else 0.0)                 # the writers are running when reads start
@@ -357,41 +365,68 @@ def wait_idle(pid: int, busy: float = 0.05, timeout: float = 300.0) -> float:
 
 
 def http_bench(path: Path, item_ids: list[str], tag_rows: list[list[str]], clients: int, seconds: float,
-               delete: bool, read_rate: float = 0.0) -> dict[str, Any]:
-    proc, url = start_server(path)
+               delete: bool, read_rate: float = 0.0, follower: bool = False, writer_nice: int = 0) -> dict[str, Any]:
+    """The HTTP figures; ``follower``: the reads go to a second server following the space
+    (``talkrec serve --follow``) while the writes go to the first (at ``writer_nice``)."""
+    proc, url = start_server(path, nice=writer_nice)
+    fproc, read_url = start_server(path, follow=True) if follower else (proc, url)
     try:
-        with httpx.Client(base_url=url, timeout=120) as c:           # warm the query cache and the routes
-            for q in QUERIES:
-                c.get("/api/search", params={"q": q})
+        for u in {url, read_url}:
+            with httpx.Client(base_url=u, timeout=120) as c:           # warm the query cache and the routes
+                for q in QUERIES:
+                    c.get("/api/search", params={"q": q})
         w = Load(url, clients, "write", tag_rows, prefix="w")
         t0 = time.perf_counter()
         time.sleep(seconds)
         t1 = time.perf_counter()
         w.stop()
-        out: dict[str, Any] = {"http_clients": clients, "http_writes": w.stats(t0, t1)}
+        out: dict[str, Any] = {"http_clients": clients, "http_writes": w.stats(t0, t1), "follower": follower,
+                               "writer_nice": writer_nice}
         if delete:
             dl = Load(url, clients, "delete", [i for _, _, ok, i in w.done if ok])
             t0 = time.perf_counter()
             for th in dl.threads:
                 th.join()
             out["http_deletes"] = dl.stats(t0, time.perf_counter() + 1e-9)
-        out["idle_wait_s"] = wait_idle(proc.pid)
+
+        def idle() -> float:
+            return wait_idle(proc.pid) + (wait_idle(fproc.pid) if follower else 0.0)
+        out["idle_wait_s"] = idle()
+        loads = {"similar": (1, "similar", item_ids), "search": (1, "search", item_ids)}
         for n_writers in (0, 1, 2):
             if n_writers:
-                wait_idle(proc.pid)
-            out[f"writers_{n_writers}"] = phase(url, seconds, n_writers, tag_rows, path,
-                                                similar=(1, "similar", item_ids), search=(1, "search", item_ids))
+                idle()
+            out[f"writers_{n_writers}"] = phase(read_url, seconds, n_writers, tag_rows, path, write_url=url, **loads)
         for n_writers in (0, 1, 2) if read_rate > 0 else ():
-            wait_idle(proc.pid)
-            out[f"open_loop_writers_{n_writers}"] = phase(url, seconds, n_writers, tag_rows, path, rate=read_rate,
-                                                          similar=(1, "similar", item_ids),
-                                                          search=(1, "search", item_ids))
+            idle()
+            out[f"open_loop_writers_{n_writers}"] = phase(read_url, seconds, n_writers, tag_rows, path, rate=read_rate,
+                                                          write_url=url, **loads)
         if read_rate > 0:
             out["open_loop_read_rate_per_s"] = read_rate
+        if follower:
+            idle()
+            out["follower_lag"] = follower_lag(url, read_url, tag_rows)
         return out
     finally:
-        proc.kill()
-        proc.wait()
+        for pr in {proc, fproc}:
+            pr.kill()
+            pr.wait()
+
+
+def follower_lag(url: str, read_url: str, tag_rows: list[list[str]], n: int = 100) -> dict[str, float]:
+    """From a write's answer on the writer to its item's first answer on the follower (polled
+    every 2 ms), for ``n`` single-item writes one after another."""
+    lags = []
+    with httpx.Client(base_url=url, timeout=60) as w, httpx.Client(base_url=read_url, timeout=60) as r:
+        for i in range(n):
+            iid = f"lag-{i}"
+            assert w.post("/api/items", json={"items": [{"item_id": iid, "name": f"Lag {i}",
+                                                         "tags": tag_rows[i % len(tag_rows)]}]}).status_code == 200
+            t0 = time.perf_counter()
+            while r.get(f"/api/items/{iid}").status_code != 200:
+                time.sleep(0.002)
+            lags.append(time.perf_counter() - t0)
+    return {"p50_ms": pct(lags, 50), "p99_ms": pct(lags, 99), "max_ms": pct(lags, 100), "writes": n}
 
 
 def reads_after_compaction(space: Any, recs: list[dict[str, Any]], ids: list[str], rounds: int = 5) -> dict[str, float]:
@@ -427,6 +462,11 @@ def main() -> None:
     ap.add_argument("--read-rate", type=float, default=40.0,
                     help="also the read phases open-loop: similar and search each at this many requests/s "
                          "(latency from the scheduled time); 0: closed-loop phases only")
+    ap.add_argument("--follower", action="store_true",
+                    help="the reads on a second server that follows the space (talkrec serve --follow), the "
+                         "writes on the first")
+    ap.add_argument("--writer-nice", type=int, default=0,
+                    help="with --follower: run the writing server at this lowered priority (nice)")
     ap.add_argument("--writer-client", metavar="URL", help=argparse.SUPPRESS)   # internal: phase()'s writers
     args = ap.parse_args()
     if args.writer_client:
@@ -454,7 +494,7 @@ def main() -> None:
         del space
         if not args.no_http:
             res.update(http_bench(work, ids, tags, args.clients, args.seconds, delete=res["code"] == "issue-10",
-                                  read_rate=args.read_rate))
+                                  read_rate=args.read_rate, follower=args.follower, writer_nice=args.writer_nice))
     finally:
         shutil.rmtree(work.parent, ignore_errors=True)
     print(json.dumps(res, indent=2))
@@ -465,6 +505,10 @@ def main() -> None:
                 print(f"{loop or 'closed_loop_'}read p99 {kind}: 0 / 1 / 2 writers {p99[0]:.1f} / {p99[1]:.1f} / "
                       f"{p99[2]:.1f} ms = {p99[2] / p99[0]:.2f}x (target <= 2x); writes/s under 2 writers "
                       f"{res[f'{loop}writers_2']['writes']['per_s']:.0f}")
+    if "follower_lag" in res:
+        lag = res["follower_lag"]
+        print(f"follower: reads on a follower (talkrec serve --follow), writes on a server at nice {args.writer_nice}; "
+              f"a write shows on the follower after p50 {lag['p50_ms']:.1f} / p99 {lag['p99_ms']:.1f} ms")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
 
