@@ -119,6 +119,7 @@ class Follower:
         self.caught_up_at = time.time()           # the end of the last successful catch_up
         self.error: str | None = None             # why the last one failed (the thread retries)
         self.last_switch = ""                     # how the last generation was taken on
+        self.last_load_s = 0.0                    # and how long that took
 
     # ------------------------------------------------------------------ catching up
     def catch_up(self) -> int:
@@ -189,8 +190,8 @@ class Follower:
             gc.freeze()
             if paused:
                 gc.enable()
-        log.info("%s: following generation %s (%s; %.2f s)", self.path, m.generation, self.last_switch,
-                 time.perf_counter() - t0)
+        self.last_load_s = round(time.perf_counter() - t0, 3)
+        log.info("%s: following generation %s (%s; %.2f s)", self.path, m.generation, self.last_switch, self.last_load_s)
         return n
 
     def _load(self, m: Manifest, cur: Manifest | None) -> int:
@@ -285,8 +286,10 @@ class Follower:
 
     def status(self) -> dict[str, Any]:
         """What the health endpoint reports: the generation served, the records and generations
-        applied, the seconds since the last successful catch-up, and the last error."""
+        applied, the seconds the last generation took to load, the seconds since the last
+        successful catch-up, and the last error."""
         m = self.space.store.manifest
         return {"generation": m.generation if m is not None else None, "records_applied": self.records,
-                "generations_loaded": self.generations, "behind_s": round(time.time() - self.caught_up_at, 3),
+                "generations_loaded": self.generations, "last_load_s": self.last_load_s,
+                "behind_s": round(time.time() - self.caught_up_at, 3),
                 "error": self.error}
