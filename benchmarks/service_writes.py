@@ -32,6 +32,7 @@ there is no delete there.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import random
@@ -342,6 +343,7 @@ def phase(url: str, seconds: float, writers: int, tag_rows: list[list[str]], spa
 
 def writer_client(url: str, clients: int, seconds: float, tags_file: str, out: str) -> None:
     """``--writer-client``: ``clients`` writers for ``seconds`` (after a 1 s start), stats to ``out``."""
+    gc.freeze()                                  # as http_bench: no long collections in the clients
     w = Load(url, clients, "write", json.loads(Path(tags_file).read_text()), prefix=f"wc{os.getpid()}-")
     time.sleep(1.0)
     t0 = time.perf_counter()
@@ -368,6 +370,11 @@ def http_bench(path: Path, item_ids: list[str], tag_rows: list[list[str]], clien
                delete: bool, read_rate: float = 0.0, follower: bool = False, writer_nice: int = 0) -> dict[str, Any]:
     """The HTTP figures; ``follower``: the reads go to a second server following the space
     (``talkrec serve --follow``) while the writes go to the first (at ``writer_nice``)."""
+    # this process times the reads: a collection of the cyclic garbage collector here (the
+    # Space loaded for the in-process figures is garbage now) held its GIL 50-90 ms and was
+    # counted as the server's latency; collect once now, and freeze what is left
+    gc.collect()
+    gc.freeze()
     proc, url = start_server(path, nice=writer_nice)
     fproc, read_url = start_server(path, follow=True) if follower else (proc, url)
     try:
