@@ -190,3 +190,27 @@ def test_the_follow_thread_catches_up_on_its_own(d):
     finally:
         fol.stop()
         writer.close()
+
+
+def test_a_compaction_saves_the_int8_copies_and_a_follower_reads_them(d, monkeypatch):
+    """The tiny space is under MIN_ROWS: the threshold is lowered so that warm-up makes the copies."""
+    from talkrec.index import quantized, segments
+
+    monkeypatch.setattr(segments, "MIN_ROWS", 0)
+    writer, follower, fol = _pair(d)
+    writer.warm_up()
+    follower.warm_up()
+    _add(writer, "i1", "i2")
+    writer.compact()
+    gen = d / read_manifest(d).generation
+    text_key = writer.config["input_files"]["text"]
+    assert sorted(p.name for p in (gen / "int8").iterdir()) == ["fused.npz", f"input-{text_key}.npz"]
+    loaded = []
+    real = quantized.Int8TopK.load.__func__
+    monkeypatch.setattr(quantized.Int8TopK, "load",
+                        classmethod(lambda cls, X, p: loaded.append(p.name) or real(cls, X, p)))
+    fol.catch_up()
+    assert sorted(loaded) == sorted(p.name for p in (gen / "int8").iterdir())
+    assert follower.index.gen.int8(None) is not None
+    _same(writer, follower)
+    writer.close()

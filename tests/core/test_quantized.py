@@ -195,3 +195,28 @@ def test_recommend_through_the_int8_copy_answers_as_without(tiny_space_dir, tmp_
     assert len(used) == 3 * 3 * 3                                # every call without a filter, fast only
     fast.close()
     plain.close()
+
+
+def test_a_saved_copy_loads_as_the_same_copy_and_refuses_another_matrix(tmp_path, caplog):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((600, 24)).astype(np.float32)
+    ix = Int8TopK(X)
+    ix.moments()
+    f = tmp_path / "fused.npz"
+    ix.save(f)
+    back = Int8TopK.load(X, f)
+    for a, b in ((ix._Bq, back._Bq), (ix.scale, back.scale), (ix.resid, back.resid), (ix.norm, back.norm),
+                 (ix._moments[0], back._moments[0]), (ix._moments[1], back._moments[1])):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    for q in rng.standard_normal((5, 24)).astype(np.float32):
+        r1, s1 = ix.top(q, 50)
+        r2, s2 = back.top(q, 50)
+        assert np.array_equal(r1, r2) and np.array_equal(s1, s2)
+    other = X.copy()
+    other[:, 3] += 0.5                                     # another matrix of the same shape
+    for wrong in (other, X[:500], X[:, :20]):
+        with pytest.raises(ValueError, match="fused.npz"):
+            Int8TopK.load(wrong, f)
+    made = Int8TopK.saved_or_new(other, f)                 # not its copy: made again, with a warning
+    assert np.array_equal(made._Bq, Int8TopK(other)._Bq) and "making the int8 copy again" in caplog.text
+    assert np.array_equal(Int8TopK.saved_or_new(X, tmp_path / "none.npz")._Bq, ix._Bq)

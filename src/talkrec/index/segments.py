@@ -14,6 +14,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,14 @@ from .quantized import MAX_ROWS, MIN_ROWS, Int8TopK
 from .store import VectorIndex
 
 log = logging.getLogger(__name__)
+
+#: the folder of a generation's saved int8 copies (:meth:`Generation.save_int8`)
+INT8_DIR = "int8"
+
+
+def _int8_file(key: str | None) -> str:
+    return "fused.npz" if key is None else f"input-{key}.npz"
+
 
 __all__ = ["DeltaRows", "Generation", "SharedProduct", "descriptions", "lexical_texts", "row_text", "text_matrix"]
 
@@ -53,11 +62,12 @@ class Generation:
     """The base rows of a space: ``index`` (ids, fused vectors, metadata, optional HNSW
     graph), ``inputs`` (raw modality matrices aligned with it, by input key) and
     ``lexical`` (BM25 over the descriptions; built on first use when a legacy space has
-    none saved). ``name`` is its folder (``gen-000003``), or ``""`` for a legacy space."""
+    none saved). ``name`` is its folder (``gen-000003``), or ``""`` for a legacy space;
+    ``folder``: that folder, where it was read from (its saved int8 copies, :meth:`int8`)."""
 
     def __init__(self, name: str, index: VectorIndex, inputs: Mapping[str, np.ndarray],
-                 lexical: LexicalIndex | None = None) -> None:
-        self.name, self.index, self.inputs = name, index, dict(inputs)
+                 lexical: LexicalIndex | None = None, folder: Path | None = None) -> None:
+        self.name, self.index, self.inputs, self.folder = name, index, dict(inputs), folder
         self._lexical = lexical
         self._memo: dict[Any, Any] = {}
         self._lock = threading.RLock()
@@ -122,7 +132,8 @@ class Generation:
         """The int8 copy (:class:`~talkrec.index.quantized.Int8TopK`) of the fused vectors
         (``key=None``) or of input ``key``'s text-model matrix: exact top-k lists reading a
         quarter of the bytes. ``build=True`` makes it (a serving process, at warm-up; for
-        ``MIN_ROWS`` to ``MAX_ROWS`` rows); until then ``None``, and callers score in float32."""
+        ``MIN_ROWS`` to ``MAX_ROWS`` rows); until then ``None``, and callers score in float32.
+        A copy saved with the generation (:meth:`save_int8`) is read rather than made again."""
         if ("int8", key) not in self._memo and not (build and MIN_ROWS <= len(self) <= MAX_ROWS):
             return None
 
@@ -131,11 +142,21 @@ class Generation:
             if not np.isfinite(X).all():       # nothing to bound: these lists stay float32
                 log.warning("%s: non-finite values in %s; no int8 copy", self.name, key or "the fused vectors")
                 return None
-            ix = Int8TopK(X)
+            ix = Int8TopK.saved_or_new(X, self.folder / INT8_DIR / _int8_file(key) if self.folder else None)
             if key is None:
                 ix.moments()                   # for the blend (toplists.blend_top): 23 ms for Last.fm
             return ix
         return self.memo(("int8", key), make)  # type: ignore[no-any-return]
+
+    def save_int8(self, folder: Path) -> None:
+        """Save the int8 copies made so far into generation folder ``folder`` (``int8/``), so
+        that a process loading the generation reads them (a follower taking on a compaction)."""
+        made = {k[1]: ix for k, ix in list(self._memo.items())
+                if isinstance(k, tuple) and k[0] == "int8" and ix is not None}
+        if made:
+            (folder / INT8_DIR).mkdir(exist_ok=True)
+        for key, ix in made.items():
+            ix.save(folder / INT8_DIR / _int8_file(key))
 
     def warm_int8(self, text_key: str | None) -> None:
         """Make the int8 copies of the fused vectors and of input ``text_key``'s text-model

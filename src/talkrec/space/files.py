@@ -7,6 +7,7 @@
       index/              VectorIndex: vectors, filterable metadata (+ descriptions), HNSW graph
       inputs/<key>.npy    raw modality vectors aligned with the index (NaN rows = missing)
       bm25/               BM25 over the descriptions (bm25s files + corpus statistics)
+      int8/               int8 copies of the vectors that a compaction saved (optional)
     wal-000007.log        the writes since the generation (talkrec.index.wal), replayed on load
     LOCK                  held (flock) by the one process that writes
     fusion/               the fusion model (safetensors + config.json), loaded as FusionProjector
@@ -14,11 +15,9 @@
     interactions.parquet  user histories (user_id, item_id, weight)
     session_model/        an attached session model (optional)
 
-A format-1 (legacy) space has ``index/`` and ``inputs/`` at the top and no manifest; it
-loads as it is and is migrated to format 2 on its first write (or by ``talkrec doctor
---repair``). Every file the manifest names is written to a temporary name, fsync'ed and
-renamed before the manifest that names it is written (write-temp, fsync, rename, fsync dir).
-"""
+A format-1 (legacy) space (``index/`` and ``inputs/`` at the top, no manifest) loads as it is and
+is migrated on its first write (or ``talkrec doctor --repair``). Every file the manifest names is
+written to a temporary name, fsync'ed and renamed (folder fsync'ed) before the manifest is."""
 from __future__ import annotations
 
 import json
@@ -27,7 +26,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,9 +145,9 @@ def write_generation(folder: Path, index: VectorIndex, inputs: dict[str, np.ndar
 
 
 def publish_generation(path: Path, name: str, index: VectorIndex, inputs: dict[str, np.ndarray],
-                       lexical: LexicalIndex) -> None:
-    """Write generation ``name`` of the space at ``path`` as ``name.tmp``, fsync it and
-    rename it into place (the manifest that names it comes after)."""
+                       lexical: LexicalIndex, extra: Callable[[Path], None] | None = None) -> None:
+    """Write generation ``name`` of the space at ``path`` as ``name.tmp`` (and ``extra(tmp)``:
+    its saved int8 copies), fsync it and rename it into place (the manifest comes after)."""
     tmp, final = path / f"{name}.tmp", path / name
     for stale in (tmp, final):
         if stale.exists():
@@ -156,6 +155,8 @@ def publish_generation(path: Path, name: str, index: VectorIndex, inputs: dict[s
     tmp.mkdir()
     try:
         write_generation(tmp, index, inputs, lexical)
+        if extra is not None:
+            extra(tmp)
         fsync_tree(tmp)
         os.replace(tmp, final)
         fsync_dir(path)
@@ -200,7 +201,7 @@ def read_generation(folder: Path, *, ann: bool) -> Generation:
         if len(X) != len(index):
             raise CorruptSpace(f"{folder}: inputs/{key}.npy has {len(X)} rows for {len(index)} index rows")
     lexical = LexicalIndex.load(folder / "bm25") if (folder / "bm25").is_dir() else None
-    return Generation(folder.name, index, inputs, lexical)
+    return Generation(folder.name, index, inputs, lexical, folder=folder)
 
 
 def read_legacy(path: Path, *, ann: bool) -> Generation:
