@@ -214,3 +214,24 @@ def test_a_compaction_saves_the_int8_copies_and_a_follower_reads_them(d, monkeyp
     assert follower.index.gen.int8(None) is not None
     _same(writer, follower)
     writer.close()
+
+
+def test_a_generation_replaced_while_it_loads_is_taken_on_at_the_next_catch_up(d, monkeypatch):
+    from talkrec.space import follower as follower_mod
+
+    writer, follower, fol = _pair(d)
+    _add(writer, "r1")
+    writer.compact()
+    real, calls = follower_mod.read_generation, []
+
+    def gone_once(folder, **kw):
+        calls.append(folder.name)
+        if len(calls) == 1:
+            raise FileNotFoundError(folder)        # a compaction removed it between manifest and load
+        return real(folder, **kw)
+    monkeypatch.setattr(follower_mod, "read_generation", gone_once)
+    assert fol.catch_up() == 0 and fol.generations == 0 and "r1" not in follower.index.ids
+    fol.catch_up()
+    assert fol.generations == 1 and fol.status()["last_load_s"] > 0
+    _same(writer, follower)
+    writer.close()

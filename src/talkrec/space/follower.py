@@ -181,7 +181,7 @@ class Follower:
         metadata set off collections that walk every young object while this process's reads
         wait for the GIL (the Last.fm space: the load 0.33 -> 0.27 s, its longest hold of the
         GIL 42 -> 23 ms, docs/service.md). Objects of an old generation are still freed when
-        the last read using them ends (reference counts)."""
+        the last read using them ends (reference counts). The load is paced (:func:`_paced`)."""
         paused, t0 = gc.isenabled(), time.perf_counter()
         gc.disable()
         try:
@@ -190,16 +190,19 @@ class Follower:
             gc.freeze()
             if paused:
                 gc.enable()
+        if n is None:                     # replaced again meanwhile: the next call reads the manifest again
+            return 0
         self.last_load_s = round(time.perf_counter() - t0, 3)
         log.info("%s: following generation %s (%s; %.2f s)", self.path, m.generation, self.last_switch, self.last_load_s)
         return n
 
-    def _load(self, m: Manifest, cur: Manifest | None) -> int:
+    def _load(self, m: Manifest, cur: Manifest | None) -> int | None:
+        """:meth:`_switch` without its pacing; ``None`` when ``m``'s generation is gone already."""
         store = self.space.store
         try:
             gen = read_generation(self.path / m.generation, ann=self._ann)
-        except FileNotFoundError:         # replaced again meanwhile: the next call reads the manifest again
-            return 0
+        except FileNotFoundError:
+            return None
         old = store.snapshot
         gen.warmed_like(old.gen)
         folded = [x for x in (cur.logs if cur is not None else []) if x not in m.logs]
