@@ -8,14 +8,14 @@ loads the space read-only (``Space.load(path, follow=True)``: its writes raise
 file) and :meth:`Follower.catch_up` applies what the writer made since, from the writer's files:
 
 * the records appended to the manifest's logs since the last call
-  (:func:`~talkrec.index.wal.read_log` from the byte where the last complete record ended; a
-  record still being appended is read on a later call). A record carries the fused vectors
+  (:func:`~talkrec.index.wal.read_records` from the byte where the last complete record
+  ended, through the log kept open; a record still being appended is read on a later call). A record carries the fused vectors
   and the raw inputs, so nothing is embedded again;
 * a new generation (a compaction), loaded from its folder. When this process had applied
   exactly the logs the compaction folded, the records it applied since are carried onto the
   new generation as the writer carries its own (:func:`~talkrec.index.compaction.rebase`),
-  with the old generation's warm state (int8 copies, hit fields); otherwise the new
-  generation's logs are applied from their start.
+  with the old generation's hit fields; otherwise the new generation's logs are applied from
+  their start. Either way its int8 copies are those the compaction saved with it.
 
 A follower serves a write once its record is in the log file, which may be just before the
 writer's fsync returns and acknowledges it: after a power loss the writer can come back
@@ -31,17 +31,17 @@ import os
 import sys
 import threading
 import time
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import numpy as np
 
+from ..device import lower_thread_priority
 from ..errors import InputError
 from ..index import wal
 from ..index.compaction import apply_record, rebase
 from ..index.snapshot import Snapshot
-from ..device import lower_thread_priority
 from .files import Manifest, gen_number, read_generation, read_manifest
 
 if TYPE_CHECKING:
@@ -92,7 +92,8 @@ class Follower:
     process that writes its folder writes: :meth:`catch_up` once, or :meth:`start` a thread
     that calls it every ``interval`` seconds (what a write takes to reach this process's reads
     is about that, plus the generation's load after a compaction: docs/service.md), at
-    scheduling priority ``nice`` below the process's (reads first when the cores are busy)."""
+    scheduling priority ``nice`` below the process's (reads first when the cores are busy),
+    its loads of a generation handing the GIL to the reads every ``pace`` seconds (:func:`_paced`)."""
 
     def __init__(self, space: "Space", *, interval: float = 0.05, nice: int = 10, pace: float = 0.002) -> None:
         if not getattr(space.store, "follows", False):

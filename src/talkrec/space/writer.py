@@ -292,8 +292,8 @@ class SpaceStore:
             k1, b, fields, pairs = self._bm25
             index, inputs, lexical = compacted(sealed, graph_file_of(sealed.gen, self.path), k1=k1, b=b,
                                                fields=fields, pairs=pairs)
-            # its int8 copies (those the old one had) saved with it: a follower reads them, not makes them
-            new_gen = Generation(name, index, inputs, lexical, folder=self.path / name).warmed_like(sealed.gen)
+            # its int8 copies (those the old one had) made here and saved with it: a follower reads them
+            new_gen = Generation(name, index, inputs, lexical).warmed_like(sealed.gen)
             publish_generation(self.path, name, index, inputs, lexical, extra=new_gen.save_int8)
             for warm in self.warmers:
                 warm(Snapshot.of(new_gen, self.backend), sealed)
