@@ -235,3 +235,44 @@ def test_a_generation_replaced_while_it_loads_is_taken_on_at_the_next_catch_up(d
     assert fol.generations == 1 and fol.status()["last_load_s"] > 0
     _same(writer, follower)
     writer.close()
+
+
+def test_a_follower_keeps_up_through_kill_9_of_its_writer(d):
+    """A writer process compacting every few writes is killed (SIGKILL) at random moments, three
+    rounds, each round a new writer (whose load cuts a torn tail); the follower's thread runs
+    throughout. After each kill it serves every acknowledged write and delete, and at the end
+    it answers what a fresh load of the space answers."""
+    import random
+    import time
+
+    from storage_helpers import Child
+    from test_kill9 import WRITER
+
+    follower = Space.load(d, follow=True)
+    fol = Follower(follower, interval=0.01).start()
+    rnd = random.Random(7)
+    acked: set[str] = set()
+    deleted: set[str] = set()
+    try:
+        for round_no in range(3):
+            child = Child(WRITER.format(path=str(d), storage={"compact_min_rows": 4, "compact_fraction": 0.0},
+                                        round=round_no))
+            assert child.ready.wait(300), "the writer did not start"
+            deadline = time.time() + 120
+            while len(list(child.words("ack"))) < 6 and time.time() < deadline:
+                time.sleep(0.05)
+            time.sleep(rnd.uniform(0.0, 1.0))
+            child.kill()
+            acked |= set(child.words("ack"))
+            deleted |= set(child.words("del"))
+            deadline = time.time() + 60
+            while not (acked - deleted <= set(follower.item_ids)) and time.time() < deadline:
+                time.sleep(0.05)
+            live = set(follower.item_ids)
+            assert acked - deleted <= live and not deleted & live, (sorted(acked - deleted - live), fol.status())
+    finally:
+        fol.stop()
+    fol.catch_up()
+    truth = Space.load(d)
+    assert fol.status()["error"] is None and fol.generations >= 1
+    _same(truth, follower)
