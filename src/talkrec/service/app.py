@@ -95,7 +95,7 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
         limit_torch_threads(threads)
     refused = not follow and writes_refused(host, api_key, allow_open_writes)     # a follower refuses them all
     space = Space.load(space_dir, query_cache=query_cache, **({"follow": True} if follow else {}))
-    follower = Follower(space, interval=follow_interval) if follow else None
+    follower = Follower(space, interval=follow_interval, freeze=True) if follow else None     # as gc.freeze below
     space.warm_up()  # the text model, BM25 and the hits' fields now, not on the first request
     # What is loaded now lives as long as the server: out of the cyclic collector's full passes,
     # which walked every loaded object (~400 ms per 1,000 similar k=200; p99 at k=200 was 80-120 ms)

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._atomic import atomic_dir, fsync_dir, fsync_tree, recover_dir, write_json
+from .._atomic import fsync_dir, fsync_tree, recover_dir, write_json
 from ..errors import InputError, NotFoundError, TalkrecError
 from ..fusion.projector import FusionProjector
 from ..index import wal
@@ -93,6 +93,11 @@ def log_name(n: int) -> str:
 
 def gen_number(name: str) -> int:
     m = _GEN.match(name)
+    return int(m.group(1)) if m else 0
+
+
+def log_number(name: str) -> int:
+    m = _LOG.match(name)
     return int(m.group(1)) if m else 0
 
 
@@ -323,14 +328,6 @@ def read_space(path: Path) -> SpaceFiles:
             if attempt == 4 or read_manifest(path) == manifest:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def copy_session_model(path: Path, src: Path) -> None:
-    """Copy a trained session model folder into the space at ``path``, atomically."""
-    if not src.is_dir():
-        raise NotFoundError(f"no session model folder at {src}")
-    with atomic_dir(path / "session_model") as tmp:
-        shutil.copytree(src, tmp, dirs_exist_ok=True)
 
 
 class WriterLock:

@@ -42,7 +42,7 @@ from ..errors import InputError
 from ..index import wal
 from ..index.compaction import apply_record, rebase
 from ..index.snapshot import Snapshot
-from .files import Manifest, gen_number, read_generation, read_manifest
+from .files import Manifest, gen_number, log_number, read_generation, read_manifest
 
 if TYPE_CHECKING:
     from .core import Space
@@ -82,9 +82,11 @@ def _paced(fn: Callable[[], T], pace: float) -> T:
         sys.setprofile(None)
 
 
-def _log_number(name: str) -> int:
-    """``wal-000012.log`` -> 12 (logs are numbered in the order they were made)."""
-    return int(name.split("-", 1)[1].split(".", 1)[0])
+def _applied(snap: Snapshot, scan: wal.LogScan) -> tuple[Snapshot, int]:
+    """``snap`` with the records of ``scan`` applied, and how many."""
+    for payload in scan.payloads:
+        snap = apply_record(snap, wal.decode(payload))
+    return snap, len(scan.payloads)
 
 
 class Follower:
@@ -93,9 +95,13 @@ class Follower:
     that calls it every ``interval`` seconds (what a write takes to reach this process's reads
     is about that, plus the generation's load after a compaction: docs/service.md), at
     scheduling priority ``nice`` below the process's (reads first when the cores are busy),
-    its loads of a generation handing the GIL to the reads every ``pace`` seconds (:func:`_paced`)."""
+    its loads of a generation handing the GIL to the reads every ``pace`` seconds (:func:`_paced`).
+    ``freeze``: after each load, ``gc.freeze()`` what is alive in the process (what a server does
+    with what it loaded at start, ``talkrec serve --follow``; off by default: it is the whole
+    process's collector)."""
 
-    def __init__(self, space: "Space", *, interval: float = 0.05, nice: int = 10, pace: float = 0.002) -> None:
+    def __init__(self, space: "Space", *, interval: float = 0.05, nice: int = 10, pace: float = 0.002,
+                 freeze: bool = False) -> None:
         if not getattr(space.store, "follows", False):
             raise InputError("a Space followed here is loaded read-only: Space.load(path, follow=True)", field="follow")
         if space.store.backend is not None:
@@ -107,6 +113,7 @@ class Follower:
         if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
             raise InputError(f"the follower's nice must be an integer in [0, 19], not {nice!r}", field="nice")
         self.space, self.interval, self.nice, self.pace = space, float(interval), nice, float(pace)
+        self.freeze = bool(freeze)
         self.path = Path(space.path)
         self._ann = bool(space.config.get("index", {}).get("ann", False))
         self._sizes: dict[str, int] = dict(space.store.log_sizes)   # bytes of each log applied
@@ -134,61 +141,68 @@ class Follower:
             elif store.manifest is not None and m.space_id != store.manifest.space_id:
                 raise RuntimeError(f"{self.path} was built again (another space_id in MANIFEST.json): this process "
                                    "serves the space it loaded; start it again to serve the new one")
-            elif store.manifest is None or m.generation != store.manifest.generation:
-                n = self._switch(m, store.manifest)
             else:
                 try:
-                    snap, n = self._tail(m, store.snapshot)
-                except _Shrunk as e:      # the writer cut a log (its restart drops a torn tail): start over
+                    n = self._advance(m)
+                except _Shrunk as e:      # a log was cut back under what this process applied: start over
                     log.warning("%s; loading generation %s and its logs again", e, m.generation)
                     self._sizes, self._sealed = {}, {}
                     self._close_files()
                     n = self._switch(m, None)
-                else:
-                    if n or m != store.manifest:
-                        store.publish(snap, m, self._sizes)
             self.records += n
             self.caught_up_at = time.time()
             return n
+
+    def _advance(self, m: Manifest) -> int:
+        """:meth:`catch_up` to manifest ``m``: the records appended to its logs, or its new generation."""
+        store = self.space.store
+        if store.manifest is None or m.generation != store.manifest.generation:
+            return self._switch(m, store.manifest)
+        snap, n = self._tail(m, store.snapshot)
+        if n or m != store.manifest:
+            store.publish(snap, m, self._sizes)
+        return n
 
     def _tail(self, m: Manifest, snap: Snapshot) -> tuple[Snapshot, int]:
         """``snap`` with the complete records of ``m``'s logs past the bytes applied so far."""
         n = 0
         for i, name in enumerate(m.logs):
-            start = self._sizes.get(name, 0)
             try:
-                f = self._file(name)
+                scan = self._scan(name)
             except FileNotFoundError:     # compacted and removed meanwhile: the next call loads the generation
                 break
-            size = os.fstat(f.fileno()).st_size
-            if size < start:
-                raise _Shrunk(f"{self.path / name} is shorter ({size} bytes) than what this process read of it "
-                              f"({start})")
-            scan = wal.read_records(f, start) if size > start else wal.LogScan([], start, size)
-            for payload in scan.payloads:
-                snap = apply_record(snap, wal.decode(payload))
-                n += 1
+            snap, k = _applied(snap, scan)
+            n += k
             self._sizes[name] = scan.valid_bytes
             if i < len(m.logs) - 1 and scan.problem is None:   # a later log exists: this one is complete
                 self._sealed.setdefault(name, snap)
         return snap, n
 
+    def _scan(self, name: str) -> wal.LogScan:
+        """The records of log ``name`` past the bytes applied so far (``_Shrunk``: it is shorter)."""
+        f, start = self._file(name), self._sizes.get(name, 0)
+        size = os.fstat(f.fileno()).st_size
+        if size < start:
+            raise _Shrunk(f"{self.path / name} is shorter ({size} bytes) than what this process read of it ({start})")
+        return wal.read_records(f, start) if size > start else wal.LogScan([], start, size)
+
     def _switch(self, m: Manifest, cur: Manifest | None) -> int:
         """Serve ``m``'s generation: the compaction of what this process had, with the records
         applied since carried over, or loaded and its logs applied from their start.
 
-        The cyclic garbage collector is paused meanwhile, and what is alive afterwards is frozen
-        (as a server freezes what it loaded at start): the ~100k objects of a generation's
-        metadata set off collections that walk every young object while this process's reads
-        wait for the GIL (the Last.fm space: the load 0.33 -> 0.27 s, its longest hold of the
-        GIL 42 -> 23 ms, docs/service.md). Objects of an old generation are still freed when
-        the last read using them ends (reference counts). The load is paced (:func:`_paced`)."""
+        The cyclic garbage collector is paused meanwhile, and with ``freeze`` what is alive
+        afterwards is frozen: the ~100k objects of a generation's metadata set off collections
+        that walk every young object while this process's reads wait for the GIL (the Last.fm
+        space: the load 0.33 -> 0.27 s, its longest hold of the GIL 42 -> 23 ms,
+        docs/service.md). Objects of an old generation are still freed when the last read using
+        them ends (reference counts). The load is paced (:func:`_paced`)."""
         paused, t0 = gc.isenabled(), time.perf_counter()
         gc.disable()
         try:
             n = _paced(lambda: self._load(m, cur), self.pace)
         finally:
-            gc.freeze()
+            if self.freeze:
+                gc.freeze()
             if paused:
                 gc.enable()
         if n is None:                     # replaced again meanwhile: the next call reads the manifest again
@@ -209,7 +223,7 @@ class Follower:
         folded = [x for x in (cur.logs if cur is not None else []) if x not in m.logs]
         # the compaction of exactly ``folded``: one generation on, and no log between them it never saw
         one_on = bool(folded and m.logs) and cur is not None and gen_number(m.generation) == \
-            gen_number(cur.generation) + 1 and _log_number(folded[-1]) + 1 == _log_number(m.logs[0])
+            gen_number(cur.generation) + 1 and log_number(folded[-1]) + 1 == log_number(m.logs[0])
         sealed, n = self._sealed.get(folded[-1]) if one_on else None, 0
         if sealed is None and one_on and cur is not None and folded == list(cur.logs):
             sealed, n = self._finish(folded, old)        # it applied no later log: read the folded ones to their end
@@ -237,14 +251,13 @@ class Follower:
         n = 0
         for name in names:
             try:
-                scan = wal.read_records(self._file(name), self._sizes.get(name, 0))
-            except FileNotFoundError:     # removed before this process opened it
+                scan = self._scan(name)
+            except (FileNotFoundError, _Shrunk):   # removed before this process opened it, or cut
                 return None, 0
             if scan.problem is not None:
                 return None, 0
-            for payload in scan.payloads:
-                snap = apply_record(snap, wal.decode(payload))
-                n += 1
+            snap, k = _applied(snap, scan)
+            n += k
         return snap, n
 
     def _file(self, name: str) -> BinaryIO:

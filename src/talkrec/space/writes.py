@@ -3,13 +3,14 @@ session model, compact): each validates and embeds outside any lock, then goes t
 space's storage engine (:class:`~talkrec.space.writer.SpaceStore`)."""
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from .._atomic import atomic_dir
+from ..errors import InputError, NotFoundError
 from ..index.snapshot import Snapshot
-from .files import copy_session_model
 from .writer import SpaceStore
 
 __all__ = ["SpaceWrites"]
@@ -73,3 +74,11 @@ class SpaceWrites:
     def close(self) -> None:
         """Finish a running compaction and release the space for other writing processes."""
         self.store.close()
+
+
+def copy_session_model(path: Path, src: Path) -> None:
+    """Copy a trained session model folder into the space at ``path``, atomically."""
+    if not src.is_dir():
+        raise NotFoundError(f"no session model folder at {src}")
+    with atomic_dir(path / "session_model") as tmp:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
