@@ -427,10 +427,15 @@ def follower_lag(url: str, read_url: str, tag_rows: list[list[str]], n: int = 10
     with httpx.Client(base_url=url, timeout=60) as w, httpx.Client(base_url=read_url, timeout=60) as r:
         for i in range(n):
             iid = f"lag-{i}"
-            assert w.post("/api/items", json={"items": [{"item_id": iid, "name": f"Lag {i}",
-                                                         "tags": tag_rows[i % len(tag_rows)]}]}).status_code == 200
+            got = w.post("/api/items", json={"items": [{"item_id": iid, "name": f"Lag {i}",
+                                                        "tags": tag_rows[i % len(tag_rows)]}]})
+            if got.status_code != 200:
+                raise RuntimeError(f"the writer refused write {iid}: {got.status_code} {got.text}")
             t0 = time.perf_counter()
             while r.get(f"/api/items/{iid}").status_code != 200:
+                if time.perf_counter() - t0 > 60:
+                    raise RuntimeError(f"{iid} did not show on the follower within 60 s: "
+                                       f"{r.get('/api/health').json().get('follows')}")
                 time.sleep(0.002)
             lags.append(time.perf_counter() - t0)
     return {"p50_ms": pct(lags, 50), "p99_ms": pct(lags, 99), "max_ms": pct(lags, 100), "writes": n}
