@@ -140,7 +140,8 @@ class Int8TopK:
         scale, resid, norm, Xq = _quantize(X[rows])
         if not (np.array_equal(Xq.T, saved["q"][:, rows])
                 and np.array_equal(scale.astype(np.float32), saved["scale"][rows])
-                and np.array_equal(resid.astype(np.float32), saved["resid"][rows])):
+                and np.array_equal(resid.astype(np.float32), saved["resid"][rows])
+                and np.array_equal(norm.astype(np.float32), saved["norm"][rows])):
             raise ValueError(f"{path}: its rows are not the int8 rows of this matrix")
         return cls(X, _saved=saved)
 

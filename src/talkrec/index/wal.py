@@ -104,17 +104,16 @@ class LogScan:
     problem: str | None = None
 
 
-def read_log(path: str | os.PathLike[str], start: int = 0) -> LogScan:
-    """Read the records of a log file up to the first torn or corrupt one; ``start``: from
-    that byte offset on (the end of a record read before). ``valid_bytes`` and ``size`` count
-    from the file's start."""
+def read_log(path: str | os.PathLike[str]) -> LogScan:
+    """Read the records of a log file up to the first torn or corrupt one."""
     with open(path, "rb") as f:
-        return read_records(f, start)
+        return read_records(f)
 
 
 def read_records(f: BinaryIO, start: int = 0) -> LogScan:
-    """:func:`read_log` of an open log file (a follower keeps its logs open: one the writer
-    removes after a compaction can still be read to its end)."""
+    """:func:`read_log` of an open log file from byte ``start`` (the end of a record read
+    before; ``valid_bytes`` and ``size`` count from the file's start): a follower keeps its
+    logs open, so one the writer removes after a compaction can still be read to its end."""
     f.seek(start)
     data = f.read()
     off, out, end = 0, [], len(data)
