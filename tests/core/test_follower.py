@@ -214,6 +214,14 @@ def test_a_compaction_saves_the_int8_copies_and_a_follower_reads_them(d, monkeyp
     assert follower.index.gen.int8(None) is not None
     _same(writer, follower)
     writer.close()
+    from talkrec.space.doctor import doctor
+    assert doctor(d).healthy
+    other = quantized.Int8TopK(np.random.default_rng(0).standard_normal(follower.index.gen.vectors.shape)
+                               .astype(np.float32))
+    other.save(gen / "int8" / "fused.npz")                       # another matrix's copy in its place
+    report = doctor(d)
+    assert not report.healthy and [f.kind for f in report.findings] == ["bad_int8_copy"]
+    assert doctor(d, repair=True).healthy and not (gen / "int8" / "fused.npz").exists()
 
 
 def test_a_generation_replaced_while_it_loads_is_taken_on_at_the_next_catch_up(d, monkeypatch):

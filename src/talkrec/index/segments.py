@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 INT8_DIR = "int8"
 
 
-def _int8_file(key: str | None) -> str:
+def int8_file(key: str | None) -> str:
+    """The file name of a saved int8 copy (``key=None``: the fused vectors) in ``INT8_DIR``."""
     return "fused.npz" if key is None else f"input-{key}.npz"
 
 
@@ -142,7 +143,7 @@ class Generation:
             if not np.isfinite(X).all():       # nothing to bound: these lists stay float32
                 log.warning("%s: non-finite values in %s; no int8 copy", self.name, key or "the fused vectors")
                 return None
-            ix = Int8TopK.saved_or_new(X, self.folder / INT8_DIR / _int8_file(key) if self.folder else None)
+            ix = Int8TopK.saved_or_new(X, self.folder / INT8_DIR / int8_file(key) if self.folder else None)
             if key is None:
                 ix.moments()                   # for the blend (toplists.blend_top): 23 ms for Last.fm
             return ix
@@ -156,7 +157,7 @@ class Generation:
         if made:
             (folder / INT8_DIR).mkdir(exist_ok=True)
         for key, ix in made.items():
-            ix.save(folder / INT8_DIR / _int8_file(key))
+            ix.save(folder / INT8_DIR / int8_file(key))
 
     def warm_int8(self, text_key: str | None) -> None:
         """Make the int8 copies of the fused vectors and of input ``text_key``'s text-model

@@ -6,6 +6,7 @@ reported; ``--repair`` truncates it: that write was never acknowledged); duplica
 each id); raw-input and index row counts that disagree; a ``.index.old-*`` folder that an
 interrupted format-1 write left instead of ``index/`` (``--repair`` renames it back);
 orphaned temporary files and folders, and generations and logs the manifest does not name
+(``--repair`` deletes them); int8 copies saved with the generation that are not its matrices'
 (``--repair`` deletes them); a format-1 space (``--repair`` migrates it to format 2).
 Repairs need the space's ``LOCK``: not while another process writes to the space.
 """
@@ -22,6 +23,8 @@ import pandas as pd
 from .._atomic import orphans, recover_dir, remove_paths, save_with
 from ..index import wal
 from ..index.compaction import apply_record
+from ..index.quantized import Int8TopK
+from ..index.segments import INT8_DIR, int8_file
 from ..index.snapshot import Snapshot
 from ..index.store import VectorIndex
 from .files import (CorruptSpace, WriterLock, migrate_legacy, read_config, read_generation, read_legacy,
@@ -118,6 +121,7 @@ def _check_format2(path: Path, manifest: Any, report: Report, repair: bool) -> N
     except (OSError, ValueError, KeyError, CorruptSpace) as e:
         report.add("unreadable_generation", gen_dir, f"{type(e).__name__}: {e}", repairable=False)
         return
+    _check_int8(gen_dir, snap, report, repair)
     for name in manifest.logs:
         f = path / name
         if not f.exists():
@@ -137,6 +141,22 @@ def _check_format2(path: Path, manifest: Any, report: Report, repair: bool) -> N
                 wal.truncate_log(f, scan.valid_bytes)
                 finding.repaired = True
     report.items = len(snap)
+
+
+def _check_int8(gen_dir: Path, snap: Snapshot, report: Report, repair: bool) -> None:
+    """The int8 copies a compaction saved with the generation are its matrices' (``--repair``
+    deletes one that is not: a process loading the generation makes it again)."""
+    for key in [None, *snap.gen.inputs]:
+        f = gen_dir / INT8_DIR / int8_file(key)
+        if not f.is_file():
+            continue
+        try:
+            Int8TopK.load(snap.gen.vectors if key is None else snap.gen.text(key)[0], f)
+        except (OSError, ValueError, KeyError) as e:
+            finding = report.add("bad_int8_copy", f, f"{e} (loading the generation makes it again)")
+            if repair:
+                f.unlink()
+                finding.repaired = True
 
 
 def _check_legacy(path: Path, report: Report, repair: bool) -> None:
