@@ -50,6 +50,7 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cli_cold import _status_kb  # noqa: E402
 from service_load import cpu_s  # noqa: E402
 
 QUERIES = ["heavy metal", "female singer-songwriter", "80s synth pop", "relaxing ambient electronic music",
@@ -413,6 +414,8 @@ def http_bench(path: Path, item_ids: list[str], tag_rows: list[list[str]], clien
         if follower:
             idle()
             out["follower_lag"] = follower_lag(url, read_url, tag_rows)
+        out["peak_rss_mb"] = {name: round(_status_kb(pr.pid, "VmHWM") / 1024, 1)
+                              for name, pr in (("writer", proc), ("follower", fproc)) if name == "writer" or follower}
         return out
     finally:
         for pr in {proc, fproc}:
@@ -520,7 +523,8 @@ def main() -> None:
     if "follower_lag" in res:
         lag = res["follower_lag"]
         print(f"follower: reads on a follower (talkrec serve --follow), writes on a server at nice {args.writer_nice}; "
-              f"a write shows on the follower after p50 {lag['p50_ms']:.1f} / p99 {lag['p99_ms']:.1f} ms")
+              f"a write shows on the follower after p50 {lag['p50_ms']:.1f} / p99 {lag['p99_ms']:.1f} ms; peak RSS "
+              f"writer {res['peak_rss_mb']['writer']:.0f} MB, follower {res['peak_rss_mb']['follower']:.0f} MB")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
 
