@@ -276,8 +276,12 @@ def test_a_follower_keeps_up_through_kill_9_of_its_writer(d):
             deleted |= set(child.words("del"))
             deleting |= set(child.words("deleting"))
             want = acked - deleted - deleting
-            deadline = time.time() + 60
-            while not (want <= set(follower.item_ids)) and time.time() < deadline:
+            deadline = time.time() + 60                         # the follower is a catch-up or two behind
+
+            def caught_up() -> bool:
+                live = set(follower.item_ids)
+                return want <= live and not deleted & live
+            while not caught_up() and time.time() < deadline:
                 time.sleep(0.05)
             live = set(follower.item_ids)
             assert want <= live and not deleted & live, (sorted(want - live), fol.status(), read_manifest(d))
