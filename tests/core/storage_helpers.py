@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,3 +88,39 @@ class Child:
             parts = line.split()
             if len(parts) == 2 and parts[0] == tag:
                 yield parts[1]
+
+
+#: a writer process for the kill -9 tests: adds items one at a time and prints each
+#: acknowledged write; every fifth write it deletes the item written two before
+WRITER = """
+import sys
+from talkrec import Space
+s = Space.load({path!r}, **{storage!r})
+print("ready", flush=True)
+i = 0
+while True:
+    iid = "r{round}-%d" % i
+    s.add_items([{{"item_id": iid, "name": "Round {round} item %d" % i, "tags": ["jazz", "kill"]}}])
+    print("ack", iid, flush=True)
+    if i % 5 == 4:
+        gone = "r{round}-%d" % (i - 2)
+        print("deleting", gone, flush=True)      # from here the delete may land unacknowledged
+        s.remove([gone])
+        print("del", gone, flush=True)
+    i += 1
+"""
+
+
+def kill_a_writer(d: Path, storage: dict, round_no: int, *, acks: int,
+                  pause: float) -> tuple[set[str], set[str], set[str]]:
+    """Start :data:`WRITER` on space ``d``, let ``acks`` writes land, wait ``pause`` seconds and
+    SIGKILL it; the ids it acknowledged, the deletes it acknowledged, and those it had begun
+    (which may have landed or not)."""
+    child = Child(WRITER.format(path=str(d), storage=storage, round=round_no))
+    assert child.ready.wait(300), child.proc.stderr.read() if child.proc.poll() is not None else "no start"
+    deadline = time.time() + 120
+    while len(list(child.words("ack"))) < acks and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(pause)
+    child.kill()
+    return set(child.words("ack")), set(child.words("del")), set(child.words("deleting"))

@@ -253,8 +253,7 @@ def test_a_follower_keeps_up_through_kill_9_of_its_writer(d):
     import random
     import time
 
-    from storage_helpers import Child
-    from test_kill9 import WRITER
+    from storage_helpers import kill_a_writer
 
     follower = Space.load(d, follow=True)
     fol = Follower(follower, interval=0.01).start()
@@ -264,17 +263,9 @@ def test_a_follower_keeps_up_through_kill_9_of_its_writer(d):
     deleting: set[str] = set()                                 # a delete begun when the writer died may have landed
     try:
         for round_no in range(3):
-            child = Child(WRITER.format(path=str(d), storage={"compact_min_rows": 4, "compact_fraction": 0.0},
-                                        round=round_no))
-            assert child.ready.wait(300), "the writer did not start"
-            deadline = time.time() + 120
-            while len(list(child.words("ack"))) < 6 and time.time() < deadline:
-                time.sleep(0.05)
-            time.sleep(rnd.uniform(0.0, 1.0))
-            child.kill()
-            acked |= set(child.words("ack"))
-            deleted |= set(child.words("del"))
-            deleting |= set(child.words("deleting"))
+            got = kill_a_writer(d, {"compact_min_rows": 4, "compact_fraction": 0.0}, round_no, acks=6,
+                                pause=rnd.uniform(0.0, 1.0))
+            acked, deleted, deleting = acked | got[0], deleted | got[1], deleting | got[2]
             want = acked - deleted - deleting
             deadline = time.time() + 60                         # the follower is a catch-up or two behind
 

@@ -9,30 +9,11 @@ import random
 import time
 
 import pytest
-from storage_helpers import Child
+from storage_helpers import Child, kill_a_writer
 from tiny_data import copy_space
 
 from talkrec import Space
 from talkrec.space.doctor import doctor
-
-WRITER = """
-import sys
-from talkrec import Space
-s = Space.load({path!r}, **{storage!r})
-print("ready", flush=True)
-i = 0
-while True:
-    iid = "r{round}-%d" % i
-    s.add_items([{{"item_id": iid, "name": "Round {round} item %d" % i, "tags": ["jazz", "kill"]}}])
-    print("ack", iid, flush=True)
-    if i % 5 == 4:
-        gone = "r{round}-%d" % (i - 2)
-        print("deleting", gone, flush=True)      # from here the delete may land unacknowledged
-        s.remove([gone])
-        print("del", gone, flush=True)
-    i += 1
-"""
-
 
 def _check(d, acked: set[str], deleted: set[str], deleting: set[str] = frozenset()) -> None:
     """Every acknowledged write is there, every acknowledged delete is gone (a delete begun
@@ -59,18 +40,9 @@ def test_every_acknowledged_write_survives_kill_9(tiny_space_dir, tmp_path, stor
     deleted: set[str] = set()
     deleting: set[str] = set()
     for rnd_no in range(rounds):
-        child = Child(WRITER.format(path=str(d), storage=storage, round=rnd_no))
-        assert child.ready.wait(300), child.proc.stderr.read() if child.proc.poll() is not None else "no start"
-        start = len(list(child.words("ack")))
-        deadline = time.time() + 120
-        while len(list(child.words("ack"))) - start < 3 and time.time() < deadline:    # let some writes land
-            time.sleep(0.05)
-        time.sleep(rnd.uniform(0.0, 1.5))
-        child.kill()
-        acked |= set(child.words("ack"))
-        deleted |= set(child.words("del"))
-        deleting |= set(child.words("deleting"))
-        assert acked, child.lines
+        got = kill_a_writer(d, storage, rnd_no, acks=3, pause=rnd.uniform(0.0, 1.5))
+        acked, deleted, deleting = acked | got[0], deleted | got[1], deleting | got[2]
+        assert acked
         _check(d, acked, deleted, deleting - deleted)
 
 
