@@ -173,6 +173,9 @@ def test_a_follower_refuses_writes_and_writes_no_file(d):
         Follower(Space.load(d))
     with pytest.raises(InputError, match="interval"):
         Follower(follower, interval=0)
+    for bad in ({"pace": -1}, {"read_wait": float("nan")}, {"read_wait": "0.01"}):
+        with pytest.raises(InputError, match=next(iter(bad))):
+            Follower(follower, **bad)
 
 
 def test_the_follow_thread_catches_up_on_its_own(d):
@@ -282,3 +285,57 @@ def test_a_follower_keeps_up_through_kill_9_of_its_writer(d):
     truth = Space.load(d)
     assert fol.status()["error"] is None and fol.generations >= 1
     _same(truth, follower)
+
+
+def test_reads_in_flight_are_counted_once_per_outermost_read(d, monkeypatch):
+    """``Space`` reads (and only the outermost: ``similar`` calls other reads) hold the store's
+    ``reads`` while they run: what a follower's load waits for."""
+    from talkrec.space import core
+
+    space = Space.load(d, follow=True)
+    seen = []
+    make_hits = core.make_hits
+    monkeypatch.setattr(core, "make_hits", lambda snap, pairs: seen.append(len(space.store.reads._tokens))
+                        or make_hits(snap, pairs))
+    assert not space.store.reads
+    space.similar(space.item_ids[0], k=3)
+    space.search("jazz", k=3, mode="lexical")
+    assert seen == [1, 1] and not space.store.reads
+    with pytest.raises(Exception):
+        space.similar("no such item")
+    assert not space.store.reads                                  # a read that failed is out of flight too
+
+
+def test_a_paced_load_waits_for_the_reads_in_flight_and_is_never_starved():
+    """:func:`follower._paced`: while a read is in flight the load stops at its next function
+    call (``read_wait`` long enough); with reads that never end it still finishes (a short
+    ``read_wait``: it runs ``pace`` after each wait)."""
+    import threading
+    import time
+
+    from talkrec.space.follower import ReadsInFlight, _paced
+
+    reads, steps, done = ReadsInFlight(), [], threading.Event()
+
+    def load() -> str:
+        for i in range(200):
+            steps.append(i)
+            len(steps)                       # a C call: the hook's chance to wait
+        return "loaded"
+
+    out = []
+    with reads:
+        t = threading.Thread(target=lambda: (out.append(_paced(load, 0.002, reads, wait=60.0)), done.set()))
+        t.start()
+        time.sleep(0.2)
+        before = len(steps)
+        time.sleep(0.3)
+        assert len(steps) == before <= 1 and not done.is_set()    # it waits while the read runs
+    t.join(30)
+    assert out == ["loaded"] and len(steps) == 200                # and goes on once it ended
+    steps.clear()
+    with reads:                                                   # a read that outlasts the whole load
+        assert _paced(load, 0.002, reads, wait=0.001) == "loaded" and len(steps) == 200
+    with reads, reads:
+        assert reads
+    assert not reads

@@ -473,3 +473,8 @@ def test_a_follower_serves_what_the_writer_writes_and_refuses_writes(tiny_space_
             r = write()
             assert r.status_code == 409 and r.json()["error"] == "read_only_follower", r.text
         assert follower.get("/api/items/jazz4").status_code == 200
+        space = follower.app.state.service.space        # a read request is in flight from its arrival on
+        seen, item = [], space.item
+        space.item = lambda iid: seen.append(len(space.store.reads._tokens)) or item(iid)
+        assert follower.get("/api/items/jazz4").status_code == 200 and seen == [1]
+        assert not space.store.reads

@@ -287,9 +287,16 @@ def read_meta(path: Path) -> pd.DataFrame:
     for c in lists:
         col, values = t.column(c), np.empty(n, dtype=object)
         for a in range(0, n, META_CHUNK):
-            values[a:a + META_CHUNK] = col.slice(a, META_CHUNK).to_pylist()   # a 1-D object array: one list each
+            _put_lists(values, a, col)
         meta[c] = pd.Series(values, index=meta.index, dtype=object, copy=False)
     return meta[t.column_names]
+
+
+def _put_lists(values: np.ndarray, a: int, col: Any) -> None:
+    """Rows ``a:a + META_CHUNK`` of list column ``col`` into ``values`` (a 1-D object array: one
+    list each). A Python function of its own: a follower's paced load (``space/follower.py``)
+    can make way for reads at each call, and pyarrow's calls in it are not calls a profile hook sees."""
+    values[a:a + META_CHUNK] = col.slice(a, META_CHUNK).to_pylist()
 
 
 def _hnswlib() -> Any:

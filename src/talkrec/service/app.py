@@ -29,7 +29,7 @@ from ..device import limit_torch_threads
 from ..space import Follower, Space
 from .deps import ServiceState, refuse_open_writes, require_key
 from .errors import install_error_handlers, responses
-from .middleware import DEFAULT_BODY_TIMEOUT, BodyLimitMiddleware
+from .middleware import DEFAULT_BODY_TIMEOUT, BodyLimitMiddleware, ReadsInFlightMiddleware
 from .routers import items, meta, playlists, recommend, search
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,8 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
     app.state.service = state
     app.add_middleware(BodyLimitMiddleware, max_body=max_body_bytes, max_upload=max_upload_bytes,
                        upload_paths=search.UPLOAD_PATHS, body_timeout=body_timeout)
+    if follower is not None:           # its loads of a generation make way for the reads in flight
+        app.add_middleware(ReadsInFlightMiddleware, reads=space.store.reads)
     install_error_handlers(app)
 
     @app.get("/", include_in_schema=False)

@@ -1,9 +1,11 @@
 """Request bodies: over a byte limit they are refused with 413, and one that does not arrive
-within a time limit is answered 408 (and the connection closed) before the app sees it."""
+within a time limit is answered 408 (and the connection closed) before the app sees it. Read
+requests counted in flight, for a follower's loads to make way for them."""
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -81,3 +83,20 @@ def _replay(chunks: list[bytes], first: Message | None, receive: Receive) -> Rec
             return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
         return await receive()
     return inner
+
+
+class ReadsInFlightMiddleware:
+    """Counts each read request (``GET``) in ``reads`` (a space store's
+    :class:`~talkrec.space.follower.ReadsInFlight`) from its arrival to its last byte: the
+    parsing, the validation and the JSON of its answer as well as the ``Space`` read, so that a
+    follower's load of a generation waits for all of it (``talkrec serve --follow``)."""
+
+    def __init__(self, app: ASGIApp, reads: Any) -> None:
+        self.app, self.reads = app, reads
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        with self.reads:
+            await self.app(scope, receive, send)

@@ -6,6 +6,7 @@ import copy
 import functools
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +48,12 @@ class _Shared:
 
 
 def consistent(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a read method, and all it calls, on the snapshot current when it started (:meth:`Space.pinned`)."""
+    """Run a read method, and all it calls, on the snapshot current when it started
+    (:meth:`Space.pinned`), counted in the store's reads in flight while it runs."""
     @functools.wraps(method)
     def run(self: "Space", *args: Any, **kw: Any) -> Any:
-        return method(self if self._pin is not None else self.pinned(), *args, **kw)
+        with nullcontext() if self._pin is not None else self.store.reads:
+            return method(self if self._pin is not None else self.pinned(), *args, **kw)
     return run
 
 
@@ -218,11 +221,8 @@ class Space(SpaceWrites):
     def standardize(self, modality: str, x: np.ndarray) -> np.ndarray:
         """Apply the build's standardization of precomputed vectors of ``modality`` (raw
         descriptors in, the encoder's input out); identity for other modalities."""
-        sc = self.config.get("scalers", {}).get(modality)
-        if not sc:
-            return np.asarray(x, dtype=np.float32)
-        return ((np.asarray(x, dtype=np.float32) - np.asarray(sc["mean"], dtype=np.float32))
-                / np.asarray(sc["std"], dtype=np.float32))
+        sc, x = self.config.get("scalers", {}).get(modality), np.asarray(x, dtype=np.float32)
+        return x if not sc else (x - np.asarray(sc["mean"], dtype=np.float32)) / np.asarray(sc["std"], dtype=np.float32)
 
     def item_vector(self, item_id: str) -> np.ndarray:
         v = self.index.vector(item_id)

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Follower"]
+__all__ = ["Follower", "ReadsInFlight"]
 
 T = TypeVar("T")
 
@@ -58,23 +58,59 @@ class _Shrunk(RuntimeError):
     """A log is shorter than what this process applied of it."""
 
 
-def _paced(fn: Callable[[], T], pace: float) -> T:
-    """``fn()`` on this thread, handing the GIL to the process's other threads for a moment
-    after every ``pace`` seconds of running (checked at each Python or C function call: a
-    profile hook on this thread only). A follower's load of a generation shares no lock with
-    the reads, only the GIL, so it can wait for them; it takes longer, and the reads queue less
-    behind it (docs/service.md). ``pace`` <= 0: no hook."""
+class ReadsInFlight:
+    """How many reads of a space are running in this process (a :class:`~.writer.SpaceStore`'s
+    ``reads``): ``with reads:`` around one (the outermost ``Space`` read, an HTTP read request),
+    true while any is. Safe from any thread (a list's append and pop are atomic)."""
+
+    __slots__ = ("_tokens",)
+
+    def __init__(self) -> None:
+        self._tokens: list[None] = []
+
+    def __enter__(self) -> "ReadsInFlight":
+        self._tokens.append(None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._tokens.pop()
+
+    def __bool__(self) -> bool:
+        return bool(self._tokens)
+
+
+def _paced(fn: Callable[[], T], pace: float, reads: ReadsInFlight | None = None, wait: float = 0.01) -> T:
+    """``fn()`` on this thread, making way for the process's reads at each Python or C function
+    call (a profile hook on this thread only): while a read is in flight (``reads``) it sleeps,
+    for at most ``wait`` seconds at a stretch, after which it runs ``pace`` seconds whatever
+    runs (reads back to back never stop it); with none in flight it hands the GIL over for
+    0.5 ms after every ``pace`` seconds of running (a read that starts needs the GIL to say so).
+    A follower's load of a generation shares no lock with the reads, only the GIL: a read that
+    released it for a moment (a numpy product, the query encoder) found the load holding it
+    for up to ``pace`` each time, and the reads in a load's 0.3 s took 2-5x their time
+    (docs/service.md). ``pace`` <= 0: no hook."""
     if pace <= 0:
         return fn()
-    last = time.perf_counter()
+    last, until = time.perf_counter(), 0.0
 
     def hook(frame: Any, event: str, arg: Any) -> None:
-        nonlocal last
-        if event == "call" or event == "c_call":
-            now = time.perf_counter()
-            if now - last > pace:
+        nonlocal last, until
+        if event != "call" and event != "c_call":
+            return
+        now = time.perf_counter()
+        if now < until:
+            return
+        if reads:
+            start = now
+            while reads and now - start < wait:
                 time.sleep(0.0005)
-                last = time.perf_counter()
+                now = time.perf_counter()
+            if reads:                      # waited long enough: run a while
+                until = now + pace
+            last = now
+        elif now - last > pace:
+            time.sleep(0.0005)
+            last = time.perf_counter()
     sys.setprofile(hook)
     try:
         return fn()
@@ -95,13 +131,15 @@ class Follower:
     that calls it every ``interval`` seconds (what a write takes to reach this process's reads
     is about that, plus the generation's load after a compaction: docs/service.md), at
     scheduling priority ``nice`` below the process's (reads first when the cores are busy),
-    its loads of a generation handing the GIL to the reads every ``pace`` seconds (:func:`_paced`).
+    its loads of a generation waiting while this process's reads are in flight (at most
+    ``read_wait`` seconds at a stretch, then running ``pace`` seconds) and handing the GIL
+    over every ``pace`` seconds when none is (:func:`_paced`).
     ``freeze``: after each load, ``gc.freeze()`` what is alive in the process (what a server does
     with what it loaded at start, ``talkrec serve --follow``; off by default: it is the whole
     process's collector)."""
 
     def __init__(self, space: "Space", *, interval: float = 0.05, nice: int = 10, pace: float = 0.002,
-                 freeze: bool = False) -> None:
+                 read_wait: float = 0.01, freeze: bool = False) -> None:
         if not getattr(space.store, "follows", False):
             raise InputError("a Space followed here is loaded read-only: Space.load(path, follow=True)", field="follow")
         if space.store.backend is not None:
@@ -112,8 +150,11 @@ class Follower:
                              field="interval")
         if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
             raise InputError(f"the follower's nice must be an integer in [0, 19], not {nice!r}", field="nice")
+        for name, v in (("pace", pace), ("read_wait", read_wait)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf"):
+                raise InputError(f"the follower's {name} must be a number of seconds >= 0, not {v!r}", field=name)
         self.space, self.interval, self.nice, self.pace = space, float(interval), nice, float(pace)
-        self.freeze = bool(freeze)
+        self.read_wait, self.freeze = float(read_wait), bool(freeze)
         self.path = Path(space.path)
         self._ann = bool(space.config.get("index", {}).get("ann", False))
         self._sizes: dict[str, int] = dict(space.store.log_sizes)   # bytes of each log applied
@@ -199,7 +240,7 @@ class Follower:
         paused, t0 = gc.isenabled(), time.perf_counter()
         gc.disable()
         try:
-            n = _paced(lambda: self._load(m, cur), self.pace)
+            n = _paced(lambda: self._load(m, cur), self.pace, self.space.store.reads, self.read_wait)
         finally:
             if self.freeze:
                 gc.freeze()

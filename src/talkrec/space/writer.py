@@ -37,6 +37,7 @@ from ..index.snapshot import Snapshot
 from .files import (Manifest, SpaceFiles, WriteError, WriterLock, gen_name, gen_number, log_name,
                     migrate_legacy, publish_generation, read_manifest, replay_logs, storage_setting, unreferenced,
                     write_manifest)
+from .follower import ReadsInFlight
 from .hits import jsonable
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class SpaceStore:
         self.compact_max_rows, self.auto_compact = compact_max_rows, auto_compact
         self.problems: list[str] = []
         self.follows = bool(follow)
+        self.reads = ReadsInFlight()       # what a follower's loads make way for (:mod:`.follower`)
         self.warmers: list[Callable[[Snapshot, Snapshot], None]] = []   # a new generation's, and what it compacts
         self._plock = WriterLock(path)
         self._log_sizes: dict[str, int] = {}
