@@ -23,7 +23,8 @@ Prints, on a copy of the space (the original is not changed):
   each kind, latency from each request's scheduled time: what a reader at a steady rate
   waits); the ratios of both are printed last. With ``--follower`` the reads go to a second
   server that follows the space (``talkrec serve --follow``, a read replica) while the writes
-  go to the first (``--writer-nice N``: started at that lowered priority), and the time a
+  go to the first (``--writer-nice N``: started at that lowered priority; ``--writer-idle``: in
+  ``SCHED_IDLE``, ``chrt --idle 0``), and the time a
   write takes to show on the follower is printed too.
 
 It runs against the code before issue 10 as well (``PYTHONPATH=<checkout of 8db121d>/src``):
@@ -149,16 +150,19 @@ def reads_after_writes(space: Any, recs: list[dict[str, Any]], ids: list[str], n
     return out
 
 
-def start_server(path: Path, *, follow: bool = False, nice: int = 0) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(path: Path, *, follow: bool = False, nice: int = 0,
+                 idle: bool = False) -> tuple[subprocess.Popen[bytes], str]:
     """``talkrec serve`` of ``path`` in a subprocess (``follow``: a read-only follower; ``nice``:
-    at that lowered priority), once it answers."""
+    at that lowered priority; ``idle``: in Linux's ``SCHED_IDLE`` class, as ``chrt --idle 0``
+    starts it: it runs only on a core nothing else wants), once it answers."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     opts = ", follow=True" if follow else ""
     code = ("import uvicorn\nfrom talkrec.service.app import create_app\n"
             f"uvicorn.run(create_app({str(path)!r}{opts}), host='127.0.0.1', port={port}, log_level='warning')\n")
-    proc = subprocess.Popen((["nice", "-n", str(nice)] if nice else []) + [sys.executable, "-c", code])
+    proc = subprocess.Popen((["nice", "-n", str(nice)] if nice else []) + [sys.executable, "-c", code],
+                            preexec_fn=(lambda: os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))) if idle else None)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 600
     while time.time() < deadline:
@@ -332,6 +336,8 @@ def phase(url: str, seconds: float, writers: int, tag_rows: list[list[str]], spa
         for ld in running.values():
             ld.stop()
         out = {name: ld.stats(t0, t1) for name, ld in running.items()}
+        if write_url is not None:
+            out["follower_loads"] = in_loads(url, running, t0, t1)
         if child is not None:
             child.wait()
             out["writes"] = json.loads((Path(tmp) / "w.json").read_text())
@@ -340,6 +346,24 @@ def phase(url: str, seconds: float, writers: int, tag_rows: list[list[str]], spa
         g1 = generation(space_dir)
         out["compactions"] = None if g0 is None or g1 is None else g1 - g0
         return out
+
+
+def in_loads(url: str, running: dict[str, "Load"], t0: float, t1: float) -> dict[str, Any]:
+    """The follower at ``url``'s generation loads that overlapped ``[t0, t1)`` (``recent_loads``
+    on its ``/api/health``), and per read load the reads that started during one (from 50 ms
+    before it) and the p99 of the others: what the follower's loads add to the phase's tail
+    and what the rest of it is."""
+    off = time.time() - time.perf_counter()
+    loads = httpx.get(f"{url}/api/health", timeout=60).json()["follows"]["recent_loads"]
+    took = [(a - off, s) for a, s in loads if a - off < t1 and a - off + s >= t0]
+    wins = [(a - 0.05, a + s) for a, s in took]
+    out: dict[str, Any] = {"loads": len(took), "seconds": [s for _, s in took]}
+    for name, ld in running.items():
+        inside = [any(a <= s <= b for a, b in wins) for s, _, _, _ in ld.done]
+        rest = [e - s for (s, e, _, _), i in zip(ld.done, inside) if t0 <= s < t1 and not i]
+        out[name] = {"reads_during_loads": sum(1 for (s, _, _, _), i in zip(ld.done, inside) if i and t0 <= s < t1),
+                     "p99_ms_outside_loads": pct(rest, 99)}
+    return out
 
 
 def writer_client(url: str, clients: int, seconds: float, tags_file: str, out: str) -> None:
@@ -368,15 +392,17 @@ def wait_idle(pid: int, busy: float = 0.05, timeout: float = 300.0) -> float:
 
 
 def http_bench(path: Path, item_ids: list[str], tag_rows: list[list[str]], clients: int, seconds: float,
-               delete: bool, read_rate: float = 0.0, follower: bool = False, writer_nice: int = 0) -> dict[str, Any]:
+               delete: bool, read_rate: float = 0.0, follower: bool = False, writer_nice: int = 0,
+               writer_idle: bool = False) -> dict[str, Any]:
     """The HTTP figures; ``follower``: the reads go to a second server following the space
-    (``talkrec serve --follow``) while the writes go to the first (at ``writer_nice``)."""
+    (``talkrec serve --follow``) while the writes go to the first (at ``writer_nice``, or in
+    ``SCHED_IDLE`` with ``writer_idle``)."""
     # this process times the reads: a collection of the cyclic garbage collector here (the
     # Space loaded for the in-process figures is garbage now) held its GIL 50-90 ms and was
     # counted as the server's latency; collect once now, and freeze what is left
     gc.collect()
     gc.freeze()
-    proc, url = start_server(path, nice=writer_nice)
+    proc, url = start_server(path, nice=writer_nice, idle=writer_idle)
     fproc, read_url = start_server(path, follow=True) if follower else (proc, url)
     try:
         for u in {url, read_url}:
@@ -389,7 +415,7 @@ def http_bench(path: Path, item_ids: list[str], tag_rows: list[list[str]], clien
         t1 = time.perf_counter()
         w.stop()
         out: dict[str, Any] = {"http_clients": clients, "http_writes": w.stats(t0, t1), "follower": follower,
-                               "writer_nice": writer_nice}
+                               "writer_nice": writer_nice, "writer_idle": writer_idle}
         if delete:
             dl = Load(url, clients, "delete", [i for _, _, ok, i in w.done if ok])
             t0 = time.perf_counter()
@@ -482,6 +508,9 @@ def main() -> None:
                          "writes on the first")
     ap.add_argument("--writer-nice", type=int, default=0,
                     help="with --follower: run the writing server at this lowered priority (nice)")
+    ap.add_argument("--writer-idle", action="store_true",
+                    help="with --follower: run the writing server in SCHED_IDLE (chrt --idle 0): it only gets "
+                         "the cores the reads leave")
     ap.add_argument("--writer-client", metavar="URL", help=argparse.SUPPRESS)   # internal: phase()'s writers
     args = ap.parse_args()
     if args.writer_client:
@@ -509,7 +538,8 @@ def main() -> None:
         del space
         if not args.no_http:
             res.update(http_bench(work, ids, tags, args.clients, args.seconds, delete=res["code"] == "issue-10",
-                                  read_rate=args.read_rate, follower=args.follower, writer_nice=args.writer_nice))
+                                  read_rate=args.read_rate, follower=args.follower, writer_nice=args.writer_nice,
+                                  writer_idle=args.writer_idle))
     finally:
         shutil.rmtree(work.parent, ignore_errors=True)
     print(json.dumps(res, indent=2))
@@ -520,9 +550,17 @@ def main() -> None:
                 print(f"{loop or 'closed_loop_'}read p99 {kind}: 0 / 1 / 2 writers {p99[0]:.1f} / {p99[1]:.1f} / "
                       f"{p99[2]:.1f} ms = {p99[2] / p99[0]:.2f}x (target <= 2x); writes/s under 2 writers "
                       f"{res[f'{loop}writers_2']['writes']['per_s']:.0f}")
+    for loop in ("", "open_loop_"):
+        fl = res.get(f"{loop}writers_2", {}).get("follower_loads")
+        if fl:
+            print(f"{loop or 'closed_loop_'}read under 2 writers: the follower loaded {fl['loads']} generation(s) "
+                  f"({', '.join(f'{x:.2f}' for x in fl['seconds'])} s); p99 of the reads outside them "
+                  + ", ".join(f"{k} {v['p99_ms_outside_loads']:.1f} ms ({v['reads_during_loads']} during)"
+                              for k, v in fl.items() if isinstance(v, dict)))
     if "follower_lag" in res:
         lag = res["follower_lag"]
-        print(f"follower: reads on a follower (talkrec serve --follow), writes on a server at nice {args.writer_nice}; "
+        where = "in SCHED_IDLE" if args.writer_idle else f"at nice {args.writer_nice}"
+        print(f"follower: reads on a follower (talkrec serve --follow), writes on a server {where}; "
               f"a write shows on the follower after p50 {lag['p50_ms']:.1f} / p99 {lag['p99_ms']:.1f} ms; peak RSS "
               f"writer {res['peak_rss_mb']['writer']:.0f} MB, follower {res['peak_rss_mb']['follower']:.0f} MB")
     if args.json:

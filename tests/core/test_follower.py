@@ -6,6 +6,7 @@ writes and never writes a file."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,8 @@ def test_a_follower_answers_what_the_writer_wrote_through_writes_and_compactions
     _add(writer, "f4")                                           # and a write after the compaction
     assert fol.catch_up() == 1
     assert follower.index.gen.name != gen0 and fol.generations == 1
+    (started, took), = fol.status()["recent_loads"]                 # when it loaded, and for how long
+    assert took == fol.last_load_s and abs(started - time.time()) < 600
     _same(writer, follower)
     _add(writer, "f5")                                           # a write between a seal and its compaction
     fol.catch_up()

@@ -187,15 +187,22 @@ def test_the_graph_is_saved_with_the_index_and_loaded_not_rebuilt(tmp_path, monk
     assert again.search(q, 5) == ix.search(q, 5)
 
 
-def test_bm25_saved_and_loaded_and_delta_rows_scored_with_the_base_statistics(tmp_path):
+def test_bm25_saved_and_loaded_and_delta_rows_scored_with_the_base_statistics(tmp_path, monkeypatch):
+    from talkrec.index import lexical_files
     from talkrec.index.lexical import LexicalIndex
     from talkrec.index.segments import DeltaRows
 
     docs = ["heavy metal band", "soft jazz trio", "jazz metal fusion", "", "jazz jazz club"]
     lex = LexicalIndex(docs[:4])
     lex.save(tmp_path / "bm25")
+    monkeypatch.setattr(lexical_files, "VOCAB_CHUNK", 2)                   # the vocabulary read in pieces
     again = LexicalIndex.load(tmp_path / "bm25")
     assert np.allclose(again.scores("jazz metal"), lex.scores("jazz metal")) and again.avgdl == lex.avgdl
+    assert again.vocab == lex.vocab and (tmp_path / "bm25" / "talkrec_vocab.txt").is_file()
+    (tmp_path / "bm25" / "talkrec_vocab.txt").write_text("jazz\njazz\nmetal", encoding="utf-8")
+    assert LexicalIndex.load(tmp_path / "bm25").vocab == lex.vocab         # not a vocabulary: the JSON is read
+    (tmp_path / "bm25" / "talkrec_vocab.txt").unlink()                      # an index saved before it
+    assert LexicalIndex.load(tmp_path / "bm25").vocab == lex.vocab
     # a delta row scores as the same text would inside the base (same idf, avgdl): compare
     # with the base's own score of an identical document
     delta = DeltaRows(2, {})

@@ -8,8 +8,6 @@ measured on both datasets. The evaluation's BM25 baseline is this class.
 """
 from __future__ import annotations
 
-import json
-import logging
 import math
 import re
 from collections.abc import Collection, Mapping, Sequence
@@ -21,17 +19,7 @@ import numpy as np
 from ..errors import InputError
 from ..ranking import top_k
 
-log = logging.getLogger(__name__)
 
-#: the statistics saved next to bm25s' own files
-_STATS = "talkrec_bm25.json"
-#: bm25s' file names for the score matrix (CSC: one column of BM25 scores per token), its
-#: vocabulary and parameters; written and read here, so that serving never imports bm25s
-_ARRAYS = ("data", "indices", "indptr")
-#: talkrec's own files beside them: each entry's term count (aligned with ``indices``) and each
-#: document's length, what a compaction merges instead of tokenizing every description again
-_COUNTS = {"tf": "talkrec_tf.npy", "doc_len": "talkrec_doclen.npy"}
-_VOCAB, _PARAMS = "vocab.index.json", "params.index.json"
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _WORD = re.compile(r"(?u)\w+")
 #: what may stand between the two words of a pair token: spaces and hyphens only
@@ -264,43 +252,15 @@ class LexicalIndex:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
-        """Write the index into folder ``path`` (bm25s' file layout, and the corpus
-        statistics), so that no process has to tokenize the corpus again."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        if self.n:
-            for k in _ARRAYS:
-                np.save(path / f"{k}.csc.index.npy", getattr(self, k))
-            (path / _VOCAB).write_text(json.dumps(self.vocab))
-            (path / _PARAMS).write_text(json.dumps({
-                "k1": self.k1, "b": self.b, "delta": 0.5, "method": "lucene", "idf_method": "lucene",
-                "dtype": str(self.data.dtype), "int_dtype": str(self.indptr.dtype), "num_docs": self.n,
-                "backend": "numpy"}))
-            if self.has_counts:
-                for k, name in _COUNTS.items():
-                    np.save(path / name, getattr(self, k))
-        (path / _STATS).write_text(json.dumps({"n": self.n, "avgdl": self.avgdl, "k1": self.k1, "b": self.b,
-                                               "fields": list(self.fields), "pairs": self.pairs}))
+        """Write the index into folder ``path`` (:func:`.lexical_files.save_lexical`)."""
+        from .lexical_files import save_lexical
+        save_lexical(self, Path(path))
 
     @classmethod
     def load(cls, path: str | Path) -> "LexicalIndex":
-        path = Path(path)
-        stats = json.loads((path / _STATS).read_text())
-        self = cls([], k1=float(stats["k1"]), b=float(stats["b"]), fields=stats.get("fields", DEFAULT_FIELDS),
-                   pairs=bool(stats.get("pairs", False)))
-        self.n, self.avgdl = int(stats["n"]), float(stats["avgdl"])
-        if self.n:
-            self.data, self.indices, self.indptr = (np.load(path / f"{k}.csc.index.npy", allow_pickle=False)
-                                                     for k in _ARRAYS)
-            self.vocab = json.loads((path / _VOCAB).read_text())
-            have = all((path / name).exists() for name in _COUNTS.values())
-            for k, name in _COUNTS.items():                # an index saved before them: None
-                # mapped, not read: only a compaction reads them (a query process never does)
-                setattr(self, k, np.load(path / name, mmap_mode="r", allow_pickle=False) if have else None)
-            if have and (self.tf.shape != self.indices.shape or self.doc_len.shape != (self.n,)):
-                log.warning("%s: term counts do not fit the index; a compaction tokenizes the texts", path)
-                self.tf = self.doc_len = None
-        return self
+        """The index :meth:`save` wrote into folder ``path``."""
+        from .lexical_files import load_lexical
+        return load_lexical(cls, Path(path))
 
     # ------------------------------------------------------------------ statistics
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:

@@ -296,6 +296,8 @@ class FollowStatus(BaseModel):
     records_applied: int = Field(description="log records applied since it started")
     generations_loaded: int = Field(description="compactions followed since it started")
     last_load_s: float = Field(description="seconds the last generation took to load (0: none yet)")
+    recent_loads: list[tuple[float, float]] = Field(
+        description="the last 16 generation loads: [started at (Unix time), seconds], oldest first")
     behind_s: float = Field(description="seconds since it last read the writer's files")
     error: str | None = Field(description="why the last catch-up failed (retried), or null")
 

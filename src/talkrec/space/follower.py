@@ -31,6 +31,7 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
@@ -88,7 +89,7 @@ def _paced(fn: Callable[[], T], pace: float, reads: ReadsInFlight | None = None,
     A follower's load of a generation shares no lock with the reads, only the GIL: a read that
     released it for a moment (a numpy product, the query encoder) found the load holding it
     for up to ``pace`` each time, and the reads in a load's 0.3 s took 2-5x their time
-    (docs/service.md). ``pace`` <= 0: no hook."""
+    (docs/service.md). ``wait`` 0: only the hand-over every ``pace``; ``pace`` <= 0: no hook."""
     if pace <= 0:
         return fn()
     last, until = time.perf_counter(), 0.0
@@ -100,7 +101,7 @@ def _paced(fn: Callable[[], T], pace: float, reads: ReadsInFlight | None = None,
         now = time.perf_counter()
         if now < until:
             return
-        if reads:
+        if wait > 0 and reads:
             start = now
             while reads and now - start < wait:
                 time.sleep(0.0005)
@@ -169,6 +170,7 @@ class Follower:
         self.error: str | None = None             # why the last one failed (the thread retries)
         self.last_switch = ""                     # how the last generation was taken on
         self.last_load_s = 0.0                    # and how long that took
+        self.recent_loads: deque[tuple[float, float]] = deque(maxlen=16)   # (started, Unix time; seconds)
 
     # ------------------------------------------------------------------ catching up
     def catch_up(self) -> int:
@@ -237,7 +239,7 @@ class Follower:
         space: the load 0.33 -> 0.27 s, its longest hold of the GIL 42 -> 23 ms,
         docs/service.md). Objects of an old generation are still freed when the last read using
         them ends (reference counts). The load is paced (:func:`_paced`)."""
-        paused, t0 = gc.isenabled(), time.perf_counter()
+        paused, t0, started = gc.isenabled(), time.perf_counter(), time.time()
         gc.disable()
         try:
             n = _paced(lambda: self._load(m, cur), self.pace, self.space.store.reads, self.read_wait)
@@ -249,6 +251,7 @@ class Follower:
         if n is None:                     # replaced again meanwhile: the next call reads the manifest again
             return 0
         self.last_load_s = round(time.perf_counter() - t0, 3)
+        self.recent_loads.append((round(started, 3), self.last_load_s))
         log.info("%s: following generation %s (%s; %.2f s)", self.path, m.generation, self.last_switch, self.last_load_s)
         return n
 
@@ -344,10 +347,11 @@ class Follower:
 
     def status(self) -> dict[str, Any]:
         """What the health endpoint reports: the generation served, the records and generations
-        applied, the seconds the last generation took to load, the seconds since the last
-        successful catch-up, and the last error."""
+        applied, the seconds the last generation took to load, when the last 16 loads started
+        and what each took, the seconds since the last successful catch-up, and the last error."""
         m = self.space.store.manifest
         return {"generation": m.generation if m is not None else None, "records_applied": self.records,
                 "generations_loaded": self.generations, "last_load_s": self.last_load_s,
+                "recent_loads": [list(x) for x in self.recent_loads],
                 "behind_s": round(time.time() - self.caught_up_at, 3),
                 "error": self.error}
