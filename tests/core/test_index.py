@@ -187,6 +187,22 @@ def test_the_graph_is_saved_with_the_index_and_loaded_not_rebuilt(tmp_path, monk
     assert again.search(q, 5) == ix.search(q, 5)
 
 
+def test_saved_vectors_load_bit_for_bit_not_normalized_again(tmp_path):
+    """A generation loaded again (a restart, a follower) serves the very vectors it served, and
+    its saved int8 copies match them: normalizing unit rows again changed the last bit of some."""
+    from talkrec.index.store import l2_normalize
+
+    rng = np.random.default_rng(3)
+    ix = VectorIndex([str(i) for i in range(400)], rng.normal(size=(400, 48)).astype(np.float32))
+    assert (l2_normalize(ix.vectors) != ix.vectors).any()           # what a second normalization does
+    ix.save(tmp_path / "ix")
+    assert np.array_equal(VectorIndex.load(tmp_path / "ix").vectors, ix.vectors)
+    again = VectorIndex(ix.ids, ix.vectors, unit=True)
+    assert np.array_equal(again.vectors, ix.vectors)
+    scaled = VectorIndex(ix.ids, ix.vectors * 2, unit=True)          # not unit rows: normalized
+    assert np.allclose(scaled.vectors, ix.vectors, atol=1e-6)
+
+
 def test_bm25_saved_and_loaded_and_delta_rows_scored_with_the_base_statistics(tmp_path, monkeypatch):
     from talkrec.index import lexical_files
     from talkrec.index.lexical import LexicalIndex

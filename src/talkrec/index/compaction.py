@@ -46,7 +46,7 @@ def compacted(sealed: Snapshot, graph_file: Path | None, *, k1: float | None = N
     vectors = sealed.vectors
     graph, labels = next_graph(sealed, vectors, graph_file) if base.ann else (None, None)
     index = VectorIndex(sealed.ids, vectors, meta, ann=base.ann, M=base.M, ef_construction=base.ef_construction,
-                        ef_search=base.ef_search, graph=graph, graph_labels=labels)
+                        ef_search=base.ef_search, graph=graph, graph_labels=labels, unit=True)
     inputs = {key: sealed.inputs(key) for key in sealed.gen.inputs}
     return index, inputs, next_lexical(sealed, meta, k1=k1, b=b, fields=fields, pairs=pairs)
 

@@ -34,9 +34,16 @@ log = logging.getLogger(__name__)
 GRAPH_FILE, LABELS_FILE = "hnsw.bin", "hnsw_labels.npy"
 
 
-def l2_normalize(X: np.ndarray) -> np.ndarray:
+def l2_normalize(X: np.ndarray, *, unless_unit: bool = False) -> np.ndarray:
+    """Rows (or a vector) of ``X`` scaled to length 1, float32. ``unless_unit``: ``X`` as it is
+    when every row is of length 1 already (within 1e-4): normalizing a unit row again changes
+    the last bit of some of its numbers (~3% of the Last.fm space's rows), so a generation saved
+    and loaded again, or compacted, would not serve the vectors it served before, nor match the
+    int8 copies made of them."""
     X = np.asarray(X, dtype=np.float32)
     n = np.linalg.norm(X, axis=-1, keepdims=True)
+    if unless_unit and bool(np.all(np.abs(n - 1.0) < 1e-4)):
+        return X
     return X / np.maximum(n, 1e-12)
 
 
@@ -69,13 +76,16 @@ class VectorIndex:
         One row per id (column ``item_id`` first); other columns are filterable.
     ann:
         Build an hnswlib HNSW index as well (``M``, ``ef_construction``, ``ef_search``).
+    unit:
+        ``vectors`` are rows an index served (saved, or a snapshot's): kept bit for bit where
+        every row is of length 1, not normalized again (:func:`l2_normalize`).
     """
 
     def __init__(self, ids: Sequence[str] | np.ndarray, vectors: np.ndarray, meta: pd.DataFrame | None = None, *,
                  ann: bool = False, M: int = 32, ef_construction: int = 200, ef_search: int = 128,
-                 graph: Any = None, graph_labels: np.ndarray | None = None) -> None:
+                 graph: Any = None, graph_labels: np.ndarray | None = None, unit: bool = False) -> None:
         ids = np.asarray(ids).astype(str)
-        V = l2_normalize(vectors)
+        V = l2_normalize(vectors, unless_unit=unit)
         if V.ndim != 2 or len(V) != len(ids):
             raise ValueError(f"{len(ids)} ids for vectors of shape {V.shape}")
         if not np.isfinite(V).all():
@@ -264,7 +274,8 @@ class VectorIndex:
             graph = load_graph(path / GRAPH_FILE, V.shape[1], ef_search=cfg["ef_search"])
             labels = np.load(path / LABELS_FILE) if (path / LABELS_FILE).exists() else None
         return cls(meta["item_id"].astype(str).to_numpy(), V, meta, ann=use_ann, M=cfg["M"],
-                   ef_construction=cfg["ef_construction"], ef_search=cfg["ef_search"], graph=graph, graph_labels=labels)
+                   ef_construction=cfg["ef_construction"], ef_search=cfg["ef_search"], graph=graph, graph_labels=labels,
+                   unit=True)
 
 
 #: rows of a list column converted to Python lists per call in :func:`read_meta`

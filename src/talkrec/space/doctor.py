@@ -201,7 +201,7 @@ def _dedupe_legacy(path: Path, meta: pd.DataFrame, ids: np.ndarray, inputs: dict
     cfg = json.loads((path / "index" / "config.json").read_text())
     V = np.load(path / "index" / "vectors.npy", allow_pickle=False)
     index = VectorIndex(ids[keep], V[keep], meta.iloc[keep].reset_index(drop=True), ann=bool(cfg["ann"]), M=cfg["M"],
-                        ef_construction=cfg["ef_construction"], ef_search=cfg["ef_search"])
+                        ef_construction=cfg["ef_construction"], ef_search=cfg["ef_search"], unit=True)
     for key, X in inputs.items():
         n = len(ids)
         X = X[:n] if len(X) >= n else np.concatenate([X, np.full((n - len(X),) + X.shape[1:], np.nan, np.float32)])
