@@ -215,8 +215,10 @@ def test_bm25_saved_and_loaded_and_delta_rows_scored_with_the_base_statistics(tm
     again = LexicalIndex.load(tmp_path / "bm25")
     assert np.allclose(again.scores("jazz metal"), lex.scores("jazz metal")) and again.avgdl == lex.avgdl
     assert again.vocab == lex.vocab and (tmp_path / "bm25" / "talkrec_vocab.txt").is_file()
-    (tmp_path / "bm25" / "talkrec_vocab.txt").write_text("jazz\njazz\nmetal", encoding="utf-8")
-    assert LexicalIndex.load(tmp_path / "bm25").vocab == lex.vocab         # not a vocabulary: the JSON is read
+    saved = (tmp_path / "bm25" / "talkrec_vocab.txt").read_text(encoding="utf-8").split("\n")
+    for bad in (["jazz", "jazz"] + saved[2:], saved[:-1]):                 # a token twice; one missing
+        (tmp_path / "bm25" / "talkrec_vocab.txt").write_text("\n".join(bad), encoding="utf-8")
+        assert LexicalIndex.load(tmp_path / "bm25").vocab == lex.vocab     # not the vocabulary: the JSON is read
     (tmp_path / "bm25" / "talkrec_vocab.txt").unlink()                      # an index saved before it
     assert LexicalIndex.load(tmp_path / "bm25").vocab == lex.vocab
     # a delta row scores as the same text would inside the base (same idf, avgdl): compare

@@ -33,6 +33,8 @@ VOCAB_CHUNK = 8192
 def save_lexical(index: "LexicalIndex", path: Path) -> None:
     """Write ``index`` into folder ``path``."""
     path.mkdir(parents=True, exist_ok=True)
+    stats = {"n": index.n, "avgdl": index.avgdl, "k1": index.k1, "b": index.b, "fields": list(index.fields),
+             "pairs": index.pairs}
     if index.n:
         for k in _ARRAYS:
             np.save(path / f"{k}.csc.index.npy", getattr(index, k))
@@ -41,6 +43,7 @@ def save_lexical(index: "LexicalIndex", path: Path) -> None:
         tokens = sorted(vocab, key=vocab.__getitem__)
         if [vocab[t] for t in tokens] == list(range(len(tokens))) and not any("\n" in t for t in tokens):
             (path / _TOKENS).write_text("\n".join(tokens), encoding="utf-8")
+            stats["vocab_size"] = len(tokens)
         (path / _PARAMS).write_text(json.dumps({
             "k1": index.k1, "b": index.b, "delta": 0.5, "method": "lucene", "idf_method": "lucene",
             "dtype": str(index.data.dtype), "int_dtype": str(index.indptr.dtype), "num_docs": index.n,
@@ -48,8 +51,7 @@ def save_lexical(index: "LexicalIndex", path: Path) -> None:
         if index.has_counts:
             for k, name in _COUNTS.items():
                 np.save(path / name, getattr(index, k))
-    (path / _STATS).write_text(json.dumps({"n": index.n, "avgdl": index.avgdl, "k1": index.k1, "b": index.b,
-                                           "fields": list(index.fields), "pairs": index.pairs}))
+    (path / _STATS).write_text(json.dumps(stats))
 
 
 def load_lexical(cls: "type[LexicalIndex]", path: Path) -> "LexicalIndex":
@@ -63,7 +65,7 @@ def load_lexical(cls: "type[LexicalIndex]", path: Path) -> "LexicalIndex":
     if index.n:
         index.data, index.indices, index.indptr = (np.load(path / f"{k}.csc.index.npy", allow_pickle=False)
                                                    for k in _ARRAYS)
-        index.vocab = read_vocab(path)
+        index.vocab = read_vocab(path, stats.get("vocab_size"))
         have = all((path / name).exists() for name in _COUNTS.values())
         for k, name in _COUNTS.items():                # an index saved before them: None
             # mapped, not read: only a compaction reads them (a query process never does)
@@ -74,17 +76,18 @@ def load_lexical(cls: "type[LexicalIndex]", path: Path) -> "LexicalIndex":
     return index
 
 
-def read_vocab(path: Path) -> dict[str, int]:
-    """The vocabulary saved in folder ``path``: from :data:`_TOKENS` where it was written (ids
-    0..n-1 in line order), else (an index saved before it) from bm25s' JSON."""
-    if (path / _TOKENS).is_file():
+def read_vocab(path: Path, size: int | None) -> dict[str, int]:
+    """The vocabulary saved in folder ``path``: from :data:`_TOKENS` (ids 0..n-1 in line order)
+    where it was written with its ``size`` (the statistics say it) and holds that many distinct
+    tokens, else (an index saved before it, or a file that is not it) from bm25s' JSON."""
+    if size is not None and (path / _TOKENS).is_file():
         tokens = (path / _TOKENS).read_text(encoding="utf-8").split("\n")
         vocab: dict[str, int] = {}
         for a in range(0, len(tokens), VOCAB_CHUNK):
             _add_tokens(vocab, tokens, a)
-        if len(vocab) == len(tokens):
+        if len(vocab) == len(tokens) == size:
             return vocab
-        log.warning("%s: %s repeats a token; reading %s", path, _TOKENS, _VOCAB)
+        log.warning("%s: %s does not hold the %d tokens of the vocabulary; reading %s", path, _TOKENS, size, _VOCAB)
     return json.loads((path / _VOCAB).read_text())  # type: ignore[no-any-return]
 
 
