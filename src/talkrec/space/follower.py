@@ -352,6 +352,6 @@ class Follower:
         m = self.space.store.manifest
         return {"generation": m.generation if m is not None else None, "records_applied": self.records,
                 "generations_loaded": self.generations, "last_load_s": self.last_load_s,
-                "recent_loads": [list(x) for x in self.recent_loads],
+                "recent_loads": [list(x) for x in list(self.recent_loads)],   # copied in one call: the thread appends
                 "behind_s": round(time.time() - self.caught_up_at, 3),
                 "error": self.error}
