@@ -359,10 +359,9 @@ def in_loads(url: str, running: dict[str, "Load"], t0: float, t1: float) -> dict
     wins = [(a - 0.05, a + s) for a, s in took]
     out: dict[str, Any] = {"loads": len(took), "seconds": [s for _, s in took]}
     for name, ld in running.items():
-        inside = [any(a <= s <= b for a, b in wins) for s, _, _, _ in ld.done]
-        rest = [e - s for (s, e, _, _), i in zip(ld.done, inside) if t0 <= s < t1 and not i]
-        out[name] = {"reads_during_loads": sum(1 for (s, _, _, _), i in zip(ld.done, inside) if i and t0 <= s < t1),
-                     "p99_ms_outside_loads": pct(rest, 99)}
+        reads = [(s, e) for s, e, _, _ in ld.done if t0 <= s < t1]
+        rest = [e - s for s, e in reads if not any(a <= s <= b for a, b in wins)]
+        out[name] = {"reads_during_loads": len(reads) - len(rest), "p99_ms_outside_loads": pct(rest, 99)}
     return out
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..space.follower import ReadsInFlight
 from .errors import error_response
 
 DEFAULT_BODY_TIMEOUT = 15.0
@@ -91,7 +91,7 @@ class ReadsInFlightMiddleware:
     parsing, the validation and the JSON of its answer as well as the ``Space`` read, so that a
     follower's load of a generation waits for all of it (``talkrec serve --follow``)."""
 
-    def __init__(self, app: ASGIApp, reads: Any) -> None:
+    def __init__(self, app: ASGIApp, reads: ReadsInFlight) -> None:
         self.app, self.reads = app, reads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
