@@ -598,6 +598,45 @@ def test_query_encoder_lanes_run_batches_side_by_side_and_encode_each_query_once
         assert e.value.field == "lanes"
 
 
+def test_query_encoder_serves_every_thread_not_the_two_that_free_the_lanes():
+    """Issue 13: a thread whose query another pass had encoded still waited for a lane of
+    its own (a semaphore), and the two threads that freed the lanes took them again at once:
+    of 8 threads searching in a loop, 6 finished one query in seconds while 2 ran passes of
+    one. A text encoded by any pass is returned at once, and waiting texts join the next pass."""
+    import threading
+    import time
+
+    from talkrec.encoders.query import QueryEncoder
+
+    sizes = []
+
+    class Parallel:
+        modality, dim, parallel_safe = "text", 2, True
+
+        def encode(self, inputs, **kw):
+            sizes.append(len(inputs))
+            time.sleep(0.004)
+            return np.array([[len(t), 1.0] for t in inputs])
+
+    q = QueryEncoder(Parallel(), lanes=2, cache_size=0)
+    done = [0] * 8
+    stop = time.perf_counter() + 1.5
+
+    def search(j: int) -> None:
+        i = 0
+        while time.perf_counter() < stop:
+            assert q.encode("q" * (j + 1) + " " * i, kind="query").tolist() == [float(j + 1 + i), 1.0]
+            done[j], i = done[j] + 1, i + 1
+    threads = [threading.Thread(target=search, args=(j,)) for j in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert min(done) >= 10, done                      # before: [~190, ~190, 1, 1, 1, 1, 1, 1]
+    assert max(done) <= 4 * min(done), done
+    assert max(sizes) > 2 and sum(sizes) == sum(done)   # queries share passes, each encoded once
+
+
 def test_a_low_priority_query_encoder_runs_the_model_on_its_own_niced_thread():
     """Issue 10: two writers on two cores queued every read behind their forward passes; the
     write path's encoder runs on one thread of its own with a lowered priority."""

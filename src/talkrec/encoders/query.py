@@ -9,11 +9,13 @@
   next one (one forward pass for many concurrent searches); so are passages (the item
   descriptions of concurrent writes), unless ``workers > 1`` encodes them side by side;
   with ``lanes > 1`` (an encoder whose calls may run in parallel) that many batches are
-  encoded at once, so a batch forms while another runs instead of waiting for it.
+  encoded at once, so a batch forms while another runs instead of waiting for it. A thread
+  whose text a pass has encoded returns at once; only a thread whose text nobody has taken
+  waits for a lane (every thread progresses, however many search in a loop).
 
 Single query texts (``encode(text, kind="query")``) are cached and batched; passages
 (``encode(text or [texts], kind="passage")``) are batched, not cached; anything else is
-passed through under the same lock.
+passed through, one lane each.
 """
 from __future__ import annotations
 
@@ -30,13 +32,14 @@ __all__ = ["QueryEncoder"]
 
 
 class _Pending:
-    __slots__ = ("texts", "kind", "value", "error", "done")
+    __slots__ = ("texts", "kind", "value", "error", "taken", "done")
 
     def __init__(self, texts: list[str], kind: str) -> None:
         self.texts, self.kind = texts, kind
         self.value: np.ndarray | None = None          # one row per text
         self.error: BaseException | None = None
-        self.done = threading.Event()                 # set once value or error is
+        self.taken = False                            # in a pass (running or done)
+        self.done = False                             # value or error is set
 
 
 class QueryEncoder:
@@ -92,8 +95,9 @@ class QueryEncoder:
         self.lanes = lanes
         self._slots = threading.Semaphore(workers)
         self._pool: Any = None
-        self._passes = threading.Semaphore(lanes)  # a slot held by each pass that encodes
-        self._qlock = threading.Lock()  # guards the queue and the cache
+        # guards the queue, the cache and the count of passes running; notified when a pass ends
+        self._cond = threading.Condition()
+        self._running = 0
         self._queue: list[_Pending] = []
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
@@ -114,12 +118,17 @@ class QueryEncoder:
         passages = kind == "passage" and (isinstance(inputs, str) or (
             isinstance(inputs, list) and 0 < len(inputs) <= self.max_batch and all(isinstance(t, str) for t in inputs)))
         if not (set(kw) <= {"kind"} and (passages or (isinstance(inputs, str) and kind == "query"))):
-            with self._passes:
+            with self._cond:
+                self._cond.wait_for(lambda: self._running < self.lanes)
+                self._running += 1
+            try:
                 return self._run(inputs, **kw)
+            finally:
+                self._pass_ended([])
         if passages and self.workers > 1:           # side by side, each its own call (nothing shared to copy)
             with self._slots:
                 return self._run(inputs, **kw)
-        with self._qlock:
+        with self._cond:
             if kind == "query":
                 hit = self._cache.get(inputs)
                 if hit is not None:
@@ -127,46 +136,63 @@ class QueryEncoder:
                     return hit.copy()
             mine = _Pending([inputs] if isinstance(inputs, str) else list(inputs), str(kind))
             self._queue.append(mine)
-        with self._passes:  # whoever holds a slot encodes everything queued so far
-            if not mine.done.is_set():
-                self._encode_queued(mine)
-        mine.done.wait()    # at once, unless another pass running now took ``mine``
+            # done (another pass took it), or a lane free while nobody has taken it: then this
+            # thread encodes everything queued so far. A thread whose text is encoded returns
+            # at once: it never waits for a lane (a semaphore here let the two threads that
+            # freed the lanes take them again and again while six waited, each in a batch of one)
+            self._cond.wait_for(lambda: mine.done or (not mine.taken and self._running < self.lanes))
+            batch = None if mine.done else self._take(mine)
+        if batch is not None:
+            self._encode_batch(batch)
         if mine.error is not None:
             raise mine.error
-        if mine.value is None:  # pragma: no cover - _encode_queued always sets one of the two
+        if mine.value is None:  # pragma: no cover - _encode_batch always sets one of the two
             raise RuntimeError("text was not encoded")
         return mine.value[0].copy() if isinstance(inputs, str) else mine.value.copy()
 
-    def _encode_queued(self, mine: _Pending) -> None:
-        """Encode queued texts of ``mine``'s kind (``mine`` first, up to ``max_batch`` texts
-        in all) in one call of the wrapped encoder (a slot held); nothing when another pass
-        has taken ``mine`` already."""
-        with self._qlock:
-            if all(p is not mine for p in self._queue):
-                return
-            batch, n = [mine], len(mine.texts)
-            for p in self._queue:
-                if p is not mine and p.kind == mine.kind and n + len(p.texts) <= self.max_batch:
-                    batch.append(p)
-                    n += len(p.texts)
-            self._queue = [p for p in self._queue if all(p is not b for b in batch)]
+    def _take(self, mine: _Pending) -> list[_Pending]:
+        """``mine`` and the queued texts of its kind (up to ``max_batch`` texts in all), out of
+        the queue, for a pass this thread runs (``_cond`` held)."""
+        batch, n = [mine], len(mine.texts)
+        for p in self._queue:
+            if p is not mine and p.kind == mine.kind and n + len(p.texts) <= self.max_batch:
+                batch.append(p)
+                n += len(p.texts)
+        for p in batch:
+            p.taken = True
+        self._queue = [p for p in self._queue if not p.taken]
+        self._running += 1
+        return batch
+
+    def _encode_batch(self, batch: list[_Pending]) -> None:
+        """One call of the wrapped encoder on ``batch``'s texts; every waiter gets its rows or
+        the error."""
+        V: np.ndarray | None = None
+        err: BaseException | None = None
         try:
-            V = np.atleast_2d(self._run([t for p in batch for t in p.texts], kind=mine.kind))
+            V = np.atleast_2d(self._run([t for p in batch for t in p.texts], kind=batch[0].kind))
+        except BaseException as e:  # noqa: BLE001 - handed to every waiter
+            err = e
+        self._pass_ended(batch, V, err)
+
+    def _pass_ended(self, batch: list[_Pending], V: np.ndarray | None = None,
+                    err: BaseException | None = None) -> None:
+        """Hand a pass's rows (or its error) to its texts, cache the queries, free the lane."""
+        with self._cond:
             at = 0
-            with self._qlock:
-                for p in batch:
+            for p in batch:
+                if V is None:
+                    p.error = err if err is not None else RuntimeError("text was not encoded")
+                else:
                     p.value, at = V[at:at + len(p.texts)], at + len(p.texts)
                     if self.cache_size and p.kind == "query":
                         self._cache[p.texts[0]] = p.value[0]
                         self._cache.move_to_end(p.texts[0])
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
-        except BaseException as e:  # noqa: BLE001 - handed to every waiter
-            for p in batch:
-                p.error = e
-        finally:
-            for p in batch:
-                p.done.set()
+                p.done = True
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+            self._running -= 1
+            self._cond.notify_all()
 
     def _run(self, inputs: Any, **kw: Any) -> np.ndarray:
         """The wrapped encoder's ``encode`` - on the low-priority thread when ``nice > 0``."""
