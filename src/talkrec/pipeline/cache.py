@@ -41,22 +41,24 @@ def _peak_rss_mb() -> float:
 
 
 class StageTimer:
-    """Records wall time and peak resident memory after each stage."""
+    """Records wall time, CPU time (every thread of the process: ``cpu_s / seconds`` is how
+    many cores the stage kept busy) and peak resident memory after each stage."""
 
     def __init__(self) -> None:
         self.stages: list[dict[str, Any]] = []
 
     @contextmanager
     def stage(self, name: str) -> Iterator[dict[str, Any]]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         info: dict[str, Any] = {"stage": name}
         log.info("stage %s ...", name)
         yield info
         info["seconds"] = round(time.perf_counter() - t0, 2)
+        info["cpu_s"] = round(time.process_time() - c0, 2)
         info["peak_rss_mb"] = round(_peak_rss_mb(), 1)
         self.stages.append(info)
-        log.info("stage %s done in %.1fs (peak RSS %.0f MB)%s", name, info["seconds"], info["peak_rss_mb"],
-                 " [cached]" if info.get("cached") else "")
+        log.info("stage %s done in %.1fs (cpu %.1fs, peak RSS %.0f MB)%s", name, info["seconds"], info["cpu_s"],
+                 info["peak_rss_mb"], " [cached]" if info.get("cached") else "")
 
 
 class Cache:
