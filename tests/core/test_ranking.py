@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from talkrec.ranking import rrf_depth, rrf_scores, top_k
+from talkrec.ranking import partition_rows, rrf_depth, rrf_scores, top_k
 
 
 def test_descending_with_ties_by_lower_position():
@@ -121,3 +121,21 @@ def test_a_list_read_to_rrf_depth_gives_the_same_top_and_scores(seed):
     want, got = top_k(full, need), top_k(cut, need)
     assert got.tolist() == want.tolist()
     assert np.array_equal(cut[got], full[want])
+
+
+@pytest.mark.parametrize("n", [7, 5000])
+def test_partition_rows_is_numpys_argpartition_row_by_row(n):
+    """Issue 13: EASE's top lists of 1,024 x 17,632 chunks spent most of the stage in numpy's
+    ``argpartition(axis=1)``, which fills an index array as large as the matrix; row by row
+    gives the same positions in the same order (ties, infinities and NaN included)."""
+    rng = np.random.default_rng(n)
+    a = rng.integers(0, 50, size=(6, n)).astype(np.float32)        # many ties
+    a[rng.random(a.shape) < 0.05] = np.inf
+    a[0, : n // 2] = np.nan
+    for k in (1, 3, n // 2, n):
+        assert np.array_equal(partition_rows(a, k), np.argpartition(a, k - 1, axis=1)[:, :k])
+    s = np.sort(np.where(np.isnan(a[1]), np.inf, a[1]))
+    assert np.sort(a[1][partition_rows(a, 3)[1]]).tolist() == s[:3].tolist()    # the 3 smallest
+    for bad in (0, n + 1):
+        with pytest.raises(ValueError):
+            partition_rows(a, bad)
