@@ -1,8 +1,9 @@
 """Stage-by-stage time and peak memory of ``talkrec build``, with the text stage as the floor.
 
 Runs ``talkrec build CONFIG --output OUT`` in a fresh process with an empty build cache
-(``OUT.build`` is removed first unless ``--keep-cache``), then prints every stage's seconds
-and peak RSS from ``OUT/build_report.json``, the whole build next to its floor (the text
+(``OUT.build`` is removed first unless ``--keep-cache``), then prints every stage's seconds,
+the cores it kept busy (its CPU seconds / wall seconds) and peak RSS from
+``OUT/build_report.json``, the whole build next to its floor (the text
 stage: the build target is at most 1.3x it, and at most 240 s in all), the process's wall
 time, CPU time and peak RSS, and the load average before and after (the machine is shared).
 
@@ -65,7 +66,8 @@ def main() -> None:
     print(f"load average before {out['load_before']}, after {out['load_after']}")
     for s in stages:
         extra = {k: v for k, v in s.items() if k in ("backend", "threads", "epochs", "best_epoch", "cached")}
-        print(f"  {s['stage']:<13} {s['seconds']:>8.1f} s  peak RSS {s['peak_rss_mb']:>7.0f} MB  {extra or ''}")
+        cores = f"  cores {s['cpu_s'] / s['seconds']:.2f}" if "cpu_s" in s and s["seconds"] > 0 else ""
+        print(f"  {s['stage']:<13} {s['seconds']:>8.1f} s{cores}  peak RSS {s['peak_rss_mb']:>7.0f} MB  {extra or ''}")
     print(f"  stages total  {total:>8.1f} s   (the report is written inside the index stage, so without it)")
     print(f"  whole build   {wall:>8.1f} s   (process wall; target <= {TARGET_TOTAL_S:.0f} s)  "
           f"CPU {cpu:.0f} s  peak RSS {rss:.0f} MB")
