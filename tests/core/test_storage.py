@@ -567,3 +567,34 @@ def test_a_space_loaded_before_a_rebuild_does_not_write_its_old_items_over_the_n
     manifest = json.loads((d / "MANIFEST.json").read_text())
     assert manifest["generation"] == "gen-000002" and manifest["space_id"] == new_id
     assert len(Space.load(d).item_ids) == 31
+
+
+def test_a_new_space_carries_its_int8_copies_so_no_serving_process_makes_them(tmp_path, monkeypatch):
+    """Issue 13 ("anything a query needs is built at build time"): only a compaction saved the
+    int8 copies, so every `talkrec serve` of a freshly built space quantized its vectors and
+    its text matrix again at warm-up (0.1 s for Last.fm). The build saves them; a process
+    reading the generation loads them (32 rows checked) and they score as a new copy does."""
+    import pandas as pd
+
+    from talkrec.index import quantized
+    from talkrec.index.store import VectorIndex
+    from talkrec.space.files import read_generation, write_new_space
+
+    rng = np.random.default_rng(0)
+    n = quantized.MIN_ROWS
+    V = rng.normal(size=(n, 8)).astype(np.float32)
+    meta = pd.DataFrame({"item_id": [f"i{i}" for i in range(n)], "name": [f"item {i}" for i in range(n)],
+                         "description": ["rock"] * n})
+    index = VectorIndex([f"i{i}" for i in range(n)], V, meta)
+    write_new_space(tmp_path, index, {"text": rng.normal(size=(n, 6)).astype(np.float32)}, text_key="text")
+    assert sorted(p.name for p in (tmp_path / "gen-000001" / "int8").iterdir()) == ["fused.npz", "input-text.npz"]
+    calls = []
+    real = quantized._quantize
+    monkeypatch.setattr(quantized, "_quantize", lambda X: calls.append(len(X)) or real(X))
+    gen = read_generation(tmp_path / "gen-000001", ann=False)
+    gen.warm_int8("text")
+    assert calls == [32, 32]                          # the saved copies checked, not made again
+    q = rng.normal(size=8).astype(np.float32)
+    rows, sims = gen.int8(None).top(q, 10)
+    fresh = quantized.Int8TopK(gen.vectors).top(q, 10)
+    assert rows.tolist() == fresh[0].tolist() and np.array_equal(sims, fresh[1])

@@ -291,7 +291,8 @@ def index_stage(cfg: Mapping[str, Any], b: Built, fusion: Any, fused: np.ndarray
         with replacing(out_dir), staged_collection(settings, index.ids, index.vectors, index.meta, info) as swap_in:
             with atomic_dir(out_dir) as tmp:
                 write_new_space(tmp, index, {m: (np.stack(v, axis=1) if isinstance(v, list) else v)[ok]
-                                             for m, v in inputs.items()}, cfg.get("search"))
+                                             for m, v in inputs.items()}, cfg.get("search"),
+                                text_key="text" if "text" in inputs else None)
                 fusion.save(tmp / "fusion")
                 export_text_model(b.text_encoder, tmp / "text_model")
                 if b.cf_encoder is not None:
