@@ -204,7 +204,8 @@ def wrk_search(url: str, base: list[str], clients: int, seconds: float, mode: st
     if shutil.which("wrk") is None:
         print("wrk is not on PATH (apt-get install wrk): no wrk rows", file=sys.stderr)
         return None
-    n = int(seconds * 2000)                       # more distinct queries than the run can send
+    n = min(int(seconds * 2000), 50_000)          # more distinct queries than the run can send (a Lua
+                                                  # table literal holds at most 65,536 constants)
     paths = ",".join(json.dumps("/api/search?" + urlencode({"q": query(base, f"w{mode}", i), "mode": mode}))
                      for i in range(n))
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:

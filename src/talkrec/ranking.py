@@ -18,7 +18,6 @@ __all__ = ["partition_rows", "rrf_depth", "rrf_scores", "top_k"]
 _ROW_BY_ROW = 4096
 
 
-
 def top_k(scores: np.ndarray, k: int, *, exclude: Sequence[int] | Sequence[Sequence[int]] | None = None,
           allowed: np.ndarray | None = None) -> np.ndarray:
     """Positions of the ``k`` largest scores, best first.
@@ -92,9 +91,9 @@ def partition_rows(a: np.ndarray, k: int) -> np.ndarray:
 
     Wide rows (4,096 values or more) are partitioned one at a time: numpy's call over the whole
     matrix first fills an int64 index array as large as ``a`` (144 MB for 1,024 x 17,632), and
-    its page faults cost more than the selection (1,024 x 17,632, k 200: 0.56 s whole, 0.05 s
-    row by row; 8 x 17,632, k 10: 0.35 / 0.24 ms). Give a C-ordered ``a``: a row of a
-    column-major matrix is read with a stride, 5-10x slower."""
+    its page faults cost more than the selection (random C-ordered 1,024 x 17,632, k 200: 0.56 s
+    whole, 0.05 s row by row; 8 x 17,632, k 10: 0.35 / 0.24 ms). Give a C-ordered ``a``: a row of
+    a column-major matrix is read with a stride, 5-10x slower."""
     m, n = a.shape
     if not 0 < k <= n:
         raise ValueError(f"k must be in [1, {n}], got {k}")
