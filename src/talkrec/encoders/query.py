@@ -124,7 +124,8 @@ class QueryEncoder:
             try:
                 return self._run(inputs, **kw)
             finally:
-                self._pass_ended([])
+                with self._cond:
+                    self._free_lane()
         if passages and self.workers > 1:           # side by side, each its own call (nothing shared to copy)
             with self._slots:
                 return self._run(inputs, **kw)
@@ -175,14 +176,13 @@ class QueryEncoder:
             err = e
         self._pass_ended(batch, V, err)
 
-    def _pass_ended(self, batch: list[_Pending], V: np.ndarray | None = None,
-                    err: BaseException | None = None) -> None:
+    def _pass_ended(self, batch: list[_Pending], V: np.ndarray | None, err: BaseException | None) -> None:
         """Hand a pass's rows (or its error) to its texts, cache the queries, free the lane."""
         with self._cond:
             at = 0
             for p in batch:
                 if V is None:
-                    p.error = err if err is not None else RuntimeError("text was not encoded")
+                    p.error = err
                 else:
                     p.value, at = V[at:at + len(p.texts)], at + len(p.texts)
                     if self.cache_size and p.kind == "query":
@@ -191,8 +191,12 @@ class QueryEncoder:
                 p.done = True
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
-            self._running -= 1
-            self._cond.notify_all()
+            self._free_lane()
+
+    def _free_lane(self) -> None:
+        """A pass has ended (``_cond`` held): its lane is free, and every waiter looks again."""
+        self._running -= 1
+        self._cond.notify_all()
 
     def _run(self, inputs: Any, **kw: Any) -> np.ndarray:
         """The wrapped encoder's ``encode`` - on the low-priority thread when ``nice > 0``."""
