@@ -297,9 +297,11 @@ def test_reads_in_flight_are_counted_once_per_outermost_read(d, monkeypatch):
 
     space = Space.load(d, follow=True)
     seen = []
-    make_hits = core.make_hits
+    make_hits, hits_at = core.make_hits, core.hits_at           # where each read makes its hits
     monkeypatch.setattr(core, "make_hits", lambda snap, pairs: seen.append(len(space.store.reads._tokens))
                         or make_hits(snap, pairs))
+    monkeypatch.setattr(core, "hits_at", lambda snap, rows, scores: seen.append(len(space.store.reads._tokens))
+                        or hits_at(snap, rows, scores))
     assert not space.store.reads
     space.similar(space.item_ids[0], k=3)
     space.search("jazz", k=3, mode="lexical")

@@ -223,5 +223,7 @@ class Int8TopK:
             top = top_k(s, k)
             return top, s[top].astype(np.float32)
         s = self.X[cand] @ q32
-        order = top_k(s, k)
+        # the candidates are about k rows in row order: a stable sort of all of them ranks
+        # them as top_k does (ties to the lower row) at a third of its cost
+        order = np.argsort(-s, kind="stable")[:k] if len(cand) <= 2 * k and np.isfinite(s).all() else top_k(s, k)
         return cand[order], s[order]

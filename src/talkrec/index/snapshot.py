@@ -1,11 +1,10 @@
 """An immutable, consistent view of a space's items: what every read works on.
 
-A :class:`Snapshot` is a base :class:`~talkrec.index.segments.Generation` plus the first
-``m`` rows of the :class:`~talkrec.index.segments.DeltaRows` written since, a liveness mask
-over all those rows (an update tombstones the old row and appends a new one; a delete only
-tombstones) and the map from id to the newest delta row. A write makes the next snapshot
-(copying the mask and the small delta map, never touching rows a reader may use); a reader
-takes the current one once and uses it to the end, without a lock.
+A :class:`Snapshot` is a base :class:`~talkrec.index.segments.Generation` plus the first ``m`` rows of
+the :class:`~talkrec.index.segments.DeltaRows` written since, a liveness mask over all those rows (an
+update tombstones the old row and appends a new one; a delete only tombstones) and the map from id to
+the newest delta row. A write makes the next snapshot (copying the mask and the small delta map, never
+touching rows a reader may use); a reader takes the current one once and uses it to the end, unlocked.
 
 Rows are addressed physically: base rows ``0 .. n0-1``, delta rows ``n0 .. n0+m-1``; dead
 rows score ``-inf`` and are never returned. :attr:`ids`, :attr:`vectors` and :attr:`meta`
@@ -109,15 +108,18 @@ class Snapshot:
     def id_at(self, p: int) -> str:
         return str(self.gen.ids[p]) if p < self.n0 else self.delta.ids[p - self.n0]
 
+    def ids_at(self, rows: np.ndarray) -> list[str]:
+        """The item id of each row."""
+        rows, n0 = np.asarray(rows, dtype=np.int64), self.n0
+        base = self.gen.ids[rows[rows < n0]].tolist() if n0 else []
+        if len(base) == len(rows):
+            return base
+        it = iter(base)
+        return [next(it) if r < n0 else self.delta.ids[r - n0] for r in rows.tolist()]
+
     def pairs(self, rows: np.ndarray, scores: np.ndarray) -> list[tuple[str, float]]:
         """``(item_id, score)`` of each row, with ``scores`` aligned with ``rows``."""
-        rows = np.asarray(rows, dtype=np.int64)
-        n0, ids = self.n0, self.gen.ids
-        names = ids[rows[rows < n0]].tolist() if n0 else []
-        if len(names) < len(rows):
-            it = iter(names)
-            names = [next(it) if r < n0 else self.delta.ids[r - n0] for r in rows.tolist()]
-        return list(zip(names, np.asarray(scores, dtype=np.float64).tolist()))
+        return list(zip(self.ids_at(rows), np.asarray(scores, dtype=np.float64).tolist()))
 
     def input_row(self, key: str, p: int) -> np.ndarray | None:
         """Raw input ``key`` of row ``p`` (``None`` when the space keeps no such input)."""

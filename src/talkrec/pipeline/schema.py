@@ -40,11 +40,11 @@ SECTIONS: dict[str, frozenset[str]] = {
     # space.search, index.lexical.bm25_params
     "search": frozenset({"mode", "hybrid_text_weight", "hybrid_bm25_weight", "rrf_depth", "rrf_c",
                          "bm25_k1", "bm25_b", "bm25_fields", "bm25_pairs"}),
-    # space.strategies.similar_pairs
+    # space.strategies.similar_rows
     "similar": frozenset({"strategy", "cf_weight", "rrf_c", "depth", "cold_neighbors", "cold_weight", "cold_match",
                           "cold_content_weight", "lexical_weight", "lexical_max_df",
                           "lexical_max_terms"}),
-    # space.strategies.recommend_pairs
+    # space.strategies.recommend_rows
     "recommend": frozenset({"strategy", "weights", "rrf_c", "depth", "cold_neighbors", "cold_match", "cold_boost",
                             "cold_prior", "cold_prior_weight"}),
     "recommend.weights": frozenset({"fused", "ease", "als"}),

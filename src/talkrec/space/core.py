@@ -23,10 +23,10 @@ from ..index.snapshot import Snapshot
 from . import browse, media, playlists, warming
 from .explain import explain as explain_pair
 from .files import read_space
-from .hits import Hit, jsonable, make_hits
+from .hits import Hit, hits_at, jsonable, make_hits
 from .playlists import Continuation
 from .search import LexicalView, lexical_search, text_search
-from .strategies import recommend_pairs, score_kind, similar_pairs
+from .strategies import recommend_rows, score_kind, similar_rows
 from .vectors import checked_vector, mean_vector, mixed_vector
 from .writer import SpaceStore
 from .writes import SpaceWrites
@@ -296,7 +296,7 @@ class Space(SpaceWrites):
     def similar(self, item_id: str, k: int = 10, *, where: Where = None, offset: int = 0) -> list[Hit]:
         """Items similar to ``item_id`` (itself excluded), by ``similar.strategy`` (:mod:`.strategies`)."""
         if score_kind(self, "similar") == "rrf":
-            return self.hits(similar_pairs(self, item_id, k, where, offset))
+            return hits_at(self.index, *similar_rows(self, item_id, k, where, offset))
         return self.hits(self.index.search(self.item_vector(item_id), k, where=where, exclude=[item_id], offset=offset))
 
     @consistent
@@ -309,7 +309,7 @@ class Space(SpaceWrites):
         q = self.items_vector(hist)
         excl = hist if exclude_seen else []
         if score_kind(self, "recommend") != "cosine":
-            return self.hits(recommend_pairs(self, hist, q, k, where, offset, excl))
+            return hits_at(self.index, *recommend_rows(self, hist, q, k, where, offset, excl))
         return self.hits(self.index.search(q, k, where=where, exclude=excl, offset=offset))
 
     @consistent

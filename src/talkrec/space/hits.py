@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..index.snapshot import Snapshot
 
-__all__ = ["META_IN_HITS", "Hit", "carry_hit_rows", "jsonable", "make_hits", "warm_hit_rows"]
+__all__ = ["META_IN_HITS", "Hit", "base_names", "carry_hit_rows", "hits_at", "jsonable", "make_hits", "warm_hit_rows"]
 
 #: metadata fields a hit carries (those the space has)
 META_IN_HITS = ("tags", "genres", "genre", "decade", "year", "listeners", "plays", "n_ratings", "modalities")
@@ -100,17 +100,24 @@ def make_hits(index: Snapshot, pairs: Iterable[tuple[str, float]]) -> list[Hit]:
     A base row's name and hit fields are made once per generation, when first asked for
     (:class:`_BaseRows`), and shared by its hits until one reads its ``metadata``; a row
     written since is read from its metadata dict."""
-    pairs = list(pairs)
-    if not pairs:
-        return []
+    in_delta, in_base = index.delta_pos.get, index.gen.index.position
+    return _hits(index, ((iid, p if (p := in_delta(iid)) is not None else in_base(iid), s) for iid, s in pairs))
+
+
+def hits_at(index: Snapshot, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
+    """:func:`make_hits` for live ``rows`` of ``index`` and their ``scores`` (what the ranking
+    code has), without looking each row up again by its id (0.08 ms of a k=200 list)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    return _hits(index, zip(index.ids_at(rows), rows.tolist(), np.asarray(scores, dtype=np.float64).tolist()))
+
+
+def _hits(index: Snapshot, found: Iterable[tuple[str, int | None, float]]) -> list[Hit]:
+    """The hits of ``(item_id, row, score)`` (row None: not in ``index``)."""
     base = _base_rows(index)
     cols, made, of_kept = base.cols, base.made, Hit._of_kept
-    n0, live, delta_pos, base_pos = index.n0, index.live, index.delta_pos, index.gen.index.position
+    n0, live = index.n0, index.live
     out = []
-    for iid, s in pairs:
-        p = delta_pos.get(iid)
-        if p is None:
-            p = base_pos(iid)
+    for iid, p, s in found:
         if p is not None and p < n0 and live[p]:
             name, md, lists = made(p)
             out.append(of_kept(iid, name if name is not None else iid, float(s), md, lists))
@@ -139,6 +146,11 @@ def warm_hit_rows(index: Snapshot) -> int:
     for p in range(n):
         base.made(p)
     return n
+
+
+def base_names(index: Snapshot) -> list[Any]:
+    """Each base row's name as stored (None without one), a list made once per generation."""
+    return _base_rows(index).names
 
 
 def carry_hit_rows(old: Snapshot, new: Snapshot) -> int:

@@ -26,7 +26,7 @@ and ALS factors (``cf/``); ``space.json`` names the strategies (set by the build
   predicted from catalog fields (:mod:`.priors`). ``rrf`` - RRF of the fused list and the
   ``x B`` list (weight ``weights.ease``). ``knn`` (and ``fusion: paper``) - the fused space alone.
 
-Each function returns ``(item_id, score)`` pairs, best first, ``offset`` skipped.
+Each returns the snapshot's rows, best first, ``offset`` skipped, and their scores (:data:`Rows`).
 """
 from __future__ import annotations
 
@@ -40,13 +40,15 @@ from ..index.store import checked_query
 from ..index.toplists import blend_ready, blend_top
 from ..ranking import rrf_depth, rrf_scores, top_k
 from .priors import cold_prior, impute
-from .search import beside, counted, lexical_neighbors
+from .search import counted, lexical_neighbors
 
 if TYPE_CHECKING:
     from ..index.snapshot import Snapshot
     from .core import Space
 
-__all__ = ["ease_model", "recommend_pairs", "score_kind", "similar_pairs", "zscore"]
+Rows = tuple[np.ndarray, np.ndarray]       # rows of the snapshot, best first, and their scores
+
+__all__ = ["Rows", "ease_model", "recommend_rows", "score_kind", "similar_rows", "zscore"]
 
 
 def ease_model(space: "Space") -> Any:
@@ -287,36 +289,34 @@ def _cold_neighbors(space: "Space", snap: "Snapshot", m: int,
     return snap.memo(("cold_neighbors", m, match, id(ease)), make)  # type: ignore[no-any-return]
 
 
-def _pairs(snap: "Snapshot", s: np.ndarray, need: int, offset: int, exclude: Sequence[int],
-           allowed: np.ndarray) -> list[tuple[str, float]]:
+def _top(s: np.ndarray, need: int, offset: int, exclude: Sequence[int], allowed: np.ndarray) -> Rows:
     top = top_k(s, need, exclude=list(exclude), allowed=allowed)[offset:]
-    return snap.pairs(top, s[top])
+    return top, s[top]
 
 
-def similar_pairs(space: "Space", item_id: str, k: int, where: Where, offset: int) -> list[tuple[str, float]]:
+def similar_rows(space: "Space", item_id: str, k: int, where: Where, offset: int) -> Rows:
     """``similar.strategy: rrf``: RRF of the fused list, the item's EASE list (a cold item: the
     lists it borrows, and with ``cold_content_weight`` its list by content) and, with
     ``lexical_weight``, its BM25 list (:func:`.search.lexical_neighbors`)."""
     with counted():
-        return _similar_pairs(space, item_id, k, where, offset)
+        return _similar_rows(space, item_id, k, where, offset)
 
 
-def _similar_pairs(space: "Space", item_id: str, k: int, where: Where, offset: int) -> list[tuple[str, float]]:
+def _similar_rows(space: "Space", item_id: str, k: int, where: Where, offset: int) -> Rows:
     snap = space.index
     cfg: Mapping[str, Any] = space.config.get("similar", {})
     q = checked_query(space.item_vector(item_id), snap.dim, k, offset)   # unknown item: NotFoundError
     p = snap.position(item_id)
     allowed = snap.mask(where)
-    need = k + offset
-    c = float(cfg.get("rrf_c", 60.0))
+    need, c = k + offset, float(cfg.get("rrf_c", 60.0))
     # EASE knows an item by its id (as in recommend): an updated item keeps its list, a new one borrows
     ease = _ease_list(space, snap, item_id)
     w_ease, w_lex = float(cfg.get("cf_weight", 0.5)), float(cfg.get("lexical_weight", 0.0))
     borrow = not len(ease) and int(cfg.get("cold_neighbors", 0)) > 0 and ease_model(space) is not None
     depth = read = max(int(cfg.get("depth", 1000)), need)
-    # the BM25 list needs no vector: alone, it runs beside the fused list (search.beside)
-    f_lex = beside(lambda: lexical_neighbors(space, p, depth, allowed, float(cfg.get("lexical_max_df", 1.0)),
-                                             int(cfg.get("lexical_max_terms", 0)))) if w_lex > 0 else None
+    # the BM25 list on this thread: on another beside the fused list it waits for the GIL (docs/service.md)
+    lex = lexical_neighbors(space, p, depth, allowed, float(cfg.get("lexical_max_df", 1.0)),
+                            int(cfg.get("lexical_max_terms", 0))) if w_lex > 0 else np.empty(0, np.int64)
     if not borrow and w_ease >= 0 and c >= 0 and snap.backend is None and snap.gen.index.graph is None:
         # an exact list need not go deeper than the fusion's top can reach (ranking.rrf_depth:
         # 105 of 1000 for the top 10 beside an EASE list of weight 0.5; a BM25 list of weight 2
@@ -336,14 +336,16 @@ def _similar_pairs(space: "Space", item_id: str, k: int, where: Where, offset: i
         w_ease = float(cfg.get("cold_weight", 0.25))
         if w_own > 0:                                                 # like with like, as the neighbour search
             own = top_k(content, depth, exclude=[p], allowed=allowed)
-    lists = [fused, ease[allowed[ease] & (ease != p)], own, f_lex.result() if f_lex else np.empty(0, np.int64)]
+    lists = [fused, ease[allowed[ease] & (ease != p)], own, lex]
     rrf = rrf_scores(lists, snap.n_rows, c=c, weights=[1.0, w_ease, w_own, w_lex])
-    rrf[rrf <= 0] = -np.inf
-    return _pairs(snap, rrf, need, offset, [p], allowed)
+    cand = np.flatnonzero(rrf > 0)                   # the lists' rows, in row order: rank only them
+    cand = cand[allowed[cand] & (cand != p)]
+    top = cand[top_k(rrf[cand], need)][offset:]
+    return top, rrf[top]
 
 
-def recommend_pairs(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, where: Where, offset: int,
-                    exclude: Sequence[str]) -> list[tuple[str, float]]:
+def recommend_rows(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, where: Where, offset: int,
+                   exclude: Sequence[str]) -> Rows:
     """``recommend.strategy: blend`` or ``rrf`` for the history ``hist`` (mean vector ``q``)."""
     snap = space.index
     q = checked_query(q, snap.dim, k, offset)
@@ -365,7 +367,7 @@ def recommend_pairs(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, 
         total = rrf_scores(lists, snap.n_rows, c=float(cfg.get("rrf_c", 60.0)),
                            weights=[1.0, float(w["ease"])][:len(lists)])
         total[total <= 0] = -np.inf
-        return _pairs(snap, total, need, offset, excl, cand)
+        return _top(total, need, offset, excl, cand)
     # without a filter, the blend's top comes from the int8 copy (toplists.blend_top), no
     # float32 product over every row (``allowed`` is the liveness mask itself then)
     fast = allowed is snap.live and blend_ready(snap)
@@ -391,8 +393,8 @@ def recommend_pairs(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, 
             rest[no_cf] += cold_prior(space, snap, cfg)[no_cf]
     top = blend_top(snap, q, float(w["fused"]), rest, excl, need) if fast else None
     if top is not None:
-        return snap.pairs(top[0][offset:], top[1][offset:])
+        return top[0][offset:], top[1][offset:]
     if s_fused is None:                      # nearly constant scores: blend_top declined
         s_fused = snap.scores(q)
     total = float(w["fused"]) * zscore(s_fused, cand) + rest
-    return _pairs(snap, np.where(cand, total, -np.inf), need, offset, excl, cand)
+    return _top(np.where(cand, total, -np.inf), need, offset, excl, cand)
