@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from talkrec.ranking import partition_rows, rrf_depth, rrf_scores, top_k
+from talkrec.ranking import partition_rows, rrf_depth, rrf_scores, top_k, top_k_among
 
 
 def test_descending_with_ties_by_lower_position():
@@ -139,3 +139,21 @@ def test_partition_rows_is_numpys_argpartition_row_by_row(n):
     for bad in (0, n + 1):
         with pytest.raises(ValueError):
             partition_rows(a, bad)
+
+
+def test_top_k_among_ranks_only_the_given_rows_as_top_k_would():
+    """By hand: rows 1, 3, 4 of [0, .5, 0, .9, .5]; 0.9 first, then the 0.5 tie to the lower row,
+    whether the rows are partitioned (more than k) or sorted whole (k or fewer)."""
+    s = np.array([0.0, 0.5, 0.0, 0.9, 0.5])
+    assert top_k_among(s, np.array([1, 3, 4]), 2).tolist() == [3, 1]
+    assert top_k_among(s, np.array([1, 3, 4]), 3).tolist() == [3, 1, 4]
+    assert top_k_among(s, np.array([1, 3, 4]), 10).tolist() == [3, 1, 4]
+    assert top_k_among(s, np.array([], dtype=np.int64), 3).tolist() == []
+    # against top_k over the whole vector with every other row masked out (BM25-like ties)
+    rng = np.random.default_rng(0)
+    for n, m, k in ((1000, 300, 50), (1000, 300, 300), (1000, 300, 1000), (500, 10, 3)):
+        s = np.round(rng.gamma(2.0, 2.0, n), 1)
+        rows = np.sort(rng.choice(n, m, replace=False))
+        masked = np.full(n, -np.inf)
+        masked[rows] = s[rows]
+        assert top_k_among(s, rows, k).tolist() == top_k(masked, k).tolist(), (n, m, k)

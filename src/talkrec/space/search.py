@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import InputError
 from ..index.filters import Where
 from ..index.segments import row_text
-from ..ranking import rrf_scores, top_k
+from ..ranking import rrf_scores, top_k_among
 from .hits import base_names
 
 if TYPE_CHECKING:
@@ -98,10 +98,12 @@ def _check_text(text: str) -> None:
         raise InputError("query text is empty", field="query")
 
 
-def lexical_scores(space: "Space", text: str, allowed: np.ndarray) -> np.ndarray:
-    """BM25 score per row; ``-inf`` where nothing matches or ``allowed`` is False."""
+def lexical_top(space: "Space", text: str, allowed: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` allowed rows of highest BM25 score for ``text`` (rows it matches: score > 0),
+    best first, and their scores."""
     s = space.lexical_index().scores(text.strip())
-    return np.where((s > 0) & allowed, s, -np.inf)
+    top = top_k_among(s, np.flatnonzero((s > 0) & allowed), k)
+    return top, s[top]
 
 
 def lexical_neighbors(space: "Space", p: int, depth: int, allowed: np.ndarray, max_df: float = 1.0,
@@ -133,9 +135,7 @@ def lexical_neighbors(space: "Space", p: int, depth: int, allowed: np.ndarray, m
         keep = keep[np.lexsort((keep, -w))[:max_terms]]
     s = snap.lexical_term_scores(lex, [terms[j] for j in keep], counts[keep])
     s[p] = 0.0
-    rows = np.flatnonzero((s > 0) & allowed)                   # a few thousand rows of 17k: rank only them
-    v = s[rows]                                                # (in row order: a stable sort breaks ties as top_k)
-    return rows[top_k(v, depth) if len(rows) > depth else np.argsort(-v, kind="stable")]
+    return top_k_among(s, np.flatnonzero((s > 0) & allowed), depth)    # a few thousand rows of 17k
 
 
 def _counted_terms(tokens: Sequence[str]) -> tuple[list[str], np.ndarray]:
@@ -147,9 +147,8 @@ def lexical_search(space: "Space", text: str, k: int, where: Where, offset: int)
     """BM25 over the item descriptions."""
     _check_text(text)
     snap = space.index
-    s = lexical_scores(space, text, snap.mask(where))
-    top = top_k(s, k + offset)[offset:]
-    return snap.pairs(top, s[top])
+    top, s = lexical_top(space, text, snap.mask(where), k + offset)
+    return snap.pairs(top[offset:], s[offset:])
 
 
 def text_search(space: "Space", text: str, k: int, where: Where, offset: int, mode: str) -> list[tuple[str, float]]:
@@ -170,7 +169,7 @@ def _text_search(space: "Space", text: str, k: int, where: Where, offset: int, m
     depth = max(int(scfg.get("rrf_depth", 1000)), need)
     w_bm25 = float(scfg.get("hybrid_bm25_weight", 4.0)) if mode == "hybrid" else 0.0
     # BM25 needs no query vector: alone, it runs beside the query's forward pass
-    f_lex = beside(lambda: top_k(lexical_scores(space, text, allowed), depth)) if w_bm25 > 0 else None
+    f_lex = beside(lambda: lexical_top(space, text, allowed, depth)[0]) if w_bm25 > 0 else None
     q_raw = space.text_encoder().encode(text.strip(), kind="query")
     if mode == "text":
         top, sims = snap.text_top(key, q_raw, need, allowed)
@@ -183,7 +182,5 @@ def _text_search(space: "Space", text: str, k: int, where: Where, offset: int, m
         lists.append(f_lex.result())
         weights.append(w_bm25)
     fused = rrf_scores(lists, snap.n_rows, c=float(scfg.get("rrf_c", 60.0)), weights=weights)
-    fused[~allowed] = -np.inf
-    fused[fused <= 0] = -np.inf
-    top = top_k(fused, need)[offset:]
+    top = top_k_among(fused, np.flatnonzero((fused > 0) & allowed), need)[offset:]    # the rows the lists reach
     return snap.pairs(top, fused[top])

@@ -38,7 +38,7 @@ import numpy as np
 from ..index.filters import Where
 from ..index.store import checked_query
 from ..index.toplists import blend_ready, blend_top
-from ..ranking import rrf_depth, rrf_scores, top_k
+from ..ranking import rrf_depth, rrf_scores, top_k, top_k_among
 from .priors import cold_prior, impute
 from .search import counted, lexical_neighbors
 
@@ -339,8 +339,7 @@ def _similar_rows(space: "Space", item_id: str, k: int, where: Where, offset: in
     lists = [fused, ease[allowed[ease] & (ease != p)], own, lex]
     rrf = rrf_scores(lists, snap.n_rows, c=c, weights=[1.0, w_ease, w_own, w_lex])
     cand = np.flatnonzero(rrf > 0)                   # the lists' rows, in row order: rank only them
-    cand = cand[allowed[cand] & (cand != p)]
-    top = cand[top_k(rrf[cand], need)][offset:]
+    top = top_k_among(rrf, cand[allowed[cand] & (cand != p)], need)[offset:]
     return top, rrf[top]
 
 
