@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..ranking import top_k
+from ..ranking import top_k, top_k_among
 
 log = logging.getLogger(__name__)
 
@@ -230,8 +230,6 @@ class Int8TopK:
             s = np.where(elig, self.X @ q32, -np.inf)
             top = top_k(s, k)
             return top, s[top].astype(np.float32)
-        s = self.X[cand] @ q32
-        # the candidates are about k rows in row order: a stable sort of all of them ranks
-        # them as top_k does (ties to the lower row) at a third of its cost
-        order = np.argsort(-s, kind="stable")[:k] if len(cand) <= 2 * k and np.isfinite(s).all() else top_k(s, k)
+        s = self.X[cand] @ q32                                          # about k rows, in row order
+        order = top_k_among(s, np.arange(len(s)), k) if np.isfinite(s).all() else top_k(s, k)
         return cand[order], s[order]
