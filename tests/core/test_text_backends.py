@@ -62,6 +62,28 @@ def test_int8_passages_are_close_and_queries_stay_fp32(texts):
     assert np.array_equal(int8.encode(texts[:16], kind="query"), fp32.encode(texts[:16], kind="query"))
 
 
+def test_int8_queries_run_the_int8_graph_and_passages_stay_fp32(texts):
+    fp32 = TextEncoder(max_length=128, n_threads=1, bf16_passages=False)
+    q8 = TextEncoder(max_length=128, n_threads=1, int8_queries=True, bf16_passages=False)
+    p8 = TextEncoder(max_length=128, n_threads=1, int8_passages=True)
+    assert np.array_equal(q8.encode(texts[:16]), fp32.encode(texts[:16]))                # descriptions: fp32
+    assert np.array_equal(q8.encode(texts[:16], kind="query"), p8.encode(texts[:16]))     # queries: the int8 graph
+    cos = (q8.encode(texts[:64], kind="query") * fp32.encode(texts[:64], kind="query")).sum(axis=1)
+    assert 0.98 <= cos.mean() < 1.0 and cos.min() >= 0.9
+
+
+def test_a_build_with_int8_queries_carries_the_int8_graph_and_its_space_answers_with_it(tmp_path):
+    from talkrec.pipeline.stages import export_text_model
+
+    built = tmp_path / "built"
+    enc = TextEncoder(max_length=128, n_threads=1, int8_queries=True)
+    enc.encode("warm up")
+    export_text_model(enc, built / "text_model")
+    assert (built / "text_model" / INT8_FILE).is_file()
+    served = TextEncoder.for_space({**TextEncoder(max_length=128).config(), "int8_queries": True}, built)
+    assert np.array_equal(served.encode("heavy metal band", kind="query"), enc.encode("heavy metal band", kind="query"))
+
+
 def test_bf16_passages_are_close_and_queries_stay_fp32(texts):
     fp32 = TextEncoder(max_length=128, n_threads=1, bf16_passages=False)
     bf16 = TextEncoder(max_length=128, n_threads=1, bf16_passages=True)
@@ -248,15 +270,16 @@ def test_copy_exported_shares_the_graph_on_one_file_system(tmp_path):
     assert not (dst / "tokenizer.json").samefile(src / "tokenizer.json")  # small files are copied
 
 
-def test_int8_passages_on_a_space_built_without_them_is_a_clear_error(tmp_path):
+@pytest.mark.parametrize("setting, kind", [("int8_passages", "passage"), ("int8_queries", "query")])
+def test_int8_on_a_space_built_without_them_is_a_clear_error(tmp_path, setting, kind):
     from talkrec.encoders.onnx_text import copy_exported
 
     space = tmp_path / "space"
     copy_exported(TextEncoder(max_length=128, n_threads=1).exported_dir, space / "text_model", int8=False)
-    cfg = {**TextEncoder(max_length=128).config(), "int8_passages": True}
-    with pytest.raises(InputError, match="rebuild it with text.int8_passages: true") as e:
-        TextEncoder.for_space(cfg, space).encode("heavy metal band", kind="passage")
-    assert e.value.field == "text.int8_passages"
+    cfg = {**TextEncoder(max_length=128).config(), setting: True}
+    with pytest.raises(InputError, match=f"rebuild it with text.{setting}: true") as e:
+        TextEncoder.for_space(cfg, space).encode("heavy metal band", kind=kind)
+    assert e.value.field == f"text.{setting}"
 
 
 def test_the_export_runs_in_a_child_process_and_its_failures_reach_the_caller(tmp_path):

@@ -94,11 +94,13 @@ class OnnxTextModel:
     n_threads:
         ONNX Runtime intra-op threads.
     int8_passages:
-        Encode ``kind="passage"`` texts with ``model.int8.onnx`` (queries always use fp32).
+        Encode ``kind="passage"`` texts with ``model.int8.onnx``.
+    int8_queries:
+        Encode ``kind="query"`` texts with ``model.int8.onnx``.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, max_length: int | None = None, n_threads: int = 1,
-                 int8_passages: bool = False) -> None:
+                 int8_passages: bool = False, int8_queries: bool = False) -> None:
         from tokenizers import Tokenizer
 
         self.path = Path(path)
@@ -115,9 +117,9 @@ class OnnxTextModel:
         self._sessions: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._tok_lock = threading.Lock()   # the tokenizer is not shared between threads at once
-        self.int8_passages = int8_passages
+        self.int8_passages, self.int8_queries = int8_passages, int8_queries
         self._fp32 = OPT_FILE if (self.path / OPT_FILE).is_file() else FP32_FILE   # looked up once, not per call
-        if int8_passages and not (self.path / INT8_FILE).is_file():
+        if (int8_passages or int8_queries) and not (self.path / INT8_FILE).is_file():
             raise FileNotFoundError(f"{self.path / INT8_FILE} is missing (quantize_int8 writes it)")
 
     @property
@@ -149,7 +151,7 @@ class OnnxTextModel:
         its caller's thread (and ``n_threads - 1`` helpers)."""
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
-        graph = INT8_FILE if self.int8_passages and kind == "passage" else self._fp32
+        graph = INT8_FILE if (self.int8_queries if kind == "query" else self.int8_passages) else self._fp32
         out = self._get(graph).run(None, self.feeds(texts))[0]
         return np.asarray(out, dtype=np.float32)
 
@@ -263,19 +265,22 @@ def _check_export(folder: Path, module: Any, tok: Any, meta: dict[str, Any]) -> 
         raise UnsupportedModel(f"the ONNX export of {meta['source']} disagrees with torch (cosine {cos.min():.5f})")
 
 
-def quantize_int8(folder: str | os.PathLike[str]) -> Path:
+def quantize_int8(folder: str | os.PathLike[str], setting: str = "int8_passages") -> Path:
     """Write ``model.int8.onnx`` next to the fp32 graph: dynamic int8 weights, per output
-    channel (per-tensor scales lose too much: cosine to fp32 about 0.96 on MiniLM)."""
+    channel (per-tensor scales lose too much: cosine to fp32 about 0.96 on MiniLM).
+    ``setting``: the ``text`` setting that asked for it, named by the error of a folder that
+    cannot have it (a space's copy of the export without the int8 graph)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     folder = Path(folder)
     target = folder / INT8_FILE
     if not target.is_file() and not (folder / FP32_FILE).is_file():
+        why = ("its item vectors must come from the same graph" if setting == "int8_passages" else
+               "the int8 graph is copied into the space at build time")
         raise InputError(f"{folder} has no {INT8_FILE} and no {FP32_FILE} to make it from: a space built with "
-                         "text.int8_passages: false carries only the fp32 graph; rebuild it with "
-                         "text.int8_passages: true (its item vectors must come from the same graph)",
-                         field="text.int8_passages", path=str(folder))
+                         f"text.{setting}: false carries only the fp32 graph; rebuild it with "
+                         f"text.{setting}: true ({why})", field=f"text.{setting}", path=str(folder))
     if not target.is_file():
         tmp = folder / f".{INT8_FILE}.{os.getpid()}"
         root = logging.getLogger()

@@ -169,7 +169,7 @@ def export_text_model(enc: Any, folder: Path) -> None:
     from ..encoders.onnx_text import copy_exported
 
     if enc.exported_dir is not None:
-        copy_exported(enc.exported_dir, folder, int8=bool(enc.int8_passages))
+        copy_exported(enc.exported_dir, folder, int8=bool(enc.int8_passages or enc.int8_queries))
 
 
 def cf_stage(cfg: Mapping[str, Any], catalog: Catalog, data_key: str, cache: Cache, timer: StageTimer,
