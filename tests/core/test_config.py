@@ -136,7 +136,7 @@ def test_every_shipped_build_config_passes_the_key_check():
     from talkrec import pipeline
     from talkrec.pipeline.schema import check_build_config
 
-    for name in ("lastfm", "movielens", "lastfm-spark", "lastfm-int8q"):
+    for name in ("lastfm", "movielens", "lastfm-spark", "lastfm-int8q", "movielens-int8q"):
         check_build_config(pipeline.load_config(C.REPO_ROOT / "configs" / f"{name}.yaml"))
 
 
