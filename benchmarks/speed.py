@@ -80,10 +80,15 @@ def query(base: list[str], tag: str, i: int) -> str:
 
 # --------------------------------------------------------------------------- in-process
 def onnx_forward(enc: Any) -> Callable[[str], Any] | None:
+    """The forward pass of the graph the encoder runs queries through (the int8 one with
+    ``text.int8_queries``), token ids in: the encoder's floor without tokenizing or pooling."""
     backend = enc._get()
     if not hasattr(backend, "feeds"):
         return None
-    name = "model.opt.onnx" if (backend.path / "model.opt.onnx").is_file() else "model.onnx"
+    if getattr(backend, "int8_queries", False):
+        name = "model.int8.onnx"
+    else:
+        name = "model.opt.onnx" if (backend.path / "model.opt.onnx").is_file() else "model.onnx"
     session = backend._get(name)
     return lambda q: session.run(None, backend.feeds([q]))
 
