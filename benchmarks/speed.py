@@ -85,11 +85,7 @@ def onnx_forward(enc: Any) -> Callable[[str], Any] | None:
     backend = enc._get()
     if not hasattr(backend, "feeds"):
         return None
-    if getattr(backend, "int8_queries", False):
-        name = "model.int8.onnx"
-    else:
-        name = "model.opt.onnx" if (backend.path / "model.opt.onnx").is_file() else "model.onnx"
-    session = backend._get(name)
+    session = backend._get(backend.graph("query"))
     return lambda q: session.run(None, backend.feeds([q]))
 
 

@@ -145,14 +145,17 @@ class OnnxTextModel:
             out["token_type_ids"] = np.array([e.type_ids for e in enc], dtype=np.int64)
         return out
 
+    def graph(self, kind: str) -> str:
+        """The graph file ``kind`` texts (``"query"`` or ``"passage"``) run through."""
+        return INT8_FILE if (self.int8_queries if kind == "query" else self.int8_passages) else self._fp32
+
     def encode(self, texts: Sequence[str], kind: str = "passage") -> np.ndarray:
         """Pooled embeddings of ``texts`` (one forward pass; batch them yourself). Safe to
         call from several threads at once: their forward passes run in parallel, each on
         its caller's thread (and ``n_threads - 1`` helpers)."""
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
-        graph = INT8_FILE if (self.int8_queries if kind == "query" else self.int8_passages) else self._fp32
-        out = self._get(graph).run(None, self.feeds(texts))[0]
+        out = self._get(self.graph(kind)).run(None, self.feeds(texts))[0]
         return np.asarray(out, dtype=np.float32)
 
 
