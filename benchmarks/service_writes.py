@@ -24,8 +24,10 @@ Prints, on a copy of the space (the original is not changed):
   waits); the ratios of both are printed last. With ``--follower`` the reads go to a second
   server that follows the space (``talkrec serve --follow``, a read replica) while the writes
   go to the first (``--writer-nice N``: started at that lowered priority; ``--writer-idle``: in
-  ``SCHED_IDLE``, ``chrt --idle 0``), and the time a
-  write takes to show on the follower is printed too.
+  ``SCHED_IDLE``, ``chrt --idle 0``; ``--split-cores``: the writing server and its clients on
+  the machine's last core, the follower and the reading clients on the others, as a follower
+  on a machine of its own would be), and the time a write takes to show on the follower is
+  printed too.
 
 It runs against the code before issue 10 as well (``PYTHONPATH=<checkout of 8db121d>/src``):
 there is no delete there.
@@ -150,11 +152,25 @@ def reads_after_writes(space: Any, recs: list[dict[str, Any]], ids: list[str], n
     return out
 
 
-def start_server(path: Path, *, follow: bool = False, nice: int = 0,
-                 idle: bool = False) -> tuple[subprocess.Popen[bytes], str]:
+def _start_in(idle: bool, cpus: set[int] | None) -> Any:
+    """A ``preexec_fn`` that puts the child in ``SCHED_IDLE`` and / or on ``cpus`` (None: neither)."""
+    if not idle and cpus is None:
+        return None
+
+    def go() -> None:
+        if idle:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
+    return go
+
+
+def start_server(path: Path, *, follow: bool = False, nice: int = 0, idle: bool = False,
+                 cpus: set[int] | None = None) -> tuple[subprocess.Popen[bytes], str]:
     """``talkrec serve`` of ``path`` in a subprocess (``follow``: a read-only follower; ``nice``:
     at that lowered priority; ``idle``: in Linux's ``SCHED_IDLE`` class, as ``chrt --idle 0``
-    starts it: it runs only on a core nothing else wants), once it answers."""
+    starts it: it runs only on a core nothing else wants; ``cpus``: only on those cores, as
+    ``taskset`` starts it), once it answers."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -162,7 +178,7 @@ def start_server(path: Path, *, follow: bool = False, nice: int = 0,
     code = ("import uvicorn\nfrom talkrec.service.app import create_app\n"
             f"uvicorn.run(create_app({str(path)!r}{opts}), host='127.0.0.1', port={port}, log_level='warning')\n")
     proc = subprocess.Popen((["nice", "-n", str(nice)] if nice else []) + [sys.executable, "-c", code],
-                            preexec_fn=(lambda: os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))) if idle else None)
+                            preexec_fn=_start_in(idle, cpus))
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 600
     while time.time() < deadline:
@@ -309,14 +325,16 @@ def generation(space_dir: Path) -> int | None:
 
 
 def phase(url: str, seconds: float, writers: int, tag_rows: list[list[str]], space_dir: Path, rate: float = 0.0,
-          write_url: str | None = None, **loads: tuple[int, str, list[str]]) -> dict[str, Any]:
+          write_url: str | None = None, write_cpus: set[int] | None = None,
+          **loads: tuple[int, str, list[str]]) -> dict[str, Any]:
     """Run the read loads for ``seconds`` with ``writers`` clients writing continuously in
     a process of their own (as writers are other clients than readers: in this process
     their HTTP client code would hold the readers' GIL and be counted as read latency),
     then stop them all; their stats, and the compactions the server made meanwhile (a
     compaction in a phase is what its read p99 varies with most: docs/service.md). ``rate``
     > 0: each read load is open-loop at that many requests a second (:class:`RateLoad`);
-    ``write_url``: the writers write there (a follower at ``url`` serves the reads)."""
+    ``write_url``: the writers write there (a follower at ``url`` serves the reads);
+    ``write_cpus``: the writing clients run on those cores only."""
     g0 = generation(space_dir)
     with tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / "tags.json"
@@ -324,7 +342,7 @@ def phase(url: str, seconds: float, writers: int, tag_rows: list[list[str]], spa
         child = subprocess.Popen([sys.executable, __file__, "--writer-client", write_url or url,
                                   "--clients", str(writers),
                                   "--seconds", str(seconds + 1.0), "--json", str(Path(tmp) / "w.json"),
-                                  "--space", str(spec)]) if writers else None
+                                  "--space", str(spec)], preexec_fn=_start_in(False, write_cpus)) if writers else None
         time.sleep(1.0 if writers else 0.0)                 # the writers are running when reads start
         running = {name: RateLoad(url, rate, kind, ids, prefix=f"{name}-") if rate > 0 else
                    Load(url, n, kind, ids, prefix=f"{name}-") for name, (n, kind, ids) in loads.items()}
@@ -392,17 +410,25 @@ def wait_idle(pid: int, busy: float = 0.05, timeout: float = 300.0) -> float:
 
 def http_bench(path: Path, item_ids: list[str], tag_rows: list[list[str]], clients: int, seconds: float,
                delete: bool, read_rate: float = 0.0, follower: bool = False, writer_nice: int = 0,
-               writer_idle: bool = False) -> dict[str, Any]:
+               writer_idle: bool = False, split_cores: bool = False) -> dict[str, Any]:
     """The HTTP figures; ``follower``: the reads go to a second server following the space
     (``talkrec serve --follow``) while the writes go to the first (at ``writer_nice``, or in
-    ``SCHED_IDLE`` with ``writer_idle``)."""
+    ``SCHED_IDLE`` with ``writer_idle``); ``split_cores``: the writing server and the writing
+    clients on the last core, the follower and this process (the reading clients) on the others."""
     # this process times the reads: a collection of the cyclic garbage collector here (the
     # Space loaded for the in-process figures is garbage now) held its GIL 50-90 ms and was
     # counted as the server's latency; collect once now, and freeze what is left
     gc.collect()
     gc.freeze()
-    proc, url = start_server(path, nice=writer_nice, idle=writer_idle)
-    fproc, read_url = start_server(path, follow=True) if follower else (proc, url)
+    ncpu = os.cpu_count() or 1
+    if split_cores and (not follower or ncpu < 2):
+        raise SystemExit("--split-cores needs --follower and a machine with at least two cores")
+    wcpus, rcpus = ({ncpu - 1}, set(range(ncpu - 1))) if split_cores else (None, None)
+    mine = os.sched_getaffinity(0)
+    proc, url = start_server(path, nice=writer_nice, idle=writer_idle, cpus=wcpus)
+    fproc, read_url = start_server(path, follow=True, cpus=rcpus) if follower else (proc, url)
+    if rcpus is not None:
+        os.sched_setaffinity(0, rcpus)
     try:
         for u in {url, read_url}:
             with httpx.Client(base_url=u, timeout=120) as c:           # warm the query cache and the routes
@@ -414,7 +440,7 @@ def http_bench(path: Path, item_ids: list[str], tag_rows: list[list[str]], clien
         t1 = time.perf_counter()
         w.stop()
         out: dict[str, Any] = {"http_clients": clients, "http_writes": w.stats(t0, t1), "follower": follower,
-                               "writer_nice": writer_nice, "writer_idle": writer_idle}
+                               "writer_nice": writer_nice, "writer_idle": writer_idle, "split_cores": split_cores}
         if delete:
             dl = Load(url, clients, "delete", [i for _, _, ok, i in w.done if ok])
             t0 = time.perf_counter()
@@ -429,11 +455,12 @@ def http_bench(path: Path, item_ids: list[str], tag_rows: list[list[str]], clien
         for n_writers in (0, 1, 2):
             if n_writers:
                 idle()
-            out[f"writers_{n_writers}"] = phase(read_url, seconds, n_writers, tag_rows, path, write_url=url, **loads)
+            out[f"writers_{n_writers}"] = phase(read_url, seconds, n_writers, tag_rows, path, write_url=url,
+                                                write_cpus=wcpus, **loads)
         for n_writers in (0, 1, 2) if read_rate > 0 else ():
             idle()
             out[f"open_loop_writers_{n_writers}"] = phase(read_url, seconds, n_writers, tag_rows, path, rate=read_rate,
-                                                          write_url=url, **loads)
+                                                          write_url=url, write_cpus=wcpus, **loads)
         if read_rate > 0:
             out["open_loop_read_rate_per_s"] = read_rate
         if follower:
@@ -443,6 +470,7 @@ def http_bench(path: Path, item_ids: list[str], tag_rows: list[list[str]], clien
                               for name, pr in (("writer", proc), ("follower", fproc)) if name == "writer" or follower}
         return out
     finally:
+        os.sched_setaffinity(0, mine)
         for pr in {proc, fproc}:
             pr.kill()
             pr.wait()
@@ -510,6 +538,9 @@ def main() -> None:
     ap.add_argument("--writer-idle", action="store_true",
                     help="with --follower: run the writing server in SCHED_IDLE (chrt --idle 0): it only gets "
                          "the cores the reads leave")
+    ap.add_argument("--split-cores", action="store_true",
+                    help="with --follower: the writing server and its clients on the last core, the follower and "
+                         "the reading clients on the others (a follower on a machine of its own)")
     ap.add_argument("--writer-client", metavar="URL", help=argparse.SUPPRESS)   # internal: phase()'s writers
     args = ap.parse_args()
     if args.writer_client:
@@ -538,7 +569,7 @@ def main() -> None:
         if not args.no_http:
             res.update(http_bench(work, ids, tags, args.clients, args.seconds, delete=res["code"] == "issue-10",
                                   read_rate=args.read_rate, follower=args.follower, writer_nice=args.writer_nice,
-                                  writer_idle=args.writer_idle))
+                                  writer_idle=args.writer_idle, split_cores=args.split_cores))
     finally:
         shutil.rmtree(work.parent, ignore_errors=True)
     print(json.dumps(res, indent=2))
@@ -559,6 +590,8 @@ def main() -> None:
     if "follower_lag" in res:
         lag = res["follower_lag"]
         where = "in SCHED_IDLE" if args.writer_idle else f"at nice {args.writer_nice}"
+        if args.split_cores:
+            where += ", on a core of its own (the follower and the readers on the other)"
         print(f"follower: reads on a follower (talkrec serve --follow), writes on a server {where}; "
               f"a write shows on the follower after p50 {lag['p50_ms']:.1f} / p99 {lag['p99_ms']:.1f} ms; peak RSS "
               f"writer {res['peak_rss_mb']['writer']:.0f} MB, follower {res['peak_rss_mb']['follower']:.0f} MB")
