@@ -17,7 +17,15 @@ rows is cross-fitted: fold ``f``'s users are scored by a model trained on the ca
 of every user of the other nine folds (validation and test alike, ten times the data; the
 same users whose ratings every fit of fold ``f`` already learns from), never on their own.
 
-    python scripts/research_movies_rerank.py [--candidates 300] [--out runs/research-movies-rerank.json]
+A third question (``--within-build SHARE``): can a build fit such a model on its own data, from
+one fit of its models? Inside each fold's training users a seeded ``SHARE`` of users keep only
+their query half (their target half leaves the fit), the reranker learns from them, and the
+fold's users are scored with it, both by the fit without those halves and by the full fit.
+``--drop`` leaves features out (``--drop uknn_z,rp3_z,ease_pos_z``: only what the product's
+space has at query time: its EASE, popularity, ratings and catalog columns).
+
+    python scripts/research_movies_rerank.py [--candidates 300] [--drop F,...] [--within-build 0.2]
+        [--out runs/research-movies-rerank.json]
 """
 from __future__ import annotations
 
@@ -54,18 +62,28 @@ def item_side(pr: Protocol) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarra
     return G, np.nan_to_num(year, nan=np.nanmedian(year)), {"votes": votes, "tpop": tpop}
 
 
-def fold_rows(pr: Protocol, f: int, C: int, side: tuple) -> tuple[pd.DataFrame, list[tuple[str, str, set[int]]]]:
-    """Candidate rows of fold ``f``'s users: one row per (user, top-``C`` EASE movie)."""
-    G, year, num = side
-    us = [u for u in pr.users if pr.folds[u] == f and u in pr.halves]
-    tr = pr.inter[~pr.inter["user_id"].isin(set(us))]
-    Q = np.zeros((len(us), pr.n))
-    for r, u in enumerate(us):
+def queries(pr: Protocol, users: list[str]) -> np.ndarray:
+    """Users x movies: 1 on each user's query half."""
+    Q = np.zeros((len(users), pr.n))
+    for r, u in enumerate(users):
         Q[r, [pr.idx[i] for i in pr.halves[u][0]]] = 1.0
+    return Q
+
+
+def fold_rows(pr: Protocol, f: int, C: int, side: tuple, tr: pd.DataFrame | None = None,
+              us: list[str] | None = None) -> tuple[pd.DataFrame, list[tuple[str, str, set[int]]]]:
+    """Candidate rows of fold ``f``'s users (or of ``us``): one row per (user, top-``C`` EASE
+    movie), every model fitted on ``tr`` (default: every user but fold ``f``'s)."""
+    if us is None:
+        us = [u for u in pr.users if pr.folds[u] == f and u in pr.halves]
+    if tr is None:
+        tr = pr.inter[~pr.inter["user_id"].isin(set(us))]
+    Q = queries(pr, us)
     X_all, X_pos = pr.matrix(tr, "all"), pr.matrix(tr, "pos")
     S = ClosedForm(X_all, 400.0).score(Q)
     parts = {"ease_z": zscore(S), "ease_pos_z": zscore(ClosedForm(X_pos, 400.0).score(Q)),
              "uknn_z": zscore(user_knn(X_all, Q, 50, 2.0)), "rp3_z": zscore(rp3_beta(X_all, Q, 0.3))}
+    G, year, num = side
     pop = np.asarray(X_all.sum(0)).ravel()
     quality = pr.quality(tr, 5.0)
     rows, meta = [], []
@@ -118,15 +136,71 @@ def models() -> dict[str, object]:
     return out
 
 
+def within_build(pr: Protocol, side: tuple, C: int, share: float, features: list[str]) -> list[dict[str, object]]:
+    """``--within-build``: per fold, a seeded ``share`` of the training users gives the reranker
+    its rows, either with their target halves out of the fit (``halves``: one fit serves both
+    the reranker's rows and the fold's users) or wholly out of it (``users``: the rows from a
+    fit without them, the fold's users scored by the full fit, as a build that fits twice)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    rng = np.random.default_rng(0)
+    scores: dict[str, dict[str, list[float]]] = {}
+
+    def add(name: str, df: pd.DataFrame, meta: list, s: np.ndarray) -> None:
+        got = ndcg_of(df.assign(fold=0), {(0, r): m for r, m in enumerate(meta)}, s)
+        for k, v in got.items():
+            scores.setdefault(name, {"val": [], "test": []})[k].extend(v)
+
+    for f in range(10):
+        us = [u for u in pr.users if pr.folds[u] == f and u in pr.halves]
+        tr = pr.inter[~pr.inter["user_id"].isin(set(us))]
+        pool = [u for u in pr.users if pr.folds[u] != f and u in pr.halves]
+        R = sorted(rng.choice(pool, size=int(round(share * len(pool))), replace=False).tolist())
+        drop = {(u, i) for u in R for i in pr.halves[u][1]}
+        tr_halves = tr[[k not in drop for k in zip(tr["user_id"], tr["item_id"])]]
+        tr_users = tr[~tr["user_id"].isin(set(R))]
+        full, mf = fold_rows(pr, f, C, side, tr=tr, us=us)
+        add("EASE, every training user", full, mf, full["ease"].to_numpy())
+        for mode, fit in (("halves", tr_halves), ("users", tr_users)):
+            train, _ = fold_rows(pr, f, C, side, tr=fit, us=R)
+            model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+            model.fit(train[features].to_numpy(), train["label"].to_numpy())
+            if mode == "halves":
+                own, mo = fold_rows(pr, f, C, side, tr=fit, us=us)
+                add("EASE without the share's target halves", own, mo, own["ease"].to_numpy())
+                add("reranker, the share's target halves out of the one fit", own, mo,
+                    model.predict_proba(own[features].to_numpy())[:, 1])
+            add(f"reranker, the share's {'target halves' if mode == 'halves' else 'users'} out, on the full fit",
+                full, mf, model.predict_proba(full[features].to_numpy())[:, 1])
+        print(f"fold {f}: {len(R)} users give the reranker its rows", flush=True)
+    res = []
+    for name, v in scores.items():
+        r = {k: round(float(np.mean(x)), 4) for k, x in v.items()}
+        res.append({"variant": f"within-build {share}: {name}", **r})
+        print(f"{name:64s} val {r['val']:.4f}  test {r['test']:.4f}", flush=True)
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data/movielens-ml-latest-small"))
     ap.add_argument("--candidates", type=int, default=300)
+    ap.add_argument("--drop", default="", help="features left out, comma-separated")
+    ap.add_argument("--within-build", type=float, default=0.0, metavar="SHARE",
+                    help="the reranker from a share of each fold's training users (see the docstring)")
     ap.add_argument("--out", type=Path, default=Path("runs/research-movies-rerank.json"))
     a = ap.parse_args()
     t0 = time.perf_counter()
+    features = [x for x in FEATURES if x not in set(a.drop.split(","))]
     pr = Protocol(a.data)
     side = item_side(pr)
+    if a.within_build > 0:
+        res = within_build(pr, side, a.candidates, a.within_build, features)
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(res, indent=2))
+        print(f"{time.perf_counter() - t0:.0f} s")
+        return
     frames, meta = [], {}
     for f in range(10):
         df, m = fold_rows(pr, f, a.candidates, side)
@@ -144,7 +218,7 @@ def main() -> None:
 
     report("EASE (the candidates' order)", df["ease"].to_numpy())
     report("z(EASE) + z(EASE pos) + 0.25 z(UserKNN)", (df["ease_z"] + df["ease_pos_z"] + 0.25 * df["uknn_z"]).to_numpy())
-    X, y = df[FEATURES].to_numpy(), df["label"].to_numpy()
+    X, y = df[features].to_numpy(), df["label"].to_numpy()
     val = split == "val"
     for name, model in models().items():
         score = np.zeros(len(df))
