@@ -326,7 +326,7 @@ def generation(space_dir: Path) -> int | None:
 
 def phase(url: str, seconds: float, writers: int, tag_rows: list[list[str]], space_dir: Path, rate: float = 0.0,
           write_url: str | None = None, write_cpus: set[int] | None = None,
-          **loads: tuple[int, str, list[str]]) -> dict[str, Any]:
+          raw: dict[str, list[float]] | None = None, **loads: tuple[int, str, list[str]]) -> dict[str, Any]:
     """Run the read loads for ``seconds`` with ``writers`` clients writing continuously in
     a process of their own (as writers are other clients than readers: in this process
     their HTTP client code would hold the readers' GIL and be counted as read latency),
@@ -334,7 +334,8 @@ def phase(url: str, seconds: float, writers: int, tag_rows: list[list[str]], spa
     compaction in a phase is what its read p99 varies with most: docs/service.md). ``rate``
     > 0: each read load is open-loop at that many requests a second (:class:`RateLoad`);
     ``write_url``: the writers write there (a follower at ``url`` serves the reads);
-    ``write_cpus``: the writing clients run on those cores only."""
+    ``write_cpus``: the writing clients run on those cores only; ``raw``: each read load's
+    latencies (seconds) are appended to ``raw[name]`` too."""
     g0 = generation(space_dir)
     with tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / "tags.json"
@@ -354,6 +355,8 @@ def phase(url: str, seconds: float, writers: int, tag_rows: list[list[str]], spa
         for ld in running.values():
             ld.stop()
         out = {name: ld.stats(t0, t1) for name, ld in running.items()}
+        for name, ld in running.items() if raw is not None else ():
+            raw.setdefault(name, []).extend(e - s for s, e, _, _ in ld.done if t0 <= s < t1)
         if write_url is not None:
             out["follower_loads"] = in_loads(url, running, t0, t1)
         if child is not None:
@@ -410,11 +413,14 @@ def wait_idle(pid: int, busy: float = 0.05, timeout: float = 300.0) -> float:
 
 def http_bench(path: Path, item_ids: list[str], tag_rows: list[list[str]], clients: int, seconds: float,
                delete: bool, read_rate: float = 0.0, follower: bool = False, writer_nice: int = 0,
-               writer_idle: bool = False, split_cores: bool = False) -> dict[str, Any]:
+               writer_idle: bool = False, split_cores: bool = False, alternate: int = 0) -> dict[str, Any]:
     """The HTTP figures; ``follower``: the reads go to a second server following the space
     (``talkrec serve --follow``) while the writes go to the first (at ``writer_nice``, or in
     ``SCHED_IDLE`` with ``writer_idle``); ``split_cores``: the writing server and the writing
-    clients on the last core, the follower and this process (the reading clients) on the others."""
+    clients on the last core, the follower and this process (the reading clients) on the others;
+    ``alternate``: also that many open-loop rounds of no writer then two writers, ``seconds`` /
+    ``alternate`` each, their latencies pooled per writer count (the host's own drift then
+    falls on both alike)."""
     # this process times the reads: a collection of the cyclic garbage collector here (the
     # Space loaded for the in-process figures is garbage now) held its GIL 50-90 ms and was
     # counted as the server's latency; collect once now, and freeze what is left
@@ -463,6 +469,9 @@ def http_bench(path: Path, item_ids: list[str], tag_rows: list[list[str]], clien
                                                           write_url=url, write_cpus=wcpus, **loads)
         if read_rate > 0:
             out["open_loop_read_rate_per_s"] = read_rate
+        if read_rate > 0 and alternate > 0:
+            out["alternated"] = alternated(read_url, url, path, tag_rows, seconds, alternate, read_rate, wcpus,
+                                           idle, loads)
         if follower:
             idle()
             out["follower_lag"] = follower_lag(url, read_url, tag_rows)
@@ -474,6 +483,30 @@ def http_bench(path: Path, item_ids: list[str], tag_rows: list[list[str]], clien
         for pr in {proc, fproc}:
             pr.kill()
             pr.wait()
+
+
+def alternated(read_url: str, url: str, path: Path, tag_rows: list[list[str]], seconds: float, rounds: int,
+               rate: float, wcpus: set[int] | None, idle: Any, loads: dict[str, Any]) -> dict[str, Any]:
+    """``rounds`` open-loop phases of no writer then two writers (``seconds / rounds`` each,
+    after the server is idle), each read load's latencies pooled per writer count: p50 / p99
+    of each pool and the p99 ratio, and the rounds' own p99s (how much one phase drifts)."""
+    pools: dict[int, dict[str, list[float]]] = {0: {}, 2: {}}
+    per_round: dict[str, list[list[float]]] = {}
+    for _ in range(rounds):
+        for n_writers in (0, 2):
+            idle()
+            got = phase(read_url, seconds / rounds, n_writers, tag_rows, path, rate=rate, write_url=url,
+                        write_cpus=wcpus, raw=pools[n_writers], **loads)
+            for name in loads:
+                per_round.setdefault(name, [[], []])[n_writers // 2].append(round(got[name]["p99_ms"], 2))
+    out: dict[str, Any] = {"rounds": rounds, "seconds_each": seconds / rounds}
+    for name in loads:
+        a, b = pools[0].get(name, []), pools[2].get(name, [])
+        out[name] = {"writers_0": {"n": len(a), "p50_ms": pct(a, 50), "p99_ms": pct(a, 99)},
+                     "writers_2": {"n": len(b), "p50_ms": pct(b, 50), "p99_ms": pct(b, 99)},
+                     "p99_ratio": pct(b, 99) / pct(a, 99), "round_p99_ms": {"writers_0": per_round[name][0],
+                                                                           "writers_2": per_round[name][1]}}
+    return out
 
 
 def follower_lag(url: str, read_url: str, tag_rows: list[list[str]], n: int = 100) -> dict[str, float]:
@@ -541,6 +574,9 @@ def main() -> None:
     ap.add_argument("--split-cores", action="store_true",
                     help="with --follower: the writing server and its clients on the last core, the follower and "
                          "the reading clients on the others (a follower on a machine of its own)")
+    ap.add_argument("--alternate", type=int, default=0, metavar="N",
+                    help="also N open-loop rounds of no writer then two writers (--seconds / N each), latencies "
+                         "pooled per writer count: the host's drift falls on both alike")
     ap.add_argument("--writer-client", metavar="URL", help=argparse.SUPPRESS)   # internal: phase()'s writers
     args = ap.parse_args()
     if args.writer_client:
@@ -569,7 +605,8 @@ def main() -> None:
         if not args.no_http:
             res.update(http_bench(work, ids, tags, args.clients, args.seconds, delete=res["code"] == "issue-10",
                                   read_rate=args.read_rate, follower=args.follower, writer_nice=args.writer_nice,
-                                  writer_idle=args.writer_idle, split_cores=args.split_cores))
+                                  writer_idle=args.writer_idle, split_cores=args.split_cores,
+                                  alternate=args.alternate))
     finally:
         shutil.rmtree(work.parent, ignore_errors=True)
     print(json.dumps(res, indent=2))
@@ -580,6 +617,13 @@ def main() -> None:
                 print(f"{loop or 'closed_loop_'}read p99 {kind}: 0 / 1 / 2 writers {p99[0]:.1f} / {p99[1]:.1f} / "
                       f"{p99[2]:.1f} ms = {p99[2] / p99[0]:.2f}x (target <= 2x); writes/s under 2 writers "
                       f"{res[f'{loop}writers_2']['writes']['per_s']:.0f}")
+    alt = res.get("alternated")
+    for kind in ("similar", "search") if alt else ():
+        a = alt[kind]
+        print(f"open loop, {alt['rounds']} alternated rounds of {alt['seconds_each']:.0f} s: read p99 {kind}: "
+              f"0 / 2 writers {a['writers_0']['p99_ms']:.1f} / {a['writers_2']['p99_ms']:.1f} ms = "
+              f"{a['p99_ratio']:.2f}x (target <= 2x); the rounds' own p99 {a['round_p99_ms']['writers_0']} / "
+              f"{a['round_p99_ms']['writers_2']} ms")
     for loop in ("", "open_loop_"):
         fl = res.get(f"{loop}writers_2", {}).get("follower_loads")
         if fl:
