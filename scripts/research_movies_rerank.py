@@ -17,10 +17,11 @@ rows is cross-fitted: fold ``f``'s users are scored by a model trained on the ca
 of every user of the other nine folds (validation and test alike, ten times the data; the
 same users whose ratings every fit of fold ``f`` already learns from), never on their own.
 
-A third question (``--within-build SHARE``): can a build fit such a model on its own data, from
-one fit of its models? Inside each fold's training users a seeded ``SHARE`` of users keep only
-their query half (their target half leaves the fit), the reranker learns from them, and the
-fold's users are scored with it, both by the fit without those halves and by the full fit.
+A third question (``--within-build SHARE``): can a build fit such a model on its own data and
+models? Inside each fold's training users a seeded ``SHARE`` of users gives the reranker its
+rows, either keeping only their query half in the one fit (their target half leaves it) or
+wholly out of a second fit (a build that fits twice); the fold's users are scored with it on
+the fit without those halves and on the full fit.
 ``--drop`` leaves features out (``--drop uknn_z,rp3_z,ease_pos_z``: only what the product's
 space has at query time: its EASE, popularity, ratings and catalog columns).
 
@@ -192,7 +193,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/research-movies-rerank.json"))
     a = ap.parse_args()
     t0 = time.perf_counter()
-    features = [x for x in FEATURES if x not in set(a.drop.split(","))]
+    dropped = {x for x in a.drop.split(",") if x}
+    if dropped - set(FEATURES):
+        ap.error(f"--drop: unknown features {sorted(dropped - set(FEATURES))}; the features are {FEATURES}")
+    features = [x for x in FEATURES if x not in dropped]
     pr = Protocol(a.data)
     side = item_side(pr)
     if a.within_build > 0:
