@@ -8,11 +8,11 @@ for one score vector or a batch of them. :func:`rrf_scores` is reciprocal rank f
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["partition_rows", "rrf_depth", "rrf_scores", "top_k", "top_k_among"]
+__all__ = ["partition_rows", "rrf_depth", "rrf_scores", "top_k", "top_k_among", "top_then"]
 
 #: rows at least this wide are partitioned one at a time (:func:`partition_rows`)
 _ROW_BY_ROW = 4096
@@ -99,6 +99,23 @@ def top_k_among(scores: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
     rows = np.asarray(rows, dtype=np.int64)
     v = np.asarray(scores)[rows]
     return rows[top_k(v, k) if len(rows) > 2 * k else np.argsort(-v, kind="stable")[:k]]
+
+
+def top_then(scores: np.ndarray, rows: np.ndarray, k: int, then: Callable[[int], np.ndarray]) -> np.ndarray:
+    """:func:`top_k_among` ``rows``, then, while fewer than ``k``, the positions of ``then(k)``
+    (``k`` positions, best first) that are not among them, in that order. A reciprocal rank
+    fusion reaches only its lists' rows, each list read to a fixed depth; ``then`` (the first
+    list read deeper) continues the same ranking past them, so that the top ``k`` never
+    depends on how many are asked for and pages never overlap.
+
+    >>> top_then(np.array([0.0, 0.5, 0.0, 0.9]), np.array([1, 3]), 3, lambda k: np.array([3, 2, 0])[:k]).tolist()
+    [3, 1, 2]
+    """
+    top = top_k_among(scores, rows, k)
+    if len(top) < k:
+        more = np.asarray(then(k), dtype=np.int64)
+        top = np.concatenate([top, more[~np.isin(more, top)][:k - len(top)]])
+    return top
 
 
 def partition_rows(a: np.ndarray, k: int) -> np.ndarray:

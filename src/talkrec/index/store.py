@@ -26,6 +26,7 @@ import pandas as pd
 
 from .._atomic import atomic_dir
 from ..errors import InputError
+from ..limits import check_page
 from ..ranking import top_k
 from .filters import FilterEngine, Where
 
@@ -49,8 +50,7 @@ def l2_normalize(X: np.ndarray, *, unless_unit: bool = False) -> np.ndarray:
 
 def checked_query(query: np.ndarray, dim: int, k: int, offset: int) -> np.ndarray:
     """The query as a unit float32 vector, after checking ``k``, ``offset`` and the vector."""
-    if k < 1 or offset < 0:
-        raise InputError(f"k must be >= 1 and offset >= 0, got k={k}, offset={offset}", field="k")
+    check_page(k, offset)
     q = np.asarray(query, dtype=np.float32).ravel()
     if q.shape[0] != dim:
         raise InputError(f"query vector has dimension {q.shape[0]}, the index has {dim}", field="vector")

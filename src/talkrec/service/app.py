@@ -88,6 +88,7 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
     within about ``follow_interval`` seconds), and answer writes 409."""
     if max_upload_bytes is None:
         max_upload_bytes = int(os.environ.get("TALKREC_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD))
+    api_key = api_key or None          # an empty key protects nothing: it is no key (refused or warned below)
     threads = int(os.environ.get("TALKREC_TORCH_THREADS", "1"))
     if threads > 0:
         # one intra-op thread per request: concurrency comes from requests, and OpenMP

@@ -13,9 +13,10 @@ import pandas as pd
 from ..errors import InputError
 from ..index.filters import canonical_decade, filter_fields, finite_float
 from ..index.snapshot import Snapshot
+from ..limits import check_page
 
-__all__ = ["Facets", "FieldInfo", "facets", "facets_of", "find_by_name", "find_in", "histories",
-           "name_index", "resolve_name", "top_users"]
+__all__ = ["Facets", "FieldInfo", "checked_limit", "facets", "facets_of", "find_by_name", "find_in", "histories",
+           "live_history", "name_index", "resolve_name", "top_users"]
 
 #: popularity columns that decide which of several items with one name a name means
 POPULARITY = ("listeners", "n_ratings")
@@ -68,6 +69,12 @@ def _delta_names(snap: Snapshot) -> dict[str, list[int]]:
     for j, row in enumerate(snap.delta.meta[:snap.m]):
         out.setdefault(str(row.get("name")).lower(), []).append(snap.n0 + j)
     return out
+
+
+def checked_limit(limit: int) -> int:
+    """``limit`` if it is an integer >= 1, else :class:`InputError` (``[:-1]`` would drop one)."""
+    check_page(limit, k_field="limit")
+    return int(limit)
 
 
 def find_in(snap: Snapshot, name: str, limit: int) -> list[tuple[str, str]]:
@@ -171,6 +178,18 @@ def histories(interactions: pd.DataFrame | None, threshold: float = 0.0) -> dict
     for u, g in pos.sort_values("weight", ascending=False).groupby("user_id"):
         out[str(u)] = g["item_id"].astype(str).tolist()
     return out
+
+
+def live_history(snap: Snapshot, hist: list[str], user_id: str) -> list[str]:
+    """The items of a user's history that ``snap`` still has; :class:`InputError` when none
+    is left (each was removed since the build)."""
+    if not snap.changes:
+        return hist
+    live = [i for i in hist if snap.position(i) is not None]
+    if hist and not live:
+        raise InputError(f"user {user_id!r} has no items left in the space: each of their {len(hist)} items "
+                         "was removed since the build", field="user")
+    return live
 
 
 def top_users(interactions: pd.DataFrame | None) -> list[tuple[str, int]]:

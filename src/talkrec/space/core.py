@@ -27,7 +27,7 @@ from .hits import Hit, hits_at, jsonable, make_hits
 from .playlists import Continuation
 from .search import LexicalView, lexical_search, text_search
 from .strategies import recommend_rows, score_kind, similar_rows
-from .vectors import checked_vector, mean_vector, mixed_vector
+from .vectors import checked_vector, id_list, mean_vector, mixed_vector
 from .writer import SpaceStore
 from .writes import SpaceWrites
 
@@ -184,7 +184,7 @@ class Space(SpaceWrites):
 
     def find(self, name: str, limit: int = 10) -> list[tuple[str, str]]:
         """``(item_id, name)`` of items whose name contains ``name`` (for pickers)."""
-        return browse.find_in(self.index, name, limit)
+        return browse.find_in(self.index, name, browse.checked_limit(limit))
 
     def facets(self) -> browse.Facets:
         """Filterable fields (numeric ones with their range), the top tags and the decades."""
@@ -194,7 +194,7 @@ class Space(SpaceWrites):
         """``(user_id, n_interactions)`` of the users with the most history."""
         if self._shared.users is None:
             self._shared.users = browse.top_users(self.interactions)
-        return self._shared.users[:limit]
+        return self._shared.users[:browse.checked_limit(limit)]
 
     def filter_where(self, filters: FilterSpec | None) -> dict[str, Any] | None:
         """The ``where`` mapping for :class:`~talkrec.index.filters.FilterSpec` filters (tags,
@@ -238,8 +238,7 @@ class Space(SpaceWrites):
         hist = sh.histories.get(str(user_id))
         if hist is None:
             raise NotFoundError(f"unknown user {user_id!r}")
-        snap = self.index
-        return hist if not snap.changes else [i for i in hist if snap.position(i) is not None]
+        return browse.live_history(self.index, hist, user_id)
 
     @consistent
     def user_vector(self, user_id: str, *, source: str = "items") -> np.ndarray:
@@ -305,7 +304,7 @@ class Space(SpaceWrites):
         """Recommend from items or a known user's history, by ``recommend.strategy`` (:mod:`.strategies`)."""
         if (items is None) == (user is None):
             raise InputError("give exactly one of items or user", field="items")
-        hist = list(items) if items is not None else self.user_history(user)  # type: ignore[arg-type]
+        hist = id_list(items) if items is not None else self.user_history(user)  # type: ignore[arg-type]
         q = self.items_vector(hist)
         excl = hist if exclude_seen else []
         if score_kind(self, "recommend") != "cosine":
@@ -323,7 +322,7 @@ class Space(SpaceWrites):
             raise InputError("give exactly one of user or items", field="user")
         q = self.mixed_query_vector(text=text, user=user, items=items, weights={
             "text": 1 - alpha, ("user" if user is not None else "items"): alpha})
-        hist = list(items) if items is not None else self.user_history(user)  # type: ignore[arg-type]
+        hist = id_list(items) if items is not None else self.user_history(user)  # type: ignore[arg-type]
         return self.hits(self.index.search(q, k, where=where, exclude=hist if exclude_seen else [], offset=offset))
 
     def search_by_vector(self, modality: str, x: np.ndarray, k: int = 10, *, where: Where = None,

@@ -16,6 +16,8 @@ import numpy as np
 from ..errors import InputError
 from ..index.filters import Where
 from ..index.store import l2_normalize
+from ..limits import check_page
+from .vectors import id_list
 
 if TYPE_CHECKING:
     from .core import Space
@@ -53,7 +55,8 @@ def continue_playlist(space: "Space", seeds: Sequence[str], k: int, *, where: Wh
     """The next ``k`` items for an ordered playlist: never a seed, never an item twice, at
     most ``max_per_artist`` items per value of ``artist_field`` (a space without that field
     is a catalog of artists: each item is its own artist, which a note says)."""
-    if not seeds:
+    check_page(k)
+    if not id_list(seeds):
         raise InputError("a playlist continuation needs at least one seed item", field="items")
     if not 0 < recency <= 1:
         raise InputError(f"recency must be in (0, 1], got {recency}", field="recency")

@@ -17,7 +17,8 @@ import numpy as np
 from ..errors import InputError
 from ..index.filters import Where
 from ..index.segments import row_text
-from ..ranking import rrf_scores, top_k_among
+from ..limits import check_page
+from ..ranking import rrf_scores, top_k_among, top_then
 from .hits import base_names
 
 if TYPE_CHECKING:
@@ -145,6 +146,7 @@ def _counted_terms(tokens: Sequence[str]) -> tuple[list[str], np.ndarray]:
 
 def lexical_search(space: "Space", text: str, k: int, where: Where, offset: int) -> list[tuple[str, float]]:
     """BM25 over the item descriptions."""
+    check_page(k, offset)
     _check_text(text)
     snap = space.index
     top, s = lexical_top(space, text, snap.mask(where), k + offset)
@@ -154,7 +156,10 @@ def lexical_search(space: "Space", text: str, k: int, where: Where, offset: int)
 def text_search(space: "Space", text: str, k: int, where: Where, offset: int, mode: str) -> list[tuple[str, float]]:
     """``mode="text"``: cosine in the text model's own space; ``"hybrid"``: reciprocal rank
     fusion of the fused space, the text model (weight ``search.hybrid_text_weight``) and
-    BM25 (weight ``search.hybrid_bm25_weight``; 0 leaves it out)."""
+    BM25 (weight ``search.hybrid_bm25_weight``; 0 leaves it out). Each list is read to
+    ``search.rrf_depth`` whatever ``k``: past the rows they reach, the fused space's order
+    goes on, RRF score 0 (:func:`~talkrec.ranking.top_then`), so a page never depends on ``k``."""
+    check_page(k, offset)
     _check_text(text)
     with counted():
         return _text_search(space, text, k, where, offset, mode)
@@ -166,7 +171,7 @@ def _text_search(space: "Space", text: str, k: int, where: Where, offset: int, m
     need = k + offset
     key = space.config["input_files"]["text"]
     scfg = space.config.get("search", {})
-    depth = max(int(scfg.get("rrf_depth", 1000)), need)
+    depth = int(scfg.get("rrf_depth", 1000))
     w_bm25 = float(scfg.get("hybrid_bm25_weight", 4.0)) if mode == "hybrid" else 0.0
     # BM25 needs no query vector: alone, it runs beside the query's forward pass
     f_lex = beside(lambda: lexical_top(space, text, allowed, depth)[0]) if w_bm25 > 0 else None
@@ -174,7 +179,8 @@ def _text_search(space: "Space", text: str, k: int, where: Where, offset: int, m
     if mode == "text":
         top, sims = snap.text_top(key, q_raw, need, allowed)
         return snap.pairs(top[offset:], sims[offset:])
-    f_multi = beside(lambda: snap.top_rows(space.fusion.project("text", q_raw), depth, allowed)[0])
+    q_multi = space.fusion.project("text", q_raw)
+    f_multi = beside(lambda: snap.top_rows(q_multi, depth, allowed)[0])
     text_list = snap.text_top(key, q_raw, depth, allowed)[0]
     lists = [f_multi.result(), text_list]
     weights = [1.0, float(scfg.get("hybrid_text_weight", 1.0))]
@@ -182,5 +188,6 @@ def _text_search(space: "Space", text: str, k: int, where: Where, offset: int, m
         lists.append(f_lex.result())
         weights.append(w_bm25)
     fused = rrf_scores(lists, snap.n_rows, c=float(scfg.get("rrf_c", 60.0)), weights=weights)
-    top = top_k_among(fused, np.flatnonzero((fused > 0) & allowed), need)[offset:]    # the rows the lists reach
+    top = top_then(fused, np.flatnonzero((fused > 0) & allowed), need,     # the rows the lists reach, then
+                   lambda n: snap.top_rows(q_multi, n, allowed)[0])[offset:]   # the fused space's order
     return snap.pairs(top, fused[top])

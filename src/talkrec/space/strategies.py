@@ -38,7 +38,8 @@ import numpy as np
 from ..index.filters import Where
 from ..index.store import checked_query
 from ..index.toplists import blend_ready, blend_top
-from ..ranking import rrf_depth, rrf_scores, top_k, top_k_among
+from ..limits import check_page
+from ..ranking import rrf_depth, rrf_scores, top_k, top_k_among, top_then
 from .priors import cold_prior, impute
 from .search import counted, lexical_neighbors
 
@@ -289,15 +290,11 @@ def _cold_neighbors(space: "Space", snap: "Snapshot", m: int,
     return snap.memo(("cold_neighbors", m, match, id(ease)), make)  # type: ignore[no-any-return]
 
 
-def _top(s: np.ndarray, need: int, offset: int, exclude: Sequence[int], allowed: np.ndarray) -> Rows:
-    top = top_k(s, need, exclude=list(exclude), allowed=allowed)[offset:]
-    return top, s[top]
-
-
 def similar_rows(space: "Space", item_id: str, k: int, where: Where, offset: int) -> Rows:
     """``similar.strategy: rrf``: RRF of the fused list, the item's EASE list (a cold item: the
     lists it borrows, and with ``cold_content_weight`` its list by content) and, with
     ``lexical_weight``, its BM25 list (:func:`.search.lexical_neighbors`)."""
+    check_page(k, offset)
     with counted():
         return _similar_rows(space, item_id, k, where, offset)
 
@@ -313,7 +310,7 @@ def _similar_rows(space: "Space", item_id: str, k: int, where: Where, offset: in
     ease = _ease_list(space, snap, item_id)
     w_ease, w_lex = float(cfg.get("cf_weight", 0.5)), float(cfg.get("lexical_weight", 0.0))
     borrow = not len(ease) and int(cfg.get("cold_neighbors", 0)) > 0 and ease_model(space) is not None
-    depth = read = max(int(cfg.get("depth", 1000)), need)
+    depth = read = int(cfg.get("depth", 1000))        # whatever k: past the lists, the fused order (top_then)
     # the BM25 list on this thread: on another beside the fused list it waits for the GIL (docs/service.md)
     lex = lexical_neighbors(space, p, depth, allowed, float(cfg.get("lexical_max_df", 1.0)),
                             int(cfg.get("lexical_max_terms", 0))) if w_lex > 0 else np.empty(0, np.int64)
@@ -339,13 +336,16 @@ def _similar_rows(space: "Space", item_id: str, k: int, where: Where, offset: in
     lists = [fused, ease[allowed[ease] & (ease != p)], own, lex]
     rrf = rrf_scores(lists, snap.n_rows, c=c, weights=[1.0, w_ease, w_own, w_lex])
     cand = np.flatnonzero(rrf > 0)                   # the lists' rows, in row order: rank only them
-    top = top_k_among(rrf, cand[allowed[cand] & (cand != p)], need)[offset:]
+    top = top_then(rrf, cand[allowed[cand] & (cand != p)], need,       # a list shorter than read: every row
+                   lambda n: fused if len(fused) < read else snap.search_rows(q, n, where=where, exclude=[item_id])[0])
+    top = top[offset:]
     return top, rrf[top]
 
 
 def recommend_rows(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, where: Where, offset: int,
                    exclude: Sequence[str]) -> Rows:
     """``recommend.strategy: blend`` or ``rrf`` for the history ``hist`` (mean vector ``q``)."""
+    check_page(k, offset)
     snap = space.index
     q = checked_query(q, snap.dim, k, offset)
     cfg: Mapping[str, Any] = space.config.get("recommend", {})
@@ -359,14 +359,14 @@ def recommend_rows(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, w
         s_fused = snap.scores(q)
         cand &= np.isfinite(s_fused)
         s_ease = _ease_scores(space, snap, hist)
-        depth = max(int(cfg.get("depth", 1000)), need)
+        depth = int(cfg.get("depth", 1000))                # whatever k: past the lists, the fused order
         lists = [top_k(s_fused, depth, allowed=cand)]
         if s_ease is not None:
             lists.append(top_k(np.where(s_ease != 0, s_ease, -np.inf), depth, allowed=cand))
         total = rrf_scores(lists, snap.n_rows, c=float(cfg.get("rrf_c", 60.0)),
                            weights=[1.0, float(w["ease"])][:len(lists)])
-        total[total <= 0] = -np.inf
-        return _top(total, need, offset, excl, cand)
+        top = top_then(total, np.flatnonzero((total > 0) & cand), need, lambda n: top_k(s_fused, n, allowed=cand))
+        return top[offset:], total[top[offset:]]
     # without a filter, the blend's top comes from the int8 copy (toplists.blend_top), no
     # float32 product over every row (``allowed`` is the liveness mask itself then)
     fast = allowed is snap.live and blend_ready(snap)
@@ -396,4 +396,5 @@ def recommend_rows(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, w
     if s_fused is None:                      # nearly constant scores: blend_top declined
         s_fused = snap.scores(q)
     total = float(w["fused"]) * zscore(s_fused, cand) + rest
-    return _top(np.where(cand, total, -np.inf), need, offset, excl, cand)
+    top = top_k(np.where(cand, total, -np.inf), need, exclude=excl, allowed=cand)[offset:]
+    return top, total[top]

@@ -27,8 +27,17 @@ def checked_vector(modality: str, x: np.ndarray, dim: int) -> np.ndarray:
     return x64.astype(np.float32)
 
 
+def id_list(items: Sequence[str], field: str = "items") -> list[str]:
+    """``items`` as a list of ids; one bare string (a sequence of characters) is refused."""
+    if isinstance(items, (str, bytes)):
+        raise InputError(f"give a list of item ids, not one string: [{shown(items)}] rather than {shown(items)}",
+                         field=field)
+    return list(items)
+
+
 def mean_vector(index: VectorIndex, item_ids: Sequence[str], weights: Sequence[float] | None = None) -> np.ndarray:
     """``normalize(sum_i w_i v_i)`` over the items' fused vectors (``w_i = 1`` by default)."""
+    item_ids = id_list(item_ids)
     if not item_ids:
         raise InputError("need at least one item", field="items")
     vs = []
