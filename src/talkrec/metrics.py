@@ -30,15 +30,14 @@ def dcg_at_k(relevant: Collection[Hashable], ranking: Sequence[Hashable], k: int
     r"""Discounted cumulative gain with binary relevance.
 
     .. math:: \mathrm{DCG@k} = \sum_{i=1}^{\min(k, |L|)} \frac{\mathrm{rel}_i}{\log_2(i + 1)},
-       \qquad \mathrm{rel}_i = [L_i \in R]
+       \qquad \mathrm{rel}_i = [L_i \in R \text{ and } L_i \notin \{L_1..L_{i-1}\}]
 
-    where :math:`L` is the ranking and :math:`R` the relevant set.
+    where :math:`L` is the ranking and :math:`R` the relevant set: a repeated id gains
+    once, at its first place (so DCG@k never exceeds IDCG@k).
     """
     _check_k(k)
-    rel = set(relevant)
-    top = list(ranking[:k])
-    gains = np.array([1.0 if x in rel else 0.0 for x in top])
-    return float((gains * _discounts(len(top))).sum()) if len(top) else 0.0
+    gains = np.array(_gains(set(relevant), ranking, k))
+    return float((gains * _discounts(len(gains))).sum()) if len(gains) else 0.0
 
 
 def ndcg_at_k(relevant: Collection[Hashable], ranking: Sequence[Hashable], k: int) -> float:
@@ -57,7 +56,6 @@ def ndcg_at_k(relevant: Collection[Hashable], ranking: Sequence[Hashable], k: in
     rel = set(relevant)
     if not rel:
         return 0.0
-    ranking = _dedup(ranking)
     idcg = float(_discounts(min(k, len(rel))).sum())
     return dcg_at_k(rel, ranking, k) / idcg
 
@@ -74,7 +72,7 @@ def recall_at_k(relevant: Collection[Hashable], ranking: Sequence[Hashable], k: 
     rel = set(relevant)
     if not rel:
         return 0.0
-    return len(set(_dedup(ranking)[:k]) & rel) / len(rel)
+    return len(set(ranking[:k]) & rel) / len(rel)
 
 
 def average_precision_at_k(relevant: Collection[Hashable], ranking: Sequence[Hashable], k: int) -> float:
@@ -84,7 +82,8 @@ def average_precision_at_k(relevant: Collection[Hashable], ranking: Sequence[Has
         \mathrm{AP@k} = \frac{1}{\min(|R|, k)} \sum_{i=1}^{\min(k, |L|)} P(i)\, \mathrm{rel}_i, \qquad
         P(i) = \frac{|\{L_1..L_i\} \cap R|}{i}
 
-    (paper 002 eq. 2.4.8 divides by :math:`|R|`; :math:`\min(|R|, k)` lets a perfect top k
+    with :math:`\mathrm{rel}_i` as in :func:`dcg_at_k` (a repeated id is a hit once, at its first
+    place) (paper 002 eq. 2.4.8 divides by :math:`|R|`; :math:`\min(|R|, k)` lets a perfect top k
     score 1 when :math:`|R| > k`, the usual AP@k). With one relevant item this is the
     reciprocal rank, MRR@k. 0 for an empty relevant set.
 
@@ -96,8 +95,8 @@ def average_precision_at_k(relevant: Collection[Hashable], ranking: Sequence[Has
     if not rel:
         return 0.0
     hits, s = 0, 0.0
-    for i, x in enumerate(_dedup(ranking)[:k], start=1):
-        if x in rel:
+    for i, g in enumerate(_gains(rel, ranking, k), start=1):
+        if g:
             hits += 1
             s += hits / i
     return s / min(len(rel), k)
@@ -115,10 +114,10 @@ def gini_index(counts: Iterable[float]) -> float:
     """
     c = np.sort(np.asarray(list(counts), dtype=np.float64))
     n = len(c)
-    if n == 0 or c.sum() <= 0:
-        return 0.0
     if (c < 0).any():
         raise ValueError("gini_index needs non-negative counts")
+    if n == 0 or c.sum() <= 0:
+        return 0.0
     i = np.arange(1, n + 1)
     return float(((2 * i - n - 1) * c).sum() / (n * c.sum()))
 
@@ -131,7 +130,7 @@ def gini_at_k(rankings: Iterable[Sequence[Hashable]], catalog: Collection[Hashab
     :func:`gini_index` of these counts. Lower means recommendations spread over more items.
     """
     _check_k(k)
-    cnt = Counter(x for r in rankings for x in _dedup(r)[:k])
+    cnt = Counter(x for r in rankings for x in set(r[:k]))
     return gini_index([cnt.get(j, 0) for j in catalog])
 
 
@@ -246,6 +245,7 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, *, n_resamples: int = 100
     :math:`\alpha = 1 - \text{confidence}`. Returns ``(mean, low, high)``; NaN values are
     dropped first, and an empty input gives NaNs.
     """
+    _check_resamples(n_resamples)
     x = np.asarray(values, dtype=np.float64)
     x = x[~np.isnan(x)]
     if not len(x):
@@ -267,9 +267,15 @@ def paired_bootstrap_pvalue(a: Sequence[float], b: Sequence[float], *, n_resampl
 
     Over per-query differences :math:`d_q = a_q - b_q`: the share of resampled means
     :math:`\bar d^{*}` that are :math:`\le 0` (with the +1 correction
-    :math:`(1 + \#\{\bar d^{*} \le 0\}) / (1 + B)`).
+    :math:`(1 + \#\{\bar d^{*} \le 0\}) / (1 + B)`). ``a`` and ``b`` hold one value per query
+    each, in the same order.
     """
-    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    _check_resamples(n_resamples)
+    xa, xb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if xa.shape != xb.shape or xa.ndim != 1:
+        raise ValueError(f"a and b must hold one value per query each, in the same order; got shapes {xa.shape} "
+                         f"and {xb.shape}")
+    d = xa - xb
     d = d[~np.isnan(d)]
     if not len(d):
         return math.nan
@@ -283,8 +289,10 @@ def paired_bootstrap_pvalue(a: Sequence[float], b: Sequence[float], *, n_resampl
 
 
 def popularity_buckets(popularity: Sequence[float], n_buckets: int) -> np.ndarray:
-    """Quantile bucket (0 = least popular .. n_buckets-1) of each value, ties kept together
-    by ranking first (stable): bucket = floor(rank * n_buckets / n)."""
+    """Quantile bucket (0 = least popular .. n_buckets-1) of each value: bucket =
+    floor(rank * n_buckets / n), ranks 0..n-1 by value with ties in input order (a stable
+    sort), so every bucket holds n / n_buckets values (+-1) and equal values may straddle two
+    buckets (paper 004 Figure 4's equal-size quantiles)."""
     p = np.asarray(popularity, dtype=np.float64)
     order = np.argsort(p, kind="stable")
     ranks = np.empty(len(p), dtype=np.int64)
@@ -305,14 +313,20 @@ def relative_to_reference_by_bucket(values: Sequence[float], reference: Sequence
     return out
 
 
-def _dedup(ranking: Sequence[Hashable]) -> list[Hashable]:
+def _gains(rel: set, ranking: Sequence[Hashable], k: int) -> list[float]:
+    """rel_i of :func:`dcg_at_k` for the first ``k`` entries: 1 where an entry is relevant
+    and not seen before in the ranking, else 0."""
     seen: set = set()
     out = []
-    for x in ranking:
-        if x not in seen:
-            seen.add(x)
-            out.append(x)
+    for x in list(ranking[:k]):
+        out.append(1.0 if x in rel and x not in seen else 0.0)
+        seen.add(x)
     return out
+
+
+def _check_resamples(n_resamples: int) -> None:
+    if not isinstance(n_resamples, (int, np.integer)) or isinstance(n_resamples, bool) or n_resamples < 1:
+        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
 
 
 def _check_k(k: int) -> None:

@@ -25,8 +25,8 @@ def test_ndcg_hand_values() -> None:
     assert ndcg_at_k({"a", "b", "c"}, ["c"], 1) == 1.0
     assert ndcg_at_k({"x"}, ["a", "b"], 2) == 0.0
     assert ndcg_at_k(set(), ["a"], 1) == 0.0
-    # duplicates count once
-    assert ndcg_at_k({"b"}, ["a", "a", "b"], 2) == pytest.approx(L3)
+    # a repeated id counts once, at its first place; the repeat keeps its place (rank 2 here)
+    assert ndcg_at_k({"b"}, ["a", "a", "b"], 3) == pytest.approx(0.5)      # b at rank 3: 1/log2(4)
     assert dcg_at_k({"a", "c"}, ["a", "b", "c"], 3) == pytest.approx(1.5)
 
 
@@ -48,8 +48,8 @@ def test_average_precision_hand_values() -> None:
     assert average_precision_at_k({"a", "c"}, ["a", "b", "c"], 3) == pytest.approx((1 + 2 / 3) / 2)
     # k = 2 cuts c: 1/1 / min(2, 2)
     assert average_precision_at_k({"a", "c"}, ["a", "b", "c"], 2) == pytest.approx(0.5)
-    # duplicates count once: [b, b, a] is [b, a] -> 1/2 at rank 2
-    assert average_precision_at_k({"a"}, ["b", "b", "a"], 3) == pytest.approx(0.5)
+    # a repeated id counts once, at its first place: a is the 3rd entry of [b, b, a] -> P(3) = 1/3
+    assert average_precision_at_k({"a"}, ["b", "b", "a"], 3) == pytest.approx(1 / 3)
     assert average_precision_at_k(set(), ["a"], 3) == 0.0
     with pytest.raises(ValueError):
         average_precision_at_k({"a"}, ["a"], 0)
@@ -125,3 +125,82 @@ def test_popularity_buckets_and_relative() -> None:
     assert popularity_buckets([5, 1, 3, 2], 2).tolist() == [1, 0, 1, 0]
     r = relative_to_reference_by_bucket([0.2, 0.4], [0.1, 0.4], [0, 1])
     assert r == pytest.approx({0: 1.0, 1: 0.0})
+
+
+# A ranking with a repeat: r = [a, a, b]. The rule everywhere: cut to the first k entries, then
+# each id counts once, at its first place (a repeat gains nothing and keeps its place).
+R_DUP = ["a", "a", "b"]
+
+
+def test_dcg_cuts_first_and_counts_a_repeat_once() -> None:
+    # k = 2: entries [a, a]: a gains 1 at rank 1, its repeat at rank 2 gains 0 -> DCG 1 = IDCG
+    assert dcg_at_k({"a"}, R_DUP, 2) == pytest.approx(1.0)
+    assert ndcg_at_k({"a"}, R_DUP, 2) == pytest.approx(1.0)
+    # k = 3: a at rank 1, b at rank 3: 1 + 1/log2(4) = 1.5; IDCG = 1 + 1/log2(3)
+    assert dcg_at_k({"a", "b"}, R_DUP, 3) == pytest.approx(1.5)
+    assert ndcg_at_k({"a", "b"}, R_DUP, 3) == pytest.approx(1.5 / (1 + L3))
+    # b is the 3rd entry: outside k = 2
+    assert dcg_at_k({"b"}, R_DUP, 2) == 0.0
+    assert ndcg_at_k({"b"}, R_DUP, 2) == 0.0
+    # [a, a, a]: one gain, at rank 1
+    assert dcg_at_k({"a"}, ["a", "a", "a"], 3) == pytest.approx(1.0)
+
+
+def test_dcg_never_exceeds_the_ideal() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        ranking = rng.integers(0, 6, size=int(rng.integers(1, 9))).tolist()
+        rel = set(rng.integers(0, 6, size=int(rng.integers(1, 4))).tolist())
+        for k in (1, 2, 3, 5, 10):
+            idcg = sum(1 / math.log2(i + 1) for i in range(1, min(k, len(rel)) + 1))
+            assert dcg_at_k(rel, ranking, k) <= idcg + 1e-12
+            assert ndcg_at_k(rel, ranking, k) <= 1.0 + 1e-12
+            assert 0.0 <= average_precision_at_k(rel, ranking, k) <= 1.0 + 1e-12
+            assert 0.0 <= recall_at_k(rel, ranking, k) <= 1.0
+
+
+def test_recall_and_ap_cut_first_then_count_once() -> None:
+    assert recall_at_k({"b"}, R_DUP, 2) == 0.0                  # b is the 3rd entry
+    assert recall_at_k({"a", "b"}, R_DUP, 2) == pytest.approx(0.5)
+    assert recall_at_k({"b"}, R_DUP, 3) == 1.0
+    assert average_precision_at_k({"b"}, R_DUP, 2) == 0.0
+    # b first at place 3: P(3) = 1/3, one relevant item
+    assert average_precision_at_k({"b"}, R_DUP, 3) == pytest.approx(1 / 3)
+    # {a, b}: hits at 1 (P = 1/1) and 3 (P = 2/3) -> (1 + 2/3) / min(2, 3)
+    assert average_precision_at_k({"a", "b"}, R_DUP, 3) == pytest.approx(5 / 6)
+    # a repeat is not a second hit: [a, a, a] -> P(1) = 1 only
+    assert average_precision_at_k({"a"}, ["a", "a", "a"], 3) == pytest.approx(1.0)
+
+
+def test_coverage_and_gini_cut_first_then_count_once() -> None:
+    assert coverage_at_k([R_DUP], ["a", "b"], 2) == pytest.approx(0.5)
+    # top 2 of [a, a, b] holds only a: counts a = 1, b = 0 -> sorted [0, 1]: (-1*0 + 1*1) / (2*1)
+    assert gini_at_k([R_DUP], ["a", "b"], 2) == pytest.approx(0.5)
+    # a listed twice in one ranking counts once: a = 1, b = 1 -> 0
+    assert gini_at_k([["a", "a"], ["b"]], ["a", "b"], 2) == pytest.approx(0.0)
+    assert gini_at_k([R_DUP], ["a", "b"], 3) == pytest.approx(0.0)
+
+
+def test_gini_index_refuses_negative_counts_whatever_their_sum() -> None:
+    for counts in ([-1, 1], [-2, 1], [-1, 3]):
+        with pytest.raises(ValueError, match="non-negative"):
+            gini_index(counts)
+
+
+def test_bootstrap_needs_resamples_and_paired_values() -> None:
+    with pytest.raises(ValueError, match="n_resamples"):
+        bootstrap_ci([1, 2, 3], n_resamples=0)
+    with pytest.raises(ValueError, match="n_resamples"):
+        paired_bootstrap_pvalue([1, 2, 3], [0, 1, 2], n_resamples=0)
+    with pytest.raises(ValueError, match=r"shapes \(3,\) and \(1,\)"):
+        paired_bootstrap_pvalue([1, 2, 3], [0])
+    with pytest.raises(ValueError, match=r"shapes \(3,\) and \(2, 3\)"):
+        paired_bootstrap_pvalue([1, 2, 3], [[0, 1, 2], [0, 1, 2]])
+
+
+def test_popularity_buckets_are_equal_size_quantiles_with_ties_in_input_order() -> None:
+    # [5, 5, 5, 5] -> ranks 0..3 in input order -> floor(rank * 2 / 4) = 0, 0, 1, 1
+    assert popularity_buckets([5, 5, 5, 5], 2).tolist() == [0, 0, 1, 1]
+    # sorted stably: 1 (pos 3), 2 (0), 2 (2), 2 (5), 3 (4), 4 (1) -> ranks [1, 5, 2, 0, 4, 3]
+    # floor(rank * 2 / 6): 0, 1, 0, 0, 1, 1 - each bucket holds 3
+    assert popularity_buckets([2, 4, 2, 1, 3, 2], 2).tolist() == [0, 1, 0, 0, 1, 1]

@@ -31,17 +31,45 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError, shown
+
 log = logging.getLogger(__name__)
 
 ITEM_COLUMNS = ("item_id", "name")
 TAG_COLUMNS = ("item_id", "category", "tag", "weight")
 INTERACTION_COLUMNS = ("user_id", "item_id", "weight")
+
+
+def unique_item_ids(item_ids: Any) -> np.ndarray:
+    """``item_ids`` as a str array (how the CF encoders key items); an id given twice is an
+    :class:`InputError` naming it."""
+    ids = np.asarray(item_ids).astype(str)
+    uniq, first, counts = np.unique(ids, return_index=True, return_counts=True)
+    if (counts > 1).any():
+        dup = uniq[counts > 1]
+        x = dup[np.argmin(first[counts > 1])]
+        raise InputError(f"duplicate item id {shown(str(x))}; item ids must be unique", field="item_ids")
+    return ids
+
+
+def interaction_weights(interactions: pd.DataFrame) -> np.ndarray:
+    """The ``weight`` column of ``interactions`` as float64; a weight that is not a finite
+    number (NaN, inf, text) is an :class:`InputError` naming its row (1-based position)."""
+    w = pd.to_numeric(interactions["weight"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(w)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(f"weight {shown(interactions['weight'].iloc[i])} is not a finite number "
+                         f"({int(bad.sum())} of {len(w)} rows); weights are play counts or ratings", row=i + 1,
+                         field="weight")
+    return w
 
 
 @dataclass
@@ -81,9 +109,12 @@ class VectorTable:
         return out
 
     def lookup(self, inputs: str | list[str] | np.ndarray) -> np.ndarray:
-        """``encode``-style lookup: one id -> its vector, a list -> :meth:`aligned` matrix."""
-        if isinstance(inputs, str):
+        """``encode``-style lookup: one id -> its vector, a list -> :meth:`aligned` matrix. An id
+        that is not a str (``1``, ``np.int64(1)``) is read as ``str(id)``, as ids are stored."""
+        if isinstance(inputs, str) or not isinstance(inputs, Iterable):
             return self.aligned([inputs])[0]
+        if isinstance(inputs, np.ndarray) and inputs.ndim == 0:
+            return self.aligned([inputs.item()])[0]
         return self.aligned(list(inputs))
 
 

@@ -36,6 +36,56 @@ def is_missing(v: Any) -> bool:
     return isinstance(v, str) and not v.strip()
 
 
+def _nan_text(v: Any) -> bool:
+    """A cell that says ``NaN`` (any case): a missing number where a number is read, but text
+    (an item id ``NaN``) everywhere else."""
+    return isinstance(v, str) and v.strip().lower() == "nan"
+
+
+def _nullable_ints(df: pd.DataFrame, columns: list[str], values: Any) -> None:
+    """Replace ``columns`` of ``df`` (integers read as float64 because some are missing) by
+    nullable ``Int64`` columns of ``values(column)``, the column's values as read."""
+    for c in columns:
+        df[c] = pd.array(list(values(c)), dtype="Int64")
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    """One JSON object a line; a key holding JSON integers and missing from (or null in) some
+    rows is a nullable ``Int64`` column, as the same column read from CSV."""
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(f"invalid JSON ({e.msg} at column {e.colno})", path=str(path), row=n) from None
+            if not isinstance(obj, dict):
+                raise InputError(f"expected a JSON object, got {type(obj).__name__}", path=str(path), row=n)
+            rows.append(obj)
+    df = pd.DataFrame(rows)
+    ints = [c for c in df.columns if df[c].dtype.kind == "f" and df[c].isna().any()
+            and all(type(r[c]) is int for r in rows if not is_missing(r.get(c)))]
+    _nullable_ints(df, ints, lambda c: (None if is_missing(r.get(c)) else r[c] for r in rows))
+    return df
+
+
+def _read_parquet(path: Path, **kwargs: Any) -> pd.DataFrame:
+    """A Parquet file; an integer column with nulls (float64 to pandas) is a nullable
+    ``Int64`` column, as the same column read from CSV."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    df = pd.read_parquet(path, **kwargs)
+    gaps = [c for c in df.columns if isinstance(c, str) and df[c].dtype.kind == "f" and df[c].isna().any()]
+    if gaps:
+        t = pq.read_table(path, columns=gaps)
+        ints = [c for c in gaps if pa.types.is_integer(t.schema.field(c).type)]
+        _nullable_ints(df, ints, lambda c: t.column(c).to_pylist())
+    return df
+
+
 def _format(path: Path, fmt: str | None) -> str:
     if fmt:
         return fmt
@@ -58,21 +108,9 @@ def read_raw(path: str | Path, fmt: str | None = None, **kwargs: Any) -> pd.Data
         if f == "tsv":
             return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=3, **kwargs)
         if f == "parquet":
-            return pd.read_parquet(path, **kwargs)
+            return _read_parquet(path, **kwargs)
         if f == "jsonl":
-            rows = []
-            with open(path, encoding="utf-8") as fh:
-                for n, line in enumerate(fh, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        obj = json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise InputError(f"invalid JSON ({e.msg} at column {e.colno})", path=str(path), row=n) from None
-                    if not isinstance(obj, dict):
-                        raise InputError(f"expected a JSON object, got {type(obj).__name__}", path=str(path), row=n)
-                    rows.append(obj)
-            return pd.DataFrame(rows)
+            return _read_jsonl(path)
     except InputError:
         raise
     except pd.errors.ParserError as e:
@@ -88,11 +126,12 @@ def read_raw(path: str | Path, fmt: str | None = None, **kwargs: Any) -> pd.Data
 
 def coerce(df: pd.DataFrame, col: str, typ: str, path: str, required: bool) -> pd.Series:
     """Column ``col`` read as ``typ`` (one of :data:`TYPES`); missing values are an error
-    when ``required``, else ``None``."""
+    when ``required``, else ``None`` (for an optional ``int`` or ``float``, a ``NaN`` cell is
+    missing too)."""
     s = df[col]
     out: list[Any] = []
     for i, v in enumerate(s.tolist(), start=1):
-        if is_missing(v):
+        if is_missing(v) or (not required and typ in ("int", "float") and _nan_text(v)):
             if required:
                 raise InputError(f"empty value; expected {typ}", path=path, row=i, field=col)
             out.append(None)
@@ -158,16 +197,18 @@ def _leading_zero(v: str) -> bool:
 def infer_numeric(s: pd.Series) -> pd.Series:
     """A text column whose values are all integers -> int64 (nullable ``Int64`` with missing
     values), all finite decimal numbers -> float64 (NaN where missing); otherwise unchanged.
-    Numbers written with a leading zero (``007``, zip codes) stay text."""
+    A ``NaN`` cell counts as missing. Numbers written with a leading zero (``007``, zip codes)
+    stay text."""
     values = s.tolist()
-    present = [v for v in values if not is_missing(v)]
+    gap = [is_missing(v) or _nan_text(v) for v in values]
+    present = [v for v, g in zip(values, gap) if not g]
     if not present or not all(isinstance(v, str) for v in present):
         return s
     if all(_INT.fullmatch(v.strip()) for v in present):
-        ints = [None if is_missing(v) else int(v) for v in values]
+        ints = [None if g else int(v) for v, g in zip(values, gap)]
         return pd.Series(ints, index=s.index, dtype="Int64" if len(present) < len(values) else np.int64)
     if all(_FLOAT.fullmatch(v.strip()) and not _leading_zero(v) for v in present):
-        return pd.Series([np.nan if is_missing(v) else float(v) for v in values], index=s.index, dtype=np.float64)
+        return pd.Series([np.nan if g else float(v) for v, g in zip(values, gap)], index=s.index, dtype=np.float64)
     return s
 
 

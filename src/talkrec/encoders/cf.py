@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from .._atomic import atomic_dir
-from ..data.catalog import VectorTable
+from ..data.catalog import VectorTable, interaction_weights, unique_item_ids
 from ..errors import InputError
 from ..estimator import Estimator, Interval, Options
 from ..metrics import ndcg_at_k
@@ -86,6 +86,7 @@ class ALSEncoder(Estimator):
         for c in ("user_id", "item_id", "weight"):
             if c not in interactions.columns:
                 raise InputError(f"interactions need a '{c}' column; got {list(interactions.columns)}", field=c)
+        interaction_weights(interactions)           # every weight a finite number
         df = interactions[interactions["weight"] >= self.min_weight] if self.min_weight else interactions
         pos = pd.Series(np.arange(len(item_ids)), index=item_ids)
         col = pos.reindex(df["item_id"].astype(str).to_numpy()).to_numpy()
@@ -106,7 +107,7 @@ class ALSEncoder(Estimator):
         if not isinstance(interactions, pd.DataFrame):
             raise InputError(f"interactions must be a DataFrame, got {type(interactions).__name__}",
                              field="interactions")
-        ids = np.asarray(item_ids if item_ids is not None else pd.unique(interactions["item_id"].astype(str))).astype(str)
+        ids = unique_item_ids(item_ids if item_ids is not None else pd.unique(interactions["item_id"].astype(str)))
         m, users = self._matrix(interactions, ids)
         if m.nnz == 0:
             raise InputError("no interactions left to factorize (check min_weight and item ids)", field="interactions")
@@ -128,7 +129,8 @@ class ALSEncoder(Estimator):
         return self
 
     def encode(self, inputs: str | Sequence[str], *, batch_size: int = 4096, show_progress_bar: bool = False) -> np.ndarray:
-        """Item factors for one item id (-> vector) or a list (-> matrix; NaN rows for unknown)."""
+        """Item factors for one item id (-> vector) or a list (-> matrix; NaN rows for unknown).
+        Ids are compared as str, as ``fit`` stores them (``1`` is ``"1"``)."""
         self._check_fitted()
         return self._items.lookup(inputs)
 

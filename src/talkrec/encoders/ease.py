@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .._atomic import atomic_dir
+from ..data.catalog import interaction_weights, unique_item_ids
 from ..errors import InputError, NotFittedError
 from ..estimator import Estimator, Instance, Interval
 from ..ranking import partition_rows
@@ -79,6 +80,8 @@ class EASE(Estimator):
         for c in ("user_id", "item_id", "weight"):
             if c not in interactions.columns:
                 raise InputError(f"interactions need a '{c}' column; got {list(interactions.columns)}", field=c)
+        if not self.binary or self.min_weight:
+            interaction_weights(interactions)       # every weight read is a finite number
         df = interactions[interactions["weight"] >= self.min_weight] if self.min_weight else interactions
         col = pd.Series(np.arange(len(ids)), index=ids).reindex(df["item_id"].astype(str).to_numpy()).to_numpy()
         keep = ~np.isnan(col)
@@ -102,7 +105,7 @@ class EASE(Estimator):
         self._check_params()
         if isinstance(interactions, pd.DataFrame) and item_ids is None and "item_id" in interactions.columns:
             item_ids = pd.unique(interactions["item_id"].astype(str))
-        ids = np.asarray(item_ids if item_ids is not None else [], dtype=str)
+        ids = unique_item_ids(np.asarray(item_ids if item_ids is not None else [], dtype=str))
         X = self._matrix(interactions, ids)
         lam = float(self.regularization)
         n_users, n_items = X.shape

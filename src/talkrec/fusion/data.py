@@ -18,7 +18,8 @@ ModalityInput = np.ndarray | Sequence[np.ndarray]
 
 
 def as_views(x: ModalityInput, name: str) -> list[np.ndarray]:
-    """The views of modality ``name`` as float32 matrices of one shape."""
+    """The views of modality ``name`` as float32 matrices of one shape (NaN marks a missing
+    row; an infinite value is an error)."""
     vs = [x] if isinstance(x, np.ndarray) else list(x)
     if not vs:
         raise InputError(f"modality '{name}': no views given", field=f"X[{name}]")
@@ -27,6 +28,11 @@ def as_views(x: ModalityInput, name: str) -> list[np.ndarray]:
         v = np.asarray(v, dtype=np.float32)
         if v.ndim != 2:
             raise InputError(f"modality '{name}': expected a 2-D matrix, got shape {v.shape}", field=f"X[{name}]")
+        inf = np.isinf(v).any(axis=1)
+        if inf.any():
+            raise InputError(f"modality '{name}': infinite value in row {int(np.flatnonzero(inf)[0]) + 1} "
+                             f"({int(inf.sum())} rows; too large for float32, or inf); a missing modality is "
+                             "a row of NaN", field=f"X[{name}]")
         out.append(v)
     if len({v.shape for v in out}) != 1:
         raise InputError(f"modality '{name}': all views must have the same shape", field=f"X[{name}]")
@@ -41,9 +47,11 @@ def present_mask(v: np.ndarray) -> np.ndarray:
 def check_inputs(X: Mapping[str, ModalityInput], pairs: Sequence[Sequence[str]] | None,
                  ) -> tuple[dict[str, list[np.ndarray]], list[tuple[str, str]]]:
     """The views of every modality and the modality pairs to train (default: all pairs)."""
-    if not isinstance(X, Mapping) or len(X) < 2:
-        raise InputError(f"fusion needs at least two modalities, got {list(X) if isinstance(X, Mapping) else X!r}",
-                         field="X")
+    if not isinstance(X, Mapping):
+        raise InputError(f"fusion needs at least two modalities, got type {type(X).__name__}; expected a mapping "
+                         "{modality: matrix (n_items, dim)}", field="X")
+    if len(X) < 2:
+        raise InputError(f"fusion needs at least two modalities, got {list(X)}", field="X")
     views = {m: as_views(v, m) for m, v in X.items()}
     n = {m: v[0].shape[0] for m, v in views.items()}
     if len(set(n.values())) != 1:

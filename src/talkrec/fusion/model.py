@@ -32,10 +32,26 @@ from ..estimator import Estimator, Instance, Interval, Predicate
 from .data import ModalityInput, as_views, check_inputs, presence, present_mask, split_items, standardization
 
 
+class UnknownModalityError(InputError, KeyError):
+    """A modality the model was not trained on: an :class:`InputError`, and the ``KeyError``
+    it was before."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else "unknown modality"
+
+
+def _check_rows(outputs: Mapping[str, np.ndarray]) -> None:
+    """Every modality has one row per item: the same row count."""
+    n = {m: len(v) for m, v in outputs.items()}
+    if len(set(n.values())) > 1:
+        raise InputError(f"all modalities must have one row per item; got row counts {n}", field="X")
+
+
 def combine(outputs: Mapping[str, np.ndarray], weights: Mapping[str, float] | None = None) -> np.ndarray:
     """L2-normalized weighted mean over the modalities present in each row (NaN = absent)."""
     if not outputs:
         raise InputError("no modality outputs to combine", field="outputs")
+    _check_rows(outputs)
     names = list(outputs)
     stack = np.stack([outputs[m] for m in names])                 # (M, n, d)
     w = np.array([1.0 if weights is None else float(weights.get(m, 0.0)) for m in names], dtype=np.float32)
@@ -96,7 +112,8 @@ class Projection:
         """
         self._check_fitted()
         if modality not in self.input_dims_:
-            raise KeyError(f"unknown modality {modality!r}; the model has {self.modalities_}")
+            raise UnknownModalityError(f"unknown modality {modality!r}; the model has {self.modalities_}",
+                                       field="modality")
         X = np.asarray(X, dtype=np.float32)
         single = X.ndim == 1
         X2 = X[None, :] if single else X
@@ -123,10 +140,13 @@ class Projection:
     def modality_outputs(self, X: Mapping[str, ModalityInput]) -> dict[str, np.ndarray]:
         """Per-modality projections of aligned inputs (NaN rows where missing)."""
         self._check_fitted()
-        unknown = set(X) - set(self.input_dims_)
+        unknown = [m for m in X if m not in self.input_dims_]
         if unknown:
-            raise KeyError(f"unknown modalities {sorted(unknown)}; the model has {self.modalities_}")
-        return {m: self.project_views(m, v) for m, v in X.items()}
+            raise UnknownModalityError(f"unknown modality {', '.join(map(repr, unknown))}; the model has "
+                                       f"{self.modalities_}", field="modality")
+        out = {m: self.project_views(m, v) for m, v in X.items()}
+        _check_rows(out)
+        return out
 
     def transform(self, X: Mapping[str, ModalityInput], weights: Mapping[str, float] | None = None) -> np.ndarray:
         """Multimodal embedding: L2-normalized (weighted) mean of the present modalities'
