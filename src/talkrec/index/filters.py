@@ -84,11 +84,15 @@ def resolve_field(field: str, columns: Sequence[str] | pd.Index) -> str:
                      field="where")
 
 
+def is_missing(v: Any) -> bool:
+    """A value a row does not have: ``None``, NaN or NA."""
+    return v is None or v is pd.NA or (isinstance(v, float) and v != v)
+
+
 def _is_list_col(s: pd.Series) -> bool:
-    for v in s.head(50):
-        if isinstance(v, (list, tuple, np.ndarray)):
-            return True
-    return False
+    """Whether ``s`` holds lists: any of its first 50 values that are not missing is one
+    (:func:`field_kind`; a list field may be empty in its first rows)."""
+    return s.dtype == object and field_kind(s) == "list"
 
 
 class FilterEngine:
@@ -98,6 +102,7 @@ class FilterEngine:
         self.meta = meta
         self._lists: dict[str, list[set[str]]] = {}
         self._masks: dict[tuple[str, str, str, str], np.ndarray] = {}
+        self._is_list: dict[str, bool] = {}           # per column (one pass over it per engine)
 
     def _resolve(self, field: str) -> str:
         return resolve_field(field, self.meta.columns)
@@ -146,7 +151,9 @@ class FilterEngine:
         if decade is not None:
             cm = self._decade_mask(col, decade)
             return cm if c.op == "=" else ~cm
-        if _is_list_col(s):
+        if col not in self._is_list:
+            self._is_list[col] = _is_list_col(s)
+        if self._is_list[col]:
             sets = self._list_sets(col)
             v = str(c.value).lower()
             if c.op == "=":

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .filters import FilterEngine
+from .filters import FilterEngine, is_missing
 from .lexical import LexicalIndex
 from .quantized import MAX_ROWS, MIN_ROWS, Int8TopK
 from .store import VectorIndex
@@ -294,7 +294,7 @@ class DeltaRows:
         self.doc_len: list[int] = []
         self.postings: dict[str, tuple[list[int], list[int]]] = {}
         self.columns: list[tuple[str, int]] = []     # (metadata key, first row that has it)
-        self._known: set[str] = set()
+        self.samples: dict[str, list[int]] = {}       # key -> the rows of its first 50 values that are not missing
         self._text: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}   # key -> text_matrix rows so far
         self._per_row: dict[Any, np.ndarray] = {}          # per_row's caches
         self._lock = threading.Lock()                   # guards text() and per_row()'s caches
@@ -329,10 +329,12 @@ class DeltaRows:
                 rows_tf[1].append(tf)
             self.doc_len.append(len(toks))
         for j, row in enumerate(meta):
-            for c in row:
-                if c not in self._known:
-                    self._known.add(c)
+            for c, v in row.items():
+                if c not in self.samples:
                     self.columns.append((c, start + j))
+                rows = self.samples.setdefault(c, [])
+                if len(rows) < 50 and not is_missing(v):
+                    rows.append(start + j)
         self.ids.extend(ids)
         self.meta.extend(dict(m) for m in meta)
         self.n = start + k

@@ -192,14 +192,13 @@ class Snapshot:
         return self.memo(("inputs", key), make)
 
     def schema(self) -> pd.DataFrame:
-        """Sample rows for column-type checks: the generation's :meth:`Generation.schema`,
-        then the first delta rows (every column present)."""
+        """Sample rows for column-type checks: the generation's :meth:`Generation.schema`, then
+        the delta rows that hold each field's first 50 values that are not missing."""
         def make() -> pd.DataFrame:
-            if not self.m:
-                return self.gen.schema()
-            head = pd.DataFrame(self.delta.meta[:min(self.m, 50)])
+            rows = sorted({r for rs in list(self.delta.samples.values()) for r in rs if r < self.m})
+            head = pd.DataFrame([self.delta.meta[r] for r in rows])
             return pd.concat([self.gen.schema(), head], ignore_index=True).reindex(columns=self.columns)
-        return self.memo("schema", make)
+        return self.memo("schema", make) if self.m else self.gen.schema()
 
     def delta_frame(self) -> pd.DataFrame:
         """The delta rows as a table with every column; list fields hold ``[]`` for none."""

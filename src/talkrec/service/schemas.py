@@ -202,7 +202,8 @@ class ItemIn(_Strict):
     tags: list[str] | dict[str, list[str]] | None = Field(
         None, description="tags, or {category: [tags]} (categories: genre, decade, place, mood, other)")
     description: str | None = Field(None, max_length=10_000, description="your own text; default: TEMPLATE from tags")
-    vectors: dict[str, list[float]] | None = Field(None, description="{modality: raw vector} for non-text modalities")
+    vectors: dict[str, list[float] | None] | None = Field(
+        None, description="{modality: raw vector} for non-text modalities; null clears the modality")
     metadata: dict[str, MetaValue] | None = Field(None, max_length=30, description="filterable fields, e.g. year")
 
     @model_validator(mode="after")
@@ -213,7 +214,7 @@ class ItemIn(_Strict):
         if any(len(t) > TAG_MAX_CHARS or not t.strip() for t in tags):
             raise ValueError(f"tags must be non-empty strings of at most {TAG_MAX_CHARS} characters")
         for m, v in (self.vectors or {}).items():
-            if len(v) > VECTOR_MAX_DIM:
+            if v is not None and len(v) > VECTOR_MAX_DIM:
                 raise ValueError(f"vectors.{m}: at most {VECTOR_MAX_DIM} numbers")
         return self
 

@@ -7,12 +7,15 @@ projected through the trained encoders; the fused vector is upserted into the in
 Every write (the Python API, ``talkrec add``, ``POST /api/items``) is validated here, once:
 a record is ``{"item_id", "name", "tags"?, "description"?, "vectors"?, "media"?,
 "metadata"?: {field: value}}``, and any other key is a metadata field as well. Metadata
-keys must be identifiers and not reserved; a value must fit the type of an existing column
-(a number for a numeric column, true/false for a boolean one, a list for a list field, a
-string for a text field).
+keys must be identifiers and not reserved; a value must be text, a 64-bit integer, a finite
+number, true/false or a list of strings, and fit the type of an existing column (a number for
+a numeric column, true/false for a boolean one, a list for a list field, a string for a text
+field), judged by the column's values that are not missing. Tags given (or a new item) also
+set the fields of the TEMPLATE's categories (``genre``, ``decade``...; ``[]`` where none).
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,11 +24,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..descriptions.categories import TagCategorizer
+from ..data.tags import _decades
+from ..descriptions.categories import DEFAULT_ORDER, TagCategorizer
 from ..descriptions.template import TemplateDescriber
 from ..encoders.query import QueryEncoder
 from ..errors import InputError
 from ..fusion.model import combine
+from ..index.filters import finite_float, is_missing
 from ..index.store import l2_normalize
 
 if TYPE_CHECKING:
@@ -40,6 +45,7 @@ RESERVED = frozenset({"item_id", "name", "tags", "description", "vectors", "moda
 #: the record's own keys; every other key is a metadata field
 RECORD_KEYS = ("item_id", "name", "tags", "description", "vectors", "media", "metadata")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_INT64 = (-(2 ** 63), 2 ** 63 - 1)
 
 
 @dataclass
@@ -77,24 +83,57 @@ def _tags(rec: Mapping[str, Any], i: int) -> dict[str, list[str]]:
 
 
 def check_metadata_value(meta: pd.DataFrame, key: str, value: Any, *, row: int, field: str) -> None:
-    """Refuse a metadata value that does not fit the existing column ``key`` of ``meta`` (a
-    string in a numeric column would break the parquet write)."""
+    """Refuse a metadata value that compaction could not store: one that is not text, a
+    64-bit integer, a finite number, true/false or a list of strings, or that does not fit
+    the existing column ``key`` of ``meta`` (a string in a numeric column would break the
+    parquet write). A column's type is that of its values that are not missing."""
     if key not in meta.columns or value is None:
-        return
-    s = meta[key]
-    head = s.dropna().head(20).tolist()
-    is_list = any(isinstance(x, (list, tuple, np.ndarray)) for x in head)
-    if is_list and not isinstance(value, list):
+        return _check_plain(key, value, row=row, field=field)
+    kind = column_kind(meta[key])
+    if kind == "list" and not isinstance(value, list):
         raise InputError(f"{key} is a list field; give a list of strings", row=row, field=field)
-    if not is_list and isinstance(value, list):
+    if kind not in ("list", None) and isinstance(value, list):
         raise InputError(f"{key} is not a list field", row=row, field=field)
-    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) \
-            and (isinstance(value, bool) or not isinstance(value, (int, float))):
+    if kind == "numeric" and (isinstance(value, bool) or not isinstance(value, (int, float))):
         raise InputError(f"{key} is numeric; got {value!r}", row=row, field=field)
-    if pd.api.types.is_bool_dtype(s) and not isinstance(value, bool):
+    if kind == "bool" and not isinstance(value, (bool, np.bool_)):
         raise InputError(f"{key} is true/false; got {value!r}", row=row, field=field)
-    if s.dtype == object and head and all(isinstance(x, str) for x in head) and not isinstance(value, str):
+    if kind == "text" and not isinstance(value, str):
         raise InputError(f"{key} is a text field; got {value!r}", row=row, field=field)
+    _check_plain(key, value, row=row, field=field)
+
+
+def _check_plain(key: str, value: Any, *, row: int, field: str) -> None:
+    """Refuse what no column can hold: an integer beyond 64 bits, NaN or an infinity, and
+    anything but text, a number, true/false, a list of strings or ``None``."""
+    if isinstance(value, (bool, np.bool_, str)) or value is None:
+        return
+    if isinstance(value, (int, np.integer)):
+        if not _INT64[0] <= int(value) <= _INT64[1]:
+            raise InputError(f"{key}: integer out of the 64-bit range; got {value}", row=row, field=field)
+    elif isinstance(value, (float, np.floating)):
+        if not math.isfinite(value):
+            raise InputError(f"{key} must be a finite number; got {value!r}", row=row, field=field)
+    elif not isinstance(value, (list, tuple, np.ndarray)) or not all(isinstance(x, str) for x in value):
+        raise InputError(f"{key} must be text, a number, true/false or a list of strings; got {value!r}",
+                         row=row, field=field)
+
+
+def column_kind(s: pd.Series) -> str | None:
+    """``"list"``, ``"bool"``, ``"numeric"`` or ``"text"`` when all values of ``s`` that are
+    not missing are of that kind (any list: ``"list"``), ``"mixed"`` otherwise, ``None``
+    when it has none."""
+    values = [v for v in s.tolist() if not is_missing(v)]
+    if not values:
+        return None
+    if any(isinstance(v, (list, tuple, np.ndarray)) for v in values):
+        return "list"
+    for kind, types in (("bool", (bool, np.bool_)), ("text", (str,))):
+        if all(isinstance(v, types) for v in values):
+            return kind
+    numbers = all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+                  for v in values)
+    return "numeric" if numbers else "mixed"
 
 
 def _metadata(space: "Space", rec: Mapping[str, Any], i: int) -> dict[str, Any]:
@@ -203,10 +242,32 @@ def _item(space: "Space", rec: Any, i: int, first_row: dict[str, int], describer
     order = [x for ts in tags.values() for x in ts]
     # tags not given: an update keeps the item's (the writer merges the fields a record leaves out)
     meta = {**fields} if kept is not None else {**fields, "tags": sorted(set(order), key=order.index)}
-    for c in ("genre", "decade", "place", "mood"):
-        if c in tags and c not in meta:
-            meta[c] = tags[c]
+    for c, v in ({} if kept is not None else _tag_fields(space, iid, tags, fields)).items():
+        meta.setdefault(c, v)
     return _Item(iid, name, text, meta, vectors)
+
+
+def _tag_fields(space: "Space", iid: str, tags: Mapping[str, list[str]],
+                fields: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The fields made from the tags a write gives an item: the tags of each category of the
+    space's TEMPLATE but ``other`` that the tags have or the space has a field for (``[]``
+    for none, as a built item without such tags has; a re-tagged item keeps no old one), and
+    in ``decade`` the decade of a numeric ``year`` (the given one, else the item's) where the
+    space has that field, added as the build adds it (:func:`talkrec.data.tags._decades`)."""
+    snap = space.index
+    schema = snap.schema()
+    cols = {c for c in snap.columns if column_kind(schema[c]) in ("list", None)}     # not a text field "genre"
+    cats = space.config["descriptions"]["template"].get("categories") or DEFAULT_ORDER
+    out = {str(c): list(tags.get(c, [])) for c in cats
+           if c != "other" and c not in RESERVED and (c in cols or (c in tags and c not in snap.columns))}
+    if "decade" in out and "decade" in cols:
+        p = snap.position(iid)
+        year = fields["year"] if "year" in fields else None if p is None else snap.value(p, "year")
+        numeric = isinstance(year, (int, float, np.integer, np.floating)) and not isinstance(year, (bool, np.bool_))
+        year = finite_float(year) if numeric else None
+        if year is not None:
+            out["decade"] = list(_decades(pd.Series([out["decade"]], dtype=object), pd.Series([year])).iloc[0])
+    return out
 
 
 def _kept_text(space: "Space", iid: str, name: str, fields: Mapping[str, Any],
