@@ -106,8 +106,12 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     The old folder (if any) is moved aside to ``.NAME.old-PID`` first and deleted only after
     the new one is in place; a crash between the two renames leaves no ``path`` but the
     ``.old`` folder, which :func:`recover_dir` (called by every load) renames back.
+    ``path`` is made absolute first (``.``, ``..`` and ``x/..`` name a folder by its real name);
+    one without a name (``/``) is a :class:`ValueError`.
     """
-    path = Path(path)
+    path = Path(os.path.abspath(path))
+    if not path.name:
+        raise ValueError(f"{path} has no name: it cannot be replaced by a folder written next to it")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:

@@ -1,7 +1,6 @@
 """The ``talkrec`` command line."""
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -10,19 +9,12 @@ from typing import Any, Optional
 
 import typer
 
+from .cli_io import console as _console, print_error, print_hits as _print_hits, read_records, resolve_ids, text
 from .errors import TalkrecError
 from .limits import K_MAX
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="talkrec: one embedding space for recommendation and natural-language search.")
-
-
-@functools.lru_cache(maxsize=None)
-def _console() -> Any:
-    """rich's console, imported on first use (``--json`` output and errors of the query
-    commands need none of rich's tables)."""
-    from rich.console import Console
-    return Console()
 
 
 DEFAULT_SPACE = os.environ.get("TALKREC_SPACE", "spaces/lastfm")
@@ -56,23 +48,6 @@ def _write(space: str, fn: Any) -> Any:
         s.close()
 
 
-def _print_hits(hits: list[Any], as_json: bool, title: str) -> None:
-    if as_json:
-        typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
-        return
-    from rich.table import Table
-    t = Table(title=title, show_lines=False)
-    t.add_column("#", justify="right")
-    t.add_column("item")
-    t.add_column("score", justify="right")
-    t.add_column("tags / metadata", overflow="fold")
-    for i, h in enumerate(hits, start=1):
-        md = h.metadata
-        extra = ", ".join((md.get("tags") or md.get("genres") or [])[:6])
-        t.add_row(str(i), f"{h.name} [dim]({h.item_id})[/dim]", f"{h.score:.3f}", extra)
-    _console().print(t)
-
-
 def _where(space: Any, where: Optional[str], tags: Optional[list[str]] = None, decade: Optional[str] = None,
            ranges: Optional[list[str]] = None) -> Any:
     """The filter options as the service takes them, translated for this space."""
@@ -85,7 +60,7 @@ def _run(fn: Any) -> None:
     try:
         fn()
     except TalkrecError as e:
-        _console().print(f"[red]error:[/red] {e}")
+        print_error(e)                      # on stderr, as written: stdout carries only results
         raise typer.Exit(2) from None
 
 
@@ -93,7 +68,8 @@ def _run(fn: Any) -> None:
 def build(config: Path = typer.Argument(..., help="YAML config (see configs/)."),
           output: Optional[str] = typer.Option(None, help="Override the output folder."),
           data_root: Optional[str] = typer.Option(None, help="Override the data root."),
-          max_items: Optional[int] = typer.Option(None, help="Keep only the N most-interacted items (quick builds)."),
+          max_items: Optional[int] = typer.Option(None, min=1,
+                                                 help="Keep only the N most-interacted items (quick builds)."),
           examples: bool = typer.Option(False, "--examples", help="Print the config's example queries afterwards."),
           progress: bool = typer.Option(True, help="Progress bars."),
           verbose: bool = typer.Option(True, "--verbose/--quiet")) -> None:
@@ -105,7 +81,7 @@ def build(config: Path = typer.Argument(..., help="YAML config (see configs/).")
         cfg = load_config(config, {"output": output, "data_root": data_root, "max_items": max_items})
         summary = run_build(cfg, show_progress=progress)
         from rich.table import Table
-        t = Table(title=f"built {summary['output']}")
+        t = Table(title=text(f"built {summary['output']}"))
         for c in ("stage", "seconds", "peak_rss_mb", "cached"):
             t.add_column(c)
         for s in summary["stages"]:
@@ -150,6 +126,7 @@ def search(query: Optional[str] = typer.Argument(None, help="Natural-language qu
            as_json: bool = JsonOpt) -> None:
     """Search the space with plain language (or an audio/image file)."""
     def go() -> None:
+        _check_mode(mode, "--user" if user else "--audio / --image" if audio or image else None)
         s = _load(space)
         w = _where(s, where, tag, decade, range_)
         if audio or image:
@@ -165,6 +142,18 @@ def search(query: Optional[str] = typer.Argument(None, help="Natural-language qu
             hits = s.search(query, k=k, where=w, offset=offset, mode=mode)
         _print_hits(hits, as_json, f'search: "{query}"')
     _run(go)
+
+
+def _check_mode(mode: Optional[str], fused_only: Optional[str]) -> None:
+    """``--mode`` is a search mode; with ``fused_only`` (the option of a search that ranks in
+    the fused space only: personalized, or by an audio / image file) it can only be multi."""
+    from .errors import InputError
+    from .space.core import SEARCH_MODES
+    if mode is not None and mode not in SEARCH_MODES:
+        raise InputError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}", field="mode")
+    if mode not in (None, "multi") and fused_only:
+        raise InputError(f"--mode {mode} cannot be used with {fused_only}: that search ranks in the fused space "
+                         "only (mode multi); leave --mode out or give --mode multi", field="mode")
 
 
 @app.command()
@@ -192,7 +181,7 @@ def recommend(items: Optional[str] = typer.Option(None, "--items", help="Comma-s
             raise TalkrecError("give exactly one of --items or --user")
         w = _where(s, where, tag, decade, range_)
         if items is not None:
-            ids = [s.resolve(x.strip()) for x in items.split(",") if x.strip()]
+            ids = resolve_ids(s, items)
             hits = s.recommend(items=ids, k=k, where=w)
         else:
             hits = s.recommend(user=user, k=k, where=w)
@@ -224,7 +213,7 @@ def playlist(query: Optional[str] = typer.Option(None, "--query", "-q", help="Ge
                               f"relevance {stats.get('relevance', float('nan')):.3f}")
             _print_hits(hits, as_json, f'playlist: "{query}"')
         else:
-            ids = [s.resolve(x.strip()) for x in (seeds or "").split(",") if x.strip()]
+            ids = resolve_ids(s, seeds or "")
             _print_hits(s.continue_playlist(ids, n, where=w, method=method, diversity=diversity), as_json,
                         f"playlist continuation ({method})")
     _run(go)
@@ -243,16 +232,7 @@ def explain(a: str, b: str, space: str = SpaceOpt) -> None:
 def add(file: Path = typer.Argument(..., help="JSON or JSONL file of item records."), space: str = SpaceOpt) -> None:
     """Add or update items without retraining (cold start)."""
     def go() -> None:
-        from .errors import InputError
-        if not file.exists():
-            raise InputError("file not found", path=str(file))
-        text = file.read_text(encoding="utf-8")
-        try:
-            recs = json.loads(text) if file.suffix == ".json" else [json.loads(l) for l in text.splitlines() if l.strip()]
-        except json.JSONDecodeError as e:
-            raise InputError(f"invalid JSON: {e.msg} (line {e.lineno})", path=str(file)) from None
-        if isinstance(recs, dict):
-            recs = [recs]
+        recs = read_records(file)
         out = _write(space, lambda s: s.add_items(recs))
         typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
     _run(go)
@@ -312,9 +292,10 @@ def doctor(space_dir: str = typer.Argument(..., metavar="SPACE", help="The space
     else:
         for f in report.findings:
             state = "repaired" if f.repaired else "note" if f.note else "can be repaired" if f.repairable else "problem"
-            _console().print(f"[{'green' if f.repaired or f.note else 'red'}]{state}[/]: {f.kind}: {f.path}: {f.detail}")
-        _console().print(f"{space_dir}: format {report.format}, {report.items} items, "
-                      f"{'healthy' if report.healthy else 'problems remain'}")
+            _console().print(f"[{'green' if f.repaired or f.note else 'red'}]{state}[/]: ",
+                             text(f"{f.kind}: {f.path}: {f.detail}"), sep="")
+        _console().print(text(f"{space_dir}: format {report.format}, {report.items} items, "
+                              f"{'healthy' if report.healthy else 'problems remain'}"))
     raise typer.Exit(0 if report.healthy else 1)
 
 

@@ -96,3 +96,19 @@ def test_recover_dir_and_orphans(tmp_path):
     assert len(orphans(tmp_path)) == 6 and orphans(tmp_path, older_than=0) == []
     assert len(clean_orphans(tmp_path)) == 6 and orphans(tmp_path) == []
     assert (tmp_path / "index").is_dir()
+
+
+def test_atomic_dir_of_a_relative_path_without_a_name_replaces_the_folder_it_names(tmp_path, monkeypatch):
+    """``atomic_dir(".")`` was a raw ``ValueError: PosixPath('.') has an empty name``."""
+    d = tmp_path / "space"
+    d.mkdir()
+    (d / "old").write_text("1")
+    monkeypatch.chdir(d)
+    with atomic_dir(".") as t:
+        (t / "new").write_text("2")
+    monkeypatch.chdir(tmp_path)
+    assert sorted(x.name for x in d.iterdir()) == ["new"]
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["space"]
+    with pytest.raises(ValueError, match="has no name"):
+        with atomic_dir("/"):
+            pass

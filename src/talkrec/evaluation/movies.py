@@ -78,7 +78,9 @@ def run_movies(cfg: dict[str, Any], timer: Timer) -> dict[str, Any]:
     movies build config without the fold's users, queried with ``Space.recommend``, and one
     on all ratings for ``Space.search``."""
     mc, seed = cfg["movies"], int(cfg["seed"])
-    d = _load(cfg, timer)
+    pb = ProductBuilder(cfg, "movies")
+    d = _load(cfg, timer, pb)
+    base = pb.catalog(d.cat)
     n = len(d.ids)
     tune = list(range(min(int(mc["tune_folds"]), int(mc["n_folds"]))))
     als_params, trials = _als_search(cfg, d, tune, timer)
@@ -88,8 +90,6 @@ def run_movies(cfg: dict[str, Any], timer: Timer) -> dict[str, Any]:
     qpath = resolve_path(rc["queryset"], cfg) if not cfg["small_mode"] else None
     qs, qmeta = queryset(qpath or Path("/nonexistent"), d.cat, rc, MOVIE_TEMPLATES, seed, d.ids, "movielens",
                          write=qpath is not None)
-    pb = ProductBuilder(cfg, "movies")
-    base = pb.catalog(d.cat)
     rec, fold_info = _folds(cfg, d, als_params, ease_params, pb, base, timer)
 
     t0 = time.perf_counter()
@@ -107,9 +107,10 @@ def run_movies(cfg: dict[str, Any], timer: Timer) -> dict[str, Any]:
             "fusion": {"chosen": pb.settings(full), "history": full.fusion.history_}, "cold_start": cold}
 
 
-def _load(cfg: Mapping[str, Any], timer: Timer) -> MovieData:
+def _load(cfg: Mapping[str, Any], timer: Timer, pb: ProductBuilder | None = None) -> MovieData:
     """MovieLens (small mode: the first users and the movies they rated most), template and
-    overview embeddings, folds and validation/test users, query/target halves."""
+    overview embeddings, folds and validation/test users, query/target halves. ``pb``: its
+    catalog is loaded (and checked against the movies) before the embeddings."""
     from ..data.datasets import load_movielens
     from ..descriptions import TemplateDescriber
 
@@ -124,6 +125,8 @@ def _load(cfg: Mapping[str, Any], timer: Timer) -> MovieData:
         keep = set(top.index[: int(mc.get("max_items") or len(top))])
         cat = subset_catalog(cat, keep)
         cat.interactions = inter[inter["item_id"].isin(keep)]
+    if pb is not None:
+        pb.catalog(cat)                              # a build config without the movies fails now
     ids = cat.item_ids
     desc = TemplateDescriber(header="movie", only_listed=True, **mc["template"]).describe(cat)
     texts = [desc[i] for i in ids]

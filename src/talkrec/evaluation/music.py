@@ -52,7 +52,9 @@ def run_music(cfg: dict[str, Any], timer: Timer) -> dict[str, Any]:
     MULTI rows come from the product (:mod:`.product`): a space built from the music build
     config, queried with ``Space.similar`` and ``Space.search``."""
     mc, seed, k = cfg["music"], int(cfg["seed"]), int(cfg["k"])
-    d = _load(cfg, timer)
+    pb = ProductBuilder(cfg, "music")
+    d = _load(cfg, timer, pb)
+    base = pb.catalog(d.cat)
     als_params, als, als_trials = _als_search(cfg, d, timer)
     ease, ease_trials = _ease_search(cfg, d, timer)
     C = als.item_factors
@@ -63,8 +65,7 @@ def run_music(cfg: dict[str, Any], timer: Timer) -> dict[str, Any]:
     fm = cfg["fusion_text_model"]
 
     t0 = time.perf_counter()
-    pb = ProductBuilder(cfg, "music")
-    space = pb.build("full", pb.catalog(d.cat))
+    space = pb.build("full", base)
     timer("music/product-build", t0)
     fusion, MULTI, inputs = space.fusion, vectors_aligned(space, d.ids), inputs_aligned(space, d.ids)
     weights = space.config.get("modality_weights")
@@ -110,9 +111,10 @@ def run_music(cfg: dict[str, Any], timer: Timer) -> dict[str, Any]:
             "cold_start": cold, "gen": gen_info, "analyses": extra}
 
 
-def _load(cfg: Mapping[str, Any], timer: Timer) -> MusicData:
+def _load(cfg: Mapping[str, Any], timer: Timer, pb: ProductBuilder | None = None) -> MusicData:
     """Last.fm artists with AllMusic related artists (small mode: the query artists with the
-    most relations, and those), their template descriptions and text embeddings."""
+    most relations, and those), their template descriptions and text embeddings. ``pb``: its
+    catalog is loaded (and checked against the query artists) before the embeddings."""
     from ..data.datasets import load_lastfm
     from ..descriptions import TemplateDescriber
 
@@ -131,6 +133,8 @@ def _load(cfg: Mapping[str, Any], timer: Timer) -> MusicData:
         cat = subset_catalog(cat, keep)
         related = {a: {b for b in r if b in keep} for a, r in related.items() if a in keep}
         related = {a: r for a, r in related.items() if r}
+    if pb is not None:
+        pb.catalog(cat, query_ids=list(related))   # a build config without the query artists fails now
     ids = cat.item_ids
     desc = TemplateDescriber(**mc["template"]).describe(cat)
     texts = [desc[i] for i in ids]

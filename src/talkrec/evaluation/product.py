@@ -4,7 +4,8 @@ the fusion defaults), queried through the methods users call: ``Space.similar``,
 ``Space.recommend`` and ``Space.search``.
 
 A dataset block of the evaluation config names its build config (``build_config``, e.g.
-``configs/lastfm.yaml``; a user's own generic config works the same) and optional
+``configs/lastfm.yaml``; a user's own generic config works the same when its items carry the
+evaluation's ids: :func:`check_shared_ids`) and optional
 ``build_overrides`` (dotted keys; the ``small`` mode's few epochs). All builds of one
 dataset share one build cache, so text embeddings are computed once.
 """
@@ -21,7 +22,8 @@ from ..config import merge, resolve_path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ProductBuilder", "lexical_ranker", "rank_ids", "recommend_ranker", "search_ranker", "similar_ranker"]
+__all__ = ["ProductBuilder", "check_shared_ids", "lexical_ranker", "rank_ids", "recommend_ranker", "search_ranker",
+           "similar_ranker"]
 
 
 class ProductBuilder:
@@ -39,6 +41,7 @@ class ProductBuilder:
         small = "-small" if cfg.get("small_mode") else ""      # a --small run never touches a full run's spaces
         self.root = resolve_path(cfg["cache_dir"], cfg) / "product" / f"{ds}-{self.cfg['name']}{small}"
         self.builds: dict[str, dict[str, Any]] = {}
+        self.ds = ds
         self._own: Any = None
 
     @property
@@ -46,12 +49,20 @@ class ProductBuilder:
         """Whether the build loads its own data (generic format) instead of the evaluation's catalog."""
         return self.cfg.get("dataset", "generic") == "generic"
 
-    def catalog(self, evaluation_catalog: Any) -> Any:
-        """The catalog the build starts from: its own (generic format) or the evaluation's."""
+    def catalog(self, evaluation_catalog: Any, query_ids: Sequence[str] | None = None) -> Any:
+        """The catalog the build starts from: its own (generic format) or the evaluation's.
+
+        Its own must share item ids with the evaluation (its queries are the evaluation's items,
+        ``query_ids`` when given, else every item of ``evaluation_catalog``): none shared is an
+        :class:`~talkrec.errors.InputError` (every product row would score 0), some a warning
+        that says how many."""
         if self.own_catalog:
             if self._own is None:
                 from ..pipeline import load_dataset
-                self._own = load_dataset(self.cfg)
+                own = load_dataset(self.cfg)
+                wanted = evaluation_catalog.item_ids if query_ids is None else query_ids
+                check_shared_ids(own.item_ids, wanted, self.cfg.get("_config_path"), self.ds)
+                self._own = own
             return self._own
         return evaluation_catalog
 
@@ -78,6 +89,29 @@ class ProductBuilder:
         return {"build_config": self.cfg.get("_config_path"), "profile": c.get("profile", "default"),
                 "fusion": c["fusion"], "modality_weights": c.get("modality_weights"), "similar": c.get("similar"),
                 "recommend": c.get("recommend"), "ease": ease, "search": c.get("search"), "builds": self.builds}
+
+
+def check_shared_ids(own_ids: Sequence[str], query_ids: Sequence[str], build_config: str | None, ds: str) -> int:
+    """How many of the evaluation's query items ``query_ids`` the build config's own catalog
+    has: none is an :class:`~talkrec.errors.InputError` naming the build config, some but
+    not all a warning that says how many (queries about the others get no ranking)."""
+    from ..errors import InputError
+
+    have = set(map(str, own_ids))
+    queries = list(dict.fromkeys(map(str, query_ids)))
+    shared = sum(q in have for q in queries)
+    data = {"music": "Last.fm artist", "movies": "MovieLens movie"}.get(ds, "the evaluation's")
+    if not shared:
+        raise InputError(f"the build config's catalog shares no item ids with the evaluation data ({ds}: "
+                         f"{len(queries)} {data} ids, e.g. {queries[:3]}; the catalog's, e.g. "
+                         f"{sorted(have)[:3]}): every query would find nothing and every product row score 0. "
+                         f"{ds}.build_config must build the evaluation's items (e.g. its dataset, or a generic "
+                         "catalog keyed by the same ids)", path=build_config, field=f"{ds}.build_config")
+    if shared < len(queries):
+        log.warning("%s: %s.build_config's catalog has %d of the evaluation's %d query items; queries about the "
+                    "other %d get no ranking (they score 0)", build_config, ds, shared, len(queries),
+                    len(queries) - shared)
+    return shared
 
 
 def rank_ids(hits: Sequence[Any], idx: Mapping[str, int], k: int) -> np.ndarray:

@@ -21,7 +21,8 @@ from ..errors import InputError
 from ..space.files import replacing
 from .cache import Cache, StageTimer, content_hash
 from .reindex import index_settings
-from .serving import check_item_fields, ease_stage, modality_weights, resolve_profile
+from .schema import output_folder
+from .serving import check_item_fields, check_modalities, ease_stage, modality_weights, resolve_profile
 from .stages import (Built, catalog_stage, cf_stage, content_stage, descriptions_stage, fusion_stage, index_stage,
                      load_dataset, plot_training_curve, subsample, text_stage)
 
@@ -70,6 +71,7 @@ def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalo
     ``catalog`` skips the config's dataset loading (for catalogs built in Python).
     ``engine: spark`` runs the heavy stages on Spark (:func:`talkrec.pipeline.spark.build_spark`)."""
     cfg = resolve_profile(_config.load_config(cfg, defaults=DEFAULTS, required=REQUIRED))
+    cfg["output"] = str(output_folder(cfg))  # absolute; a folder a build would destroy is refused before any stage
     index_settings(cfg)                      # a vector database that cannot work fails before anything is written
     with replacing(Path(cfg["output"]), create=False):   # so does a space that another process writes to
         pass                                             # (checked again at the swap)
@@ -86,6 +88,7 @@ def build(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: Catalo
 
     catalog = catalog_stage(cfg, catalog, timer, seed)
     check_item_fields(cfg, catalog)
+    check_modalities(cfg, catalog)
     ids = catalog.item_ids
     data_key = content_hash(ids, catalog.tags, catalog.interactions if catalog.interactions is not None else 0)
     describer, views = descriptions_stage(cfg, catalog, cache, timer, show_progress)

@@ -12,16 +12,26 @@ Open blocks whose keys are the user's own names (``content`` and ``modality_weig
 modality names, ``tag_categories``: categories, ``descriptions.gen``: an LLM backend's
 settings) are checked where they are used, ``spark`` by :mod:`talkrec.pipeline.spark`; ``catalog``
 by :func:`talkrec.data.io.check_catalog_spec`, which :func:`~talkrec.data.io.load_catalog` calls too.
+
+The values of the settings that stages and queries read as they are (``search.mode``,
+``cf.n_trials``, ``index.ann``, ``max_items``... :data:`VALUES`, and ``cf.params`` by
+ALSEncoder's own parameter checks) are checked here too: a bad one failed after the build (every default
+search), deep in a stage, or not at all. :func:`output_folder` refuses an output that a build
+would destroy (a folder holding other files than a space's).
 """
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ..config import check_keys
+from ..errors import InputError
+from ..estimator import Constraint, Interval, Options, Predicate
 
-__all__ = ["SECTIONS", "TOP_LEVEL", "check_build_config"]
+__all__ = ["SECTIONS", "TOP_LEVEL", "VALUES", "check_build_config", "output_folder"]
 
 #: the top-level keys of a build config (``DEFAULTS`` in :mod:`talkrec.pipeline` and the rest)
 TOP_LEVEL = frozenset({
@@ -51,6 +61,66 @@ SECTIONS: dict[str, frozenset[str]] = {
     # cli._examples
     "examples": frozenset({"search", "similar", "recommend_items"}),
 }
+
+
+def _search_modes() -> Options:
+    from ..space.core import SEARCH_MODES
+    return Options(*SEARCH_MODES)
+
+
+_BOOL = Predicate(lambda v: isinstance(v, bool), "true or false")
+
+#: what the values of the settings read as they are may be, by dotted name (``search.mode``:
+#: :func:`_search_modes`; ``cf.params``: ALSEncoder's own checks)
+VALUES: dict[str, Constraint] = {
+    "max_items": Interval(int, 1, none=True),                                   # stages.catalog_stage
+    "cf.enabled": _BOOL, "cf.tune": _BOOL,                                      # stages.cf_stage
+    "cf.n_trials": Interval(int, 1), "cf.min_weight": Interval(float),
+    "search.hybrid_text_weight": Interval(float, 0), "search.hybrid_bm25_weight": Interval(float, 0),
+    "search.rrf_depth": Interval(int, 1), "search.rrf_c": Interval(float, 0),   # space.search
+    "index.ann": _BOOL, "index.M": Interval(int, 2),                            # index.store.VectorIndex
+    "index.ef_construction": Interval(int, 1), "index.ef_search": Interval(int, 1),
+}
+
+
+def _check_values(cfg: Mapping[str, Any], path: str | None) -> None:
+    """:data:`VALUES`, ``search.mode`` and ALSEncoder's checks of ``cf.params`` on the values given."""
+    from ..encoders.cf import ALSEncoder
+
+    checks = {**VALUES, "search.mode": _search_modes(),
+              **{f"cf.params.{k}": c for k, c in ALSEncoder._constraints.items()}}
+    for dotted, constraint in checks.items():
+        parent, _, key = dotted.rpartition(".")
+        block = _block(cfg, parent) if parent else cfg
+        if not isinstance(block, Mapping) or key not in block:
+            continue
+        value = block[key]
+        if not constraint.accepts(value):
+            raise InputError(f"{dotted} must be {constraint}, got {value!r}", path=path, field=dotted)
+
+
+def output_folder(cfg: Mapping[str, Any]) -> Path:
+    """The absolute path of the build's ``output``, refused when a build cannot or must not
+    replace what is there: a file, or a folder that holds files and is not a space (a build
+    swaps its output folder whole: whatever else it held would be deleted). A talkrec space
+    is a folder with a ``space.json`` (what ``Space.load`` and ``talkrec doctor`` read)."""
+    given = cfg.get("output")
+    if not isinstance(given, (str, os.PathLike)) or not str(given).strip():
+        raise InputError(f"output must be a folder path, got {given!r}", path=cfg.get("_config_path"), field="output")
+    out = Path(os.path.abspath(os.path.expanduser(os.fspath(given))))
+    if not out.name:
+        raise InputError(f"{out} cannot be a build's output (a build replaces its output folder whole); "
+                         "give a new folder or an existing space", field="output")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} is a file, not a folder; give a new folder or an existing space", field="output")
+    if out.is_dir() and not (out / "space.json").is_file():
+        held = sorted(p.name for p in out.iterdir() if p.name != "LOCK")      # LOCK: a failed build's
+        if held:
+            shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+            raise InputError(f"{out} exists, is not empty ({shown}) and is not a talkrec space (no space.json): "
+                             "a build replaces its output folder whole and would delete what it holds; give a new "
+                             "or empty folder, or an existing space to rebuild", field="output")
+    return out
 
 
 def _params(cls: type) -> frozenset[str]:
@@ -111,3 +181,4 @@ def check_build_config(cfg: Mapping[str, Any]) -> None:
     if isinstance(cfg.get("catalog"), Mapping):
         from ..data.io import check_catalog_spec
         check_catalog_spec(cfg["catalog"], path=path)
+    _check_values(cfg, path)

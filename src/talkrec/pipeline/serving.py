@@ -33,7 +33,7 @@ from ..index.lexical import bm25_params, check_fields
 from .cache import StageTimer
 from .schema import check_build_config
 
-__all__ = ["PAPER_FUSION", "ease_stage", "modality_weights", "resolve_profile", "serving_config"]
+__all__ = ["PAPER_FUSION", "check_modalities", "ease_stage", "modality_weights", "resolve_profile", "serving_config"]
 
 #: the fusion settings of paper 001 (section 2), what ``fusion: paper`` trains
 PAPER_FUSION: dict[str, Any] = {"learning_rate": 1e-4, "max_epochs": 400, "patience": 25}
@@ -109,6 +109,25 @@ def check_item_fields(cfg: Mapping[str, Any], catalog: Catalog) -> None:
         if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
             raise InputError(f"recommend.cold_prior: item field {f!r} is not numeric (its type: {col.dtype})",
                              field="recommend.cold_prior")
+
+
+def check_modalities(cfg: Mapping[str, Any], catalog: Catalog) -> None:
+    """Fusion needs a second modality beside text: CF (interactions, ``cf.enabled``) or a
+    ``content`` block; refused once the catalog is loaded, before the embedding stages, naming
+    the config and what to add (the fusion model itself said only ``got ['text']``)."""
+    has_cf = catalog.interactions is not None and len(catalog.interactions) > 0 and cfg["cf"].get("enabled", True)
+    if has_cf or cfg.get("content"):
+        return
+    why = ("cf.enabled is false" if catalog.interactions is not None and len(catalog.interactions)
+           else "the catalog has no interactions")
+    unused = (f"; the catalog's vectors {sorted(catalog.vectors)} are used only through a content: block"
+              if catalog.vectors else "")
+    raise InputError(f"fusion needs at least two modalities and this build of the catalog has only text ({why} "
+                     f"and the config has no content: block{unused}). Add interactions (catalog.interactions: "
+                     "user-item plays, ratings or clicks) for a CF modality, or item vectors, audio or image files "
+                     "(catalog.vectors / catalog.media) with a content: block, e.g. "
+                     "content: {audio: {source: vectors}}",
+                     path=cfg.get("_config_path"), field="catalog")
 
 
 def ease_stage(cfg: Mapping[str, Any], catalog: Catalog, timer: StageTimer) -> Any:

@@ -267,6 +267,7 @@ def index_stage(cfg: Mapping[str, Any], b: Built, fusion: Any, fused: np.ndarray
     from ..index.milvus import staged_collection
     from ..index.store import VectorIndex
     from ..space.files import replacing, write_new_space
+    from .schema import output_folder
     from .serving import serving_config
 
     catalog, inputs = b.catalog, b.inputs
@@ -289,6 +290,7 @@ def index_stage(cfg: Mapping[str, Any], b: Built, fusion: Any, fused: np.ndarray
             "data_key": b.data_key, **serving_config(cfg, b.weights or {m: 1.0 for m in inputs}, b.ease is not None),
         }
         with replacing(out_dir), staged_collection(settings, index.ids, index.vectors, index.meta, info) as swap_in:
+            output_folder({"output": out_dir})    # still no folder a swap would destroy
             with atomic_dir(out_dir) as tmp:
                 write_new_space(tmp, index, {m: (np.stack(v, axis=1) if isinstance(v, list) else v)[ok]
                                              for m, v in inputs.items()}, cfg.get("search"),
