@@ -70,6 +70,8 @@ def print_hits(hits: list[Any], as_json: bool, title: str) -> None:
 def read_records(file: Path) -> list[dict[str, Any]]:
     """The item records of ``talkrec add``'s file: a ``.json`` file holding a list of records
     (JSON objects) or one record, or any other file holding JSONL, one record a line."""
+    from .data.tables import json_kind, jsonl_objects      # pandas: only for this command
+
     if not file.exists():
         raise InputError("file not found", path=str(file))
     if not file.is_file():
@@ -87,32 +89,13 @@ def read_records(file: Path) -> list[dict[str, Any]]:
             return [recs]
         if not isinstance(recs, list):
             raise InputError(f"expected a JSON list of item records (objects such as {{\"item_id\": ..., "
-                             f"\"name\": ...}}) or one record, got a {_kind(recs)}", path=str(file))
+                             f"\"name\": ...}}) or one record, got a {json_kind(recs)}", path=str(file))
         for i, r in enumerate(recs, start=1):
             if not isinstance(r, dict):
-                raise InputError(f"record {i} of the list is a {_kind(r)}; expected an item record (a JSON object)",
+                raise InputError(f"record {i} of the list is a {json_kind(r)}; expected an item record (a JSON object)",
                                  path=str(file))
         return recs
-    out = []
-    for n, line in enumerate(body.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"invalid JSON: {e.msg} (line {n})", path=str(file)) from None
-        if not isinstance(r, dict):
-            raise InputError(f"line {n} holds a {_kind(r)}; expected JSONL, one item record (a JSON object) a line",
-                             path=str(file))
-        out.append(r)
-    return out
-
-
-def _kind(value: Any) -> str:
-    """How a JSON value is called in an error: ``number (42)``, ``string ('x')``, ``list``..."""
-    kinds = {bool: "boolean", int: "number", float: "number", str: "string", list: "list", dict: "object"}
-    name = "null" if value is None else kinds.get(type(value), type(value).__name__)
-    return f"{name} ({value!r})" if isinstance(value, (bool, int, float, str)) else name
+    return jsonl_objects(body.splitlines(), str(file))
 
 
 def resolve_ids(space: Any, value: str) -> list[str]:

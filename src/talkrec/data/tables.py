@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,8 @@ import pandas as pd
 
 from ..errors import InputError, nearest, shown
 
-__all__ = ["FORMATS", "TYPES", "check_unique", "coerce", "infer_numeric", "is_missing", "read_raw", "read_table"]
+__all__ = ["FORMATS", "TYPES", "check_unique", "coerce", "infer_numeric", "is_missing", "json_kind", "jsonl_objects",
+           "read_raw", "read_table"]
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".dat": "tsv", ".parquet": "parquet", ".pq": "parquet",
            ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
@@ -49,21 +50,35 @@ def _nullable_ints(df: pd.DataFrame, columns: list[str], values: Any) -> None:
         df[c] = pd.array(list(values(c)), dtype="Int64")
 
 
+def json_kind(value: Any) -> str:
+    """How a JSON value is called in an error: ``number (42)``, ``string ('x')``, ``list``..."""
+    kinds = {bool: "boolean", int: "number", float: "number", str: "string", list: "list", dict: "object"}
+    name = "null" if value is None else kinds.get(type(value), type(value).__name__)
+    return f"{name} ({value!r})" if isinstance(value, (bool, int, float, str)) else name
+
+
+def jsonl_objects(lines: Iterable[str], path: str) -> list[dict[str, Any]]:
+    """The JSON object of each line (blank lines skipped): JSONL catalogs and ``talkrec add``
+    files. A line that is not JSON, or not an object, is an :class:`InputError` naming it."""
+    rows = []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"invalid JSON ({e.msg} at column {e.colno})", path=path, row=n) from None
+        if not isinstance(obj, dict):
+            raise InputError(f"line {n} holds a {json_kind(obj)}; expected JSONL, one JSON object a line", path=path)
+        rows.append(obj)
+    return rows
+
+
 def _read_jsonl(path: Path) -> pd.DataFrame:
     """One JSON object a line; a key holding JSON integers and missing from (or null in) some
     rows is a nullable ``Int64`` column, as the same column read from CSV."""
-    rows = []
     with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"invalid JSON ({e.msg} at column {e.colno})", path=str(path), row=n) from None
-            if not isinstance(obj, dict):
-                raise InputError(f"expected a JSON object, got {type(obj).__name__}", path=str(path), row=n)
-            rows.append(obj)
+        rows = jsonl_objects(fh, str(path))
     df = pd.DataFrame(rows)
     ints = [c for c in df.columns if df[c].dtype.kind == "f" and df[c].isna().any()
             and all(type(r[c]) is int for r in rows if not is_missing(r.get(c)))]

@@ -19,7 +19,7 @@ from ..errors import InputError
 from ..index.filters import canonical_decade
 from .catalog import TAG_COLUMNS
 
-__all__ = ["TAG_LIST_COLUMNS", "add_tag_columns", "tag_lists", "tags_from_column"]
+__all__ = ["TAG_LIST_COLUMNS", "add_tag_columns", "decades", "tag_lists", "tags_from_column"]
 
 #: the items' list columns made from the tags
 TAG_LIST_COLUMNS = ("tags", "genre", "decade")
@@ -61,7 +61,7 @@ def tag_lists(tags: pd.DataFrame, item_ids: pd.Series, category: str | None = No
     return item_ids.map(lists).apply(lambda v: v if isinstance(v, list) else [])
 
 
-def _decades(tag_decades: pd.Series, years: pd.Series | None) -> pd.Series:
+def decades(tag_decades: pd.Series, years: pd.Series | None) -> pd.Series:
     """Decade tags, plus the decade of ``years`` (``"1990s"``) where no tag names it."""
     if years is None:
         return tag_decades
@@ -87,5 +87,5 @@ def add_tag_columns(items: pd.DataFrame, tags: pd.DataFrame) -> pd.DataFrame:
         items["genre"] = tag_lists(tags, items["item_id"], "genre")
     year = items["year"] if "year" in items.columns and pd.api.types.is_numeric_dtype(items["year"]) else None
     if "decade" not in items.columns and ((tags["category"] == "decade").any() or year is not None):
-        items["decade"] = _decades(tag_lists(tags, items["item_id"], "decade"), year)
+        items["decade"] = decades(tag_lists(tags, items["item_id"], "decade"), year)
     return items

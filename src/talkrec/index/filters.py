@@ -84,8 +84,9 @@ def resolve_field(field: str, columns: Sequence[str] | pd.Index) -> str:
                      field="where")
 
 
-def is_missing(v: Any) -> bool:
-    """A value a row does not have: ``None``, NaN or NA."""
+def is_null(v: Any) -> bool:
+    """A value a row does not have: ``None``, NaN or NA (a blank text cell of a file is
+    :func:`talkrec.data.tables.is_missing`)."""
     return v is None or v is pd.NA or (isinstance(v, float) and v != v)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .filters import FilterEngine, is_missing
+from .filters import FilterEngine, is_null
 from .lexical import LexicalIndex
 from .quantized import MAX_ROWS, MIN_ROWS, Int8TopK
 from .store import VectorIndex
@@ -333,7 +333,7 @@ class DeltaRows:
                 if c not in self.samples:
                     self.columns.append((c, start + j))
                 rows = self.samples.setdefault(c, [])
-                if len(rows) < 50 and not is_missing(v):
+                if len(rows) < 50 and not is_null(v):
                     rows.append(start + j)
         self.ids.extend(ids)
         self.meta.extend(dict(m) for m in meta)

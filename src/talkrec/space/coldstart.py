@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..data.tags import _decades
+from ..data.tags import decades
 from ..descriptions.categories import DEFAULT_ORDER, TagCategorizer
 from ..descriptions.template import TemplateDescriber
 from ..encoders.query import QueryEncoder
 from ..errors import InputError
 from ..fusion.model import combine
-from ..index.filters import finite_float, is_missing
+from ..index.filters import finite_float, is_null
 from ..index.store import l2_normalize
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def column_kind(s: pd.Series) -> str | None:
     """``"list"``, ``"bool"``, ``"numeric"`` or ``"text"`` when all values of ``s`` that are
     not missing are of that kind (any list: ``"list"``), ``"mixed"`` otherwise, ``None``
     when it has none."""
-    values = [v for v in s.tolist() if not is_missing(v)]
+    values = [v for v in s.tolist() if not is_null(v)]
     if not values:
         return None
     if any(isinstance(v, (list, tuple, np.ndarray)) for v in values):
@@ -131,9 +131,12 @@ def column_kind(s: pd.Series) -> str | None:
     for kind, types in (("bool", (bool, np.bool_)), ("text", (str,))):
         if all(isinstance(v, types) for v in values):
             return kind
-    numbers = all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-                  for v in values)
-    return "numeric" if numbers else "mixed"
+    return "numeric" if all(_is_number(v) for v in values) else "mixed"
+
+
+def _is_number(v: Any) -> bool:
+    """An int or float (numpy's too), not a bool."""
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
 
 
 def _metadata(space: "Space", rec: Mapping[str, Any], i: int) -> dict[str, Any]:
@@ -253,7 +256,7 @@ def _tag_fields(space: "Space", iid: str, tags: Mapping[str, list[str]],
     space's TEMPLATE but ``other`` that the tags have or the space has a field for (``[]``
     for none, as a built item without such tags has; a re-tagged item keeps no old one), and
     in ``decade`` the decade of a numeric ``year`` (the given one, else the item's) where the
-    space has that field, added as the build adds it (:func:`talkrec.data.tags._decades`)."""
+    space has that field, added as the build adds it (:func:`talkrec.data.tags.decades`)."""
     snap = space.index
     schema = snap.schema()
     cols = {c for c in snap.columns if column_kind(schema[c]) in ("list", None)}     # not a text field "genre"
@@ -263,10 +266,9 @@ def _tag_fields(space: "Space", iid: str, tags: Mapping[str, list[str]],
     if "decade" in out and "decade" in cols:
         p = snap.position(iid)
         year = fields["year"] if "year" in fields else None if p is None else snap.value(p, "year")
-        numeric = isinstance(year, (int, float, np.integer, np.floating)) and not isinstance(year, (bool, np.bool_))
-        year = finite_float(year) if numeric else None
+        year = finite_float(year) if _is_number(year) else None
         if year is not None:
-            out["decade"] = list(_decades(pd.Series([out["decade"]], dtype=object), pd.Series([year])).iloc[0])
+            out["decade"] = list(decades(pd.Series([out["decade"]], dtype=object), pd.Series([year])).iloc[0])
     return out
 
 
