@@ -22,12 +22,13 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..device import limit_torch_threads
 from ..space import Follower, Space
-from .deps import ServiceState, refuse_open_writes, require_key
+from .deps import ServiceState, guard_refusal, refuse_open_writes, require_key
 from .errors import install_error_handlers, responses
 from .middleware import DEFAULT_BODY_TIMEOUT, BodyLimitMiddleware, ReadsInFlightMiddleware
 from .routers import items, meta, playlists, recommend, search
@@ -125,14 +126,15 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
                     f"multimodal embedding space (space '{cfg.get('name')}', {len(space.index)} items, "
                     f"modalities {', '.join(space.modalities)}). Errors are JSON: "
                     "{\"error\": code, \"detail\": message}.",
-        responses=responses(408),
+        responses=responses(400, 408, 413, 422),   # any route: bad Content-Length, slow or large body, unknown query name
     )
     app.state.service = state
     app.add_middleware(BodyLimitMiddleware, max_body=max_body_bytes, max_upload=max_upload_bytes,
                        upload_paths=search.UPLOAD_PATHS, body_timeout=body_timeout)
     if follower is not None:           # its loads of a generation make way for the reads in flight
         app.add_middleware(ReadsInFlightMiddleware, reads=space.store.reads)
-    install_error_handlers(app)
+    writes = frozenset(r.endpoint for r in items.write_router.routes if isinstance(r, APIRoute))
+    install_error_handlers(app, guard=lambda request: guard_refusal(request, writes))
 
     @app.get("/", include_in_schema=False)
     def index_page() -> FileResponse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -113,6 +113,22 @@ async def require_key(key: str | None = Depends(key_header), state: ServiceState
 
 async def refuse_open_writes(state: ServiceState = Depends(get_state)) -> None:
     state.check_writes_allowed()
+
+
+def guard_refusal(request: Request, writes: Collection[Callable[..., Any]]) -> ServiceError | None:
+    """What the write routes' guards (the API key, then writes refused) answer to ``request``
+    when its route's endpoint is one of ``writes``. A body that is not JSON fails before
+    FastAPI runs a route's dependencies; the error handler asks this first, so a client
+    without the key gets 401 (not a 422 about the body), as it does for a well-formed body."""
+    state: ServiceState | None = getattr(request.app.state, "service", None)
+    if state is None or getattr(request.scope.get("route"), "endpoint", None) not in writes:
+        return None
+    try:
+        state.check_key(request.headers.get("x-api-key"))
+        state.check_writes_allowed()
+    except ServiceError as e:
+        return e
+    return None
 
 
 async def query_filters(

@@ -8,6 +8,7 @@ that could not be persisted 500 (nothing was changed). The service's own 401 is 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -73,8 +74,10 @@ def _http(e: StarletteHTTPException) -> JSONResponse:
     return error_response(e.status_code, code, detail, headers=getattr(e, "headers", None))
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Map the Space's and the framework's exceptions to JSON error responses."""
+def install_error_handlers(app: FastAPI,
+                           guard: Callable[[Request], ServiceError | None] = lambda request: None) -> None:
+    """Map the Space's and the framework's exceptions to JSON error responses. ``guard``: what
+    a route's own checks answer to a request whose body failed validation (it goes first)."""
     handlers: dict[type[BaseException], Any] = {
         NotMediaModality: lambda e: error_response(409, "not_applicable", f"{e} (POST it to /api/query/vector)",
                                                    field=e.field),
@@ -84,13 +87,19 @@ def install_error_handlers(app: FastAPI) -> None:
         WriteError: lambda e: error_response(500, "write_failed", str(e)),
         ServiceError: lambda e: error_response(e.status, e.error, e.detail, field=e.field),
         TalkrecError: lambda e: error_response(422, "invalid_input", str(e)),
-        RequestValidationError: _validation,
         StarletteHTTPException: _http,
     }
     for exc, to_response in handlers.items():
         async def handle(request: Request, e: Exception, to_response: Any = to_response) -> JSONResponse:
             return to_response(e)
         app.add_exception_handler(exc, handle)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, e: RequestValidationError) -> JSONResponse:
+        refused = guard(request)
+        if refused is not None:
+            return error_response(refused.status, refused.error, refused.detail, field=refused.field)
+        return _validation(e)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, e: Exception) -> JSONResponse:  # pragma: no cover - last resort

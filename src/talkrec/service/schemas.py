@@ -304,7 +304,11 @@ class FollowStatus(BaseModel):
 
 
 class HealthResponse(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"] = Field(description="'degraded': the space answers reads, and `problems` says "
+                                                          "what is wrong (the status code stays 200: it is alive)")
+    problems: list[str] = Field(default_factory=list, description="log damage recovered at load, writes refused "
+                                                                  "since one could not be made durable, the last "
+                                                                  "background compaction's failure")
     items: int
     uptime_s: float
     follows: FollowStatus | None = Field(None, description="on a read-only follower: what it has applied")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
@@ -95,6 +96,7 @@ class SpaceStore:
         self._log: wal.LogFile | None = None
         self._broken: BaseException | None = None
         self._compactor: threading.Thread | None = None
+        self._compact_failed: str | None = None
         self.backend: VectorBackend | None = open_backend(files.config.get("index", {}))
         self._bm25 = bm25_params(files.config.get("search"))
         owner = not self.follows and self._plock.acquire()    # a follower never cuts or deletes a file
@@ -119,6 +121,13 @@ class SpaceStore:
     @property
     def manifest(self) -> Manifest | None:
         return self._manifest
+
+    @property
+    def health(self) -> list[str]:
+        """What is wrong with this store now: log damage recovered at load, writes refused
+        since a write could not be made durable, the last background compaction's failure."""
+        broken = [f"writes are refused until the space is reloaded: {self._broken}"] if self._broken else []
+        return self.problems + broken + ([self._compact_failed] if self._compact_failed else [])
 
     @property
     def log_sizes(self) -> dict[str, int]:
@@ -275,8 +284,11 @@ class SpaceStore:
     def _compact_quietly(self) -> None:
         try:
             self.compact()
-        except Exception:  # noqa: BLE001 - a background compaction that fails is retried later
+        except Exception as e:  # noqa: BLE001 - a background compaction that fails is retried later
             log.exception("background compaction of %s failed", self.path)
+            self._compact_failed = (f"background compaction failed at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} "
+                                    f"({type(e).__name__}: {e}); the writes are logged and served, and it is "
+                                    "tried again after the next write")
 
     def compact(self) -> dict[str, Any]:
         """Fold the writes since the generation into a new generation (one at a time)."""
@@ -308,6 +320,7 @@ class SpaceStore:
                 write_manifest(self.path, manifest)
                 self.publish(snap, manifest)
             remove_paths([self.path / m0.generation] + [self.path / n for n in m0.logs])
+            self._compact_failed = None
             log.info("compacted %s into %s (%d items, %d changes folded)", self.path, name, len(sealed), sealed.changes)
             return {"compacted": True, "generation": name, "items": len(sealed), "changes": sealed.changes}
 

@@ -15,13 +15,16 @@ router = APIRouter(tags=["meta"])
 
 
 @router.get("/api/health", response_model=S.HealthResponse)
+@router.head("/api/health", include_in_schema=False)
 async def health(state: ServiceState = Depends(get_state)) -> S.HealthResponse:
     """Liveness: the space is loaded and answering. ``async``: answered on the event loop, so it
     does not queue behind searches when every worker thread is busy (a load balancer would
-    take a busy server for a dead one)."""
+    take a busy server for a dead one). ``degraded``: alive, and ``problems`` says what needs
+    a look (a background compaction failing, writes refused). ``HEAD`` too: what load balancers and ``curl -I`` send."""
     follows = S.FollowStatus(**state.follower.status()) if state.follower is not None else None
-    return S.HealthResponse(status="ok", items=len(state.space.index), uptime_s=round(time.time() - state.started, 1),
-                            follows=follows)
+    problems = state.space.store.health
+    return S.HealthResponse(status="degraded" if problems else "ok", problems=problems, items=len(state.space.index),
+                            uptime_s=round(time.time() - state.started, 1), follows=follows)
 
 
 @router.get("/api/version", response_model=S.VersionResponse)
