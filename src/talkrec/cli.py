@@ -148,9 +148,9 @@ def _check_mode(mode: Optional[str], fused_only: Optional[str]) -> None:
     """``--mode`` is a search mode; with ``fused_only`` (the option of a search that ranks in
     the fused space only: personalized, or by an audio / image file) it can only be multi."""
     from .errors import InputError
-    from .space.core import SEARCH_MODES
-    if mode is not None and mode not in SEARCH_MODES:
-        raise InputError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}", field="mode")
+    from .space.search import check_mode
+    if mode is not None:
+        check_mode(mode)
     if mode not in (None, "multi") and fused_only:
         raise InputError(f"--mode {mode} cannot be used with {fused_only}: that search ranks in the fused space "
                          "only (mode multi); leave --mode out or give --mode multi", field="mode")

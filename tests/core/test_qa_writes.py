@@ -100,3 +100,36 @@ def test_new_items_get_the_decade_of_their_year_and_empty_lists(space):
     where = space.filter_where(FilterSpec(decade="80s"))
     found = {i for i, _ in space.index.search(space.index.vector("y1"), k=80, where=where)}
     assert {"d0", "y1"} <= found and "y2" not in found
+
+
+def test_an_update_of_the_year_alone_moves_the_items_decade(space):
+    """The decade field follows the year as a build makes it; an update that gave a year but no
+    tags kept the old decade, so ``decade=`` filters found the item in its old decade."""
+    _add(space, "d0", tags=["80s"])                           # the space now has a decade field
+    _add(space, "y1", tags=["rock"], year=1986)
+    _add(space, "y2", tags=["rock", "90s"], year=1994)
+    assert space.item("y1")["decade"] == ["1980s"]
+    _add(space, "y1", metadata={"year": 1995})
+    assert space.item("y1")["decade"] == ["1990s"] and space.item("y1")["tags"] == ["rock"]
+    _add(space, "y2", metadata={"year": 2003})                # a decade tag stays, the year's joins it
+    assert space.item("y2")["decade"] == ["90s", "2000s"]
+    _add(space, "y1", metadata={"plays": 7})                  # no year given: the decade stays
+    assert space.item("y1")["decade"] == ["1990s"]
+    where = space.filter_where(FilterSpec(decade="90s"))
+    found = {i for i, _ in space.index.search(space.index.vector("y1"), k=80, where=where)}
+    assert {"y1", "y2"} <= found
+
+
+def test_an_update_with_a_description_but_no_tags_keeps_the_tags(space):
+    """What a record does not give keeps its value (docs/service.md): a new description without
+    ``tags`` wiped the item's tags and every field made from them (genre, tag filters)."""
+    before = space.item("metal3")
+    assert before["tags"] == ["metal", "band"] and before["genre"] == ["metal"]
+    space.add_items([{"item_id": "metal3", "name": "Metal Band 3", "description": "loud guitars from a garage"}])
+    row = space.item("metal3")
+    assert row["description"] == "loud guitars from a garage"
+    assert row["tags"] == ["metal", "band"] and row["genre"] == ["metal"]
+    where = space.filter_where(FilterSpec(tags=["metal"]))
+    assert "metal3" in {i for i, _ in space.index.search(space.index.vector("metal3"), k=80, where=where)}
+    space.add_items([{"item_id": "metal3", "name": "Metal Band 3", "description": "quiet", "tags": []}])  # [] clears
+    assert space.item("metal3")["tags"] == [] and space.item("metal3")["genre"] == []

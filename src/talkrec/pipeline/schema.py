@@ -64,7 +64,7 @@ SECTIONS: dict[str, frozenset[str]] = {
 
 
 def _search_modes() -> Options:
-    from ..space.core import SEARCH_MODES
+    from ..space.search import SEARCH_MODES
     return Options(*SEARCH_MODES)
 
 

@@ -9,10 +9,11 @@ queries / items), ``coldstart`` (validated upserts), ``files`` (the layout on di
 """
 from __future__ import annotations
 
-from .core import SEARCH_MODES, Space
+from .core import Space
 from .files import WriteError
 from .follower import Follower
 from .hits import Hit
 from .playlists import Continuation
+from .search import SEARCH_MODES
 
 __all__ = ["SEARCH_MODES", "Continuation", "Follower", "Hit", "Space", "WriteError"]

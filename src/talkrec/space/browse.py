@@ -192,9 +192,14 @@ def live_history(snap: Snapshot, hist: list[str], user_id: str) -> list[str]:
     return live
 
 
-def top_users(interactions: pd.DataFrame | None) -> list[tuple[str, int]]:
-    """``(user_id, n_interactions)``, most first."""
+def top_users(interactions: pd.DataFrame | None, snap: Snapshot | None = None) -> list[tuple[str, int]]:
+    """``(user_id, n_interactions)``, most first; with ``snap``, only the interactions with
+    the items it still has (a user whose items were all removed is not listed)."""
     if interactions is None or not len(interactions):
         return []
-    counts = interactions.groupby("user_id").size().sort_values(ascending=False)
+    if snap is not None:
+        items = pd.unique(interactions["item_id"])
+        live = {i for i in items if snap.position(str(i)) is not None}
+        interactions = interactions[interactions["item_id"].isin(live)]
+    counts = interactions.groupby("user_id").size().sort_values(ascending=False, kind="stable")
     return [(str(u), int(n)) for u, n in counts.items()]

@@ -238,16 +238,30 @@ def _item(space: "Space", rec: Any, i: int, first_row: dict[str, int], describer
     if desc is not None and not isinstance(desc, str):
         raise InputError("description must be a string", row=i, field="description")
     fields = _metadata(space, rec, i)
-    kept = _kept_text(space, iid, name, fields, describer) if rec.get("tags") is None and not desc else None
+    stored = _stored_tags(space, iid) if rec.get("tags") is None else None
+    kept = _kept_text(space, iid, name, fields, describer) if stored is not None and not desc else None
     text = kept if kept is not None else desc if desc and desc.strip() else \
         describer.describe_one({"item_id": iid, "name": name, **fields}, tags)
     vectors = _vectors(space, rec, i, iid)
     order = [x for ts in tags.values() for x in ts]
-    # tags not given: an update keeps the item's (the writer merges the fields a record leaves out)
-    meta = {**fields} if kept is not None else {**fields, "tags": sorted(set(order), key=order.index)}
-    for c, v in ({} if kept is not None else _tag_fields(space, iid, tags, fields)).items():
+    # tags not given: an update keeps the item's (the writer merges the fields a record leaves out),
+    # and a new year moves its decade
+    meta = {**fields} if stored is not None else {**fields, "tags": sorted(set(order), key=order.index)}
+    derived = _tag_fields(space, iid, tags, fields) if stored is None else \
+        {c: v for c, v in _tag_fields(space, iid, stored, fields).items() if c == "decade" and "year" in fields}
+    for c, v in derived.items():
         meta.setdefault(c, v)
     return _Item(iid, name, text, meta, vectors)
+
+
+def _stored_tags(space: "Space", iid: str) -> dict[str, list[str]] | None:
+    """The tags the space has for item ``iid``, by category; ``None`` for a new item."""
+    snap = space.index
+    p = snap.position(iid)
+    if p is None:
+        return None
+    old = snap.value(p, "tags") if "tags" in snap.columns else None
+    return _by_category([str(x) for x in old] if isinstance(old, (list, tuple, np.ndarray)) else [])
 
 
 def _tag_fields(space: "Space", iid: str, tags: Mapping[str, list[str]],
@@ -284,9 +298,7 @@ def _kept_text(space: "Space", iid: str, name: str, fields: Mapping[str, Any],
     stored = snap.value(p, "description")
     if isinstance(stored, str) and stored and snap.value(p, "name") == name:
         return stored
-    old = snap.value(p, "tags")
-    tags = _by_category([str(x) for x in old] if isinstance(old, (list, tuple, np.ndarray)) else [])
-    return describer.describe_one({"item_id": iid, "name": name, **fields}, tags)
+    return describer.describe_one({"item_id": iid, "name": name, **fields}, _stored_tags(space, iid) or {})
 
 
 def prepare(space: "Space", records: Sequence[Mapping[str, Any]]) -> tuple["Upsert", list[dict[str, Any]]]:

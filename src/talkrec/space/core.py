@@ -25,14 +25,11 @@ from .explain import explain as explain_pair
 from .files import read_space
 from .hits import Hit, hits_at, jsonable, make_hits
 from .playlists import Continuation
-from .search import LexicalView, lexical_search, text_search
+from .search import LexicalView, check_mode, lexical_search, text_search
 from .strategies import recommend_rows, score_kind, similar_rows
 from .vectors import checked_vector, id_list, mean_vector, mixed_vector
 from .writer import SpaceStore
 from .writes import SpaceWrites
-
-SEARCH_MODES = ("hybrid", "multi", "text", "lexical")
-
 
 class _Shared:
     def __init__(self) -> None:                  # what a Space loads lazily, shared with its pinned views
@@ -44,7 +41,6 @@ class _Shared:
         self.als_items: Any = None
         self.session_model: Any = None
         self.histories: dict[str, list[str]] | None = None
-        self.users: list[tuple[str, int]] | None = None
 
 
 def consistent(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -191,10 +187,11 @@ class Space(SpaceWrites):
         return browse.facets_of(self.index)
 
     def users(self, limit: int = 20) -> list[tuple[str, int]]:
-        """``(user_id, n_interactions)`` of the users with the most history."""
-        if self._shared.users is None:
-            self._shared.users = browse.top_users(self.interactions)
-        return self._shared.users[:browse.checked_limit(limit)]
+        """``(user_id, n_interactions)`` of the users with the most history in the items the space has now."""
+        snap = self.index
+        memo = snap.memo if snap.changes else snap.gen.memo        # once per generation until a write
+        users = memo("top_users", lambda: browse.top_users(self.interactions, snap))
+        return users[:browse.checked_limit(limit)]  # type: ignore[no-any-return]
 
     def filter_where(self, filters: FilterSpec | None) -> dict[str, Any] | None:
         """The ``where`` mapping for :class:`~talkrec.index.filters.FilterSpec` filters (tags,
@@ -278,9 +275,7 @@ class Space(SpaceWrites):
         reciprocal rank fusion of the fused space, the text model weighted ``search.hybrid_text_weight``
         and BM25 weighted ``search.hybrid_bm25_weight``, 0 leaving it out; docs/evaluation.md).
         Scores: RRF / text-model cosine / BM25 (hybrid / text / lexical), not fused-space cosines."""
-        mode = mode or self.config.get("search", {}).get("mode", "hybrid")
-        if mode not in SEARCH_MODES:
-            raise InputError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}", field="mode")
+        mode = check_mode(mode or self.config.get("search", {}).get("mode", "hybrid"))
         if mode == "lexical":
             return self.hits(lexical_search(self, text, k, where, offset))
         if mode == "multi" or "text" not in self.config["input_files"]:

@@ -25,6 +25,15 @@ if TYPE_CHECKING:
     from ..index.snapshot import Snapshot
     from .core import Space
 
+SEARCH_MODES = ("hybrid", "multi", "text", "lexical")
+
+
+def check_mode(mode: Any) -> str:
+    """``mode`` when it is one of :data:`SEARCH_MODES`, else :class:`InputError` (field ``mode``)."""
+    if mode not in SEARCH_MODES:
+        raise InputError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}", field="mode")
+    return str(mode)
+
 
 class LexicalView:
     """BM25 over the descriptions of one snapshot's items: :meth:`scores` per row (0 for
