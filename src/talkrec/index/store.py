@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .._atomic import atomic_dir
-from ..errors import InputError
+from ..errors import InputError, TalkrecError
 from ..limits import check_page
 from ..ranking import top_k
 from .filters import FilterEngine, Where
@@ -266,18 +266,48 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path: str | Path, *, ann: bool | None = None) -> "VectorIndex":
+        """The index saved in folder ``path``; :class:`UnreadableIndex` naming the file that is
+        missing (a ``FileNotFoundError`` too) or cannot be read."""
         path = Path(path)
-        cfg = json.loads((path / "config.json").read_text())
-        meta = read_meta(path / "meta.parquet")
-        V = np.load(path / "vectors.npy", allow_pickle=False)
-        use_ann = cfg["ann"] if ann is None else ann
+        cfg = _read(path / "config.json", lambda f: json.loads(f.read_text()))
+        meta = _read(path / "meta.parquet", read_meta)
+        V = _read(path / "vectors.npy", lambda f: np.load(f, allow_pickle=False))
+        try:
+            use_ann = cfg["ann"] if ann is None else ann
+            params = {k: cfg[k] for k in ("M", "ef_construction", "ef_search")}
+        except (KeyError, TypeError, ValueError) as e:
+            raise BadIndexFile(f"{path / 'config.json'}: not an index config ({type(e).__name__}: {e})") from None
+        if V.ndim != 2 or len(meta) != len(V) or "item_id" not in meta.columns:
+            raise BadIndexFile(f"{path}: meta.parquet has {len(meta)} rows (item_id: {'item_id' in meta.columns}) for "
+                               f"{len(V)} rows of vectors.npy")
         graph = labels = None
         if use_ann and (path / GRAPH_FILE).exists():
-            graph = load_graph(path / GRAPH_FILE, V.shape[1], ef_search=cfg["ef_search"])
-            labels = np.load(path / LABELS_FILE) if (path / LABELS_FILE).exists() else None
-        return cls(meta["item_id"].astype(str).to_numpy(), V, meta, ann=use_ann, M=cfg["M"],
-                   ef_construction=cfg["ef_construction"], ef_search=cfg["ef_search"], graph=graph, graph_labels=labels,
-                   unit=True)
+            graph = _read(path / GRAPH_FILE, lambda f: load_graph(f, V.shape[1], ef_search=params["ef_search"]))
+            labels = _read(path / LABELS_FILE, np.load) if (path / LABELS_FILE).exists() else None
+        return cls(meta["item_id"].astype(str).to_numpy(), V, meta, ann=use_ann, **params, graph=graph,
+                   graph_labels=labels, unit=True)
+
+
+class UnreadableIndex(TalkrecError):
+    """A file of a saved index is missing or cannot be read (``talkrec doctor SPACE`` says more)."""
+
+
+class MissingIndexFile(UnreadableIndex, FileNotFoundError):
+    """A file of a saved index is missing (a ``FileNotFoundError``: a compaction may have replaced it)."""
+
+
+class BadIndexFile(UnreadableIndex, ValueError):
+    """A file of a saved index is there but cannot be read (truncated, corrupt)."""
+
+
+def _read(f: Path, reader: Any) -> Any:
+    """``reader(f)``, its failures as :class:`UnreadableIndex` naming ``f``."""
+    try:
+        return reader(f)
+    except FileNotFoundError:
+        raise MissingIndexFile(f"{f} is missing (the space is damaged: `talkrec doctor SPACE` says more)") from None
+    except (OSError, ValueError, KeyError, EOFError, RuntimeError) as e:
+        raise BadIndexFile(f"{f} cannot be read ({type(e).__name__}: {e}; `talkrec doctor SPACE` says more)") from None
 
 
 #: rows of a list column converted to Python lists per call in :func:`read_meta`

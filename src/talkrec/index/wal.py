@@ -10,7 +10,9 @@ modality inputs ``input:<key>``. No pickles.
 :class:`GroupCommit` lets writers that arrive while an fsync runs share the next one (a
 leader/follower queue), so throughput is not bounded by one fsync per write.
 :func:`read_log` returns the valid records of a file and where a torn or corrupt tail
-starts (a write that was never acknowledged: it is truncated with a warning on load).
+starts (a write that was never acknowledged: it is truncated with a warning on load). A bad
+record that complete records follow is no torn tail but damage to acknowledged writes:
+:class:`CorruptLog` is raised (nothing is cut); :func:`salvage` reads around it.
 """
 from __future__ import annotations
 
@@ -27,14 +29,33 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .._atomic import fsync_dir
+from ..errors import TalkrecError
 
-__all__ = ["GroupCommit", "LogFile", "LogRecord", "decode", "encode_delete", "encode_upsert", "frame", "read_log",
-           "read_records"]
+__all__ = ["CorruptLog", "GroupCommit", "LogFile", "LogRecord", "decode", "encode_delete", "encode_upsert", "frame",
+           "read_log", "read_records", "salvage"]
 
 _HEAD = struct.Struct("<II")
+#: the bytes before a record's payload (its length and checksum)
+HEADER_BYTES = _HEAD.size
 _U32 = struct.Struct("<I")
 #: a length above this is corruption, not a record
 MAX_RECORD_BYTES = 1 << 30
+#: the shortest payload (its u32 header length and ``{}``): a shorter one (8 zero bytes, as a
+#: file extended but never written reads after a power loss) is corruption, not a record
+MIN_PAYLOAD_BYTES = 6
+#: how every payload's header starts (``_pack``): where a record may start after a corrupt one
+_MARK = b'{"op":"'
+
+
+class CorruptLog(TalkrecError, ValueError):
+    """A record of a log is corrupt and complete records follow it: writes that were
+    acknowledged, not a torn tail. Nothing may be cut; ``talkrec doctor SPACE --repair``
+    drops the corrupt bytes only (:func:`salvage`). ``at``: where the bad bytes start,
+    ``resume``: where the next complete record starts."""
+
+    def __init__(self, message: str, *, at: int, resume: int) -> None:
+        super().__init__(message)
+        self.at, self.resume = at, resume
 
 
 @dataclass
@@ -70,7 +91,16 @@ def encode_delete(ids: Sequence[str]) -> bytes:
 
 def decode(payload: bytes) -> LogRecord:
     """A payload back into a :class:`LogRecord` (``ValueError`` when it is malformed)."""
+    try:
+        return _decode(payload)
+    except (struct.error, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"malformed log record ({type(e).__name__}: {e})") from None
+
+
+def _decode(payload: bytes) -> LogRecord:
     (hlen,) = _U32.unpack_from(payload, 0)
+    if 4 + hlen > len(payload):
+        raise ValueError("record header runs past the payload")
     header = json.loads(payload[4:4 + hlen].decode("utf-8"))
     off = 4 + hlen
     arrays: dict[str, np.ndarray] = {}
@@ -113,23 +143,84 @@ def read_log(path: str | os.PathLike[str]) -> LogScan:
 def read_records(f: BinaryIO, start: int = 0) -> LogScan:
     """:func:`read_log` of an open log file from byte ``start`` (the end of a record read
     before; ``valid_bytes`` and ``size`` count from the file's start): a follower keeps its
-    logs open, so one the writer removes after a compaction can still be read to its end."""
+    logs open, so one the writer removes after a compaction can still be read to its end.
+    :class:`CorruptLog` when complete records follow a bad one (see :func:`salvage`)."""
     f.seek(start)
     data = f.read()
-    off, out, end = 0, [], len(data)
+    out, off, problem = _frames(data, 0)
+    if problem is not None:
+        resume = _next_frame(data, off)
+        if resume is not None:
+            more, _, _ = _frames(data, resume)
+            name = getattr(f, "name", "the log")
+            raise CorruptLog(f"{name}: {problem % (start + off)}, but {len(more)} complete record(s) follow it from "
+                             f"byte {start + resume}: writes that were acknowledged, not a torn tail, so nothing was "
+                             "cut; `talkrec doctor SPACE --repair` drops only the corrupt bytes",
+                             at=start + off, resume=start + resume)
+        return LogScan(out, start + off, start + len(data), problem % (start + off))
+    return LogScan(out, start + off, start + len(data))
+
+
+def _frames(data: bytes, off: int) -> tuple[list[bytes], int, str | None]:
+    """The complete records of ``data`` from ``off``: their payloads, where they end, and why
+    the bytes there are no record (a ``%d`` for the byte offset; ``None`` at the end)."""
+    out, end = [], len(data)
     while off < end:
-        at = start + off
         if end - off < _HEAD.size:
-            return LogScan(out, at, start + end, f"torn record header at byte {at}")
+            return out, off, "torn record header at byte %d"
         n, crc = _HEAD.unpack_from(data, off)
-        if n > MAX_RECORD_BYTES or off + _HEAD.size + n > end:
-            return LogScan(out, at, start + end, f"torn or corrupt record at byte {at} (length {n})")
+        if n < MIN_PAYLOAD_BYTES or n > MAX_RECORD_BYTES or off + _HEAD.size + n > end:
+            return out, off, f"torn or corrupt record at byte %d (length {n})"
         payload = data[off + _HEAD.size: off + _HEAD.size + n]
         if zlib.crc32(payload) != crc:
-            return LogScan(out, at, start + end, f"checksum mismatch in the record at byte {at}")
+            return out, off, "checksum mismatch in the record at byte %d"
         out.append(payload)
         off += _HEAD.size + n
-    return LogScan(out, start + off, start + end)
+    return out, off, None
+
+
+def _next_frame(data: bytes, off: int) -> int | None:
+    """Where the first complete record after byte ``off`` of ``data`` starts (``None``: none
+    does, the bad bytes are a torn tail). A payload's header starts with ``{"op":"`` 4 bytes
+    in, so only those places are checked (a length or checksum that was hit is passed over)."""
+    q = data.find(_MARK, off + _HEAD.size + _U32.size + 1)
+    while q >= 0:
+        p = q - _HEAD.size - _U32.size
+        n, crc = _HEAD.unpack_from(data, p)
+        body = data[p + _HEAD.size:p + _HEAD.size + n]
+        if MIN_PAYLOAD_BYTES <= n == len(body) and zlib.crc32(body) == crc:
+            return p
+        q = data.find(_MARK, q + 1)
+    return None
+
+
+@dataclass
+class Salvage:
+    """What :func:`salvage` kept of a log: the complete records, in order, and the byte
+    ranges ``[a, b)`` left out (corrupt bytes between records; a torn tail last)."""
+
+    payloads: list[bytes]
+    dropped: list[tuple[int, int]]
+    size: int
+
+
+def salvage(path: str | os.PathLike[str]) -> Salvage:
+    """Every complete record of a log, reading on past corrupt bytes to the next complete
+    record (what ``talkrec doctor --repair`` keeps of a log damaged in the middle)."""
+    data = Path(path).read_bytes()
+    kept: list[bytes] = []
+    dropped: list[tuple[int, int]] = []
+    off = 0
+    while True:
+        out, off, problem = _frames(data, off)
+        kept += out
+        if problem is None:
+            return Salvage(kept, dropped, len(data))
+        resume = _next_frame(data, off)
+        dropped.append((off, len(data) if resume is None else resume))
+        if resume is None:
+            return Salvage(kept, dropped, len(data))
+        off = resume
 
 
 def truncate_log(path: str | os.PathLike[str], size: int) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .._atomic import write_json
+from ..errors import TalkrecError
 from ..index.backend import backend_name, embedded_params
 
 __all__ = ["index_settings", "reindex"]
@@ -42,9 +43,16 @@ def reindex(path: str | Path, index: Mapping[str, Any]) -> dict[str, Any]:
         with space.store.writing():                  # the space's writer: no write lands meanwhile
             snap = space.store.snapshot
             info["items"] = len(snap)
-            with staged_collection(settings, snap.ids, snap.vectors, snap.meta, info) as swap_in:
-                swap_in()
-                write_json(path / "space.json", {**cfg, "index": block})
+            try:
+                with staged_collection(settings, snap.ids, snap.vectors, snap.meta, info) as swap_in:
+                    swap_in()
+                    write_json(path / "space.json", {**cfg, "index": block})
+            except (TalkrecError, OSError):
+                raise
+            except Exception as e:          # the database refused (an index_type it does not know...)
+                where = f"{settings.uri}, collection {settings.collection!r}, " if settings is not None else ""
+                raise TalkrecError(f"{path}: the vector database ({where}index_type {block.get('index_type')!r}) "
+                                   f"refused the index ({type(e).__name__}: {e}); the space was not changed") from e
     finally:
         space.close()
     return info

@@ -7,12 +7,14 @@ each id); raw-input and index row counts that disagree; a ``.index.old-*`` folde
 interrupted format-1 write left instead of ``index/`` (``--repair`` renames it back);
 orphaned temporary files and folders, and generations and logs the manifest does not name
 (``--repair`` deletes them); int8 copies saved with the generation that are not its matrices'
-(``--repair`` deletes them); a format-1 space (``--repair`` migrates it to format 2).
+(``--repair`` deletes them, but never while the manifest's generation cannot be read: they
+may be all that is left); a format-1 space (``--repair`` migrates it to format 2).
 Repairs need the space's ``LOCK``: not while another process writes to the space.
 """
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._atomic import orphans, recover_dir, remove_paths, save_with
+from .._atomic import atomic_path, orphans, recover_dir, remove_paths, save_with
 from ..index import wal
 from ..index.compaction import apply_record
 from ..index.quantized import Int8TopK
@@ -75,15 +77,25 @@ def doctor(path: str | Path, *, repair: bool = False) -> Report:
     try:
         read_config(path)
     except Exception as e:  # noqa: BLE001 - reported, not raised
-        report.add("not_a_space", path, str(e), repairable=False)
+        f = path / "space.json"
+        if f.is_file():                  # there, but not JSON a space was built with
+            report.add("corrupt_config", f, f"unreadable ({type(e).__name__}: {e})", repairable=False)
+        else:
+            report.add("not_a_space", path, str(e), repairable=False)
         return report
     lock = WriterLock(path)
-    if repair and not lock.acquire():
-        report.add("locked", path / "LOCK", "another process writes to this space: stop it before repairing",
-                   repairable=False)
+    try:
+        taken = not repair or lock.acquire()
+        why = "another process writes to this space: stop it before repairing"
+    except OSError as e:               # a read-only file system, a folder this user may not write
+        taken, why = False, f"cannot take the writer's lock to repair ({type(e).__name__}: {e}); checked only"
+    if not taken:
+        report.add("locked", path / "LOCK", why, repairable=False)
         repair = False
     try:
         _check_files(path, report, repair)
+    except Exception as e:  # noqa: BLE001 - a check that fails is a finding, not a traceback
+        report.add("check_failed", path, f"{type(e).__name__}: {e}", repairable=False)
     finally:
         lock.release()
     if repair and report.format == 1 and all(f.repaired for f in report.findings if f.kind != "legacy_format"):
@@ -107,8 +119,15 @@ def _check_files(path: Path, report: Report, repair: bool) -> None:
     for p in temps:
         report.add("orphan", p, "temporary file or folder a killed writer left behind").repaired = repair
     stale = unreferenced(path, manifest) if manifest is not None else []
+    keep = any(f.kind == "unreadable_generation" for f in report.findings)
     for p in stale:
-        report.add("unreferenced", p, "not named by MANIFEST.json (left by a crash or a migration)").repaired = repair
+        if keep:                                          # perhaps all that is left of the space: never deleted
+            report.add("unreferenced", p, "not named by MANIFEST.json; kept while the manifest's generation cannot "
+                                          "be read (it may be what is left of the space)", repairable=False)
+        else:
+            report.add("unreferenced", p, "not named by MANIFEST.json (left by a crash or a migration)").repaired = \
+                repair
+    stale = [] if keep else stale
     if repair and (temps or stale):
         remove_paths(temps + stale)
 
@@ -122,25 +141,65 @@ def _check_format2(path: Path, manifest: Any, report: Report, repair: bool) -> N
         report.add("unreadable_generation", gen_dir, f"{type(e).__name__}: {e}", repairable=False)
         return
     _check_int8(gen_dir, snap, report, repair)
+    for key in sorted(set(read_config(path).get("input_files", {}).values()) - set(snap.gen.inputs)):
+        report.add("missing_inputs", gen_dir / "inputs" / f"{key}.npy", "named by space.json (input_files) but not in "
+                   "the generation: writes cannot store that modality's raw inputs", repairable=False)
     for name in manifest.logs:
         f = path / name
         if not f.exists():
             report.add("missing_log", f, "named by MANIFEST.json but missing", repairable=False)
             continue
-        scan = wal.read_log(f)
-        for i, payload in enumerate(scan.payloads):
-            try:
-                snap = apply_record(snap, wal.decode(payload))
-            except (ValueError, KeyError, TypeError) as e:
-                report.add("bad_record", f, f"record #{i + 1} does not decode ({e})", repairable=False)
-                break
-        if scan.problem:
-            finding = report.add("torn_log", f, f"{scan.problem}: {scan.size - scan.valid_bytes} byte(s) after the "
-                                                f"last complete record (a write that was never acknowledged)")
-            if repair:
-                wal.truncate_log(f, scan.valid_bytes)
-                finding.repaired = True
+        snap = _check_log(f, snap, report, repair)
     report.items = len(snap)
+
+
+def _check_log(f: Path, snap: Snapshot, report: Report, repair: bool) -> Snapshot:
+    """Replay log ``f`` onto ``snap``: a torn tail (``--repair`` truncates it), corrupt bytes that
+    complete records follow (``--repair`` drops those bytes only, keeping the original file as
+    ``NAME.corrupt``), a record that does not decode."""
+    try:
+        scan = wal.read_log(f)
+    except wal.CorruptLog as e:
+        return _salvage_log(f, snap, report, repair, str(e))
+    for i, payload in enumerate(scan.payloads):
+        try:
+            snap = apply_record(snap, wal.decode(payload))
+        except (ValueError, KeyError, TypeError) as e:
+            report.add("bad_record", f, f"record #{i + 1} does not decode ({e})", repairable=False)
+            return snap
+    if scan.problem:
+        finding = report.add("torn_log", f, f"{scan.problem}: {scan.size - scan.valid_bytes} byte(s) after the "
+                                            f"last complete record (a write that was never acknowledged)")
+        if repair:
+            wal.truncate_log(f, scan.valid_bytes)
+            finding.repaired = True
+    return snap
+
+
+def _salvage_log(f: Path, snap: Snapshot, report: Report, repair: bool, why: str) -> Snapshot:
+    """A log damaged in the middle: its complete records replayed, and with ``repair`` the log
+    written again without the corrupt bytes (the damaged file kept as ``NAME.corrupt``)."""
+    got = wal.salvage(f)
+    spans = ", ".join(f"bytes {a}-{b}" for a, b in got.dropped)
+    try:
+        for payload in got.payloads:
+            snap = apply_record(snap, wal.decode(payload))
+    except (ValueError, KeyError, TypeError) as e:
+        report.add("corrupt_log", f, f"{why}; the records around the damage do not replay ({e})", repairable=False)
+        return snap
+    finding = report.add("corrupt_log", f, f"{why}. --repair keeps the {len(got.payloads)} complete record(s), drops "
+                                           f"{spans} (the write(s) there are lost) and keeps the damaged file as "
+                                           f"{f.name}.corrupt")
+    if repair:
+        backup = f.with_name(f.name + ".corrupt")
+        if backup.exists():
+            backup.unlink()
+        os.link(f, backup)
+        with atomic_path(f) as tmp:
+            tmp.write_bytes(b"".join(wal.frame(p) for p in got.payloads))
+            tmp.chmod(0o644)
+        finding.repaired = True
+    return snap
 
 
 def _check_int8(gen_dir: Path, snap: Snapshot, report: Report, repair: bool) -> None:

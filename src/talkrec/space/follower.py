@@ -179,6 +179,9 @@ class Follower:
         with self._lock:
             store = self.space.store
             m = read_manifest(self.path)
+            if m is None and store.manifest is not None:
+                raise RuntimeError(f"{self.path / 'MANIFEST.json'} is gone (the space was deleted or moved): this "
+                                   "process serves what it applied last")
             if m is None:                 # a legacy space: its first write makes the manifest
                 n = 0
             elif store.manifest is not None and m.space_id != store.manifest.space_id:
@@ -207,24 +210,49 @@ class Follower:
         return n
 
     def _tail(self, m: Manifest, snap: Snapshot) -> tuple[Snapshot, int]:
-        """``snap`` with the complete records of ``m``'s logs past the bytes applied so far."""
-        n = 0
-        for i, name in enumerate(m.logs):
-            try:
-                scan = self._scan(name)
-            except FileNotFoundError:     # compacted and removed meanwhile: the next call loads the generation
-                break
-            snap, k = _applied(snap, scan)
-            n += k
-            self._sizes[name] = scan.valid_bytes
-            if i < len(m.logs) - 1 and scan.problem is None:   # a later log exists: this one is complete
-                self._sealed.setdefault(name, snap)
+        """``snap`` with the complete records of ``m``'s logs past the bytes applied so far.
+
+        When one fails (a log that cannot be read, a record that does not decode), the whole
+        records applied before it are published with ``m`` before the error is raised: a
+        snapshot's appended rows are shared with those made from it, so an applied record that
+        is not published would leave every later catch-up refusing to write on an old snapshot
+        (or, counted as read, skipped for good)."""
+        n, sizes, store = 0, dict(self._sizes), self.space.store
+        try:
+            for i, name in enumerate(m.logs):
+                try:
+                    scan = self._scan(name, sizes.get(name, 0))
+                except FileNotFoundError:     # compacted and removed meanwhile: the next call loads the generation
+                    break
+                pos = sizes.get(name, 0)
+                for payload in scan.payloads:
+                    snap = apply_record(snap, wal.decode(payload))
+                    n, pos = n + 1, pos + wal.HEADER_BYTES + len(payload)
+                    sizes[name] = pos
+                sizes[name] = scan.valid_bytes
+                if i < len(m.logs) - 1 and scan.problem is None:   # a later log exists: this one is complete
+                    self._sealed.setdefault(name, snap)
+        except Exception:
+            if snap is not store.snapshot:
+                self._sizes = sizes
+                store.publish(snap, m, sizes)
+                self.records += n
+            raise
+        self._sizes = sizes
         return snap, n
 
-    def _scan(self, name: str) -> wal.LogScan:
-        """The records of log ``name`` past the bytes applied so far (``_Shrunk``: it is shorter)."""
-        f, start = self._file(name), self._sizes.get(name, 0)
-        size = os.fstat(f.fileno()).st_size
+    def _scan(self, name: str, start: int | None = None) -> wal.LogScan:
+        """The records of log ``name`` past byte ``start`` (default: the bytes applied so far;
+        ``_Shrunk``: it is shorter, or the file was replaced by another one of its name)."""
+        f, start = self._file(name), self._sizes.get(name, 0) if start is None else start
+        st = os.fstat(f.fileno())
+        size = st.st_size
+        try:
+            now = os.stat(self.path / name)
+        except FileNotFoundError:        # removed after a compaction: read what is left through the open file
+            now = st
+        if (now.st_ino, now.st_dev) != (st.st_ino, st.st_dev):
+            raise _Shrunk(f"{self.path / name} was replaced by another file (repaired or restored?)")
         if size < start:
             raise _Shrunk(f"{self.path / name} is shorter ({size} bytes) than what this process read of it ({start})")
         return wal.read_records(f, start) if size > start else wal.LogScan([], start, size)
