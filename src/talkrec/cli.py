@@ -266,6 +266,9 @@ def reindex(space_dir: str = typer.Argument(..., metavar="SPACE", help="A built 
 
     def go() -> None:
         if backend == "embedded":
+            given = [o for o, v in (("--uri", uri), ("--collection", collection), ("--index-type", index_type != "FLAT")) if v]
+            if given:
+                raise InputError(f"{', '.join(given)}: Milvus options, not for --backend embedded", field="index.backend")
             block: dict[str, Any] = {"ann": False}
         elif backend == "milvus":
             if not uri:

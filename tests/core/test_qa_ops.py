@@ -209,15 +209,21 @@ def test_a_follower_reads_a_log_replaced_by_another_file(d):
         w.close()
 
 
-def test_doctor_repair_on_a_space_it_may_not_write_checks_only(d, monkeypatch):
-    from talkrec.space.files import WriterLock
-
-    def refused(self):
-        raise OSError(30, "Read-only file system", str(self.path))
-    monkeypatch.setattr(WriterLock, "acquire", refused)
+def test_doctor_repair_on_a_space_it_may_not_write_checks_only(d):
+    """A LOCK this process cannot open (here a folder; a read-only file system or a folder of
+    another user alike): doctor checks only, reads work, a write is a clear WriteConflict."""
+    from talkrec.space import WriteConflict
+    (d / "LOCK").unlink(missing_ok=True)
+    (d / "LOCK").mkdir()
     rep = doctor(d, repair=True)                       # before: the OSError out of doctor (a traceback)
-    assert [f.kind for f in rep.findings] == ["locked"] and "Read-only" in rep.findings[0].detail
-    assert rep.items == len(Space.load(d, follow=True).index)
+    assert [f.kind for f in rep.findings] == ["locked"] and "cannot be opened for writing" in rep.findings[0].detail
+    s = Space.load(d)                                  # before: every read command crashed on open(LOCK)
+    try:
+        assert rep.items == len(s.index) and s.similar(s.index.ids[0], k=3)
+        with pytest.raises(WriteConflict, match="cannot be written here"):
+            s.remove([s.index.ids[0]])
+    finally:
+        s.close()
 
 
 # ---------------------------------------------------------------------------- reindex

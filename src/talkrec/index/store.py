@@ -269,9 +269,9 @@ class VectorIndex:
         """The index saved in folder ``path``; :class:`UnreadableIndex` naming the file that is
         missing (a ``FileNotFoundError`` too) or cannot be read."""
         path = Path(path)
-        cfg = _read(path / "config.json", lambda f: json.loads(f.read_text()))
-        meta = _read(path / "meta.parquet", read_meta)
-        V = _read(path / "vectors.npy", lambda f: np.load(f, allow_pickle=False))
+        cfg = read_index_file(path / "config.json", lambda f: json.loads(f.read_text()))
+        meta = read_index_file(path / "meta.parquet", read_meta)
+        V = read_index_file(path / "vectors.npy", lambda f: np.load(f, allow_pickle=False))
         try:
             use_ann = cfg["ann"] if ann is None else ann
             params = {k: cfg[k] for k in ("M", "ef_construction", "ef_search")}
@@ -282,8 +282,9 @@ class VectorIndex:
                                f"{len(V)} rows of vectors.npy")
         graph = labels = None
         if use_ann and (path / GRAPH_FILE).exists():
-            graph = _read(path / GRAPH_FILE, lambda f: load_graph(f, V.shape[1], ef_search=params["ef_search"]))
-            labels = _read(path / LABELS_FILE, np.load) if (path / LABELS_FILE).exists() else None
+            graph = read_index_file(path / GRAPH_FILE,
+                                    lambda f: load_graph(f, V.shape[1], ef_search=params["ef_search"]))
+            labels = read_index_file(path / LABELS_FILE, np.load) if (path / LABELS_FILE).exists() else None
         return cls(meta["item_id"].astype(str).to_numpy(), V, meta, ann=use_ann, **params, graph=graph,
                    graph_labels=labels, unit=True)
 
@@ -300,8 +301,9 @@ class BadIndexFile(UnreadableIndex, ValueError):
     """A file of a saved index is there but cannot be read (truncated, corrupt)."""
 
 
-def _read(f: Path, reader: Any) -> Any:
-    """``reader(f)``, its failures as :class:`UnreadableIndex` naming ``f``."""
+def read_index_file(f: Path, reader: Any) -> Any:
+    """``reader(f)``, its failures as :class:`UnreadableIndex` naming ``f`` (a file of an index
+    or of the generation that holds it)."""
     try:
         return reader(f)
     except FileNotFoundError:

@@ -18,7 +18,7 @@ from typing import Any
 from .. import config as _config
 from ..data.catalog import Catalog
 from ..errors import InputError
-from ..space.files import replacing
+from ..space.lock import replacing
 from .cache import Cache, StageTimer, content_hash
 from .reindex import index_settings
 from .schema import output_folder

@@ -266,7 +266,8 @@ def index_stage(cfg: Mapping[str, Any], b: Built, fusion: Any, fused: np.ndarray
     from ..index.backend import embedded_params
     from ..index.milvus import staged_collection
     from ..index.store import VectorIndex
-    from ..space.files import replacing, write_new_space
+    from ..space.files import write_new_space
+    from ..space.lock import replacing
     from .schema import output_folder
     from .serving import serving_config
 

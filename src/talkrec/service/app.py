@@ -126,7 +126,7 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
                     f"multimodal embedding space (space '{cfg.get('name')}', {len(space.index)} items, "
                     f"modalities {', '.join(space.modalities)}). Errors are JSON: "
                     "{\"error\": code, \"detail\": message}.",
-        responses=responses(400, 408, 413, 422),   # any route: bad Content-Length, slow or large body, unknown query name
+        responses=responses(400, 408, 413, 422),   # any route: Content-Length, body, unknown query name
     )
     app.state.service = state
     app.add_middleware(BodyLimitMiddleware, max_body=max_body_bytes, max_upload=max_upload_bytes,

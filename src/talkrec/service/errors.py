@@ -1,8 +1,9 @@
 """Errors as HTTP: every 4xx/5xx is JSON ``{"error": code, "detail": message[, "field", "errors"]}``.
 
 The Space's exceptions map to statuses here, once: bad input 422, unknown item / user 404,
-a media file for a modality not built from media 409, a missing media encoder 501, a write
-that could not be persisted 500 (nothing was changed). The service's own 401 is a
+a media file for a modality not built from media 409, a write while another process writes the
+space (or changed it since this one loaded it) 409, a missing media encoder 501, a write that
+could not be persisted 500 (nothing was changed). The service's own 401 is a
 :class:`ServiceError`; the 413 comes from :mod:`talkrec.service.middleware`.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..encoders.media import MediaEncoderUnavailable, NotMediaModality
 from ..errors import InputError, NotFoundError, TalkrecError
-from ..space import WriteError
+from ..space import WriteConflict, WriteError
 from . import schemas as S
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,8 @@ log = logging.getLogger(__name__)
 DESCRIPTIONS = {400: "Bad request", 401: "Missing or wrong API key",
                 403: "Writes refused: the server is open beyond loopback without an API key",
                 404: "Unknown item or user", 408: "The request body did not arrive in time",
-                409: "Not applicable to this space or server (a write to a read-only follower)", 413: "Payload too large", 422: "Invalid input",
+                409: "Not applicable to this space or server (a write to a read-only follower, or while another "
+                     "process writes the space)", 413: "Payload too large", 422: "Invalid input",
                 501: "Encoder not installed"}
 
 
@@ -84,6 +86,7 @@ def install_error_handlers(app: FastAPI,
         InputError: lambda e: error_response(422, "invalid_input", str(e), field=e.field),
         NotFoundError: lambda e: error_response(404, "not_found", str(e)),
         MediaEncoderUnavailable: lambda e: error_response(501, "encoder_not_installed", str(e)),
+        WriteConflict: lambda e: error_response(409, "write_conflict", str(e)),
         WriteError: lambda e: error_response(500, "write_failed", str(e)),
         ServiceError: lambda e: error_response(e.status, e.error, e.detail, field=e.field),
         TalkrecError: lambda e: error_response(422, "invalid_input", str(e)),

@@ -10,10 +10,10 @@ queries / items), ``coldstart`` (validated upserts), ``files`` (the layout on di
 from __future__ import annotations
 
 from .core import Space
-from .files import WriteError
+from .files import WriteConflict, WriteError
 from .follower import Follower
 from .hits import Hit
 from .playlists import Continuation
 from .search import SEARCH_MODES
 
-__all__ = ["SEARCH_MODES", "Continuation", "Follower", "Hit", "Space", "WriteError"]
+__all__ = ["SEARCH_MODES", "Continuation", "Follower", "Hit", "Space", "WriteConflict", "WriteError"]

@@ -22,13 +22,12 @@ from ..index.lexical import bm25_params
 from ..index.snapshot import Snapshot
 from . import browse, media, playlists, warming
 from .explain import explain as explain_pair
-from .files import read_space
 from .hits import Hit, hits_at, jsonable, make_hits
 from .playlists import Continuation
 from .search import LexicalView, check_mode, lexical_search, text_search
 from .strategies import recommend_rows, score_kind, similar_rows
 from .vectors import checked_vector, id_list, mean_vector, mixed_vector
-from .writer import SpaceStore
+from .writer import SpaceStore, open_store
 from .writes import SpaceWrites
 
 class _Shared:
@@ -74,8 +73,7 @@ class Space(SpaceWrites):
         """The space built at ``path``; ``query_cache``: text query vectors kept (LRU); ``storage``:
         settings of :class:`~talkrec.space.writer.SpaceStore` over the ``storage`` block of ``space.json``."""
         path = Path(path)
-        f = read_space(path)
-        store = SpaceStore(path, f, **{**f.config.get("storage", {}), **storage})
+        f, store = open_store(path, **storage)
         return cls(path, f.config, f.fusion, f.interactions, store, query_cache=query_cache)
 
     def warm_up(self) -> None:

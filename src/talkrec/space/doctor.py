@@ -29,8 +29,9 @@ from ..index.quantized import Int8TopK
 from ..index.segments import INT8_DIR, int8_file
 from ..index.snapshot import Snapshot
 from ..index.store import VectorIndex
-from .files import (CorruptSpace, WriterLock, migrate_legacy, read_config, read_generation, read_legacy,
-                    read_manifest, unreferenced)
+from .files import (CorruptSpace, migrate_legacy, read_config, read_generation, read_legacy, read_manifest,
+                    unreferenced)
+from .lock import WriterLock
 
 __all__ = ["Finding", "Report", "doctor"]
 
@@ -84,11 +85,9 @@ def doctor(path: str | Path, *, repair: bool = False) -> Report:
             report.add("not_a_space", path, str(e), repairable=False)
         return report
     lock = WriterLock(path)
-    try:
-        taken = not repair or lock.acquire()
-        why = "another process writes to this space: stop it before repairing"
-    except OSError as e:               # a read-only file system, a folder this user may not write
-        taken, why = False, f"cannot take the writer's lock to repair ({type(e).__name__}: {e}); checked only"
+    taken = not repair or lock.acquire()
+    why = (f"cannot take the writer's lock to repair ({lock.unusable}); checked only" if lock.unusable
+           else "another process writes to this space: stop it before repairing")
     if not taken:
         report.add("locked", path / "LOCK", why, repairable=False)
         repair = False

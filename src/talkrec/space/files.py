@@ -26,9 +26,9 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from ..index.compaction import apply_record
 from ..index.lexical import LexicalIndex
 from ..index.segments import Generation
 from ..index.snapshot import Snapshot
-from ..index.store import VectorIndex
+from ..index.store import VectorIndex, read_index_file
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,22 @@ class WriteError(TalkrecError):
     (unless the message says the space must be reloaded)."""
 
 
+class WriteConflict(WriteError):
+    """A write refused because another process writes the space or changed it since this one
+    loaded it, or because this one only follows it; nothing was changed (HTTP 409)."""
+
+
 class CorruptSpace(TalkrecError):
     """A space whose manifest or a file it names cannot be read (``talkrec doctor`` says more)."""
+
+
+class ManifestChanged(TalkrecError):
+    """Another process changed the manifest while this one loaded the space (load again)."""
+
+
+class MissingLog(CorruptSpace, FileNotFoundError):
+    """A log the manifest names is missing (a ``FileNotFoundError``: a compaction in another
+    process may have removed it after this one read the manifest; loading again tells)."""
 
 
 @dataclass
@@ -203,8 +217,8 @@ def write_new_space(folder: Path, index: VectorIndex, inputs: dict[str, np.ndarr
 def read_generation(folder: Path, *, ann: bool) -> Generation:
     """A generation folder written by :func:`write_generation`."""
     index = VectorIndex.load(folder / "index", ann=ann)
-    inputs = {f.stem: np.load(f, allow_pickle=False) for f in sorted((folder / "inputs").glob("*.npy"))
-              if not f.name.startswith(".")}
+    inputs = {f.stem: read_index_file(f, partial(np.load, allow_pickle=False))
+              for f in sorted((folder / "inputs").glob("*.npy")) if not f.name.startswith(".")}
     for key, X in inputs.items():
         if len(X) != len(index):
             raise CorruptSpace(f"{folder}: inputs/{key}.npy has {len(X)} rows for {len(index)} index rows")
@@ -264,20 +278,24 @@ class Replayed:
 
 
 def replay_logs(path: Path, logs: list[str], snap: Snapshot, *, truncate: bool) -> Replayed:
-    """Apply the logs ``logs`` of the space at ``path`` to ``snap``; a torn or corrupt tail
-    is dropped (and cut off the file when ``truncate``: this process may write)."""
+    """Apply the logs ``logs`` of the space at ``path`` to ``snap``; a torn tail (a write never
+    acknowledged) is dropped, and cut off the file when ``truncate`` (this process may write).
+    Acknowledged writes are never dropped: a log the manifest names that is missing is
+    :class:`MissingLog`, a record with a valid checksum that does not decode :class:`CorruptSpace`."""
     done = Replayed(snap, {}, [], [])
     for name in logs:
         f = path / name
-        scan = wal.read_log(f) if f.exists() else wal.LogScan([], 0, 0, "missing")
+        if not f.exists():
+            raise MissingLog(f"{f} is named by {MANIFEST} but missing: the writes it held are lost "
+                             f"(`talkrec doctor {path}` says more)")
+        scan = wal.read_log(f)
         for i, payload in enumerate(scan.payloads):
             try:
                 rec = wal.decode(payload)
-            except (ValueError, KeyError, TypeError) as e:   # a valid checksum over a bad payload
-                scan = wal.LogScan(scan.payloads[:i], _offset(scan.payloads, i), scan.size,
-                                   f"undecodable record #{i + 1} ({e})")
-                break
-            done.snap = apply_record(done.snap, rec)
+                done.snap = apply_record(done.snap, rec)
+            except (ValueError, KeyError, TypeError) as e:   # a valid checksum over a bad payload: no torn write
+                raise CorruptSpace(f"{f}: record #{i + 1} has a valid checksum but cannot be applied ({e}); nothing "
+                                   f"was cut (`talkrec doctor {path}` says more)") from None
             done.records.append(rec)
         done.sizes[name] = scan.valid_bytes
         if scan.problem:
@@ -288,11 +306,6 @@ def replay_logs(path: Path, logs: list[str], snap: Snapshot, *, truncate: bool) 
             if cut:
                 wal.truncate_log(f, scan.valid_bytes)
     return done
-
-
-def _offset(payloads: list[bytes], i: int) -> int:
-    """Byte offset of record ``i`` of a log whose records are ``payloads``."""
-    return sum(8 + len(p) for p in payloads[:i])
 
 
 # ---------------------------------------------------------------------------- the space
@@ -310,7 +323,13 @@ class SpaceFiles:
 def read_config(path: Path) -> dict[str, Any]:
     if not (path / "space.json").exists():
         raise NotFoundError(f"no talkrec space at {path} (space.json missing); build one with `talkrec build CONFIG`")
-    return json.loads((path / "space.json").read_text())  # type: ignore[no-any-return]
+    try:
+        cfg = json.loads((path / "space.json").read_text())
+    except (OSError, ValueError) as e:
+        raise CorruptSpace(f"{path / 'space.json'} cannot be read ({type(e).__name__}: {e})") from None
+    if not isinstance(cfg, dict):
+        raise CorruptSpace(f"{path / 'space.json'} is not a space's config (a JSON {type(cfg).__name__})")
+    return cfg
 
 
 def read_space(path: Path) -> SpaceFiles:
@@ -331,70 +350,3 @@ def read_space(path: Path) -> SpaceFiles:
             if attempt == 4 or read_manifest(path) == manifest:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-class WriterLock:
-    """The space's ``LOCK`` file, held (``flock``, exclusive) by the one process whose Space
-    writes; the kernel releases it when that process dies."""
-
-    #: lock files held by this process (another Space object of it cannot take them either)
-    held_here: set[str] = set()
-
-    def __init__(self, path: Path) -> None:
-        self.path = path / LOCK
-        self._f: Any = None
-
-    def holder(self) -> str:
-        """Who holds the lock, in words (for an error message)."""
-        return ("another Space object of this process (close() it first)" if str(self.path.resolve()) in self.held_here
-                else "another process (stop it first, or send the writes to it)")
-
-    @property
-    def held(self) -> bool:
-        return self._f is not None
-
-    def acquire(self) -> bool:
-        """Take the lock if no other process (or other Space of this one) holds it."""
-        if self._f is not None:
-            return True
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: no inter-process lock
-            self._f = True
-            return True
-        f = open(self.path, "a+")  # noqa: SIM115 - held open while the lock is
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.close()
-            return False
-        self._f = f
-        self.held_here.add(str(self.path.resolve()))
-        return True
-
-    def release(self) -> None:
-        if self._f is not None and self._f is not True:
-            self._f.close()
-            self.held_here.discard(str(self.path.resolve()))
-        self._f = None
-
-
-@contextmanager
-def replacing(path: Path, *, create: bool = True) -> Iterator[None]:
-    """Hold the writer lock of the space at ``path`` (when there is one) while the block
-    replaces it: a :class:`WriteError` when another process has it open for writing (a server
-    that has written would go on appending acknowledged writes to the log of the folder
-    swapped out, and compact its old items into the new one). A process that loaded it without
-    writing refuses its first write afterwards (its manifest changed). ``create=False``: a
-    folder without a ``LOCK`` file (which no process can hold) is left as it is."""
-    lock = WriterLock(path) if path.is_dir() and (create or (path / LOCK).exists()) else None
-    if lock is not None and not lock.acquire():
-        who = ("a Space object of this process (close() it first)" if str(lock.path.resolve()) in lock.held_here
-               else "another process (a talkrec serve?): stop it first")
-        raise WriteError(f"{path} is a space open for writing in {who}, or build into another folder; it was "
-                         "not replaced")
-    try:
-        yield
-    finally:
-        if lock is not None:
-            lock.release()

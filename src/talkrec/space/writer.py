@@ -35,10 +35,11 @@ from ..index.compaction import apply_record, compacted, graph_file_of, rebase
 from ..index.lexical import bm25_params
 from ..index.segments import Generation
 from ..index.snapshot import Snapshot
-from .files import (Manifest, SpaceFiles, WriteError, WriterLock, gen_name, gen_number, log_name,
-                    migrate_legacy, publish_generation, read_manifest, replay_logs, storage_setting, unreferenced,
-                    write_manifest)
+from .files import (Manifest, ManifestChanged, SpaceFiles, WriteConflict, WriteError, gen_name, gen_number,
+                    log_name, migrate_legacy, publish_generation, read_manifest, read_space, replay_logs,
+                    storage_setting, unreferenced, write_manifest)
 from .follower import ReadsInFlight
+from .lock import WriterLock
 from .hits import jsonable
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,11 @@ class SpaceStore:
 
     def _tidy(self) -> None:
         """Delete what no manifest names (held lock: no other writer): a killed writer's temporary
-        files, generations and logs a crash left unreferenced, a migrated space's legacy folders."""
+        files, generations and logs a crash left unreferenced, a migrated space's legacy folders.
+        Only by the manifest this process read being the current one: a writer that compacted
+        meanwhile made files that the older one does not name."""
+        if read_manifest(self.path) != self._manifest:
+            raise ManifestChanged(f"{self.path}: MANIFEST.json changed while this process loaded the space")
         clean_orphans(self.path)
         clean_orphans(self.path / "inputs")
         if self._manifest is None:
@@ -234,18 +239,19 @@ class SpaceStore:
         """Become the space's writer (writer lock held): take ``LOCK``, check that no other
         process changed the space since it was loaded, migrate a legacy space, open the log."""
         if self.follows:
-            raise WriteError(f"{self.path} is followed read-only here (it reads what another process writes): "
+            raise WriteConflict(f"{self.path} is followed read-only here (it reads what another process writes): "
                              "write through the process that writes it")
         if self._broken is not None:
             raise WriteError(f"an earlier write could not be made durable ({self._broken}); reload the space")
         if self._log is not None:
             return
         if not self._plock.acquire():
-            raise WriteError(f"{self.path} is being written to by {self._plock.holder()}: one writer at a time")
+            raise WriteConflict(f"{self.path} cannot be written here: {self._plock.unusable}" if self._plock.unusable
+                                else f"{self.path} is being written to by {self._plock.holder()}: one writer at a time")
         if read_manifest(self.path) != self._manifest or any(
                 (self.path / n).stat().st_size != s for n, s in self._log_sizes.items() if (self.path / n).exists()):
             self._plock.release()
-            raise WriteError(f"{self.path} was changed by another process since it was loaded; load it again")
+            raise WriteConflict(f"{self.path} was changed by another process since it was loaded; load it again")
         if self._manifest is None:
             self._migrate()
         assert self._manifest is not None
@@ -370,3 +376,17 @@ def _merged(tip: Snapshot, item_id: str, row: dict[str, Any]) -> dict[str, Any]:
         return new
     old = tip.meta_rows([p]).iloc[0].to_dict()
     return {**{k: jsonable(v) for k, v in old.items()}, **new}
+
+
+def open_store(path: Path, **storage: Any) -> tuple[SpaceFiles, SpaceStore]:
+    """The files of the space at ``path`` and its store (``storage`` over ``space.json``'s
+    block). A compaction in another process may remove a log after this one read the
+    manifest that names it: the space is then read again."""
+    for attempt in range(5):
+        files = read_space(path)
+        try:
+            return files, SpaceStore(path, files, **{**files.config.get("storage", {}), **storage})
+        except (FileNotFoundError, ManifestChanged):
+            if attempt == 4 or read_manifest(path) == files.manifest:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover

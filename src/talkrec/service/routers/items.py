@@ -51,7 +51,7 @@ def record(it: S.ItemIn) -> dict[str, Any]:
     return rec
 
 
-@write_router.post("/api/items", response_model=S.AddItemsResponse, responses=responses(400, 413, 422))
+@write_router.post("/api/items", response_model=S.AddItemsResponse, responses=responses(400, 409, 413, 422))
 def add_items(req: S.AddItemsRequest, state: ServiceState = Depends(get_state)) -> S.AddItemsResponse:
     """Add or update items without retraining (cold start): any subset of modalities (tags /
     description -> text; raw vectors for the others) is projected through the trained
@@ -70,7 +70,7 @@ class DeleteItemResponse(BaseModel):
     took_ms: float
 
 
-@write_router.delete("/api/items/{item_id}", response_model=DeleteItemResponse, responses=responses(404, 422))
+@write_router.delete("/api/items/{item_id}", response_model=DeleteItemResponse, responses=responses(404, 409, 422))
 def delete_item(item_id: str = Path(..., min_length=1, max_length=200, description="the id of the item to delete"),
                 state: ServiceState = Depends(get_state)) -> DeleteItemResponse:
     """Delete an item (a cold-start item or one from the build): it is no longer served, at

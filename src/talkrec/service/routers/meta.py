@@ -22,7 +22,8 @@ async def health(state: ServiceState = Depends(get_state)) -> S.HealthResponse:
     take a busy server for a dead one). ``degraded``: alive, and ``problems`` says what needs
     a look (a background compaction failing, writes refused). ``HEAD`` too: what load balancers and ``curl -I`` send."""
     follows = S.FollowStatus(**state.follower.status()) if state.follower is not None else None
-    problems = state.space.store.health
+    problems = state.space.store.health + ([f"following the writer's files failed: {follows.error}"]
+                                           if follows is not None and follows.error else [])
     return S.HealthResponse(status="degraded" if problems else "ok", problems=problems, items=len(state.space.index),
                             uptime_s=round(time.time() - state.started, 1), follows=follows)
 
