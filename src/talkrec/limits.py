@@ -2,7 +2,7 @@
 imports, so that the CLI reads them without loading the service's models)."""
 from __future__ import annotations
 
-__all__ = ["K_MAX", "check_page"]
+__all__ = ["K_MAX", "check_page", "is_number"]
 
 #: the most results one query returns, in the API and the CLI alike
 K_MAX = 200
@@ -19,3 +19,9 @@ def check_page(k: object, offset: object = 0, *, k_field: str = "k") -> None:
     for name, v, low in ((k_field, k, 1), ("offset", offset, 0)):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
             raise InputError(f"{name} must be an integer >= {low}, got {v!r}", field=name)
+
+
+def is_number(v: object) -> bool:
+    """An int or a float (numpy's too), not a bool (nor text, nor ``None``)."""
+    import numpy as np
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))

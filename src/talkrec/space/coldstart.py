@@ -32,6 +32,7 @@ from ..errors import InputError
 from ..fusion.model import combine
 from ..index.filters import finite_float, is_null
 from ..index.store import l2_normalize
+from ..limits import is_number
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -131,12 +132,7 @@ def column_kind(s: pd.Series) -> str | None:
     for kind, types in (("bool", (bool, np.bool_)), ("text", (str,))):
         if all(isinstance(v, types) for v in values):
             return kind
-    return "numeric" if all(_is_number(v) for v in values) else "mixed"
-
-
-def _is_number(v: Any) -> bool:
-    """An int or float (numpy's too), not a bool."""
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+    return "numeric" if all(is_number(v) for v in values) else "mixed"
 
 
 def _metadata(space: "Space", rec: Mapping[str, Any], i: int) -> dict[str, Any]:
@@ -280,7 +276,7 @@ def _tag_fields(space: "Space", iid: str, tags: Mapping[str, list[str]],
     if "decade" in out and "decade" in cols:
         p = snap.position(iid)
         year = fields["year"] if "year" in fields else None if p is None else snap.value(p, "year")
-        year = finite_float(year) if _is_number(year) else None
+        year = finite_float(year) if is_number(year) else None
         if year is not None:
             out["decade"] = list(decades(pd.Series([out["decade"]], dtype=object), pd.Series([year])).iloc[0])
     return out

@@ -1,8 +1,9 @@
 """Explanations: which tags and which modalities make two items close.
 
-The fused vector of an item is ``s / |s|`` with ``s = sum_m z_m`` over its modalities'
-normalized projections ``z_m``. Hence ``cos(a, b) = sum_{m,n} <z_a^m, z_b^n> / (|s_a| |s_b|)``:
-each modality pair's term is its exact share of the similarity.
+The fused vector of an item is ``s / |s|`` with ``s = sum_m w_m z_m`` over its modalities'
+normalized projections ``z_m``, ``w_m`` the space's ``modality_weights`` (1 when it has none).
+Hence ``cos(a, b) = sum_{m,n} <w_m z_a^m, w_n z_b^n> / (|s_a| |s_b|)``: each modality pair's term
+is its exact share of the similarity.
 """
 from __future__ import annotations
 
@@ -15,13 +16,16 @@ if TYPE_CHECKING:
 
 
 def _projections(space: "Space", item_id: str) -> dict[str, np.ndarray]:
-    """The item's normalized projection per modality it has (mean over text views)."""
+    """The item's normalized projection per modality it has (mean over text views), times the
+    modality's weight in the fused mean (``modality_weights``, as the build and cold start
+    combine them: a modality the weights leave out weighs 0)."""
+    weights = space.config.get("modality_weights") or None
     out = {}
     for m in space.modalities:
         rows = space.raw_input(item_id, m)
         zs = [space.fusion.project(m, r) for r in rows if not np.isnan(r).any()]
         if zs:
-            out[m] = np.mean(zs, axis=0)
+            out[m] = np.mean(zs, axis=0) * (1.0 if weights is None else float(weights.get(m, 0.0)))
     return out
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import InputError
 from ..index.filters import Where
 from ..index.store import l2_normalize
-from ..limits import check_page
+from ..limits import check_page, is_number
 from .vectors import id_list
 
 if TYPE_CHECKING:
@@ -40,13 +40,16 @@ def playlist_stats(V: np.ndarray, q: np.ndarray | None = None) -> dict[str, floa
 @dataclass(frozen=True)
 class Continuation:
     """A playlist continuation: the new ``items``, the ``seeds`` once each in order, the
-    coherence of seeds + items and of the seeds alone (``None`` below two items), notes."""
+    coherence of seeds + items and of the seeds alone (``None`` below two items), notes, and
+    what the scores are: ``"session"`` when the session model ranked the candidates (it knows
+    a seed; items it does not know follow with their cosines), else ``"cosine"``."""
 
     items: list["Hit"]
     seeds: list[str]
     coherence: float | None
     coherence_seeds: float | None
     notes: list[str]
+    score_kind: str = "cosine"
 
 
 def continue_playlist(space: "Space", seeds: Sequence[str], k: int, *, where: Where = None, recency: float = 0.7,
@@ -58,10 +61,13 @@ def continue_playlist(space: "Space", seeds: Sequence[str], k: int, *, where: Wh
     check_page(k)
     if not id_list(seeds):
         raise InputError("a playlist continuation needs at least one seed item", field="items")
-    if not 0 < recency <= 1:
-        raise InputError(f"recency must be in (0, 1], got {recency}", field="recency")
-    if not 0 <= diversity < 1:
-        raise InputError(f"diversity must be in [0, 1), got {diversity}", field="diversity")
+    if not is_number(recency) or not 0 < recency <= 1:
+        raise InputError(f"recency must be a number in (0, 1], got {recency!r}", field="recency")
+    if not is_number(diversity) or not 0 <= diversity < 1:
+        raise InputError(f"diversity must be a number in [0, 1), got {diversity!r}", field="diversity")
+    if max_per_artist is not None and (isinstance(max_per_artist, bool) or not isinstance(max_per_artist, (int, np.integer))
+                                       or max_per_artist < 1):
+        raise InputError(f"max_per_artist must be a positive integer, got {max_per_artist!r}", field="max_per_artist")
     notes: list[str] = []
     max_per = None
     if max_per_artist is not None:
@@ -72,11 +78,14 @@ def continue_playlist(space: "Space", seeds: Sequence[str], k: int, *, where: Wh
                          "artist")
     seeds = list(dict.fromkeys(str(s) for s in seeds))
     w = np.array([recency ** (len(seeds) - 1 - i) for i in range(len(seeds))], dtype=np.float32)
+    if session is not None and not any(session.knows(x) for x in seeds):
+        session = None                       # it knows none of the seeds: kNN alone
     pool = _pool(space, seeds, space.items_vector(seeds, w), max(k * 5, 50), where, session)
     chosen = _select(space, pool, k, diversity, max_per)
     V = space.index.rows([space.index.position(i) for i in seeds + [c for c, _ in chosen]])
     return Continuation(space.hits(chosen), seeds, playlist_stats(V).get("coherence"),
-                        playlist_stats(V[:len(seeds)]).get("coherence"), notes)
+                        playlist_stats(V[:len(seeds)]).get("coherence"), notes,
+                        "cosine" if session is None else "session")
 
 
 def _pool(space: "Space", seeds: list[str], q: np.ndarray, n: int, where: Where,
@@ -84,7 +93,7 @@ def _pool(space: "Space", seeds: list[str], q: np.ndarray, n: int, where: Where,
     """Candidates: the session model's ranking of what it knows, kNN items behind (new
     items, filters); kNN alone without a session model."""
     pool = space.index.search(q, n, where=where, exclude=seeds)
-    if session is None or not any(session.knows(x) for x in seeds):
+    if session is None:
         return pool
     allowed = space.index.mask(where)
     ranked = []
@@ -134,7 +143,7 @@ def _check_generate(n: Any, coherence: Any, pool: Any) -> None:
             raise InputError(f"{name} must be a positive integer, got {v!r}", field=name)
     if n > 500:
         raise InputError(f"n must be in [1, 500], got {n}", field="n")
-    if isinstance(coherence, bool) or not isinstance(coherence, (int, float, np.floating)) or not 0 <= coherence <= 1:
+    if not is_number(coherence) or not 0 <= coherence <= 1:
         raise InputError(f"coherence must be a number in [0, 1], got {coherence!r}", field="coherence")
 
 

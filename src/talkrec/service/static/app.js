@@ -5,11 +5,14 @@ const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 const state = { modalities: [], playlist: [], lastStats: null };
 
+// an API failure: the server's detail (or the HTTP status) and the status, for the callers that tell cases apart
+class ApiError extends Error { constructor(message, status) { super(message); this.status = status; } }
 async function api(path, opts = {}) {
   const r = await fetch(path, opts);
   let body = null;
   try { body = await r.json(); } catch (e) { body = null; }
-  if (!r.ok) throw new Error((body && body.detail) || `${r.status} ${r.statusText}`);
+  if (!r.ok) throw new ApiError((body && typeof body.detail === "string" && body.detail) || `${r.status} ${r.statusText}`.trim(), r.status);
+  if (body === null || typeof body !== "object") throw new ApiError(`the server's answer to ${path.split("?")[0]} is not JSON`, r.status);
   return body;
 }
 const post = (path, data, signal) => api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(data), signal });
@@ -51,13 +54,14 @@ const SCORE_LABELS = { cosine: "cosine (fused space)", text_cosine: "cosine (tex
   rrf: "RRF score (rank fusion: compare ranks, not values)", blend: "sum of z-scores (fused, EASE, ALS)",
   session: "session model score" };
 const scoreLabel = (kind) => SCORE_LABELS[kind] || SCORE_LABELS.cosine;
+const asList = (v) => (Array.isArray(v) ? v : v === null || v === undefined || v === "" ? [] : [v]);
 function hitLi(h, i, extra = "") {
   const md = h.metadata || {};
-  const tags = (md.tags || md.genres || []).slice(0, 6).map((t) => `<span class="chip">${esc(t)}</span>`).join("");
+  const tags = asList(md.tags || md.genres).slice(0, 6).map((t) => `<span class="chip">${esc(t)}</span>`).join("");
   return `<li data-id="${esc(h.item_id)}"><span class="rank">${i + 1}</span>
     <span><a class="name" href="#/item/${encodeURIComponent(h.item_id)}">${esc(h.name)}</a> ${extra}</span>
-    <span class="score" title="${esc(scoreLabel(h.score_kind))}">${h.score.toFixed(3)}</span>
-    <span class="tags">${tags} ${md.modalities ? modChips(md.modalities) : ""}</span></li>`;
+    <span class="score" title="${esc(scoreLabel(h.score_kind))}">${typeof h.score === "number" ? h.score.toFixed(3) : "–"}</span>
+    <span class="tags">${tags} ${md.modalities ? modChips(asList(md.modalities)) : ""}</span></li>`;
 }
 // hits of one response, each remembering what its score is (a playlist mixes responses)
 const withKind = (hits, kind) => hits.map((h) => ({ ...h, score_kind: kind }));
@@ -70,35 +74,55 @@ function renderHits(el, hits, withAdd = true) {
   }));
 }
 
-// ------------------------------------------------------------------ search as you type
+// ------------------------------------------------------------------ search as you type, a page at a time
+const PAGE = 20;
 let searchCtl = null;
-async function runSearch() {
+let shown = { params: "", hits: [] };  // the query of the results on the page, and the hits so far
+let fetching = null;                   // the query whose page is being fetched (null: none)
+async function runSearch(more = false) {
   const q = $("q").value.trim();
-  if (!q) { $("results").innerHTML = ""; $("search-status").textContent = ""; return; }
+  let p;
+  if (more) { p = new URLSearchParams(shown.params); p.set("offset", String(shown.hits.length)); }
+  else {
+    p = filterParams(new URLSearchParams({ q, k: String(PAGE) }));
+    if ($("mode").value) p.set("mode", $("mode").value);
+    // the results on the page are this search's already, and nothing else is on its way (the start's
+    // routing after the user typed): searching again would only cancel a next page being fetched
+    if (q && p.toString() === shown.params && (fetching === null || fetching === shown.params)) return;
+  }
   if (searchCtl) searchCtl.abort();
-  searchCtl = new AbortController();
-  const p = filterParams(new URLSearchParams({ q, k: "20" }));
-  if ($("mode").value) p.set("mode", $("mode").value);
+  if (!q) { $("results").innerHTML = ""; $("search-status").textContent = ""; $("more").hidden = true; shown = { params: "", hits: [] }; fetching = null; return; }
+  const ctl = searchCtl = new AbortController();
+  fetching = more ? shown.params : p.toString();
   try {
-    const r = await api(`/api/search?${p}`, { signal: searchCtl.signal });
-    renderHits($("results"), withKind(r.items, r.score_kind));
-    $("search-status").innerHTML = `${r.items.length} results in ${esc(r.took_ms)} ms ·
+    const r = await api(`/api/search?${p}`, { signal: ctl.signal });
+    if (!more) shown = { params: p.toString(), hits: [] };
+    shown.hits = shown.hits.concat(withKind(r.items, r.score_kind));
+    renderHits($("results"), shown.hits);
+    $("more").hidden = r.items.length < PAGE;
+    $("search-status").innerHTML = `${shown.hits.length} results in ${esc(r.took_ms)} ms ·
       <span data-testid="score-kind">scores: ${esc(scoreLabel(r.score_kind))}</span>`;
     $("search-status").classList.remove("error");
   } catch (e) {
     if (e.name === "AbortError") return;
     $("search-status").textContent = e.message; $("search-status").classList.add("error");
-    $("results").innerHTML = "";
+    if (!more) { $("results").innerHTML = ""; $("more").hidden = true; shown = { params: "", hits: [] }; }
+  } finally {
+    if (ctl === searchCtl) fetching = null;
   }
 }
-$("q").addEventListener("input", debounce(runSearch, 120));
-$("mode").addEventListener("change", runSearch);
+$("q").addEventListener("input", debounce(() => runSearch(), 120));
+$("mode").addEventListener("change", () => runSearch());
+$("more").addEventListener("click", () => runSearch(true));
 
 // ------------------------------------------------------------------ item page
+let itemSeq = 0;  // the latest item asked for: an answer for an earlier one is dropped
 async function showItem(id) {
+  const seq = ++itemSeq;
   $("item").innerHTML = `<p class="muted">loading…</p>`; $("similar").innerHTML = "";
   try {
     const it = await api(`/api/items/${encodeURIComponent(id)}`);
+    if (seq !== itemSeq) return;
     const rows = Object.entries(it.metadata).filter(([k, v]) => v !== null && v !== "" && !(Array.isArray(v) && !v.length))
       .map(([k, v]) => `<tr><td class="muted">${esc(k)}</td><td>${esc(Array.isArray(v) ? v.join(", ") : v)}</td></tr>`).join("");
     $("item").innerHTML = `<h2 data-testid="item-name">${esc(it.name)}</h2>
@@ -111,11 +135,16 @@ async function showItem(id) {
     const asHit = { item_id: it.item_id, name: it.name, score: 1, score_kind: "cosine", metadata: { tags: it.metadata.tags || [], modalities: it.modalities } };
     $("item-add").onclick = () => { addToPlaylist([asHit]); $("item-add").textContent = "added"; $("item-add").disabled = true; };
     $("item-start").onclick = () => { state.playlist = [asHit]; state.lastStats = null; renderPlaylist(); location.hash = "#/playlist"; continuePlaylist(); };
+  } catch (e) {
+    if (seq === itemSeq) $("item").innerHTML = `<p class="error">${esc(e.message)}</p>`;
+    return;
+  }
+  try {  // the similar items (filtered by the filter bar): an error here leaves the item shown
     const p = filterParams(new URLSearchParams({ k: "12" }));
     const sim = await api(`/api/items/${encodeURIComponent(id)}/similar?${p}`);
-    renderHits($("similar"), withKind(sim.items, sim.score_kind));
+    if (seq === itemSeq) renderHits($("similar"), withKind(sim.items, sim.score_kind));
   } catch (e) {
-    $("item").innerHTML = `<p class="error">${esc(e.message)}</p>`;
+    if (seq === itemSeq) $("similar").innerHTML = `<li class="error"><span></span><span>${esc(e.message)}</span></li>`;
   }
 }
 
@@ -141,20 +170,22 @@ function renderPlaylist() {
   try { localStorage.setItem("talkrec.playlist", JSON.stringify(state.playlist)); } catch (e) { /* private mode */ }
 }
 const fmt = (x) => (x === null || x === undefined ? "–" : Number(x).toFixed(3));
+function note(text, isError = false) { $("pl-notes").textContent = text; $("pl-notes").classList.toggle("error", isError); }
 $("pl-coh").addEventListener("input", () => ($("pl-coh-v").textContent = $("pl-coh").value));
 $("pl-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
-  $("pl-notes").textContent = "generating…";
+  note("generating…");
   try {
     const r = await post("/api/playlists/generate", { query: $("pl-query").value, n: Number($("pl-n").value || 15), coherence: Number($("pl-coh").value), filters: filters() });
+    if (!r.items.length) { note("no items match the query and the filters: the playlist is unchanged", true); return; }
     state.playlist = withKind(r.items, r.score_kind); state.lastStats = r;
     renderPlaylist();
-    $("pl-notes").textContent = `${r.items.length} items in ${r.took_ms} ms`;
-  } catch (e) { $("pl-notes").textContent = e.message; }
+    note(`${r.items.length} items in ${r.took_ms} ms`);
+  } catch (e) { note(e.message, true); }
 });
-async function continuePlaylist() {
-  if (!state.playlist.length) return;
-  $("pl-notes").textContent = "continuing…";
+async function continuePlaylist(dropped = []) {
+  if (!state.playlist.length) { if (dropped.length) note(droppedNote(dropped), true); return; }
+  note("continuing…");
   const body = { items: state.playlist.map((h) => h.item_id), k: Number($("pl-k").value || 5), diversity: Number($("pl-div").value), filters: filters() };
   if ($("pl-maxper").value) body.max_per_artist = Number($("pl-maxper").value);
   try {
@@ -167,10 +198,29 @@ async function continuePlaylist() {
         + fmt(r.coherence_seeds) + "); mean pairwise cosine of its items in the fused space", continued: true };
       renderPlaylist();
     }
-    $("pl-notes").textContent = `+${r.items.length} items in ${r.took_ms} ms (no duplicates; later items weigh more). ${r.notes.join(" ")}`;
-  } catch (e) { $("pl-notes").textContent = e.message; }
+    const got = r.items.length ? `+${r.items.length} items in ${r.took_ms} ms (no duplicates; later items weigh more).`
+      : "no more items: none that is not in the playlist matches the filters.";
+    note([droppedNote(dropped), got, ...r.notes].filter(Boolean).join(" "), !r.items.length);
+  } catch (e) {
+    // an item of the playlist is no longer in the space (deleted since it was added): drop it and go on
+    const gone = unknownItem(e) && !dropped.length ? await goneItems() : [];
+    if (gone.length) {
+      state.playlist = state.playlist.filter((h) => !gone.includes(h)); state.lastStats = null; renderPlaylist();
+      return continuePlaylist(gone);
+    }
+    note(e.message, true);
+  }
 }
-$("pl-continue").addEventListener("click", continuePlaylist);
+// the playlist's items that the continue route does not know (any more), asked one by one
+async function goneItems() {
+  const unknown = await Promise.all(state.playlist.map((h) => post("/api/playlists/continue", { items: [h.item_id], k: 1 })
+    .then(() => false, unknownItem)));
+  return state.playlist.filter((h, i) => unknown[i]);
+}
+// the API's answer for an item it does not have (not a 404 of a route, a proxy, ...)
+const unknownItem = (e) => e instanceof ApiError && e.status === 404 && e.message.startsWith("unknown item");
+const droppedNote = (gone) => (gone.length ? `Removed from the playlist, no longer in the space: ${gone.map((h) => h.name).join(", ")}.` : "");
+$("pl-continue").addEventListener("click", () => continuePlaylist());
 $("pl-clear").addEventListener("click", () => { state.playlist = []; state.lastStats = null; renderPlaylist(); });
 
 // ------------------------------------------------------------------ routing + start
@@ -180,14 +230,31 @@ function route(refreshOnly = false) {
   $("view-search").hidden = !(h === "#/" || h === "#" || h === "");
   $("view-item").hidden = !m;
   $("view-playlist").hidden = h !== "#/playlist";
-  if (m) showItem(decodeURIComponent(m[1]));
+  if (m) {
+    let id = null;
+    try { id = decodeURIComponent(m[1]); } catch (e) { /* a malformed %-escape */ }
+    if (id === null) { itemSeq++; $("similar").innerHTML = ""; $("item").innerHTML = `<p class="error">not an item address: ${esc(h)}</p>`; }
+    else showItem(id);
+  }
   else if (!$("view-search").hidden && (refreshOnly || $("q").value)) runSearch();
   else if (!$("view-search").hidden) $("q").focus();
 }
 window.addEventListener("hashchange", () => route());
 
+// the playlist saved by an earlier visit: only entries that look like hits (another version of the page,
+// or anything else that wrote the key, must not stop the page from starting)
+function storedPlaylist() {
+  let v = null;
+  try { v = JSON.parse(localStorage.getItem("talkrec.playlist") || "[]"); } catch (e) { v = null; }
+  if (!Array.isArray(v)) return [];
+  const seen = new Set();
+  return v.filter((h) => h && typeof h === "object" && typeof h.item_id === "string" && h.item_id && !seen.has(h.item_id) && seen.add(h.item_id))
+    .map((h) => ({ item_id: h.item_id, name: typeof h.name === "string" ? h.name : h.item_id,
+      score: typeof h.score === "number" ? h.score : null, score_kind: typeof h.score_kind === "string" ? h.score_kind : "cosine",
+      metadata: h.metadata && typeof h.metadata === "object" && !Array.isArray(h.metadata) ? h.metadata : {} }));
+}
 async function init() {
-  try { state.playlist = JSON.parse(localStorage.getItem("talkrec.playlist") || "[]"); } catch (e) { state.playlist = []; }
+  state.playlist = storedPlaylist();
   renderPlaylist();
   try {
     const v = await api("/api/version");
