@@ -120,13 +120,14 @@ def search(query: Optional[str] = typer.Argument(None, help="Natural-language qu
            range_: Optional[list[str]] = RangeOpt, offset: int = typer.Option(0, min=0),
            mode: Optional[str] = typer.Option(None, help="multi | text | lexical | hybrid (default: the space's)."),
            user: Optional[str] = typer.Option(None, help="Personalize for this user id."),
-           alpha: float = typer.Option(0.3, help="Weight of the user profile in personalized search."),
+           alpha: Optional[float] = typer.Option(None, help="Weight of the user profile (with --user; default 0.3)."),
            audio: Optional[Path] = typer.Option(None, help="Query by an audio file instead of text."),
            image: Optional[Path] = typer.Option(None, help="Query by an image file instead of text."),
            as_json: bool = JsonOpt) -> None:
     """Search the space with plain language (or an audio/image file)."""
     def go() -> None:
-        _check_mode(mode, "--user" if user else "--audio / --image" if audio or image else None)
+        _check_mode(mode, "--user" if user is not None else "--audio / --image" if audio or image else None)
+        _not_with({"--alpha": alpha is not None}, user is None, "apply only with --user")
         s = _load(space)
         w = _where(s, where, tag, decade, range_)
         if audio or image:
@@ -136,12 +137,19 @@ def search(query: Optional[str] = typer.Argument(None, help="Natural-language qu
             return
         if not query:
             raise TalkrecError("give a query text, or --audio FILE / --image FILE")
-        if user:
-            hits = s.personalized_search(query, user, alpha=alpha, k=k, where=w, offset=offset)
+        if user is not None:
+            hits = s.personalized_search(query, user, alpha=0.3 if alpha is None else alpha, k=k, where=w, offset=offset)
         else:
             hits = s.search(query, k=k, where=w, offset=offset, mode=mode)
         _print_hits(hits, as_json, f'search: "{query}"')
     _run(go)
+
+
+def _not_with(given: dict[str, bool], refused: bool, why: str) -> None:
+    """A clear error for options given where they do nothing (they were ignored)."""
+    names = [o for o, on in given.items() if on]
+    if names and refused:
+        raise TalkrecError(f"{', '.join(names)}: {why}")
 
 
 def _check_mode(mode: Optional[str], fused_only: Optional[str]) -> None:
@@ -195,18 +203,23 @@ def playlist(query: Optional[str] = typer.Option(None, "--query", "-q", help="Ge
              n: int = typer.Option(20, min=1, max=500), space: str = SpaceOpt, where: Optional[str] = WhereOpt,
              tag: Optional[list[str]] = TagOpt, decade: Optional[str] = DecadeOpt,
              range_: Optional[list[str]] = RangeOpt,
-             coherence: float = typer.Option(0.5, help="0 = pure relevance, towards 1 = more coherent."),
-             method: str = typer.Option("auto", help="Continuation: auto | knn | session (attached session model)."),
-             diversity: float = typer.Option(0.0, help="Continuation: MMR diversity in [0, 1)."),
+             coherence: Optional[float] = typer.Option(None, help="With --query: 0 = pure relevance, towards 1 = more "
+                                                                  "coherent (default 0.5)."),
+             method: Optional[str] = typer.Option(None, help="With --seeds: auto | knn | session (attached session "
+                                                             "model; default auto)."),
+             diversity: Optional[float] = typer.Option(None, help="With --seeds: MMR diversity in [0, 1) (default 0)."),
              as_json: bool = JsonOpt) -> None:
     """Generate a playlist from text, or continue one from seed items."""
     def go() -> None:
         s = _load(space)
         if (query is None) == (seeds is None):
             raise TalkrecError("give exactly one of --query or --seeds")
+        _not_with({"--method": method is not None, "--diversity": diversity is not None}, query is not None,
+                  "continue a playlist: they apply only with --seeds")
+        _not_with({"--coherence": coherence is not None}, seeds is not None, "applies only with --query")
         w = _where(s, where, tag, decade, range_)
         if query is not None:
-            hits, stats = s.generate_playlist(query, n, where=w, coherence=coherence)
+            hits, stats = s.generate_playlist(query, n, where=w, coherence=0.5 if coherence is None else coherence)
             if not as_json:
                 _console().print(f"coherence {stats.get('coherence', float('nan')):.3f} "
                               f"(plain top-{n}: {stats.get('coherence_plain_topn', float('nan')):.3f}), "
@@ -214,8 +227,9 @@ def playlist(query: Optional[str] = typer.Option(None, "--query", "-q", help="Ge
             _print_hits(hits, as_json, f'playlist: "{query}"')
         else:
             ids = resolve_ids(s, seeds or "")
-            _print_hits(s.continue_playlist(ids, n, where=w, method=method, diversity=diversity), as_json,
-                        f"playlist continuation ({method})")
+            how = method or "auto"
+            _print_hits(s.continue_playlist(ids, n, where=w, method=how, diversity=diversity or 0.0), as_json,
+                        f"playlist continuation ({how})")
     _run(go)
 
 

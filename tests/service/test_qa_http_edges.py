@@ -106,3 +106,40 @@ def test_health_says_degraded_while_background_compaction_fails(tiny_space_dir, 
             assert h["status"] == "ok" and h["problems"] == [], h
     finally:
         app.state.service.space.close()
+
+
+def test_an_item_whose_id_holds_a_slash_is_reachable_and_dot_ids_are_refused(tiny_space_dir, tmp_path):
+    """``Space.add_items`` and ``talkrec add`` took ids with ``/`` (URL-like ids) that HTTP
+    refused to add, and no route could open, list the neighbours of or delete; ``.`` and ``..``
+    were taken everywhere and are unreachable by any URL (clients drop dot segments)."""
+    from talkrec import Space
+    from talkrec.errors import InputError
+
+    d = copy_space(tiny_space_dir, tmp_path / "space")
+    s = Space.load(d)
+    s.add_items([{"item_id": "https://ex.org/a/b", "name": "Slash Item", "tags": ["jazz"]}])
+    for bad in (".", ".."):
+        with pytest.raises(InputError, match="dot segments"):
+            s.add_items([{"item_id": bad, "name": "Dot", "tags": ["jazz"]}])
+    s.close()
+    app = create_app(d)
+    try:
+        with TestClient(app) as c:
+            r = c.post("/api/items", json={"items": [{"item_id": "x/y", "name": "X Y", "tags": ["jazz"]}]})
+            assert r.status_code == 200, r.text
+            for iid in ("x/y", "https://ex.org/a/b"):
+                enc = iid.replace("/", "%2F").replace(":", "%3A")
+                for url in (f"/api/items/{enc}", f"/api/items/{iid}"):
+                    r = c.get(url)
+                    assert r.status_code == 200 and r.json()["item_id"] == iid, (url, r.text)
+                r = c.get(f"/api/items/{enc}/similar?k=3")
+                assert r.status_code == 200 and len(r.json()["items"]) == 3, r.text
+                assert iid not in [h["item_id"] for h in r.json()["items"]]
+            assert c.get("/api/items/jazz1/similar?k=2").status_code == 200
+            assert c.get("/api/items/jazz1").json()["item_id"] == "jazz1"
+            r = c.post("/api/items", json={"items": [{"item_id": "..", "name": "Dots", "tags": ["jazz"]}]})
+            assert r.status_code == 422 and "dot segments" in r.json()["detail"]
+            assert c.delete("/api/items/x%2Fy").status_code == 200
+            assert c.get("/api/items/x%2Fy").status_code == 404
+    finally:
+        app.state.service.space.close()

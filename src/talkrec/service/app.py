@@ -141,7 +141,8 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for router in (meta.router, search.router, items.router, recommend.router, playlists.router):
+    # recommend's /api/items/{id}/similar before items' /api/items/{id}: an id may hold "/"
+    for router in (meta.router, search.router, recommend.router, items.router, playlists.router):
         app.include_router(router)
     guard = ([Depends(require_key)] if api_key else []) + ([Depends(refuse_open_writes)] if refused or follow else [])
     codes = [c for c, on in ((401, api_key is not None), (403, refused), (409, follow)) if on]

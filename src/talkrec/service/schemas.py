@@ -196,8 +196,8 @@ MetaValue = str | int | float | bool | list[str] | None
 
 
 class ItemIn(_Strict):
-    item_id: str = Field(min_length=1, max_length=200, pattern=r"^[^\s/][^/]*$",
-                         description="new id (insert) or existing id (update); no '/'")
+    item_id: str = Field(min_length=1, max_length=200, pattern=r"^\S",
+                         description="new id (insert) or existing id (update); not '.' or '..'")
     name: str = Field(min_length=1, max_length=300)
     tags: list[str] | dict[str, list[str]] | None = Field(
         None, description="tags, or {category: [tags]} (categories: genre, decade, place, mood, other)")

@@ -5,7 +5,9 @@ gives is computed once per generation, the rows written since on top)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +18,7 @@ from ..index.snapshot import Snapshot
 from ..limits import check_page
 
 __all__ = ["Facets", "FieldInfo", "checked_limit", "facets", "facets_of", "find_by_name", "find_in", "histories",
-           "live_history", "name_index", "resolve_name", "top_users"]
+           "live_history", "lowered", "name_index", "resolve_name", "top_users"]
 
 #: popularity columns that decide which of several items with one name a name means
 POPULARITY = ("listeners", "n_ratings")
@@ -32,6 +34,12 @@ def name_index(meta: pd.DataFrame) -> dict[str, str]:
     return names
 
 
+def lowered(names: Iterable[Any]) -> list[str]:
+    """Names in lower case as Python's ``str.lower`` makes them, the case-insensitive key of
+    every lookup (pandas' ``str.lower`` differs from it on some letters: ``İ``)."""
+    return [str(n).lower() for n in names]
+
+
 def _popularity_order(meta: pd.DataFrame) -> pd.DataFrame:
     for col in POPULARITY:
         if col in meta.columns:
@@ -43,7 +51,7 @@ def _name_rows(meta: pd.DataFrame) -> dict[str, list[int]]:
     """Lower-case name -> rows with that name, most popular first."""
     order = _popularity_order(meta.assign(_row=np.arange(len(meta))))
     out: dict[str, list[int]] = {}
-    for n, r in zip(order["name"].astype(str).str.lower(), order["_row"]):
+    for n, r in zip(lowered(order["name"]), order["_row"]):
         out.setdefault(n, []).append(int(r))
     return out
 
@@ -82,7 +90,7 @@ def find_in(snap: Snapshot, name: str, limit: int) -> list[tuple[str, str]]:
     needle = name.strip().lower()
     if not needle:
         raise InputError("name is empty", field="name")
-    low = snap.gen.memo("lower_names", lambda: snap.gen.meta["name"].astype(str).str.lower())
+    low = snap.gen.memo("lower_names", lambda: pd.Series(lowered(snap.gen.meta["name"]), dtype=object))
     rows = np.flatnonzero(low.str.contains(needle, regex=False).to_numpy() & snap.live[:snap.n0]).tolist()
     names = [low.iat[r] for r in rows]
     for j, row in enumerate(snap.delta.meta[:snap.m]):
@@ -105,7 +113,7 @@ def find_by_name(meta: pd.DataFrame, name: str, limit: int) -> list[tuple[str, s
     """``(item_id, name)`` of items whose name contains ``name`` (case-insensitive), names
     starting with it first, then shorter names first."""
     names = meta["name"].astype(str)
-    low = names.str.lower()
+    low = pd.Series(lowered(names), dtype=object)
     needle = name.strip().lower()
     if not needle:
         raise InputError("name is empty", field="name")
@@ -174,7 +182,7 @@ def histories(interactions: pd.DataFrame | None, threshold: float = 0.0) -> dict
     out: dict[str, list[str]] = {}
     if interactions is None:
         return out
-    pos = interactions[interactions["weight"] > threshold] if threshold else interactions
+    pos = interactions[interactions["weight"] > threshold]          # a weight <= 0 (a dislike) is no history
     for u, g in pos.sort_values("weight", ascending=False).groupby("user_id"):
         out[str(u)] = g["item_id"].astype(str).tolist()
     return out
@@ -192,11 +200,14 @@ def live_history(snap: Snapshot, hist: list[str], user_id: str) -> list[str]:
     return live
 
 
-def top_users(interactions: pd.DataFrame | None, snap: Snapshot | None = None) -> list[tuple[str, int]]:
-    """``(user_id, n_interactions)``, most first; with ``snap``, only the interactions with
-    the items it still has (a user whose items were all removed is not listed)."""
+def top_users(interactions: pd.DataFrame | None, snap: Snapshot | None = None,
+              threshold: float = 0.0) -> list[tuple[str, int]]:
+    """``(user_id, n_interactions)`` of the interactions above ``threshold`` (a user's history,
+    :func:`histories`), most first; with ``snap``, only those with the items it still has (a
+    user whose items were all removed is not listed)."""
     if interactions is None or not len(interactions):
         return []
+    interactions = interactions[interactions["weight"] > threshold]
     if snap is not None:
         items = pd.unique(interactions["item_id"])
         live = {i for i in items if snap.position(str(i)) is not None}

@@ -163,6 +163,9 @@ def _identity(rec: Any, i: int, first_row: dict[str, int]) -> tuple[str, str]:
     if not isinstance(iid, (str, int)) or str(iid).strip() == "":
         raise InputError("missing or empty item_id", row=i, field="item_id")
     iid = str(iid).strip()
+    if iid in (".", ".."):
+        raise InputError(f"item_id {iid!r} cannot be addressed in a URL (clients drop dot segments)", row=i,
+                         field="item_id")
     if iid in first_row:
         raise InputError(f"item_id {iid!r} already appears in row {first_row[iid]} of "
                          "this batch; give each item once per call (nothing was written)", row=i, field="item_id")

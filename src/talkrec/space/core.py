@@ -184,11 +184,16 @@ class Space(SpaceWrites):
         """Filterable fields (numeric ones with their range), the top tags and the decades."""
         return browse.facets_of(self.index)
 
+    @property
+    def _positive(self) -> float:
+        """A user's history is their interactions above this weight (``positive_threshold``)."""
+        return float(self.config.get("positive_threshold", 0.0))
+
     def users(self, limit: int = 20) -> list[tuple[str, int]]:
         """``(user_id, n_interactions)`` of the users with the most history in the items the space has now."""
         snap = self.index
         memo = snap.memo if snap.changes else snap.gen.memo        # once per generation until a write
-        users = memo("top_users", lambda: browse.top_users(self.interactions, snap))
+        users = memo("top_users", lambda: browse.top_users(self.interactions, snap, self._positive))
         return users[:browse.checked_limit(limit)]  # type: ignore[no-any-return]
 
     def filter_where(self, filters: FilterSpec | None) -> dict[str, Any] | None:
@@ -229,7 +234,7 @@ class Space(SpaceWrites):
         """The user's positive items that the space has (not deleted), strongest first."""
         sh = self._shared
         if sh.histories is None:
-            sh.histories = browse.histories(self.interactions, float(self.config.get("positive_threshold", 0.0)))
+            sh.histories = browse.histories(self.interactions, self._positive)
         hist = sh.histories.get(str(user_id))
         if hist is None:
             raise NotFoundError(f"unknown user {user_id!r}")

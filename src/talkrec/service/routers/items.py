@@ -29,7 +29,7 @@ def lookup(name: str = Query(..., min_length=1, max_length=200, description="cas
     return S.LookupResponse(items=[S.ItemRef(item_id=i, name=n) for i, n in found])
 
 
-@router.get("/api/items/{item_id}", response_model=S.ItemDetail, responses=responses(404, 422))
+@router.get("/api/items/{item_id:path}", response_model=S.ItemDetail, responses=responses(404, 422))
 def item(item_id: str, state: ServiceState = Depends(get_state)) -> S.ItemDetail:
     """Everything about one item: description, which modalities it has, metadata."""
     space = state.space.pinned()
@@ -70,7 +70,7 @@ class DeleteItemResponse(BaseModel):
     took_ms: float
 
 
-@write_router.delete("/api/items/{item_id}", response_model=DeleteItemResponse, responses=responses(404, 409, 422))
+@write_router.delete("/api/items/{item_id:path}", response_model=DeleteItemResponse, responses=responses(404, 409, 422))
 def delete_item(item_id: str = Path(..., min_length=1, max_length=200, description="the id of the item to delete"),
                 state: ServiceState = Depends(get_state)) -> DeleteItemResponse:
     """Delete an item (a cold-start item or one from the build): it is no longer served, at

@@ -18,10 +18,10 @@ from ..errors import responses
 router = APIRouter(tags=["recommend"])
 
 
-@router.get("/api/items/{item_id}/similar", response_model=S.HitsResponse, responses=responses(404, 422))
+@router.get("/api/items/{item_id:path}/similar", response_model=S.HitsResponse, responses=responses(404, 422))
 def similar(item_id: str, k: int = Query(10, ge=1, le=K_MAX), offset: int = Query(0, ge=0, le=S.OFFSET_MAX),
             filters: FilterSpec = Depends(query_filters), state: ServiceState = Depends(get_state)) -> Response:
-    """Items like an item (itself excluded), with filters: by ``similar.strategy`` (RRF of its fused,
+    """Items like an item (itself excluded; an id may hold ``/``), with filters: by ``similar.strategy`` (RRF of its fused,
     EASE and BM25 lists, or the fused space's nearest); ``score_kind`` says which."""
     t0 = time.perf_counter()
     space = state.space.pinned()
