@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError, shown
+from ..errors import InputError, did_you_mean, shown
+from .sessionize import validate_log
 
 log = logging.getLogger(__name__)
 
@@ -35,20 +36,64 @@ def _need(path: Path) -> Path:
     return path
 
 
+def _read_table(p: Path, sep: str | None) -> pd.DataFrame:
+    """A CSV/TSV (every cell a string) or Parquet file; :class:`InputError` naming it when it
+    cannot be read as one."""
+    try:
+        if p.suffix == ".parquet":
+            return pd.read_parquet(p)
+        return pd.read_csv(p, sep=sep or ("\t" if p.suffix in (".tsv", ".dat") else ","), dtype=str,
+                           keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise InputError("the file is empty (a log needs a header row and events)", path=str(p)) from None
+    except (ValueError, OSError, ImportError) as e:   # parser, encoding and Arrow errors are ValueErrors
+        kind = "Parquet" if p.suffix == ".parquet" else "CSV/TSV"
+        raise InputError(f"cannot be read as {kind}: {e}", path=str(p)) from None
+
+
+def _id_column(col: pd.Series) -> pd.Series:
+    """Ids as strings; whole floats (a Parquet int column with a null becomes float) as ints."""
+    if pd.api.types.is_float_dtype(col):
+        x = col.to_numpy(dtype=float, na_value=np.nan)
+        ok = np.isfinite(x)
+        if (x[ok] == np.floor(x[ok])).all():
+            return pd.Series([str(int(v)) if f else None for v, f in zip(x, ok)], index=col.index, dtype=object)
+    return col
+
+
 def read_log(path: str | Path, *, user_col: str = "user_id", item_col: str = "item_id",
              time_col: str = "timestamp", sep: str | None = None) -> pd.DataFrame:
-    """Read any timestamped log (CSV/TSV/Parquet) into ``user_id, item_id, timestamp``."""
+    """Read any timestamped log (CSV/TSV/Parquet) into ``user_id, item_id, timestamp``.
+
+    Timestamps are integer seconds or dates (a datetime column or ISO 8601 strings, see
+    :func:`talkrec.sessions.sessionize.to_seconds`). A missing column, an empty id or a bad
+    timestamp is an :class:`InputError` naming the file, the (1-based data) row and the
+    file's column; exact duplicate events are kept, with a warning.
+    """
     p = _need(Path(path))
-    if p.suffix == ".parquet":
-        df = pd.read_parquet(p)
-    else:
-        df = pd.read_csv(p, sep=sep or ("\t" if p.suffix in (".tsv", ".dat") else ","), dtype=str,
-                         keep_default_na=False)
+    df = _read_table(p, sep)
+    stripped = [str(c).strip() for c in df.columns]
+    if len(set(stripped)) == len(stripped):       # "user, item, ts": the names without the spaces
+        df.columns = stripped
+    cols = [str(c) for c in df.columns]
     for c in (user_col, item_col, time_col):
         if c not in df.columns:
-            raise InputError(f"missing column '{c}'", path=str(p), field=c)
-    return pd.DataFrame({"user_id": df[user_col].astype(str), "item_id": df[item_col].astype(str),
-                         "timestamp": df[time_col]})
+            hint = " (is the separator right? set log.sep)" if len(cols) == 1 and any(x in cols[0] for x in "\t;,|") \
+                else ""
+            raise InputError(f"missing column '{c}'{did_you_mean(c, cols)}; the file has {', '.join(cols) or 'none'}"
+                             f"{hint} (set log.user_col, log.item_col, log.time_col)", path=str(p), field=c)
+    if df.empty:
+        raise InputError("the log has no events (only a header)", path=str(p))
+    raw = pd.DataFrame({"user_id": _id_column(df[user_col]), "item_id": _id_column(df[item_col]),
+                        "timestamp": df[time_col]})
+    out = validate_log(raw, path=str(p), names={"user_id": user_col, "item_id": item_col, "timestamp": time_col})
+    if len(out) and float(np.median(np.abs(out["timestamp"].to_numpy()))) > 1e11:   # past the year 5000
+        log.warning("%s: the timestamps in '%s' look like milliseconds or finer; they are read as seconds, so "
+                    "sessions.gap_minutes means far more time than it says", p, time_col)
+    n_dup = int(out.duplicated().sum())
+    if n_dup:
+        log.warning("%s: %d duplicate events (same user, item and time) kept as repeats", p, n_dup)
+    return out
 
 
 def movielens_log(root: str | Path) -> pd.DataFrame:

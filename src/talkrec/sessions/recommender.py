@@ -48,6 +48,31 @@ class SessionRecommender:
     def knows(self, item_id: str) -> bool:
         return str(item_id) in self._pos
 
+    def known(self, item_ids: Sequence[str]) -> int:
+        """How many of ``item_ids`` (e.g. a Space's items) the model knows: a model trained
+        on another catalog's log knows none, and would only ever fall back."""
+        return sum(1 for x in item_ids if str(x) in self._pos)
+
+    @classmethod
+    def check_attachable(cls, path: str | Path, item_ids: Sequence[str]) -> "SessionRecommender":
+        """Load the model at ``path`` for a catalog of ``item_ids`` *before* it is attached:
+        :class:`InputError` naming the folder when it is not a session model or knows none
+        of the items; a warning when it knows less than half of them (unknown seeds fall
+        back to kNN). Returns the loaded recommender."""
+        rec = cls.load(path)
+        ids = list(item_ids)
+        n = rec.known(ids)
+        vocab = rec.item_ids
+        if ids and n == 0:
+            raise InputError(f"the session model knows none of the {len(ids)} items (its ids look like "
+                             f"{', '.join(map(repr, vocab[:3].tolist()))}; the catalog's like "
+                             f"{', '.join(repr(str(x)) for x in ids[:3])}): it was trained on another catalog's log",
+                             path=str(path))
+        if n < len(vocab) / 2:
+            log.warning("%s: the session model knows %d of its %d items in this catalog (%.0f%%); "
+                        "continuations from the others fall back to kNN", path, n, len(vocab), 100.0 * n / len(vocab))
+        return rec
+
     def continue_session(self, item_ids: Sequence[str], k: int = 10,
                          exclude: set[str] | None = None) -> list[tuple[str, float]]:
         """The ``k`` best next items after ``item_ids`` (in playing order), best first.
@@ -55,8 +80,10 @@ class SessionRecommender:
         Items in ``exclude`` -- and, with ``exclude_input`` (default), the input items --
         are never returned. Falls back to ``fallback`` when no input item is known.
         """
-        if not isinstance(k, (int, np.integer)) or k < 1:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InputError(f"k must be a positive integer, got {k!r}", field="k")
+        if isinstance(item_ids, (str, bytes)):   # "289" would be read as the items "2", "8", "9"
+            raise InputError(f"item_ids must be a list of item ids, got the string {item_ids!r}", field="item_ids")
         ids = [str(x) for x in item_ids]
         exclude = {str(x) for x in (exclude or set())}
         ctx = [self._pos[x] for x in ids if x in self._pos]

@@ -28,12 +28,51 @@ log = logging.getLogger(__name__)
 LOG_COLUMNS = ("user_id", "item_id", "timestamp")
 
 
-def validate_log(log_df: pd.DataFrame, *, path: str | None = None) -> pd.DataFrame:
+#: the largest timestamp accepted (seconds; beyond it float parsing loses whole seconds)
+MAX_SECONDS = 2 ** 53
+
+
+def to_seconds(values: pd.Series, *, path: str | None = None, field: str = "timestamp") -> np.ndarray:
+    """Integer seconds (int64) from a log's time column: integer numbers of seconds, or
+    dates (a datetime column, or ISO 8601 strings in every row: UTC unless they say
+    otherwise). :class:`~talkrec.errors.InputError` names the first bad row (1-based)."""
+    v = values.reset_index(drop=True)
+    is_dt = pd.api.types.is_datetime64_any_dtype(v)
+    if is_dt or (not pd.api.types.is_numeric_dtype(v) and pd.to_numeric(v, errors="coerce").isna().all()):
+        if is_dt:
+            dt = v.dt.tz_convert("UTC") if v.dt.tz is not None else v.dt.tz_localize("UTC")
+        else:
+            dt = pd.to_datetime(v, utc=True, errors="coerce", format="ISO8601")
+        bad = dt.isna()
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InputError(f"timestamp {shown(v.iloc[i])} is neither an integer number of seconds nor an "
+                             "ISO 8601 date", path=path, row=i + 1, field=field)
+        return ((dt - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
+    ts = pd.to_numeric(v, errors="coerce")
+    x = ts.to_numpy(dtype=float, na_value=np.nan)
+    bad = ~np.isfinite(x)
+    if not bad.any():
+        bad = (x != np.floor(x)) | (np.abs(x) > MAX_SECONDS)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        whole = bool(np.isfinite(x[i]) and x[i] == np.floor(x[i]))
+        raise InputError(f"timestamp {shown(v.iloc[i])} is not an integer number of seconds"
+                         + (f" (at most {MAX_SECONDS} in absolute value)" if whole else ""),
+                         path=path, row=i + 1, field=field)
+    return ts.to_numpy().astype(np.int64)
+
+
+def validate_log(log_df: pd.DataFrame, *, path: str | None = None,
+                 names: dict[str, str] | None = None) -> pd.DataFrame:
     """Check a timestamped log and return a clean copy (str ids, int64 timestamps).
 
     Raises :class:`~talkrec.errors.InputError` naming the first bad row (1-based data row)
     and field for a missing column, an empty id or a missing / non-integer timestamp.
+    Timestamps may also be dates (see :func:`to_seconds`). ``names`` maps the log's
+    columns to the names the user's file gives them (for the messages).
     """
+    names = names or {}
     if not isinstance(log_df, pd.DataFrame):
         raise InputError(f"expected a pandas DataFrame, got {type(log_df).__name__}", path=path)
     for c in LOG_COLUMNS:
@@ -46,17 +85,10 @@ def validate_log(log_df: pd.DataFrame, *, path: str | None = None) -> pd.DataFra
         s = df[c].astype(str).str.strip()
         bad |= s.eq("")
         if bad.any():
-            raise InputError("empty id", path=path, row=int(np.flatnonzero(bad.to_numpy())[0]) + 1, field=c)
+            raise InputError("empty id", path=path, row=int(np.flatnonzero(bad.to_numpy())[0]) + 1,
+                             field=names.get(c, c))
         df[c] = s
-    ts = pd.to_numeric(df["timestamp"], errors="coerce")
-    bad = ts.isna() | ~np.isfinite(ts.to_numpy(dtype=float, na_value=np.nan))
-    if not bad.any():
-        bad = ts.ne(np.floor(ts))
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(f"timestamp {shown(log_df['timestamp'].iloc[i])} is not an integer number of seconds",
-                         path=path, row=i + 1, field="timestamp")
-    df["timestamp"] = ts.astype(np.int64)
+    df["timestamp"] = to_seconds(df["timestamp"], path=path, field=names.get("timestamp", "timestamp"))
     return df
 
 

@@ -27,6 +27,7 @@ initial embeddings) and :mod:`.study_report` (Markdown and plots).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -41,11 +42,12 @@ import numpy as np
 import pandas as pd
 
 from .. import config as _config
-from .._atomic import write_json, write_text
-from ..errors import InputError
+from .._atomic import is_temporary, write_json, write_text
+from ..errors import InputError, TalkrecError
 from .evaluate import KS, SessionTask, continuation_task, evaluate_scores, last_item_task, summarize
 from .models import FAMILIES
-from .study_inputs import FamilyData, base_sources, family_data, family_sources, load_log, make_init, parse_init
+from .study_inputs import (FamilyData, base_sources, check_families, check_settings, family_data, family_sources,
+                           load_log, make_init, parse_init)
 from .study_report import markdown_report
 
 log = logging.getLogger(__name__)
@@ -113,7 +115,63 @@ def load_config(path: str | Path | Mapping[str, Any] | None = None,
     for block, known in blocks.items():
         if isinstance(cfg.get(block), Mapping):
             _config.check_keys(cfg[block], known, where=block, path=where)
+    check_settings(cfg, where)
     return cfg
+
+
+# ------------------------------------------------------------------------------ output
+#: the files of a saved session model (everything under ``models/``)
+MODEL_FILES = frozenset({"config.json", "model.safetensors"})
+
+
+def _is_study(path: Path) -> bool:
+    """Whether ``path`` (``results.json``) was written by a study."""
+    try:
+        rep = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(rep, dict) and {"dataset", "config", "results"} <= rep.keys()
+
+
+def check_output(out: Path) -> None:
+    """Refuse an output that would destroy what the user has, before any work: a file, a
+    non-empty folder that holds no earlier study (``results.json``; a crashed run's
+    ``cache`` and temporary files are fine), or a ``models/`` folder with files no study
+    wrote (the saved models there are replaced)."""
+    if out.exists() and not out.is_dir():
+        raise InputError("the output is a file, not a folder: give a new or empty folder", path=str(out),
+                         field="output")
+    if not out.is_dir():
+        return
+    leftovers = {"cache", ".models-tmp"}
+    foreign = sorted(e.name for e in out.iterdir()
+                     if not (e.name in leftovers and e.is_dir()) and not is_temporary(e.name))
+    if foreign and not _is_study(out / "results.json"):
+        shown_names = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise InputError(f"the output folder is not empty ({shown_names}"
+                         ") and holds no earlier session study (results.json): give a new or empty folder; "
+                         "nothing was changed", path=str(out), field="output")
+    if (out / "cache").exists() and not (out / "cache").is_dir():
+        raise InputError("is a file, where the study keeps its cache folder: move it or give another output folder",
+                         path=str(out / "cache"), field="output")
+    models = out / "models"
+    if models.exists():
+        other = [f for f in ([models] if not models.is_dir() else models.rglob("*"))
+                 if not f.is_dir() and f.name not in MODEL_FILES and not is_temporary(f.name)]
+        if other:
+            raise InputError(f"holds {other[0]} which no study wrote; the saved models there are replaced: move it "
+                             "or give another output folder; nothing was changed", path=str(models), field="output")
+
+
+def _json_safe(obj: Any) -> Any:
+    """``obj`` with NaN and infinite floats as ``None`` (results.json is strict JSON)."""
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
 
 
 # ---------------------------------------------------------------------------- training
@@ -250,9 +308,8 @@ def run_study(config: Mapping[str, Any] | str | Path) -> dict[str, Any]:
 def _run_study(cfg: dict[str, Any]) -> dict[str, Any]:
     t_start = time.perf_counter()
     out = Path(cfg.get("output") or f"runs/sessions/{cfg['dataset']}")
-    out.mkdir(parents=True, exist_ok=True)
-    cache_dir = out / "cache"
-    cache_dir.mkdir(exist_ok=True)
+    check_families(cfg)
+    check_output(out)
     log_df, root = load_log(cfg)
     specs = [parse_init(n) for n in cfg["inits"]]
     needed = {s["source"] for s in specs if s["source"] != "random"}
@@ -264,6 +321,8 @@ def _run_study(cfg: dict[str, Any]) -> dict[str, Any]:
             raise InputError(f"unknown family {family!r} ({', '.join(FAMILIES)})", field="families")
         fam[family] = family_data(family, fcfg, log_df, cfg)
     t_prep = time.perf_counter()
+    cache_dir = out / "cache"
+    cache_dir.mkdir(parents=True, exist_ok=True)
     base = base_sources(cfg, fam, log_df, root, needed, cache_dir)
     jobs, meta = _plan_jobs(cfg, fam, base, specs, needed, out)
     t_sources = time.perf_counter()
@@ -279,7 +338,7 @@ def _run_study(cfg: dict[str, Any]) -> dict[str, Any]:
               "text_seconds": base.get("_seconds_text")}
     report = {"dataset": cfg["dataset"], "config": {k: v for k, v in cfg.items() if not k.startswith("_")},
               "meta": meta, "timing": timing, "results": results}
-    write_json(out / "results.json", report)
+    write_json(out / "results.json", _json_safe(report))
     write_text(out / "report.md", markdown_report(cfg, meta, results, timing, out))
     log.info("study %s written to %s in %.0fs", cfg["dataset"], out, timing["total_seconds"])
     return report
@@ -302,12 +361,15 @@ def main(argv: list[str] | None = None) -> int:
         if "=" not in kv:
             raise SystemExit(f"--set needs KEY=VALUE, got {kv!r}")
         k, v = kv.split("=", 1)
-        ov[k] = yaml.safe_load(v)
+        try:
+            ov[k] = yaml.safe_load(v)
+        except yaml.YAMLError as e:
+            raise SystemExit(f"--set {kv}: the value is not valid YAML ({str(e).splitlines()[0]})") from None
     if a.output:
         ov["output"] = a.output
     try:
         rep = run_study(load_config(a.config, ov))
-    except InputError as e:
+    except TalkrecError as e:      # bad input, a missing space or file: the message, no traceback
         logging.getLogger(__name__).error("%s", e)
         return 2
     out = Path(rep["config"].get("output") or f"runs/sessions/{rep['dataset']}")

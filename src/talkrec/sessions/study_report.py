@@ -1,13 +1,13 @@
 """The sessions study's report: a Markdown table per model family and learning-curve plots."""
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._atomic import atomic_path
 from .evaluate import KS, METRICS
 
 __all__ = ["FAMILY_TITLES", "markdown_report"]
@@ -51,10 +51,11 @@ def _curves(results: list[dict[str, Any]], family: str, path: Path) -> None:
     axes[1].set(xlabel="epoch", ylabel="training loss", title=f"{family}: training loss")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_name("." + path.name)
-    fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
 
 
 def markdown_report(cfg: Mapping[str, Any], meta: Mapping[str, Any], results: list[dict[str, Any]],

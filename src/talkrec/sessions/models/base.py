@@ -283,18 +283,21 @@ class _SessionModel(Estimator):
             save_file(state, str(tmp / "model.safetensors"))
             meta = {"family": self.family, "params": self.get_params(), "item_ids": self.item_ids_.tolist(),
                     "embedding_dim": self.embedding_dim_, "d_model": self.d_model_,
-                    "history": self.history_, "best_epoch": self.best_epoch_,
+                    "history": [{k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in h.items()}
+                                for h in self.history_], "best_epoch": self.best_epoch_,
                     "init_coverage": self.init_coverage_}
-            (tmp / "config.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+            # strict JSON (NaN, e.g. epoch 0's training loss, is written as null and read back as NaN)
+            (tmp / "config.json").write_text(json.dumps(meta, indent=1, allow_nan=False) + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> "_SessionModel":
-        from safetensors.torch import load_file
+        """A model written by :meth:`save`. A folder that is not one (no or a broken
+        ``config.json``, a missing or corrupt ``model.safetensors``, weights that do not fit
+        the config) is an :class:`InputError` naming the file."""
         p = Path(path)
-        try:
-            meta = json.loads((p / "config.json").read_text(encoding="utf-8"))
-        except FileNotFoundError as e:
-            raise InputError("not a saved session model (no config.json)", path=str(p)) from e
+        if not p.is_dir():
+            raise InputError("not a saved session model (not a folder)", path=str(p))
+        meta = _read_meta(p / "config.json")
         from . import FAMILIES  # the families' modules import this one
 
         klass = FAMILIES.get(meta.get("family", ""))
@@ -303,16 +306,50 @@ class _SessionModel(Estimator):
                              field="family")
         if cls is not _SessionModel and klass is not cls:
             raise InputError(f"saved model is a {klass.__name__}, not a {cls.__name__}", path=str(p))
-        params = dict(meta["params"])
-        if device is not None:
-            params["device"] = device
-        self = klass(**params)
-        self.item_ids_ = np.asarray(meta["item_ids"], dtype=str)
-        self.embedding_dim_, self.d_model_ = int(meta["embedding_dim"]), int(meta["d_model"])
-        self.history_, self.best_epoch_ = meta["history"], meta["best_epoch"]
+        try:
+            params = dict(meta["params"])
+            if device is not None:
+                params["device"] = device
+            self = klass(**params)
+            self.item_ids_ = np.asarray(meta["item_ids"], dtype=str)
+            self.embedding_dim_, self.d_model_ = int(meta["embedding_dim"]), int(meta["d_model"])
+            self.history_ = [{k: float("nan") if v is None else v for k, v in h.items()} for h in meta["history"]]
+            self.best_epoch_ = meta["best_epoch"]
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputError(f"not a saved session model's config ({type(e).__name__}: {e})",
+                             path=str(p / "config.json")) from None
         self.init_coverage_ = meta.get("init_coverage", 0.0)
         self.device_ = get_device(self.device)
         self.net_ = self._make_net(len(self.item_ids_))
-        self.net_.load_state_dict(load_file(str(p / "model.safetensors")))
+        try:
+            self.net_.load_state_dict(_read_weights(p / "model.safetensors"))
+        except RuntimeError as e:   # missing / unexpected tensors, wrong shapes
+            detail = next((x.strip() for x in str(e).splitlines()[1:] if x.strip()), str(e))
+            raise InputError(f"the weights do not fit config.json ({detail})",
+                             path=str(p / "model.safetensors")) from None
         self.net_.to(self.device_).eval()
         return self
+
+
+def _read_meta(path: Path) -> dict:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        inside = sorted(d.name for d in path.parent.iterdir() if (d / "config.json").is_file())
+        hint = f"; it holds the models {', '.join(inside)}: give one of them" if inside else ""
+        raise InputError(f"not a saved session model (no config.json){hint}", path=str(path.parent)) from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise InputError(f"not a saved session model's config (unreadable JSON: {e})", path=str(path)) from None
+    if not isinstance(meta, dict):
+        raise InputError("not a saved session model's config (not a JSON object)", path=str(path))
+    return meta
+
+
+def _read_weights(path: Path) -> dict:
+    from safetensors.torch import load_file
+    try:
+        return load_file(str(path))
+    except FileNotFoundError:
+        raise InputError("not a saved session model (no model.safetensors)", path=str(path.parent)) from None
+    except Exception as e:  # safetensors raises its own SafetensorError for a corrupt or truncated file
+        raise InputError(f"corrupt model weights ({type(e).__name__}: {e})", path=str(path)) from None
