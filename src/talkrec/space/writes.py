@@ -58,13 +58,18 @@ class SpaceWrites:
         return len(self.index)
 
     def attach_session_model(self, model_dir: str | Path) -> None:
-        """Copy a trained session model (``talkrec sessions``) into this space, atomically."""
+        """Copy a trained session model (``talkrec sessions``) into this space, atomically,
+        once it is checked: a folder that is not a loadable model, or one that knows none of
+        the space's items, is refused and the model in place is kept."""
+        from ..sessions.recommender import SessionRecommender
+
         src = Path(model_dir)
+        if not src.is_dir():
+            raise NotFoundError(f"no session model folder at {src}")
+        SessionRecommender.check_attachable(src, [str(i) for i in self.index.ids])
         with self.store.writing():
             copy_session_model(self.path, src)
         self._shared.session_model = None
-        if self.session_model() is None:
-            raise InputError(f"{src} is not a loadable session model", path=str(src))
 
     def compact(self) -> dict[str, Any]:
         """Fold the writes since the last generation into a new one now (the space also does
