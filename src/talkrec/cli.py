@@ -375,14 +375,19 @@ def evaluate(config: Path = typer.Argument(..., help="Evaluation config (configs
 
 
 @app.command()
-def sessions(config: Path = typer.Argument(..., help="Session study config (configs/sessions-*.yaml).")) -> None:
+def sessions(config: Path = typer.Argument(..., help="Session study config (configs/sessions-*.yaml)."),
+             set_: Optional[list[str]] = typer.Option(None, "--set", metavar="KEY=VALUE",
+                                                     help="Override a setting (YAML value), e.g. model.max_epochs=2."),
+             output: Optional[str] = typer.Option(None, "--output", help="Output folder (default: the config's).")) -> None:
     """Session-based next-item models initialised from talkrec embeddings (paper 002)."""
     _setup_logging(True)
 
     def go() -> None:
-        from .sessions.study import run_study
-        res = run_study(str(config))
-        typer.echo(json.dumps({k: v for k, v in res.items() if isinstance(v, (str, int, float))}, indent=2, default=str))
+        from .sessions.study import load_config, overrides, run_study
+        res = run_study(load_config(str(config), overrides(set_ or [], output)))
+        out = Path(res["config"].get("output") or f"runs/sessions/{res['dataset']}")
+        typer.echo(json.dumps({"dataset": res["dataset"], "output": str(out), "report": str(out / "report.md"),
+                               "results": str(out / "results.json")}, indent=2))
     _run(go)
 
 

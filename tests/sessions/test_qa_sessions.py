@@ -270,13 +270,20 @@ def test_continue_session_refuses_a_string_and_a_bool_k(model_dir):
     assert len(got) == 3 and not {"i1", "i2", "zz"} & {i for i, _ in got}
 
 
-def test_a_set_value_that_is_not_yaml_is_a_clean_exit(tmp_path, log_csv):
+def test_a_set_value_that_is_not_yaml_is_a_clean_exit(tmp_path, log_csv, caplog):
+    from typer.testing import CliRunner
+
+    from talkrec.cli import app
     from talkrec.sessions.study import main
     cfg = tmp_path / "c.yaml"
     cfg.write_text(json.dumps(_cfg(tmp_path, log_csv)))
-    with pytest.raises(SystemExit, match="not valid YAML"):
-        main(["--config", str(cfg), "--set", "model.max_epochs=[1"])
+    assert main(["--config", str(cfg), "--set", "model.max_epochs=[1"]) == 2 and "not valid YAML" in caplog.text
     assert main(["--config", str(cfg), "--set", "jobs=0"]) == 2 and not (tmp_path / "out").exists()
+    # `talkrec sessions` takes the same --set and --output (it had neither)
+    r = CliRunner().invoke(app, ["sessions", str(cfg), "--set", "model.max_epochs=[1"])
+    assert r.exit_code != 0 and "not valid YAML" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["sessions", str(cfg), "--set", "nokey"])
+    assert r.exit_code != 0 and "KEY=VALUE" in r.output
 
 
 def test_a_saved_models_config_is_strict_json_and_loads_back(model_dir, tmp_path):
@@ -329,3 +336,17 @@ def test_header_spaces_and_another_separator(tmp_path, log_csv):
     cfg["log"]["sep"] = ";"
     from talkrec.sessions.study_inputs import load_log
     assert len(load_log(load_config(cfg))[0]) == len(_events())
+
+
+def test_talkrec_sessions_runs_with_set_and_output_and_prints_where(tmp_path, log_csv):
+    from typer.testing import CliRunner
+
+    from talkrec.cli import app
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps(_cfg(tmp_path, log_csv)))
+    out = tmp_path / "elsewhere"
+    r = CliRunner().invoke(app, ["sessions", str(cfg), "--output", str(out), "--set", "bootstrap=10"])
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "results.json").read_text())
+    assert res["config"]["bootstrap"] == 10 and str(out / "report.md") in r.output
+    assert not (tmp_path / "out").exists()

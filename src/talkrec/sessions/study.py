@@ -344,6 +344,24 @@ def _run_study(cfg: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
+def overrides(sets: list[str], output: str | None = None) -> dict[str, Any]:
+    """``--set KEY=VALUE`` options (values read as YAML) and ``--output`` as config overrides."""
+    import yaml
+    ov: dict[str, Any] = {}
+    for kv in sets:
+        if "=" not in kv:
+            raise InputError(f"--set needs KEY=VALUE, got {kv!r}", field="set")
+        k, v = kv.split("=", 1)
+        try:
+            ov[k] = yaml.safe_load(v)
+        except yaml.YAMLError as e:
+            raise InputError(f"--set {kv}: the value is not valid YAML ({str(e).splitlines()[0]})",
+                             field="set") from None
+    if output:
+        ov["output"] = output
+    return ov
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m talkrec.sessions.study", description=__doc__.split("\n")[0])
     ap.add_argument("--config", required=True, help="YAML config, e.g. configs/sessions-movielens.yaml")
@@ -355,20 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("talkrec").setLevel(logging.INFO)
-    import yaml
-    ov = {}
-    for kv in a.set:
-        if "=" not in kv:
-            raise SystemExit(f"--set needs KEY=VALUE, got {kv!r}")
-        k, v = kv.split("=", 1)
-        try:
-            ov[k] = yaml.safe_load(v)
-        except yaml.YAMLError as e:
-            raise SystemExit(f"--set {kv}: the value is not valid YAML ({str(e).splitlines()[0]})") from None
-    if a.output:
-        ov["output"] = a.output
     try:
-        rep = run_study(load_config(a.config, ov))
+        rep = run_study(load_config(a.config, overrides(a.set, a.output)))
     except TalkrecError as e:      # bad input, a missing space or file: the message, no traceback
         logging.getLogger(__name__).error("%s", e)
         return 2

@@ -20,6 +20,7 @@ from ..fusion.projector import FusionProjector
 from ..index.filters import FilterSpec, Where
 from ..index.lexical import bm25_params
 from ..index.snapshot import Snapshot
+from ..limits import is_number
 from . import browse, media, playlists, warming
 from .explain import explain as explain_pair
 from .hits import Hit, hits_at, jsonable, make_hits
@@ -314,8 +315,8 @@ class Space(SpaceWrites):
                             alpha: float = 0.3, k: int = 10, where: Where = None, offset: int = 0,
                             exclude_seen: bool = False) -> list[Hit]:
         """Text query blended with a user profile: ``normalize((1-alpha)*q_text + alpha*q_user)``."""
-        if not 0 <= alpha <= 1:
-            raise InputError(f"alpha must be in [0, 1], got {alpha}", field="alpha")
+        if not is_number(alpha) or not 0 <= alpha <= 1:
+            raise InputError(f"alpha must be a number in [0, 1], got {alpha!r}", field="alpha")
         if (items is None) == (user is None):
             raise InputError("give exactly one of user or items", field="user")
         q = self.mixed_query_vector(text=text, user=user, items=items, weights={

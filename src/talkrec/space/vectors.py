@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import InputError, NotFoundError, shown
 from ..index.store import VectorIndex, l2_normalize
+from ..limits import is_number
 
 if TYPE_CHECKING:
     from .core import Space
@@ -46,8 +47,18 @@ def mean_vector(index: VectorIndex, item_ids: Sequence[str], weights: Sequence[f
         if v is None:
             raise NotFoundError(f"unknown item {shown(i)}")
         vs.append(v)
-    w = np.ones(len(vs)) if weights is None else np.asarray(weights, dtype=np.float32)
+    w = np.ones(len(vs)) if weights is None else _checked_weights(weights, len(vs))
     return l2_normalize((np.stack(vs) * w[:, None]).sum(axis=0))
+
+
+def _checked_weights(weights: Sequence[float], n: int) -> np.ndarray:
+    """``weights`` as an array when they are ``n`` finite numbers, not all 0; else
+    :class:`InputError` (field ``weights``: a wrong length was stretched, NaN failed later)."""
+    w = list(weights) if isinstance(weights, (list, tuple, np.ndarray)) else None
+    if w is None or len(w) != n or not all(is_number(x) and np.isfinite(x) for x in w) or not any(w):
+        raise InputError(f"weights must be {n} finite numbers (one per item), not all 0; got {weights!r}",
+                         field="weights")
+    return np.asarray(w, dtype=np.float32)
 
 
 def mixed_vector(space: "Space", *, text: str | None, user: str | None, items: Sequence[str] | None,
@@ -59,7 +70,7 @@ def mixed_vector(space: "Space", *, text: str | None, user: str | None, items: S
         parts["text"] = space.text_query_vector(text)
     if user is not None:
         parts["user"] = space.user_vector(user, source=user_source)
-    if items:
+    if items is not None:
         parts["items"] = space.items_vector(items)
     for m, x in (vectors or {}).items():
         parts[m] = space.query_vector(m, x)
@@ -69,4 +80,7 @@ def mixed_vector(space: "Space", *, text: str | None, user: str | None, items: S
     unknown = set(w) - set(parts)
     if unknown:
         raise InputError(f"weights for parts not given: {sorted(unknown)}", field="weights")
+    bad = {k: v for k, v in w.items() if not (is_number(v) and np.isfinite(v))}
+    if bad:
+        raise InputError(f"weights must be finite numbers, got {bad}", field="weights")
     return l2_normalize(sum(float(w.get(k, 1.0)) * l2_normalize(v) for k, v in parts.items()))
