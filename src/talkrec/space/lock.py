@@ -42,6 +42,7 @@ class WriterLock:
         except ImportError:  # pragma: no cover - Windows: no inter-process lock
             self._f = True
             return True
+        self.unusable = None
         try:
             f = open(self.path, "a+")  # noqa: SIM115 - held open while the lock is
         except OSError as e:            # a read-only file system, a folder this user may not write: reads only
