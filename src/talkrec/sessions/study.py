@@ -46,7 +46,7 @@ from .._atomic import is_temporary, write_json, write_text
 from ..errors import InputError, TalkrecError
 from .evaluate import KS, SessionTask, continuation_task, evaluate_scores, last_item_task, summarize
 from .models import FAMILIES
-from .study_inputs import (FamilyData, base_sources, check_families, check_settings, family_data, family_sources,
+from .study_inputs import (FamilyData, base_sources, check_runnable, check_settings, family_data, family_sources,
                            load_log, make_init, parse_init)
 from .study_report import markdown_report
 
@@ -308,7 +308,7 @@ def run_study(config: Mapping[str, Any] | str | Path) -> dict[str, Any]:
 def _run_study(cfg: dict[str, Any]) -> dict[str, Any]:
     t_start = time.perf_counter()
     out = Path(cfg.get("output") or f"runs/sessions/{cfg['dataset']}")
-    check_families(cfg)
+    check_runnable(cfg)
     check_output(out)
     log_df, root = load_log(cfg)
     specs = [parse_init(n) for n in cfg["inits"]]

@@ -31,7 +31,7 @@ from .tuning import SessionContrastiveTuner
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FamilyData", "base_sources", "check_families", "check_settings", "family_data", "family_sources",
+__all__ = ["FamilyData", "base_sources", "check_runnable", "check_settings", "family_data", "family_sources",
            "load_log", "make_init", "parse_init"]
 
 
@@ -175,7 +175,7 @@ def _check_inits(cfg: dict[str, Any], path: str | None, bad: Any) -> None:
 
 
 def _check_families(cfg: dict[str, Any], path: str | None, bad: Any) -> None:
-    """Each family's settings that are given; :func:`check_families` adds what a run needs."""
+    """Each family's settings that are given; :func:`check_runnable` adds what a run needs."""
     from .models import FAMILIES
     for name, fc in cfg["families"].items():
         where = f"families.{name}"
@@ -198,7 +198,7 @@ def _check_families(cfg: dict[str, Any], path: str | None, bad: Any) -> None:
                              field=f"{name if e.field in cfg[name] else 'model'}.{e.field}") from None
 
 
-def check_families(cfg: dict[str, Any]) -> None:
+def check_runnable(cfg: dict[str, Any]) -> None:
     """What running the study needs beyond :func:`check_settings`: at least one family, each
     one of the model families, an ``rta`` split with its counts."""
     from .models import FAMILIES
