@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,18 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
 def write_text(path: str | os.PathLike[str], text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def strict_json(obj: Any) -> Any:
+    """``obj`` with NaN and infinite floats as ``None``, in mappings, lists and tuples at any
+    depth: what ``json.dumps(..., allow_nan=False)`` accepts (strict JSON; ``NaN`` is not)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    return obj
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:

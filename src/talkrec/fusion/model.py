@@ -47,6 +47,12 @@ def _check_rows(outputs: Mapping[str, np.ndarray]) -> None:
         raise InputError(f"all modalities must have one row per item; got row counts {n}", field="X")
 
 
+def modality_weight(weights: Mapping[str, float] | None, m: str) -> float:
+    """Modality ``m``'s weight in an item's fused mean: 1 without ``weights``, else its entry
+    (0 for a modality the weights leave out)."""
+    return 1.0 if weights is None else float(weights.get(m, 0.0))
+
+
 def combine(outputs: Mapping[str, np.ndarray], weights: Mapping[str, float] | None = None) -> np.ndarray:
     """L2-normalized weighted mean over the modalities present in each row (NaN = absent)."""
     if not outputs:
@@ -54,7 +60,7 @@ def combine(outputs: Mapping[str, np.ndarray], weights: Mapping[str, float] | No
     _check_rows(outputs)
     names = list(outputs)
     stack = np.stack([outputs[m] for m in names])                 # (M, n, d)
-    w = np.array([1.0 if weights is None else float(weights.get(m, 0.0)) for m in names], dtype=np.float32)
+    w = np.array([modality_weight(weights, m) for m in names], dtype=np.float32)
     ok = ~np.isnan(stack).any(axis=2)                              # (M, n)
     wz = (ok * w[:, None])[:, :, None]
     s = (np.nan_to_num(stack) * wz).sum(axis=0)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..data.tables import read_raw
 from ..errors import InputError, did_you_mean, shown
 from .sessionize import validate_log
 
@@ -37,18 +38,10 @@ def _need(path: Path) -> Path:
 
 
 def _read_table(p: Path, sep: str | None) -> pd.DataFrame:
-    """A CSV/TSV (every cell a string) or Parquet file; :class:`InputError` naming it when it
-    cannot be read as one."""
-    try:
-        if p.suffix == ".parquet":
-            return pd.read_parquet(p)
-        return pd.read_csv(p, sep=sep or ("\t" if p.suffix in (".tsv", ".dat") else ","), dtype=str,
-                           keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise InputError("the file is empty (a log needs a header row and events)", path=str(p)) from None
-    except (ValueError, OSError, ImportError) as e:   # parser, encoding and Arrow errors are ValueErrors
-        kind = "Parquet" if p.suffix == ".parquet" else "CSV/TSV"
-        raise InputError(f"cannot be read as {kind}: {e}", path=str(p)) from None
+    """A CSV/TSV (every cell a string) or Parquet file, read as catalogs are
+    (:func:`~talkrec.data.tables.read_raw`: :class:`InputError` naming it when it cannot be
+    read); ``sep`` reads it as CSV with that separator."""
+    return read_raw(p, "csv", sep=sep) if sep else read_raw(p)
 
 
 def _id_column(col: pd.Series) -> pd.Series:

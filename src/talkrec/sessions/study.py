@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from .. import config as _config
-from .._atomic import is_temporary, write_json, write_text
+from .._atomic import is_temporary, strict_json, write_json, write_text
 from ..errors import InputError, TalkrecError
 from .evaluate import KS, SessionTask, continuation_task, evaluate_scores, last_item_task, summarize
 from .models import FAMILIES
@@ -161,17 +161,6 @@ def check_output(out: Path) -> None:
         if other:
             raise InputError(f"holds {other[0]} which no study wrote; the saved models there are replaced: move it "
                              "or give another output folder; nothing was changed", path=str(models), field="output")
-
-
-def _json_safe(obj: Any) -> Any:
-    """``obj`` with NaN and infinite floats as ``None`` (results.json is strict JSON)."""
-    if isinstance(obj, float):
-        return obj if np.isfinite(obj) else None
-    if isinstance(obj, Mapping):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 # ---------------------------------------------------------------------------- training
@@ -338,7 +327,7 @@ def _run_study(cfg: dict[str, Any]) -> dict[str, Any]:
               "text_seconds": base.get("_seconds_text")}
     report = {"dataset": cfg["dataset"], "config": {k: v for k, v in cfg.items() if not k.startswith("_")},
               "meta": meta, "timing": timing, "results": results}
-    write_json(out / "results.json", _json_safe(report))
+    write_json(out / "results.json", strict_json(report))
     write_text(out / "report.md", markdown_report(cfg, meta, results, timing, out))
     log.info("study %s written to %s in %.0fs", cfg["dataset"], out, timing["total_seconds"])
     return report

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..fusion.model import modality_weight
+
 if TYPE_CHECKING:
     from .core import Space
 
@@ -25,7 +27,7 @@ def _projections(space: "Space", item_id: str) -> dict[str, np.ndarray]:
         rows = space.raw_input(item_id, m)
         zs = [space.fusion.project(m, r) for r in rows if not np.isnan(r).any()]
         if zs:
-            out[m] = np.mean(zs, axis=0) * (1.0 if weights is None else float(weights.get(m, 0.0)))
+            out[m] = np.mean(zs, axis=0) * modality_weight(weights, m)
     return out
 
 

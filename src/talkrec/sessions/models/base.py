@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..._atomic import atomic_dir
+from ..._atomic import atomic_dir, strict_json
 from ...device import get_device
 from ...errors import InputError
 from ...estimator import Estimator, Instance, Interval, Options
@@ -283,11 +283,11 @@ class _SessionModel(Estimator):
             save_file(state, str(tmp / "model.safetensors"))
             meta = {"family": self.family, "params": self.get_params(), "item_ids": self.item_ids_.tolist(),
                     "embedding_dim": self.embedding_dim_, "d_model": self.d_model_,
-                    "history": [{k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in h.items()}
-                                for h in self.history_], "best_epoch": self.best_epoch_,
+                    "history": self.history_, "best_epoch": self.best_epoch_,
                     "init_coverage": self.init_coverage_}
             # strict JSON (NaN, e.g. epoch 0's training loss, is written as null and read back as NaN)
-            (tmp / "config.json").write_text(json.dumps(meta, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+            (tmp / "config.json").write_text(json.dumps(strict_json(meta), indent=1, allow_nan=False) + "\n",
+                                             encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> "_SessionModel":
