@@ -3,39 +3,24 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
-from .cli_io import console as _console, print_error, print_hits as _print_hits, read_records, resolve_ids, text
+from .cli_common import (DecadeOpt, JsonOpt, KOpt, RangeOpt, SpaceOpt, TagOpt, WhereOpt,
+                         load as _load, not_with as _not_with, run as _run, where_of as _where)
+from .cli_playlist import playlist
+from .cli_io import console as _console, print_hits as _print_hits, read_records, resolve_ids, text
 from .errors import TalkrecError
-from .limits import K_MAX
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="talkrec: one embedding space for recommendation and natural-language search.")
 
 
-DEFAULT_SPACE = os.environ.get("TALKREC_SPACE", "spaces/lastfm")
-
-SpaceOpt = typer.Option(DEFAULT_SPACE, "--space", "-s", help="Built space folder (env TALKREC_SPACE).")
-KOpt = typer.Option(10, "--k", "-k", min=1, max=K_MAX, help=f"Number of results (at most {K_MAX}, as in the API).")
-WhereOpt = typer.Option(None, "--where", "-w", help="Filters, e.g. 'tag=metal,year>=1990'.")
-TagOpt = typer.Option(None, "--tag", help="Repeatable: items must carry all these tags.")
-DecadeOpt = typer.Option(None, "--decade", help="A decade, e.g. 80s or 1980s.")
-RangeOpt = typer.Option(None, "--range", help="Repeatable numeric range FIELD:MIN:MAX (a bound may be empty).")
-JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
-
-
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-
-
-def _load(space: str) -> Any:
-    from .space import Space
-    return Space.load(space)
 
 
 def _write(space: str, fn: Any) -> Any:
@@ -46,22 +31,6 @@ def _write(space: str, fn: Any) -> Any:
         return fn(s)
     finally:
         s.close()
-
-
-def _where(space: Any, where: Optional[str], tags: Optional[list[str]] = None, decade: Optional[str] = None,
-           ranges: Optional[list[str]] = None) -> Any:
-    """The filter options as the service takes them, translated for this space."""
-    from .index.filters import FilterSpec, parse_range
-    bounds = {f: (lo, hi) for f, lo, hi in map(parse_range, ranges or [])}
-    return space.filter_where(FilterSpec(tags=tags or [], decade=decade, ranges=bounds, where=where))
-
-
-def _run(fn: Any) -> None:
-    try:
-        fn()
-    except TalkrecError as e:
-        print_error(e)                      # on stderr, as written: stdout carries only results
-        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -145,13 +114,6 @@ def search(query: Optional[str] = typer.Argument(None, help="Natural-language qu
     _run(go)
 
 
-def _not_with(given: dict[str, bool], refused: bool, why: str) -> None:
-    """A clear error for options given where they do nothing (they were ignored)."""
-    names = [o for o, on in given.items() if on]
-    if names and refused:
-        raise TalkrecError(f"{', '.join(names)}: {why}")
-
-
 def _check_mode(mode: Optional[str], fused_only: Optional[str]) -> None:
     """``--mode`` is a search mode; with ``fused_only`` (the option of a search that ranks in
     the fused space only: personalized, or by an audio / image file) it can only be multi."""
@@ -197,40 +159,7 @@ def recommend(items: Optional[str] = typer.Option(None, "--items", help="Comma-s
     _run(go)
 
 
-@app.command()
-def playlist(query: Optional[str] = typer.Option(None, "--query", "-q", help="Generate from text."),
-             seeds: Optional[str] = typer.Option(None, "--seeds", help="Continue these comma-separated items."),
-             n: int = typer.Option(20, min=1, max=500), space: str = SpaceOpt, where: Optional[str] = WhereOpt,
-             tag: Optional[list[str]] = TagOpt, decade: Optional[str] = DecadeOpt,
-             range_: Optional[list[str]] = RangeOpt,
-             coherence: Optional[float] = typer.Option(None, help="With --query: 0 = pure relevance, towards 1 = more "
-                                                                  "coherent (default 0.5)."),
-             method: Optional[str] = typer.Option(None, help="With --seeds: auto | knn | session (attached session "
-                                                             "model; default auto)."),
-             diversity: Optional[float] = typer.Option(None, help="With --seeds: MMR diversity in [0, 1) (default 0)."),
-             as_json: bool = JsonOpt) -> None:
-    """Generate a playlist from text, or continue one from seed items."""
-    def go() -> None:
-        s = _load(space)
-        if (query is None) == (seeds is None):
-            raise TalkrecError("give exactly one of --query or --seeds")
-        _not_with({"--method": method is not None, "--diversity": diversity is not None}, query is not None,
-                  "continue a playlist: they apply only with --seeds")
-        _not_with({"--coherence": coherence is not None}, seeds is not None, "applies only with --query")
-        w = _where(s, where, tag, decade, range_)
-        if query is not None:
-            hits, stats = s.generate_playlist(query, n, where=w, coherence=0.5 if coherence is None else coherence)
-            if not as_json:
-                _console().print(f"coherence {stats.get('coherence', float('nan')):.3f} "
-                              f"(plain top-{n}: {stats.get('coherence_plain_topn', float('nan')):.3f}), "
-                              f"relevance {stats.get('relevance', float('nan')):.3f}")
-            _print_hits(hits, as_json, f'playlist: "{query}"')
-        else:
-            ids = resolve_ids(s, seeds or "")
-            how = method or "auto"
-            _print_hits(s.continue_playlist(ids, n, where=w, method=how, diversity=diversity or 0.0), as_json,
-                        f"playlist continuation ({how})")
-    _run(go)
+app.command()(playlist)
 
 
 @app.command()

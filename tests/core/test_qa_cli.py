@@ -259,6 +259,7 @@ def test_ids_holding_commas_are_found(odd_space):
     hits = {h["item_id"] for h in json.loads(r.stdout)}
     assert r.exit_code == 0 and not hits & {"metal1", "AC,DC", "metal2"} and hits, r.output   # all three seen
     r = run("playlist", "--seeds", "AC,DC", "-s", s, "--json", "--n", "3")
-    assert r.exit_code == 0 and len(json.loads(r.stdout)) == 3, r.output
+    assert r.exit_code == 0 and len(json.loads(r.stdout)["items"]) == 3, r.output
+    assert json.loads(r.stdout)["seeds"] == ["AC,DC"], r.output
     r = run("recommend", "--items", "metal1,nope", "-s", s, "--json")
     assert r.exit_code == 2 and "unknown item 'nope'" in r.stderr, r.output

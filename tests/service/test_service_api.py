@@ -225,6 +225,16 @@ def test_playlist_continue(client):
     assert_error(client.post("/api/playlists/continue", json={"items": ["pop1"], "diversity": 1.0}), 422, "diversity")
 
 
+def test_playlist_continue_takes_the_method_the_cli_and_python_take(client):
+    # knn is what auto does without a session model; session needs one (this space has none)
+    knn = client.post("/api/playlists/continue", json={"items": ["pop1", "pop2"], "k": 5, "method": "knn"})
+    auto = client.post("/api/playlists/continue", json={"items": ["pop1", "pop2"], "k": 5})
+    assert knn.status_code == 200 and _ids(knn) == _ids(auto) and knn.json()["score_kind"] == "cosine", knn.text
+    assert_error(client.post("/api/playlists/continue", json={"items": ["pop1"], "method": "session"}), 422,
+                 "no session model is attached")
+    assert_error(client.post("/api/playlists/continue", json={"items": ["pop1"], "method": "mmr"}), 422, "method")
+
+
 def test_playlist_generation_reports_coherence(client):
     r = client.post("/api/playlists/generate", json={"query": "jazz", "n": 6, "coherence": 0.5})
     assert r.status_code == 200, r.text

@@ -9,12 +9,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..limits import K_MAX
+from ..limits import K_MAX, PLAYLIST_MAX
 
 OFFSET_MAX = 10_000
 QUERY_MAX_CHARS = 500
 SEEDS_MAX = 500
-PLAYLIST_MAX = 200
 ADD_MAX_ITEMS = 200
 VECTOR_MAX_DIM = 65_536
 TAGS_MAX = 100
@@ -138,6 +137,9 @@ class ContinueRequest(_Strict):
     artist_field: str = Field("artist", max_length=64,
                               description="metadata field naming the artist; when the space has none, each item is "
                                           "its own artist (catalogs of artists)")
+    method: Literal["auto", "knn", "session"] = Field(
+        "auto", description="knn: the seeds' recency-weighted mean vector; session: the attached session model "
+                            "(kNN for seeds it does not know); auto: session where one is attached")
     filters: Filters = Field(default_factory=Filters)
 
 

@@ -200,3 +200,16 @@ def _text_search(space: "Space", text: str, k: int, where: Where, offset: int, m
     top = top_then(fused, np.flatnonzero((fused > 0) & allowed), need,     # the rows the lists reach, then
                    lambda n: snap.top_rows(q_multi, n, allowed)[0])[offset:]   # the fused space's order
     return snap.pairs(top, fused[top])
+
+
+#: what the scores of each search mode are
+MODE_SCORES = {"multi": "cosine", "text": "text_cosine", "lexical": "bm25", "hybrid": "rrf"}
+
+
+def search_score_kind(space: "Space", mode: str | None) -> str:
+    """What the scores of ``space.search(..., mode=mode)`` are: the mode asked for, else the
+    space's default; the fused space's cosine where the space has no text inputs to blend."""
+    used = mode or space.config.get("search", {}).get("mode", "hybrid")
+    if used in ("text", "hybrid") and "text" not in space.config["input_files"]:
+        used = "multi"
+    return MODE_SCORES.get(used, "cosine")

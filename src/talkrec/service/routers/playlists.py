@@ -28,7 +28,7 @@ def continue_playlist(req: S.ContinueRequest, state: ServiceState = Depends(get_
     c = space.continuation([space.resolve(i) for i in req.items], req.k,
                            where=space.filter_where(filter_spec(req.filters)), recency=req.recency,
                            diversity=req.diversity, max_per_artist=req.max_per_artist,
-                           artist_field=req.artist_field)
+                           artist_field=req.artist_field, method=req.method)
     kind: S.ScoreKind = "session" if c.score_kind == "session" else "cosine"
     return S.ContinueResponse(items=hits(c.items), score_kind=kind, seeds=c.seeds, coherence=jsonable(c.coherence),
                               coherence_seeds=jsonable(c.coherence_seeds), notes=c.notes, took_ms=took_ms(t0))

@@ -6,12 +6,14 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import Response
 
 from ...index.filters import FilterSpec
 from ...space import SEARCH_MODES, Space
+from ...space.search import search_score_kind as score_kind_of
 from ...limits import K_MAX
 from .. import schemas as S
 from ..convert import hits, hits_response, took_ms
@@ -22,17 +24,11 @@ router = APIRouter(tags=["search"])
 
 #: routes that take uploads (their own, larger body limit)
 UPLOAD_PATHS = ("/api/query/media",)
-#: what the scores of each search mode are
-MODE_SCORES: dict[str, S.ScoreKind] = {"multi": "cosine", "text": "text_cosine", "lexical": "bm25", "hybrid": "rrf"}
 
 
 def search_score_kind(space: Space, mode: str | None) -> S.ScoreKind:
-    """What the scores of ``space.search(..., mode=mode)`` are: the mode asked for, else the
-    space's default; the fused space's cosine where the space has no text inputs to blend."""
-    used = mode or space.config.get("search", {}).get("mode", "hybrid")
-    if used in ("text", "hybrid") and "text" not in space.config["input_files"]:
-        used = "multi"
-    return MODE_SCORES.get(used, "cosine")
+    """:func:`talkrec.space.search.search_score_kind` as the response model types it."""
+    return cast(S.ScoreKind, score_kind_of(space, mode))
 
 
 @router.get("/api/search", response_model=S.HitsResponse, responses=responses(404, 422))
