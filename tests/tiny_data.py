@@ -67,3 +67,14 @@ TINY_SPACE_CONFIG = {
     "content": {"audio": {"source": "vectors"}},
     "fusion": {"max_epochs": 60, "batch_size": 32, "learning_rate": 3e-3, "hidden_dim": 32, "out_dim": 16},
 }
+
+
+def tiny_session_model(path: str | os.PathLike[str], items: list[str]) -> Path:
+    """A small next-item session model over ``items``, trained for two epochs and saved at
+    ``path`` (sessions of four consecutive items, seeded)."""
+    from talkrec.sessions.models import NextItemSessionModel
+    rng = np.random.default_rng(0)
+    sess = [[items[(a + t) % len(items)] for t in range(4)] for a in rng.integers(0, len(items), 60)]
+    NextItemSessionModel(d_model=8, n_layers=1, n_heads=2, max_length=6, max_epochs=2, n_negatives=3,
+                         device="cpu", random_state=0).fit(sess, item_ids=items).save(path)
+    return Path(path)

@@ -6,21 +6,11 @@ from __future__ import annotations
 
 import hashlib
 
-import numpy as np
 import pytest
-from tiny_data import copy_space
+from tiny_data import copy_space, tiny_session_model
 
 from talkrec import Space
 from talkrec.errors import TalkrecError
-
-
-def _model(path, items):
-    from talkrec.sessions.models import NextItemSessionModel
-    rng = np.random.default_rng(0)
-    sess = [[items[(a + t) % len(items)] for t in range(4)] for a in rng.integers(0, len(items), 60)]
-    NextItemSessionModel(d_model=8, n_layers=1, n_heads=2, max_length=6, max_epochs=2, n_negatives=3,
-                         device="cpu", random_state=0).fit(sess, item_ids=items).save(path)
-    return path
 
 
 def _digest(folder):
@@ -30,13 +20,13 @@ def _digest(folder):
 def test_a_bad_model_is_refused_and_the_attached_one_kept(tiny_space_dir, tmp_path):
     s = Space.load(copy_space(tiny_space_dir, tmp_path / "space"))
     try:
-        s.attach_session_model(_model(tmp_path / "good", [f"metal{j}" for j in range(10)]))
+        s.attach_session_model(tiny_session_model(tmp_path / "good", [f"metal{j}" for j in range(10)]))
         kept = _digest(s.path / "session_model")
         junk = tmp_path / "junk"
         junk.mkdir()
         (junk / "x.txt").write_text("not a model")
-        other = _model(tmp_path / "other", [f"i{j}" for j in range(10)])
-        torn = _model(tmp_path / "torn", [f"metal{j}" for j in range(10)])
+        other = tiny_session_model(tmp_path / "other", [f"i{j}" for j in range(10)])
+        torn = tiny_session_model(tmp_path / "torn", [f"metal{j}" for j in range(10)])
         w = torn / "model.safetensors"
         w.write_bytes(w.read_bytes()[:50])
         for bad, message in ((junk, "junk"), (other, "knows none"), (torn, "model.safetensors")):

@@ -8,7 +8,10 @@ interrupted format-1 write left instead of ``index/`` (``--repair`` renames it b
 orphaned temporary files and folders, and generations and logs the manifest does not name
 (``--repair`` deletes them); int8 copies saved with the generation that are not its matrices'
 (``--repair`` deletes them, but never while the manifest's generation cannot be read: they
-may be all that is left); a format-1 space (``--repair`` migrates it to format 2).
+may be all that is left); a format-1 space (``--repair`` migrates it to format 2); an attached
+session model that cannot be loaded (every default playlist continuation would fail;
+``--repair`` detaches it, kept as ``session_model.corrupt``: continuations use kNN until a
+model is attached again).
 Repairs need the space's ``LOCK``: not while another process writes to the space.
 """
 from __future__ import annotations
@@ -93,6 +96,7 @@ def doctor(path: str | Path, *, repair: bool = False) -> Report:
         repair = False
     try:
         _check_files(path, report, repair)
+        _check_session_model(path, report, repair)
     except Exception as e:  # noqa: BLE001 - a check that fails is a finding, not a traceback
         report.add("check_failed", path, f"{type(e).__name__}: {e}", repairable=False)
     finally:
@@ -129,6 +133,28 @@ def _check_files(path: Path, report: Report, repair: bool) -> None:
     stale = [] if keep else stale
     if repair and (temps or stale):
         remove_paths(temps + stale)
+
+
+def _check_session_model(path: Path, report: Report, repair: bool) -> None:
+    """The attached session model loads (``Space.session_model`` reads it on the first
+    continuation); ``repair`` moves one that does not aside, to a name no load reads."""
+    folder = path / "session_model"
+    if not folder.exists():
+        return
+    from ..sessions.recommender import SessionRecommender      # torch: only for a space with a model
+    try:
+        SessionRecommender.load(folder)
+    except Exception as e:  # noqa: BLE001 - reported, not raised
+        finding = report.add("corrupt_session_model", folder,
+                             f"the attached session model cannot be loaded ({type(e).__name__}: {e}); playlist "
+                             "continuations (method auto or session) fail until it is detached or attached again")
+        if repair:
+            aside = path / "session_model.corrupt"
+            n = 1
+            while aside.exists():
+                aside, n = path / f"session_model.corrupt-{n}", n + 1
+            os.replace(folder, aside)
+            finding.repaired = True
 
 
 def _check_format2(path: Path, manifest: Any, report: Report, repair: bool) -> None:
