@@ -61,6 +61,12 @@ def main() -> None:
             page.get_by_test_id("pl-continue").click()
             page.wait_for_function("document.querySelectorAll('[data-testid=playlist] li').length === 15")
             print("continued:", page.get_by_test_id("pl-stats").inner_text().replace("\n", " "))
+            page.get_by_test_id("f-user").select_option(index=1)      # the user with the most history
+            page.get_by_test_id("nav-user").click()
+            page.wait_for_function("document.querySelectorAll('[data-testid=user-recs] li a.name').length === 20")
+            print("for", page.locator("#user-title").inner_text(), ":",
+                  page.locator("[data-testid=user-recs] li a.name").all_inner_texts()[:6])
+            page.screenshot(path=str(args.out / "service-user.png"), full_page=False)
             b.close()
             if errors:
                 raise SystemExit(f"page errors: {errors}")

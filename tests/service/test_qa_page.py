@@ -232,3 +232,45 @@ def test_the_start_does_not_cancel_a_next_page_asked_for_before_it_ended(page):
     held.pop("more").continue_()
     page.wait_for_function("document.querySelectorAll('[data-testid=results] li a.name').length === 40")
     assert not page.errors, page.errors
+
+
+def _post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        return json.load(r)
+
+
+def test_a_user_gets_recommendations_and_personalized_search(page):
+    """The page had no way to reach recommend(user) or personalized search: the user picker in
+    the filter bar personalizes search, and "For a user" lists their recommendations, paged."""
+    _started(page)
+    page.wait_for_selector("[data-testid=nav-user]:visible")
+    with urllib.request.urlopen(page.url0 + "/api/users?limit=50") as r:
+        users = [u["user_id"] for u in json.load(r)["users"]]
+    assert users and page.locator("#f-user option").count() == len(users) + 1
+    u = users[0]
+    page.get_by_test_id("f-user").select_option(u)
+    page.get_by_test_id("nav-user").click()
+    page.wait_for_selector(f"#user-title:has-text('user {u}')")
+    page.wait_for_function("document.querySelectorAll('[data-testid=user-recs] li a.name').length === 20")
+    ids = page.locator("[data-testid=user-recs] li").evaluate_all("ls => ls.map(l => l.dataset.id)")
+    want = _post(page.url0 + "/api/recommend", {"user": u, "k": 40})["items"]
+    assert ids == [h["item_id"] for h in want[:20]]
+    page.get_by_test_id("user-more").click()
+    page.wait_for_function("document.querySelectorAll('[data-testid=user-recs] li a.name').length === 40")
+    ids = page.locator("[data-testid=user-recs] li").evaluate_all("ls => ls.map(l => l.dataset.id)")
+    assert ids == [h["item_id"] for h in want]
+    # search, personalized for the user: the API's personalized list, and the page says so
+    page.get_by_test_id("nav-search").click()
+    page.get_by_test_id("search-box").fill("band")
+    page.wait_for_selector("[data-testid=personalized]:has-text('personalized for user')")
+    page.wait_for_function("document.querySelectorAll('[data-testid=results] li a.name').length === 20")
+    ids = page.locator("[data-testid=results] li").evaluate_all("ls => ls.map(l => l.dataset.id)")
+    want = _post(page.url0 + "/api/search/personalized", {"query": "band", "user": u, "alpha": 0.3, "k": 20})["items"]
+    assert ids == [h["item_id"] for h in want] and page.locator("#mode").is_disabled()
+    page.get_by_test_id("f-user").select_option("")                # anyone again: a plain search
+    page.wait_for_function("!document.querySelector('[data-testid=personalized]')")
+    assert not page.locator("#mode").is_disabled()
+    page.goto(page.url0 + "/#/user")                               # no user chosen: says what to do
+    page.wait_for_selector("[data-testid=user-status]:has-text('Choose a user')")
+    assert not page.errors, page.errors

@@ -85,7 +85,8 @@ async function runSearch(more = false) {
   if (more) { p = new URLSearchParams(shown.params); p.set("offset", String(shown.hits.length)); }
   else {
     p = filterParams(new URLSearchParams({ q, k: String(PAGE) }));
-    if ($("mode").value) p.set("mode", $("mode").value);
+    if (user()) { p.set("user", user()); p.set("alpha", $("f-alpha").value); }   // ranks in the fused space only
+    else if ($("mode").value) p.set("mode", $("mode").value);
     // the results on the page are this search's already, and nothing else is on its way (the start's
     // routing after the user typed): searching again would only cancel a next page being fetched
     if (q && p.toString() === shown.params && (fetching === null || fetching === shown.params)) return;
@@ -95,12 +96,13 @@ async function runSearch(more = false) {
   const ctl = searchCtl = new AbortController();
   fetching = more ? shown.params : p.toString();
   try {
-    const r = await api(`/api/search?${p}`, { signal: ctl.signal });
+    const r = await fetchSearch(p, ctl.signal);
     if (!more) shown = { params: p.toString(), hits: [] };
     shown.hits = shown.hits.concat(withKind(r.items, r.score_kind));
     renderHits($("results"), shown.hits);
     $("more").hidden = r.items.length < PAGE;
     $("search-status").innerHTML = `${shown.hits.length} results in ${esc(r.took_ms)} ms ·
+      ${p.get("user") ? `<span data-testid="personalized">personalized for user ${esc(p.get("user"))} (taste ${esc(p.get("alpha"))})</span> · ` : ""}
       <span data-testid="score-kind">scores: ${esc(scoreLabel(r.score_kind))}</span>`;
     $("search-status").classList.remove("error");
   } catch (e) {
@@ -110,6 +112,13 @@ async function runSearch(more = false) {
   } finally {
     if (ctl === searchCtl) fetching = null;
   }
+}
+// a search's parameters (as on the page's address of its results) -> the API's answer: plain search, or
+// personalized search (a POST) when they name a user
+function fetchSearch(p, signal) {
+  if (!p.get("user")) return api(`/api/search?${p}`, { signal });
+  return post("/api/search/personalized", { query: p.get("q"), user: p.get("user"), alpha: Number(p.get("alpha")),
+    k: Number(p.get("k")), offset: Number(p.get("offset") || 0), filters: filters() }, signal);
 }
 $("q").addEventListener("input", debounce(() => runSearch(), 120));
 $("mode").addEventListener("change", () => runSearch());
@@ -147,6 +156,34 @@ async function showItem(id) {
     if (seq === itemSeq) $("similar").innerHTML = `<li class="error"><span></span><span>${esc(e.message)}</span></li>`;
   }
 }
+
+// ------------------------------------------------------------------ a user: recommendations from their history
+const user = () => $("f-user").value;
+let userRecs = { key: "", hits: [] };  // the user and filters of the recommendations on the page, and the hits so far
+let userSeq = 0;                       // the latest request: an answer for an earlier one is dropped
+async function showUser(more = false) {
+  const u = user(), key = JSON.stringify([u, filters()]), seq = ++userSeq;
+  $("user-title").textContent = u ? `Recommendations for user ${u}` : "Recommendations";
+  $("user-more").hidden = true;
+  if (!u) { $("user-recs").innerHTML = ""; $("user-status").textContent = "Choose a user in the bar above."; userRecs = { key: "", hits: [] }; return; }
+  if (!more) userRecs = { key, hits: [] };
+  $("user-status").textContent = "loading…";
+  try {
+    const r = await post("/api/recommend", { user: u, k: PAGE, offset: userRecs.hits.length, filters: filters() });
+    if (seq !== userSeq) return;
+    userRecs.hits = userRecs.hits.concat(withKind(r.items, r.score_kind));
+    renderHits($("user-recs"), userRecs.hits);
+    $("user-more").hidden = r.items.length < PAGE;
+    $("user-status").textContent = `${userRecs.hits.length} recommendations from the user's history (the items they already have are left out) in ${r.took_ms} ms · scores: ${scoreLabel(r.score_kind)}`;
+  } catch (e) {
+    if (seq !== userSeq) return;
+    $("user-status").textContent = e.message; $("user-recs").innerHTML = "";
+  }
+}
+$("user-more").addEventListener("click", () => showUser(true));
+$("f-user").addEventListener("change", () => route(true));
+$("f-alpha").addEventListener("input", () => { $("f-alpha-v").textContent = $("f-alpha").value; });
+$("f-alpha").addEventListener("change", () => route(true));
 
 // ------------------------------------------------------------------ playlist builder
 function addToPlaylist(hits) {
@@ -230,7 +267,10 @@ function route(refreshOnly = false) {
   $("view-search").hidden = !(h === "#/" || h === "#" || h === "");
   $("view-item").hidden = !m;
   $("view-playlist").hidden = h !== "#/playlist";
-  if (m) {
+  $("view-user").hidden = h !== "#/user";
+  $("mode").disabled = Boolean(user());    // personalized search ranks in the fused space only
+  if (h === "#/user") showUser();
+  else if (m) {
     let id = null;
     try { id = decodeURIComponent(m[1]); } catch (e) { /* a malformed %-escape */ }
     if (id === null) { itemSeq++; $("similar").innerHTML = ""; $("item").innerHTML = `<p class="error">not an item address: ${esc(h)}</p>`; }
@@ -266,6 +306,11 @@ async function init() {
     $("f-range-field").innerHTML = `<option value="">-</option>` + f.fields.filter((x) => x.type === "numeric")
       .map((x) => `<option value="${esc(x.name)}">${esc(x.name)} (${fmtNum(x.min)}–${fmtNum(x.max)})</option>`).join("");
   } catch (e) { $("space-info").textContent = e.message; }
+  try {   // users with a history: the user picker (a space without interactions has none)
+    const u = await api("/api/users?limit=50");
+    $("f-user").innerHTML = `<option value="">anyone</option>` + u.users.map((x) => `<option value="${esc(x.user_id)}">${esc(x.user_id)} (${x.n_items} items)</option>`).join("");
+    document.querySelectorAll(".needs-users").forEach((el) => (el.hidden = !u.users.length));
+  } catch (e) { /* no users: the picker stays hidden */ }
   route();
 }
 const fmtNum = (x) => (x === null || x === undefined ? "?" : Math.abs(x) >= 1e4 ? x.toExponential(1) : String(Math.round(x * 100) / 100));
