@@ -11,7 +11,7 @@ import typer
 from .cli_common import (DecadeOpt, JsonOpt, KOpt, RangeOpt, SpaceOpt, TagOpt, WhereOpt,
                          load as _load, not_with as _not_with, run as _run, where_of as _where)
 from .cli_playlist import playlist
-from .cli_io import console as _console, print_hits as _print_hits, read_records, resolve_ids, text
+from .cli_io import console as _console, print_hits as _print_hits, read_records, read_user_ids, resolve_ids, text
 from .errors import TalkrecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -141,15 +141,21 @@ def similar(item: str = typer.Argument(..., help="Item id or exact name."), spac
 @app.command()
 def recommend(items: Optional[str] = typer.Option(None, "--items", help="Comma-separated item ids or names."),
               user: Optional[str] = typer.Option(None, "--user", help="A user id from the interactions."),
+              users: Optional[Path] = typer.Option(None, "--users", help="A file of user ids, one a line ('-': "
+                                                   "stdin): one JSON line per user, {\"user\", \"items\"}."),
               space: str = SpaceOpt, k: int = KOpt, where: Optional[str] = WhereOpt,
               tag: Optional[list[str]] = TagOpt, decade: Optional[str] = DecadeOpt,
               range_: Optional[list[str]] = RangeOpt, as_json: bool = JsonOpt) -> None:
-    """Recommend from a list of items or a user's history (seen items excluded)."""
+    """Recommend from a list of items or a user's history (seen items excluded); --users
+    recommends for many users at once (an export), on one snapshot of the space."""
     def go() -> None:
+        if sum(x is not None for x in (items, user, users)) != 1:
+            raise TalkrecError("give exactly one of --items, --user or --users")
         s = _load(space)
-        if (items is None) == (user is None):
-            raise TalkrecError("give exactly one of --items or --user")
         w = _where(s, where, tag, decade, range_)
+        if users is not None:
+            _recommend_users(s.pinned(), read_user_ids(users), k, w)
+            return
         if items is not None:
             ids = resolve_ids(s, items)
             hits = s.recommend(items=ids, k=k, where=w)
@@ -157,6 +163,20 @@ def recommend(items: Optional[str] = typer.Option(None, "--items", help="Comma-s
             hits = s.recommend(user=user, k=k, where=w)
         _print_hits(hits, as_json, f"recommendations for {items or 'user ' + str(user)}")
     _run(go)
+
+
+def _recommend_users(s: Any, ids: list[tuple[int, str]], k: int, w: Any) -> None:
+    """One JSON line per user; an unknown user (named with its line) stops the run before
+    anything is printed."""
+    from .errors import NotFoundError
+    for line, u in ids:
+        try:
+            s.user_history(u)
+        except NotFoundError as e:
+            raise TalkrecError(f"line {line}: {e}") from None
+    for _, u in ids:
+        hits = s.recommend(user=u, k=k, where=w)
+        typer.echo(json.dumps({"user": u, "items": [h.to_dict() for h in hits]}, ensure_ascii=False))
 
 
 app.command()(playlist)

@@ -18,7 +18,8 @@ import typer
 
 from .errors import InputError
 
-__all__ = ["console", "err_console", "print_error", "print_hits", "read_records", "resolve_ids", "text"]
+__all__ = ["console", "err_console", "print_error", "print_hits", "read_records", "read_user_ids", "resolve_ids",
+           "text"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -65,6 +66,25 @@ def print_hits(hits: list[Any], as_json: bool, title: str) -> None:
         extra = ", ".join(map(str, (md.get("tags") or md.get("genres") or [])[:6]))
         t.add_row(str(i), Text.assemble(str(h.name), (f" ({h.item_id})", "dim")), f"{h.score:.3f}", text(extra))
     console().print(t)
+
+
+def read_user_ids(file: Path) -> list[tuple[int, str]]:
+    """``(line number, user id)`` of each non-blank line of ``file`` (``-``: stdin), the id
+    with its surrounding whitespace removed."""
+    import sys
+    if str(file) == "-":
+        lines = sys.stdin.read().splitlines()
+    else:
+        if not file.is_file():
+            raise InputError("not found, or not a file; expected user ids, one a line", path=str(file))
+        try:
+            lines = file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"cannot read it as UTF-8 text ({e})", path=str(file)) from None
+    ids = [(n, line.strip()) for n, line in enumerate(lines, start=1) if line.strip()]
+    if not ids:
+        raise InputError("no user ids in it (one a line)", path=str(file))
+    return ids
 
 
 def read_records(file: Path) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from ..limits import K_MAX, PLAYLIST_MAX
 OFFSET_MAX = 10_000
 QUERY_MAX_CHARS = 500
 SEEDS_MAX = 500
+BATCH_MAX = 100                # requests in one POST /api/recommend/batch
 ADD_MAX_ITEMS = 200
 VECTOR_MAX_DIM = 65_536
 TAGS_MAX = 100
@@ -111,6 +112,16 @@ class RecommendRequest(_UserOrItems):
     offset: int = Field(0, ge=0, le=OFFSET_MAX)
     filters: Filters = Field(default_factory=Filters)
     exclude_seen: bool = Field(True, description="leave out the user's / given items")
+
+
+class RecommendBatchRequest(_Strict):
+    requests: list[RecommendRequest] = Field(min_length=1, max_length=BATCH_MAX,
+                                             description="each as the body of POST /api/recommend")
+
+
+class RecommendBatchResponse(BaseModel):
+    results: list[HitsResponse] = Field(description="one per request, in order")
+    took_ms: float
 
 
 class PersonalizedSearchRequest(_UserOrItems):

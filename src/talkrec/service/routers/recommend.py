@@ -6,14 +6,16 @@ import time
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
+from ...errors import NotFoundError, TalkrecError
+from ...space import Hit, Space
 from ...space.hits import jsonable
 from ...space.strategies import score_kind
 from ...index.filters import FilterSpec
 from ...limits import K_MAX
 from .. import schemas as S
-from ..convert import hits_response
+from ..convert import hits_body, hits_response, json_response, took_ms
 from ..deps import ServiceState, filter_spec, get_state, query_filters
-from ..errors import responses
+from ..errors import ServiceError, responses
 
 router = APIRouter(tags=["recommend"])
 
@@ -44,10 +46,37 @@ def recommend(req: S.RecommendRequest, state: ServiceState = Depends(get_state))
     excluded unless ``exclude_seen`` is false."""
     t0 = time.perf_counter()
     space = state.space.pinned()
-    items = [space.resolve(i) for i in req.items] if req.items is not None else None
-    found = space.recommend(items=items, user=req.user, k=req.k, where=space.filter_where(filter_spec(req.filters)),
-                            offset=req.offset, exclude_seen=req.exclude_seen)
+    found = _recommend(space, req)
     return hits_response(found, score_kind=score_kind(space, "recommend"), k=req.k, offset=req.offset, t0=t0)
+
+
+@router.post("/api/recommend/batch", response_model=S.RecommendBatchResponse, responses=responses(400, 404, 413, 422))
+def recommend_batch(req: S.RecommendBatchRequest, state: ServiceState = Depends(get_state)) -> Response:
+    """Several recommendations in one request (at most 100), each as ``POST /api/recommend``
+    takes it, all on the same snapshot of the space (a write is seen by all or none). The
+    first request that fails fails the batch, its position named (``requests[2]: ...``)."""
+    t0 = time.perf_counter()
+    space = state.space.pinned()
+    kind = score_kind(space, "recommend")
+    results = []
+    for i, r in enumerate(req.requests):
+        t = time.perf_counter()
+        try:
+            found = _recommend(space, r)
+        except NotFoundError as e:
+            raise ServiceError(404, "not_found", f"requests[{i}]: {e}") from None
+        except TalkrecError as e:
+            field = getattr(e, "field", None)
+            raise ServiceError(422, "invalid_input", f"requests[{i}]: {e}",
+                               field=f"requests[{i}].{field}" if field else None) from None
+        results.append(hits_body(found, score_kind=kind, k=r.k, offset=r.offset, t0=t))
+    return json_response({"results": results, "took_ms": took_ms(t0)})
+
+
+def _recommend(space: Space, req: S.RecommendRequest) -> list[Hit]:
+    items = [space.resolve(i) for i in req.items] if req.items is not None else None
+    return space.recommend(items=items, user=req.user, k=req.k, where=space.filter_where(filter_spec(req.filters)),
+                           offset=req.offset, exclude_seen=req.exclude_seen)
 
 
 @router.get("/api/users", response_model=S.UsersResponse, responses=responses(422))
