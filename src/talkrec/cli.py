@@ -145,27 +145,36 @@ def recommend(items: Optional[str] = typer.Option(None, "--items", help="Comma-s
                                                    "stdin): one JSON line per user, {\"user\", \"items\"}."),
               space: str = SpaceOpt, k: int = KOpt, where: Optional[str] = WhereOpt,
               tag: Optional[list[str]] = TagOpt, decade: Optional[str] = DecadeOpt,
-              range_: Optional[list[str]] = RangeOpt, as_json: bool = JsonOpt) -> None:
+              range_: Optional[list[str]] = RangeOpt,
+              diversity: float = typer.Option(0.0, help="MMR diversity in [0, 1) over the top --pool (default 0)."),
+              max_per_artist: Optional[int] = typer.Option(None, help="At most this many items per artist."),
+              artist_field: str = typer.Option("artist", help="The field naming the artist (none: each item is its "
+                                                              "own)."),
+              pool: Optional[int] = typer.Option(None, min=1, help="With --diversity / --max-per-artist: the candidates "
+                                                            "re-ranked (default 100)."),
+              as_json: bool = JsonOpt) -> None:
     """Recommend from a list of items or a user's history (seen items excluded); --users
     recommends for many users at once (an export), on one snapshot of the space."""
     def go() -> None:
         if sum(x is not None for x in (items, user, users)) != 1:
             raise TalkrecError("give exactly one of --items, --user or --users")
+        _not_with({"--pool": pool is not None}, not diversity and max_per_artist is None,
+                  "applies only with --diversity or --max-per-artist")
         s = _load(space)
-        w = _where(s, where, tag, decade, range_)
+        opts = {"k": k, "where": _where(s, where, tag, decade, range_), "diversity": diversity,
+                "max_per_artist": max_per_artist, "artist_field": artist_field, "pool": pool or 100}
         if users is not None:
-            _recommend_users(s.pinned(), read_user_ids(users), k, w)
+            _recommend_users(s.pinned(), read_user_ids(users), opts)
             return
         if items is not None:
-            ids = resolve_ids(s, items)
-            hits = s.recommend(items=ids, k=k, where=w)
+            hits = s.recommend(items=resolve_ids(s, items), **opts)
         else:
-            hits = s.recommend(user=user, k=k, where=w)
+            hits = s.recommend(user=user, **opts)
         _print_hits(hits, as_json, f"recommendations for {items or 'user ' + str(user)}")
     _run(go)
 
 
-def _recommend_users(s: Any, ids: list[tuple[int, str]], k: int, w: Any) -> None:
+def _recommend_users(s: Any, ids: list[tuple[int, str]], opts: dict[str, Any]) -> None:
     """One JSON line per user; an unknown user (named with its line) stops the run before
     anything is printed."""
     from .errors import NotFoundError
@@ -175,7 +184,7 @@ def _recommend_users(s: Any, ids: list[tuple[int, str]], k: int, w: Any) -> None
         except NotFoundError as e:
             raise TalkrecError(f"line {line}: {e}") from None
     for _, u in ids:
-        hits = s.recommend(user=u, k=k, where=w)
+        hits = s.recommend(user=u, **opts)
         typer.echo(json.dumps({"user": u, "items": [h.to_dict() for h in hits]}, ensure_ascii=False))
 
 

@@ -24,6 +24,7 @@ from ..limits import is_number
 from . import browse, media, playlists, warming
 from .explain import explain as explain_pair
 from .hits import Hit, hits_at, jsonable, make_hits
+from .diversity import rerank as diverse
 from .playlists import Continuation
 from .search import LexicalView, check_mode, lexical_search, text_search
 from .strategies import recommend_rows, score_kind, similar_rows
@@ -299,16 +300,23 @@ class Space(SpaceWrites):
 
     @consistent
     def recommend(self, *, items: Sequence[str] | None = None, user: str | None = None, k: int = 10,
-                  where: Where = None, offset: int = 0, exclude_seen: bool = True) -> list[Hit]:
-        """Recommend from items or a known user's history, by ``recommend.strategy`` (:mod:`.strategies`)."""
+                  where: Where = None, offset: int = 0, exclude_seen: bool = True, diversity: float = 0.0,
+                  max_per_artist: int | None = None, artist_field: str = "artist", pool: int = 100) -> list[Hit]:
+        """Recommend from items or a known user's history, by ``recommend.strategy`` (:mod:`.strategies`);
+        ``diversity`` (MMR, in [0, 1)) and ``max_per_artist`` re-rank its top ``pool`` (:mod:`.diversity`)."""
         if (items is None) == (user is None):
             raise InputError("give exactly one of items or user", field="items")
         hist = id_list(items) if items is not None else self.user_history(user)  # type: ignore[arg-type]
-        q = self.items_vector(hist)
-        excl = hist if exclude_seen else []
-        if score_kind(self, "recommend") != "cosine":
-            return hits_at(self.index, *recommend_rows(self, hist, q, k, where, offset, excl))
-        return self.hits(self.index.search(q, k, where=where, exclude=excl, offset=offset))
+        q, excl = self.items_vector(hist), (hist if exclude_seen else [])
+
+        def ranked(n: int, offset: int = 0) -> list[Hit]:                  # the strategy's list
+            if score_kind(self, "recommend") != "cosine":
+                return hits_at(self.index, *recommend_rows(self, hist, q, n, where, offset, excl))
+            return self.hits(self.index.search(q, n, where=where, exclude=excl, offset=offset))
+        if diversity == 0 and max_per_artist is None:
+            return ranked(k, offset)
+        return diverse(self, ranked, k, offset, diversity=diversity, max_per_artist=max_per_artist,
+                       artist_field=artist_field, pool=pool)
 
     @consistent
     def personalized_search(self, text: str, user: str | None = None, *, items: Sequence[str] | None = None,
@@ -368,14 +376,8 @@ class Space(SpaceWrites):
         playlist before and after (:class:`~talkrec.space.playlists.Continuation`); at most
         ``max_per_artist`` items per value of ``artist_field``, where a space without that
         field is a catalog of artists (each item its own artist; a note says so)."""
-        if method not in ("auto", "knn", "session"):
-            raise InputError(f"method must be auto, knn or session, got {method!r}", field="method")
-        if method == "session" and self.session_model() is None:
-            raise InputError("no session model is attached to this space (talkrec attach-session MODEL_DIR)", field="method")
-        use_session = method != "knn" and self.session_model() is not None
         return playlists.continue_playlist(self, seeds, k, where=where, recency=recency, diversity=diversity,
-                                           max_per_artist=max_per_artist, artist_field=artist_field,
-                                           session=self.session_model() if use_session else None)
+                                           max_per_artist=max_per_artist, artist_field=artist_field, method=method)
 
     def session_model(self) -> Any:
         """The session model attached under ``<space>/session_model`` (or ``None``)."""

@@ -17,6 +17,7 @@ from ..errors import InputError
 from ..index.filters import Where
 from ..index.store import l2_normalize
 from ..limits import check_page, is_number
+from .diversity import check as check_diversity, select as diversity_select
 from .vectors import id_list
 
 if TYPE_CHECKING:
@@ -54,20 +55,23 @@ class Continuation:
 
 def continue_playlist(space: "Space", seeds: Sequence[str], k: int, *, where: Where = None, recency: float = 0.7,
                       diversity: float = 0.0, max_per_artist: int | None = None, artist_field: str = "artist",
-                      session: Any = None) -> Continuation:
+                      method: str = "auto") -> Continuation:
     """The next ``k`` items for an ordered playlist: never a seed, never an item twice, at
     most ``max_per_artist`` items per value of ``artist_field`` (a space without that field
-    is a catalog of artists: each item is its own artist, which a note says)."""
+    is a catalog of artists: each item is its own artist, which a note says). ``method``:
+    ``"knn"`` the seeds' recency-weighted mean vector, ``"session"`` the attached session
+    model (one must be), ``"auto"`` the session model where one is attached."""
     check_page(k)
+    if method not in ("auto", "knn", "session"):
+        raise InputError(f"method must be auto, knn or session, got {method!r}", field="method")
+    session = None if method == "knn" else space.session_model()
+    if method == "session" and session is None:
+        raise InputError("no session model is attached to this space (talkrec attach-session MODEL_DIR)", field="method")
     if not id_list(seeds):
         raise InputError("a playlist continuation needs at least one seed item", field="items")
     if not is_number(recency) or not 0 < recency <= 1:
         raise InputError(f"recency must be a number in (0, 1], got {recency!r}", field="recency")
-    if not is_number(diversity) or not 0 <= diversity < 1:
-        raise InputError(f"diversity must be a number in [0, 1), got {diversity!r}", field="diversity")
-    if max_per_artist is not None and (isinstance(max_per_artist, bool) or not isinstance(max_per_artist, (int, np.integer))
-                                       or max_per_artist < 1):
-        raise InputError(f"max_per_artist must be a positive integer, got {max_per_artist!r}", field="max_per_artist")
+    check_diversity(diversity, max_per_artist)
     notes: list[str] = []
     max_per = None
     if max_per_artist is not None:
@@ -81,7 +85,7 @@ def continue_playlist(space: "Space", seeds: Sequence[str], k: int, *, where: Wh
     if session is not None and not any(session.knows(x) for x in seeds):
         session = None                       # it knows none of the seeds: kNN alone
     pool = _pool(space, seeds, space.items_vector(seeds, w), max(k * 5, 50), where, session)
-    chosen = _select(space, pool, k, diversity, max_per)
+    chosen = diversity_select(space, pool, k, diversity, max_per)
     V = space.index.rows([space.index.position(i) for i in seeds + [c for c, _ in chosen]])
     return Continuation(space.hits(chosen), seeds, playlist_stats(V).get("coherence"),
                         playlist_stats(V[:len(seeds)]).get("coherence"), notes,
@@ -103,37 +107,6 @@ def _pool(space: "Space", seeds: list[str], q: np.ndarray, n: int, where: Where,
             ranked.append((iid, s))
     seen = {i for i, _ in ranked}
     return ranked + [(i, s) for i, s in pool if i not in seen]
-
-
-def _select(space: "Space", pool: list[tuple[str, float]], k: int, diversity: float,
-            max_per: tuple[str, int] | None) -> list[tuple[str, float]]:
-    """Greedy: by rank in the pool (session and kNN scores are not on one scale), MMR with
-    ``diversity``, at most ``max_per=(field, n)`` per field value, each item once."""
-    chosen: list[tuple[str, float]] = []
-    taken: set[str] = set()
-    counts: dict[Any, int] = {}
-    rows = space.index.rows
-    cand = [(iid, s, 1.0 - j / max(len(pool), 1)) for j, (iid, s) in enumerate(pool)]
-    while cand and len(chosen) < k:
-        best_j = 0
-        if diversity > 0 and chosen:
-            C = rows([space.index.position(c) for c, _ in chosen])
-            sims = (rows([space.index.position(i) for i, _, _ in cand]) @ C.T).max(axis=1)
-            mmr = [(1 - diversity) * rel - diversity * float(sim) for (_, _, rel), sim in zip(cand, sims)]
-            best_j = int(np.argmax(mmr))
-        iid, s, _ = cand.pop(best_j)
-        if iid in taken:
-            continue
-        if max_per is not None:
-            field, limit = max_per
-            val = space.index.value(space.index.position(iid), field)
-            key = tuple(val) if isinstance(val, list) else val
-            if counts.get(key, 0) >= limit:
-                continue
-            counts[key] = counts.get(key, 0) + 1
-        taken.add(iid)
-        chosen.append((iid, s))
-    return chosen
 
 
 def _check_generate(n: Any, coherence: Any, pool: Any) -> None:

@@ -39,7 +39,7 @@ from ..index.filters import Where
 from ..index.store import checked_query
 from ..index.toplists import blend_ready, blend_top
 from ..limits import check_page
-from ..ranking import rrf_depth, rrf_scores, top_k, top_k_among, top_then
+from ..ranking import rrf_depth, rrf_scores, top_k, top_then
 from .priors import cold_prior, impute
 from .search import counted, lexical_neighbors
 

@@ -76,7 +76,8 @@ def recommend_batch(req: S.RecommendBatchRequest, state: ServiceState = Depends(
 def _recommend(space: Space, req: S.RecommendRequest) -> list[Hit]:
     items = [space.resolve(i) for i in req.items] if req.items is not None else None
     return space.recommend(items=items, user=req.user, k=req.k, where=space.filter_where(filter_spec(req.filters)),
-                           offset=req.offset, exclude_seen=req.exclude_seen)
+                           offset=req.offset, exclude_seen=req.exclude_seen, diversity=req.diversity,
+                           max_per_artist=req.max_per_artist, artist_field=req.artist_field, pool=req.pool)
 
 
 @router.get("/api/users", response_model=S.UsersResponse, responses=responses(422))
