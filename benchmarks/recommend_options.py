@@ -1,0 +1,126 @@
+"""Benchmark (not a test): what the recommend options cost on a built space.
+
+    python benchmarks/recommend_options.py --space spaces/lastfm [--n 300]
+
+Prints, each next to its floor measured in the same run:
+
+* in-process ``Space.recommend`` from 3 items at k=10: plain (the floor), with ``diversity=0.5``
+  (MMR over the top ``pool=100``), and with ``max_per_artist=1`` over a list field;
+* recommendations for 100 users over HTTP (``talkrec serve`` in a subprocess, one client):
+  100 ``POST /api/recommend`` one after another (the floor) against one ``POST
+  /api/recommend/batch`` of the same 100 bodies; and ``talkrec recommend --users`` for the same
+  100 users in a fresh process (an export), next to one ``talkrec recommend --user``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+TALKREC = [sys.executable, "-m", "talkrec.cli"]
+
+
+def pct(xs: list[float]) -> str:
+    a = np.asarray(xs) * 1e3
+    return f"p50 {np.percentile(a, 50):7.2f} ms   p99 {np.percentile(a, 99):7.2f} ms"
+
+
+def in_process(space_dir: str, n: int) -> None:
+    from talkrec import Space
+    s = Space.load(space_dir)
+    s.warm_up()
+    rng = np.random.default_rng(0)
+    ids = [str(x) for x in s.item_ids]
+    seeds = [[ids[i] for i in rng.choice(len(ids), 3, replace=False)] for _ in range(n)]
+    listed = [c for c in ("artist", "genre", "tags") if c in s.index.columns]
+    rows = {"plain (floor)": {}, "diversity 0.5, pool 100": {"diversity": 0.5}}
+    if listed:
+        rows[f"max_per_artist 1 ({listed[0]}), pool 100"] = {"max_per_artist": 1, "artist_field": listed[0]}
+    times: dict[str, list[float]] = {r: [] for r in rows}
+    for q in seeds:                                  # round robin: the machine's load falls on every row alike
+        for name, kw in rows.items():
+            t = time.perf_counter()
+            s.recommend(items=q, k=10, **kw)
+            times[name].append(time.perf_counter() - t)
+    print(f"== in-process recommend, 3 items, k=10 ({n} queries; load {os.getloadavg()[0]:.2f})")
+    for name, ts in times.items():
+        print(f"  {name:45s} {pct(ts)}")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def over_http(space_dir: str, users: list[str]) -> None:
+    import httpx
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen([*TALKREC, "serve", "--space", space_dir, "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=url, timeout=60) as c:
+            for _ in range(600):
+                try:
+                    if c.get("/api/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            bodies = [{"user": u, "k": 10} for u in users]
+            c.post("/api/recommend/batch", json={"requests": bodies}).raise_for_status()      # warm
+            single, batch = [], []
+            for _ in range(5):
+                t = time.perf_counter()
+                for b in bodies:
+                    c.post("/api/recommend", json=b).raise_for_status()
+                single.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                c.post("/api/recommend/batch", json={"requests": bodies}).raise_for_status()
+                batch.append(time.perf_counter() - t)
+        print(f"== {len(users)} users over HTTP, k=10 (median of 5; load {os.getloadavg()[0]:.2f})")
+        print(f"  {len(users)} x POST /api/recommend (floor)          {np.median(single) * 1e3:8.1f} ms")
+        print(f"  1 x POST /api/recommend/batch                 {np.median(batch) * 1e3:8.1f} ms")
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def cli(space_dir: str, users: list[str]) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    t = time.perf_counter()
+    subprocess.run([*TALKREC, "recommend", "--user", users[0], "--space", space_dir, "--json"], env=env,
+                   check=True, capture_output=True)
+    one = time.perf_counter() - t
+    t = time.perf_counter()
+    out = subprocess.run([*TALKREC, "recommend", "--users", "-", "--space", space_dir], env=env, check=True,
+                         capture_output=True, input="\n".join(users).encode())
+    many = time.perf_counter() - t
+    print(f"== CLI, a fresh process (load {os.getloadavg()[0]:.2f})")
+    print(f"  talkrec recommend --user (floor: one user)     {one:8.2f} s")
+    print(f"  talkrec recommend --users, {len(users)} users          {many:8.2f} s "
+          f"({len(out.stdout.splitlines())} lines)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--space", required=True)
+    ap.add_argument("--n", type=int, default=300)
+    a = ap.parse_args()
+    in_process(a.space, a.n)
+    from talkrec import Space
+    users = [u for u, _ in Space.load(a.space).users(100)]
+    over_http(a.space, users)
+    cli(a.space, users)
+
+
+if __name__ == "__main__":
+    main()
