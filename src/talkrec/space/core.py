@@ -309,10 +309,10 @@ class Space(SpaceWrites):
         hist = id_list(items) if items is not None else self.user_history(user)  # type: ignore[arg-type]
         q, excl = self.items_vector(hist), (hist if exclude_seen else [])
 
-        def ranked(n: int, offset: int = 0) -> list[Hit]:                  # the strategy's list
+        def ranked(n: int, start: int = 0) -> list[Hit]:                    # the strategy's list
             if score_kind(self, "recommend") != "cosine":
-                return hits_at(self.index, *recommend_rows(self, hist, q, n, where, offset, excl))
-            return self.hits(self.index.search(q, n, where=where, exclude=excl, offset=offset))
+                return hits_at(self.index, *recommend_rows(self, hist, q, n, where, start, excl))
+            return self.hits(self.index.search(q, n, where=where, exclude=excl, offset=start))
         if diversity == 0 and max_per_artist is None:
             return ranked(k, offset)
         return diverse(self, ranked, k, offset, diversity=diversity, max_per_artist=max_per_artist,
