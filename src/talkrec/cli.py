@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from .cli_common import (DecadeOpt, JsonOpt, KOpt, RangeOpt, SpaceOpt, TagOpt, WhereOpt,
+from .cli_common import (DecadeOpt, JsonOpt, KOpt, OffsetOpt, RangeOpt, SpaceOpt, TagOpt, WhereOpt,
                          load as _load, not_with as _not_with, run as _run, where_of as _where)
 from .cli_playlist import playlist
 from .cli_io import console as _console, print_hits as _print_hits, read_records, read_user_ids, resolve_ids, text
@@ -86,7 +86,7 @@ def _examples(space_dir: str, ex: dict[str, Any]) -> None:
 def search(query: Optional[str] = typer.Argument(None, help="Natural-language query (or use --audio / --image)."),
            space: str = SpaceOpt, k: int = KOpt,
            where: Optional[str] = WhereOpt, tag: Optional[list[str]] = TagOpt, decade: Optional[str] = DecadeOpt,
-           range_: Optional[list[str]] = RangeOpt, offset: int = typer.Option(0, min=0),
+           range_: Optional[list[str]] = RangeOpt, offset: int = OffsetOpt,
            mode: Optional[str] = typer.Option(None, help="multi | text | lexical | hybrid (default: the space's)."),
            user: Optional[str] = typer.Option(None, help="Personalize for this user id."),
            alpha: Optional[float] = typer.Option(None, help="Weight of the user profile (with --user; default 0.3)."),
@@ -129,12 +129,13 @@ def _check_mode(mode: Optional[str], fused_only: Optional[str]) -> None:
 @app.command()
 def similar(item: str = typer.Argument(..., help="Item id or exact name."), space: str = SpaceOpt, k: int = KOpt,
             where: Optional[str] = WhereOpt, tag: Optional[list[str]] = TagOpt, decade: Optional[str] = DecadeOpt,
-            range_: Optional[list[str]] = RangeOpt, as_json: bool = JsonOpt) -> None:
+            range_: Optional[list[str]] = RangeOpt, offset: int = OffsetOpt, as_json: bool = JsonOpt) -> None:
     """Items similar to ITEM."""
     def go() -> None:
         s = _load(space)
         iid = s.resolve(item)
-        _print_hits(s.similar(iid, k=k, where=_where(s, where, tag, decade, range_)), as_json, f"similar to {item}")
+        _print_hits(s.similar(iid, k=k, where=_where(s, where, tag, decade, range_), offset=offset), as_json,
+                    f"similar to {item}")
     _run(go)
 
 
@@ -145,7 +146,8 @@ def recommend(items: Optional[str] = typer.Option(None, "--items", help="Comma-s
                                                    "stdin): one JSON line per user, {\"user\", \"items\"}."),
               space: str = SpaceOpt, k: int = KOpt, where: Optional[str] = WhereOpt,
               tag: Optional[list[str]] = TagOpt, decade: Optional[str] = DecadeOpt,
-              range_: Optional[list[str]] = RangeOpt,
+              range_: Optional[list[str]] = RangeOpt, offset: int = OffsetOpt,
+              include_seen: bool = typer.Option(False, "--include-seen", help="Keep the user's / given items."),
               diversity: float = typer.Option(0.0, help="MMR diversity in [0, 1) over the top --pool (default 0)."),
               max_per_artist: Optional[int] = typer.Option(None, help="At most this many items per artist."),
               artist_field: str = typer.Option("artist", help="The field naming the artist (none: each item is its "
@@ -161,7 +163,8 @@ def recommend(items: Optional[str] = typer.Option(None, "--items", help="Comma-s
         _not_with({"--pool": pool is not None}, not diversity and max_per_artist is None,
                   "applies only with --diversity or --max-per-artist")
         s = _load(space)
-        opts = {"k": k, "where": _where(s, where, tag, decade, range_), "diversity": diversity,
+        opts = {"k": k, "where": _where(s, where, tag, decade, range_), "offset": offset,
+                "exclude_seen": not include_seen, "diversity": diversity,
                 "max_per_artist": max_per_artist, "artist_field": artist_field, "pool": pool or 100}
         if users is not None:
             _recommend_users(s.pinned(), read_user_ids(users), opts)

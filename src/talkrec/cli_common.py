@@ -11,9 +11,9 @@ import typer
 
 from .cli_io import print_error
 from .errors import TalkrecError
-from .limits import K_MAX
+from .limits import K_MAX, OFFSET_MAX
 
-__all__ = ["DEFAULT_SPACE", "DecadeOpt", "JsonOpt", "KOpt", "RangeOpt", "SpaceOpt", "TagOpt", "WhereOpt",
+__all__ = ["DEFAULT_SPACE", "DecadeOpt", "JsonOpt", "KOpt", "OffsetOpt", "RangeOpt", "SpaceOpt", "TagOpt", "WhereOpt",
            "load", "not_with", "run", "where_of"]
 
 DEFAULT_SPACE = os.environ.get("TALKREC_SPACE", "spaces/lastfm")
@@ -25,6 +25,8 @@ TagOpt = typer.Option(None, "--tag", help="Repeatable: items must carry all thes
 DecadeOpt = typer.Option(None, "--decade", help="A decade, e.g. 80s or 1980s.")
 RangeOpt = typer.Option(None, "--range", help="Repeatable numeric range FIELD:MIN:MAX (a bound may be empty).")
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
+OffsetOpt = typer.Option(0, "--offset", min=0, max=OFFSET_MAX,
+                         help=f"Skip this many results first: the next page (at most {OFFSET_MAX}, as in the API).")
 
 
 def load(space: str) -> Any:

@@ -2,10 +2,13 @@
 imports, so that the CLI reads them without loading the service's models)."""
 from __future__ import annotations
 
-__all__ = ["K_MAX", "PLAYLIST_MAX", "check_page", "is_number"]
+__all__ = ["K_MAX", "OFFSET_MAX", "PLAYLIST_MAX", "check_page", "is_number"]
 
 #: the most results one query returns, in the API and the CLI alike
 K_MAX = 200
+
+#: the most results one query skips (``offset``), in the API and the CLI alike
+OFFSET_MAX = 10_000
 
 #: the longest playlist one request makes or continues, in the API and the CLI alike
 PLAYLIST_MAX = 200

@@ -45,3 +45,23 @@ def test_bad_user_files_are_named(tiny_space_dir, tmp_path):
     assert r.exit_code == 2 and "missing.txt" in r.output, r.output
     r = run("recommend", "--users", str(f), "--user", users[0], "--space", str(tiny_space_dir))
     assert r.exit_code == 2 and "exactly one of --items, --user or --users" in r.output, r.output
+
+
+def test_similar_and_recommend_page_and_keep_seen_items_as_the_api_does(tiny_space_dir):
+    """``--offset`` (similar, recommend) and ``--include-seen`` (recommend) existed in the HTTP
+    API only; the CLI's offset is capped as the API's is."""
+    from talkrec.limits import OFFSET_MAX
+    s = Space.load(tiny_space_dir)
+
+    def ids(*args: str) -> list[str]:
+        r = run(*args, "--json", "--space", str(tiny_space_dir))
+        assert r.exit_code == 0, r.output
+        return [h["item_id"] for h in json.loads(r.stdout)]
+    assert ids("similar", "metal1", "--k", "3", "--offset", "4") == [h.item_id for h in s.similar("metal1", k=3, offset=4)]
+    assert ids("recommend", "--items", "metal1", "--k", "3", "--offset", "2") == \
+        [h.item_id for h in s.recommend(items=["metal1"], k=3, offset=2)]
+    kept = ids("recommend", "--items", "metal1,metal2", "--k", "60", "--include-seen")
+    assert {"metal1", "metal2"} <= set(kept)
+    assert kept == [h.item_id for h in s.recommend(items=["metal1", "metal2"], k=60, exclude_seen=False)]
+    r = run("similar", "metal1", "--offset", str(OFFSET_MAX + 1), "--space", str(tiny_space_dir))
+    assert r.exit_code != 0 and str(OFFSET_MAX) in r.output, r.output

@@ -9,9 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..limits import K_MAX, PLAYLIST_MAX
+from ..limits import K_MAX, OFFSET_MAX, PLAYLIST_MAX
 
-OFFSET_MAX = 10_000
 QUERY_MAX_CHARS = 500
 SEEDS_MAX = 500
 BATCH_MAX = 100                # requests in one POST /api/recommend/batch
