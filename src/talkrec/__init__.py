@@ -14,22 +14,27 @@ from typing import TYPE_CHECKING
 
 from ._lazy import lazy_names
 
-__all__ = ["ALSEncoder", "Catalog", "ContrastiveFusion", "Hit", "InputError", "NotFoundError", "Space",
-           "TalkrecError", "TemplateDescriber", "TextEncoder", "VectorIndex", "VectorTable"]
+__all__ = ["ALSEncoder", "Catalog", "ContrastiveFusion", "EASE", "Hit", "InputError", "NotFittedError", "NotFoundError",
+           "PrecomputedEncoder", "Space", "TalkrecError", "TemplateDescriber", "TextEncoder", "UnreadableModelFile",
+           "VectorIndex", "VectorTable"]
 __version__ = "0.1.0"
 
 #: public name -> the module that defines it
 _WHERE = {"ALSEncoder": ".encoders.cf", "Catalog": ".data.catalog", "ContrastiveFusion": ".fusion.model",
-          "Hit": ".space", "InputError": ".errors", "NotFoundError": ".errors", "Space": ".space",
+          "EASE": ".encoders.ease", "Hit": ".space", "InputError": ".errors", "NotFittedError": ".errors",
+          "NotFoundError": ".errors", "PrecomputedEncoder": ".encoders.vectors", "Space": ".space",
           "TalkrecError": ".errors", "TemplateDescriber": ".descriptions.template", "TextEncoder": ".encoders.text",
-          "VectorIndex": ".index.store", "VectorTable": ".data.catalog"}
+          "UnreadableModelFile": ".estimator", "VectorIndex": ".index.store", "VectorTable": ".data.catalog"}
 
 if TYPE_CHECKING:
     from .data.catalog import Catalog, VectorTable
     from .descriptions.template import TemplateDescriber
     from .encoders.cf import ALSEncoder
+    from .encoders.ease import EASE
     from .encoders.text import TextEncoder
-    from .errors import InputError, NotFoundError, TalkrecError
+    from .encoders.vectors import PrecomputedEncoder
+    from .errors import InputError, NotFittedError, NotFoundError, TalkrecError
+    from .estimator import UnreadableModelFile
     from .fusion.model import ContrastiveFusion
     from .index.store import VectorIndex
     from .space import Hit, Space

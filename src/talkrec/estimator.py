@@ -11,6 +11,9 @@
   ``field`` set to the parameter's name.
 * Learned state ends in ``_``; using a model that needs it before ``fit`` / ``load`` raises
   :class:`~talkrec.errors.NotFittedError`.
+* A saved model that cannot be loaded raises :class:`UnreadableModelFile` naming the file
+  (:class:`MissingModelFile`, a ``FileNotFoundError`` too, when it is not there):
+  :func:`read_model_file`, :func:`saved_params`.
 """
 from __future__ import annotations
 
@@ -20,13 +23,16 @@ import math
 import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from .errors import InputError, NotFittedError
+from .errors import InputError, NotFittedError, TalkrecError
 
-__all__ = ["Estimator", "Instance", "Interval", "Options", "Predicate", "check_param", "clone"]
+__all__ = ["Estimator", "Instance", "Interval", "MissingModelFile", "Options", "Predicate", "UnreadableModelFile",
+           "check_param", "clone", "read_model_file", "read_npz", "saved_params"]
 
 E = TypeVar("E", bound="Estimator")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -211,3 +217,63 @@ def clone(estimator: E) -> E:
     params = {k: clone(v) if isinstance(v, Estimator) else copy.deepcopy(v)
               for k, v in estimator.get_params(deep=False).items()}
     return type(estimator)(**params)
+
+
+class UnreadableModelFile(InputError):
+    """A file of a saved model or encoder is missing or cannot be read (truncated, corrupt,
+    not what ``save`` writes); ``path`` names the file."""
+
+
+class MissingModelFile(UnreadableModelFile, FileNotFoundError):
+    """A file of a saved model or encoder is not there (a ``FileNotFoundError`` too)."""
+
+
+def read_model_file(path: str | Path, reader: Callable[[Path], T], what: str) -> T:
+    """``reader(path)``; a missing file raises :class:`MissingModelFile`, any failure to read
+    it (JSON, npz, safetensors, tokenizer or ONNX errors, a missing key)
+    :class:`UnreadableModelFile`, each naming ``path`` and ``what`` it was to hold."""
+    path = Path(path)
+    try:
+        return reader(path)
+    except TalkrecError:
+        raise
+    except Exception as e:  # noqa: BLE001 - every reader's own error type (json, numpy, safetensors, ...)
+        if isinstance(e, FileNotFoundError) or not path.exists():      # tokenizers' is a plain Exception
+            where = "" if path.parent.is_dir() else f" (no folder {path.parent})"
+            raise MissingModelFile(f"missing{where}: not a saved {what}", path=str(path)) from None
+        raise UnreadableModelFile(f"cannot be read ({type(e).__name__}: {e}); expected a file of a saved {what}",
+                                  path=str(path)) from None
+
+
+def saved_params(cls: type[Estimator], cfg: Any, path: str | Path, *, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The hyperparameters of ``cls`` in a saved ``config.json`` (``cfg``, read from ``path``):
+    :class:`UnreadableModelFile` unless it is a JSON object whose keys are parameters of
+    ``cls`` (or in ``extra``)."""
+    if not isinstance(cfg, dict):
+        raise UnreadableModelFile(f"not a saved {cls.__name__}'s config (a JSON {type(cfg).__name__}, expected "
+                                  "an object)", path=str(path))
+    unknown = sorted(set(cfg) - set(cls._get_param_names()) - set(extra))
+    if unknown:
+        raise UnreadableModelFile(f"unknown parameter(s) {', '.join(map(repr, unknown))} for {cls.__name__}",
+                                  path=str(path))
+    return dict(cfg)
+
+
+def read_npz(path: str | Path, keys: tuple[str, ...], what: str) -> dict[str, Any]:
+    """The arrays ``keys`` of a saved ``.npz`` (no pickles), through :func:`read_model_file`: a
+    file that is not an npz archive (numpy would call it pickled data) or lacks a key is
+    :class:`UnreadableModelFile`."""
+    import zipfile
+
+    import numpy as np
+
+    def read(f: Path) -> dict[str, Any]:
+        if f.is_file() and not zipfile.is_zipfile(f):
+            raise UnreadableModelFile("not an .npz archive (truncated or overwritten?)", path=str(f))
+        with np.load(f, allow_pickle=False) as z:
+            lacking = [k for k in keys if k not in z.files]
+            if lacking:
+                raise UnreadableModelFile(f"lacks the arrays {lacking} of a saved {what}", path=str(f))
+            return {k: z[k] for k in keys}
+
+    return read_model_file(path, read, what)

@@ -171,7 +171,9 @@ def rrf_scores(rankings: Sequence[np.ndarray], n_items: int, *, c: float = 60.0,
     r"""Fused score of every item: :math:`s(i) = \sum_r w_r / (c + \mathrm{rank}_r(i))`
     (ranks start at 1; an item absent from a list gets nothing from it).
 
-    ``rankings`` are 1-D arrays of item positions, best first.
+    ``rankings`` are 1-D arrays of distinct item positions in ``[0, n_items)``, best first: a
+    batched :func:`top_k` row's ``-1`` padding must be cut off first (numpy would read it as
+    the last item, which would score), and is refused.
     """
     w = [1.0] * len(rankings) if weights is None else [float(x) for x in weights]
     if len(w) != len(rankings):
@@ -179,6 +181,8 @@ def rrf_scores(rankings: Sequence[np.ndarray], n_items: int, *, c: float = 60.0,
     s = np.zeros(n_items, dtype=np.float64)
     for wr, r in zip(w, rankings):
         r = np.asarray(r, dtype=np.int64)
+        if len(r) and r.min() < 0:
+            raise ValueError(f"rankings hold item positions >= 0, got {int(r.min())} (cut top_k's -1 padding off)")
         s[r] += wr / (c + np.arange(1, len(r) + 1))
     return s
 

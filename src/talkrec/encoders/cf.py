@@ -22,9 +22,11 @@ from threadpoolctl import threadpool_limits
 from .._atomic import atomic_dir
 from ..data.catalog import VectorTable, interaction_weights, unique_item_ids
 from ..errors import InputError
-from ..estimator import Estimator, Interval, Options
+from ..estimator import (Estimator, Interval, Options, UnreadableModelFile, read_model_file, read_npz,
+                         saved_params)
 from ..metrics import ndcg_at_k
 from ..ranking import top_k
+from .base import check_batch_size, check_id_list, check_weights
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,7 @@ class ALSEncoder(Estimator):
 
     @property
     def dim(self) -> int:
+        """Length of an item's vector: ``factors``."""
         return int(self.factors)
 
     def _matrix(self, interactions: pd.DataFrame, item_ids: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -116,8 +119,9 @@ class ALSEncoder(Estimator):
                                             alpha=1.0, iterations=int(self.iterations),
                                             random_state=self.random_state, calculate_training_loss=False)
             model.fit(m, show_progress=False)
-        itf = np.asarray(model.item_factors, dtype=np.float32)
         seen = np.asarray(m.getnnz(axis=0) > 0)
+        model.item_factors[~seen] = 0.0       # as a loaded model has them (from_factors); NaN would reach every user
+        itf = np.array(model.item_factors, dtype=np.float32)       # a copy: the NaN rows are ours, not the model's
         itf[~seen] = np.nan
         self.item_ids_, self.item_factors_ = ids, itf
         self.user_ids_, self.user_factors_ = users, np.asarray(model.user_factors, dtype=np.float32)
@@ -132,14 +136,14 @@ class ALSEncoder(Estimator):
         """Item factors for one item id (-> vector) or a list (-> matrix; NaN rows for unknown).
         Ids are compared as str, as ``fit`` stores them (``1`` is ``"1"``)."""
         self._check_fitted()
+        check_batch_size(batch_size)
         return self._items.lookup(inputs)
 
     def user_vector(self, item_ids: Sequence[str], weights: Sequence[float] | None = None) -> np.ndarray:
         """Factors of a new user from their items (implicit's recalculate_user)."""
         self._check_fitted()
-        if weights is not None and len(weights) != len(item_ids):
-            raise InputError(f"{len(weights)} weights for {len(item_ids)} items", field="weights")
-        w = np.ones(len(item_ids)) if weights is None else np.asarray(weights, dtype=np.float64)
+        item_ids = check_id_list(item_ids)
+        w = np.ones(len(item_ids)) if weights is None else check_weights(weights, len(item_ids))
         cols = [self._pos[str(i)] for i in item_ids if str(i) in self._pos]
         ww = [w[k] for k, i in enumerate(item_ids) if str(i) in self._pos]
         row = sp.csr_matrix((confidence(np.asarray(ww), self.alpha, self.confidence_scheme),
@@ -149,6 +153,7 @@ class ALSEncoder(Estimator):
         return np.asarray(v, dtype=np.float32).ravel()
 
     def known_user(self, user_id: str) -> np.ndarray | None:
+        """The fitted factors of ``user_id`` (compared as str), or None for a user ``fit`` did not see."""
         self._check_fitted()
         p = self._upos.get(str(user_id))
         return None if p is None else self.user_factors_[p]
@@ -161,6 +166,7 @@ class ALSEncoder(Estimator):
         return s
 
     def config(self) -> dict[str, Any]:
+        """The modality and the hyperparameters (what ``save`` writes to ``config.json``)."""
         return {"modality": self.modality, **self.get_params()}
 
     def save(self, path: str | Path) -> None:
@@ -173,12 +179,20 @@ class ALSEncoder(Estimator):
 
     @classmethod
     def load(cls, path: str | Path) -> "ALSEncoder":
-        """Load factors saved by :meth:`save` (serving: encode, user factors, user_vector)."""
+        """Load factors saved by :meth:`save` (serving: encode, user factors, user_vector);
+        :class:`~talkrec.estimator.UnreadableModelFile` naming a file missing or unreadable."""
         path = Path(path)
-        cfg = json.loads((path / "config.json").read_text())
+        cfg = read_model_file(path / "config.json", lambda f: json.loads(f.read_text()), cls.__name__)
+        cfg = saved_params(cls, cfg, path / "config.json", extra=("modality",))
         cfg.pop("modality", None)
-        with np.load(path / "factors.npz", allow_pickle=False) as z:
-            return cls.from_factors(z["item_ids"], z["item_factors"], z["user_ids"], z["user_factors"], **cfg)
+        z = read_npz(path / "factors.npz", ("item_ids", "item_factors", "user_ids", "user_factors"), cls.__name__)
+        n_items, n_users = len(z["item_ids"]), len(z["user_ids"])
+        if z["item_factors"].ndim != 2 or len(z["item_factors"]) != n_items or z["user_factors"].ndim != 2 \
+                or len(z["user_factors"]) != n_users or z["user_factors"].shape[1] != z["item_factors"].shape[1]:
+            raise UnreadableModelFile(f"{n_items} item ids for item factors of shape {z['item_factors'].shape}, "
+                                      f"{n_users} user ids for user factors of shape {z['user_factors'].shape}",
+                                      path=str(path / "factors.npz"))
+        return cls.from_factors(z["item_ids"], z["item_factors"], z["user_ids"], z["user_factors"], **cfg)
 
     @classmethod
     def from_factors(cls, item_ids: np.ndarray, item_factors: np.ndarray, user_ids: np.ndarray,

@@ -27,8 +27,10 @@ import pandas as pd
 from .._atomic import atomic_dir
 from ..data.catalog import interaction_weights, unique_item_ids
 from ..errors import InputError, NotFittedError
-from ..estimator import Estimator, Instance, Interval
+from ..estimator import (Estimator, Instance, Interval, UnreadableModelFile, read_model_file, read_npz,
+                         saved_params)
 from ..ranking import partition_rows
+from .base import check_id_list, check_weights
 
 if TYPE_CHECKING:                   # scipy is for fitting: a query reading a fitted model never imports it
     import scipy.sparse as sp
@@ -159,19 +161,19 @@ class EASE(Estimator):
     def positions(self, item_ids: Sequence[str]) -> np.ndarray:
         """Rows of the known items among ``item_ids`` (unknown ones left out)."""
         self._check_fitted()
-        if isinstance(item_ids, str):
-            raise InputError("item_ids must be a list of item ids, not one string", field="item_ids")
-        return np.array([self._pos[str(i)] for i in item_ids if str(i) in self._pos], dtype=np.int64)
+        return np.array([self._pos[str(i)] for i in check_id_list(item_ids) if str(i) in self._pos], dtype=np.int64)
 
     def entries(self, rows: np.ndarray, weights: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The kept lists of the item rows ``rows`` (weight 1 each, or ``weights``) flattened,
         ``(items, values)``: ``x B`` is the sum of the values per item (:meth:`score_rows`; a
         caller with its own item order sums them there)."""
         self._check_fitted()
-        rows = np.asarray(rows, dtype=np.int64)
-        w = np.ones(len(rows), dtype=np.float32) if weights is None else np.asarray(weights, dtype=np.float32)
-        if len(w) != len(rows):
-            raise InputError(f"{len(w)} weights for {len(rows)} items", field="weights")
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self.neighbors_)):
+            raise InputError(f"item rows must be in [0, {len(self.neighbors_)}), got "
+                             f"{int(rows.min())}..{int(rows.max())}", field="rows")
+        w = np.ones(len(rows), dtype=np.float32) if weights is None else \
+            check_weights(weights, len(rows)).astype(np.float32)
         nb, wt = self.neighbors_[rows], self.weights_[rows] * w[:, None]
         ok = nb >= 0
         return nb[ok], wt[ok]
@@ -187,16 +189,16 @@ class EASE(Estimator):
     def score(self, item_ids: Sequence[str], weights: Sequence[float] | None = None) -> np.ndarray:
         """``x B`` for a history of item ids (unknown ids ignored), aligned with ``item_ids_``."""
         self._check_fitted()
-        if isinstance(item_ids, str):
-            raise InputError("item_ids must be a list of item ids, not one string", field="item_ids")
-        if weights is not None and len(weights) != len(item_ids):
-            raise InputError(f"{len(weights)} weights for {len(item_ids)} items", field="weights")
+        item_ids = check_id_list(item_ids)
+        if weights is not None:
+            weights = check_weights(weights, len(item_ids))
         known = [(self._pos[str(i)], 1.0 if weights is None else float(weights[k]))
                  for k, i in enumerate(item_ids) if str(i) in self._pos]
         return self.score_rows(np.array([r for r, _ in known], dtype=np.int64), [w for _, w in known])
 
     # ------------------------------------------------------------------ persistence
     def config(self) -> dict[str, Any]:
+        """The hyperparameters (what ``save`` writes to ``config.json``, with ``n_users``)."""
         return self.get_params()
 
     def save(self, path: str | Path) -> None:
@@ -209,13 +211,22 @@ class EASE(Estimator):
 
     @classmethod
     def load(cls, path: str | Path) -> "EASE":
+        """Load a model saved by :meth:`save`; :class:`~talkrec.estimator.UnreadableModelFile`
+        naming the file that is missing or cannot be read."""
         path = Path(path)
-        cfg = json.loads((path / "config.json").read_text())
+        cfg = read_model_file(path / "config.json", lambda f: json.loads(f.read_text()), cls.__name__)
+        cfg = saved_params(cls, cfg, path / "config.json", extra=("n_users",))
         n_users = int(cfg.pop("n_users", 0))
         self = cls(**cfg)
-        with np.load(path / "ease.npz", allow_pickle=False) as z:
-            self.item_ids_, self.neighbors_ = z["item_ids"].astype(str), z["neighbors"]
-            self.weights_, self.has_cf_ = z["weights"], z["has_cf"]
+        z = read_npz(path / "ease.npz", ("item_ids", "neighbors", "weights", "has_cf"), cls.__name__)
+        n = len(z["item_ids"])
+        if z["neighbors"].shape != z["weights"].shape or z["neighbors"].ndim != 2 or len(z["neighbors"]) != n \
+                or z["has_cf"].shape != (n,):
+            raise UnreadableModelFile(f"{n} item ids for neighbours of shape {z['neighbors'].shape}, weights of shape "
+                                      f"{z['weights'].shape} and has_cf of shape {z['has_cf'].shape}",
+                                      path=str(path / "ease.npz"))
+        self.item_ids_, self.neighbors_ = z["item_ids"].astype(str), z["neighbors"]
+        self.weights_, self.has_cf_ = z["weights"], z["has_cf"]
         self.n_users_ = n_users
         self._pos = {k: i for i, k in enumerate(self.item_ids_.tolist())}
         return self

@@ -37,6 +37,7 @@ import numpy as np
 
 from .._atomic import atomic_dir
 from ..errors import InputError
+from ..estimator import UnreadableModelFile, read_model_file
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ CONFIG_FILE = "talkrec_text_model.json"
 FP32_FILE = "model.onnx"
 OPT_FILE = "model.opt.onnx"
 INT8_FILE = "model.int8.onnx"
+WHAT = "text model export"
 #: Texts the export checks its graph on: short, long (truncated), non-ASCII, empty, batched.
 PROBES = ["dark gothic rock", "", "female singer-songwriter with acoustic guitar and a melancholic voice",
           "Ünïcödé — 日本語のロック, café crème", "80s synth pop " * 60,
@@ -104,12 +106,18 @@ class OnnxTextModel:
         from tokenizers import Tokenizer
 
         self.path = Path(path)
-        self.meta: dict[str, Any] = json.loads((self.path / CONFIG_FILE).read_text())
+        self.meta: dict[str, Any] = read_model_file(self.path / CONFIG_FILE, lambda f: json.loads(f.read_text()), WHAT)
+        if not isinstance(self.meta, dict):
+            raise UnreadableModelFile(f"not an exported text model's settings (a JSON {type(self.meta).__name__})",
+                                      path=str(self.path / CONFIG_FILE))
         if self.meta.get("format") != FORMAT:
             raise UnsupportedModel(f"{self.path}: text model format {self.meta.get('format')}, expected {FORMAT}")
+        lacking = [k for k in ("max_length", "pad_id", "pad_token", "dim", "inputs") if k not in self.meta]
+        if lacking:
+            raise UnreadableModelFile(f"lacks {lacking}", path=str(self.path / CONFIG_FILE))
         self.max_length = int(max_length or self.meta["max_length"])
         self.n_threads = n_threads
-        self._tok = Tokenizer.from_file(str(self.path / "tokenizer.json"))
+        self._tok = read_model_file(self.path / "tokenizer.json", lambda f: Tokenizer.from_file(str(f)), WHAT)
         self._tok.no_padding()
         self._tok.enable_truncation(self.max_length)
         self._tok.enable_padding(pad_id=int(self.meta["pad_id"]), pad_token=str(self.meta["pad_token"]),
@@ -130,7 +138,8 @@ class OnnxTextModel:
         with self._lock:
             s = self._sessions.get(name)
             if s is None:
-                s = self._sessions[name] = _session(self.path / name, self.n_threads)
+                s = self._sessions[name] = read_model_file(self.path / name, lambda f: _session(f, self.n_threads),
+                                                           WHAT)
         return s
 
     def feeds(self, texts: Sequence[str]) -> dict[str, np.ndarray]:

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..device import lower_thread_priority
 from ..errors import InputError
+from ..estimator import Interval, check_param
 
 __all__ = ["QueryEncoder"]
 
@@ -74,16 +75,9 @@ class QueryEncoder:
 
     def __init__(self, encoder: Any, *, cache_size: int = 1024, max_batch: int = 32, nice: int = 0,
                  workers: int = 1, lanes: int = 1) -> None:
-        if cache_size < 0:
-            raise InputError(f"cache_size must be >= 0, got {cache_size}", field="cache_size")
-        if max_batch < 1:
-            raise InputError(f"max_batch must be >= 1, got {max_batch}", field="max_batch")
-        if not 0 <= nice <= 19:
-            raise InputError(f"nice must be in [0, 19], got {nice}", field="nice")
-        if workers < 1:
-            raise InputError(f"workers must be >= 1, got {workers}", field="workers")
-        if lanes < 1:
-            raise InputError(f"lanes must be >= 1, got {lanes}", field="lanes")
+        for name, value, low, high in (("cache_size", cache_size, 0, None), ("max_batch", max_batch, 1, None),
+                                       ("nice", nice, 0, 19), ("workers", workers, 1, None), ("lanes", lanes, 1, None)):
+            check_param(name, value, Interval(int, low, high))
         if lanes > 1 and not getattr(encoder, "parallel_safe", False):
             raise InputError(f"lanes={lanes} needs an encoder whose calls may run in parallel "
                              f"({type(encoder).__name__} is not parallel_safe)", field="lanes")

@@ -40,7 +40,7 @@ import numpy as np
 from ..device import free_cores, get_device, has_amx_bf16, torch_threads
 from ..errors import InputError
 from ..estimator import Estimator, Instance, Interval, Options, Predicate
-from .base import batched_encode, is_single
+from .base import as_list, batched_encode, check_batch_size, check_texts, is_single
 from .onnx_text import OnnxTextModel, UnsupportedModel, cached_export, is_exported, quantize_int8
 from .torch_bert import TorchBert
 
@@ -312,6 +312,7 @@ class TextEncoder(Estimator):
 
     @property
     def dim(self) -> int:
+        """Length of an embedding (loads the model on first use)."""
         return int(self._get().dim)
 
     @property
@@ -350,13 +351,14 @@ class TextEncoder(Estimator):
 
     def encode(self, inputs: str | list[str], *, kind: Literal["query", "passage"] = "passage",
                batch_size: int = 64, show_progress_bar: bool = False) -> np.ndarray:
-        """Embed one text (-> 1-D vector) or a list of texts (-> matrix, same order)."""
+        """Embed one text (-> 1-D float32 vector) or a list, tuple, array or generator of texts
+        (-> ``(n, dim)`` float32 matrix, same order; ``(0, dim)`` for none), rows L2-normalized.
+        An item that is not a ``str`` raises :class:`~talkrec.errors.InputError` naming its position."""
         if kind not in ("query", "passage"):
             raise InputError(f"kind must be 'query' or 'passage', got {kind!r}", field="kind")
-        texts = [inputs] if is_single(inputs) else list(inputs)
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise TypeError(f"text #{i} is {type(t).__name__}, expected str")
+        texts = as_list(inputs)
+        check_texts(texts)
+        check_batch_size(batch_size)
         prefix = self._prefix(kind)
         b = self._passage_backend() if kind == "passage" else self._get()
 

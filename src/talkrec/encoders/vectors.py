@@ -9,6 +9,7 @@ import numpy as np
 from ..data.catalog import VectorTable
 from ..errors import InputError
 from ..estimator import Estimator, Instance, Predicate
+from .base import check_batch_size
 
 
 class PrecomputedEncoder(Estimator):
@@ -26,6 +27,8 @@ class PrecomputedEncoder(Estimator):
         self.standardize = standardize
 
     def fit(self, table: VectorTable) -> "PrecomputedEncoder":
+        """Learn the column means and deviations of ``table`` (``standardize``) and keep its
+        standardized vectors; returns self."""
         self._check_params()
         if not isinstance(table, VectorTable):
             raise InputError(f"expected a VectorTable, got {type(table).__name__}", field="table")
@@ -40,6 +43,7 @@ class PrecomputedEncoder(Estimator):
 
     @property
     def dim(self) -> int:
+        """Length of a vector (the fitted table's columns)."""
         self._check_fitted()
         return self.table_.dim
 
@@ -54,7 +58,9 @@ class PrecomputedEncoder(Estimator):
     def encode(self, inputs: str | Sequence[str], *, batch_size: int = 4096, show_progress_bar: bool = False) -> np.ndarray:
         """Standardized vector of one id (-> 1-D) or a list (-> matrix; NaN rows for unknown ids)."""
         self._check_fitted()
+        check_batch_size(batch_size)
         return self.table_.lookup(inputs)
 
     def config(self) -> dict[str, Any]:
+        """The hyperparameters."""
         return self.get_params()

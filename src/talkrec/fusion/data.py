@@ -17,22 +17,39 @@ from ..errors import InputError
 ModalityInput = np.ndarray | Sequence[np.ndarray]
 
 
+def as_float32(v: object, name: str) -> np.ndarray:
+    """``v`` as a float32 array of modality ``name``: :class:`InputError` (field ``X[name]``) for
+    values that are not numbers or are infinite (or too large for float32) in a row."""
+    field = f"X[{name}]"
+    if v is None or isinstance(v, (str, bytes)):
+        raise InputError(f"modality '{name}': expected numbers, got {type(v).__name__}", field=field)
+    try:
+        with np.errstate(over="ignore"):                  # too large for float32: inf, refused below
+            a = np.asarray(v, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"modality '{name}': expected numbers ({e})", field=field) from None
+    inf = np.isinf(a).any(axis=-1) if a.ndim else np.isinf(a)[None]
+    if inf.any():
+        rows = np.flatnonzero(inf.reshape(-1))
+        raise InputError(f"modality '{name}': infinite value in row {int(rows[0]) + 1} ({len(rows)} rows; too "
+                         "large for float32, or inf); a missing modality is a row of NaN", field=field)
+    return a
+
+
 def as_views(x: ModalityInput, name: str) -> list[np.ndarray]:
     """The views of modality ``name`` as float32 matrices of one shape (NaN marks a missing
     row; an infinite value is an error)."""
+    if x is None or isinstance(x, (str, bytes)):
+        raise InputError(f"modality '{name}': expected a matrix or a list of matrices, got {type(x).__name__}",
+                         field=f"X[{name}]")
     vs = [x] if isinstance(x, np.ndarray) else list(x)
     if not vs:
         raise InputError(f"modality '{name}': no views given", field=f"X[{name}]")
     out = []
     for v in vs:
-        v = np.asarray(v, dtype=np.float32)
+        v = as_float32(v, name)
         if v.ndim != 2:
             raise InputError(f"modality '{name}': expected a 2-D matrix, got shape {v.shape}", field=f"X[{name}]")
-        inf = np.isinf(v).any(axis=1)
-        if inf.any():
-            raise InputError(f"modality '{name}': infinite value in row {int(np.flatnonzero(inf)[0]) + 1} "
-                             f"({int(inf.sum())} rows; too large for float32, or inf); a missing modality is "
-                             "a row of NaN", field=f"X[{name}]")
         out.append(v)
     if len({v.shape for v in out}) != 1:
         raise InputError(f"modality '{name}': all views must have the same shape", field=f"X[{name}]")

@@ -28,8 +28,10 @@ import numpy as np
 from .._atomic import atomic_dir
 from ..device import get_device, torch_threads
 from ..errors import InputError, NotFittedError
-from ..estimator import Estimator, Instance, Interval, Predicate
-from .data import ModalityInput, as_views, check_inputs, presence, present_mask, split_items, standardization
+from ..estimator import (Estimator, Instance, Interval, Predicate, UnreadableModelFile, read_model_file,
+                         saved_params)
+from .data import (ModalityInput, as_float32, as_views, check_inputs, presence, present_mask, split_items,
+                   standardization)
 
 
 class UnknownModalityError(InputError, KeyError):
@@ -71,12 +73,30 @@ def combine(outputs: Mapping[str, np.ndarray], weights: Mapping[str, float] | No
     return out.astype(np.float32)
 
 
+#: what a saved fusion model's ``config.json`` holds
+_META_KEYS = ("params", "modalities", "input_dims", "pairs", "history", "best_epoch", "n_train_items", "n_val_items")
+
+
 def read_model(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """``(config.json, tensors)`` of a saved fusion model, the tensors as numpy arrays."""
+    """``(config.json, tensors)`` of a saved fusion model, the tensors as numpy arrays;
+    :class:`~talkrec.estimator.UnreadableModelFile` naming the file that is missing, cannot be
+    read or lacks what :meth:`ContrastiveFusion.save` writes."""
     from safetensors.numpy import load_file
 
     path = Path(path)
-    return json.loads((path / "config.json").read_text()), load_file(str(path / "model.safetensors"))
+    what = "ContrastiveFusion model"
+    meta = read_model_file(path / "config.json", lambda f: json.loads(f.read_text()), what)
+    lacking = [k for k in _META_KEYS if k not in meta] if isinstance(meta, dict) else list(_META_KEYS)
+    if lacking or not isinstance(meta["params"], dict) or "out_dim" not in meta["params"] \
+            or not isinstance(meta["modalities"], list) or not isinstance(meta["input_dims"], dict):
+        raise UnreadableModelFile(f"not a saved {what}'s config (lacking {lacking or 'params / modalities'})",
+                                  path=str(path / "config.json"))
+    tensors = read_model_file(path / "model.safetensors", lambda f: load_file(str(f)), what)
+    names = [f"{s}.{m}" for m in meta["modalities"] for s in ("mean", "std")]
+    if any(n not in tensors for n in names) or not any(k.startswith("encoder.") for k in tensors):
+        raise UnreadableModelFile(f"not the tensors of this config's modalities {meta['modalities']}",
+                                  path=str(path / "model.safetensors"))
+    return meta, tensors
 
 
 class Projection:
@@ -120,7 +140,7 @@ class Projection:
         if modality not in self.input_dims_:
             raise UnknownModalityError(f"unknown modality {modality!r}; the model has {self.modalities_}",
                                        field="modality")
-        X = np.asarray(X, dtype=np.float32)
+        X = as_float32(X, modality)
         single = X.ndim == 1
         X2 = X[None, :] if single else X
         if X2.ndim != 2 or X2.shape[1] != self.input_dims_[modality]:
@@ -146,6 +166,9 @@ class Projection:
     def modality_outputs(self, X: Mapping[str, ModalityInput]) -> dict[str, np.ndarray]:
         """Per-modality projections of aligned inputs (NaN rows where missing)."""
         self._check_fitted()
+        if not isinstance(X, Mapping):
+            raise InputError(f"expected a mapping {{modality: matrix (n_items, dim)}}, got {type(X).__name__}",
+                             field="X")
         unknown = [m for m in X if m not in self.input_dims_]
         if unknown:
             raise UnknownModalityError(f"unknown modality {', '.join(map(repr, unknown))}; the model has "
@@ -311,6 +334,7 @@ class ContrastiveFusion(Projection, Estimator):
 
     # ------------------------------------------------------------------ persistence
     def config(self) -> dict[str, Any]:
+        """The hyperparameters as JSON (``pairs`` as lists), as ``save`` writes them."""
         cfg = self.get_params()
         cfg["pairs"] = [list(p) for p in cfg["pairs"]] if cfg["pairs"] else None
         return cfg
@@ -334,12 +358,14 @@ class ContrastiveFusion(Projection, Estimator):
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> "ContrastiveFusion":
+        """A model saved by :meth:`save` (``device``: where it runs, instead of the saved one);
+        :class:`~talkrec.estimator.UnreadableModelFile` naming a file missing or unreadable."""
         import torch
 
         from .encoders import build_encoders
 
         meta, tensors = read_model(path)
-        params = dict(meta["params"])
+        params = saved_params(cls, meta["params"], Path(path) / "config.json")
         if params.get("pairs"):
             params["pairs"] = [tuple(p) for p in params["pairs"]]
         if device is not None:
@@ -348,7 +374,8 @@ class ContrastiveFusion(Projection, Estimator):
         self._set_model(meta, tensors)
         dev = get_device(self.device)
         self.encoders_ = build_encoders(self.input_dims_, self.hidden_dim, self.out_dim, self.dropout)
-        self.encoders_.load_state_dict({k[len("encoder."):]: torch.from_numpy(v) for k, v in tensors.items()
-                                        if k.startswith("encoder.")})
+        state = {k[len("encoder."):]: torch.from_numpy(v) for k, v in tensors.items() if k.startswith("encoder.")}
+        read_model_file(Path(path) / "model.safetensors", lambda f: self.encoders_.load_state_dict(state),
+                        "ContrastiveFusion model")
         self.encoders_.to(dev).eval()
         return self

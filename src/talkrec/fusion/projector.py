@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..estimator import read_model_file
 from .model import Projection, read_model
 
 __all__ = ["FusionProjector"]
@@ -44,10 +45,15 @@ class FusionProjector(Projection):
         self = cls(meta["params"])
         self._set_model(meta, tensors)
         f32 = {k: np.asarray(v, dtype=np.float32) for k, v in tensors.items()}
-        self.layers_ = {m: (np.ascontiguousarray(f32[f"encoder.{m}.net.0.weight"].T), f32[f"encoder.{m}.net.0.bias"],
-                            np.ascontiguousarray(f32[f"encoder.{m}.net.3.weight"].T), f32[f"encoder.{m}.net.3.bias"])
-                        for m in self.modalities_}
+        self.layers_ = read_model_file(Path(path) / "model.safetensors", lambda _: {
+            m: (np.ascontiguousarray(f32[f"encoder.{m}.net.0.weight"].T), f32[f"encoder.{m}.net.0.bias"],
+                np.ascontiguousarray(f32[f"encoder.{m}.net.3.weight"].T), f32[f"encoder.{m}.net.3.bias"])
+            for m in self.modalities_}, "ContrastiveFusion model")
         return self
+
+    def __repr__(self) -> str:
+        fitted = f", modalities={self.modalities_!r}" if hasattr(self, "modalities_") else ""
+        return f"{type(self).__name__}(out_dim={self.out_dim}{fitted})"
 
     def config(self) -> dict[str, Any]:
         return dict(self.params)

@@ -41,6 +41,7 @@ class Hit:
 
     @property
     def metadata(self) -> dict[str, Any]:
+        """The hit's metadata fields (:data:`META_IN_HITS` the space has): its own dict."""
         kept = self._kept
         if kept is not None:
             out = dict(kept[0])
@@ -58,6 +59,7 @@ class Hit:
         return self._md
 
     def to_dict(self) -> dict[str, Any]:
+        """``item_id``, ``name``, ``score`` and a copy of ``metadata`` as a plain dict."""
         return {"item_id": self.item_id, "name": self.name, "score": self.score, "metadata": copy.deepcopy(self._md)}
 
     def __eq__(self, other: object) -> bool:

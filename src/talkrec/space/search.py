@@ -104,7 +104,10 @@ def counted() -> Iterator[None]:
 
 
 def _check_text(text: str) -> None:
-    if not isinstance(text, str) or not text.strip():
+    """:class:`InputError` (field ``query``) unless ``text`` is a str with a word in it."""
+    if not isinstance(text, str):
+        raise InputError(f"query must be a str, got {type(text).__name__} {text!r:.60}", field="query")
+    if not text.strip():
         raise InputError("query text is empty", field="query")
 
 
