@@ -205,14 +205,14 @@ def test_public_names_include_every_estimator_and_error():
 
 
 def test_search_names_a_query_that_is_not_text():
-    from talkrec.space.search import _check_text
+    from talkrec.space.search import check_text
 
     for bad in (5, None, ["metal"], b"metal"):
         with pytest.raises(InputError, match=r"query must be a str, got") as e:
-            _check_text(bad)  # type: ignore[arg-type]
+            check_text(bad)  # type: ignore[arg-type]
         assert e.value.field == "query"
     with pytest.raises(InputError, match="query text is empty"):
-        _check_text("  ")
+        check_text("  ")
 
 
 def test_rrf_refuses_the_padding_of_a_batched_top_k():

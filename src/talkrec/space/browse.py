@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import InputError, NotFoundError, shown
 from ..index.filters import canonical_decade, filter_fields, finite_float
 from ..index.snapshot import Snapshot
 from ..limits import check_page
@@ -87,6 +87,8 @@ def checked_limit(limit: int) -> int:
 
 def find_in(snap: Snapshot, name: str, limit: int) -> list[tuple[str, str]]:
     """:func:`find_by_name` over the snapshot's live items."""
+    if not isinstance(name, str):
+        raise InputError(f"name must be a str, got {type(name).__name__} {name!r:.60}", field="name")
     needle = name.strip().lower()
     if not needle:
         raise InputError("name is empty", field="name")
@@ -114,6 +116,8 @@ def find_by_name(meta: pd.DataFrame, name: str, limit: int) -> list[tuple[str, s
     starting with it first, then shorter names first."""
     names = meta["name"].astype(str)
     low = pd.Series(lowered(names), dtype=object)
+    if not isinstance(name, str):
+        raise InputError(f"name must be a str, got {type(name).__name__} {name!r:.60}", field="name")
     needle = name.strip().lower()
     if not needle:
         raise InputError("name is empty", field="name")
@@ -214,3 +218,28 @@ def top_users(interactions: pd.DataFrame | None, snap: Snapshot | None = None,
         interactions = interactions[interactions["item_id"].isin(live)]
     counts = interactions.groupby("user_id").size().sort_values(ascending=False, kind="stable")
     return [(str(u), int(n)) for u, n in counts.items()]
+
+def embeddings(snap: Snapshot, input_files: dict[str, str], kind: str) -> np.ndarray:
+    """``Space.embeddings``: the fused matrix (``"multi"``) or a modality's raw inputs, one row
+    per item (the mean of an item's views where it has several), made once per snapshot."""
+    if kind == "multi":
+        return snap.vectors
+    key = input_files.get(kind)
+    if key is None:
+        raise NotFoundError(f"unknown embedding kind {kind!r}; available: multi, {', '.join(input_files)}")
+
+    def make() -> np.ndarray:
+        X = snap.inputs(key)
+        return np.nanmean(X, axis=1) if X.ndim == 3 else X
+    return snap.memo(("embeddings", kind), make)  # type: ignore[no-any-return]
+
+
+def raw_input(snap: Snapshot, input_files: dict[str, str], item_id: str, modality: str) -> np.ndarray:
+    """``Space.raw_input``: the item's rows of ``modality``'s raw inputs (none without them)."""
+    p = snap.position(item_id)
+    if p is None:
+        raise NotFoundError(f"unknown item {shown(item_id)}")
+    row = snap.input_row(input_files.get(modality, ""), p)
+    if row is None:
+        return np.empty((0, 0), dtype=np.float32)
+    return row if row.ndim == 2 else row[None, :]

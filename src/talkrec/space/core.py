@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
@@ -26,7 +27,7 @@ from .explain import explain as explain_pair
 from .hits import Hit, hits_at, jsonable, make_hits
 from .diversity import rerank as diverse
 from .playlists import Continuation
-from .search import LexicalView, check_mode, lexical_search, text_search
+from .search import LexicalView, check_mode, check_text, lexical_search, text_search
 from .strategies import recommend_rows, score_kind, similar_rows
 from .vectors import checked_vector, id_list, mean_vector, mixed_vector
 from .writer import SpaceStore, open_store
@@ -74,9 +75,14 @@ class Space(SpaceWrites):
     def load(cls, path: str | Path, *, query_cache: int = 1024, **storage: Any) -> "Space":
         """The space built at ``path``; ``query_cache``: text query vectors kept (LRU); ``storage``:
         settings of :class:`~talkrec.space.writer.SpaceStore` over the ``storage`` block of ``space.json``."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise InputError(f"a space is a folder path (str or Path), got {type(path).__name__} {path!r:.60}")
         path = Path(path)
         f, store = open_store(path, **storage)
         return cls(path, f.config, f.fusion, f.interactions, store, query_cache=query_cache)
+
+    def __repr__(self) -> str:
+        return f"Space({str(self.path)!r}: {self.index.n_live} items, {' + '.join(self.modalities)})"
 
     def warm_up(self) -> None:
         """Load now, not on the first query: the text model, BM25, the int8 copies and what reads
@@ -110,28 +116,13 @@ class Space(SpaceWrites):
     def embeddings(self, kind: str = "multi") -> np.ndarray:
         """Item matrix aligned with :attr:`item_ids`: ``"multi"`` (the fused space) or a
         modality's raw input vectors (NaN rows where an item lacks it)."""
-        if kind == "multi":
-            return self.index.vectors
-        key = self.config["input_files"].get(kind)
-        if key is None:
-            raise NotFoundError(f"unknown embedding kind {kind!r}; available: multi, {', '.join(self.config['input_files'])}")
-
-        def make() -> np.ndarray:
-            X = self.index.inputs(key)
-            return np.nanmean(X, axis=1) if X.ndim == 3 else X
-        return self.index.memo(("embeddings", kind), make)  # type: ignore[no-any-return]
+        return browse.embeddings(self.index, self.config["input_files"], kind)
 
     @consistent
     def raw_input(self, item_id: str, modality: str) -> np.ndarray:
         """The item's raw input vectors of ``modality``, one row per view, NaN rows where it
         has none; no rows when the space keeps no inputs for the modality."""
-        p = self.index.position(item_id)
-        if p is None:
-            raise NotFoundError(f"unknown item {shown(item_id)}")
-        row = self.index.input_row(self.config["input_files"].get(modality, ""), p)
-        if row is None:
-            return np.empty((0, 0), dtype=np.float32)
-        return row if row.ndim == 2 else row[None, :]
+        return browse.raw_input(self.index, self.config["input_files"], item_id, modality)
 
     def text_encoder(self, *, for_writes: bool = False) -> QueryEncoder:
         """The text model behind a :class:`~talkrec.encoders.query.QueryEncoder`; ``for_writes``: the one for
@@ -171,6 +162,9 @@ class Space(SpaceWrites):
     def resolve(self, ref: str) -> str:
         """An item id, or an exact (case-insensitive) item name; of several items with one
         name, the most popular."""
+        if not isinstance(ref, str):
+            raise InputError(f"an item is named by its id or name (a str), got {type(ref).__name__} {ref!r:.60}",
+                             field="item")
         if self.index.position(ref) is not None:
             return ref
         iid = browse.resolve_name(self.index, ref)
@@ -208,8 +202,7 @@ class Space(SpaceWrites):
     # ------------------------------------------------------------------ query vectors
     def text_query_vector(self, text: str) -> np.ndarray:
         """A text query projected into the space through the text encoder."""
-        if not isinstance(text, str) or not text.strip():
-            raise InputError("query text is empty", field="query")
+        check_text(text)
         q = self.text_encoder().encode(text.strip(), kind="query")
         return self.fusion.project("text", q)
 

@@ -103,7 +103,7 @@ def counted() -> Iterator[None]:
             _running -= 1
 
 
-def _check_text(text: str) -> None:
+def check_text(text: Any) -> None:
     """:class:`InputError` (field ``query``) unless ``text`` is a str with a word in it."""
     if not isinstance(text, str):
         raise InputError(f"query must be a str, got {type(text).__name__} {text!r:.60}", field="query")
@@ -159,7 +159,7 @@ def _counted_terms(tokens: Sequence[str]) -> tuple[list[str], np.ndarray]:
 def lexical_search(space: "Space", text: str, k: int, where: Where, offset: int) -> list[tuple[str, float]]:
     """BM25 over the item descriptions."""
     check_page(k, offset)
-    _check_text(text)
+    check_text(text)
     snap = space.index
     top, s = lexical_top(space, text, snap.mask(where), k + offset)
     return snap.pairs(top[offset:], s[offset:])
@@ -172,7 +172,7 @@ def text_search(space: "Space", text: str, k: int, where: Where, offset: int, mo
     ``search.rrf_depth`` whatever ``k``: past the rows they reach, the fused space's order
     goes on, RRF score 0 (:func:`~talkrec.ranking.top_then`), so a page never depends on ``k``."""
     check_page(k, offset)
-    _check_text(text)
+    check_text(text)
     with counted():
         return _text_search(space, text, k, where, offset, mode)
 

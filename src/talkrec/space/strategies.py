@@ -25,7 +25,6 @@ and ALS factors (``cf/``); ``space.json`` names the strategies (set by the build
   without ALS factors (exposure for new items; default 0), ``cold_prior`` their popularity as
   predicted from catalog fields (:mod:`.priors`). ``rrf`` - RRF of the fused list and the
   ``x B`` list (weight ``weights.ease``). ``knn`` (and ``fusion: paper``) - the fused space alone.
-
 Each returns the snapshot's rows, best first, ``offset`` skipped, and their scores (:data:`Rows`).
 """
 from __future__ import annotations
@@ -37,6 +36,7 @@ import numpy as np
 
 from ..index.filters import Where
 from ..index.store import checked_query
+from ..estimator import read_npz
 from ..index.toplists import blend_ready, blend_top
 from ..limits import check_page
 from ..ranking import rrf_depth, rrf_scores, top_k, top_then
@@ -217,8 +217,8 @@ def _als_items(space: "Space") -> tuple[np.ndarray, np.ndarray, dict[str, int]] 
     never imports implicit), loaded once; None without ``cf/``."""
     sh = space._shared
     if sh.als_items is None and (space.path / "cf" / "factors.npz").exists():
-        with np.load(space.path / "cf" / "factors.npz", allow_pickle=False) as z:
-            ids, F = z["item_ids"].astype(str), z["item_factors"]
+        z = read_npz(space.path / "cf" / "factors.npz", ("item_ids", "item_factors"), "ALSEncoder")
+        ids, F = z["item_ids"].astype(str), z["item_factors"]
         sh.als_items = (ids, F, {k: i for i, k in enumerate(ids.tolist())})
     return sh.als_items  # type: ignore[no-any-return]
 

@@ -17,7 +17,10 @@ if TYPE_CHECKING:
 
 def checked_vector(modality: str, x: np.ndarray, dim: int) -> np.ndarray:
     """``x`` as a float32 vector of ``dim`` finite numbers, else :class:`InputError`."""
-    x64 = np.asarray(x, dtype=np.float64)
+    try:
+        x64 = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"a vector is a list of numbers, got {type(x).__name__} {x!r:.60}", field="vector") from None
     if x64.ndim != 1 or x64.shape[0] != dim:
         raise InputError(f"modality {modality!r} takes vectors of dimension {dim}, got shape {list(x64.shape)}",
                          field="vector")
@@ -33,7 +36,10 @@ def id_list(items: Sequence[str], field: str = "items") -> list[str]:
     if isinstance(items, (str, bytes)):
         raise InputError(f"give a list of item ids, not one string: [{shown(items)}] rather than {shown(items)}",
                          field=field)
-    return list(items)
+    try:
+        return list(items)
+    except TypeError:
+        raise InputError(f"give a list of item ids, got {type(items).__name__} {items!r:.60}", field=field) from None
 
 
 def mean_vector(index: VectorIndex, item_ids: Sequence[str], weights: Sequence[float] | None = None) -> np.ndarray:
