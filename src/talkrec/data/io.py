@@ -11,6 +11,7 @@ columns (:mod:`.tags`) and numeric metadata columns as numbers.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,7 @@ def check_weights(df: pd.DataFrame, *, path: str, policy: str = "error") -> tupl
 def _typed_items(items: pd.DataFrame, types: Mapping[str, str], path: str) -> pd.DataFrame:
     """Declared column types applied (nullable ``Int64`` / NaN floats where values are
     missing); undeclared text columns of numbers inferred; Parquet arrays as lists."""
+    from .tables import settle_mixed
     for col, typ in types.items():
         if col not in items.columns:
             raise InputError(f"missing column '{col}' (items.types); the file has {list(items.columns)}",
@@ -109,7 +111,11 @@ def _typed_items(items: pd.DataFrame, types: Mapping[str, str], path: str) -> pd
     for col in items.columns:
         if col in ("item_id", "name") or col in types:
             continue
+        items[col], mixed = settle_mixed(items[col])
         items[col] = infer_numeric(items[col])
+        if mixed and items[col].dtype == object:
+            log.warning("%s: column '%s' mixes %s values; read as text (types: {%s: ...} in the items block "
+                        "declares its type)", path, col, mixed, col)
         if items[col].dtype == object and any(isinstance(v, np.ndarray) for v in items[col].head(50)):
             items[col] = items[col].apply(lambda v: v.tolist() if isinstance(v, np.ndarray) else v)
     return items
@@ -128,6 +134,8 @@ def _read_items(ispec: Mapping[str, Any], p: Resolve, categorizer: Callable[[str
             raise InputError(f"unknown type {typ!r}; expected one of {', '.join(TYPES)}", field=f"items.types.{col}")
     items = read_table(ipath, ITEMS_SCHEMA, optional=types, rename=ispec.get("rename"))
     check_unique(items, "item_id", where)
+    if not len(items):
+        raise InputError("no items: the file has a header and no rows; expected one row per item", path=where)
     tcol = ispec["tags_column"] if "tags_column" in ispec else ("tags" if "tags" in items.columns else None)
     tags = pd.DataFrame(columns=list(TAG_COLUMNS))
     if tcol:
@@ -138,7 +146,30 @@ def _read_items(ispec: Mapping[str, Any], p: Resolve, categorizer: Callable[[str
                                 separator=str(ispec.get("tags_separator", "|")))
         items = items.drop(columns=[tcol])
         types.pop(tcol, None)
+    _check_reserved(items, where)
+    awkward = [c for c in items.columns if not re.fullmatch(r"[A-Za-z_][\w.]*", str(c))]
+    if awkward:          # the --where grammar (index.filters) names a field by such a word only
+        log.warning("%s: columns %s cannot be named in a --where filter (a field is a letter or _, then letters, "
+                    "digits, _ or .); rename: {'%s': %s} in the items block makes one filterable", where, awkward,
+                    awkward[0], re.sub(r"\W+", "_", str(awkward[0])).strip("_") or "field")
     return _typed_items(items, types, where), tags
+
+
+#: item fields the space writes itself (``stages._index_meta``): an items column of that name
+#: was replaced (``description``: the TEMPLATE text) or dropped (``title``) without a word
+RESERVED_COLUMNS = ("description", "modalities", "cold_start", "title", "join_name")
+
+
+def _check_reserved(items: pd.DataFrame, where: str) -> None:
+    for c in items.columns:
+        c = str(c)
+        if c in RESERVED_COLUMNS or c.startswith("description_"):
+            new = {"description": "summary", "title": "full_title"}.get(c, f"my_{c}")
+            raise InputError(f"an items column cannot be named '{c}': the space writes that field itself and "
+                             f"would {'drop' if c in ('title', 'join_name') else 'replace'} it; rename: {{{c}: {new}}} "
+                             "in the items block keeps it (a text column becomes a second description with texts: "
+                             f"{{{new}: {{path: <the items file>, column: {c}}}}} and descriptions.second: {new})",
+                             path=where, field=c)
 
 
 def _read_tags(tspec: Mapping[str, Any], p: Resolve, known: set[str], categorizer: Callable[[str], str],
@@ -153,12 +184,17 @@ def _read_tags(tspec: Mapping[str, Any], p: Resolve, known: set[str], categorize
     if keep is not None:
         report["tags_unknown_ids_dropped"] = int((~keep).sum())
         t = t[keep]
-    return t[list(TAG_COLUMNS)]
+    t = t[list(TAG_COLUMNS)]
+    if t.duplicated(["item_id", "category", "tag"]).any():     # one row per tagging: the tag twice in the text
+        t = t.groupby(["item_id", "category", "tag"], sort=False, as_index=False)["weight"].sum()[list(TAG_COLUMNS)]
+    return t
 
 
 def _read_interactions(xspec: Mapping[str, Any], p: Resolve, known: set[str], report: dict[str, Any]) -> pd.DataFrame:
     xpath = p(xspec["path"])
-    df = read_table(xpath, INTERACTIONS_SCHEMA, optional={"timestamp": "int"}, rename=xspec.get("rename"))
+    df = read_table(xpath, INTERACTIONS_SCHEMA, rename=xspec.get("rename"))
+    if "timestamp" in df.columns:
+        df["timestamp"] = _timestamps(df["timestamp"], str(xpath))
     df, dropped = check_weights(df, path=str(xpath), policy=_policy(xspec, "negative_weights", "interactions"))
     if dropped:
         report["interactions_negative_weights_dropped"] = dropped
@@ -167,6 +203,31 @@ def _read_interactions(xspec: Mapping[str, Any], p: Resolve, known: set[str], re
         report["interactions_unknown_ids_dropped"] = int((~keep).sum())
         df = df[keep]
     return df.reset_index(drop=True)
+
+
+def _timestamps(s: pd.Series, path: str) -> pd.Series:
+    """Unix seconds (nullable ``Int64``) from whole numbers or ISO 8601 dates
+    (``2020-01-31``, ``2020-01-31T12:00:00Z``; no zone: UTC); a date string was refused."""
+    out: list[int | None] = []
+    for i, v in enumerate(s.tolist(), start=1):
+        if is_missing(v) or (isinstance(v, str) and v.strip().lower() == "nan"):
+            out.append(None)
+            continue
+        try:
+            x = float(v)
+            if not x.is_integer():
+                raise ValueError
+            out.append(int(x))
+            continue
+        except (TypeError, ValueError):
+            pass
+        try:
+            t = pd.Timestamp(str(v).strip())
+            out.append(int((t.tz_localize("UTC") if t.tzinfo is None else t).timestamp()))
+        except (TypeError, ValueError):
+            raise InputError(f"cannot read {v!r} as a time; expected Unix seconds (a whole number) or an ISO 8601 "
+                             "date such as 2020-01-31T12:00:00Z", path=path, row=i, field="timestamp") from None
+    return pd.Series(out, index=s.index, dtype="Int64" if None in out else np.int64)
 
 
 def _read_vectors(m: str, v: Mapping[str, Any], p: Resolve, known: set[str], report: dict[str, Any]) -> VectorTable:
@@ -195,9 +256,14 @@ def _read_keyed(block: str, v: Mapping[str, Any], default_column: str, p: Resolv
         if c not in df.columns:
             raise InputError(f"missing column '{c}' ({block}); the file has {list(df.columns)}", path=str(path),
                              field=c)
+    seen: set[str] = set()
     for i, x in enumerate(df[idc].tolist(), start=1):
         if is_missing(x):
             raise InputError("empty value; expected an item id", path=str(path), row=i, field=idc)
+        if str(x).strip() in seen:       # which of the two would win was left to chance
+            raise InputError(f"duplicate item id {shown(x)}; {block} takes one row per item", path=str(path),
+                             row=i, field=idc)
+        seen.add(str(x).strip())
     keep = known_rows(df, idc, known, path=str(path), policy=_policy(v, "on_unknown_ids", block))
     if keep is not None:
         report[f"{block}_unknown_ids_dropped"] = int((~keep).sum())
@@ -209,14 +275,49 @@ def _read_keyed(block: str, v: Mapping[str, Any], default_column: str, p: Resolv
 def check_catalog_spec(spec: Mapping[str, Any], *, where: str = "catalog", path: str | None = None) -> None:
     """:class:`InputError` for a setting that no reader of a generic catalog block takes
     (:data:`CATALOG_KEYS`), named ``where.block.key`` (``path``: the config file)."""
+    if not isinstance(spec, Mapping):
+        raise InputError(f"the catalog block must be a mapping of files, got {spec!r}", path=path, field=where)
     check_keys(spec, CATALOG_KEYS[""], where=where, path=path)
-    for block in ("items", "tags", "interactions"):
-        if isinstance(spec.get(block), Mapping):
-            check_keys(spec[block], CATALOG_KEYS[block], where=f"{where}.{block}", path=path)
+    files = [(block, block) for block in ("items", "tags", "interactions") if spec.get(block) is not None]
     for block in ("vectors", "texts", "media"):
-        for name, v in (spec.get(block) or {}).items() if isinstance(spec.get(block), Mapping) else ():
-            if isinstance(v, Mapping):
-                check_keys(v, CATALOG_KEYS[block], where=f"{where}.{block}.{name}", path=path)
+        named = spec.get(block)
+        if named is not None and not isinstance(named, Mapping):
+            raise InputError(f"must map each {'text' if block == 'texts' else 'modality'} name to a file block "
+                             f"({{path: ...}}), got {named!r}", path=path, field=f"{where}.{block}")
+        files += [(f"{block}.{name}", block) for name in (named or {})]
+    for dotted, block in files:
+        _check_file_block(_at(spec, dotted), dotted, block, where, path)
+
+
+def _at(spec: Mapping[str, Any], dotted: str) -> Any:
+    head, _, name = dotted.partition(".")
+    return spec[head][name] if name else spec[head]
+
+
+def _check_file_block(v: Any, dotted: str, block: str, where: str, path: str | None) -> None:
+    """One file's block: a mapping of known settings with a ``path``, its values the right kind."""
+    field = f"{where}.{dotted}"
+    if not isinstance(v, Mapping):
+        raise InputError(f"must be a mapping such as {{path: {v if isinstance(v, str) else 'file.csv'}}}, got {v!r}",
+                         path=path, field=field)
+    check_keys(v, CATALOG_KEYS[block], where=field, path=path)
+    if not isinstance(v.get("path"), str) or not v["path"].strip():
+        raise InputError(f"needs a 'path' naming the file, got {v.get('path')!r}", path=path, field=f"{field}.path")
+    for key in ("types", "rename"):
+        if v.get(key) is not None and not isinstance(v[key], Mapping):
+            raise InputError(f"must map a column name to a {'type' if key == 'types' else 'new name'}, got {v[key]!r}",
+                             path=path, field=f"{field}.{key}")
+    for col, typ in (v.get("types") or {}).items():
+        if typ not in TYPES:
+            raise InputError(f"unknown type {typ!r}; expected one of {', '.join(TYPES)}", path=path,
+                             field=f"{field}.types.{col}")
+    for key in ("tags_separator", "tags_column", "id_column", "column"):
+        if key in v and not (key == "tags_column" and v[key] is None) and (not isinstance(v[key], str) or not v[key]):
+            raise InputError(f"must be a non-empty string, got {v[key]!r}", path=path, field=f"{field}.{key}")
+    for key in ("on_unknown_ids", "negative_weights"):
+        if key in v and v[key] not in POLICIES:
+            raise InputError(f"{dotted}.{key} must be one of {', '.join(POLICIES)}, got {v[key]!r}", path=path,
+                             field=f"{field}.{key}")
 
 
 def load_catalog(spec: Mapping[str, Any], base: Path | None = None, *,

@@ -17,7 +17,7 @@ import pandas as pd
 from ..errors import InputError, nearest, shown
 
 __all__ = ["FORMATS", "TYPES", "check_unique", "coerce", "infer_numeric", "is_missing", "json_kind", "jsonl_objects",
-           "read_raw", "read_table"]
+           "read_raw", "read_table", "settle_mixed"]
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".dat": "tsv", ".parquet": "parquet", ".pq": "parquet",
            ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
@@ -77,10 +77,10 @@ def jsonl_objects(lines: Iterable[str], path: str) -> list[dict[str, Any]]:
 def _read_jsonl(path: Path) -> pd.DataFrame:
     """One JSON object a line; a key holding JSON integers and missing from (or null in) some
     rows is a nullable ``Int64`` column, as the same column read from CSV."""
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:
         rows = jsonl_objects(fh, str(path))
     df = pd.DataFrame(rows)
-    ints = [c for c in df.columns if df[c].dtype.kind == "f" and df[c].isna().any()
+    ints = [c for c in df.columns if df[c].dtype.kind == "f" and df[c].isna().any() and not df[c].isna().all()
             and all(type(r[c]) is int for r in rows if not is_missing(r.get(c)))]
     _nullable_ints(df, ints, lambda c: (None if is_missing(r.get(c)) else r[c] for r in rows))
     return df
@@ -134,9 +134,25 @@ def read_raw(path: str | Path, fmt: str | None = None, **kwargs: Any) -> pd.Data
             raise InputError(f"expected {m.group(1)} fields (as in the header), got {m.group(3)}",
                              path=str(path), row=int(m.group(2)) - 1) from None
         raise InputError(f"cannot parse as {f}: {e}", path=str(path)) from None
-    except (UnicodeDecodeError, OSError, ValueError) as e:
+    except UnicodeDecodeError:
+        raise _not_utf8(path, f) from None
+    except (OSError, ValueError) as e:
         raise InputError(f"cannot parse as {f}: {e}", path=str(path)) from None
     raise InputError(f"unsupported format '{f}'", path=str(path))
+
+
+def _not_utf8(path: Path, fmt: str) -> InputError:
+    """The error for a text file that is not UTF-8, naming its first such row (pandas named
+    a byte offset within one of its read buffers)."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+        return InputError("not UTF-8 text; expected a UTF-8 file: save it as UTF-8", path=str(path))
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n")                # 0-based line; the header is line 0 of a CSV
+        row = line + 1 if fmt == "jsonl" else line
+        return InputError(f"not UTF-8 text (byte 0x{data[e.start]:02x}); expected a UTF-8 file: save it as UTF-8",
+                          path=str(path), row=row or None)
 
 
 def coerce(df: pd.DataFrame, col: str, typ: str, path: str, required: bool) -> pd.Series:
@@ -192,6 +208,7 @@ def read_table(path: str | Path, schema: Mapping[str, str], *, optional: Mapping
         df = df.rename(columns=dict(rename))
     for col in schema:
         if col not in df.columns:
+            _check_delimiter(df, path)
             near = nearest(col, [str(c) for c in df.columns])
             how = (f"; did you mean '{near}'? (map it with rename: {{{near}: {col}}})" if near else
                    f"; rename: {{<a column of the file>: {col}}} in the file's block maps one to it")
@@ -202,6 +219,18 @@ def read_table(path: str | Path, schema: Mapping[str, str], *, optional: Mapping
         if col in df.columns:
             df[col] = coerce(df, col, typ, str(path), required=False)
     return df
+
+
+def _check_delimiter(df: pd.DataFrame, path: str | Path) -> None:
+    """A CSV read as one column whose name holds ``;``, a tab or ``|``: the file is separated
+    by that character, not by commas (the error named a column such as 'item_id;name')."""
+    if len(df.columns) != 1 or Path(path).suffix.lower() != ".csv":
+        return
+    head = str(df.columns[0])
+    for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")):
+        if sep in head:
+            raise InputError(f"the header {head!r} is one column: the file is separated by {name}; a .csv file "
+                             "must be separated by commas (a tab-separated file reads as .tsv)", path=str(path))
 
 
 def _leading_zero(v: str) -> bool:
@@ -225,6 +254,42 @@ def infer_numeric(s: pd.Series) -> pd.Series:
     if all(_FLOAT.fullmatch(v.strip()) and not _leading_zero(v) for v in present):
         return pd.Series([np.nan if g else float(v) for v, g in zip(values, gap)], index=s.index, dtype=np.float64)
     return s
+
+
+def _kind(v: Any) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "boolean"
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return "number"
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return "list"
+    return "object" if isinstance(v, dict) else "string"
+
+
+def settle_mixed(s: pd.Series) -> tuple[pd.Series, str | None]:
+    """A column (JSONL, Parquet objects) whose values are of one kind, as the index stores
+    it: numbers and numeric strings (``1990``, ``"1991"``) -> text that :func:`infer_numeric`
+    reads as numbers; strings beside lists -> one-element lists; any other mix (``1990`` and
+    ``"n/a"``, an object and a string) -> text, lists and objects as JSON. Such a column used
+    to fail the build's last stage (Arrow could not write it). Returns the column and the
+    kinds it mixed (``None``: it did not)."""
+    if s.dtype != object:
+        return s, None
+    present = [v for v in s.tolist() if isinstance(v, (list, tuple, np.ndarray)) or not is_missing(v)]
+    kinds = sorted({_kind(v) for v in present})
+    if len(kinds) < 2:
+        return s, None
+    if kinds == ["list", "string"]:                  # "rock" beside ["pop", "jazz"]: a one-element list
+        return pd.Series([[str(t) for t in v] if isinstance(v, (list, tuple, np.ndarray)) else
+                          (None if is_missing(v) else [v]) for v in s.tolist()], index=s.index, dtype=object), None
+
+    def text(v: Any) -> Any:
+        if not isinstance(v, (list, tuple, np.ndarray)) and is_missing(v):
+            return None
+        if isinstance(v, (list, tuple, dict, np.ndarray)):
+            return json.dumps(v.tolist() if isinstance(v, np.ndarray) else v, ensure_ascii=False, default=str)
+        return str(v.item() if isinstance(v, np.generic) else v)
+    return pd.Series([text(v) for v in s.tolist()], index=s.index, dtype=object), " and ".join(kinds)
 
 
 def check_unique(df: pd.DataFrame, col: str, path: str) -> None:

@@ -10,6 +10,7 @@ genre tags) and ``decade`` (its decade tags, plus the decade of a numeric ``year
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import numpy as np
@@ -18,6 +19,7 @@ import pandas as pd
 from ..errors import InputError
 from ..index.filters import canonical_decade
 from .catalog import TAG_COLUMNS
+from .tables import is_missing
 
 __all__ = ["TAG_LIST_COLUMNS", "add_tag_columns", "decades", "tag_lists", "tags_from_column"]
 
@@ -26,6 +28,8 @@ TAG_LIST_COLUMNS = ("tags", "genre", "decade")
 
 Categorizer = Callable[[str], str]
 
+log = logging.getLogger(__name__)
+
 
 def tags_from_column(items: pd.DataFrame, col: str, *, path: str, categorizer: Categorizer,
                      separator: str = "|") -> pd.DataFrame:
@@ -33,11 +37,12 @@ def tags_from_column(items: pd.DataFrame, col: str, *, path: str, categorizer: C
     tags separated by ``separator``, each optionally ``category:tag``; earlier tags weigh
     more (``1000 - position``)."""
     rows: list[tuple[str, str, str, float]] = []
+    _separator_hint(items[col], col, path, separator)
     for i, (iid, v) in enumerate(zip(items["item_id"], items[col]), start=1):
         if isinstance(v, (list, tuple, np.ndarray)):
-            values = [str(t) for t in v]
+            values = [str(t) for t in v if not is_missing(t)]    # a null in a list is no tag ('None')
         else:
-            values = [] if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).split(separator)
+            values = [] if is_missing(v) else str(v).split(separator)   # nor a null cell ('<NA>')
         for k, t in enumerate(values):
             t = t.strip()
             if not t:
@@ -48,6 +53,17 @@ def tags_from_column(items: pd.DataFrame, col: str, *, path: str, categorizer: C
                 raise InputError(f"tag {t!r} has a category but no tag", path=path, row=i, field=col)
             rows.append((str(iid), cat.strip() or categorizer(tag), tag, float(1000 - k)))
     return pd.DataFrame(rows, columns=list(TAG_COLUMNS))
+
+
+def _separator_hint(values: pd.Series, col: str, path: str, separator: str) -> None:
+    """A warning when no tag string holds ``separator`` but some hold a comma: each such
+    cell became one tag ('rock, pop, 90s') where the file most likely meant three."""
+    texts = [v for v in values.tolist() if isinstance(v, str)]
+    if separator != "," and texts and not any(separator in v for v in texts) and any("," in v for v in texts):
+        n = sum("," in v for v in texts)
+        log.warning("%s: column '%s': no value holds the tags separator %r but %d hold a comma, so each is read as "
+                    "one tag (e.g. %r); tags_separator: ',' in the items block splits them at commas", path, col,
+                    separator, n, next(v for v in texts if "," in v)[:80])
 
 
 def tag_lists(tags: pd.DataFrame, item_ids: pd.Series, category: str | None = None) -> pd.Series:

@@ -117,18 +117,32 @@ def _ids(raw: Any, path: str, id_column: str) -> np.ndarray:
 
 
 def _matrix_file(path: Path) -> tuple[Any, np.ndarray]:
-    """``(ids, X)`` of a ``.npz`` or ``.npy`` file."""
+    """``(ids, X)`` of a ``.npz`` or ``.npy`` file; one numpy cannot read (not a zip, cut
+    short, object arrays of ragged rows, which need pickle) is an error naming it."""
+    import zipfile
+
+    try:
+        return _load_matrix(path)
+    except InputError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        why = ("it holds Python objects (ragged rows?); expected a numeric matrix X of one row per id, "
+               "all rows of one length") if "allow_pickle" in str(e) else f"not a readable {path.suffix} file ({e})"
+        raise InputError(why, path=str(path)) from None
+
+
+def _load_matrix(path: Path) -> tuple[Any, np.ndarray]:
     if path.suffix.lower() == ".npz":
         with np.load(path, allow_pickle=False) as z:
             for k in ("ids", "X"):
                 if k not in z:
                     raise InputError(f"missing array '{k}'; expected arrays 'ids' and 'X'", path=str(path), field=k)
-            return z["ids"], z["X"]
+            return z["ids"], z["X"]                      # read here: the arrays load lazily
     X = np.load(path, allow_pickle=False)
     id_path = path.with_suffix(".ids.txt")
     if not id_path.exists():
         raise InputError(f"a .npy matrix needs its ids, one per line, in {id_path.name}", path=str(path))
-    return id_path.read_text(encoding="utf-8").splitlines(), X
+    return id_path.read_text(encoding="utf-8-sig").splitlines(), X
 
 
 def read_vectors(path: str | Path, *, id_column: str = "item_id", dim: int | None = None,
@@ -149,7 +163,7 @@ def read_vectors(path: str | Path, *, id_column: str = "item_id", dim: int | Non
         bad = ~np.isfinite(X)
         if bad.any():
             i, j = (int(a[0]) for a in np.nonzero(bad))
-            raise InputError(f"not a finite number ({X[i, j]!r}) in column {j + 1}", path=where, row=i + 1)
+            raise InputError(f"not a finite number ({X[i, j].item()!r}) in column {j + 1}", path=where, row=i + 1)
     else:
         df = read_raw(path)
         if id_column not in df.columns:

@@ -16,6 +16,7 @@ settings and report the same errors:
 """
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,7 +30,9 @@ from .image import ImageEncoder
 from .media_cache import CacheArg, MediaFailure
 
 __all__ = ["MEDIA_SOURCES", "MediaEncoderUnavailable", "NotMediaModality", "encode_media_file",
-           "encode_media_files", "media_extensions", "media_kind"]
+           "encode_media_files", "media_extensions", "media_kind", "report_failures"]
+
+log = logging.getLogger(__name__)
 
 #: content ``source`` -> the kind of media file it encodes
 MEDIA_SOURCES = {"audio_files": "audio", "image_files": "image"}
@@ -130,3 +133,17 @@ def encode_media_file(spec: Mapping[str, Any], path: str | os.PathLike[str], *, 
         kind = media_kind(spec)
         raise InputError(f"cannot encode {kind} file: {failures[0].reason}", path=name or str(path))
     return X[0]
+
+
+def report_failures(modality: str, failures: Sequence[MediaFailure], n_files: int) -> dict[str, Any]:
+    """What a build says of the files of ``modality`` it could not encode: a warning naming
+    the first of them and why, and the build report's ``<modality>_failed`` (how many) and
+    ``<modality>_failed_files`` (the first 20, ``path: reason``). A missing, empty or misnamed
+    file used to be left out without a word (only files that failed to decode were logged)."""
+    info: dict[str, Any] = {f"{modality}_failed": len(failures)}
+    if failures:
+        info[f"{modality}_failed_files"] = [f"{f.path}: {f.reason}" for f in failures[:20]]
+        more = f" (and {len(failures) - 5} more, build_report.json)" if len(failures) > 5 else ""
+        log.warning("content.%s: %d of %d files could not be encoded; those items go without %s: %s%s", modality,
+                    len(failures), n_files, modality, "; ".join(info[f"{modality}_failed_files"][:5]), more)
+    return info

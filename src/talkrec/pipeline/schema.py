@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,9 @@ def _search_modes() -> Options:
 
 
 _BOOL = Predicate(lambda v: isinstance(v, bool), "true or false")
+_TEXT = Predicate(lambda v: isinstance(v, str) and bool(v.strip()), "a non-empty string")
+_WORDS = Predicate(lambda v: isinstance(v, list) and all(isinstance(w, str) for w in v), "a list of strings")
+_MAPPING = Predicate(lambda v: v is None or isinstance(v, Mapping), "a mapping of settings")
 
 #: what the values of the settings read as they are may be, by dotted name (``search.mode``:
 #: :func:`_search_modes`; ``cf.params``: ALSEncoder's own checks)
@@ -80,7 +84,124 @@ VALUES: dict[str, Constraint] = {
     "search.rrf_depth": Interval(int, 1), "search.rrf_c": Interval(float, 0),   # space.search
     "index.ann": _BOOL, "index.M": Interval(int, 2),                            # index.store.VectorIndex
     "index.ef_construction": Interval(int, 1), "index.ef_search": Interval(int, 1),
+    "name": _TEXT, "seed": Interval(int, 0, 2**32 - 1),                         # pipeline.build
+    "build_cache": Predicate(lambda v: v is None or isinstance(v, str) and bool(v.strip()), "a folder path"),
+    "min_tag_users": Interval(int, 1), "positive_threshold": Interval(float),   # lastfm adapter, space config
+    "descriptions.template.header": _TEXT,                                      # descriptions.template
+    "recommend.weights.fused": Interval(float, 0), "recommend.weights.ease": Interval(float, 0),
+    "recommend.weights.als": Interval(float, 0),                                # space.strategies
+    "examples.search": _WORDS, "examples.similar": _WORDS,                      # cli._examples
+    "index.index_params": _MAPPING, "index.search_params": _MAPPING,            # index.milvus
 }
+
+#: the index types of float vectors a Milvus server builds (``index.index_type``)
+MILVUS_INDEX_TYPES = ("FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "IVF_RABITQ", "HNSW", "HNSW_SQ", "HNSW_PQ",
+                      "HNSW_PRQ", "DISKANN", "SCANN", "AUTOINDEX", "BRUTE_FORCE", "GPU_CAGRA", "GPU_IVF_FLAT",
+                      "GPU_IVF_PQ", "GPU_BRUTE_FORCE")
+
+
+#: index and search parameters that Milvus reads as whole numbers
+MILVUS_INT_PARAMS = frozenset({"M", "efConstruction", "ef", "nlist", "nprobe", "m", "nbits", "search_list",
+                               "search_list_size", "reorder_k", "max_degree"})
+
+
+def _milvus_lite_types() -> tuple[str, ...]:
+    """The index types Milvus Lite builds here (its HNSW and IVF indexes need faiss)."""
+    try:
+        from milvus_lite.index.factory import is_faiss_available
+    except ImportError:                      # another milvus-lite: its own error at the index stage
+        return MILVUS_INDEX_TYPES
+    return ("FLAT", "BRUTE_FORCE", "AUTOINDEX") + (("HNSW", "HNSW_SQ", "IVF_FLAT", "IVF_SQ8")
+                                                   if is_faiss_available() else ())
+
+
+def _check_index_type(cfg: Mapping[str, Any], path: str | None) -> None:
+    """``index.index_type`` of a Milvus index, known to the database it names: Milvus only
+    refused a bad one when the collection was loaded, after every stage of the build."""
+    index = cfg.get("index")
+    if not isinstance(index, Mapping) or str(index.get("backend") or "").lower() != "milvus":
+        return
+    value = index.get("index_type", "FLAT")
+    uri = str(index.get("uri") or "")
+    server = uri.startswith(("http://", "https://", "tcp://", "unix:"))
+    known = MILVUS_INDEX_TYPES if server else _milvus_lite_types()
+    if not isinstance(value, str) or value.upper() not in known:
+        what = "a Milvus server" if server else "Milvus Lite (a .db uri) on this machine"
+        raise InputError(f"index.index_type must be one of {', '.join(known)} for {what}, got {value!r}",
+                         path=path, field="index.index_type")
+    for block in ("index_params", "search_params"):       # Milvus' own integer settings
+        for key, v in (index.get(block) or {}).items() if isinstance(index.get(block), Mapping) else ():
+            if key in MILVUS_INT_PARAMS and not Interval(int, 1).accepts(v):
+                raise InputError(f"index.{block}.{key} must be an integer >= 1, got {v!r}", path=path,
+                                 field=f"index.{block}.{key}")
+
+
+#: what a ``content`` block of each source takes (stages.content_stage, encoders.media)
+CONTENT_KEYS = {"vectors": frozenset({"source", "standardize"}), "audio_files": frozenset({"source", "params"}),
+                "image_files": frozenset({"source", "params"})}
+
+
+def _check_content(cfg: Mapping[str, Any], path: str | None) -> None:
+    """``content``: modality -> ``{source, ...}``, the media encoder's ``params`` its own (a
+    bad one failed with a raw ``TypeError`` at the content stage, after the text and CF stages)."""
+    content = cfg.get("content")
+    if content is None:
+        return
+    if not isinstance(content, Mapping):
+        raise InputError(f"content must map a modality name to its block, e.g. {{audio: {{source: vectors}}}}, "
+                         f"got {content!r}", path=path, field="content")
+    for m, spec in content.items():
+        if m in ("text", "cf") or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,63}", str(m)):
+            # content.text replaced the text embeddings without a word; a name is a file name in the space
+            raise InputError(f"content.{m}: a content modality needs its own name (a letter, then letters, digits, _ "
+                             "or -; not text or cf, the built-in modalities), the same in catalog.vectors / "
+                             "catalog.media", path=path, field=f"content.{m}")
+        if spec is None:
+            continue
+        if not isinstance(spec, Mapping):
+            example = spec if isinstance(spec, str) else "vectors"
+            raise InputError(f"content.{m} must be a mapping such as {{source: {example}}}, got {spec!r}", path=path,
+                             field=f"content.{m}")
+        source = spec.get("source", "vectors")
+        if source not in CONTENT_KEYS:
+            raise InputError(f"content.{m}.source must be vectors, audio_files or image_files, got {source!r}",
+                             path=path, field=f"content.{m}.source")
+        check_keys(spec, CONTENT_KEYS[source], where=f"content.{m}", path=path)
+        if "standardize" in spec and not _BOOL.accepts(spec["standardize"]):
+            raise InputError(f"content.{m}.standardize must be true or false, got {spec['standardize']!r}",
+                             path=path, field=f"content.{m}.standardize")
+        if source != "vectors":
+            _check_media_params(spec.get("params"), source, f"content.{m}.params", path)
+
+
+def _check_media_params(params: Any, source: str, where: str, path: str | None) -> None:
+    from ..encoders.audio import AudioEncoder
+    from ..encoders.image import ImageEncoder
+
+    if params is None:
+        return
+    if not isinstance(params, Mapping):
+        raise InputError(f"{where} must be a mapping of the encoder's settings, got {params!r}", path=path, field=where)
+    cls = AudioEncoder if source == "audio_files" else ImageEncoder
+    check_keys(params, _params(cls), where=where, path=path)
+    for key, value in params.items():
+        constraint = getattr(cls, "_constraints", {}).get(key)
+        if constraint is not None and not constraint.accepts(value):
+            raise InputError(f"{where}.{key} must be {constraint}, got {value!r}", path=path, field=f"{where}.{key}")
+
+
+def _check_tag_categories(cfg: Mapping[str, Any], path: str | None) -> None:
+    """``tag_categories``: category -> list of words (a string was read letter by letter)."""
+    cats = cfg.get("tag_categories")
+    if cats is None:
+        return
+    if not isinstance(cats, Mapping):
+        raise InputError(f"tag_categories must map a category to a list of words, got {cats!r}", path=path,
+                         field="tag_categories")
+    for cat, words in cats.items():
+        if not _WORDS.accepts(words):
+            raise InputError(f"tag_categories.{cat} must be a list of words (e.g. [{words!r}]), got {words!r}",
+                             path=path, field=f"tag_categories.{cat}")
 
 
 def _check_values(cfg: Mapping[str, Any], path: str | None) -> None:
@@ -97,6 +218,26 @@ def _check_values(cfg: Mapping[str, Any], path: str | None) -> None:
         value = block[key]
         if not constraint.accepts(value):
             raise InputError(f"{dotted} must be {constraint}, got {value!r}", path=path, field=dotted)
+    _check_index_type(cfg, path)
+    _check_tag_categories(cfg, path)
+    _check_content(cfg, path)
+    _check_header(cfg, path)
+
+
+def _check_header(cfg: Mapping[str, Any], path: str | None) -> None:
+    """``descriptions.template.header``: a format string over item fields (``"{name}, a
+    band"``); an unbalanced brace failed with a raw ValueError at the descriptions stage."""
+    import string
+
+    header = _block(cfg, "descriptions.template.header")
+    if not isinstance(header, str):
+        return
+    try:
+        list(string.Formatter().parse(header))
+    except ValueError as e:
+        raise InputError(f"descriptions.template.header {header!r} is not a format string over item fields ({e}; "
+                         "write {name} for a field, {{ and }} for a brace)", path=path,
+                         field="descriptions.template.header") from None
 
 
 def output_folder(cfg: Mapping[str, Any]) -> Path:
@@ -178,7 +319,12 @@ def check_build_config(cfg: Mapping[str, Any]) -> None:
     index = cfg.get("index")
     if isinstance(index, Mapping):
         check_keys(index, _index_keys(index), where="index", path=path)
-    if isinstance(cfg.get("catalog"), Mapping):
+    if cfg.get("catalog") is not None:
+        dataset = cfg.get("dataset", "generic")
+        if dataset != "generic":         # the block was ignored: the build read the adapter's data instead
+            raise InputError(f"a catalog: block is read with dataset: generic only; this config says dataset: "
+                             f"{dataset} (its adapter reads data_root), so the block would be ignored",
+                             path=path, field="catalog")
         from ..data.io import check_catalog_spec
         check_catalog_spec(cfg["catalog"], path=path)
     _check_values(cfg, path)

@@ -143,12 +143,15 @@ def text_stage(cfg: Mapping[str, Any], ids: np.ndarray, views: Mapping[str, Mapp
     stage copies the export into the space for torch-free queries), with ``text.n_threads``
     threads (default: every free core)."""
     from ..encoders.text import TextEncoder
-
-    text_cfg = {k: v for k, v in cfg["text"].items()}
+    text_cfg = dict(cfg["text"])
     enc = TextEncoder(**text_cfg)
     text_views: list[np.ndarray] = []
     with timer.stage("text") as info:
-        info["backend"], info["threads"] = enc.runtime, enc.threads
+        try:
+            info["backend"], info["threads"] = enc.runtime, enc.threads
+        except OSError as e:      # a name neither bundled, a folder nor on the Hub: a raw traceback, exit 1
+            raise InputError(f"cannot load text model {enc.model!r} (minilm, mpnet, e5-small, a model folder or a "
+                             f"Hugging Face Hub name): {str(e).splitlines()[0]}", field="text.model") from None
         for vname, texts in views.items():
             present = [i for i in ids if texts.get(i)]
             key = content_hash(text_cfg, enc.runtime, [texts[i] for i in present], present)
@@ -176,8 +179,7 @@ def cf_stage(cfg: Mapping[str, Any], catalog: Catalog, data_key: str, cache: Cac
              seed: int) -> Any:
     """The fitted ALS encoder (hyperparameters tuned and cached when ``cf.tune``), or None
     without interactions or with ``cf.enabled: false``."""
-    ccfg = cfg["cf"]
-    ids = catalog.item_ids
+    ccfg, ids = cfg["cf"], catalog.item_ids
     if catalog.interactions is None or not ccfg.get("enabled", True):
         return None
     from ..encoders.cf import ALSEncoder, tune_als
@@ -271,8 +273,7 @@ def index_stage(cfg: Mapping[str, Any], b: Built, fusion: Any, fused: np.ndarray
     from .schema import output_folder
     from .serving import serving_config
 
-    catalog, inputs = b.catalog, b.inputs
-    settings = index_settings(cfg)
+    catalog, inputs, settings = b.catalog, b.inputs, index_settings(cfg)
     with timer.stage("index") as info:
         ok = ~np.isnan(fused).any(axis=1)
         info["items_indexed"] = int(ok.sum())
@@ -337,15 +338,15 @@ def _encode_media(catalog: Catalog, m: str, spec: Mapping[str, Any], info: dict[
     if m not in catalog.media:
         raise InputError(f"content.{m}: the catalog has no media files named {m!r} (has {list(catalog.media)})",
                          field=f"content.{m}")
-    from ..encoders.media import encode_media_files
-    paths = catalog.media[m]
-    ids = catalog.item_ids
+    from ..encoders.media import encode_media_files, report_failures
+    paths, ids = catalog.media[m], catalog.item_ids
     have = [i for i in ids if i in paths.index]
-    X, _ = encode_media_files(spec, [str(paths[i]) for i in have], modality=m, show_progress_bar=show_progress)
+    X, failures = encode_media_files(spec, [str(paths[i]) for i in have], modality=m,
+                                     show_progress_bar=show_progress)
     full = np.full((len(ids), X.shape[1]), np.nan, dtype=np.float32)
     pos = {k: j for j, k in enumerate(ids.tolist())}
     full[[pos[i] for i in have]] = X
-    info[f"{m}_failed"] = int(np.isnan(X).any(axis=1).sum())
+    info.update(report_failures(m, failures, len(have)))
     return full
 
 
