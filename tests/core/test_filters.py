@@ -82,3 +82,14 @@ def test_a_clause_mask_is_kept_and_never_handed_out_to_be_changed():
         eng.mask("colour=red")                                 # errors are not kept
     with pytest.raises(InputError):
         eng.mask("colour=red")
+
+
+def test_a_range_on_a_field_that_is_not_numeric_is_refused():
+    """``--range country:1:3`` on a text field matched nothing, without a word (QA, 2026-12-03)."""
+    meta = META.assign(country=["se"] * 8, tags=[["a"]] * 8)
+    for name, kind in (("country", "text"), ("tags", "list")):
+        with pytest.raises(InputError, match=f"a range needs a numeric field, not the {kind} field '{name}'"):
+            FilterSpec(ranges={name: (1.0, 3.0)}).to_where(meta)
+    with pytest.raises(InputError, match="unknown range field 'nope'; numeric fields: .*listeners"):
+        FilterSpec(ranges={"nope": (1.0, None)}).to_where(meta)
+    assert _matching(FilterSpec(ranges={"listeners": (10.0, 30.0)}), meta) == ["i2", "i3", "i4"]

@@ -256,9 +256,11 @@ class FilterSpec:
                 continue
             if lo is not None and hi is not None and lo > hi:
                 raise InputError(f"range on {name!r}: min {lo} > max {hi}", field="ranges")
-            if name not in cols:
-                numeric = [f for f, kind in filter_fields(meta).items() if kind == "numeric"]
-                raise InputError(f"unknown range field {name!r}; numeric fields: {numeric}", field="ranges")
+            kinds = filter_fields(meta)
+            if kinds.get(name) != "numeric":          # a text field's range matched nothing, without a word
+                numeric = [f for f, kind in kinds.items() if kind == "numeric"]
+                what = "unknown range field" if name not in cols else f"a range needs a numeric field, not the {kinds.get(name, 'text')} field"
+                raise InputError(f"{what} {name!r}; numeric fields: {numeric}", field="ranges")
             if lo is not None:
                 out.add(name, ">=", lo)
             if hi is not None:
