@@ -25,7 +25,8 @@ from .embed import embed_texts
 from .product import ProductBuilder, recommend_ranker, vectors_aligned
 from .queries import MOVIE_TEMPLATES
 from .retrieval import queryset, retrieval
-from .splits import positives_by_user, query_target_halves, split_val_test, train_interactions, user_folds
+from .splits import (check_user_protocol, positives_by_user, query_target_halves, split_val_test,
+                     train_interactions, user_folds)
 from .tasks import TaskResult, UserQueries, concat_results, user_recommendation
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,13 @@ def _load(cfg: Mapping[str, Any], timer: Timer, pb: ProductBuilder | None = None
         keep = set(top.index[: int(mc.get("max_items") or len(top))])
         cat = subset_catalog(cat, keep)
         cat.interactions = inter[inter["item_id"].isin(keep)]
+    inter = cat.interactions                         # the user protocol, checked before the slow steps
+    users = sorted(inter["user_id"].unique(), key=str)
+    folds = user_folds(users, n_folds=int(mc["n_folds"]), random_state=seed)
+    usplit = split_val_test(users, val_fraction=float(mc["val_fraction"]), random_state=seed)
+    pos = positives_by_user(inter, threshold=float(mc["threshold"]))
+    halves = query_target_halves(pos, query_fraction=0.5, min_positives=2, random_state=seed)
+    check_user_protocol(folds, usplit, halves, n_folds=int(mc["n_folds"]), tune_folds=int(mc["tune_folds"]))
     if pb is not None:
         pb.catalog(cat)                              # a build config without the movies fails now
     ids = cat.item_ids
@@ -142,12 +150,6 @@ def _load(cfg: Mapping[str, Any], timer: Timer, pb: ProductBuilder | None = None
     O[has_ov] = embed_texts(ov_texts, fm, kind="passage", cache_dir=cache)
     timer("movies/text-embeddings", t0)
 
-    inter = cat.interactions
-    users = sorted(inter["user_id"].unique(), key=str)
-    folds = user_folds(users, n_folds=int(mc["n_folds"]), random_state=seed)
-    usplit = split_val_test(users, val_fraction=float(mc["val_fraction"]), random_state=seed)
-    pos = positives_by_user(inter, threshold=float(mc["threshold"]))
-    halves = query_target_halves(pos, query_fraction=0.5, min_positives=2, random_state=seed)
     return MovieData(mc, cat, ids, {x: i for i, x in enumerate(ids.tolist())}, texts, T, O, has_ov, fm, users, folds,
                      usplit, halves)
 

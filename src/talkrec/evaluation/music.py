@@ -24,7 +24,7 @@ from .embed import embed_texts
 from .product import ProductBuilder, inputs_aligned, lexical_ranker, similar_ranker, vectors_aligned
 from .queries import MUSIC_TEMPLATES
 from .retrieval import queryset, retrieval
-from .splits import split_val_test
+from .splits import check_both_splits, split_val_test
 from .tasks import TaskResult, item_to_item, olga_ground_truth
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,8 @@ def _load(cfg: Mapping[str, Any], timer: Timer, pb: ProductBuilder | None = None
         related = {a: r for a, r in related.items() if r}
     if pb is not None:
         pb.catalog(cat, query_ids=list(related))   # a build config without the query artists fails now
+    split = split_val_test(sorted(related), val_fraction=float(mc["val_fraction"]), random_state=seed)
+    check_both_splits(split, what="query artists (with AllMusic relations)", where="music")
     ids = cat.item_ids
     desc = TemplateDescriber(**mc["template"]).describe(cat)
     texts = [desc[i] for i in ids]
@@ -144,7 +146,6 @@ def _load(cfg: Mapping[str, Any], timer: Timer, pb: ProductBuilder | None = None
     cache = resolve_path(cfg["cache_dir"], cfg)
     T = {m: embed_texts(texts, m, kind="passage", cache_dir=cache) for m in cfg["text_models"]}
     timer("music/text-embeddings", t0)
-    split = split_val_test(sorted(related), val_fraction=float(mc["val_fraction"]), random_state=seed)
     return MusicData(cat, related, olga_rep, ids, texts, T, split, cat.items["listeners"].to_numpy(dtype=np.float64),
                      cat.items["plays"].to_numpy(dtype=np.float64))
 

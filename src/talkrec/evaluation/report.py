@@ -303,8 +303,9 @@ def write_report(report: Mapping[str, Any], out: Path) -> None:
     except Exception as e:  # plotting must never lose the numbers
         log.warning("plots failed: %s", e)
         plots = []
-    (out / "report.json").write_text(dumps(report))
-    (out / "report.md").write_text(render_markdown(report, plots))
+    from .._atomic import write_text  # temp file + rename: a crash never leaves half a report
+    write_text(out / "report.json", dumps(report))
+    write_text(out / "report.md", render_markdown(report, plots))
 
 
 def dumps(report: Mapping[str, Any]) -> str:

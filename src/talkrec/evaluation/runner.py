@@ -35,7 +35,7 @@ from .tasks import TaskResult
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULTS", "load_config", "run_evaluation", "summarize"]
+__all__ = ["DEFAULTS", "check_values", "load_config", "run_evaluation", "summarize"]
 
 DEFAULTS: dict[str, Any] = {
     "name": "eval",
@@ -103,7 +103,60 @@ def load_config(config: str | os.PathLike[str] | Mapping[str, Any], small: bool 
     if small:
         cfg = _config.merge(cfg, cfg.get("small") or {})
     cfg["small_mode"] = bool(small)
+    check_values(cfg)
     return cfg
+
+
+def _values() -> dict[str, Any]:
+    """What the settings the runner reads as they are may be, by dotted name (``*``: both
+    datasets)."""
+    from ..estimator import Interval, Options, Predicate
+
+    frac = Interval(float, 0.0, 1.0, closed="neither")   # both sides of a split hold queries
+    return {
+        "seed": Interval(int, 0), "threads": Interval(int, 1), "k": Interval(int, 1), "n_bootstrap": Interval(int, 1),
+        "text_models": Predicate(lambda v: isinstance(v, list) and len(v) > 0 and all(isinstance(m, str) for m in v),
+                                 "a non-empty list of text model names"),
+        "*.enabled": Options(True, False), "*.val_fraction": frac, "*.max_items": Interval(int, 1, none=True),
+        "*.retrieval.val_fraction": frac, "*.retrieval.n_sets": Interval(int, 1),
+        "*.retrieval.min_support": Interval(int, 1),
+        "*.cold_start.enabled": Options(True, False),
+        "*.cold_start.fraction": Interval(float, 0.0, 1.0, closed="neither"),
+        "music.popularity_buckets": Interval(int, 1),
+        "movies.n_folds": Interval(int, 2), "movies.tune_folds": Interval(int, 1), "movies.threshold": Interval(float),
+        "movies.max_users": Interval(int, 1, none=True), "movies.cf_ratings": Options("all", "positive"),
+        "movies.cold_start.folds": Interval(int, 1),
+    }
+
+
+def check_values(cfg: Mapping[str, Any]) -> None:
+    """Refuse, before any data is read, a value the evaluation would fail on minutes in (or,
+    for a split with no validation users, silently tune on nothing): an :class:`InputError`
+    naming the config file and the setting. Only the enabled datasets' blocks are checked."""
+    from ..errors import InputError
+
+    path = cfg.get("_config_path")
+    for name, constraint in _values().items():
+        for ds in (("music", "movies") if name.startswith("*.") else ("",)):
+            full = f"{ds}.{name[2:]}" if ds else name
+            top = full.split(".")[0]
+            if top in ("music", "movies") and not (cfg.get(top) or {}).get("enabled", True) \
+                    and not full.endswith(".enabled"):
+                continue
+            block: Any = cfg
+            for part in full.split(".")[:-1]:
+                block = block.get(part) if isinstance(block, Mapping) else None
+            key = full.split(".")[-1]
+            if isinstance(block, Mapping) and key in block and not constraint.accepts(block[key]):
+                raise InputError(f"must be {constraint}, got {block[key]!r}", path=path, field=full)
+    fm = cfg.get("fusion_text_model")
+    if fm not in cfg["text_models"]:
+        raise InputError(f"must be one of text_models {cfg['text_models']}, got {fm!r}", path=path,
+                         field="fusion_text_model")
+    mv = cfg.get("movies") or {}
+    if mv.get("enabled", True) and mv["tune_folds"] > mv["n_folds"]:
+        raise InputError(f"must be at most movies.n_folds ({mv['n_folds']}), got {mv['tune_folds']}", path=path,
+                         field="movies.tune_folds")
 
 
 def file_hashes(paths: list[Path]) -> dict[str, str]:
@@ -152,6 +205,10 @@ def run_evaluation(config_path_or_dict: str | Path | Mapping[str, Any], out_dir:
     t_all, cpu_all = time.perf_counter(), time.process_time()
     cfg = load_config(config_path_or_dict, small=small)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        from ..errors import InputError
+        raise InputError("the report folder is a file; name a folder (it is created if absent)", path=str(out),
+                         field="--out")
     out.mkdir(parents=True, exist_ok=True)
     timer = Timer()
     import torch

@@ -23,6 +23,8 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError
+
 
 def stable_unit(key: Hashable, random_state: int) -> float:
     """A deterministic number in [0, 1) for ``(key, random_state)`` (sha256 based)."""
@@ -83,3 +85,33 @@ def positives_by_user(interactions: pd.DataFrame, *, threshold: float) -> dict[s
     """``{user: [item, ...]}`` of the items a user rated strictly above ``threshold``."""
     pos = interactions[interactions["weight"] > threshold]
     return {str(u): g["item_id"].astype(str).tolist() for u, g in pos.groupby("user_id")}
+
+
+def check_user_protocol(folds: Mapping[Hashable, int], split: Mapping[Hashable, str], evaluated: Iterable[Hashable],
+                        *, n_folds: int, tune_folds: int, where: str = "movies") -> None:
+    """Refuse a user set too small for the protocol: an :class:`InputError` naming the setting
+    when a fold has no evaluated user (a user with at least two positives), when the tuning
+    folds have no validation user (every choice made "on validation" would compare NaNs and
+    keep the first candidate) or when no evaluated user is a test user."""
+    ev = [u for u in evaluated if u in folds]
+    hint = (f"{len(ev)} users have at least two positives; lower {where}.n_folds or raise {where}.max_users "
+            f"(or use more data)")
+    empty = sorted(set(range(n_folds)) - {folds[u] for u in ev})
+    if empty:
+        raise InputError(f"fold(s) {empty} of {n_folds} have no user to evaluate: {hint}", field=f"{where}.n_folds")
+    if not any(split[u] == "val" and folds[u] < tune_folds for u in ev):
+        raise InputError(f"the {tune_folds} tuning fold(s) hold no validation user: {hint}, or raise "
+                         f"{where}.val_fraction", field=f"{where}.val_fraction")
+    if not any(split[u] == "test" for u in ev):
+        raise InputError(f"no evaluated user is a test user: {hint}, or lower {where}.val_fraction",
+                         field=f"{where}.val_fraction")
+
+
+def check_both_splits(split: Mapping[Hashable, str], *, what: str, where: str) -> None:
+    """Refuse a validation/test split with an empty side (an :class:`InputError` naming
+    ``<where>.val_fraction``): with no validation query every choice compares NaNs and keeps
+    its first candidate; with no test query there is nothing to report."""
+    n_val = sum(v == "val" for v in split.values())
+    if n_val == 0 or n_val == len(split):
+        raise InputError(f"{len(split)} {what}, {n_val} of them for validation: both validation and test need "
+                         f"some; change {where}.val_fraction or raise {where}.max_items", field=f"{where}.val_fraction")

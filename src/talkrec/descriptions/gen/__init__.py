@@ -28,7 +28,8 @@ Modules:
 """
 from __future__ import annotations
 
-from .backends import GEN_RUN_KEYS, BackendError, GenBackend, OpenAICompatibleBackend, backend_from_config
+from .backends import (GEN_RUN_KEYS, BackendError, EndpointError, GenBackend, OpenAICompatibleBackend,
+                       backend_from_config)
 from .batch import GenReport, generate_descriptions
 from .cache import GenCache, cache_key
 from .checks import TagCheck, check_tags, quality_flags
@@ -36,7 +37,8 @@ from .local import TransformersBackend, bundled_model_path
 from .prompts import (PROMPT_VERSION, SYSTEM_PROMPT, USER_PROMPT, Messages, build_prompt, clean_output,
                       tags_from_template)
 
-__all__ = ["GEN_RUN_KEYS", "PROMPT_VERSION", "SYSTEM_PROMPT", "USER_PROMPT", "BackendError", "GenBackend", "GenCache",
-           "GenReport", "Messages", "OpenAICompatibleBackend", "TagCheck", "TransformersBackend", "backend_from_config",
+__all__ = ["GEN_RUN_KEYS", "PROMPT_VERSION", "SYSTEM_PROMPT", "USER_PROMPT", "BackendError", "EndpointError",
+           "GenBackend", "GenCache", "GenReport", "Messages", "OpenAICompatibleBackend", "TagCheck",
+           "TransformersBackend", "backend_from_config",
            "build_prompt", "bundled_model_path", "cache_key", "check_tags", "clean_output", "generate_descriptions",
            "quality_flags", "tags_from_template"]

@@ -50,8 +50,10 @@ class GenCache:
                     continue
                 try:
                     rec = json.loads(line)
-                    self.entries[rec["key"]] = rec
-                except (json.JSONDecodeError, KeyError, TypeError):
+                    if not isinstance(rec.get("text"), str) or not rec["text"].strip():
+                        raise TypeError("no text")  # a hand-edited or foreign line: generate again
+                    self.entries[str(rec["key"])] = rec
+                except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
                     bad += 1
         if bad:
             log.warning("%s: skipped %d unreadable line(s) (an interrupted write?)", self.path, bad)
