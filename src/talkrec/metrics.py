@@ -36,7 +36,7 @@ def dcg_at_k(relevant: Collection[Hashable], ranking: Sequence[Hashable], k: int
     once, at its first place (so DCG@k never exceeds IDCG@k).
     """
     _check_k(k)
-    gains = np.array(_gains(set(relevant), ranking, k))
+    gains = np.array(_gains(_relevant_set(relevant), ranking, k))
     return float((gains * _discounts(len(gains))).sum()) if len(gains) else 0.0
 
 
@@ -53,7 +53,7 @@ def ndcg_at_k(relevant: Collection[Hashable], ranking: Sequence[Hashable], k: in
     0.9197
     """
     _check_k(k)
-    rel = set(relevant)
+    rel = _relevant_set(relevant)
     if not rel:
         return 0.0
     idcg = float(_discounts(min(k, len(rel))).sum())
@@ -69,7 +69,7 @@ def recall_at_k(relevant: Collection[Hashable], ranking: Sequence[Hashable], k: 
     HR@k. 0 for an empty relevant set.
     """
     _check_k(k)
-    rel = set(relevant)
+    rel = _relevant_set(relevant)
     if not rel:
         return 0.0
     return len(set(ranking[:k]) & rel) / len(rel)
@@ -91,7 +91,7 @@ def average_precision_at_k(relevant: Collection[Hashable], ranking: Sequence[Has
     0.3333333333333333
     """
     _check_k(k)
-    rel = set(relevant)
+    rel = _relevant_set(relevant)
     if not rel:
         return 0.0
     hits, s = 0, 0.0
@@ -114,8 +114,8 @@ def gini_index(counts: Iterable[float]) -> float:
     """
     c = np.sort(np.asarray(list(counts), dtype=np.float64))
     n = len(c)
-    if (c < 0).any():
-        raise ValueError("gini_index needs non-negative counts")
+    if (c < 0).any() or np.isnan(c).any():
+        raise ValueError("gini_index needs non-negative counts (no NaN)")
     if n == 0 or c.sum() <= 0:
         return 0.0
     i = np.arange(1, n + 1)
@@ -205,6 +205,8 @@ def expected_contrastive_loss(outputs: Mapping[str, np.ndarray]) -> np.ndarray:
     two modalities get NaN.
     """
     names = list(outputs)
+    if not names:
+        raise ValueError("expected_contrastive_loss needs at least one modality's outputs")
     n = next(iter(outputs.values())).shape[0]
     Z, ok = {}, {}
     for m in names:
@@ -246,6 +248,8 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, *, n_resamples: int = 100
     dropped first, and an empty input gives NaNs.
     """
     _check_resamples(n_resamples)
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+        raise ValueError(f"confidence must be a number in (0, 1), e.g. 0.95, got {confidence!r}")
     x = np.asarray(values, dtype=np.float64)
     x = x[~np.isnan(x)]
     if not len(x):
@@ -293,6 +297,8 @@ def popularity_buckets(popularity: Sequence[float], n_buckets: int) -> np.ndarra
     floor(rank * n_buckets / n), ranks 0..n-1 by value with ties in input order (a stable
     sort), so every bucket holds n / n_buckets values (+-1) and equal values may straddle two
     buckets (paper 004 Figure 4's equal-size quantiles)."""
+    if isinstance(n_buckets, bool) or not isinstance(n_buckets, (int, np.integer)) or n_buckets < 1:
+        raise ValueError(f"n_buckets must be a positive integer, got {n_buckets!r}")
     p = np.asarray(popularity, dtype=np.float64)
     order = np.argsort(p, kind="stable")
     ranks = np.empty(len(p), dtype=np.int64)
@@ -330,5 +336,12 @@ def _check_resamples(n_resamples: int) -> None:
 
 
 def _check_k(k: int) -> None:
-    if not isinstance(k, (int, np.integer)) or k < 1:
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
+
+
+def _relevant_set(relevant: Collection[Hashable]) -> set[Hashable]:
+    """``relevant`` as a set of ids; one bare string is refused (it would be its characters)."""
+    if isinstance(relevant, (str, bytes)):
+        raise ValueError(f"relevant must be a collection of ids, not one string: {{{relevant!r}}}, not {relevant!r}")
+    return set(relevant)

@@ -204,3 +204,29 @@ def test_popularity_buckets_are_equal_size_quantiles_with_ties_in_input_order() 
     # sorted stably: 1 (pos 3), 2 (0), 2 (2), 2 (5), 3 (4), 4 (1) -> ranks [1, 5, 2, 0, 4, 3]
     # floor(rank * 2 / 6): 0, 1, 0, 0, 1, 1 - each bucket holds 3
     assert popularity_buckets([2, 4, 2, 1, 3, 2], 2).tolist() == [0, 1, 0, 0, 1, 1]
+
+
+def test_metric_inputs_that_meant_something_else_are_refused():
+    """Found by the library QA pass: ``k=True`` was k=1, a bare string of relevant ids was its
+    characters (ndcg 0.387 for 'ab' against ['ab', 'a']), ``confidence=95`` failed in numpy,
+    ``n_buckets <= 0`` made 0 or negative buckets, NaN counts gave a NaN Gini, and ECL of no
+    modality raised StopIteration."""
+    import numpy as np
+
+    from talkrec import metrics as M
+    for f in (M.ndcg_at_k, M.recall_at_k, M.average_precision_at_k, M.dcg_at_k):
+        with pytest.raises(ValueError, match="k must be a positive integer"):
+            f({"a"}, ["a"], True)
+        with pytest.raises(ValueError, match="not one string"):
+            f("ab", ["ab", "a"], 2)
+    assert M.ndcg_at_k(["ab"], ["ab", "a"], 2) == 1.0
+    for bad in (95, 0, 1.0, True):
+        with pytest.raises(ValueError, match="confidence must be a number in"):
+            M.bootstrap_ci([0.1, 0.2], confidence=bad)
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="n_buckets"):
+            M.popularity_buckets([1.0, 2.0], bad)
+    with pytest.raises(ValueError, match="no NaN"):
+        M.gini_index([1.0, np.nan])
+    with pytest.raises(ValueError, match="at least one modality"):
+        M.expected_contrastive_loss({})
