@@ -366,3 +366,22 @@ def test_the_evaluations_gen_view_through_the_mock(mock: Any, tmp_path: Path, mo
     mock.server_close()
     with pytest.raises(BackendError, match="GEN stopped"):
         gen_view({**gcfg, "limit": None, "model": "other"}, ids, tpl, np.arange(12.0), tmp_path / "g.jsonl")
+
+
+def test_a_build_lists_the_items_gen_could_not_write_and_on_error_raise_stops_it(mock: Any, tmp_path: Path) -> None:
+    """A few items failing (not a whole endpoint down): the build goes on without their GEN
+    text, as before, and its report now names them (``gen.failed_items``); ``on_error: raise``
+    in the config stops the build on the first (the build did not pass the setting on)."""
+    def answer(n: int, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        if "Jazz Band 3" in json.dumps(body):
+            return 500, {}, b'{"error": "boom"}'
+        return _ok(body)
+    mock.state["answer"] = answer
+    _catalog(tmp_path)
+    res = _cli("build", str(_config(tmp_path, mock.url)), "--no-progress", "--quiet")
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "space" / "build_report.json").read_text())
+    gen = next(s for s in report["stages"] if "gen" in s)["gen"]
+    assert gen["failed"] == 1 and gen["failed_items"][0].startswith("jazz3: "), gen
+    res = _cli("build", str(_config(tmp_path, mock.url, model="other", on_error="raise")), "--no-progress", "--quiet")
+    assert res.exit_code == 2 and "jazz3" in res.output, res.output

@@ -317,7 +317,6 @@ def _generate(template: Mapping[str, str], catalog: Catalog, gcfg: Mapping[str, 
     transformers: the bundled SmolLM2, or ``model_path``) or ``{backend: openai, base_url,
     model, api_key_env, concurrency}``."""
     from ..descriptions.gen import GenReport, backend_from_config, generate_descriptions
-
     backend = backend_from_config(gcfg)
     ids = list(template)
     if gcfg.get("limit"):
@@ -327,9 +326,10 @@ def _generate(template: Mapping[str, str], catalog: Catalog, gcfg: Mapping[str, 
     out = generate_descriptions({i: template[i] for i in ids}, tags, backend, cache_path,
                                 kind="movie" if header == "movie" else "artist",
                                 min_coverage=float(gcfg.get("min_coverage", 0.8)),
-                                on_flagged=gcfg.get("on_flagged", "template"), show_progress_bar=show_progress, report=rep)
-    info["gen"] = {"generated": rep.generated, "cached": rep.cached, "failed": len(rep.failed),
-                   "mean_tag_coverage": round(rep.mean_coverage, 3)}
+                                on_flagged=gcfg.get("on_flagged", "template"), on_error=gcfg.get("on_error", "skip"),
+                                show_progress_bar=show_progress, report=rep)
+    info["gen"] = {"generated": rep.generated, "cached": rep.cached, "failed": len(rep.failed), "failed_items":
+                   [f"{i}: {r}" for i, r in list(rep.failed.items())[:20]], "mean_tag_coverage": round(rep.mean_coverage, 3)}
     return out
 
 

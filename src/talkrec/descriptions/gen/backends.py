@@ -204,7 +204,7 @@ class OpenAICompatibleBackend:
 
 
 #: keys of a ``descriptions.gen`` config block that are not backend parameters
-GEN_RUN_KEYS = ("backend", "api_key_env", "limit", "min_coverage", "on_flagged")
+GEN_RUN_KEYS = ("backend", "api_key_env", "limit", "min_coverage", "on_flagged", "on_error")
 
 
 def backend_from_config(gcfg: Mapping[str, Any]) -> "GenBackend":

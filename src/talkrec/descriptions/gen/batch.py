@@ -127,8 +127,10 @@ def _run(jobs: Jobs, backend: GenBackend, bcfg: Mapping[str, Any], cache: GenCac
                         fut.result()
                     except Exception as e:  # noqa: BLE001 - report per item, keep the batch going
                         streak += 1
-                        if on_error == "raise":
-                            raise
+                        if on_error == "raise":     # named: which item, and that finished ones are cached
+                            cls = EndpointError if isinstance(e, EndpointError) else BackendError
+                            raise cls(f"GEN failed for item {item_id!r} (on_error: raise; the items finished "
+                                      f"before it are cached in {cache}): {e}") from e
                         rep.failed[item_id] = f"{type(e).__name__}: {e}"
                         log.warning("GEN failed for item %s: %s", item_id, e)
                         if isinstance(e, EndpointError) or (max_failures_in_a_row and streak >= max_failures_in_a_row):
