@@ -285,3 +285,21 @@ def test_als_user_vector_with_items_without_interactions_matches_the_saved_model
     assert np.isfinite(als.recommend_scores(u)[:-2]).all()
     als.save(tmp_path / "cf")
     np.testing.assert_allclose(ALSEncoder.load(tmp_path / "cf").user_vector(["metal1", "metal2"]), u, atol=1e-5)
+
+
+def test_a_weight_of_zero_is_no_interaction_for_als_and_ease():
+    """A 0-weight row was a play of confidence 1 for ALS and a 1 in EASE's binary matrix,
+    while a user's history (Space) ignores it (found by the catalog QA pass)."""
+    import pandas as pd
+
+    from talkrec.encoders.cf import ALSEncoder
+    from talkrec.encoders.ease import EASE
+    base = pd.DataFrame({"user_id": ["u1", "u1", "u2", "u2", "u3"], "item_id": ["a", "b", "a", "c", "b"],
+                         "weight": [3.0, 1.0, 2.0, 5.0, 1.0]})
+    zero = pd.concat([base, pd.DataFrame({"user_id": ["u3", "u4"], "item_id": ["c", "a"], "weight": [0.0, 0.0]})])
+    ids = ["a", "b", "c"]
+    m0, u0 = ALSEncoder(factors=2)._matrix(base, np.array(ids))
+    m1, u1 = ALSEncoder(factors=2)._matrix(zero, np.array(ids))
+    assert (m0 != m1).nnz == 0 and list(u0) == list(u1)          # u4 (only a 0) is no user at all
+    e0, e1 = EASE(regularization=1.0)._matrix(base, np.array(ids)), EASE(regularization=1.0)._matrix(zero, np.array(ids))
+    assert (e0 != e1).nnz == 0

@@ -51,7 +51,8 @@ class ALSEncoder(Estimator):
     alpha, confidence_scheme:
         Confidence ``1 + alpha*log1p(w)`` (default) or ``1 + alpha*w``.
     min_weight:
-        Interactions with weight below this are ignored (e.g. 3.5 keeps ratings > 3).
+        Interactions with weight below this are ignored (e.g. 3.5 keeps ratings > 3); a weight
+        of 0 or less is never an interaction (it was a play of confidence 1), as in a user's history.
     random_state:
         Seed of the factor initialisation.
 
@@ -89,8 +90,8 @@ class ALSEncoder(Estimator):
         for c in ("user_id", "item_id", "weight"):
             if c not in interactions.columns:
                 raise InputError(f"interactions need a '{c}' column; got {list(interactions.columns)}", field=c)
-        interaction_weights(interactions)           # every weight a finite number
-        df = interactions[interactions["weight"] >= self.min_weight] if self.min_weight else interactions
+        w = interaction_weights(interactions)       # every weight a finite number
+        df = interactions[(w > 0) & (w >= self.min_weight)]
         pos = pd.Series(np.arange(len(item_ids)), index=item_ids)
         col = pos.reindex(df["item_id"].astype(str).to_numpy()).to_numpy()
         keep = ~np.isnan(col)
@@ -263,13 +264,14 @@ def heldout_ndcg(scores: np.ndarray, truth: list[np.ndarray], k: int) -> float:
 def validation_split(interactions: pd.DataFrame, rng: np.random.Generator, *, validation_fraction: float = 0.2,
                      min_weight: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(train, hidden)`` of the ALS search: a ``validation_fraction`` of users is drawn
-    from ``rng`` and half of each one's (kept, ``weight >= min_weight``) interactions are
+    from ``rng`` and half of each one's (kept: ``weight > 0`` and ``>= min_weight``) interactions are
     hidden; ``train`` is every other interaction (``user_id`` as str in both)."""
     df = interactions.copy()
     df["user_id"] = df["user_id"].astype(str)
     users = df["user_id"].unique()
     val_users = set(rng.choice(users, size=max(1, int(len(users) * validation_fraction)), replace=False).tolist())
-    kept = df[df["weight"] >= min_weight] if min_weight else df
+    w = pd.to_numeric(df["weight"], errors="coerce")
+    kept = df[(w > 0) & (w >= min_weight)]                  # what the model trains on (``ALSEncoder._matrix``)
     vmask = kept["user_id"].isin(val_users).to_numpy()
     hide = np.zeros(len(kept), dtype=bool)
     idx = np.flatnonzero(vmask)

@@ -46,7 +46,8 @@ class EASE(Estimator):
     regularization:
         The L2 penalty lambda (Steck: a few hundred to a few thousand).
     min_weight:
-        Interactions with weight below this are ignored (e.g. 3.5 keeps ratings > 3).
+        Interactions with weight below this are ignored (e.g. 3.5 keeps ratings > 3); a weight
+        of 0 or less is never an interaction (it was a play of confidence 1), as in a user's history.
     binary:
         ``X`` is 1 for each kept interaction; otherwise ``log1p(weight)``.
     n_neighbors:
@@ -82,9 +83,8 @@ class EASE(Estimator):
         for c in ("user_id", "item_id", "weight"):
             if c not in interactions.columns:
                 raise InputError(f"interactions need a '{c}' column; got {list(interactions.columns)}", field=c)
-        if not self.binary or self.min_weight:
-            interaction_weights(interactions)       # every weight read is a finite number
-        df = interactions[interactions["weight"] >= self.min_weight] if self.min_weight else interactions
+        w = interaction_weights(interactions)       # every weight a finite number; 0 or less is no interaction
+        df = interactions[(w > 0) & (w >= self.min_weight)]
         col = pd.Series(np.arange(len(ids)), index=ids).reindex(df["item_id"].astype(str).to_numpy()).to_numpy()
         keep = ~np.isnan(col)
         df = df[keep]
