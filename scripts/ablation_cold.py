@@ -33,7 +33,7 @@ def main() -> None:
         cfg["movies"]["cold_start"]["variants"] = args.variants
     d = _load(cfg, Timer())
     pb = ProductBuilder(cfg, "movies")
-    out = movies_cold_start(cfg, d, pb, pb.catalog(d.cat), Timer())
+    out = movies_cold_start(cfg, d, pb, Timer())
     for name, r in (out or {}).items():
         if isinstance(r, dict) and isinstance(r.get("test"), dict):
             print(f"{name:40s} val {r['val']['mean']:.4f} test {r['test']['mean']:.4f} "

@@ -105,3 +105,28 @@ def test_committed_querysets_are_valid() -> None:
         assert len(qs) == meta["n_queries"]
         assert all(q.n_relevant >= meta["min_support"] for q in qs)
         assert len({q.qid for q in qs}) == len(qs)
+
+
+def test_held_out_users_own_tags_leave_the_fold_catalog():
+    """A held-out user's tags on the movies they rated were in their targets' descriptions
+    (2026-12-03): the fold's catalog counts the user tags without theirs, keeps every other
+    tag in its place, and leaves the full catalog as it was."""
+    import pandas as pd
+
+    from talkrec.data.catalog import Catalog
+    from talkrec.evaluation.splits import without_users_tags
+
+    items = pd.DataFrame({"item_id": ["a", "b"], "name": ["A", "B"], "tags": [["funny"], ["dark"]]})
+    tags = pd.DataFrame({"item_id": ["a", "a", "b", "b"], "category": ["genre", "tag", "tag", "keyword"],
+                         "tag": ["comedy", "funny", "dark", "noir"], "weight": [1000.0, 2.0, 1.0, 1.0]})
+    apps = pd.DataFrame({"user_id": ["1", "2", "2"], "item_id": ["a", "a", "b"], "tag": ["funny", "funny", "dark"]})
+    cat = Catalog(items=items, tags=tags)
+    fold = without_users_tags(cat, apps, ["2"])
+    assert fold.tags.to_dict("records") == [
+        {"item_id": "a", "category": "genre", "tag": "comedy", "weight": 1000.0},
+        {"item_id": "a", "category": "tag", "tag": "funny", "weight": 1.0},        # user 1's alone
+        {"item_id": "b", "category": "keyword", "tag": "noir", "weight": 1.0}]     # user 2's 'dark' is gone
+    assert fold.items["tags"].tolist() == [["funny"], []]
+    assert cat.tags.equals(tags) and cat.items["tags"].tolist() == [["funny"], ["dark"]]
+    same = without_users_tags(cat, apps, [])
+    assert same.tags.equals(cat.tags) and same.items["tags"].tolist() == cat.items["tags"].tolist()

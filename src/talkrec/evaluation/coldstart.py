@@ -103,7 +103,7 @@ def music_cold_start(cfg: Mapping[str, Any], d: Any, pb: Any, warm: Any, timer: 
     return out
 
 
-def movies_cold_start(cfg: Mapping[str, Any], d: Any, pb: Any, base: Any, timer: Timer) -> dict[str, Any] | None:
+def movies_cold_start(cfg: Mapping[str, Any], d: Any, pb: Any, timer: Timer) -> dict[str, Any] | None:
     """Cold vs warm nDCG of held-out users' targets restricted to the cold movies, on the
     first ``movies.cold_start.folds`` folds (``movies.cold_start``). Also reported: the cold
     movies as the build embeds them (every text view, e.g. TEMPLATE + OVERVIEW) before the
@@ -128,12 +128,13 @@ def movies_cold_start(cfg: Mapping[str, Any], d: Any, pb: Any, base: Any, timer:
         keep = [j for j, t in enumerate(uq.target) if t & cold_idx]
         uc = UserQueries([uq.users[j] for j in keep], [uq.query[j] for j in keep],
                          [uq.target[j] & cold_idx for j in keep], [uq.split[j] for j in keep])
+        fold = pb.catalog(d.fold_catalog(uq.users))          # without the held-out users' own tags
         warm = (Space.load(pb.root / f"fold{f}") if (pb.root / f"fold{f}" / "space.json").exists()   # the folds' run built it
-                else pb.build(f"fold{f}", cold_catalog(base, [], users=uq.users)))
-        cs = pb.build(f"cold{f}", cold_catalog(base, cold, users=uq.users))
+                else pb.build(f"fold{f}", cold_catalog(fold, [], users=uq.users)))
+        cs = pb.build(f"cold{f}", cold_catalog(fold, cold, users=uq.users))
         for name, s in (("warm", warm), ("cold_build_views", cs)):
             parts[name].append(user_recommendation(uc, {}, k=k, rankers={name: recommend_ranker(s, d.ids, k)}))
-        readd_items(cs, base, cold)
+        readd_items(cs, fold, cold)
         parts["cold"].append(user_recommendation(uc, {}, k=k, rankers={"cold": recommend_ranker(cs, d.ids, k)}))
         default = dict(cs.config["recommend"])
         for vname, over in (cc.get("variants") or {}).items():   # recommend settings for new items:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from .product import ProductBuilder, recommend_ranker, vectors_aligned
 from .queries import MOVIE_TEMPLATES
 from .retrieval import queryset, retrieval
 from .splits import (check_user_protocol, positives_by_user, query_target_halves, split_val_test,
-                     train_interactions, user_folds)
+                     train_interactions, user_folds, without_users_tags)
 from .tasks import TaskResult, UserQueries, concat_results, user_recommendation
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,23 @@ class MovieData:
     folds: dict[str, int]
     usplit: dict[str, str]
     halves: dict[str, tuple[list[str], list[str]]]
+    apps: pd.DataFrame | None = None  # who applied which user tag (``tags.csv``)
+    cache: Path | None = None         # text embeddings' cache
+
+    def fold_catalog(self, users: Sequence[str]) -> Any:
+        """The catalog without the tags ``users`` applied (:func:`.splits.without_users_tags`)."""
+        return self.cat if self.apps is None else without_users_tags(self.cat, self.apps, users)
+
+    def fold_text(self, fold_cat: Any) -> dict[str, np.ndarray]:
+        """:attr:`T` of the fold's catalog: the movies whose description it changes embedded again."""
+        from ..descriptions import TemplateDescriber
+        desc = TemplateDescriber(header="movie", only_listed=True, **self.mc["template"]).describe(fold_cat)
+        changed = [j for j, i in enumerate(self.ids) if desc[i] != self.texts[j]]
+        out = {m: X.copy() for m, X in self.T.items()}
+        if changed:
+            for m, X in out.items():
+                X[changed] = embed_texts([desc[self.ids[j]] for j in changed], m, kind="passage", cache_dir=self.cache)
+        return out
 
     @property
     def inter(self) -> pd.DataFrame:
@@ -99,7 +116,7 @@ def run_movies(cfg: dict[str, Any], timer: Timer) -> dict[str, Any]:
     ret, ret_info = retrieval(qs, d.ids, d.cat.tags, rc, cfg, d.texts, {m: d.T[m] for m in cfg["text_models"]}, multi,
                               d.pop_of(d.inter), "movies-retrieval", spaces={"talkrec (Space.search)": full})
     timer("movies/retrieval", t0)
-    cold = movies_cold_start(cfg, d, pb, base, timer)
+    cold = movies_cold_start(cfg, d, pb, timer)
     return {"rec": rec, "ret": ret, "n_items": n, "ret_info": ret_info, "queryset_meta": qmeta,
             "dataset": {"movies": n, "users": len(d.users), "evaluated_users": len(rec.query_ids),
                         "with_overview": int(d.has_ov.sum()), "folds": fold_info,
@@ -113,6 +130,7 @@ def _load(cfg: Mapping[str, Any], timer: Timer, pb: ProductBuilder | None = None
     overview embeddings, folds and validation/test users, query/target halves. ``pb``: its
     catalog is loaded (and checked against the movies) before the embeddings."""
     from ..data.datasets import load_movielens
+    from ..data.datasets.movielens import read_tag_applications
     from ..descriptions import TemplateDescriber
 
     mc, seed = cfg["movies"], int(cfg["seed"])
@@ -150,8 +168,10 @@ def _load(cfg: Mapping[str, Any], timer: Timer, pb: ProductBuilder | None = None
     O[has_ov] = embed_texts(ov_texts, fm, kind="passage", cache_dir=cache)
     timer("movies/text-embeddings", t0)
 
+    tgp = resolve_path(cfg["data_root"], cfg) / "movielens-ml-latest-small" / "tags.csv"
+    apps = read_tag_applications(tgp, set(ids.tolist())) if tgp.exists() else None
     return MovieData(mc, cat, ids, {x: i for i, x in enumerate(ids.tolist())}, texts, T, O, has_ov, fm, users, folds,
-                     usplit, halves)
+                     usplit, halves, apps, cache)
 
 
 def _als_search(cfg: Mapping[str, Any], d: MovieData, tune: list[int], timer: Timer
@@ -214,12 +234,14 @@ def _folds(cfg: Mapping[str, Any], d: MovieData, als_params: B.ALSParams, ease_p
         train = train_interactions(d.inter, uq.users)
         als = B.ALSModel(d.cf_data(train), d.ids, als_params, random_state=seed)
         ease = B.fit_ease(train, d.ids, **ease_params)
-        space = pb.build(f"fold{f}", cold_catalog(base, [], users=uq.users))
+        fold_cat = d.fold_catalog(uq.users)             # without the held-out users' own tags
+        T = d.fold_text(fold_cat)
+        space = pb.build(f"fold{f}", cold_catalog(pb.catalog(fold_cat), [], users=uq.users))
         C = als.item_factors
-        mods = {"cf": C, "text": d.T[fm]}
+        mods = {"cf": C, "text": T[fm]}
         emb = {"MULTI TEMPLATE+OVERVIEW": vectors_aligned(space, d.ids)}
         for m in cfg["text_models"]:
-            emb[f"TEXT {m}"] = d.T[m]
+            emb[f"TEXT {m}"] = T[m]
         emb[f"TEXT {fm} OVERVIEW"] = d.O
         emb["CF (ALS, cosine kNN)"] = C
         emb["CF (ALS item-factor mean, dot)"] = C

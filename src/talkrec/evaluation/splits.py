@@ -11,6 +11,12 @@
   training users.
 * Each held-out user's positives (rating > threshold) are split at random into a query
   half (what the system sees) and a target half (the relevant items).
+* The tags users applied (MovieLens ``tags.csv``) are counted again for each fold without the
+  applications of its held-out users (:func:`without_users_tags`): a user's own tags on the
+  movies they rated would otherwise be in the descriptions of their targets (found
+  2026-12-03: 58 of 610 users tagged, 1,307 of 61,716 positive pairs, ~2%; before, every
+  fold's descriptions carried them). Every text embedding, product space and cold-start
+  space of a fold is made from the fold's catalog.
 
 All functions are pure given ``random_state``; the split of an id depends only on the id
 and the seed (a hash), so adding queries does not reshuffle existing ones.
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Hashable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -115,3 +122,25 @@ def check_both_splits(split: Mapping[Hashable, str], *, what: str, where: str) -
     if n_val == 0 or n_val == len(split):
         raise InputError(f"{len(split)} {what}, {n_val} of them for validation: both validation and test need "
                          f"some; change {where}.val_fraction or raise {where}.max_items", field=f"{where}.val_fraction")
+
+
+def without_users_tags(cat: Any, applications: pd.DataFrame, users: Iterable[str], *, category: str = "tag") -> Any:
+    """A copy of the catalog ``cat`` whose ``category`` tags (weight = number of users who
+    applied the tag) are counted from ``applications`` (``user_id``, ``item_id``, ``tag``)
+    without those of ``users``, and whose items' ``tags`` list is made again from them."""
+    import copy
+
+    from ..data.datasets.movielens import user_tag_rows
+    from ..data.tags import tag_lists
+
+    out = copy.copy(cat)
+    held = set(map(str, users))
+    known = set(cat.item_ids.tolist())
+    apps = applications[~applications["user_id"].astype(str).isin(held) & applications["item_id"].isin(known)]
+    is_cat = (cat.tags["category"] == category).to_numpy()
+    first = int(np.argmax(is_cat)) if is_cat.any() else len(is_cat)      # the rows keep their places
+    rest = cat.tags[~is_cat]
+    out.tags = pd.concat([rest[rest.index < first], user_tag_rows(apps), rest[rest.index >= first]], ignore_index=True)
+    out.items = cat.items.copy()
+    out.items["tags"] = tag_lists(out.tags, out.items["item_id"], category)
+    return out

@@ -132,12 +132,25 @@ def _read_ratings(rp: Path, known: set[str], report: dict[str, object]) -> pd.Da
 
 def _read_user_tags(tgp: Path, known: set[str], report: dict[str, object]) -> pd.DataFrame:
     """``tags.csv``: long tags of category ``tag``, weight = number of users who applied it."""
+    apps = read_tag_applications(tgp, known)
+    report["user_tag_applications"] = len(apps)
+    return user_tag_rows(apps)
+
+
+def read_tag_applications(tgp: Path, known: set[str]) -> pd.DataFrame:
+    """``tags.csv`` as ``user_id``, ``item_id``, ``tag`` (stripped, lower case; empty tags and
+    unknown movies dropped): who tagged what, which an evaluation that holds users out needs
+    (their own tags on their own movies would leak them: :func:`~talkrec.evaluation.splits.without_users_tags`)."""
     t = _read_csv(tgp, ["userId", "movieId", "tag"])
     t = t.assign(tag=t["tag"].str.strip().str.lower())
     t = t[(t["tag"] != "") & t["movieId"].isin(known)]
-    ut = t.groupby(["movieId", "tag"])["userId"].nunique().rename("weight").reset_index()
-    report["user_tag_applications"] = len(t)
-    return pd.DataFrame({"item_id": ut["movieId"], "category": "tag", "tag": ut["tag"],
+    return pd.DataFrame({"user_id": t["userId"].str.strip(), "item_id": t["movieId"], "tag": t["tag"]}).reset_index(drop=True)
+
+
+def user_tag_rows(apps: pd.DataFrame) -> pd.DataFrame:
+    """Long tags of category ``tag`` from tag applications: weight = number of users who applied it."""
+    ut = apps.groupby(["item_id", "tag"])["user_id"].nunique().rename("weight").reset_index()
+    return pd.DataFrame({"item_id": ut["item_id"], "category": "tag", "tag": ut["tag"],
                          "weight": ut["weight"].astype(float)})
 
 
