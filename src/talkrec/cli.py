@@ -181,14 +181,14 @@ def _recommend_users(s: Any, ids: list[tuple[int, str]], opts: dict[str, Any]) -
     """One JSON line per user; an unknown user (named with its line) stops the run before
     anything is printed."""
     from .errors import NotFoundError
+    lines = []
     for line, u in ids:
         try:
-            s.user_history(u)
+            hits = s.recommend(user=u, **opts)
         except NotFoundError as e:
             raise TalkrecError(f"line {line}: {e}") from None
-    for _, u in ids:
-        hits = s.recommend(user=u, **opts)
-        typer.echo(json.dumps({"user": u, "items": [h.to_dict() for h in hits]}, ensure_ascii=False))
+        lines.append(json.dumps({"user": u, "items": [h.to_dict() for h in hits]}, ensure_ascii=False))
+    typer.echo("\n".join(lines))
 
 
 app.command()(playlist)

@@ -145,7 +145,7 @@ def test_tags_column_null_still_turns_the_tags_column_off(tmp_path):
 
 # ---------------------------------------------------------------------- the build config
 def _cfg(**over) -> dict:
-    raw = {"name": "byo", "output": "/tmp/never", "dataset": "generic", "catalog": {"items": {"path": "items.csv"}},
+    raw = {"name": "byo", "output": "spaces/never-built", "dataset": "generic", "catalog": {"items": {"path": "items.csv"}},
            **over}
     return _config.load_config(raw, defaults=DEFAULTS)
 

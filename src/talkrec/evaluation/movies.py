@@ -61,8 +61,7 @@ class MovieData:
 
     def fold_text(self, fold_cat: Any) -> dict[str, np.ndarray]:
         """:attr:`T` of the fold's catalog: the movies whose description it changes embedded again."""
-        from ..descriptions import TemplateDescriber
-        desc = TemplateDescriber(header="movie", only_listed=True, **self.mc["template"]).describe(fold_cat)
+        desc = describe_movies(self.mc, fold_cat)
         changed = [j for j, i in enumerate(self.ids) if desc[i] != self.texts[j]]
         out = {m: X.copy() for m, X in self.T.items()}
         if changed:
@@ -88,6 +87,12 @@ class MovieData:
         """Number of positive ratings of each movie in ``train``."""
         c = train[train["weight"] > float(self.mc["threshold"])]["item_id"].value_counts()
         return np.array([c.get(i, 0) for i in self.ids], dtype=np.float64)
+
+
+def describe_movies(mc: Mapping[str, Any], cat: Any) -> dict[str, str]:
+    """The evaluation's TEMPLATE description of each movie (the ``movies.template`` settings)."""
+    from ..descriptions import TemplateDescriber
+    return TemplateDescriber(header="movie", only_listed=True, **mc["template"]).describe(cat)
 
 
 def run_movies(cfg: dict[str, Any], timer: Timer) -> dict[str, Any]:
@@ -131,7 +136,6 @@ def _load(cfg: Mapping[str, Any], timer: Timer, pb: ProductBuilder | None = None
     catalog is loaded (and checked against the movies) before the embeddings."""
     from ..data.datasets import load_movielens
     from ..data.datasets.movielens import read_tag_applications
-    from ..descriptions import TemplateDescriber
 
     mc, seed = cfg["movies"], int(cfg["seed"])
     t0 = time.perf_counter()
@@ -154,7 +158,7 @@ def _load(cfg: Mapping[str, Any], timer: Timer, pb: ProductBuilder | None = None
     if pb is not None:
         pb.catalog(cat)                              # a build config without the movies fails now
     ids = cat.item_ids
-    desc = TemplateDescriber(header="movie", only_listed=True, **mc["template"]).describe(cat)
+    desc = describe_movies(mc, cat)
     texts = [desc[i] for i in ids]
     ov = cat.texts.get("overview", pd.Series(dtype=object))
     has_ov = np.array([i in ov.index for i in ids])
