@@ -83,8 +83,12 @@ class EASE(Estimator):
         for c in ("user_id", "item_id", "weight"):
             if c not in interactions.columns:
                 raise InputError(f"interactions need a '{c}' column; got {list(interactions.columns)}", field=c)
-        w = interaction_weights(interactions)       # every weight a finite number; 0 or less is no interaction
-        df = interactions[(w > 0) & (w >= self.min_weight)]
+        if not self.binary or self.min_weight:
+            w = interaction_weights(interactions)   # every weight a finite number; 0 or less is no interaction
+            df = interactions[(w > 0) & (w >= self.min_weight)]
+        else:                                       # binary: read only to leave out 0 or less (a missing one is a play)
+            w = pd.to_numeric(interactions["weight"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            df = interactions[~(w <= 0)]
         col = pd.Series(np.arange(len(ids)), index=ids).reindex(df["item_id"].astype(str).to_numpy()).to_numpy()
         keep = ~np.isnan(col)
         df = df[keep]
