@@ -63,10 +63,11 @@ class MovieData:
         """:attr:`T` of the fold's catalog: the movies whose description it changes embedded again."""
         desc = describe_movies(self.mc, fold_cat)
         changed = [j for j, i in enumerate(self.ids) if desc[i] != self.texts[j]]
+        if not changed:
+            return self.T
         out = {m: X.copy() for m, X in self.T.items()}
-        if changed:
-            for m, X in out.items():
-                X[changed] = embed_texts([desc[self.ids[j]] for j in changed], m, kind="passage", cache_dir=self.cache)
+        for m, X in out.items():
+            X[changed] = embed_texts([desc[self.ids[j]] for j in changed], m, kind="passage", cache_dir=self.cache)
         return out
 
     @property

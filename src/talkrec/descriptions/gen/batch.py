@@ -81,12 +81,19 @@ MAX_FAILURES_IN_A_ROW = 8
 
 def _stop(item_id: str, e: Exception, streak: int, cache: GenCache | None, rep: GenReport) -> BackendError:
     """The error that ends a batch whose endpoint is down or refuses every item."""
-    where = f"; the {rep.generated} text(s) finished now are cached in {cache.path}" if cache is not None else ""
     why = (str(e) if isinstance(e, EndpointError) else
            f"{streak} items failed in a row, the last, item {item_id!r}: {type(e).__name__}: {e}")
-    cls = EndpointError if isinstance(e, EndpointError) else BackendError
-    return cls(f"GEN stopped: {why}{where}; fix the endpoint (descriptions.gen) and rerun: "
-               "only the missing items are generated")
+    return _like(e, f"GEN stopped: {why}{_cached(cache, rep)}; fix the endpoint (descriptions.gen) and rerun: "
+                    "only the missing items are generated")
+
+
+def _cached(cache: GenCache | None, rep: GenReport) -> str:
+    return f"; the {rep.generated} text(s) finished now are cached in {cache.path}" if cache is not None else ""
+
+
+def _like(e: Exception, message: str) -> BackendError:
+    """A :class:`BackendError` saying ``message``, an :class:`EndpointError` when ``e`` is one."""
+    return (EndpointError if isinstance(e, EndpointError) else BackendError)(message)
 
 
 def _run(jobs: Jobs, backend: GenBackend, bcfg: Mapping[str, Any], cache: GenCache | None, rep: GenReport,
@@ -128,9 +135,8 @@ def _run(jobs: Jobs, backend: GenBackend, bcfg: Mapping[str, Any], cache: GenCac
                     except Exception as e:  # noqa: BLE001 - report per item, keep the batch going
                         streak += 1
                         if on_error == "raise":     # named: which item, and that finished ones are cached
-                            cls = EndpointError if isinstance(e, EndpointError) else BackendError
-                            raise cls(f"GEN failed for item {item_id!r} (on_error: raise; the items finished "
-                                      f"before it are cached in {cache}): {e}") from e
+                            raise _like(e, f"GEN failed for item {item_id!r} (on_error: raise): {e}"
+                                           f"{_cached(cache, rep)}") from e
                         rep.failed[item_id] = f"{type(e).__name__}: {e}"
                         log.warning("GEN failed for item %s: %s", item_id, e)
                         if isinstance(e, EndpointError) or (max_failures_in_a_row and streak >= max_failures_in_a_row):
