@@ -13,6 +13,7 @@ from talkrec.errors import InputError, NotFoundError
 from talkrec.pipeline import build
 from talkrec.space import Space
 from talkrec.space.strategies import zscore
+from talkrec.space.coldscores import cold_neighbors, content_rows
 from tiny_data import copy_space
 
 
@@ -284,7 +285,7 @@ def test_per_snapshot_model_state_after_writes_equals_a_lookup_from_scratch(tiny
     looked = []
     real = snap.gen.index.position
     monkeypatch.setattr(snap.gen.index, "position", lambda i: looked.append(i) or real(i))
-    rows = st._rows_of(snap, ease.item_ids_, ("ease", id(ease)), ease._pos)
+    rows = st.rows_of(snap, ease.item_ids_, ("ease", id(ease)), ease._pos)
     assert not looked                                 # the generation's lookup is reused
     monkeypatch.undo()
     want = [-1 if (p := snap.position(i)) is None else p for i in ease.item_ids_.tolist()]
@@ -298,7 +299,7 @@ def test_per_snapshot_model_state_after_writes_equals_a_lookup_from_scratch(tiny
         if p is not None and not np.isnan(f).any():
             ref[p], ref_has[p] = float(f @ mean), True
     assert np.array_equal(has, ref_has) and np.allclose(out, ref, atol=1e-5)
-    cold, nb, w = st._cold_neighbors(s, snap, 3)
+    cold, nb, w = cold_neighbors(s, snap, 3)
     warm = np.array([p for p in (snap.position(i) for i in ease.item_ids_[ease.has_cf_].tolist()) if p is not None])
     assert sorted(snap.id_at(int(c)) for c in cold) == ["newjazz", "newpop"]
     S = snap.rows(cold) @ snap.rows(warm).T
@@ -341,7 +342,7 @@ def test_cold_items_borrow_the_lists_of_their_nearest_items_by_content(tiny_spac
     s.add_items([{"item_id": "newjazz", "name": "New Jazz Trio", "tags": ["jazz", "band"],
                   "vectors": {"audio": [0.0, 1.0, 0.0, 0.0]}}])
     snap = s.index
-    C = st._content_rows(s, snap)
+    C = content_rows(s, snap)
     p = snap.position("newjazz")
     assert C.shape == (snap.n_rows, snap.dim) and np.allclose(C[p], s.item_vector("newjazz"), atol=1e-5)
     keys = s.config["input_files"]
@@ -351,7 +352,7 @@ def test_cold_items_borrow_the_lists_of_their_nearest_items_by_content(tiny_spac
     two = Space.load(d, auto_compact=False)                   # a multi-view text input, stored (n, views, d)
     X = two.index.gen.inputs[keys["text"]]
     two.index.gen.inputs[keys["text"]] = np.stack([X, X], axis=1)
-    assert np.allclose(st._content_rows(two, two.index), C, atol=1e-5)   # two equal views: the same vectors
+    assert np.allclose(content_rows(two, two.index), C, atol=1e-5)   # two equal views: the same vectors
     lists = {}
     for match in ("content", "fused"):
         s.config["similar"] = {**s.config["similar"], "cold_neighbors": 5, "cold_weight": 0.5, "cold_match": match}

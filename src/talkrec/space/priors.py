@@ -1,5 +1,5 @@
 """Scores for items without interactions in ``Space.recommend``'s blend (issue 12, cold start):
-their neighbours' CF scores (:func:`impute`, ``recommend.cold_neighbors``) and a popularity
+their neighbours' CF scores (:mod:`.coldscores`, ``recommend.cold_neighbors``) and a popularity
 prior from catalog fields (:func:`cold_prior`, ``recommend: {cold_prior: [field, ...],
 cold_prior_weight: g}``).
 
@@ -37,14 +37,7 @@ if TYPE_CHECKING:
     from ..index.snapshot import Snapshot
     from .core import Space
 
-__all__ = ["cold_prior", "impute", "prior_features"]
-
-
-def impute(s: np.ndarray, cold: np.ndarray, nb: np.ndarray, w: np.ndarray) -> None:
-    """Cold rows' scores: the cosine-weighted mean of their warm neighbours' (in place;
-    ``recommend.cold_neighbors``)."""
-    if len(cold) and nb.shape[1]:
-        s[cold] = (s[nb] * w).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-12)
+__all__ = ["cold_prior", "prior_features"]
 
 
 def prior_features(values: Sequence[Any]) -> np.ndarray:

@@ -21,7 +21,7 @@ and ALS factors (``cf/``); ``space.json`` names the strategies (set by the build
   dot of the items' mean ALS factors with every item's. An item without CF (cold) scores 0
   in ``x B`` like every item no list reaches, and the candidates' mean (z = 0) in the ALS term;
   ``cold_neighbors: m`` gives them instead the cosine-weighted mean of those scores over their
-  ``m`` nearest items with CF in the fused space; ``cold_boost`` adds a constant to items
+  ``m`` nearest items with CF in the fused space (:mod:`.coldscores`); ``cold_boost`` adds a constant to items
   without ALS factors (exposure for new items; default 0), ``cold_prior`` their popularity as
   predicted from catalog fields (:mod:`.priors`). ``rrf`` - RRF of the fused list and the
   ``x B`` list (weight ``weights.ease``). ``knn`` (and ``fusion: paper``) - the fused space alone.
@@ -40,7 +40,9 @@ from ..estimator import read_npz
 from ..index.toplists import blend_ready, blend_top
 from ..limits import check_page
 from ..ranking import rrf_depth, rrf_scores, top_k, top_then
-from .priors import cold_prior, impute
+from .coldscores import content_rows, impute_cold
+from .modelrows import base_rows_of, delta_models, ease_model, rows_of
+from .priors import cold_prior
 from .search import counted, lexical_neighbors
 
 if TYPE_CHECKING:
@@ -50,15 +52,6 @@ if TYPE_CHECKING:
 Rows = tuple[np.ndarray, np.ndarray]       # rows of the snapshot, best first, and their scores
 
 __all__ = ["Rows", "ease_model", "recommend_rows", "score_kind", "similar_rows", "zscore"]
-
-
-def ease_model(space: "Space") -> Any:
-    """The space's :class:`~talkrec.encoders.ease.EASE` model (``ease/``, loaded once), or None."""
-    sh = space._shared
-    if sh.ease is None and (space.path / "ease").exists():
-        from ..encoders.ease import EASE
-        sh.ease = EASE.load(space.path / "ease")
-    return sh.ease
 
 
 def score_kind(space: "Space", part: str) -> str:
@@ -86,47 +79,6 @@ def zscore(s: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return dev
 
 
-def _base_rows_of(snap: "Snapshot", ids: np.ndarray, key: Any) -> np.ndarray:
-    """The generation's row of each id (-1: none), looked up once per generation."""
-    def base() -> np.ndarray:
-        at = snap.gen.index.position
-        return np.array([-1 if (p := at(i)) is None else p for i in ids.tolist()], dtype=np.int64)
-    return snap.gen.memo(("model_rows", key), base)  # type: ignore[no-any-return]
-
-
-def _delta_models(snap: "Snapshot", key: Any, pos: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """``(j, rows)``: the live delta rows whose id is in a model (``pos``: id -> its index
-    ``j`` there). Each delta row's ``j`` is looked up once (:meth:`DeltaRows.per_row`)."""
-    dj = snap.delta.per_row(("model", key), snap.m, lambda new: [pos.get(i, -1) for i in new])
-    d = np.flatnonzero((dj >= 0) & snap.live[snap.n0:])
-    return dj[d], d + snap.n0
-
-
-def _rows_of(snap: "Snapshot", ids: np.ndarray, key: Any, pos: Mapping[str, int]) -> np.ndarray:
-    """Snapshot row of each id (-1: not live in the snapshot); ``pos`` maps an id to its index
-    in ``ids``. The base rows are looked up once per generation; a snapshot only patches in
-    the rows written since (a write makes a new snapshot, and a read right after it must not
-    pay for a lookup of the whole catalog: 6 ms on Last.fm)."""
-    def inverse() -> np.ndarray:
-        """The index in ``ids`` of each base row's item (-1: none): once per generation."""
-        rows0 = _base_rows_of(snap, ids, key)
-        inv = np.full(snap.n0, -1, dtype=np.int64)
-        inv[rows0[rows0 >= 0]] = np.flatnonzero(rows0 >= 0)
-        return inv
-
-    def make() -> np.ndarray:
-        rows = _base_rows_of(snap, ids, key).copy()
-        if not snap.changes:
-            return rows
-        gone = snap.gen.memo(("model_rows_inverse", key), inverse)[np.flatnonzero(~snap.live[:snap.n0])]
-        rows[gone[gone >= 0]] = -1                      # rewritten or removed since the generation
-        if snap.m:                                      # rewritten items live in the delta now
-            j, d = _delta_models(snap, key, pos)
-            rows[j] = d
-        return rows
-    return snap.memo(("model_rows", key), make)  # type: ignore[no-any-return]
-
-
 def _ease_list(space: "Space", snap: "Snapshot", item_id: str) -> np.ndarray:
     """The items the item's EASE row predicts (B > 0) as snapshot rows, strongest first
     (empty for an item without interactions)."""
@@ -134,31 +86,10 @@ def _ease_list(space: "Space", snap: "Snapshot", item_id: str) -> np.ndarray:
     e = ease._pos.get(item_id) if ease is not None else None
     if e is None:
         return np.empty(0, dtype=np.int64)
-    rows = _rows_of(snap, ease.item_ids_, ("ease", id(ease)), ease._pos)
+    rows = rows_of(snap, ease.item_ids_, ("ease", id(ease)), ease._pos)
     nb = ease.neighbors_[e]
     r = rows[nb[(nb >= 0) & (ease.weights_[e] > 0)]]        # what the item predicts (B > 0)
     return r[r >= 0]
-
-
-def _content_rows(space: "Space", snap: "Snapshot") -> np.ndarray:
-    """Every row's vector from its content alone: the weighted mean of its modalities'
-    projections without CF (what an item without interactions is made of; 0 for a row
-    without content). The base rows once per generation, the rows written since per snapshot."""
-    keys = space.config["input_files"]
-    mods = [m for m in space.modalities if m != "cf" and m in keys]
-    weights = space.config.get("modality_weights") or None
-
-    def of(inputs: Mapping[str, np.ndarray], n: int) -> np.ndarray:
-        if not mods:
-            return np.zeros((n, snap.dim), np.float32)
-        def views(X: np.ndarray) -> Any:                 # a multi-view input is stored (n, views, d)
-            return [X[:, v] for v in range(X.shape[1])] if X.ndim == 3 else X
-        return np.nan_to_num(space.fusion.transform({m: views(inputs[keys[m]][:n]) for m in mods}, weights))
-    base = snap.gen.memo(("content_rows", id(space.fusion)), lambda: of(snap.gen.inputs, snap.n0))
-    if not snap.m:
-        return base  # type: ignore[no-any-return]
-    return snap.memo(("content_rows", id(space.fusion)),  # type: ignore[no-any-return]
-                     lambda: np.vstack([base, of(snap.delta.inputs, snap.m)]))
 
 
 def _borrowed_list(space: "Space", snap: "Snapshot", content: np.ndarray | None, fused: np.ndarray, s: np.ndarray,
@@ -171,7 +102,7 @@ def _borrowed_list(space: "Space", snap: "Snapshot", content: np.ndarray | None,
     ease = ease_model(space)
     if ease is None:
         return np.empty(0, dtype=np.int64)
-    rows = _rows_of(snap, ease.item_ids_, ("ease", id(ease)), ease._pos)
+    rows = rows_of(snap, ease.item_ids_, ("ease", id(ease)), ease._pos)
     if content is not None:
         sims = content
         warm = np.zeros(snap.n_rows, dtype=bool)
@@ -202,7 +133,7 @@ def _ease_scores(space: "Space", snap: "Snapshot", hist: Sequence[str]) -> np.nd
     ease = ease_model(space)
     if ease is None:
         return None
-    rows = _rows_of(snap, ease.item_ids_, ("ease", id(ease)), ease._pos)
+    rows = rows_of(snap, ease.item_ids_, ("ease", id(ease)), ease._pos)
     items, values = ease.entries(ease.positions(list(hist)))     # EASE.score's sums, per snapshot row
     r = rows[items]
     keep = r >= 0
@@ -233,7 +164,7 @@ def _als_scores(space: "Space", snap: "Snapshot", hist: Sequence[str]) -> tuple[
     def aligned() -> tuple[np.ndarray, np.ndarray]:
         """Each base row's factors (0 without, or NaN ones) and which base rows have them:
         once per generation (a product over them lands in row order, no gather or scatter)."""
-        rows0 = _base_rows_of(snap, ids, ("als", id(F)))
+        rows0 = base_rows_of(snap, ids, ("als", id(F)))
         ok = (rows0 >= 0) & ~np.isnan(F).any(axis=1)
         Fb = np.zeros((snap.n0, F.shape[1]), dtype=np.float32)
         Fb[rows0[ok]] = F[ok]
@@ -245,7 +176,7 @@ def _als_scores(space: "Space", snap: "Snapshot", hist: Sequence[str]) -> tuple[
     def live() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Which rows have factors, the dead base rows, and the delta rows with factors and
         those: once per snapshot."""
-        j, d_rows = _delta_models(snap, ("als", id(F)), pos)
+        j, d_rows = delta_models(snap, ("als", id(F)), pos)
         fin = ~np.isnan(F[j]).any(axis=1)
         j, d_rows = j[fin], d_rows[fin]
         has = np.concatenate([has0 & snap.live[:snap.n0], np.zeros(snap.m, dtype=bool)])
@@ -260,34 +191,6 @@ def _als_scores(space: "Space", snap: "Snapshot", hist: Sequence[str]) -> tuple[
         out[dead] = 0.0
         out[d_rows] = Fd @ mf
     return out, has.copy()
-
-
-def _cold_neighbors(space: "Space", snap: "Snapshot", m: int,
-                    match: str = "fused") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows without CF (cold), and for each its ``m`` nearest rows with CF and their cosines
-    (clipped at 0): in the fused space, or (``match="content"``) by content alone, the cold
-    row's vector against the others' content-only vectors; computed once per snapshot."""
-    ease = ease_model(space)
-
-    def make() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rows = _rows_of(snap, ease.item_ids_, ("ease", id(ease)), ease._pos)
-        has = np.zeros(snap.n_rows, dtype=bool)
-        has[rows[(rows >= 0) & ease.has_cf_]] = True
-        live = np.asarray(snap.live, dtype=bool)
-        cold, warm = np.flatnonzero(~has & live), has & live
-        n_warm = int(warm.sum())
-        if not len(cold) or not n_warm:
-            return cold, np.empty((len(cold), 0), dtype=np.int64), np.empty((len(cold), 0))
-        # against every row in place (no copy of the warm rows), the others masked out
-        C = snap.rows(cold)
-        if match == "content":
-            S = C @ _content_rows(space, snap).T
-        else:
-            S = np.concatenate([C @ snap.gen.vectors.T, C @ snap.delta.vectors[:snap.m].T], axis=1)
-        S[:, ~warm] = -np.inf
-        top = top_k(S, min(m, n_warm))
-        return cold, top, np.maximum(np.take_along_axis(S, top, axis=1), 0.0)
-    return snap.memo(("cold_neighbors", m, match, id(ease)), make)  # type: ignore[no-any-return]
 
 
 def similar_rows(space: "Space", item_id: str, k: int, where: Where, offset: int) -> Rows:
@@ -328,7 +231,7 @@ def _similar_rows(space: "Space", item_id: str, k: int, where: Where, offset: in
         s[fused] = scores
         by_content = cfg.get("cold_match", "content") == "content"
         w_own = float(cfg.get("cold_content_weight", 0.0))
-        content = (_content_rows(space, snap) @ q).astype(np.float64) if by_content or w_own > 0 else None
+        content = (content_rows(space, snap) @ q).astype(np.float64) if by_content or w_own > 0 else None
         ease = _borrowed_list(space, snap, content if by_content else None, fused, s, int(cfg["cold_neighbors"]))
         w_ease = float(cfg.get("cold_weight", 0.25))
         if w_own > 0:                                                 # like with like, as the neighbour search
@@ -377,10 +280,8 @@ def recommend_rows(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, w
     als = _als_scores(space, snap, hist) if w["als"] or cfg.get("cold_boost") or cfg.get("cold_prior") else None
     no_cf = ~als[1] if als is not None else None
     if int(cfg.get("cold_neighbors", 0)) > 0 and s_ease is not None:   # CF scores of cold items from their neighbours
-        cold, nb, nw = _cold_neighbors(space, snap, int(cfg["cold_neighbors"]), str(cfg.get("cold_match", "fused")))
-        impute(s_ease, cold, nb, nw)
+        cold = impute_cold(space, snap, cfg, [s_ease] if als is None else [s_ease, als[0]])
         if als is not None:
-            impute(als[0], cold, nb, nw)
             als[1][cold] = True
     rest = np.zeros(snap.n_rows)
     if s_ease is not None and w["ease"]:
