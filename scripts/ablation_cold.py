@@ -5,7 +5,7 @@ settings}``) scored on the cold targets and on every target. The warm fold space
 evaluation's (built here when it has not run):
 
     python scripts/ablation_cold.py [--config configs/eval-minilm.yaml] [--out runs/ablation-cold.json]
-        [--variants '{"prior": {"cold_prior": ["tmdb_votes"]}}']
+        [--variants '{"prior": {"cold_prior": ["tmdb_votes"]}}'] [--folds 10]
 """
 from __future__ import annotations
 
@@ -26,9 +26,12 @@ def main() -> None:
     ap.add_argument("--config", default="configs/eval-minilm.yaml")
     ap.add_argument("--out", default="runs/ablation-cold.json")
     ap.add_argument("--variants", type=json.loads, default=None, help="JSON {name: recommend settings}")
+    ap.add_argument("--folds", type=int, default=None, help="folds to run (movies.cold_start.folds otherwise)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     cfg = load_config(args.config)
+    if args.folds is not None:
+        cfg["movies"]["cold_start"]["folds"] = args.folds
     if args.variants is not None:
         cfg["movies"]["cold_start"]["variants"] = args.variants
     d = _load(cfg, Timer())

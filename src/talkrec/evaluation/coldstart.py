@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..metrics import bootstrap_ci
 from .common import Timer
@@ -46,18 +47,21 @@ def cold_catalog(cat: Any, cold: Sequence[str], users: Sequence[str] = ()) -> An
 
 def readd_items(space: Any, cat: Any, cold: Sequence[str]) -> None:
     """Write the cold items again through ``Space.add_items``: name, tags, the build's
-    TEMPLATE description and the raw vectors of the catalog's content modalities."""
+    TEMPLATE description, the texts of the space's other text views the catalog has (e.g.
+    ``description_overview``) and the raw vectors of the catalog's content modalities."""
     from ..descriptions.template import TemplateDescriber
 
     desc = TemplateDescriber(**space.config["descriptions"]["template"]).describe(cat)
     names = dict(zip(cat.items["item_id"].astype(str), cat.items["name"].astype(str)))
     tags = cat.tags.groupby("item_id")["tag"].apply(list).to_dict() if len(cat.tags) else {}
     vecs = {m: dict(zip(vt.ids.tolist(), vt.X)) for m, vt in cat.vectors.items() if m in space.modalities}
+    views = {v: cat.texts[v] for v in (space.config["descriptions"].get("views") or [])[1:] if v in cat.texts}
     recs = []
     for i in cold:
         v = {m: d[i].tolist() for m, d in vecs.items() if i in d and np.isfinite(d[i]).all()}
+        texts = {f"description_{name}": str(t[i]) for name, t in views.items() if i in t and pd.notna(t[i])}
         recs.append({"item_id": i, "name": names[i], "description": desc[i], "tags": [str(t) for t in tags.get(i, [])],
-                     "vectors": v})
+                     "vectors": v, **texts})
     for s in range(0, len(recs), 1000):
         space.add_items(recs[s:s + 1000])
 

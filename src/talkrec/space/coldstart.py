@@ -6,7 +6,8 @@ projected through the trained encoders; the fused vector is upserted into the in
 
 Every write (the Python API, ``talkrec add``, ``POST /api/items``) is validated here, once:
 a record is ``{"item_id", "name", "tags"?, "description"?, "vectors"?, "media"?,
-"metadata"?: {field: value}}``, and any other key is a metadata field as well. Metadata
+"metadata"?: {field: value}}``, and any other key is a metadata field as well
+(``description_<view>``: also a text view, :mod:`.textviews`). Metadata
 keys must be identifiers and not reserved; a value must be text, a 64-bit integer, a finite
 number, true/false or a list of strings, and fit the type of an existing column (a number for
 a numeric column, true/false for a boolean one, a list for a list field, a string for a text
@@ -33,6 +34,7 @@ from ..fusion.model import combine
 from ..index.filters import finite_float, is_null
 from ..index.store import l2_normalize
 from ..limits import is_number
+from .textviews import text_input, view_texts
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -56,6 +58,7 @@ class _Item:
     text: str
     meta: dict[str, Any]
     vectors: dict[str, np.ndarray | None]
+    views: dict[str, str]                  # texts of the space's other text views (textviews.py)
 
 
 def _by_category(tags: Sequence[str]) -> dict[str, list[str]]:
@@ -250,7 +253,7 @@ def _item(space: "Space", rec: Any, i: int, first_row: dict[str, int], describer
         {c: v for c, v in _tag_fields(space, iid, stored, fields).items() if c == "decade" and "year" in fields}
     for c, v in derived.items():
         meta.setdefault(c, v)
-    return _Item(iid, name, text, meta, vectors)
+    return _Item(iid, name, text, meta, vectors, view_texts(space, rec, i))
 
 
 def _stored_tags(space: "Space", iid: str) -> dict[str, list[str]] | None:
@@ -317,8 +320,9 @@ def prepare(space: "Space", records: Sequence[Mapping[str, Any]]) -> tuple["Upse
     outputs: dict[str, np.ndarray] = {}
     raw: dict[str, np.ndarray] = {}
     if "text" in space.modalities:
-        raw["text"] = _text_rows(space, ids, texts)
-        outputs["text"] = space.fusion.project("text", raw["text"])
+        raw["text"] = text_input(space, ids, _text_rows(space, ids, texts), [it.views for it in items])
+        X = raw["text"]
+        outputs["text"] = space.fusion.project_views("text", [X[:, v] for v in range(X.shape[1])] if X.ndim == 3 else X)
     for m in space.modalities:
         if m == "text":
             continue
@@ -362,14 +366,14 @@ def _text_rows(space: "Space", ids: Sequence[str], texts: Sequence[str]) -> np.n
 
 def _raw_inputs(space: "Space", raw: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
     """The new rows of each raw-input matrix (by input key): the modality's raw vectors, NaN
-    where an item has none; with several text views, the new text is view 0."""
+    where an item has none; several text views as :func:`.textviews.text_input` made them."""
     out = {}
     for m, key in space.config["input_files"].items():
         shape = space.index.gen.inputs[key].shape[1:]
         X = np.full((k,) + shape, np.nan, dtype=np.float32)
         rows = raw.get(m)
         if rows is not None:
-            if X.ndim == 3:
+            if X.ndim == 3 and rows.ndim == 2:
                 X[:, 0] = rows
             else:
                 X[:] = rows
