@@ -154,23 +154,29 @@ def recommend(items: Optional[str] = typer.Option(None, "--items", help="Comma-s
                                                               "own)."),
               pool: Optional[int] = typer.Option(None, min=1, help="With --diversity / --max-per-artist: the candidates "
                                                             "re-ranked (default 100)."),
+              negative: Optional[str] = typer.Option(None, "--negative", help="Comma-separated items not wanted: "
+                                                     "left out and weighed against the rest (--items '' for them alone)."),
+              negative_weight: Optional[float] = typer.Option(None, help="Their weight (default: the space's "
+                                                              "recommend.negative_weight)."),
               as_json: bool = JsonOpt) -> None:
-    """Recommend from a list of items or a user's history (seen items excluded); --users
-    recommends for many users at once (an export), on one snapshot of the space."""
+    """Recommend from a list of items or a user's history (seen items excluded), away from
+    --negative items; --users recommends for many users at once (an export), on one snapshot."""
     def go() -> None:
         if sum(x is not None for x in (items, user, users)) != 1:
             raise TalkrecError("give exactly one of --items, --user or --users")
         _not_with({"--pool": pool is not None}, not diversity and max_per_artist is None,
                   "applies only with --diversity or --max-per-artist")
+        _not_with({"--negative-weight": negative_weight is not None}, negative is None, "applies only with --negative")
         s = _load(space)
         opts = {"k": k, "where": _where(s, where, tag, decade, range_), "offset": offset,
                 "exclude_seen": not include_seen, "diversity": diversity,
-                "max_per_artist": max_per_artist, "artist_field": artist_field, "pool": pool or 100}
+                "max_per_artist": max_per_artist, "artist_field": artist_field, "pool": pool or 100,
+                "negative": None if negative is None else resolve_ids(s, negative), "negative_weight": negative_weight}
         if users is not None:
             _recommend_users(s.pinned(), read_user_ids(users), opts)
             return
         if items is not None:
-            hits = s.recommend(items=resolve_ids(s, items), **opts)
+            hits = s.recommend(items=resolve_ids(s, items) if items.strip() or negative is None else [], **opts)
         else:
             hits = s.recommend(user=user, **opts)
         _print_hits(hits, as_json, f"recommendations for {items or 'user ' + str(user)}")

@@ -2,7 +2,7 @@
 imports, so that the CLI reads them without loading the service's models)."""
 from __future__ import annotations
 
-__all__ = ["K_MAX", "OFFSET_MAX", "PLAYLIST_MAX", "check_page", "is_number"]
+__all__ = ["K_MAX", "NEGATIVE_WEIGHT_MAX", "OFFSET_MAX", "PLAYLIST_MAX", "check_page", "is_number"]
 
 #: the most results one query returns, in the API and the CLI alike
 K_MAX = 200
@@ -12,6 +12,9 @@ OFFSET_MAX = 10_000
 
 #: the longest playlist one request makes or continues, in the API and the CLI alike
 PLAYLIST_MAX = 200
+
+#: the largest weight of negative examples in ``Space.recommend`` (they outweigh the history tenfold)
+NEGATIVE_WEIGHT_MAX = 10.0
 
 
 def check_page(k: object, offset: object = 0, *, k_field: str = "k") -> None:

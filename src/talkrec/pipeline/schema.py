@@ -57,7 +57,7 @@ SECTIONS: dict[str, frozenset[str]] = {
                           "lexical_max_terms"}),
     # space.strategies.recommend_rows
     "recommend": frozenset({"strategy", "weights", "rrf_c", "depth", "cold_neighbors", "cold_match", "cold_boost",
-                            "cold_prior", "cold_prior_weight"}),
+                            "cold_prior", "cold_prior_weight", "negative_weight"}),
     "recommend.weights": frozenset({"fused", "ease", "als"}),
     # cli._examples
     "examples": frozenset({"search", "similar", "recommend_items"}),
@@ -90,6 +90,7 @@ VALUES: dict[str, Constraint] = {
     "descriptions.template.header": _TEXT,                                      # descriptions.template
     "recommend.weights.fused": Interval(float, 0), "recommend.weights.ease": Interval(float, 0),
     "recommend.weights.als": Interval(float, 0),                                # space.strategies
+    "recommend.negative_weight": Interval(float, 0),                            # space.strategies.negative_weight
     "examples.search": _WORDS, "examples.similar": _WORDS,                      # cli._examples
     "index.index_params": _MAPPING, "index.search_params": _MAPPING,            # index.milvus
 }

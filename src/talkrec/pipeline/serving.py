@@ -11,7 +11,7 @@ model, the modality weights of the item mean, and the strategies ``Space.similar
   cold_match: content | fused, cold_content_weight, lexical_weight, lexical_max_df, lexical_max_terms}`` and
   ``recommend: {strategy: blend | rrf | knn, weights: {fused, ease, als}, rrf_c, depth,
   cold_neighbors, cold_boost, cold_match: fused | content, cold_prior: [numeric item field, ...],
-  cold_prior_weight}`` (:mod:`talkrec.space.strategies`, :mod:`talkrec.space.priors`).
+  cold_prior_weight, negative_weight}`` (:mod:`talkrec.space.strategies`, :mod:`talkrec.space.priors`).
 * ``fusion: paper`` - paper 001's fusion (lr 1e-4, 400 epochs, patience 25), equal weights,
   no EASE, plain kNN for similar and recommend: the Table 4 reproduction.
 """

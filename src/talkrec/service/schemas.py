@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..limits import K_MAX, OFFSET_MAX, PLAYLIST_MAX
+from ..limits import K_MAX, NEGATIVE_WEIGHT_MAX, OFFSET_MAX, PLAYLIST_MAX
 
 QUERY_MAX_CHARS = 500
 SEEDS_MAX = 500
@@ -107,6 +107,14 @@ class _UserOrItems(_Strict):
 
 
 class RecommendRequest(_UserOrItems):
+    items: list[ItemId] | None = Field(None, max_length=SEEDS_MAX,
+                                       description="item ids (or exact names); [] with `negative` alone")
+    negative: list[ItemId] | None = Field(None, min_length=1, max_length=SEEDS_MAX,
+                                          description="items not wanted: never recommended, and weighed against the "
+                                                      "history in every term of the ranking")
+    negative_weight: float | None = Field(None, ge=0.0, le=NEGATIVE_WEIGHT_MAX,
+                                          description="the negatives' weight against the history (default: the "
+                                                      "space's recommend.negative_weight)")
     k: int = Field(10, ge=1, le=K_MAX)
     offset: int = Field(0, ge=0, le=OFFSET_MAX)
     filters: Filters = Field(default_factory=Filters)
@@ -118,6 +126,14 @@ class RecommendRequest(_UserOrItems):
                                           "its own artist")
     pool: int = Field(100, ge=1, le=2000, description="with diversity or max_per_artist: the candidates re-ranked, "
                                                       "the top of the plain ranking; at least offset + k")
+
+    @model_validator(mode="after")
+    def _some_example(self) -> "RecommendRequest":
+        if self.items == [] and not self.negative:
+            raise ValueError("items: give at least one item (or negative examples)")
+        if self.negative_weight is not None and self.negative is None:
+            raise ValueError("negative_weight applies only with negative")
+        return self
 
     @model_validator(mode="after")
     def _pool_holds_the_page(self) -> "RecommendRequest":

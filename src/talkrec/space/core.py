@@ -28,8 +28,8 @@ from .hits import Hit, hits_at, jsonable, make_hits
 from .diversity import rerank as diverse
 from .playlists import Continuation
 from .search import LexicalView, check_mode, check_text, lexical_search, text_search
-from .strategies import recommend_rows, score_kind, similar_rows
-from .vectors import checked_vector, id_list, mean_vector, mixed_vector
+from .strategies import checked_negative_weight, recommend_rows, score_kind, similar_rows
+from .vectors import checked_vector, id_list, mean_vector, mixed_vector, signed_vector
 from .writer import SpaceStore, open_store
 from .writes import SpaceWrites
 
@@ -294,17 +294,22 @@ class Space(SpaceWrites):
     @consistent
     def recommend(self, *, items: Sequence[str] | None = None, user: str | None = None, k: int = 10,
                   where: Where = None, offset: int = 0, exclude_seen: bool = True, diversity: float = 0.0,
-                  max_per_artist: int | None = None, artist_field: str = "artist", pool: int = 100) -> list[Hit]:
+                  max_per_artist: int | None = None, artist_field: str = "artist", pool: int = 100,
+                  negative: Sequence[str] | None = None, negative_weight: float | None = None) -> list[Hit]:
         """Recommend from items or a known user's history, by ``recommend.strategy`` (:mod:`.strategies`);
-        ``diversity`` (MMR, in [0, 1)) and ``max_per_artist`` re-rank its top ``pool`` (:mod:`.diversity`)."""
+        ``negative``: items not wanted, never recommended, weighed against the history in every
+        term (``negative_weight``, default ``recommend.negative_weight``; ``items=[]`` with them
+        alone); ``diversity`` (MMR) and ``max_per_artist`` re-rank its top ``pool`` (:mod:`.diversity`)."""
         if (items is None) == (user is None):
             raise InputError("give exactly one of items or user", field="items")
         hist = id_list(items) if items is not None else self.user_history(user)  # type: ignore[arg-type]
-        q, excl = self.items_vector(hist), (hist if exclude_seen else [])
+        neg = [] if negative is None else id_list(negative, "negative")
+        gamma = checked_negative_weight(self, negative_weight)
+        q, excl = signed_vector(self.index, hist, neg, gamma), (hist if exclude_seen else []) + neg
 
         def ranked(n: int, start: int = 0) -> list[Hit]:                    # the strategy's list
             if score_kind(self, "recommend") != "cosine":
-                return hits_at(self.index, *recommend_rows(self, hist, q, n, where, start, excl))
+                return hits_at(self.index, *recommend_rows(self, hist, q, n, where, start, excl, neg, gamma))
             return self.hits(self.index.search(q, n, where=where, exclude=excl, offset=start))
         if diversity == 0 and max_per_artist is None:
             return ranked(k, offset)

@@ -36,9 +36,10 @@ import numpy as np
 
 from ..index.filters import Where
 from ..index.store import checked_query
+from ..errors import InputError
 from ..estimator import read_npz
 from ..index.toplists import blend_ready, blend_top
-from ..limits import check_page
+from ..limits import NEGATIVE_WEIGHT_MAX, check_page, is_number
 from ..ranking import rrf_depth, rrf_scores, top_k, top_then
 from .coldscores import content_rows, impute_cold
 from .modelrows import base_rows_of, delta_models, ease_model, rows_of
@@ -51,7 +52,12 @@ if TYPE_CHECKING:
 
 Rows = tuple[np.ndarray, np.ndarray]       # rows of the snapshot, best first, and their scores
 
-__all__ = ["Rows", "ease_model", "recommend_rows", "score_kind", "similar_rows", "zscore"]
+__all__ = ["NEGATIVE_WEIGHT", "Rows", "checked_negative_weight", "ease_model", "recommend_rows",
+           "score_kind", "similar_rows", "zscore"]
+
+#: ``recommend.negative_weight`` where a space names none (chosen on MovieLens validation users:
+#: docs/evaluation.md, "Negative examples")
+NEGATIVE_WEIGHT = 0.05
 
 
 def score_kind(space: "Space", part: str) -> str:
@@ -64,6 +70,18 @@ def score_kind(space: "Space", part: str) -> str:
     if strategy == "knn" or not lists:
         return "cosine"
     return "rrf" if strategy == "rrf" else "blend"
+
+
+def checked_negative_weight(space: "Space", given: float | None = None) -> float:
+    """:math:`\\gamma`, the weight of negative examples against the history in every term of
+    ``Space.recommend`` (Rocchio's relevance feedback): ``given``, else the space's
+    ``recommend.negative_weight``, else :data:`NEGATIVE_WEIGHT`."""
+    if given is None:
+        return float(space.config.get("recommend", {}).get("negative_weight", NEGATIVE_WEIGHT))
+    if isinstance(given, bool) or not is_number(given) or not 0 <= float(given) <= NEGATIVE_WEIGHT_MAX:
+        raise InputError(f"negative_weight must be a number in [0, {NEGATIVE_WEIGHT_MAX:g}], got {given!r}",
+                         field="negative_weight")
+    return float(given)
 
 
 def zscore(s: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -127,9 +145,30 @@ def _borrowed_list(space: "Space", snap: "Snapshot", content: np.ndarray | None,
     return top_k(np.where(total > 0, total, -np.inf), len(fused))
 
 
-def _ease_scores(space: "Space", snap: "Snapshot", hist: Sequence[str]) -> np.ndarray | None:
-    """EASE's ``x B`` for the history, per snapshot row (0 where no list reaches; the history's
-    own items get the maximum, so they lead when not excluded)."""
+def _signed_ease(space: "Space", snap: "Snapshot", hist: Sequence[str], neg: Sequence[str],
+                 gamma: float) -> np.ndarray | None:
+    """EASE's scores of a history with negative examples: :math:`x_+ B / |+| - \\gamma\\, x_- B / |-|`
+    (the history's own sum, unchanged, without negatives)."""
+    s = _ease_scores(space, snap, hist)
+    if s is None or not neg:
+        return s
+    s_neg = _ease_scores(space, snap, neg, seen_max=False)
+    return s / max(len(hist), 1) - gamma * s_neg / len(neg)  # type: ignore[operator]
+
+
+def _signed_als(space: "Space", snap: "Snapshot", hist: Sequence[str], neg: Sequence[str],
+                gamma: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """ALS's scores with negative examples: the dot with the mean factors of the history minus
+    ``gamma`` times the dot with the negatives' (each a mean: 0 for an empty history)."""
+    als = _als_scores(space, snap, hist)
+    if als is None or not neg:
+        return als
+    return als[0] - gamma * _als_scores(space, snap, neg)[0], als[1]  # type: ignore[index]
+
+
+def _ease_scores(space: "Space", snap: "Snapshot", hist: Sequence[str], seen_max: bool = True) -> np.ndarray | None:
+    """EASE's ``x B`` for the history, per snapshot row (0 where no list reaches; with
+    ``seen_max`` the history's own items get the maximum, so they lead when not excluded)."""
     ease = ease_model(space)
     if ease is None:
         return None
@@ -138,7 +177,7 @@ def _ease_scores(space: "Space", snap: "Snapshot", hist: Sequence[str]) -> np.nd
     r = rows[items]
     keep = r >= 0
     out = np.bincount(r[keep], weights=values[keep].astype(np.float64), minlength=snap.n_rows)
-    seen = [p for p in (snap.position(i) for i in hist) if p is not None]
+    seen = [p for p in (snap.position(i) for i in hist) if p is not None] if seen_max else []
     out[seen] = out.max() if len(out) else 0.0     # B_ii = 0, but a seen item is what the user likes most
     return out
 
@@ -246,8 +285,10 @@ def _similar_rows(space: "Space", item_id: str, k: int, where: Where, offset: in
 
 
 def recommend_rows(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, where: Where, offset: int,
-                   exclude: Sequence[str]) -> Rows:
-    """``recommend.strategy: blend`` or ``rrf`` for the history ``hist`` (mean vector ``q``)."""
+                   exclude: Sequence[str], neg: Sequence[str] = (), gamma: float = 0.0) -> Rows:
+    """``recommend.strategy: blend`` or ``rrf`` for the history ``hist`` (mean vector ``q``)
+    and the negative examples ``neg`` at weight ``gamma`` (:func:`checked_negative_weight`;
+    excluded by the caller)."""
     check_page(k, offset)
     snap = space.index
     q = checked_query(q, snap.dim, k, offset)
@@ -261,11 +302,12 @@ def recommend_rows(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, w
     if cfg.get("strategy") == "rrf":
         s_fused = snap.scores(q)
         cand &= np.isfinite(s_fused)
-        s_ease = _ease_scores(space, snap, hist)
+        s_ease = _signed_ease(space, snap, hist, neg, gamma)
         depth = int(cfg.get("depth", 1000))                # whatever k: past the lists, the fused order
         lists = [top_k(s_fused, depth, allowed=cand)]
         if s_ease is not None:
-            lists.append(top_k(np.where(s_ease != 0, s_ease, -np.inf), depth, allowed=cand))
+            listed = s_ease > 0 if neg else s_ease != 0       # with negatives: what the history outweighs
+            lists.append(top_k(np.where(listed, s_ease, -np.inf), depth, allowed=cand))
         total = rrf_scores(lists, snap.n_rows, c=float(cfg.get("rrf_c", 60.0)),
                            weights=[1.0, float(w["ease"])][:len(lists)])
         top = top_then(total, np.flatnonzero((total > 0) & cand), need, lambda n: top_k(s_fused, n, allowed=cand))
@@ -276,8 +318,9 @@ def recommend_rows(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, w
     s_fused = None if fast else snap.scores(q)
     if s_fused is not None:
         cand &= np.isfinite(s_fused)
-    s_ease = _ease_scores(space, snap, hist)
-    als = _als_scores(space, snap, hist) if w["als"] or cfg.get("cold_boost") or cfg.get("cold_prior") else None
+    s_ease = _signed_ease(space, snap, hist, neg, gamma)
+    als = _signed_als(space, snap, hist, neg, gamma) if w["als"] or cfg.get("cold_boost") or cfg.get("cold_prior") \
+        else None
     no_cf = ~als[1] if als is not None else None
     if int(cfg.get("cold_neighbors", 0)) > 0 and s_ease is not None:   # CF scores of cold items from their neighbours
         cold = impute_cold(space, snap, cfg, [s_ease] if als is None else [s_ease, als[0]])

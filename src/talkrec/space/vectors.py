@@ -57,6 +57,23 @@ def mean_vector(index: VectorIndex, item_ids: Sequence[str], weights: Sequence[f
     return l2_normalize((np.stack(vs) * w[:, None]).sum(axis=0))
 
 
+def signed_vector(index: VectorIndex, item_ids: Sequence[str], negative: Sequence[str], gamma: float) -> np.ndarray:
+    """Rocchio's query with negative examples: ``normalize(p - gamma * n)``, ``p`` and ``n`` the
+    normalized means of the items' and the negatives' vectors (``p = 0`` without items: the
+    items least like the negatives). Without negatives, :func:`mean_vector` of the items."""
+    if not negative:
+        return mean_vector(index, item_ids)
+    p = mean_vector(index, item_ids) if item_ids else 0.0
+    q = p - gamma * mean_vector(index, negative)
+    if not item_ids and not gamma > 0:
+        raise InputError("negative examples alone need a negative_weight above 0 (at 0 they are only left out)",
+                         field="negative_weight")
+    if not np.linalg.norm(q) > 1e-9:
+        raise InputError("the items and the negative examples cancel out (the same items on both sides?)",
+                         field="negative")
+    return l2_normalize(q)
+
+
 def _checked_weights(weights: Sequence[float], n: int) -> np.ndarray:
     """``weights`` as an array when they are ``n`` finite numbers, not all 0; else
     :class:`InputError` (field ``weights``: a wrong length was stretched, NaN failed later)."""

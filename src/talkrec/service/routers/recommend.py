@@ -75,9 +75,11 @@ def recommend_batch(req: S.RecommendBatchRequest, state: ServiceState = Depends(
 
 def _recommend(space: Space, req: S.RecommendRequest) -> list[Hit]:
     items = [space.resolve(i) for i in req.items] if req.items is not None else None
+    negative = [space.resolve(i) for i in req.negative] if req.negative is not None else None
     return space.recommend(items=items, user=req.user, k=req.k, where=space.filter_where(filter_spec(req.filters)),
                            offset=req.offset, exclude_seen=req.exclude_seen, diversity=req.diversity,
-                           max_per_artist=req.max_per_artist, artist_field=req.artist_field, pool=req.pool)
+                           max_per_artist=req.max_per_artist, artist_field=req.artist_field, pool=req.pool,
+                           negative=negative, negative_weight=req.negative_weight)
 
 
 @router.get("/api/users", response_model=S.UsersResponse, responses=responses(422))
