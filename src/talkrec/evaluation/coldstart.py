@@ -6,7 +6,9 @@ is compared with the same items' in the warm space.
 
 * music: the cold items are drawn among the query artists; each is a query (``Space.similar``).
 * movies: drawn among the items with positives; held-out users' targets restricted to the
-  cold items (``Space.recommend``), on the tuning folds.
+  cold items (``Space.recommend``), on the first ``movies.cold_start.folds`` folds (every
+  fold by default); the cold movies are written again with every text view the build
+  embedded (``description_overview``), as a user adding a movie would.
 """
 from __future__ import annotations
 

@@ -75,7 +75,7 @@ DEFAULTS: dict[str, Any] = {
         "build_overrides": {},
         "ease": {"regularization": [200.0, 400.0, 800.0, 1600.0], "min_weight": 0.0, "binary": True,
                  "n_neighbors": 1000},
-        "cold_start": {"enabled": True, "fraction": 0.1, "folds": 2, "variants": {}},
+        "cold_start": {"enabled": True, "fraction": 0.1, "folds": 10, "variants": {}},
         "template": {"categories": ["genre", "tag"], "max_per_category": 15},
         "als": {"n_trials": 6, "iterations": 15, "factors": [32, 64, 128], "regularization": [0.01, 0.1, 1.0, 10.0],
                 "alpha": [0.5, 1.0, 2.0, 5.0]},
