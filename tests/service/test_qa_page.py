@@ -240,6 +240,32 @@ def _post(url: str, body: dict) -> dict:
         return json.load(r)
 
 
+def test_not_for_me_steers_a_users_recommendations(page):
+    """"not for me" on a recommendation gives it to recommend as a negative example: the page
+    shows the API's list for the user with that negative, names it, and "clear" undoes it."""
+    _started(page)
+    page.wait_for_selector("[data-testid=nav-user]:visible")
+    with urllib.request.urlopen(page.url0 + "/api/users?limit=5") as r:
+        u = json.load(r)["users"][0]["user_id"]
+    page.get_by_test_id("f-user").select_option(u)
+    page.get_by_test_id("nav-user").click()
+    page.wait_for_function("document.querySelectorAll('[data-testid=user-recs] li a.name').length === 20")
+    plain = [h["item_id"] for h in _post(page.url0 + "/api/recommend", {"user": u, "k": 20})["items"]]
+    first = page.locator("[data-testid=user-recs] li").first
+    name = first.locator("a.name").inner_text()
+    first.locator("button[data-not]").click()
+    page.wait_for_selector(f"[data-testid=user-status]:has-text('not for me')")
+    page.wait_for_function(f"document.querySelector('[data-testid=user-recs] li')?.dataset.id !== {json.dumps(plain[0])}")
+    ids = page.locator("[data-testid=user-recs] li").evaluate_all("ls => ls.map(l => l.dataset.id)")
+    want = [h["item_id"] for h in _post(page.url0 + "/api/recommend", {"user": u, "k": 20, "negative": [plain[0]]})["items"]]
+    assert ids == want and plain[0] not in ids
+    assert name in page.get_by_test_id("user-status").inner_text()
+    page.get_by_test_id("not-for-me-clear").click()
+    page.wait_for_function(f"document.querySelector('[data-testid=user-recs] li')?.dataset.id === {json.dumps(plain[0])}")
+    assert page.locator("[data-testid=user-recs] li").evaluate_all("ls => ls.map(l => l.dataset.id)") == plain
+    assert not page.errors, page.errors
+
+
 def test_a_user_gets_recommendations_and_personalized_search(page):
     """The page had no way to reach recommend(user) or personalized search: the user picker in
     the filter bar personalizes search, and "For a user" lists their recommendations, paged."""

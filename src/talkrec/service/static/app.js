@@ -161,20 +161,32 @@ async function showItem(id) {
 const user = () => $("f-user").value;
 let userRecs = { key: "", hits: [] };  // the user and filters of the recommendations on the page, and the hits so far
 let userSeq = 0;                       // the latest request: an answer for an earlier one is dropped
+let notForMe = { user: "", items: [] }; // the items the user marked "not for me": negative examples of recommend
 async function showUser(more = false) {
-  const u = user(), key = JSON.stringify([u, filters()]), seq = ++userSeq;
+  const u = user(), key = JSON.stringify([u, filters(), notForMe.items]), seq = ++userSeq;
+  if (notForMe.user !== u) notForMe = { user: u, items: [] };
   $("user-title").textContent = u ? `Recommendations for user ${u}` : "Recommendations";
   $("user-more").hidden = true;
   if (!u) { $("user-recs").innerHTML = ""; $("user-status").textContent = "Choose a user in the bar above."; userRecs = { key: "", hits: [] }; return; }
   if (!more) userRecs = { key, hits: [] };
   $("user-status").textContent = "loading…";
   try {
-    const r = await post("/api/recommend", { user: u, k: PAGE, offset: userRecs.hits.length, filters: filters() });
+    const body = { user: u, k: PAGE, offset: userRecs.hits.length, filters: filters() };
+    if (notForMe.items.length) body.negative = notForMe.items.map((h) => h.item_id);
+    const r = await post("/api/recommend", body);
     if (seq !== userSeq) return;
     userRecs.hits = userRecs.hits.concat(withKind(r.items, r.score_kind));
     renderHits($("user-recs"), userRecs.hits);
+    $("user-recs").querySelectorAll("li[data-id] > span:nth-child(2)").forEach((el) => {
+      el.insertAdjacentHTML("beforeend", ` <button class="add" data-not="${esc(el.parentElement.dataset.id)}" title="leave it out and recommend less like it">not for me</button>`);
+    });
+    $("user-recs").querySelectorAll("button[data-not]").forEach((b) => b.addEventListener("click", () => {
+      notForMe.items.push(userRecs.hits.find((h) => h.item_id === b.dataset.not)); showUser();
+    }));
     $("user-more").hidden = r.items.length < PAGE;
-    $("user-status").textContent = `${userRecs.hits.length} recommendations from the user's history (the items they already have are left out) in ${r.took_ms} ms · scores: ${scoreLabel(r.score_kind)}`;
+    const not = notForMe.items.length ? ` · not for me (weighed against the history): ${notForMe.items.map((h) => esc(h.name)).join(", ")} <button type="button" data-testid="not-for-me-clear" id="not-clear">clear</button>` : "";
+    $("user-status").innerHTML = `${userRecs.hits.length} recommendations from the user's history (the items they already have are left out) in ${esc(r.took_ms)} ms · scores: ${esc(scoreLabel(r.score_kind))}${not}`;
+    if (not) $("not-clear").addEventListener("click", () => { notForMe.items = []; showUser(); });
   } catch (e) {
     if (seq !== userSeq) return;
     $("user-status").textContent = e.message; $("user-recs").innerHTML = "";
