@@ -103,3 +103,24 @@ def test_a_one_view_space_refuses_description_views(tiny_space_dir, tmp_path):
             s.add_items([{"item_id": "x", "name": "X", "description_overview": "text"}])
     finally:
         s.close()
+
+
+def test_the_http_api_gives_a_view_in_metadata(two_view_dir, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from talkrec.service.app import create_app
+    path = copy_space(two_view_dir, tmp_path / "http")
+    with TestClient(create_app(path)) as c:
+        r = c.post("/api/items", json={"items": [{"item_id": "h1", "name": "H One", "tags": ["jazz"],
+                                                  "metadata": {"description_overview": MOODS["jazz"]}}]})
+        assert r.status_code == 200, r.text
+        r = c.post("/api/items", json={"items": [{"item_id": "h2", "name": "H Two",
+                                                  "metadata": {"description_plot": "x"}}]})
+        assert r.status_code == 422 and "description_plot" in r.text, r.text
+    s = Space.load(path)
+    try:
+        row = s.index.input_row(s.config["input_files"]["text"], s.index.position("h1"))
+        assert np.isfinite(row).all()                          # both views embedded
+        assert s.index.value(s.index.position("h1"), "description_overview") == MOODS["jazz"]
+    finally:
+        s.close()

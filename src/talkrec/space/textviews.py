@@ -3,7 +3,8 @@ its TEMPLATE description and e.g. ``descriptions.second: overview`` or ``gen``).
 
 View 0 is the item's description (given, kept or made from its tags). A record gives another
 view's text as ``description_<view>``, the metadata field the build stores that view in; it is
-embedded as that view, as the build embeds it, and the item's text projection is the mean of
+embedded as that view, as the build embeds it (also in ``metadata``, as ``POST /api/items``
+sends it), and the item's text projection is the mean of
 its views' projections, as a built item's is. A view a record does not give: an item already
 in the space keeps its stored vector of that view (a metadata update does not move it), a new
 item has none (its projection is the mean of the views it has, as a built item's without one
@@ -36,19 +37,22 @@ def view_texts(space: "Space", rec: Mapping[str, Any], i: int) -> dict[str, str]
     """The texts record ``i`` gives for views other than the first: ``{view: text}`` (an empty
     text counts as not given)."""
     names = view_names(space)
+    nested = rec.get("metadata")
+    given = [(k, v, k) for k, v in rec.items()]
+    given += [(k, v, f"metadata.{k}") for k, v in nested.items()] if isinstance(nested, Mapping) else []
     out: dict[str, str] = {}
-    for k, v in rec.items():
+    for k, v, field in given:
         if not isinstance(k, str) or not k.startswith(PREFIX):
             continue
         view = k[len(PREFIX):]
         if view not in names[1:]:
             others = ", ".join(PREFIX + n for n in names[1:]) or "none"
             raise InputError(f"the space has no text view {view!r} (its other views: {others}); "
-                             "the item's text is 'description'", row=i, field=k)
+                             "the item's text is 'description'", row=i, field=field)
         if v is None:
             continue
         if not isinstance(v, str):
-            raise InputError(f"{k} must be a string", row=i, field=k)
+            raise InputError(f"{k} must be a string", row=i, field=field)
         if v.strip():
             out[view] = v
     return out
