@@ -41,7 +41,7 @@ def main() -> None:
             page.wait_for_selector("#space-info:has-text('items')")
             t = time.perf_counter()
             page.get_by_test_id("search-box").press_sequentially(args.query, delay=30)
-            page.wait_for_function(f"document.getElementById('search-status').textContent.includes('results')")
+            page.wait_for_function("document.getElementById('search-status').textContent.includes('results')")
             page.wait_for_timeout(1200)
             print(f"search typed + shown in {time.perf_counter() - t:.1f}s:",
                   page.locator("[data-testid=results] li a.name").all_inner_texts()[:8])

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from research_movies_cf import THRESHOLD, ClosedForm, Protocol, rp3_beta, user_knn, zscore  # noqa: E402
+from research_movies_cf import ClosedForm, Protocol, rp3_beta, user_knn, zscore  # noqa: E402
 
 from talkrec.metrics import ndcg_at_k  # noqa: E402
 

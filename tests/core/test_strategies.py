@@ -334,7 +334,6 @@ def test_cold_items_borrow_the_lists_of_their_nearest_items_by_content(tiny_spac
     EASE lists are now found among the other items' content-only vectors (like with like),
     not among their fused vectors, which carry CF (music cold start 0.78x -> 0.81x of warm)."""
     from talkrec.pipeline import serving
-    from talkrec.space import strategies as st
 
     d = tmp_path / "s"
     copy_space(tiny_space_dir, d)

@@ -254,7 +254,7 @@ def test_not_for_me_steers_a_users_recommendations(page):
     first = page.locator("[data-testid=user-recs] li").first
     name = first.locator("a.name").inner_text()
     first.locator("button[data-not]").click()
-    page.wait_for_selector(f"[data-testid=user-status]:has-text('not for me')")
+    page.wait_for_selector("[data-testid=user-status]:has-text('not for me')")
     page.wait_for_function(f"document.querySelector('[data-testid=user-recs] li')?.dataset.id !== {json.dumps(plain[0])}")
     ids = page.locator("[data-testid=user-recs] li").evaluate_all("ls => ls.map(l => l.dataset.id)")
     want = [h["item_id"] for h in _post(page.url0 + "/api/recommend", {"user": u, "k": 20, "negative": [plain[0]]})["items"]]
