@@ -85,7 +85,7 @@ def impute(s: np.ndarray, cold: np.ndarray, nb: np.ndarray, w: np.ndarray) -> No
 def impute_cold(space: "Space", snap: "Snapshot", cfg: Mapping[str, Any], scores: list[np.ndarray]) -> np.ndarray:
     """Fill the cold rows of each of ``scores`` (in place: the user's EASE and ALS scores)
     from their ``cfg["cold_neighbors"]`` nearest rows with CF; returns the cold rows."""
-    cold, nb, nw = cold_neighbors(space, snap, int(cfg.get("cold_neighbors", 20)), str(cfg.get("cold_match", "fused")))
+    cold, nb, nw = cold_neighbors(space, snap, int(cfg["cold_neighbors"]), str(cfg.get("cold_match", "fused")))
     for s in scores:
         impute(s, cold, nb, nw)
     return cold

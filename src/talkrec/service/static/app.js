@@ -65,8 +65,9 @@ function hitLi(h, i, extra = "") {
 }
 // hits of one response, each remembering what its score is (a playlist mixes responses)
 const withKind = (hits, kind) => hits.map((h) => ({ ...h, score_kind: kind }));
-function renderHits(el, hits, withAdd = true) {
-  el.innerHTML = hits.map((h, i) => hitLi(h, i, withAdd ? `<button class="add" data-add="${esc(h.item_id)}" title="add to the playlist">+ playlist</button>` : "")).join("")
+// more(h): extra buttons for a hit (e.g. "not for me" on a user's recommendations)
+function renderHits(el, hits, withAdd = true, more = () => "") {
+  el.innerHTML = hits.map((h, i) => hitLi(h, i, (withAdd ? `<button class="add" data-add="${esc(h.item_id)}" title="add to the playlist">+ playlist</button>` : "") + more(h))).join("")
     || `<li class="muted"><span></span><span>no results</span></li>`;
   el.querySelectorAll("button[data-add]").forEach((b) => b.addEventListener("click", () => {
     const h = hits.find((x) => x.item_id === b.dataset.add);
@@ -176,10 +177,8 @@ async function showUser(more = false) {
     const r = await post("/api/recommend", body);
     if (seq !== userSeq) return;
     userRecs.hits = userRecs.hits.concat(withKind(r.items, r.score_kind));
-    renderHits($("user-recs"), userRecs.hits);
-    $("user-recs").querySelectorAll("li[data-id] > span:nth-child(2)").forEach((el) => {
-      el.insertAdjacentHTML("beforeend", ` <button class="add" data-not="${esc(el.parentElement.dataset.id)}" title="leave it out and recommend less like it">not for me</button>`);
-    });
+    renderHits($("user-recs"), userRecs.hits, true,
+      (h) => ` <button class="add" data-not="${esc(h.item_id)}" title="leave it out and recommend less like it">not for me</button>`);
     $("user-recs").querySelectorAll("button[data-not]").forEach((b) => b.addEventListener("click", () => {
       notForMe.items.push(userRecs.hits.find((h) => h.item_id === b.dataset.not)); showUser();
     }));
