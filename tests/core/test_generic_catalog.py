@@ -37,6 +37,24 @@ def test_tags_column_gives_categorized_tags_and_list_columns(tmp_path):
     assert pd.api.types.is_float_dtype(c.items["score"]) and c.items["score"].iloc[1] == 3.25
 
 
+def test_only_a_word_before_a_colon_is_a_category(tmp_path):
+    """``genre:rock`` has the category genre; a URL, a ratio or a time has no category (they
+    were split at their last colon: ``http`` / ``//x.com``); a category-only tag is an error."""
+    (tmp_path / "items.csv").write_text(
+        "item_id,name,tags\n"
+        "1,A,genre:post-rock|http://x.com/a|16:9|place:new york|mood: sad \n"
+        "2,B,12:00 am|genre:a:b\n")
+    by = load_catalog({"items": {"path": "items.csv", "tags_column": "tags"}}, base=tmp_path).tags_by_item()
+    assert by["1"]["genre"] == ["post-rock"] and by["1"]["place"] == ["new york"] and by["1"]["mood"] == ["sad"]
+    whole = {t for cats in (by["1"], by["2"]) for c, ts in cats.items() if c not in ("genre", "place", "mood")
+             for t in ts}
+    assert {"http://x.com/a", "16:9", "12:00 am"} <= whole
+    assert "http" not in by["1"] and by["2"]["genre"] == ["a:b"]
+    (tmp_path / "items.csv").write_text("item_id,name,tags\n1,A,rock\n2,B,rock|genre:\n")
+    with pytest.raises(InputError, match=r"items.csv: row 2: field 'tags'.*'genre:' has a category but no tag"):
+        load_catalog({"items": {"path": "items.csv", "tags_column": "tags"}}, base=tmp_path)
+
+
 def test_long_tags_file_categories_and_explicit_types(tmp_path):
     (tmp_path / "items.csv").write_text("item_id,name,zip,listeners\na,A,02139,10\nb,B,10001,20\n")
     (tmp_path / "tags.csv").write_text("item_id,tag,category,weight\na,rock,,3\na,happy,,1\nb,jazz,style,2\n")

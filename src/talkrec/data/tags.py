@@ -11,6 +11,7 @@ genre tags) and ``decade`` (its decade tags, plus the decade of a numeric ``year
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -31,11 +32,17 @@ Categorizer = Callable[[str], str]
 log = logging.getLogger(__name__)
 
 
+# ``category:tag``: a category is a word (letters first; digits, ``_``, ``-``, spaces after), so
+# ``http://x.com``, ``16:9`` and ``12:00`` stay whole tags; the first colon after it splits.
+_CATEGORY_PREFIX = re.compile(r"([^\W\d_][\w -]{0,39}):(?!//)")
+
+
 def tags_from_column(items: pd.DataFrame, col: str, *, path: str, categorizer: Categorizer,
                      separator: str = "|") -> pd.DataFrame:
     """Long tags (item_id, category, tag, weight) from a tags column: a list, or a string of
     tags separated by ``separator``, each optionally ``category:tag``; earlier tags weigh
-    more (``1000 - position``)."""
+    more (``1000 - position``). A category is a word before the first colon (``genre:rock``,
+    ``place:new york``); a URL (``http://...``) or a tag such as ``16:9`` has none."""
     rows: list[tuple[str, str, str, float]] = []
     _separator_hint(items[col], col, path, separator)
     for i, (iid, v) in enumerate(zip(items["item_id"], items[col]), start=1):
@@ -47,11 +54,11 @@ def tags_from_column(items: pd.DataFrame, col: str, *, path: str, categorizer: C
             t = t.strip()
             if not t:
                 continue
-            cat, _, tag = t.rpartition(":")
-            tag = tag.strip()
+            m = _CATEGORY_PREFIX.match(t)
+            cat, tag = (m.group(1).strip(), t[m.end():].strip()) if m else ("", t)
             if not tag:
                 raise InputError(f"tag {t!r} has a category but no tag", path=path, row=i, field=col)
-            rows.append((str(iid), cat.strip() or categorizer(tag), tag, float(1000 - k)))
+            rows.append((str(iid), cat or categorizer(tag), tag, float(1000 - k)))
     return pd.DataFrame(rows, columns=list(TAG_COLUMNS))
 
 
