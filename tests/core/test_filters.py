@@ -93,3 +93,13 @@ def test_a_range_on_a_field_that_is_not_numeric_is_refused():
     with pytest.raises(InputError, match="unknown range field 'nope'; numeric fields: .*listeners"):
         FilterSpec(ranges={"nope": (1.0, None)}).to_where(meta)
     assert _matching(FilterSpec(ranges={"listeners": (10.0, 30.0)}), meta) == ["i2", "i3", "i4"]
+
+
+def test_a_field_name_with_spaces_or_hyphens_is_quoted():
+    from talkrec.index.filters import Clause, parse_where
+    assert parse_where('"release year">=1990, `sub-genre`=shoe gaze,tag:rock') == [
+        Clause("release year", ">=", "1990"), Clause("sub-genre", "=", "shoe gaze"), Clause("tag", "=", "rock")]
+    meta = META.assign(**{"release year": META["year"]})
+    assert FilterEngine(meta).mask('"release year"<1990').tolist() == FilterEngine(META).mask("year<1990").tolist()
+    with pytest.raises(InputError, match="double quotes or backticks"):
+        parse_where("release year>=1990")

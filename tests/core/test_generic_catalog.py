@@ -4,6 +4,7 @@ the dataset adapters' catalogs do: tags with categories, the items' ``tags`` / `
 filter work. The end-to-end test writes a slice of MovieLens as a generic catalog."""
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -87,7 +88,8 @@ def test_numbers_with_leading_zeros_stay_text(tmp_path):
 def _movielens_as_generic(src, out, n_movies=400):
     """The most-rated ``n_movies`` of ml-latest-small as generic files: items.csv (item_id,
     name, year, a tags column of genres and user tags, ``votes``: the movie's number of
-    ratings, as a catalog's own popularity column), plays.csv (user_id, item_id, weight)."""
+    ratings, as a catalog's own popularity column; ``release year``: a column name with a
+    space), plays.csv (user_id, item_id, weight)."""
     movies = pd.read_csv(src / "movies.csv", dtype=str)
     ratings = pd.read_csv(src / "ratings.csv", dtype={"userId": str, "movieId": str})
     counts = ratings["movieId"].value_counts()
@@ -102,7 +104,8 @@ def _movielens_as_generic(src, out, n_movies=400):
         genres = [f"genre:{g.lower()}" for g in m.genres.split("|") if g != "(no genres listed)"]
         tags = genres + [t.replace("|", " ").replace(":", " ") for t in user_tags.get(m.movieId, [])]
         rows.append({"item_id": m.movieId, "name": re.sub(r"\s*\(\d{4}\)\s*$", "", m.title),
-                     "year": y.group(1) if y else "", "tags": "|".join(tags), "votes": int(counts[m.movieId])})
+                     "year": y.group(1) if y else "", "tags": "|".join(tags), "votes": int(counts[m.movieId]),
+                     "release year": y.group(1) if y else ""})
     pd.DataFrame(rows).to_csv(out / "items.csv", index=False)
     r = ratings[ratings["movieId"].isin(keep)]
     pd.DataFrame({"user_id": r["userId"], "item_id": r["movieId"], "weight": r["rating"]}).to_csv(
@@ -145,6 +148,15 @@ def test_movielens_as_generic_catalog_searches_filters_and_facets(movielens_gene
     nineties = space.search("crime", k=10, where=space.filter_where(FilterSpec(decade="1990s")))
     assert len(nineties) == 10 and all(1990 <= space.item(h.item_id)["year"] <= 1999 for h in nineties)
     assert space.search("crime", k=5, where="year>=1990,year<2000")
+    quoted = space.search("crime", k=10, where='"release year">=1990, `release year`<2000,tag=crime')
+    assert [h.item_id for h in quoted] == [h.item_id for h in space.search("crime", k=10,
+                                                                           where="year>=1990,year<2000,tag=crime")]
+    assert len(quoted) == 10 and all(1990 <= space.item(h.item_id)["release year"] <= 1999 for h in quoted)
+    r = CliRunner().invoke(app, ["search", "crime", "--space", str(space.path), "--k", "3", "--json",
+                                 "--where", '"release year"<1950'])
+    assert r.exit_code == 0, r.output
+    old = [space.item(h["item_id"])["release year"] for h in json.loads(r.output)]
+    assert len(old) == 3 and all(y < 1950 for y in old), old
     first_comedy = int(np.flatnonzero(meta["tags"].apply(lambda t: "comedy" in list(t)))[0])
     assert "comedy" in meta["description"].iloc[first_comedy].lower()
 

@@ -5,7 +5,9 @@ Clauses are AND-ed. Operators: ``=`` (for list-valued fields such as ``tags`` or
 ``!=``, ``>``, ``>=``, ``<``, ``<=`` (finite numbers only), ``~`` (case-insensitive
 substring; for lists: any element). String comparisons ignore case; ``decade=`` compares
 decades in any spelling (``90s`` = ``1990s`` = ``90's``, never the 1890s). ``tag`` is an
-alias of ``tags``, ``genre`` of ``genres`` when the catalog has no singular column.
+alias of ``tags``, ``genre`` of ``genres`` when the catalog has no singular column. A field
+name that is not a plain word (``release year``, ``sub-genre``) is quoted in the string form:
+``'"release year">=1990'`` or ``'`sub-genre`=shoegaze'``.
 """
 from __future__ import annotations
 
@@ -22,7 +24,9 @@ import pandas as pd
 from ..errors import InputError, did_you_mean
 
 _OPS = (">=", "<=", "!=", ">", "<", "=", "~")
-_CLAUSE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|!=|>|<|=|~|:)\s*(.+?)\s*$")
+# FIELD OP VALUE; a field that is not a plain name (a space, a hyphen: a catalog's own column
+# names) is written in double quotes or backticks: "release year">=1990, `sub-genre`=shoegaze
+_CLAUSE = re.compile(r"""^\s*(?:([A-Za-z_][\w.]*)|"([^"]+)"|`([^`]+)`)\s*(>=|<=|!=|>|<|=|~|:)\s*(.+?)\s*$""")
 ALIASES = {"tag": "tags", "genre": "genres"}
 
 Where = str | Mapping[str, Any] | None
@@ -47,8 +51,10 @@ def parse_where(where: Where) -> list[Clause]:
             m = _CLAUSE.match(part)
             if not m:
                 raise InputError(f"cannot parse filter clause {part!r}; expected FIELD OP VALUE with OP one of "
-                                 f"{' '.join(_OPS)} (e.g. 'tag=metal' or 'year>=1990')", field="where")
-            f, op, v = m.groups()
+                                 f"{' '.join(_OPS)} (e.g. 'tag=metal' or 'year>=1990'; a field name with spaces in double "
+                                 "quotes or backticks: '\"release year\">=1990')", field="where")
+            plain, dq, bq, op, v = m.groups()
+            f = plain or dq or bq
             if v[:1] in "<>=!~":
                 raise InputError(f"cannot parse filter clause {part!r}: the value starts with an operator",
                                  field="where")
