@@ -18,7 +18,7 @@ from typing import Hashable
 import numpy as np
 
 __all__ = ["average_precision_at_k", "bootstrap_ci", "coverage_at_k", "dcg_at_k", "entropy", "expected_contrastive_loss",
-           "gini_at_k", "gini_index", "modality_group_entropy", "ndcg_at_k", "paired_bootstrap_pvalue",
+           "gini_at_k", "gini_index", "modality_group_entropy", "ndcg_at_k", "novelty_at_k", "paired_bootstrap_pvalue",
            "popularity_buckets", "recall_at_k", "relative_to_reference_by_bucket"]
 
 
@@ -145,6 +145,36 @@ def coverage_at_k(rankings: Iterable[Sequence[Hashable]], catalog: Collection[Ha
         return 0.0
     seen = {x for r in rankings for x in r[:k]}
     return len(seen & cat) / len(cat)
+
+
+def novelty_at_k(rankings: Iterable[Sequence[Hashable]], popularity: Mapping[Hashable, float], n_users: int,
+                 k: int) -> float:
+    r"""Novelty@k: the mean self-information of what is recommended (Zhou et al. 2010; Vargas
+    & Castells 2011), in bits; higher means less popular items.
+
+    :math:`c_i` = ``popularity[i]``, the number of users who consumed item :math:`i` (0 for an
+    item ``popularity`` lacks), :math:`U` = ``n_users``; add-one smoothing keeps an item no
+    one consumed finite (it scores :math:`\log_2 (U+1)`, the most):
+
+    .. math:: \mathrm{Nov@k} = \frac{1}{|Q|} \sum_{q} \frac{1}{|L^q_{1..k}|}
+        \sum_{i \in L^q_{1..k}} \log_2 \frac{U + 1}{c_i + 1}
+
+    over the distinct items of each ranking's top k; an empty ranking is left out (0.0 when
+    every ranking is empty).
+    """
+    _check_k(k)
+    if not isinstance(n_users, (int, np.integer)) or isinstance(n_users, bool) or n_users < 1:
+        raise ValueError(f"n_users must be a positive integer, got {n_users!r}")
+    per_query = []
+    for r in rankings:
+        top = list(dict.fromkeys(r[:k]))
+        if not top:
+            continue
+        c = np.array([float(popularity.get(i, 0.0)) for i in top])
+        if (c < 0).any() or np.isnan(c).any() or (c > n_users).any():
+            raise ValueError(f"popularity counts must lie in [0, n_users={n_users}], got {c.min()}..{c.max()}")
+        per_query.append(float(np.mean(np.log2((n_users + 1) / (c + 1)))))
+    return float(np.mean(per_query)) if per_query else 0.0
 
 
 def entropy(counts: Iterable[float]) -> float:

@@ -8,6 +8,7 @@ import pytest
 
 from talkrec.metrics import (average_precision_at_k, bootstrap_ci, coverage_at_k, dcg_at_k, entropy,
                              expected_contrastive_loss, gini_at_k, gini_index, modality_group_entropy, ndcg_at_k,
+                             novelty_at_k,
                              paired_bootstrap_pvalue, popularity_buckets, recall_at_k, relative_to_reference_by_bucket)
 
 L3 = 1.0 / math.log2(3)  # discount of rank 2
@@ -68,6 +69,19 @@ def test_gini_hand_values() -> None:
 def test_coverage() -> None:
     assert coverage_at_k([["a", "b"], ["a", "c"]], ["a", "b", "c", "d"], 2) == pytest.approx(0.75)
     assert coverage_at_k([["a", "b"], ["a", "c"]], ["a", "b", "c", "d"], 1) == pytest.approx(0.25)
+
+
+def test_novelty_hand_values() -> None:
+    pop, users = {"a": 3, "b": 1}, 3                          # c absent: consumed by no one
+    # [a, b]: log2(4/4) = 0 and log2(4/2) = 1 -> 0.5; [c]: log2(4/1) = 2; mean over queries 1.25
+    assert novelty_at_k([["a", "b"], ["c"]], pop, users, 2) == pytest.approx(1.25)
+    # k cuts first, a repeat counts once, an empty ranking is left out: [a, a | b] -> a alone -> 0
+    assert novelty_at_k([["a", "a", "b"], []], pop, users, 2) == pytest.approx(0.0)
+    assert novelty_at_k([[]], pop, users, 2) == 0.0
+    with pytest.raises(ValueError, match="n_users"):
+        novelty_at_k([["a"]], pop, 0, 2)
+    with pytest.raises(ValueError, match=r"\[0, n_users=3\]"):
+        novelty_at_k([["a"]], {"a": 4}, users, 2)
 
 
 def test_entropy_and_modality_groups() -> None:

@@ -73,6 +73,14 @@ def test_small_mode_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     gen = rep["details"]["music"]["gen"]
     assert gen["asked"] == 120 and 0 < gen["with_gen_view"] <= 120
     assert "MULTI TEMPLATE+GEN" in music and "tag-echo" in music["MULTI TEMPLATE+GEN"]["note"]
+    # novelty@200 (bits of self-information): on music the popularity ranking recommends the least
+    # novel artists; the movies slice is so small that every system's top 200 is most of it
+    for ds in ("music", "movies"):
+        assert all(0 < r["novelty"] < 12 for r in rep["tasks"][f"{ds}/recommendation"].values()), ds
+    rows = rep["tasks"]["music/recommendation"]
+    assert rows["Popularity"]["novelty"] == min(r["novelty"] for r in rows.values())
+    assert rows["Popularity"]["novelty"] + 1 < rows["EASE"]["novelty"]
+    assert "novelty@200 (bits)" in (tmp_path / "report.md").read_text()
     # CF must beat popularity on item-to-item music similarity even on a slice
     assert music["CF (ALS)"]["ndcg"]["mean"] > music["Popularity"]["ndcg"]["mean"]
     md = (tmp_path / "report.md").read_text()

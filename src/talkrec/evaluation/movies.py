@@ -124,6 +124,7 @@ def run_movies(cfg: dict[str, Any], timer: Timer) -> dict[str, Any]:
     timer("movies/retrieval", t0)
     cold = movies_cold_start(cfg, d, pb, timer)
     return {"rec": rec, "ret": ret, "n_items": n, "ret_info": ret_info, "queryset_meta": qmeta,
+            "item_users": d.pop_of(d.inter), "n_users": len(d.users),    # novelty@k: users with a positive rating
             "dataset": {"movies": n, "users": len(d.users), "evaluated_users": len(rec.query_ids),
                         "with_overview": int(d.has_ov.sum()), "folds": fold_info,
                         "user_split": {s: int(sum(rec.split == s)) for s in ("val", "test")}},

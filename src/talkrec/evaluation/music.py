@@ -102,6 +102,7 @@ def run_music(cfg: dict[str, Any], timer: Timer) -> dict[str, Any]:
     extra = music_analyses(cfg, d.ids, rec, inputs, fusion, mods, d.plays, seed, k, d.cat, weights)
     timer("music/analyses", t0)
     return {"rec": rec, "ret": ret, "n_items": n, "ret_info": ret_info, "queryset_meta": qmeta,
+            "item_users": d.pop, "n_users": int(d.cat.interactions["user_id"].nunique()),   # novelty@k
             "dataset": {**d.olga_report, "artists": n, "with_audio": int(has_audio.sum()),
                         "with_cf": int(B.present(C).sum()),
                         "with_tags": int((d.cat.items["tags"].str.len() > 0).sum()),

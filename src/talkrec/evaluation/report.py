@@ -88,15 +88,17 @@ def paper_table() -> str:
 
 
 def task_table(rows: Mapping[str, Mapping[str, Any]], reference: Mapping[str, Any] | None = None) -> str:
-    lines = ["| system | nDCG@200 [95% CI] | Recall@200 [95% CI] | Gini@200 | coverage | queries | val nDCG | reference | note |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| system | nDCG@200 [95% CI] | Recall@200 [95% CI] | Gini@200 | coverage | novelty@200 (bits) | queries "
+             "| val nDCG | reference | note |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     order = sorted(rows, key=lambda n: -(rows[n]["ndcg"]["mean"] if rows[n]["ndcg"]["mean"] == rows[n]["ndcg"]["mean"]
                                          else -1))
     for n in order:
         r = rows[n]
         ref = (reference or {}).get(n, "")
         vn = r.get("val_ndcg")
-        lines.append(f"| {n} | {_fmt(r, 'ndcg')} | {_fmt(r, 'recall')} | {r['gini']:.3f} | {r['coverage']:.3f} | "
+        nov = "n/a" if r.get("novelty") is None else f"{r['novelty']:.2f}"
+        lines.append(f"| {n} | {_fmt(r, 'ndcg')} | {_fmt(r, 'recall')} | {r['gini']:.3f} | {r['coverage']:.3f} | {nov} | "
                      f"{r['n_queries']} | {'' if vn is None else f'{vn:.3f}'} | {ref} | {r.get('note', '')} |")
     return "\n".join(lines)
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .. import config as _config
-from ..metrics import bootstrap_ci, coverage_at_k, gini_at_k
+from ..metrics import bootstrap_ci, coverage_at_k, gini_at_k, novelty_at_k
 from .common import Timer
 from .movies import run_movies
 from .music import run_music
@@ -171,8 +171,11 @@ def file_hashes(paths: list[Path]) -> dict[str, str]:
     return out
 
 
-def summarize(res: TaskResult, catalog_size: int, k: int, n_boot: int, seed: int) -> dict[str, Any]:
-    """Test-split means, 95% bootstrap CIs, Gini@k and coverage per system."""
+def summarize(res: TaskResult, catalog_size: int, k: int, n_boot: int, seed: int,
+              item_users: np.ndarray | None = None, n_users: int | None = None) -> dict[str, Any]:
+    """Test-split means, 95% bootstrap CIs, Gini@k and coverage per system; novelty@k (bits)
+    when the items' user counts (``item_users``, by item index) and ``n_users`` are given."""
+    pop = None if item_users is None else dict(enumerate(np.asarray(item_users, dtype=np.float64).tolist()))
     out: dict[str, Any] = {}
     test = res.split == "test"
     for name, sc in res.scores.items():
@@ -187,6 +190,8 @@ def summarize(res: TaskResult, catalog_size: int, k: int, n_boot: int, seed: int
         rows = [[i for i in r if i >= 0] for r in R]
         row["gini"] = gini_at_k(rows, range(catalog_size), k)
         row["coverage"] = coverage_at_k(rows, range(catalog_size), k)
+        if pop is not None and n_users:
+            row["novelty"] = novelty_at_k(rows, pop, int(n_users), k)
         if name in res.notes:
             row["note"] = res.notes[name]
         out[name] = row
@@ -222,9 +227,10 @@ def run_evaluation(config_path_or_dict: str | Path | Mapping[str, Any], out_dir:
         if not enabled:
             continue
         r = fn(cfg, timer)
-        report["tasks"][f"{ds}/recommendation"] = summarize(r["rec"], r["n_items"], k, nb, seed)
-        report["tasks"][f"{ds}/retrieval"] = summarize(r["ret"], r["n_items"], k, nb, seed)
-        report["details"][ds] = {key: v for key, v in r.items() if key not in ("rec", "ret")}
+        pop = {"item_users": r.get("item_users"), "n_users": r.get("n_users")}
+        report["tasks"][f"{ds}/recommendation"] = summarize(r["rec"], r["n_items"], k, nb, seed, **pop)
+        report["tasks"][f"{ds}/retrieval"] = summarize(r["ret"], r["n_items"], k, nb, seed, **pop)
+        report["details"][ds] = {key: v for key, v in r.items() if key not in ("rec", "ret", "item_users")}
         report["details"][ds]["per_query"] = {
             "recommendation": _per_query(r["rec"]), "retrieval": _per_query(r["ret"])}
     report["environment"] = _environment()
