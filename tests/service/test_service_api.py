@@ -58,6 +58,8 @@ def test_search_and_filters(client):
     assert hits and all(2003 <= h["metadata"]["year"] <= 2005 for h in hits)
     hits = client.get("/api/search", params={"q": "music", "k": 10, "where": "year<1983"}).json()["items"]
     assert hits and all(h["metadata"]["year"] < 1983 for h in hits)
+    quoted = client.get("/api/search", params={"q": "music", "k": 10, "where": '"year"<1983'}).json()["items"]
+    assert [h["item_id"] for h in quoted] == [h["item_id"] for h in hits]       # a quoted field name
     for mode in ("multi", "text", "hybrid"):
         assert client.get("/api/search", params={"q": "metal", "mode": mode}).status_code == 200
 
