@@ -98,8 +98,8 @@ def task_table(rows: Mapping[str, Mapping[str, Any]], reference: Mapping[str, An
         ref = (reference or {}).get(n, "")
         vn = r.get("val_ndcg")
         nov = "n/a" if r.get("novelty") is None else f"{r['novelty']:.2f}"
-        lines.append(f"| {n} | {_fmt(r, 'ndcg')} | {_fmt(r, 'recall')} | {r['gini']:.3f} | {r['coverage']:.3f} | {nov} | "
-                     f"{r['n_queries']} | {'' if vn is None else f'{vn:.3f}'} | {ref} | {r.get('note', '')} |")
+        lines.append(f"| {n} | {_fmt(r, 'ndcg')} | {_fmt(r, 'recall')} | {r['gini']:.3f} | {r['coverage']:.3f} | "
+                     f"{nov} | {r['n_queries']} | {'' if vn is None else f'{vn:.3f}'} | {ref} | {r.get('note', '')} |")
     return "\n".join(lines)
 
 

@@ -51,8 +51,8 @@ def parse_where(where: Where) -> list[Clause]:
             m = _CLAUSE.match(part)
             if not m:
                 raise InputError(f"cannot parse filter clause {part!r}; expected FIELD OP VALUE with OP one of "
-                                 f"{' '.join(_OPS)} (e.g. 'tag=metal' or 'year>=1990'; a field name with spaces in double "
-                                 "quotes or backticks: '\"release year\">=1990')", field="where")
+                                 f"{' '.join(_OPS)} (e.g. 'tag=metal' or 'year>=1990'; a field name with spaces "
+                                 "in double quotes or backticks: '\"release year\">=1990')", field="where")
             plain, dq, bq, op, v = m.groups()
             f = plain or dq or bq
             if v[:1] in "<>=!~":
