@@ -103,3 +103,9 @@ def test_a_field_name_with_spaces_or_hyphens_is_quoted():
     assert FilterEngine(meta).mask('"release year"<1990').tolist() == FilterEngine(META).mask("year<1990").tolist()
     with pytest.raises(InputError, match="double quotes or backticks"):
         parse_where("release year>=1990")
+    # a comma or AND inside double quotes, backticks or brackets does not end the clause; an
+    # apostrophe is no quote
+    assert parse_where('"Year, of release">=1990 AND name="Crosby, Stills" AND `a,b`~x') == [
+        Clause("Year, of release", ">=", "1990"), Clause("name", "=", "Crosby, Stills"), Clause("a,b", "~", "x")]
+    assert parse_where("name=guns n' roses,tag=rock 'n' roll") == [
+        Clause("name", "=", "guns n' roses"), Clause("tag", "=", "rock 'n' roll")]

@@ -64,12 +64,13 @@ def test_a_column_a_where_filter_cannot_name_is_warned_of_and_rename_fixes_it(tm
         _load(tmp_path, {"items.csv": "item_id,name,Release Year\na,A,1999\n"}, {"items": {"path": "items.csv"}})
     assert "--where" not in caplog.text
     with caplog.at_level(logging.WARNING, logger="talkrec.data.io"):
-        _load(tmp_path, {"items.csv": 'item_id,name,"Year, of release"\na,A,1999\n'}, {"items": {"path": "items.csv"}})
-    assert "['Year, of release'] cannot be named in a --where filter" in caplog.text
-    assert "rename: {'Year, of release': Year_of_release}" in caplog.text
+        _load(tmp_path, {"items.csv": 'item_id,name,"Year ""of"" `release`"\na,A,1999\n'},
+              {"items": {"path": "items.csv"}})
+    assert """['Year "of" `release`'] cannot be named in a --where filter""" in caplog.text
+    assert """rename: {'Year "of" `release`': Year_of_release}""" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="talkrec.data.io"):
-        c = load_catalog({"items": {"path": "items.csv", "rename": {"Year, of release": "Release_Year"}}},
+        c = load_catalog({"items": {"path": "items.csv", "rename": {'Year "of" `release`': "Release_Year"}}},
                          base=tmp_path)
     assert "--where" not in caplog.text and c.items["Release_Year"].tolist() == [1999]
 

@@ -144,12 +144,12 @@ def _read_items(ispec: Mapping[str, Any], p: Resolve, categorizer: Callable[[str
         items = items.drop(columns=[tcol])
         types.pop(tcol, None)
     _check_reserved(items, where)
-    # the --where grammar (index.filters) quotes a name that is not a plain word ("release year"),
-    # but a comma ends a clause, and a name holding both quote marks has no way to be written
-    awkward = [c for c in items.columns if "," in str(c) or ('"' in str(c) and "`" in str(c))]
+    # the --where grammar (index.filters) quotes a name that is not a plain word ("release year",
+    # `a "b"`), but a name holding both quote marks has no way to be written
+    awkward = [c for c in items.columns if '"' in str(c) and "`" in str(c)]
     if awkward:
-        log.warning("%s: columns %s cannot be named in a --where filter (a comma, or both \" and `, in the "
-                    "name); rename: {'%s': %s} in the items block makes one filterable", where, awkward,
+        log.warning("%s: columns %s cannot be named in a --where filter (both \" and ` in the name); "
+                    "rename: {'%s': %s} in the items block makes one filterable", where, awkward,
                     awkward[0], re.sub(r"\W+", "_", str(awkward[0])).strip("_") or "field")
     return _typed_items(items, types, where), tags
 

@@ -41,13 +41,28 @@ class Clause:
     value: Any
 
 
+# a clause ends at a comma or AND outside double quotes, backticks and brackets ("a, b" and
+# [1, 2] stay whole; not single quotes: an apostrophe, as in "guns n' roses", is no quote)
+_SEPARATOR = re.compile(r""""[^"]*"|`[^`]*`|\[[^\]]*\]|(,|\s+AND\s+)""")
+
+
+def _clauses(where: str) -> list[str]:
+    """``where`` split at its top-level commas and ``AND``s."""
+    out, start = [], 0
+    for m in _SEPARATOR.finditer(where):
+        if m.group(1):
+            out.append(where[start:m.start()])
+            start = m.end()
+    return out + [where[start:]]
+
+
 def parse_where(where: Where) -> list[Clause]:
     """Parse a filter string or dict into clauses; raises :class:`InputError` on bad syntax."""
     if where is None or where == "" or where == {}:
         return []
     out: list[Clause] = []
     if isinstance(where, str):
-        for part in [p for p in re.split(r",(?![^\[]*\])|\s+AND\s+", where) if p.strip()]:
+        for part in [p for p in _clauses(where) if p.strip()]:
             m = _CLAUSE.match(part)
             if not m:
                 raise InputError(f"cannot parse filter clause {part!r}; expected FIELD OP VALUE with OP one of "
