@@ -5,7 +5,8 @@
 Prints, each next to its floor measured in the same run:
 
 * in-process ``Space.recommend`` from 3 items at k=10: plain (the floor), with ``diversity=0.5``
-  (MMR over the top ``pool=100``), and with ``max_per_artist=1`` over a list field;
+  (MMR over the top ``pool=100``), with ``novelty=0.3`` (the same pool, less popular items up),
+  and with ``max_per_artist=1`` over a list field;
 * recommendations for 100 users over HTTP (``talkrec serve`` in a subprocess, one client):
   100 ``POST /api/recommend`` one after another (the floor) against one ``POST
   /api/recommend/batch`` of the same 100 bodies; and ``talkrec recommend --users`` for the same
@@ -40,7 +41,8 @@ def in_process(space_dir: str, n: int) -> None:
     ids = [str(x) for x in s.item_ids]
     seeds = [[ids[i] for i in rng.choice(len(ids), 3, replace=False)] for _ in range(n)]
     listed = [c for c in ("artist", "genre", "tags") if c in s.index.columns]
-    rows = {"plain (floor)": {}, "diversity 0.5, pool 100": {"diversity": 0.5}}
+    rows = {"plain (floor)": {}, "diversity 0.5, pool 100": {"diversity": 0.5},
+            "novelty 0.3, pool 100": {"novelty": 0.3}}
     if listed:
         rows[f"max_per_artist 1 ({listed[0]}), pool 100"] = {"max_per_artist": 1, "artist_field": listed[0]}
     times: dict[str, list[float]] = {r: [] for r in rows}

@@ -149,11 +149,13 @@ def recommend(items: Optional[str] = typer.Option(None, "--items", help="Comma-s
               range_: Optional[list[str]] = RangeOpt, offset: int = OffsetOpt,
               include_seen: bool = typer.Option(False, "--include-seen", help="Keep the user's / given items."),
               diversity: float = typer.Option(0.0, help="MMR diversity in [0, 1) over the top --pool (default 0)."),
+              novelty: float = typer.Option(0.0, help="Weight in [0, 1) of an item's novelty (how few users have "
+                                                      "it) against its rank in the top --pool (default 0)."),
               max_per_artist: Optional[int] = typer.Option(None, help="At most this many items per artist."),
               artist_field: str = typer.Option("artist", help="The field naming the artist (none: each item is its "
                                                               "own)."),
-              pool: Optional[int] = typer.Option(None, min=1, help="With --diversity / --max-per-artist: the candidates "
-                                                            "re-ranked (default 100)."),
+              pool: Optional[int] = typer.Option(None, min=1, help="With --diversity / --novelty / --max-per-artist: "
+                                                            "the candidates re-ranked (default 100)."),
               negative: Optional[str] = typer.Option(None, "--negative", help="Comma-separated items not wanted: "
                                                      "left out and weighed against the rest (--items '' for them alone)."),
               negative_weight: Optional[float] = typer.Option(None, help="Their weight (default: the space's "
@@ -164,12 +166,12 @@ def recommend(items: Optional[str] = typer.Option(None, "--items", help="Comma-s
     def go() -> None:
         if sum(x is not None for x in (items, user, users)) != 1:
             raise TalkrecError("give exactly one of --items, --user or --users")
-        _not_with({"--pool": pool is not None}, not diversity and max_per_artist is None,
-                  "applies only with --diversity or --max-per-artist")
+        _not_with({"--pool": pool is not None}, not diversity and not novelty and max_per_artist is None,
+                  "applies only with --diversity, --novelty or --max-per-artist")
         _not_with({"--negative-weight": negative_weight is not None}, negative is None, "applies only with --negative")
         s = _load(space)
         opts = {"k": k, "where": _where(s, where, tag, decade, range_), "offset": offset,
-                "exclude_seen": not include_seen, "diversity": diversity,
+                "exclude_seen": not include_seen, "diversity": diversity, "novelty": novelty,
                 "max_per_artist": max_per_artist, "artist_field": artist_field, "pool": pool or 100,
                 "negative": None if negative is None else resolve_ids(s, negative), "negative_weight": negative_weight}
         if users is not None:

@@ -484,6 +484,10 @@ def test_a_catalog_without_interactions_fuses_the_fused_list_and_the_bm25_list(t
                                                          "out_dim": 16}}, show_progress=False, catalog=cat)
     s = Space.load(out)
     assert s.config["similar"]["strategy"] == "rrf" and s.config["recommend"]["strategy"] == "knn"
+    s.warm_up()                                                     # no popularity to count: no failure
+    with pytest.raises(InputError, match="novelty needs a space built with interactions") as e:
+        s.recommend(items=["jazz13"], novelty=0.2)                  # nothing says what is popular here
+    assert e.value.field == "novelty"
     assert (score_kind(s, "similar"), score_kind(s, "recommend")) == ("rrf", "cosine")
     s.config["similar"] = {**s.config["similar"], "lexical_max_df": 1.0}
     snap, p = s.index, s.index.position("jazz13")

@@ -43,6 +43,7 @@ class _Shared:
         self.als_items: Any = None
         self.session_model: Any = None
         self.histories: dict[str, list[str]] | None = None
+        self.popularity: Any = None                  # (Popularity or None,) once counted: popularity.novelty_of
 
 
 def consistent(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -295,11 +296,12 @@ class Space(SpaceWrites):
     def recommend(self, *, items: Sequence[str] | None = None, user: str | None = None, k: int = 10,
                   where: Where = None, offset: int = 0, exclude_seen: bool = True, diversity: float = 0.0,
                   max_per_artist: int | None = None, artist_field: str = "artist", pool: int = 100,
-                  negative: Sequence[str] | None = None, negative_weight: float | None = None) -> list[Hit]:
+                  negative: Sequence[str] | None = None, negative_weight: float | None = None,
+                  novelty: float = 0.0) -> list[Hit]:
         """Recommend from items or a known user's history, by ``recommend.strategy`` (:mod:`.strategies`);
         ``negative``: items not wanted, never recommended, weighed against the history in every
-        term (``negative_weight``, default ``recommend.negative_weight``; ``items=[]`` with them
-        alone); ``diversity`` (MMR) and ``max_per_artist`` re-rank its top ``pool`` (:mod:`.diversity`)."""
+        term (``negative_weight``, default ``recommend.negative_weight``; ``items=[]`` with them alone);
+        ``diversity`` (MMR), ``novelty`` (less popular items up) and ``max_per_artist`` re-rank its top ``pool``."""
         if (items is None) == (user is None):
             raise InputError("give exactly one of items or user", field="items")
         hist = id_list(items) if items is not None else self.user_history(user)  # type: ignore[arg-type]
@@ -311,10 +313,10 @@ class Space(SpaceWrites):
             if score_kind(self, "recommend") != "cosine":
                 return hits_at(self.index, *recommend_rows(self, hist, q, n, where, start, excl, neg, gamma))
             return self.hits(self.index.search(q, n, where=where, exclude=excl, offset=start))
-        if diversity == 0 and max_per_artist is None:
+        if diversity == 0 and max_per_artist is None and novelty == 0:
             return ranked(k, offset)
         return diverse(self, ranked, k, offset, diversity=diversity, max_per_artist=max_per_artist,
-                       artist_field=artist_field, pool=pool)
+                       artist_field=artist_field, pool=pool, novelty=novelty)
 
     @consistent
     def personalized_search(self, text: str, user: str | None = None, *, items: Sequence[str] | None = None,

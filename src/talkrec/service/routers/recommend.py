@@ -79,7 +79,7 @@ def _recommend(space: Space, req: S.RecommendRequest) -> list[Hit]:
     return space.recommend(items=items, user=req.user, k=req.k, where=space.filter_where(filter_spec(req.filters)),
                            offset=req.offset, exclude_seen=req.exclude_seen, diversity=req.diversity,
                            max_per_artist=req.max_per_artist, artist_field=req.artist_field, pool=req.pool,
-                           negative=negative, negative_weight=req.negative_weight)
+                           negative=negative, negative_weight=req.negative_weight, novelty=req.novelty)
 
 
 @router.get("/api/users", response_model=S.UsersResponse, responses=responses(422))

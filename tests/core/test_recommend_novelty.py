@@ -1,0 +1,122 @@
+"""Novelty in recommend (PEERS: popularity bias, Cornac #402 / recommenders #2283):
+``Space.recommend(novelty=...)`` mixes each candidate's rank in the top ``pool`` with its
+self-information among the space's users (``space/popularity.py``), the same option in
+``POST /api/recommend`` and ``talkrec recommend --novelty``; checked against the formula
+written out by hand."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from talkrec.cli import app
+from talkrec.errors import InputError
+from talkrec.space import Space
+from talkrec.space.popularity import item_popularity
+
+
+@pytest.fixture(scope="module")
+def space(tiny_space_dir):
+    s = Space.load(tiny_space_dir)
+    yield s
+    s.close()
+
+
+def test_item_popularity_hand_values():
+    df = pd.DataFrame({"user_id": ["u1", "u1", "u1", "u2", "u2", "u3", "u3", "u4"],
+                       "item_id": ["a", "a", "b", "a", "b", "a", "c", "c"],
+                       "weight": [1.0, 2.0, 1.0, 3.0, 0.0, 1.0, -1.0, 0.0]})
+    pop = item_popularity(df)
+    # positives (weight > 0): a by u1 (twice: once), u2, u3; b by u1 -> U = 3 users with a history
+    assert pop is not None and pop.counts == {"a": 3, "b": 1} and pop.n_users == 3
+    # nov = log2((U + 1) / (c + 1)) / log2(U + 1) = log2(4 / (c + 1)) / 2
+    assert np.allclose(pop.novelty(["a", "b", "c", "unknown"]), [0.0, 0.5, 1.0, 1.0])
+    assert item_popularity(df, threshold=5.0) is None and item_popularity(None) is None
+
+
+def _novelty_by_hand(space, ids):
+    thr = float(space.config.get("positive_threshold", 0.0))
+    inter = space.interactions
+    pos = {(str(u), str(i)) for u, i, w in zip(inter["user_id"], inter["item_id"], inter["weight"]) if w > thr}
+    users = {u for u, _ in pos}
+    count = {i: sum(1 for _, j in pos if j == i) for i in ids}
+    return [math.log2((len(users) + 1) / (count[i] + 1)) / math.log2(len(users) + 1) for i in ids]
+
+
+def _by_hand(space, pool, k, novelty, d=0.0):
+    """The pool in the order of (1 - n)(s - s_min) / (s_max - s_min) + n nov (first on ties);
+    then rel = 1 - j / len(pool) in that order, and take argmax (1 - d) rel - d max_sim (first
+    on ties; the first pick the first left)."""
+    ids, s = [h.item_id for h in pool], [h.score for h in pool]
+    nov = _novelty_by_hand(space, ids)
+    mix = [(1 - novelty) * (s[j] - min(s)) / (max(s) - min(s)) + novelty * nov[j] for j in range(len(pool))]
+    ids = [ids[j] for j in sorted(range(len(pool)), key=lambda j: (-mix[j], j))]
+    rel = [1 - j / len(pool) for j in range(len(pool))]
+    V = np.stack([space.index.rows([space.index.position(i)])[0] for i in ids]).astype(np.float64)
+    left, taken = list(range(len(pool))), []
+    while left and len(taken) < k:
+        score = [(1 - d) * rel[j] - d * max(float(V[j] @ V[t]) for t in taken) for j in left] if taken and d > 0 \
+            else [-j for j in left]
+        j = left[int(np.argmax(score))]
+        left.remove(j)
+        taken.append(j)
+    return [ids[j] for j in taken]
+
+
+@pytest.mark.parametrize("n, d", [(0.3, 0.0), (0.7, 0.0), (0.4, 0.4)])
+def test_novelty_mixes_rank_with_scaled_self_information(space, n, d):
+    for src in ({"items": ["metal1", "jazz2"]}, {"user": space.users(1)[0][0]}):
+        pool = space.recommend(**src, k=30)
+        got = space.recommend(**src, k=8, novelty=n, diversity=d, pool=30)
+        assert [h.item_id for h in got] == _by_hand(space, pool, 8, n, d)
+        by_id = {h.item_id: h.score for h in pool}
+        assert all(h.score == by_id[h.item_id] for h in got)        # scores stay the strategy's
+    plain = space.recommend(items=["metal1", "jazz2"], k=8)
+    more = space.recommend(items=["metal1", "jazz2"], k=8, novelty=0.7, pool=30)
+    mean_nov = [float(np.mean(_novelty_by_hand(space, [h.item_id for h in hs]))) for hs in (plain, more)]
+    assert mean_nov[1] > mean_nov[0]                                 # less popular items came up
+
+
+def test_zero_novelty_is_the_plain_ranking_and_pages_do_not_overlap(space):
+    a = space.recommend(items=["pop1"], k=10)
+    b = space.recommend(items=["pop1"], k=10, novelty=0.0)
+    assert [h.item_id for h in a] == [h.item_id for h in b]
+    whole = [h.item_id for h in space.recommend(items=["pop1"], k=12, novelty=0.5, pool=40)]
+    pages = [h.item_id for o in (0, 6) for h in space.recommend(items=["pop1"], k=6, offset=o, novelty=0.5, pool=40)]
+    assert pages == whole
+
+
+@pytest.mark.parametrize("kw, field", [({"novelty": 1.0}, "novelty"), ({"novelty": -0.1}, "novelty"),
+                                       ({"novelty": "0.2"}, "novelty"), ({"novelty": float("nan")}, "novelty"),
+                                       ({"novelty": 0.2, "pool": 9}, "pool")])
+def test_bad_novelty_options_name_their_field(space, kw, field):
+    with pytest.raises(InputError) as e:
+        space.recommend(items=["metal1"], k=10, **kw)
+    assert e.value.field == field
+
+
+def test_the_http_api_and_the_cli_take_novelty(space, tiny_space_dir):
+    from fastapi.testclient import TestClient
+
+    from talkrec.service.app import create_app
+    want = [h.item_id for h in space.recommend(items=["metal1"], k=5, novelty=0.5, pool=40)]
+    with TestClient(create_app(tiny_space_dir)) as c:
+        r = c.post("/api/recommend", json={"items": ["metal1"], "k": 5, "novelty": 0.5, "pool": 40})
+        assert r.status_code == 200 and [h["item_id"] for h in r.json()["items"]] == want, r.text
+        r = c.post("/api/recommend/batch", json={"requests": [{"items": ["metal1"], "k": 5, "novelty": 0.5,
+                                                               "pool": 40}]})
+        assert r.status_code == 200 and [h["item_id"] for h in r.json()["results"][0]["items"]] == want, r.text
+        r = c.post("/api/recommend", json={"items": ["metal1"], "novelty": 1.0})
+        assert r.status_code == 422 and "novelty" in r.text, r.text
+        r = c.post("/api/recommend", json={"items": ["metal1"], "k": 20, "novelty": 0.1, "pool": 19})
+        assert r.status_code == 422 and "pool (19) must be at least offset + k (20)" in r.text, r.text
+    run = CliRunner().invoke
+    r = run(app, ["recommend", "--items", "metal1", "--k", "5", "--novelty", "0.5", "--pool", "40", "--json",
+                  "--space", str(tiny_space_dir)])
+    assert r.exit_code == 0 and [h["item_id"] for h in json.loads(r.stdout)] == want, r.output
+    r = run(app, ["recommend", "--items", "metal1", "--novelty", "1.5", "--space", str(tiny_space_dir)])
+    assert r.exit_code != 0 and "novelty must be a number in [0, 1), got 1.5" in r.output, r.output
