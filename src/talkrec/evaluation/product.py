@@ -187,9 +187,10 @@ def lexical_ranker(space: Any, ids: np.ndarray, k: int, *, max_df: float = 1.0, 
     return fn
 
 
-def recommend_ranker(space: Any, ids: np.ndarray, k: int) -> Any:
+def recommend_ranker(space: Any, ids: np.ndarray, k: int, **options: Any) -> Any:
     """``fn(user_positions, query_items) -> (n_u, k)`` through ``Space.recommend(items=...)``
-    (seen items excluded; query items the space does not have are left out)."""
+    (seen items excluded; query items the space does not have are left out; ``options``: more
+    of its keyword arguments, e.g. ``novelty`` and ``pool``)."""
     idx = {x: i for i, x in enumerate(ids.tolist())}
     have = set(space.item_ids.tolist())
 
@@ -198,7 +199,7 @@ def recommend_ranker(space: Any, ids: np.ndarray, k: int) -> Any:
         for j, q in enumerate(qi):
             items = [str(ids[i]) for i in query[q] if str(ids[i]) in have]
             if items:
-                out[j] = rank_ids(space.recommend(items=items, k=k), idx, k)
+                out[j] = rank_ids(space.recommend(items=items, k=k, **options), idx, k)
         return out
     return fn
 
