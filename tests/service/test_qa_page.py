@@ -266,6 +266,36 @@ def test_not_for_me_steers_a_users_recommendations(page):
     assert not page.errors, page.errors
 
 
+def test_the_novelty_slider_asks_recommend_for_less_popular_items(page):
+    """The user view's novelty slider gives recommend ``novelty`` over a pool of 200 that
+    every page shares: the page shows the API's list, pages it without overlap, says so, and 0
+    is the plain ranking again."""
+    _started(page)
+    page.wait_for_selector("[data-testid=nav-user]:visible")
+    with urllib.request.urlopen(page.url0 + "/api/users?limit=5") as r:
+        u = json.load(r)["users"][0]["user_id"]
+    page.get_by_test_id("f-user").select_option(u)
+    page.get_by_test_id("nav-user").click()
+    page.wait_for_function("document.querySelectorAll('[data-testid=user-recs] li a.name').length === 20")
+    plain = [h["item_id"] for h in _post(page.url0 + "/api/recommend", {"user": u, "k": 20})["items"]]
+    novel = [h["item_id"] for h in _post(page.url0 + "/api/recommend", {"user": u, "k": 40, "novelty": 0.5,
+                                                                         "pool": 200})["items"]]
+    assert novel[:20] != plain                                      # the slider has something to show
+    page.eval_on_selector("#user-nov", "e => { e.value = '0.5'; e.dispatchEvent(new Event('input')); "
+                                       "e.dispatchEvent(new Event('change')); }")
+    page.wait_for_selector("[data-testid=user-status]:has-text('novelty 0.5')")
+    page.wait_for_function("document.querySelectorAll('[data-testid=user-recs] li a.name').length === 20")
+    assert page.locator("[data-testid=user-recs] li").evaluate_all("ls => ls.map(l => l.dataset.id)") == novel[:20]
+    page.get_by_test_id("user-more").click()
+    page.wait_for_function("document.querySelectorAll('[data-testid=user-recs] li a.name').length === 40")
+    assert page.locator("[data-testid=user-recs] li").evaluate_all("ls => ls.map(l => l.dataset.id)") == novel
+    page.eval_on_selector("#user-nov", "e => { e.value = '0'; e.dispatchEvent(new Event('change')); }")
+    page.wait_for_function("!document.querySelector('[data-testid=user-status]').textContent.includes('novelty')")
+    page.wait_for_function("document.querySelectorAll('[data-testid=user-recs] li a.name').length === 20")
+    assert page.locator("[data-testid=user-recs] li").evaluate_all("ls => ls.map(l => l.dataset.id)") == plain
+    assert not page.errors, page.errors
+
+
 def test_a_user_gets_recommendations_and_personalized_search(page):
     """The page had no way to reach recommend(user) or personalized search: the user picker in
     the filter bar personalizes search, and "For a user" lists their recommendations, paged."""

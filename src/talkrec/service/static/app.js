@@ -163,8 +163,10 @@ const user = () => $("f-user").value;
 let userRecs = { key: "", hits: [] };  // the user and filters of the recommendations on the page, and the hits so far
 let userSeq = 0;                       // the latest request: an answer for an earlier one is dropped
 let notForMe = { user: "", items: [] }; // the items the user marked "not for me": negative examples of recommend
+const NOVELTY_POOL = 200;              // with novelty: the candidates re-ranked, the same for every page
 async function showUser(more = false) {
-  const u = user(), key = JSON.stringify([u, filters(), notForMe.items]), seq = ++userSeq;
+  const nov = Number($("user-nov").value);
+  const u = user(), key = JSON.stringify([u, filters(), notForMe.items, nov]), seq = ++userSeq;
   if (notForMe.user !== u) notForMe = { user: u, items: [] };
   $("user-title").textContent = u ? `Recommendations for user ${u}` : "Recommendations";
   $("user-more").hidden = true;
@@ -174,6 +176,7 @@ async function showUser(more = false) {
   try {
     const body = { user: u, k: PAGE, offset: userRecs.hits.length, filters: filters() };
     if (notForMe.items.length) body.negative = notForMe.items.map((h) => h.item_id);
+    if (nov > 0) { body.novelty = nov; body.pool = NOVELTY_POOL; }
     const r = await post("/api/recommend", body);
     if (seq !== userSeq) return;
     userRecs.hits = userRecs.hits.concat(withKind(r.items, r.score_kind));
@@ -182,9 +185,10 @@ async function showUser(more = false) {
     $("user-recs").querySelectorAll("button[data-not]").forEach((b) => b.addEventListener("click", () => {
       notForMe.items.push(userRecs.hits.find((h) => h.item_id === b.dataset.not)); showUser();
     }));
-    $("user-more").hidden = r.items.length < PAGE;
+    $("user-more").hidden = r.items.length < PAGE || (nov > 0 && userRecs.hits.length + PAGE > NOVELTY_POOL);
+    const novNote = nov > 0 ? ` · novelty ${esc(nov)}: less popular items up, from the top ${NOVELTY_POOL}` : "";
     const not = notForMe.items.length ? ` · not for me (weighed against the history): ${notForMe.items.map((h) => esc(h.name)).join(", ")} <button type="button" data-testid="not-for-me-clear" id="not-clear">clear</button>` : "";
-    $("user-status").innerHTML = `${userRecs.hits.length} recommendations from the user's history (the items they already have are left out) in ${esc(r.took_ms)} ms · scores: ${esc(scoreLabel(r.score_kind))}${not}`;
+    $("user-status").innerHTML = `${userRecs.hits.length} recommendations from the user's history (the items they already have are left out) in ${esc(r.took_ms)} ms · scores: ${esc(scoreLabel(r.score_kind))}${novNote}${not}`;
     if (not) $("not-clear").addEventListener("click", () => { notForMe.items = []; showUser(); });
   } catch (e) {
     if (seq !== userSeq) return;
@@ -192,6 +196,8 @@ async function showUser(more = false) {
   }
 }
 $("user-more").addEventListener("click", () => showUser(true));
+$("user-nov").addEventListener("input", () => { $("user-nov-v").textContent = $("user-nov").value; });
+$("user-nov").addEventListener("change", () => showUser());
 $("f-user").addEventListener("change", () => route(true));
 $("f-alpha").addEventListener("input", () => { $("f-alpha-v").textContent = $("f-alpha").value; });
 $("f-alpha").addEventListener("change", () => route(true));
