@@ -240,9 +240,9 @@ def _post(url: str, body: dict) -> dict:
         return json.load(r)
 
 
-def test_not_for_me_steers_a_users_recommendations(page):
-    """"not for me" on a recommendation gives it to recommend as a negative example: the page
-    shows the API's list for the user with that negative, names it, and "clear" undoes it."""
+def _user_view(page) -> tuple[str, list[str]]:
+    """The page on the user with the most history's recommendations: that user, and the API's
+    top 20 for them."""
     _started(page)
     page.wait_for_selector("[data-testid=nav-user]:visible")
     with urllib.request.urlopen(page.url0 + "/api/users?limit=5") as r:
@@ -250,7 +250,13 @@ def test_not_for_me_steers_a_users_recommendations(page):
     page.get_by_test_id("f-user").select_option(u)
     page.get_by_test_id("nav-user").click()
     page.wait_for_function("document.querySelectorAll('[data-testid=user-recs] li a.name').length === 20")
-    plain = [h["item_id"] for h in _post(page.url0 + "/api/recommend", {"user": u, "k": 20})["items"]]
+    return u, [h["item_id"] for h in _post(page.url0 + "/api/recommend", {"user": u, "k": 20})["items"]]
+
+
+def test_not_for_me_steers_a_users_recommendations(page):
+    """"not for me" on a recommendation gives it to recommend as a negative example: the page
+    shows the API's list for the user with that negative, names it, and "clear" undoes it."""
+    u, plain = _user_view(page)
     first = page.locator("[data-testid=user-recs] li").first
     name = first.locator("a.name").inner_text()
     first.locator("button[data-not]").click()
@@ -270,14 +276,7 @@ def test_the_novelty_slider_asks_recommend_for_less_popular_items(page):
     """The user view's novelty slider gives recommend ``novelty`` over a pool of 200 that
     every page shares: the page shows the API's list, pages it without overlap, says so, and 0
     is the plain ranking again."""
-    _started(page)
-    page.wait_for_selector("[data-testid=nav-user]:visible")
-    with urllib.request.urlopen(page.url0 + "/api/users?limit=5") as r:
-        u = json.load(r)["users"][0]["user_id"]
-    page.get_by_test_id("f-user").select_option(u)
-    page.get_by_test_id("nav-user").click()
-    page.wait_for_function("document.querySelectorAll('[data-testid=user-recs] li a.name').length === 20")
-    plain = [h["item_id"] for h in _post(page.url0 + "/api/recommend", {"user": u, "k": 20})["items"]]
+    u, plain = _user_view(page)
     novel = [h["item_id"] for h in _post(page.url0 + "/api/recommend", {"user": u, "k": 40, "novelty": 0.5,
                                                                          "pool": 200})["items"]]
     assert novel[:20] != plain                                      # the slider has something to show
