@@ -6,7 +6,8 @@ Prints, each next to its floor measured in the same run:
 
 * in-process ``Space.recommend`` from 3 items at k=10: plain (the floor), with ``diversity=0.5``
   (MMR over the top ``pool=100``), with ``novelty=0.3`` (the same pool, less popular items up),
-  and with ``max_per_artist=1`` over a list field;
+  and with ``max_per_artist=1`` over a list field; ``Space.similar`` at k=10 plain (the floor) and
+  with ``novelty=0.3``;
 * recommendations for 100 users over HTTP (``talkrec serve`` in a subprocess, one client):
   100 ``POST /api/recommend`` one after another (the floor) against one ``POST
   /api/recommend/batch`` of the same 100 bodies; and ``talkrec recommend --users`` for the same
@@ -53,6 +54,15 @@ def in_process(space_dir: str, n: int) -> None:
             times[name].append(time.perf_counter() - t)
     print(f"== in-process recommend, 3 items, k=10 ({n} queries; load {os.getloadavg()[0]:.2f})")
     for name, ts in times.items():
+        print(f"  {name:45s} {pct(ts)}")
+    sim: dict[str, list[float]] = {"similar, plain (floor)": [], "similar, novelty 0.3, pool 100": []}
+    for q in seeds:
+        for name, kw in zip(sim, ({}, {"novelty": 0.3})):
+            t = time.perf_counter()
+            s.similar(q[0], k=10, **kw)
+            sim[name].append(time.perf_counter() - t)
+    print(f"== in-process similar, k=10 ({n} queries; load {os.getloadavg()[0]:.2f})")
+    for name, ts in sim.items():
         print(f"  {name:45s} {pct(ts)}")
 
 

@@ -129,13 +129,19 @@ def _check_mode(mode: Optional[str], fused_only: Optional[str]) -> None:
 @app.command()
 def similar(item: str = typer.Argument(..., help="Item id or exact name."), space: str = SpaceOpt, k: int = KOpt,
             where: Optional[str] = WhereOpt, tag: Optional[list[str]] = TagOpt, decade: Optional[str] = DecadeOpt,
-            range_: Optional[list[str]] = RangeOpt, offset: int = OffsetOpt, as_json: bool = JsonOpt) -> None:
-    """Items similar to ITEM."""
+            range_: Optional[list[str]] = RangeOpt, offset: int = OffsetOpt,
+            novelty: float = typer.Option(0.0, help="Weight in [0, 1) of an item's novelty (how few users have it) "
+                                                    "against its score in the top --pool (default 0)."),
+            pool: Optional[int] = typer.Option(None, min=1, help="With --novelty: the candidates re-ranked "
+                                                                 "(default 100)."),
+            as_json: bool = JsonOpt) -> None:
+    """Items similar to ITEM (--novelty: less popular ones up)."""
     def go() -> None:
+        _not_with({"--pool": pool is not None}, not novelty, "applies only with --novelty")
         s = _load(space)
         iid = s.resolve(item)
-        _print_hits(s.similar(iid, k=k, where=_where(s, where, tag, decade, range_), offset=offset), as_json,
-                    f"similar to {item}")
+        _print_hits(s.similar(iid, k=k, where=_where(s, where, tag, decade, range_), offset=offset, novelty=novelty,
+                              pool=pool or 100), as_json, f"similar to {item}")
     _run(go)
 
 

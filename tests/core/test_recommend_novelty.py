@@ -1,8 +1,9 @@
-"""Novelty in recommend (PEERS: popularity bias, Cornac #402 / recommenders #2283):
-``Space.recommend(novelty=...)`` mixes each candidate's rank in the top ``pool`` with its
-self-information among the space's users (``space/popularity.py``), the same option in
-``POST /api/recommend`` and ``talkrec recommend --novelty``; checked against the formula
-written out by hand."""
+"""Novelty in recommend and similar (PEERS: popularity bias, Cornac #402 / recommenders #2283):
+``Space.recommend(novelty=...)`` and ``Space.similar(novelty=...)`` mix each candidate's
+scaled score in the top ``pool`` with its self-information among the space's users
+(``space/popularity.py``), the same option in ``POST /api/recommend``, ``GET
+/api/items/{id}/similar``, ``talkrec recommend --novelty`` and ``talkrec similar --novelty``;
+checked against the formula written out by hand."""
 from __future__ import annotations
 
 import json
@@ -120,3 +121,37 @@ def test_the_http_api_and_the_cli_take_novelty(space, tiny_space_dir):
     assert r.exit_code == 0 and [h["item_id"] for h in json.loads(r.stdout)] == want, r.output
     r = run(app, ["recommend", "--items", "metal1", "--novelty", "1.5", "--space", str(tiny_space_dir)])
     assert r.exit_code != 0 and "novelty must be a number in [0, 1), got 1.5" in r.output, r.output
+
+
+@pytest.mark.parametrize("n", [0.3, 0.7])
+def test_similar_takes_novelty_the_same_way(space, n):
+    pool = space.similar("metal1", k=30)
+    got = space.similar("metal1", k=8, novelty=n, pool=30)
+    assert [h.item_id for h in got] == _by_hand(space, pool, 8, n)
+    assert [h.item_id for h in got] != [h.item_id for h in pool[:8]] or n < 0.5
+    by_id = {h.item_id: h.score for h in pool}
+    assert all(h.score == by_id[h.item_id] for h in got)
+    assert [h.item_id for h in space.similar("metal1", k=8, novelty=0.0, pool=30)] == [h.item_id for h in pool[:8]]
+    with pytest.raises(InputError) as e:
+        space.similar("metal1", k=10, novelty=n, pool=9)
+    assert e.value.field == "pool"
+
+
+def test_the_http_api_and_the_cli_take_novelty_in_similar(space, tiny_space_dir):
+    from fastapi.testclient import TestClient
+
+    from talkrec.service.app import create_app
+    want = [h.item_id for h in space.similar("metal1", k=5, novelty=0.6, pool=40)]
+    with TestClient(create_app(tiny_space_dir)) as c:
+        r = c.get("/api/items/metal1/similar", params={"k": 5, "novelty": 0.6, "pool": 40})
+        assert r.status_code == 200 and [h["item_id"] for h in r.json()["items"]] == want, r.text
+        r = c.get("/api/items/metal1/similar", params={"novelty": 1})
+        assert r.status_code == 422 and "novelty" in r.text, r.text
+        r = c.get("/api/items/metal1/similar", params={"k": 20, "novelty": 0.2, "pool": 10})
+        assert r.status_code == 422 and "pool" in r.text, r.text
+    run = CliRunner().invoke
+    r = run(app, ["similar", "metal1", "--k", "5", "--novelty", "0.6", "--pool", "40", "--json",
+                  "--space", str(tiny_space_dir)])
+    assert r.exit_code == 0 and [h["item_id"] for h in json.loads(r.stdout)] == want, r.output
+    r = run(app, ["similar", "metal1", "--pool", "40", "--space", str(tiny_space_dir)])
+    assert r.exit_code == 2 and "--pool: applies only with --novelty" in r.output, r.output

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import copy
-import functools
 import os
-import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,34 +24,12 @@ from .explain import explain as explain_pair
 from .hits import Hit, hits_at, jsonable, make_hits
 from .diversity import rerank as diverse
 from .playlists import Continuation
+from .shared import SharedState, consistent
 from .search import LexicalView, check_mode, check_text, lexical_search, text_search
 from .strategies import checked_negative_weight, recommend_rows, score_kind, similar_rows
 from .vectors import checked_vector, id_list, mean_vector, mixed_vector, signed_vector
 from .writer import SpaceStore, open_store
 from .writes import SpaceWrites
-
-class _Shared:
-    def __init__(self) -> None:                  # what a Space loads lazily, shared with its pinned views
-        self.lock = threading.Lock()
-        self.text_encoder: QueryEncoder | None = None
-        self.write_encoder: QueryEncoder | None = None
-        self.cf: Any = None
-        self.ease: Any = None
-        self.als_items: Any = None
-        self.session_model: Any = None
-        self.histories: dict[str, list[str]] | None = None
-        self.popularity: Any = None                  # (Popularity or None,) once counted: popularity.novelty_of
-
-
-def consistent(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a read method, and all it calls, on the snapshot current when it started
-    (:meth:`Space.pinned`), counted in the store's reads in flight while it runs."""
-    @functools.wraps(method)
-    def run(self: "Space", *args: Any, **kw: Any) -> Any:
-        with nullcontext() if self._pin is not None else self.store.reads:
-            return method(self if self._pin is not None else self.pinned(), *args, **kw)
-    return run
-
 
 class Space(SpaceWrites):
     """Load with :meth:`Space.load`; every query method returns a list of :class:`Hit`.
@@ -69,7 +44,7 @@ class Space(SpaceWrites):
         self.path, self.config, self.fusion, self.interactions = path, config, fusion, interactions
         self.query_cache, self.store = query_cache, store
         self._pin: Snapshot | None = None
-        self._shared = _Shared()
+        self._shared = SharedState()
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -286,11 +261,19 @@ class Space(SpaceWrites):
         return LexicalView(self.index, *bm25_params(self.config.get("search")))
 
     @consistent
-    def similar(self, item_id: str, k: int = 10, *, where: Where = None, offset: int = 0) -> list[Hit]:
-        """Items similar to ``item_id`` (itself excluded), by ``similar.strategy`` (:mod:`.strategies`)."""
-        if score_kind(self, "similar") == "rrf":
-            return hits_at(self.index, *similar_rows(self, item_id, k, where, offset))
-        return self.hits(self.index.search(self.item_vector(item_id), k, where=where, exclude=[item_id], offset=offset))
+    def similar(self, item_id: str, k: int = 10, *, where: Where = None, offset: int = 0, novelty: float = 0.0,
+                pool: int = 100) -> list[Hit]:
+        """Items similar to ``item_id`` (itself excluded), by ``similar.strategy`` (:mod:`.strategies`);
+        ``novelty`` re-ranks its top ``pool`` with less popular items up (:mod:`.diversity`)."""
+        def ranked(n: int, start: int = 0) -> list[Hit]:
+            if score_kind(self, "similar") == "rrf":
+                return hits_at(self.index, *similar_rows(self, item_id, n, where, start))
+            return self.hits(self.index.search(self.item_vector(item_id), n, where=where, exclude=[item_id],
+                                               offset=start))
+        if novelty == 0:
+            return ranked(k, offset)
+        return diverse(self, ranked, k, offset, diversity=0.0, max_per_artist=None, artist_field="artist", pool=pool,
+                       novelty=novelty)
 
     @consistent
     def recommend(self, *, items: Sequence[str] | None = None, user: str | None = None, k: int = 10,
