@@ -147,9 +147,10 @@ def inputs_aligned(space: Any, ids: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def similar_ranker(space: Any, ids: np.ndarray, k: int) -> Any:
+def similar_ranker(space: Any, ids: np.ndarray, k: int, **options: Any) -> Any:
     """``fn(query_positions, exclude) -> (n_q, k)`` through ``Space.similar`` (queries the
-    space does not have get no ranking)."""
+    space does not have get no ranking; ``options``: more of its keyword arguments, e.g.
+    ``novelty`` and ``pool``)."""
     from ..errors import NotFoundError
 
     idx = {x: i for i, x in enumerate(ids.tolist())}
@@ -158,7 +159,7 @@ def similar_ranker(space: Any, ids: np.ndarray, k: int) -> Any:
         out = np.full((len(qi), k), -1, dtype=np.int64)
         for j, q in enumerate(qi):
             try:
-                out[j] = rank_ids(space.similar(str(ids[q]), k=k), idx, k)
+                out[j] = rank_ids(space.similar(str(ids[q]), k=k, **options), idx, k)
             except NotFoundError:
                 pass
         return out
