@@ -193,6 +193,30 @@ def test_a_filter_error_on_an_item_page_leaves_the_item_shown(page):
     assert not page.errors, page.errors
 
 
+def test_the_novelty_slider_on_an_item_page_asks_similar_for_less_popular_items(page):
+    """The item page's novelty slider gives GET similar ``novelty``: the page shows the API's
+    list, and 0 the plain one again."""
+    _started(page, "/#/item/metal1")
+    page.wait_for_function("document.querySelectorAll('[data-testid=similar] li a.name').length === 12")
+    ids = "ls => ls.map(l => l.dataset.id)"
+    with urllib.request.urlopen(page.url0 + "/api/items/metal1/similar?k=12") as r:
+        plain = [h["item_id"] for h in json.load(r)["items"]]
+    with urllib.request.urlopen(page.url0 + "/api/items/metal1/similar?k=12&novelty=0.6") as r:
+        novel = [h["item_id"] for h in json.load(r)["items"]]
+    assert page.locator("[data-testid=similar] li").evaluate_all(ids) == plain and novel != plain
+
+    def shows(want: list[str]) -> str:                             # the similar list is exactly ``want``
+        return ("JSON.stringify([...document.querySelectorAll('[data-testid=similar] li')].map(l => l.dataset.id))"
+                f" === {json.dumps(json.dumps(want, separators=(',', ':')))}")
+    page.eval_on_selector("#sim-nov", "e => { e.value = '0.6'; e.dispatchEvent(new Event('input')); "
+                                      "e.dispatchEvent(new Event('change')); }")
+    page.wait_for_function(shows(novel))
+    assert page.locator("#sim-nov-v").inner_text() == "0.6"
+    page.eval_on_selector("#sim-nov", "e => { e.value = '0'; e.dispatchEvent(new Event('change')); }")
+    page.wait_for_function(shows(plain))
+    assert not page.errors, page.errors
+
+
 def test_search_results_page_on_without_overlap(page):
     _started(page)
     page.get_by_test_id("search-box").fill("band")

@@ -127,8 +127,10 @@ $("more").addEventListener("click", () => runSearch(true));
 
 // ------------------------------------------------------------------ item page
 let itemSeq = 0;  // the latest item asked for: an answer for an earlier one is dropped
+let itemShown = null;  // the id of the item on the page
 async function showItem(id) {
   const seq = ++itemSeq;
+  itemShown = id;
   $("item").innerHTML = `<p class="muted">loading…</p>`; $("similar").innerHTML = "";
   try {
     const it = await api(`/api/items/${encodeURIComponent(id)}`);
@@ -149,14 +151,23 @@ async function showItem(id) {
     if (seq === itemSeq) $("item").innerHTML = `<p class="error">${esc(e.message)}</p>`;
     return;
   }
-  try {  // the similar items (filtered by the filter bar): an error here leaves the item shown
+  await showSimilar(id);
+}
+// the similar items (filtered by the filter bar; the novelty slider): an error here leaves the item shown
+let simSeq = 0;   // the latest similar list asked for: an answer for an earlier one, or another item, is dropped
+async function showSimilar(id) {
+  const seq = ++simSeq, current = () => seq === simSeq && itemShown === id;
+  try {
     const p = filterParams(new URLSearchParams({ k: "12" }));
+    if (Number($("sim-nov").value) > 0) p.set("novelty", $("sim-nov").value);
     const sim = await api(`/api/items/${encodeURIComponent(id)}/similar?${p}`);
-    if (seq === itemSeq) renderHits($("similar"), withKind(sim.items, sim.score_kind));
+    if (current()) renderHits($("similar"), withKind(sim.items, sim.score_kind));
   } catch (e) {
-    if (seq === itemSeq) $("similar").innerHTML = `<li class="error"><span></span><span>${esc(e.message)}</span></li>`;
+    if (current()) $("similar").innerHTML = `<li class="error"><span></span><span>${esc(e.message)}</span></li>`;
   }
 }
+$("sim-nov").addEventListener("input", () => { $("sim-nov-v").textContent = $("sim-nov").value; });
+$("sim-nov").addEventListener("change", () => { if (itemShown !== null) showSimilar(itemShown); });
 
 // ------------------------------------------------------------------ a user: recommendations from their history
 const user = () => $("f-user").value;
