@@ -156,7 +156,7 @@ def recommend(items: Optional[str] = typer.Option(None, "--items", help="Comma-s
               include_seen: bool = typer.Option(False, "--include-seen", help="Keep the user's / given items."),
               diversity: float = typer.Option(0.0, help="MMR diversity in [0, 1) over the top --pool (default 0)."),
               novelty: float = typer.Option(0.0, help="Weight in [0, 1) of an item's novelty (how few users have "
-                                                      "it) against its rank in the top --pool (default 0)."),
+                                                      "it) against its score in the top --pool (default 0)."),
               max_per_artist: Optional[int] = typer.Option(None, help="At most this many items per artist."),
               artist_field: str = typer.Option("artist", help="The field naming the artist (none: each item is its "
                                                               "own)."),

@@ -121,7 +121,7 @@ class RecommendRequest(_UserOrItems):
     exclude_seen: bool = Field(True, description="leave out the user's / given items")
     diversity: float = Field(0.0, ge=0.0, lt=1.0, description="MMR trade-off over the top `pool`; 0 = the ranking as is")
     novelty: float = Field(0.0, ge=0.0, lt=1.0, description="weight of an item's novelty (how few of the space's users "
-                                                           "have it) against its rank in the top `pool`; 0 = the "
+                                                           "have it) against its score in the top `pool`; 0 = the "
                                                            "ranking as is")
     max_per_artist: int | None = Field(None, ge=1, le=50, description="at most this many items per artist")
     artist_field: str = Field("artist", max_length=64,

@@ -1,9 +1,10 @@
 """Diverse lists: a ranked pool of candidates re-ranked greedily by maximal marginal relevance
 (MMR, Carbonell & Goldstein 1998) with at most ``n`` items per value of a metadata field (an
-artist cap), after less popular items are moved up by ``novelty``. Playlist continuations and ``Space.recommend(diversity=..., max_per_artist=...)``
-choose their items here.
+artist cap), after less popular items are moved up by ``novelty``. Playlist continuations,
+``Space.recommend(diversity=..., novelty=..., max_per_artist=...)`` and
+``Space.similar(novelty=...)`` choose their items here.
 
-With ``novelty > 0`` (``Space.recommend``, whose pool's scores are on one scale) the pool is
+With ``novelty > 0`` (``recommend`` and ``similar``, whose pools' scores are on one scale) the pool is
 first put in the order of ``(1 - novelty) * (s - s_min) / (s_max - s_min) + novelty * nov``
 (first in the pool on ties): its scores ``s`` scaled to [0, 1] over the pool, mixed with each
 candidate's novelty ``nov`` in [0, 1] (its scaled self-information among the space's users,
@@ -49,9 +50,9 @@ def select(space: "Space", pool: Sequence[tuple[str, float]], k: int, diversity:
            max_per: tuple[str, int] | None, novelty: float = 0.0) -> list[tuple[str, float]]:
     """At most ``k`` of ``pool`` (``(item_id, score)`` best first), each once: the pool put in
     order by its scores mixed with ``novelty``, then MMR with ``diversity`` and at most
-    ``max_per=(field, n)`` per value of ``field`` (module docstring). Each candidate's highest cosine to the items taken is
-    kept up to date as items are taken (one product per item taken, not one per candidate and
-    step)."""
+    ``max_per=(field, n)`` per value of ``field`` (module docstring). Each candidate's highest
+    cosine to the items taken is kept up to date as items are taken (one product per item
+    taken, not one per candidate and step)."""
     idx = space.index
     if novelty > 0 and len(pool):
         pool = by_novelty(space, pool, novelty)
