@@ -30,7 +30,7 @@ from ..errors import InputError
 if TYPE_CHECKING:
     from .core import Space
 
-__all__ = ["Popularity", "item_popularity", "novelty_of"]
+__all__ = ["Popularity", "item_popularity", "novelty_of", "popularity_of"]
 
 
 class Popularity:
@@ -59,15 +59,21 @@ def item_popularity(interactions: pd.DataFrame | None, threshold: float = 0.0) -
     return Popularity({str(k): int(v) for k, v in counts.items()}, int(pairs["user_id"].nunique()))
 
 
-def novelty_of(space: "Space", item_ids: Sequence[str]) -> np.ndarray:
-    """:meth:`Popularity.novelty` of ``item_ids`` in ``space`` (counted on first use); an
-    :class:`~talkrec.errors.InputError` on a space without interactions (nothing says what is
-    popular there)."""
+def popularity_of(space: "Space") -> Popularity | None:
+    """The space's :class:`Popularity`, counted on first use and kept with what the space
+    shares with its pinned views; ``None`` for a space without interactions."""
     sh = space._shared
     with sh.lock:
-        if sh.popularity is None:
+        if sh.popularity is None:              # (Popularity or None,): counted, whatever it found
             sh.popularity = (item_popularity(space.interactions, float(space.config.get("positive_threshold", 0.0))),)
-    pop: Popularity | None = sh.popularity[0]
+    return sh.popularity[0]  # type: ignore[no-any-return]
+
+
+def novelty_of(space: "Space", item_ids: Sequence[str]) -> np.ndarray:
+    """:meth:`Popularity.novelty` of ``item_ids`` in ``space``; an
+    :class:`~talkrec.errors.InputError` on a space without interactions (nothing says what is
+    popular there)."""
+    pop = popularity_of(space)
     if pop is None:
         raise InputError("novelty needs a space built with interactions (it ranks by how few users have an item); "
                          "this space has none", field="novelty")

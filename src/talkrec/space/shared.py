@@ -28,7 +28,7 @@ class SharedState:
         self.als_items: Any = None
         self.session_model: Any = None
         self.histories: dict[str, list[str]] | None = None
-        self.popularity: Any = None                  # (Popularity or None,) once counted: popularity.novelty_of
+        self.popularity: Any = None                  # (Popularity or None,) once counted: popularity.popularity_of
 
 
 def consistent(method: Callable[..., Any]) -> Callable[..., Any]:

@@ -6,9 +6,8 @@ import functools
 import logging
 from typing import TYPE_CHECKING
 
-from ..errors import InputError
 from .hits import carry_hit_rows, warm_hit_rows
-from .popularity import novelty_of
+from .popularity import popularity_of
 
 if TYPE_CHECKING:
     from ..index.snapshot import Snapshot
@@ -42,12 +41,9 @@ def warm_generation(space: "Space", snap: "Snapshot", previous: "Snapshot | None
 def keep_warm(space: "Space") -> None:
     """:func:`warm_generation` of the space's current snapshot now, and of each generation its
     store's compactions make from now on (registered once per store); and the items'
-    popularity that ``recommend(novelty=...)`` reads (~30 ms for Last.fm; it does not change
-    with writes)."""
+    popularity that ``novelty`` in ``recommend`` and ``similar`` reads (~30 ms for Last.fm; it
+    does not change with writes)."""
     warm_generation(space, space.index)
-    try:
-        novelty_of(space, [])
-    except InputError:                  # a space without interactions: novelty is refused there
-        pass
+    popularity_of(space)
     if not any(getattr(w, "func", None) is warm_generation for w in space.store.warmers):
         space.store.warmers.append(functools.partial(warm_generation, space))
