@@ -28,9 +28,8 @@ import numpy as np
 from talkrec.evaluation import movies, music
 from talkrec.evaluation.common import Timer
 from talkrec.evaluation.product import ProductBuilder, recommend_ranker, similar_ranker
-from talkrec.evaluation.runner import load_config
+from talkrec.evaluation.runner import load_config, summarize
 from talkrec.evaluation.tasks import TaskResult, concat_results, item_to_item, user_recommendation
-from talkrec.metrics import bootstrap_ci, coverage_at_k, ndcg_at_k, novelty_at_k
 from talkrec.space import Space
 
 
@@ -44,7 +43,7 @@ def _options(n: float, pool: int) -> dict[str, Any]:
     return {"novelty": n, "pool": pool} if n else {}
 
 
-def run_movies(cfg: dict, args: argparse.Namespace, k: int, levels: list[float]) -> tuple[dict, list, dict, int, int]:
+def run_movies(cfg: dict, args: argparse.Namespace, k: int, levels: list[float]) -> tuple[dict, list, Any, int, int]:
     """Per level, the users' results over every fold (fold spaces of ``talkrec evaluate``)."""
     d = movies._load(cfg, Timer())
     pb = ProductBuilder(cfg, "movies")
@@ -59,11 +58,11 @@ def run_movies(cfg: dict, args: argparse.Namespace, k: int, levels: list[float])
             parts.setdefault(str(n), []).append(user_recommendation(uq, {}, k=k, rankers={"x": fn}))
         space.close()
         print(f"fold {f} done", flush=True)
-    pop = {i: float(c) for i, c in enumerate(d.pop_of(d.inter))}      # as talkrec evaluate's novelty@k
-    return {n: concat_results(p) for n, p in parts.items()}, targets, pop, len(d.users), len(d.ids)
+    users = d.pop_of(d.inter)                                   # as talkrec evaluate's novelty@k
+    return {n: concat_results(p) for n, p in parts.items()}, targets, users, len(d.users), len(d.ids)
 
 
-def run_music(cfg: dict, args: argparse.Namespace, k: int, levels: list[float]) -> tuple[dict, list, dict, int, int]:
+def run_music(cfg: dict, args: argparse.Namespace, k: int, levels: list[float]) -> tuple[dict, list, Any, int, int]:
     """Per level, the query artists' results through ``Space.similar`` (the evaluation's space)."""
     pb = ProductBuilder(cfg, "music")
     d = music._load(cfg, Timer(), pb)
@@ -74,26 +73,19 @@ def run_music(cfg: dict, args: argparse.Namespace, k: int, levels: list[float]) 
            for n in levels}
     idx = {x: i for i, x in enumerate(map(str, d.ids))}
     targets = [{idx[r] for r in d.related[q] if r in idx} for q in next(iter(res.values())).query_ids]
-    pop = {i: float(c) for i, c in enumerate(d.pop)}
-    return res, targets, pop, int(d.cat.interactions["user_id"].nunique()), len(d.ids)
+    return res, targets, d.pop, int(d.cat.interactions["user_id"].nunique()), len(d.ids)
 
 
-def summary(r: TaskResult, k: int, targets: list[set[int]], pop: dict[int, float], n_users: int, n_items: int,
+def summary(r: TaskResult, k: int, targets: list[set[int]], item_users: np.ndarray, n_users: int, n_items: int,
             n_boot: int, seed: int) -> dict:
-    """nDCG@k / @10 per split, novelty@10 / @k and coverage@10 of the test queries."""
-    rank = [[i for i in row if i >= 0] for row in r.rankings["x"]]
-    nd10 = np.array([ndcg_at_k(t, row, 10) for t, row in zip(targets, rank)])
-    out: dict = {}
-    for metric, v in ((f"ndcg{k}", r.scores["x"]["ndcg"]), ("ndcg10", nd10)):
-        for split in ("val", "test"):
-            x = v[r.split == split]
-            mean, lo, hi = bootstrap_ci(x, n_resamples=n_boot, random_state=seed)
-            out[f"{metric}_{split}"] = {"mean": mean, "lo": lo, "hi": hi, "n": int(len(x))}
-    test = [row for row, s in zip(rank, r.split) if s == "test"]
-    out["novelty10_test"] = novelty_at_k(test, pop, n_users, 10)
-    out[f"novelty{k}_test"] = novelty_at_k(test, pop, n_users, k)
-    out["coverage10_test"] = coverage_at_k(test, range(n_items), 10)
-    return out
+    """``talkrec evaluate``'s summary (:func:`~talkrec.evaluation.runner.summarize`: test mean
+    [95% CI], validation mean, coverage and novelty of the test queries) at ``k`` and, on the
+    same lists cut to their top 10, at 10."""
+    at10 = TaskResult(r.task, r.query_ids, r.split)
+    at10.add("x", r.rankings["x"][:, :10], targets, 10)
+    lists = {k: r, 10: at10}                                         # one entry when k is 10
+    return {f"@{kk}": summarize(res, n_items, kk, n_boot, seed, item_users=item_users, n_users=n_users)["x"]
+            for kk, res in lists.items()}
 
 
 def main() -> None:
@@ -111,15 +103,16 @@ def main() -> None:
     k, seed = int(args.k or cfg["k"]), int(cfg["seed"])
     levels = [float(x) for x in args.novelty.split(",")]
     t0 = time.perf_counter()
-    res, targets, pop, n_users, n_items = (run_movies if args.dataset == "movies" else run_music)(cfg, args, k, levels)
+    res, targets, users, n_users, n_items = (run_movies if args.dataset == "movies" else run_music)(cfg, args, k,
+                                                                                                    levels)
     out = {"dataset": args.dataset, "k": k, "pool": args.pool, "seconds": round(time.perf_counter() - t0, 1)}
     for n, r in res.items():
         name = f"novelty {float(n):g}" + (f", pool {args.pool}" if float(n) else "")
-        s = out[name] = summary(r, k, targets, pop, n_users, n_items, int(cfg["n_bootstrap"]), seed)
-        cols = [f"nDCG@{kk} val {s[f'ndcg{kk}_val']['mean']:.4f} test {s[f'ndcg{kk}_test']['mean']:.4f} "
-                f"[{s[f'ndcg{kk}_test']['lo']:.4f}, {s[f'ndcg{kk}_test']['hi']:.4f}]" for kk in dict.fromkeys((k, 10))]
-        cols += [f"novelty@{kk} {s[f'novelty{kk}_test']:.2f}" for kk in dict.fromkeys((10, k))]
-        print(f"{name:26s} " + "  ".join(cols) + f"  cov@10 {s['coverage10_test']:.3f}", flush=True)
+        s = out[name] = summary(r, k, targets, users, n_users, n_items, int(cfg["n_bootstrap"]), seed)
+        cols = [f"nDCG@{kk} val {s[f'@{kk}']['val_ndcg']:.4f} test {s[f'@{kk}']['ndcg']['mean']:.4f} "
+                f"[{s[f'@{kk}']['ndcg']['lo']:.4f}, {s[f'@{kk}']['ndcg']['hi']:.4f}]" for kk in dict.fromkeys((k, 10))]
+        cols += [f"novelty@{kk} {s[f'@{kk}']['novelty']:.2f}" for kk in dict.fromkeys((10, k))]
+        print(f"{name:26s} " + "  ".join(cols) + f"  cov@10 {s['@10']['coverage']:.3f}", flush=True)
     print(f"{out['seconds']} s")
     path = Path(args.out or f"runs/ablation-novelty-{args.dataset}-k{k}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
