@@ -40,7 +40,7 @@ def _space(path: Path, config: str) -> Space:
 
 
 def _options(n: float, pool: int) -> dict[str, Any]:
-    return {"novelty": n, "pool": pool} if n else {}
+    return {"novelty": n, "pool": pool} if n else {"novelty": 0.0}          # 0: whatever the space's default
 
 
 def run_movies(cfg: dict, args: argparse.Namespace, k: int, levels: list[float]) -> tuple[dict, list, Any, int, int]:

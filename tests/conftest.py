@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
-from tiny_data import TINY_SPACE_CONFIG, make_tiny_catalog
+from tiny_data import TINY_NOVELTY, TINY_SPACE_CONFIG, make_tiny_catalog
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("TALKREC_DATA", REPO.parent / "shared" / "data"))
@@ -36,4 +36,17 @@ def tiny_space_dir(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("spaces") / "tiny"
     build({**TINY_SPACE_CONFIG, "output": str(out)}, show_progress=False, catalog=make_tiny_catalog())
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_novelty_space_dir(tmp_path_factory):
+    """The tiny space built with a default ``recommend.novelty`` and ``similar.novelty``
+    (:data:`TINY_NOVELTY`); session-scoped and read-only, as ``tiny_space_dir``."""
+    from talkrec.pipeline import build
+
+    out = tmp_path_factory.mktemp("spaces") / "tiny-novelty"
+    rec, sim = TINY_NOVELTY
+    build({**TINY_SPACE_CONFIG, "output": str(out), "recommend": {"novelty": rec}, "similar": {"novelty": sim}},
+          show_progress=False, catalog=make_tiny_catalog())
     return out

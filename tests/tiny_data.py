@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["TINY_SPACE_CONFIG", "copy_space", "make_tiny_catalog"]
+__all__ = ["TINY_NOVELTY", "TINY_SPACE_CONFIG", "copy_space", "make_tiny_catalog"]
 
 
 def _link_model_files(src: str, dst: str) -> str:
@@ -24,6 +24,10 @@ def _link_model_files(src: str, dst: str) -> str:
         except OSError:
             pass
     return shutil.copy2(src, dst)
+
+
+#: the default novelty of the space ``tiny_novelty_space_dir`` (conftest) is built with: (recommend, similar)
+TINY_NOVELTY = (0.5, 0.4)
 
 
 def copy_space(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:

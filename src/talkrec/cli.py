@@ -130,18 +130,21 @@ def _check_mode(mode: Optional[str], fused_only: Optional[str]) -> None:
 def similar(item: str = typer.Argument(..., help="Item id or exact name."), space: str = SpaceOpt, k: int = KOpt,
             where: Optional[str] = WhereOpt, tag: Optional[list[str]] = TagOpt, decade: Optional[str] = DecadeOpt,
             range_: Optional[list[str]] = RangeOpt, offset: int = OffsetOpt,
-            novelty: float = typer.Option(0.0, help="Weight in [0, 1) of an item's novelty (how few users have it) "
-                                                    "against its score in the top --pool (default 0)."),
-            pool: Optional[int] = typer.Option(None, min=1, help="With --novelty: the candidates re-ranked "
-                                                                 "(default 100)."),
+            novelty: Optional[float] = typer.Option(None, help="Weight in [0, 1) of an item's novelty (how few users "
+                                                    "have it) against its score in the top --pool (default: the "
+                                                    "space's similar.novelty, else 0)."),
+            pool: Optional[int] = typer.Option(None, min=1, help="With novelty: the candidates re-ranked "
+                                                                 "(default 100, at least --offset + --k)."),
             as_json: bool = JsonOpt) -> None:
     """Items similar to ITEM (--novelty: less popular ones up)."""
     def go() -> None:
-        _not_with({"--pool": pool is not None}, not novelty, "applies only with --novelty")
+        from .space.popularity import novelty_setting
         s = _load(space)
+        _not_with({"--pool": pool is not None}, not novelty_setting(s, "similar", novelty),
+                  "applies only with --novelty (or the space's similar.novelty)")
         iid = s.resolve(item)
         _print_hits(s.similar(iid, k=k, where=_where(s, where, tag, decade, range_), offset=offset, novelty=novelty,
-                              pool=pool or 100), as_json, f"similar to {item}")
+                              pool=pool), as_json, f"similar to {item}")
     _run(go)
 
 
@@ -155,13 +158,15 @@ def recommend(items: Optional[str] = typer.Option(None, "--items", help="Comma-s
               range_: Optional[list[str]] = RangeOpt, offset: int = OffsetOpt,
               include_seen: bool = typer.Option(False, "--include-seen", help="Keep the user's / given items."),
               diversity: float = typer.Option(0.0, help="MMR diversity in [0, 1) over the top --pool (default 0)."),
-              novelty: float = typer.Option(0.0, help="Weight in [0, 1) of an item's novelty (how few users have "
-                                                      "it) against its score in the top --pool (default 0)."),
+              novelty: Optional[float] = typer.Option(None, help="Weight in [0, 1) of an item's novelty (how few "
+                                                      "users have it) against its score in the top --pool (default: "
+                                                      "the space's recommend.novelty, else 0)."),
               max_per_artist: Optional[int] = typer.Option(None, help="At most this many items per artist."),
               artist_field: str = typer.Option("artist", help="The field naming the artist (none: each item is its "
                                                               "own)."),
               pool: Optional[int] = typer.Option(None, min=1, help="With --diversity / --novelty / --max-per-artist: "
-                                                            "the candidates re-ranked (default 100)."),
+                                                            "the candidates re-ranked (default 100, at least --offset + "
+                                                            "--k)."),
               negative: Optional[str] = typer.Option(None, "--negative", help="Comma-separated items not wanted: "
                                                      "left out and weighed against the rest (--items '' for them alone)."),
               negative_weight: Optional[float] = typer.Option(None, help="Their weight (default: the space's "
@@ -172,13 +177,15 @@ def recommend(items: Optional[str] = typer.Option(None, "--items", help="Comma-s
     def go() -> None:
         if sum(x is not None for x in (items, user, users)) != 1:
             raise TalkrecError("give exactly one of --items, --user or --users")
-        _not_with({"--pool": pool is not None}, not diversity and not novelty and max_per_artist is None,
-                  "applies only with --diversity, --novelty or --max-per-artist")
         _not_with({"--negative-weight": negative_weight is not None}, negative is None, "applies only with --negative")
+        from .space.popularity import novelty_setting
         s = _load(space)
+        _not_with({"--pool": pool is not None}, not diversity and not novelty_setting(s, "recommend", novelty)
+                  and max_per_artist is None,
+                  "applies only with --diversity, --novelty (or the space's recommend.novelty) or --max-per-artist")
         opts = {"k": k, "where": _where(s, where, tag, decade, range_), "offset": offset,
                 "exclude_seen": not include_seen, "diversity": diversity, "novelty": novelty,
-                "max_per_artist": max_per_artist, "artist_field": artist_field, "pool": pool or 100,
+                "max_per_artist": max_per_artist, "artist_field": artist_field, "pool": pool,
                 "negative": None if negative is None else resolve_ids(s, negative), "negative_weight": negative_weight}
         if users is not None:
             _recommend_users(s.pinned(), read_user_ids(users), opts)

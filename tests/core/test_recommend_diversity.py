@@ -104,5 +104,6 @@ def test_the_http_api_and_the_cli_take_the_same_options(space, tiny_space_dir):
                                  "2", "--artist-field", "genre", "--pool", "50", "--json", "--space", str(tiny_space_dir)])
     assert r.exit_code == 0 and [h["item_id"] for h in json.loads(r.stdout)] == want, r.output
     r = CliRunner().invoke(app, ["recommend", "--items", "metal1", "--pool", "50", "--space", str(tiny_space_dir)])
-    assert r.exit_code == 2 and "--pool: applies only with --diversity, --novelty or --max-per-artist" in r.output, \
+    assert r.exit_code == 2 and "--pool: applies only with --diversity, --novelty (or the space's recommend.novelty) or " \
+        "--max-per-artist" in r.output, \
         r.output

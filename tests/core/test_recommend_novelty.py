@@ -18,6 +18,7 @@ from talkrec.cli import app
 from talkrec.errors import InputError
 from talkrec.space import Space
 from talkrec.space.popularity import item_popularity
+from tiny_data import TINY_NOVELTY, TINY_SPACE_CONFIG
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +156,98 @@ def test_the_http_api_and_the_cli_take_novelty_in_similar(space, tiny_space_dir)
     assert r.exit_code == 0 and [h["item_id"] for h in json.loads(r.stdout)] == want, r.output
     r = run(app, ["similar", "metal1", "--pool", "40", "--space", str(tiny_space_dir)])
     assert r.exit_code == 2 and "--pool: applies only with --novelty" in r.output, r.output
+
+
+# ---------------------------------------------------------------- a space's default novelty
+@pytest.fixture(scope="module")
+def novel_space(tiny_novelty_space_dir):
+    s = Space.load(tiny_novelty_space_dir)
+    yield s
+    s.close()
+
+
+def test_a_space_built_with_a_default_novelty_gives_it_to_calls_without_one(novel_space):
+    """``recommend.novelty`` / ``similar.novelty`` of the build config: a call without
+    ``novelty`` re-ranks with it (the hand formula over the plain pool), one with 0 gets the
+    plain ranking, one with another value that value."""
+    rec, sim = TINY_NOVELTY
+    s = novel_space
+    assert s.config["recommend"]["novelty"] == rec and s.config["similar"]["novelty"] == sim
+    for src in ({"items": ["metal1", "jazz2"]}, {"user": s.users(1)[0][0]}):
+        plain = s.recommend(**src, k=30, novelty=0.0)
+        assert [h.item_id for h in s.recommend(**src, k=8, pool=30)] == _by_hand(s, plain, 8, rec)
+        assert [h.item_id for h in s.recommend(**src, k=8, novelty=0.7, pool=30)] == _by_hand(s, plain, 8, 0.7)
+        assert [h.item_id for h in s.recommend(**src, k=8, novelty=0.0)] == [h.item_id for h in plain[:8]]
+    plain = s.similar("metal1", k=30, novelty=0.0)
+    assert [h.item_id for h in s.similar("metal1", k=8, pool=30)] == _by_hand(s, plain, 8, sim)
+    assert [h.item_id for h in s.similar("metal1", k=8)] != [h.item_id for h in plain[:8]]
+    assert [h.item_id for h in s.similar("metal1", k=8, novelty=0.0)] == [h.item_id for h in plain[:8]]
+
+
+def test_without_a_pool_the_candidates_are_100_or_the_page_when_more(space):
+    """``pool`` left out: the top 100 re-ranked, or ``offset + k`` of them when more (a default
+    novelty never refuses a deep page); a ``pool`` given below the page is still refused."""
+    from talkrec.space.diversity import POOL, rerank
+    asked = []
+
+    def ranked(n):
+        asked.append(n)
+        return space.recommend(items=["metal1"], k=min(n, 30), novelty=0.0)
+    for k, offset, want in ((10, 0, POOL), (20, 90, 110), (200, 0, 200)):
+        rerank(space, ranked, k, offset, diversity=0.0, max_per_artist=None, artist_field="artist", pool=None,
+               novelty=0.3)
+        assert asked[-1] == want == max(100, offset + k)
+    with pytest.raises(InputError) as e:
+        rerank(space, ranked, 20, 90, diversity=0.0, max_per_artist=None, artist_field="artist", pool=100,
+               novelty=0.3)
+    assert e.value.field == "pool"
+
+
+def test_the_api_the_page_and_the_cli_take_the_space_default(novel_space, tiny_novelty_space_dir):
+    from fastapi.testclient import TestClient
+
+    from talkrec.service.app import create_app
+    rec, sim = TINY_NOVELTY
+    s = novel_space
+    want = {"rec": [h.item_id for h in s.recommend(items=["metal1"], k=5)],
+            "rec0": [h.item_id for h in s.recommend(items=["metal1"], k=5, novelty=0.0)],
+            "sim": [h.item_id for h in s.similar("metal1", k=5)],
+            "sim0": [h.item_id for h in s.similar("metal1", k=5, novelty=0.0)]}
+    assert want["sim"] != want["sim0"]
+    ids = lambda r: [h["item_id"] for h in r.json()["items"]]          # noqa: E731
+    with TestClient(create_app(tiny_novelty_space_dir)) as c:
+        assert c.get("/api/version").json()["space"]["novelty"] == {"recommend": rec, "similar": sim}
+        assert ids(c.post("/api/recommend", json={"items": ["metal1"], "k": 5})) == want["rec"]
+        assert ids(c.post("/api/recommend", json={"items": ["metal1"], "k": 5, "novelty": 0})) == want["rec0"]
+        assert ids(c.get("/api/items/metal1/similar", params={"k": 5})) == want["sim"]
+        assert ids(c.get("/api/items/metal1/similar", params={"k": 5, "novelty": 0})) == want["sim0"]
+        r = c.get("/api/items/metal1/similar", params={"k": 20, "offset": 90})     # pool 110: no refusal
+        assert r.status_code == 200, r.text
+    run = CliRunner().invoke
+    for cmd, key in ((["similar", "metal1"], "sim"), (["recommend", "--items", "metal1"], "rec")):
+        for extra, k in (([], key), (["--novelty", "0"], key + "0")):
+            r = run(app, [*cmd, "--k", "5", "--json", *extra, "--space", str(tiny_novelty_space_dir)])
+            assert r.exit_code == 0 and [h["item_id"] for h in json.loads(r.stdout)] == want[k], r.output
+        r = run(app, [*cmd, "--k", "5", "--pool", "40", "--json", "--space", str(tiny_novelty_space_dir)])
+        assert r.exit_code == 0, r.output                             # --pool applies: the space's novelty
+        r = run(app, [*cmd, "--k", "5", "--pool", "40", "--novelty", "0", "--space", str(tiny_novelty_space_dir)])
+        assert r.exit_code == 2 and "--pool: applies only with" in r.output, r.output
+
+
+def test_a_default_novelty_needs_interactions_and_a_number_in_0_1(tiny_catalog, tmp_path):
+    """Refused before any stage runs, naming the setting: a build whose catalog has no
+    interactions above ``positive_threshold`` (nothing to count), and a value outside [0, 1)."""
+    from dataclasses import replace
+
+    from talkrec.pipeline import build
+    cfg = {**TINY_SPACE_CONFIG, "output": str(tmp_path / "s")}
+    for part in ("recommend", "similar"):
+        for cat, why in ((replace(tiny_catalog, interactions=None), "this catalog has none"),
+                         (tiny_catalog, "none above it")):
+            with pytest.raises(InputError) as e:
+                build({**cfg, part: {"novelty": 0.3}, "positive_threshold": 1e9}, show_progress=False, catalog=cat)
+            assert e.value.field == f"{part}.novelty" and why in str(e.value), str(e.value)
+        with pytest.raises(InputError) as e:
+            build({**cfg, part: {"novelty": 1.0}}, show_progress=False, catalog=tiny_catalog)
+        assert e.value.field == f"{part}.novelty" and "[0, 1)" in str(e.value), str(e.value)
+    assert not (tmp_path / "s").exists()

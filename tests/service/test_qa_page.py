@@ -353,3 +353,40 @@ def test_a_user_gets_recommendations_and_personalized_search(page):
     page.goto(page.url0 + "/#/user")                               # no user chosen: says what to do
     page.wait_for_selector("[data-testid=user-status]:has-text('Choose a user')")
     assert not page.errors, page.errors
+
+
+def test_the_novelty_sliders_start_at_the_spaces_defaults(browser, tiny_novelty_space_dir):
+    """On a space built with ``recommend.novelty`` and ``similar.novelty`` the sliders start
+    there and the lists are the API's default ones; moved to 0, the plain ranking (the page
+    sends 0, not nothing)."""
+    from talkrec.service.app import create_app
+    from tiny_data import TINY_NOVELTY
+    rec, sim = TINY_NOVELTY
+    ids = "ls => ls.map(l => l.dataset.id)"
+    with live_server(create_app(tiny_novelty_space_dir)) as url:
+        ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+        pg = ctx.new_page()
+        pg.set_default_timeout(15000)
+        pg.errors = []
+        pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+        pg.url0 = url
+        _started(pg, "/#/item/metal1")
+        assert pg.eval_on_selector("#sim-nov", "e => Number(e.value)") == sim
+        assert pg.locator("#sim-nov-v").inner_text() == str(sim)
+        with urllib.request.urlopen(url + "/api/items/metal1/similar?k=12") as r:
+            default = [h["item_id"] for h in json.load(r)["items"]]
+        with urllib.request.urlopen(url + "/api/items/metal1/similar?k=12&novelty=0") as r:
+            plain = [h["item_id"] for h in json.load(r)["items"]]
+        assert default != plain
+        pg.wait_for_function("document.querySelectorAll('[data-testid=similar] li a.name').length === 12")
+        assert pg.locator("[data-testid=similar] li").evaluate_all(ids) == default
+        pg.eval_on_selector("#sim-nov", "e => { e.value = '0'; e.dispatchEvent(new Event('change')); }")
+        pg.wait_for_function(f"document.querySelector('[data-testid=similar] li')?.dataset.id === {json.dumps(plain[0])}")
+        assert pg.locator("[data-testid=similar] li").evaluate_all(ids) == plain
+        u, _ = _user_view(pg)
+        assert pg.eval_on_selector("#user-nov", "e => Number(e.value)") == rec
+        pg.wait_for_selector(f"[data-testid=user-status]:has-text('novelty {rec}')")
+        want = [h["item_id"] for h in _post(url + "/api/recommend", {"user": u, "k": 20, "novelty": rec, "pool": 200})["items"]]
+        assert pg.locator("[data-testid=user-recs] li").evaluate_all(ids) == want
+        assert not pg.errors, pg.errors
+        ctx.close()

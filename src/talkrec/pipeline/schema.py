@@ -54,10 +54,10 @@ SECTIONS: dict[str, frozenset[str]] = {
     # space.strategies.similar_rows
     "similar": frozenset({"strategy", "cf_weight", "rrf_c", "depth", "cold_neighbors", "cold_weight", "cold_match",
                           "cold_content_weight", "lexical_weight", "lexical_max_df",
-                          "lexical_max_terms"}),
+                          "lexical_max_terms", "novelty"}),
     # space.strategies.recommend_rows
     "recommend": frozenset({"strategy", "weights", "rrf_c", "depth", "cold_neighbors", "cold_match", "cold_boost",
-                            "cold_prior", "cold_prior_weight", "negative_weight"}),
+                            "cold_prior", "cold_prior_weight", "negative_weight", "novelty"}),
     "recommend.weights": frozenset({"fused", "ease", "als"}),
     # cli._examples
     "examples": frozenset({"search", "similar", "recommend_items"}),
@@ -91,6 +91,8 @@ VALUES: dict[str, Constraint] = {
     "recommend.weights.fused": Interval(float, 0), "recommend.weights.ease": Interval(float, 0),
     "recommend.weights.als": Interval(float, 0),                                # space.strategies
     "recommend.negative_weight": Interval(float, 0),                            # space.strategies.negative_weight
+    "recommend.novelty": Interval(float, 0, 1, closed="left"),                  # space.popularity.novelty_setting
+    "similar.novelty": Interval(float, 0, 1, closed="left"),
     "examples.search": _WORDS, "examples.similar": _WORDS,                      # cli._examples
     "index.index_params": _MAPPING, "index.search_params": _MAPPING,            # index.milvus
 }

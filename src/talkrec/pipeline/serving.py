@@ -8,10 +8,11 @@ model, the modality weights of the item mean, and the strategies ``Space.similar
 * ``modality_weights: {audio: 0.5}`` - weights of the modalities in an item's fused mean
   (missing modalities weigh 1), used by the build and by cold-start upserts.
 * ``similar: {strategy: rrf | knn, cf_weight, rrf_c, depth, cold_neighbors, cold_weight,
-  cold_match: content | fused, cold_content_weight, lexical_weight, lexical_max_df, lexical_max_terms}`` and
+  cold_match: content | fused, cold_content_weight, lexical_weight, lexical_max_df, lexical_max_terms, novelty}`` and
   ``recommend: {strategy: blend | rrf | knn, weights: {fused, ease, als}, rrf_c, depth,
   cold_neighbors, cold_boost, cold_match: fused | content, cold_prior: [numeric item field, ...],
-  cold_prior_weight, negative_weight}`` (:mod:`talkrec.space.strategies`, :mod:`talkrec.space.priors`).
+  cold_prior_weight, negative_weight, novelty}`` (:mod:`talkrec.space.strategies`, :mod:`talkrec.space.priors`;
+  ``novelty``, also in ``similar``: the default of the calls' ``novelty``, :mod:`talkrec.space.popularity`).
 * ``fusion: paper`` - paper 001's fusion (lr 1e-4, 400 epochs, patience 25), equal weights,
   no EASE, plain kNN for similar and recommend: the Table 4 reproduction.
 """
@@ -97,9 +98,18 @@ def _check_prior(rec: dict[str, Any]) -> None:
 
 
 def check_item_fields(cfg: Mapping[str, Any], catalog: Catalog) -> None:
-    """The item fields the config names exist (checked once the catalog is loaded, before the
-    embedding stages): ``search.bm25_fields`` the description or item fields,
-    ``recommend.cold_prior`` numeric item fields."""
+    """What the config names in the catalog is there (checked once the catalog is loaded,
+    before the embedding stages): ``search.bm25_fields`` the description or item fields,
+    ``recommend.cold_prior`` numeric item fields, and for a default ``recommend.novelty`` /
+    ``similar.novelty`` interactions above ``positive_threshold`` to count (:mod:`talkrec.space.popularity`)."""
+    x, threshold = catalog.interactions, float(cfg.get("positive_threshold", 0.0))
+    counted = x is not None and bool((x["weight"] > threshold).any())
+    for part in ("recommend", "similar"):
+        if float(cfg[part].get("novelty", 0.0)) > 0 and not counted:
+            raise InputError(f"{part}.novelty needs interactions above positive_threshold ({threshold:g}) to count "
+                             f"how many users have each item; this catalog has "
+                             f"{'none' if x is None or not len(x) else 'none above it'}",
+                             path=cfg.get("_config_path"), field=f"{part}.novelty")
     check_fields(bm25_params(cfg.get("search"))[2] or (), {"name", "tags", *catalog.items.columns})
     for f in cfg["recommend"].get("cold_prior") or ():
         if f not in catalog.items.columns:

@@ -120,15 +120,18 @@ class RecommendRequest(_UserOrItems):
     filters: Filters = Field(default_factory=Filters)
     exclude_seen: bool = Field(True, description="leave out the user's / given items")
     diversity: float = Field(0.0, ge=0.0, lt=1.0, description="MMR trade-off over the top `pool`; 0 = the ranking as is")
-    novelty: float = Field(0.0, ge=0.0, lt=1.0, description="weight of an item's novelty (how few of the space's users "
-                                                           "have it) against its score in the top `pool`; 0 = the "
-                                                           "ranking as is")
+    novelty: float | None = Field(None, ge=0.0, lt=1.0,
+                                  description="weight of an item's novelty (how few of the space's users have it) "
+                                              "against its score in the top `pool`; 0 = the ranking as is (default: "
+                                              "the space's recommend.novelty, else 0)")
     max_per_artist: int | None = Field(None, ge=1, le=50, description="at most this many items per artist")
     artist_field: str = Field("artist", max_length=64,
                               description="metadata field naming the artist; when the space has none, each item is "
                                           "its own artist")
-    pool: int = Field(100, ge=1, le=2000, description="with diversity, novelty or max_per_artist: the candidates "
-                                                      "re-ranked, the top of the plain ranking; at least offset + k")
+    pool: int | None = Field(None, ge=1, le=2000,
+                             description="with diversity, novelty or max_per_artist: the candidates re-ranked, the "
+                                         "top of the plain ranking; at least offset + k (default: 100, or offset + k "
+                                         "when more)")
 
     @model_validator(mode="after")
     def _some_example(self) -> "RecommendRequest":
@@ -140,8 +143,8 @@ class RecommendRequest(_UserOrItems):
 
     @model_validator(mode="after")
     def _pool_holds_the_page(self) -> "RecommendRequest":
-        reranked = self.diversity > 0 or self.novelty > 0 or self.max_per_artist is not None
-        if reranked and self.pool < self.offset + self.k:
+        reranked = self.diversity > 0 or (self.novelty or 0) > 0 or self.max_per_artist is not None
+        if reranked and self.pool is not None and self.pool < self.offset + self.k:
             raise ValueError(f"pool ({self.pool}) must be at least offset + k ({self.offset + self.k}): the list is "
                              "chosen from the pool")
         return self

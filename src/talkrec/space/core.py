@@ -24,6 +24,7 @@ from .explain import explain as explain_pair
 from .hits import Hit, hits_at, jsonable, make_hits
 from .diversity import rerank as diverse
 from .playlists import Continuation
+from .popularity import novelty_setting
 from .shared import SharedState, consistent
 from .search import LexicalView, check_mode, check_text, lexical_search, text_search
 from .strategies import checked_negative_weight, recommend_rows, score_kind, similar_rows
@@ -261,10 +262,12 @@ class Space(SpaceWrites):
         return LexicalView(self.index, *bm25_params(self.config.get("search")))
 
     @consistent
-    def similar(self, item_id: str, k: int = 10, *, where: Where = None, offset: int = 0, novelty: float = 0.0,
-                pool: int = 100) -> list[Hit]:
+    def similar(self, item_id: str, k: int = 10, *, where: Where = None, offset: int = 0,
+                novelty: float | None = None, pool: int | None = None) -> list[Hit]:
         """Items similar to ``item_id`` (itself excluded), by ``similar.strategy`` (:mod:`.strategies`);
-        ``novelty`` re-ranks its top ``pool`` with less popular items up (:mod:`.diversity`)."""
+        ``novelty`` (default ``similar.novelty``, else 0) re-ranks its top ``pool`` (default 100, at
+        least ``offset + k``) with less popular items up (:mod:`.diversity`)."""
+        novelty = novelty_setting(self, "similar", novelty)
         def ranked(n: int, start: int = 0) -> list[Hit]:
             if score_kind(self, "similar") == "rrf":
                 return hits_at(self.index, *similar_rows(self, item_id, n, where, start))
@@ -278,13 +281,15 @@ class Space(SpaceWrites):
     @consistent
     def recommend(self, *, items: Sequence[str] | None = None, user: str | None = None, k: int = 10,
                   where: Where = None, offset: int = 0, exclude_seen: bool = True, diversity: float = 0.0,
-                  max_per_artist: int | None = None, artist_field: str = "artist", pool: int = 100,
+                  max_per_artist: int | None = None, artist_field: str = "artist", pool: int | None = None,
                   negative: Sequence[str] | None = None, negative_weight: float | None = None,
-                  novelty: float = 0.0) -> list[Hit]:
+                  novelty: float | None = None) -> list[Hit]:
         """Recommend from items or a known user's history, by ``recommend.strategy`` (:mod:`.strategies`);
         ``negative``: items not wanted, never recommended, weighed against the history in every
         term (``negative_weight``, default ``recommend.negative_weight``; ``items=[]`` with them alone);
-        ``diversity`` (MMR), ``novelty`` (less popular items up) and ``max_per_artist`` re-rank its top ``pool``."""
+        ``diversity`` (MMR), ``novelty`` (less popular items up; default ``recommend.novelty``, else 0)
+        and ``max_per_artist`` re-rank its top ``pool`` (default 100, at least ``offset + k``)."""
+        novelty = novelty_setting(self, "recommend", novelty)
         if (items is None) == (user is None):
             raise InputError("give exactly one of items or user", field="items")
         hist = id_list(items) if items is not None else self.user_history(user)  # type: ignore[arg-type]

@@ -32,7 +32,10 @@ from .popularity import novelty_of
 if TYPE_CHECKING:
     from .core import Space
 
-__all__ = ["by_novelty", "check", "rerank", "select"]
+__all__ = ["POOL", "by_novelty", "check", "rerank", "select"]
+
+#: the candidates re-ranked when a call names no ``pool`` (at least ``offset + k``)
+POOL = 100
 
 
 def check(diversity: Any, max_per_artist: Any, novelty: Any = 0.0) -> None:
@@ -101,12 +104,14 @@ def by_novelty(space: "Space", pool: Sequence[tuple[str, float]], novelty: float
 
 
 def rerank(space: "Space", ranked: Callable[[int], list[Any]], k: int, offset: int, *, diversity: float,
-           max_per_artist: int | None, artist_field: str, pool: int, novelty: float = 0.0) -> list[Any]:
+           max_per_artist: int | None, artist_field: str, pool: int | None, novelty: float = 0.0) -> list[Any]:
     """Hits ``offset`` to ``offset + k`` of the list chosen from the first ``pool`` of
     ``ranked(pool)`` (hits, best first) with ``diversity``, ``novelty`` and ``max_per_artist``:
-    the pool does not depend on the page, so pages do not overlap. A space without
-    ``artist_field`` is a catalog of artists (each item its own)."""
+    the pool does not depend on the page, so pages within it do not overlap (``None``:
+    :data:`POOL`, or ``offset + k`` when that is more). A space without ``artist_field`` is a
+    catalog of artists (each item its own)."""
     check(diversity, max_per_artist, novelty)
+    pool = max(POOL, offset + k) if pool is None else pool
     if isinstance(pool, bool) or not isinstance(pool, (int, np.integer)) or pool < offset + k:
         raise InputError(f"pool must be an integer of at least offset + k ({offset + k}), got {pool!r}: the list "
                          "is chosen from the pool", field="pool")

@@ -13,6 +13,10 @@ for one every user has. The unscaled value, averaged over a list's items, is the
 evaluation's novelty@k (:func:`talkrec.metrics.novelty_at_k`, Zhou et al. 2010), so the
 knob moves the figure the evaluation reports.
 
+A space's build config may set the default of the calls' ``novelty`` (``recommend.novelty``,
+``similar.novelty``; :func:`novelty_setting`): a call that gives none gets it, one that gives 0
+the plain ranking.
+
 The counts come from the build's ``interactions.parquet`` once per space (they do not change
 with writes: an item upserted later has none).
 """
@@ -30,7 +34,7 @@ from ..errors import InputError
 if TYPE_CHECKING:
     from .core import Space
 
-__all__ = ["Popularity", "item_popularity", "novelty_of", "popularity_of"]
+__all__ = ["Popularity", "item_popularity", "novelty_of", "novelty_setting", "popularity_of"]
 
 
 class Popularity:
@@ -78,3 +82,11 @@ def novelty_of(space: "Space", item_ids: Sequence[str]) -> np.ndarray:
         raise InputError("novelty needs a space built with interactions (it ranks by how few users have an item); "
                          "this space has none", field="novelty")
     return pop.novelty(item_ids)
+
+
+def novelty_setting(space: "Space", part: str, given: float | None) -> float:
+    """The ``novelty`` of a ``part`` call (``"recommend"`` or ``"similar"``): ``given``, else the
+    space's ``{part}.novelty``, else 0 (``given`` is checked where it is used, :func:`.diversity.check`)."""
+    if given is None:
+        return float(space.config.get(part, {}).get("novelty", 0.0))
+    return given

@@ -19,7 +19,7 @@ import numpy as np
 
 from ...data.catalog import Catalog
 from ..cache import Cache, StageTimer, content_hash
-from ..serving import check_modalities, ease_stage, modality_weights
+from ..serving import check_item_fields, check_modalities, ease_stage, modality_weights
 from ..stages import Built, catalog_stage, content_stage, descriptions_stage, fusion_stage, index_stage, plot_training_curve
 from .als import cf_stage
 from .embed import text_dim, text_stage
@@ -47,6 +47,7 @@ def build_spark(cfg: Mapping[str, Any], *, show_progress: bool = True, catalog: 
         checkpoint_dir(spark, uri(settings.output, "checkpoints"))
         cache = Cache(Path(str(out_dir) + ".build"))
         catalog = catalog_stage(cfg, catalog, timer, seed)
+        check_item_fields(cfg, catalog)
         check_modalities(cfg, catalog)
         data_key = content_hash(catalog.item_ids, catalog.tags,
                                 catalog.interactions if catalog.interactions is not None else 0)

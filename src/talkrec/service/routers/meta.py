@@ -7,6 +7,7 @@ from dataclasses import asdict
 from fastapi import APIRouter, Depends
 
 from ...space.hits import jsonable
+from ...space.popularity import novelty_setting
 from ... import __version__
 from .. import schemas as S
 from ..deps import ServiceState, get_state
@@ -30,12 +31,14 @@ async def health(state: ServiceState = Depends(get_state)) -> S.HealthResponse:
 
 @router.get("/api/version", response_model=S.VersionResponse)
 def version(state: ServiceState = Depends(get_state)) -> S.VersionResponse:
-    """talkrec version and what the served space holds."""
+    """talkrec version and what the served space holds (``novelty``: the default of
+    ``recommend`` and ``similar``, what the page's sliders start at)."""
     space, cfg = state.space, state.space.config
     info = {"name": cfg.get("name"), "dataset": cfg.get("dataset"), "created": cfg.get("created"),
             "items": len(space.index), "modalities": space.modalities,
             "text_model": cfg.get("text", {}).get("model"),
             "search_mode": cfg.get("search", {}).get("mode", "hybrid"),
+            "novelty": {part: novelty_setting(space, part, None) for part in ("recommend", "similar")},
             "write_protected": state.api_key is not None}
     return S.VersionResponse(talkrec=__version__, api="1", space=jsonable(info))
 

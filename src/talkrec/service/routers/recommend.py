@@ -22,11 +22,12 @@ router = APIRouter(tags=["recommend"])
 
 @router.get("/api/items/{item_id:path}/similar", response_model=S.HitsResponse, responses=responses(404, 422))
 def similar(item_id: str, k: int = Query(10, ge=1, le=K_MAX), offset: int = Query(0, ge=0, le=S.OFFSET_MAX),
-            novelty: float = Query(0.0, ge=0.0, lt=1.0, description="weight of an item's novelty (how few of the "
-                                   "space's users have it) against its score in the top `pool`; 0 = the ranking "
-                                   "as is"),
-            pool: int = Query(100, ge=1, le=2000, description="with novelty: the candidates re-ranked; at least "
-                                                              "offset + k"),
+            novelty: float | None = Query(None, ge=0.0, lt=1.0, description="weight of an item's novelty (how few "
+                                          "of the space's users have it) against its score in the top `pool`; 0 = "
+                                          "the ranking as is (default: the space's similar.novelty, else 0)"),
+            pool: int | None = Query(None, ge=1, le=2000, description="with novelty: the candidates re-ranked; at "
+                                                                      "least offset + k (default: 100, or offset + "
+                                                                      "k when more)"),
             filters: FilterSpec = Depends(query_filters), state: ServiceState = Depends(get_state)) -> Response:
     """Items like an item (itself excluded; an id may hold ``/``), with filters: by ``similar.strategy`` (RRF of its fused,
     EASE and BM25 lists, or the fused space's nearest); ``score_kind`` says which. ``novelty`` moves less

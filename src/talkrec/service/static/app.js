@@ -159,7 +159,7 @@ async function showSimilar(id) {
   const seq = ++simSeq, current = () => seq === simSeq && itemShown === id;
   try {
     const p = filterParams(new URLSearchParams({ k: "12" }));
-    if (Number($("sim-nov").value) > 0) p.set("novelty", $("sim-nov").value);
+    p.set("novelty", $("sim-nov").value);   // always: 0 is the plain ranking whatever the space's default
     const sim = await api(`/api/items/${encodeURIComponent(id)}/similar?${p}`);
     if (current()) renderHits($("similar"), withKind(sim.items, sim.score_kind));
   } catch (e) {
@@ -187,7 +187,8 @@ async function showUser(more = false) {
   try {
     const body = { user: u, k: PAGE, offset: userRecs.hits.length, filters: filters() };
     if (notForMe.items.length) body.negative = notForMe.items.map((h) => h.item_id);
-    if (nov > 0) { body.novelty = nov; body.pool = NOVELTY_POOL; }
+    body.novelty = nov;                     // always: 0 is the plain ranking whatever the space's default
+    if (nov > 0) body.pool = NOVELTY_POOL;
     const r = await post("/api/recommend", body);
     if (seq !== userSeq) return;
     userRecs.hits = userRecs.hits.concat(withKind(r.items, r.score_kind));
@@ -328,6 +329,10 @@ async function init() {
     const v = await api("/api/version");
     state.modalities = v.space.modalities || [];
     $("space-info").textContent = `${v.space.name}: ${v.space.items} items · ${state.modalities.join(" + ")}`;
+    const nov = v.space.novelty || {};      // the sliders start at the space's defaults
+    [["sim-nov", nov.similar], ["user-nov", nov.recommend]].forEach(([id, x]) => {
+      if (typeof x === "number" && x > 0) { $(id).value = String(x); $(`${id}-v`).textContent = $(id).value; }
+    });
     const f = await api("/api/facets");
     $("tag-list").innerHTML = f.top_tags.map((t) => `<option value="${esc(t.tag)}">`).join("");
     $("f-decade").innerHTML = `<option value="">any</option>` + f.decades.map((d) => `<option>${esc(d)}</option>`).join("");
