@@ -109,3 +109,18 @@ def test_a_field_name_with_spaces_or_hyphens_is_quoted():
         Clause("Year, of release", ">=", "1990"), Clause("name", "=", "Crosby, Stills"), Clause("a,b", "~", "x")]
     assert parse_where("name=guns n' roses,tag=rock 'n' roll") == [
         Clause("name", "=", "guns n' roses"), Clause("tag", "=", "rock 'n' roll")]
+
+
+def test_a_quote_inside_a_value_is_a_character():
+    """A double quote opens a quoted span only where a field name or a value starts: inside a
+    value (12" single) it is a character, so two of them in two clauses do not swallow the comma
+    between them (they did: one clause, value '12",b=7'), and a value is unquoted only when the
+    quotes are around the whole of it."""
+    from talkrec.index.filters import Clause, parse_where
+    assert parse_where('format=12",size=7"') == [Clause("format", "=", '12"'), Clause("size", "=", '7"')]
+    assert parse_where('title=12" single, tag=rock AND note=7" mix') == [
+        Clause("title", "=", '12" single'), Clause("tag", "=", "rock"), Clause("note", "=", '7" mix')]
+    assert parse_where('name = "Crosby, Stills" , x=[1, 2],y="3') == [
+        Clause("name", "=", "Crosby, Stills"), Clause("x", "=", "[1, 2]"), Clause("y", "=", '"3')]
+    meta = pd.DataFrame({"item_id": ["a", "b"], "format": ['12"', '7"']})
+    assert FilterEngine(meta).mask('format=12",format!=7"').tolist() == [True, False]

@@ -41,19 +41,47 @@ class Clause:
     value: Any
 
 
-# a clause ends at a comma or AND outside double quotes, backticks and brackets ("a, b" and
-# [1, 2] stay whole; not single quotes: an apostrophe, as in "guns n' roses", is no quote)
-_SEPARATOR = re.compile(r""""[^"]*"|`[^`]*`|\[[^\]]*\]|(,|\s+AND\s+)""")
+# a clause ends at a comma or AND outside quotes and brackets: a field name in double quotes or
+# backticks ("Year, of release"), a value in double quotes or brackets ("Crosby, Stills", [1, 2]).
+# A quote opens only where a name or a value starts, so one inside a value is a character (12"
+# single, 7" vinyl), as is an apostrophe anywhere ("guns n' roses")
+_AND = re.compile(r"\s+AND\s+")
+_CLOSES = {"name": {'"': '"', "`": "`"}, "value": {'"': '"', "[": "]"}}
+_OP_START = re.compile(r">=|<=|!=|>|<|=|~|:")
 
 
 def _clauses(where: str) -> list[str]:
-    """``where`` split at its top-level commas and ``AND``s."""
-    out, start = [], 0
-    for m in _SEPARATOR.finditer(where):
-        if m.group(1):
-            out.append(where[start:m.start()])
-            start = m.end()
+    """``where`` split at its top-level commas and ``AND``s (the rule above)."""
+    out, start, i, n = [], 0, 0, len(where)
+    at: str | None = "name"                      # where a quote may open: "name", "value", or None
+    seen_op = False
+    while i < n:
+        ch = where[i]
+        sep = 1 if ch == "," else (m.end() - i if (m := _AND.match(where, i)) else 0)
+        if sep:
+            out.append(where[start:i])
+            i = start = i + sep
+            at, seen_op = "name", False
+            continue
+        if at is not None and ch.isspace():
+            i += 1
+            continue
+        close = _CLOSES[at].get(ch) if at is not None else None
+        if close is not None and (j := where.find(close, i + 1)) > i:
+            i, at = j + 1, None
+            continue
+        if not seen_op and (m := _OP_START.match(where, i)):
+            i, at, seen_op = m.end(), "value", True
+            continue
+        at = None
+        i += 1
     return out + [where[start:]]
+
+
+def _unquoted(v: str) -> str:
+    """A value without the double or single quotes around the whole of it."""
+    v = v.strip()
+    return v[1:-1] if len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'" else v
 
 
 def parse_where(where: Where) -> list[Clause]:
@@ -73,7 +101,7 @@ def parse_where(where: Where) -> list[Clause]:
             if v[:1] in "<>=!~":
                 raise InputError(f"cannot parse filter clause {part!r}: the value starts with an operator",
                                  field="where")
-            out.append(Clause(f, "=" if op == ":" else op, v.strip().strip("'\"")))
+            out.append(Clause(f, "=" if op == ":" else op, _unquoted(v)))
         return out
     if isinstance(where, Mapping):
         for f, v in where.items():
