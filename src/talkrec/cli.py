@@ -102,7 +102,7 @@ def search(query: Optional[str] = typer.Argument(None, help="Natural-language qu
         if audio or image:
             modality = "audio" if audio else "image"
             hits = s.search_by_media(modality, str(audio or image), k, where=w, offset=offset)
-            _print_hits(hits, as_json, f"{modality} query: {audio or image}")
+            _print_hits(hits, as_json, f"{modality} query: {audio or image}", s, w)
             return
         if not query:
             raise TalkrecError("give a query text, or --audio FILE / --image FILE")
@@ -110,7 +110,7 @@ def search(query: Optional[str] = typer.Argument(None, help="Natural-language qu
             hits = s.personalized_search(query, user, alpha=0.3 if alpha is None else alpha, k=k, where=w, offset=offset)
         else:
             hits = s.search(query, k=k, where=w, offset=offset, mode=mode)
-        _print_hits(hits, as_json, f'search: "{query}"')
+        _print_hits(hits, as_json, f'search: "{query}"', s, w)
     _run(go)
 
 
@@ -142,9 +142,9 @@ def similar(item: str = typer.Argument(..., help="Item id or exact name."), spac
         s = _load(space)
         _not_with({"--pool": pool is not None}, not novelty_setting(s, "similar", novelty),
                   "applies only with --novelty (or the space's similar.novelty)")
-        iid = s.resolve(item)
-        _print_hits(s.similar(iid, k=k, where=_where(s, where, tag, decade, range_), offset=offset, novelty=novelty,
-                              pool=pool), as_json, f"similar to {item}")
+        iid, w = s.resolve(item), _where(s, where, tag, decade, range_)
+        _print_hits(s.similar(iid, k=k, where=w, offset=offset, novelty=novelty, pool=pool), as_json,
+                    f"similar to {item}", s, w)
     _run(go)
 
 
@@ -194,7 +194,7 @@ def recommend(items: Optional[str] = typer.Option(None, "--items", help="Comma-s
             hits = s.recommend(items=resolve_ids(s, items) if items.strip() or negative is None else [], **opts)
         else:
             hits = s.recommend(user=user, **opts)
-        _print_hits(hits, as_json, f"recommendations for {items or 'user ' + str(user)}")
+        _print_hits(hits, as_json, f"recommendations for {items or 'user ' + str(user)}", s, opts["where"])
     _run(go)
 
 

@@ -35,3 +35,22 @@ def test_the_options_still_work_where_they_apply(tiny_space_dir):
             "--space", str(tiny_space_dir))
     assert r.exit_code == 0 and "knn" in r.output, r.output
     assert run("search", "jazz", "--space", str(tiny_space_dir), "--k", "3").exit_code == 0
+
+
+def test_an_empty_list_says_why(tiny_space_dir):
+    """An empty table says why under it: no item passes the filter (with the range of each
+    numeric field the filter names), or how many items did pass; ``--json`` stays a bare list."""
+    sp = ("--space", str(tiny_space_dir))
+    r = run("search", "metal band", "--where", "year>=2100", *sp)
+    assert r.exit_code == 0 and "no results: no item passes the filter (the items have year 1980 to" in r.output, \
+        r.output
+    r = run("similar", "metal1", "--where", "year<1900", "--tag", "metal", *sp)
+    assert r.exit_code == 0 and "no item passes the filter (the items have year 1980 to" in r.output, r.output
+    r = run("recommend", "--items", "metal1", "--tag", "nosuchtag", *sp)
+    assert r.exit_code == 0 and r.output.rstrip().endswith("no results: no item passes the filter"), r.output
+    r = run("search", "zzzqqq", "--mode", "lexical", "--tag", "metal", *sp)
+    from tiny_data import make_tiny_catalog
+    n = int(make_tiny_catalog().items["tags"].map(lambda t: "metal" in t).sum())     # 20 of its 60 items
+    assert r.exit_code == 0 and f"no results among the {n} items that pass the filter" in r.output, r.output
+    r = run("search", "metal band", "--where", "year>=2100", "--json", *sp)
+    assert r.exit_code == 0 and r.output.strip() == "[]", r.output
