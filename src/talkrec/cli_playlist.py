@@ -18,7 +18,9 @@ from .limits import PLAYLIST_MAX
 __all__ = ["playlist"]
 
 
-def playlist(query: Optional[str] = typer.Option(None, "--query", "-q", help="Generate from text."),
+def playlist(words: Optional[str] = typer.Argument(None, metavar="[TEXT]", help="Generate from this text (as "
+                                                                                "--query)."),
+             query: Optional[str] = typer.Option(None, "--query", "-q", help="Generate from text."),
              seeds: Optional[str] = typer.Option(None, "--seeds", help="Continue these comma-separated items."),
              n: int = typer.Option(20, min=1, max=PLAYLIST_MAX, help=f"Playlist length (at most {PLAYLIST_MAX}, "
                                                                      "as in the API)."),
@@ -40,18 +42,21 @@ def playlist(query: Optional[str] = typer.Option(None, "--query", "-q", help="Ge
              as_json: bool = JsonOpt) -> None:
     """Generate a playlist from text, or continue one from seed items."""
     def go() -> None:
-        if (query is None) == (seeds is None):
-            raise TalkrecError("give exactly one of --query or --seeds")
+        if words is not None and query is not None:
+            raise TalkrecError("give the text once: as TEXT or as --query")
+        query_ = query if words is None else words
+        if (query_ is None) == (seeds is None):
+            raise TalkrecError("give exactly one of TEXT (or --query) or --seeds")
         not_with({"--method": method is not None, "--diversity": diversity is not None,
                   "--recency": recency is not None, "--max-per-artist": max_per_artist is not None,
-                  "--artist-field": artist_field is not None}, query is not None,
+                  "--artist-field": artist_field is not None}, query_ is not None,
                  "continue a playlist: they apply only with --seeds")
         not_with({"--coherence": coherence is not None, "--pool": pool is not None}, seeds is not None,
                  "applies only with --query")
         s = load(space)
         w = where_of(s, where, tag, decade, range_)
-        if query is not None:
-            _generate(s, query, n, w, coherence, pool, as_json)
+        if query_ is not None:
+            _generate(s, query_, n, w, coherence, pool, as_json)
         else:
             c = s.continuation(resolve_ids(s, seeds or ""), n, where=w, method=method or "auto",
                                diversity=0.0 if diversity is None else diversity,

@@ -29,6 +29,15 @@ def test_generate_json_carries_the_items_and_the_coherence_figures(tiny_space_di
     assert body["score_kind"] in {"cosine", "rrf", "text_cosine", "bm25"}
 
 
+def test_the_text_may_come_first_as_in_search(tiny_space_dir):
+    """``talkrec playlist "rainy day jazz"`` is ``--query "rainy day jazz"`` (it was refused as
+    an unexpected extra argument)."""
+    a = run("playlist", "jazz band", "--n", "4", "--json", "--space", str(tiny_space_dir))
+    b = run("playlist", "--query", "jazz band", "--n", "4", "--json", "--space", str(tiny_space_dir))
+    assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
+    assert json.loads(a.stdout)["items"] == json.loads(b.stdout)["items"]
+
+
 def test_continue_json_carries_seeds_coherence_and_notes(tiny_space_dir):
     r = run("playlist", "--seeds", "jazz1,jazz2", "--n", "3", "--max-per-artist", "1", "--recency", "0.5",
             "--json", "--space", str(tiny_space_dir))
@@ -63,6 +72,10 @@ def test_the_table_output_says_how_coherent_the_continuation_is(tiny_space_dir):
     (["--query", "jazz", "--max-per-artist", "1"], "--max-per-artist: continue a playlist"),
     (["--seeds", "jazz1", "--pool", "50"], "--pool: applies only with --query"),
     (["--seeds", "jazz1", "--recency", "0"], "recency must be a number in (0, 1]"),
+    (["jazz", "--query", "jazz"], "give the text once: as TEXT or as --query"),
+    (["jazz", "--seeds", "jazz1"], "give exactly one of TEXT (or --query) or --seeds"),
+    ([], "give exactly one of TEXT (or --query) or --seeds"),
+    (["jazz", "--recency", "0.5"], "--recency: continue a playlist"),
 ])
 def test_bad_playlist_options_are_refused_with_the_reason(tiny_space_dir, args, message):
     r = run("playlist", *args, "--space", str(tiny_space_dir))
