@@ -173,10 +173,7 @@ def resolve_ids(space: Any, value: str) -> list[str]:
 
 
 def _item(space: Any, ref: str) -> str | None:
-    """The id of item ``ref`` (an id or exact name), ``None`` for none."""
-    from .errors import NotFoundError
-
-    try:
-        return space.resolve(ref)  # type: ignore[no-any-return]
-    except NotFoundError:
-        return None
+    """The id of item ``ref`` (as :meth:`~talkrec.space.Space.resolve` finds it), ``None`` for
+    none: without the error's suggestions, which cost ~40 ms a piece on Last.fm."""
+    from .space.browse import lookup
+    return lookup(space.index, ref)

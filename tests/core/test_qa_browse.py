@@ -49,3 +49,39 @@ def test_a_user_with_only_dislikes_gets_no_recommendations_like_them(tiny_space_
             s.recommend(user=user, k=5)
     finally:
         s.close()
+
+
+def test_a_name_without_its_accents_resolves_and_a_mistyped_one_is_answered_with_the_nearest(tiny_space_dir,
+                                                                                             tmp_path):
+    """``Bjork`` is Björk when one item name is ``bjork`` without case and accents; where two
+    different names are (``Café``, ``Cafe``: ``cafè``), none is taken and both are suggested; a
+    mistyped name's error names the nearest names; the CLI's lists resolve the same way."""
+    from typer.testing import CliRunner
+
+    from talkrec.cli import app
+    from talkrec.errors import NotFoundError
+    d = copy_space(tiny_space_dir, tmp_path / "space")
+    s = Space.load(d)
+    try:
+        s.add_items([{"item_id": "b1", "name": "Björk", "tags": ["pop"]},
+                     {"item_id": "s1", "name": "Sigur Rós", "tags": ["pop"]},
+                     {"item_id": "c1", "name": "Café", "tags": ["jazz"]}, {"item_id": "c2", "name": "Cafe", "tags": ["jazz"]}])
+        assert s.resolve("Bjork") == "b1" and s.resolve("SIGUR ROS") == "s1" and s.resolve("bjÖrk") == "b1"
+        assert s.resolve("Cafe") == "c2" and s.resolve("café") == "c1"           # exact names first
+        with pytest.raises(NotFoundError) as e:
+            s.resolve("cafè")
+        assert "did you mean 'Café' or 'Cafe'?" in str(e.value) or "did you mean 'Cafe' or 'Café'?" in str(e.value)
+        with pytest.raises(NotFoundError) as e:
+            s.resolve("Jaz Band 3")
+        assert "(neither an id nor an exact name); did you mean 'Jazz Band 3', " in str(e.value), str(e.value)
+        with pytest.raises(NotFoundError) as e:
+            s.resolve("zzqqxxvv")
+        assert str(e.value).endswith("(neither an id nor an exact name)"), str(e.value)
+        s.compact()                                                    # the generation's names too
+        assert s.resolve("bjork") == "b1"
+    finally:
+        s.close()
+    r = CliRunner().invoke(app, ["recommend", "--items", "bjork,Sigur Ros", "--k", "3", "--json", "--space", str(d)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["similar", "Metal Bnd 1", "--space", str(d)])
+    assert r.exit_code == 2 and "did you mean 'Metal Band 1'" in r.output, r.output

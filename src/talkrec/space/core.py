@@ -138,15 +138,17 @@ class Space(SpaceWrites):
     @consistent
     def resolve(self, ref: str) -> str:
         """An item id, or an exact (case-insensitive) item name; of several items with one
-        name, the most popular."""
+        name, the most popular. A name without its accents (``Bjork``) is the one item name it
+        is without them (``Björk``); an unknown one names the nearest in its error."""
         if not isinstance(ref, str):
             raise InputError(f"an item is named by its id or name (a str), got {type(ref).__name__} {ref!r:.60}",
                              field="item")
-        if self.index.position(ref) is not None:
-            return ref
-        iid = browse.resolve_name(self.index, ref)
+        iid = browse.lookup(self.index, ref)
         if iid is None:
-            raise NotFoundError(f"unknown item {shown(ref)} (neither an id nor an exact name)")
+            near = browse.near_names(self.index, ref)
+            hint = f"; did you mean {', '.join(map(repr, near[:-1]))} or {near[-1]!r}?" if len(near) > 1 else \
+                f"; did you mean {near[0]!r}?" if near else ""
+            raise NotFoundError(f"unknown item {shown(ref)} (neither an id nor an exact name){hint}")
         return iid
 
     def find(self, name: str, limit: int = 10) -> list[tuple[str, str]]:
