@@ -55,7 +55,8 @@ def test_a_name_without_its_accents_resolves_and_a_mistyped_one_is_answered_with
                                                                                              tmp_path):
     """``Bjork`` is Björk when one item name is ``bjork`` without case and accents; where two
     different names are (``Café``, ``Cafe``: ``cafè``), none is taken and both are suggested; a
-    mistyped name's error names the nearest names; the CLI's lists resolve the same way."""
+    mistyped name's error names the nearest names; the CLI's lists resolve the same way, and
+    the name search (the page's picker) finds ``bjork`` in Björk (it found Brant Bjork only)."""
     from typer.testing import CliRunner
 
     from talkrec.cli import app
@@ -77,8 +78,9 @@ def test_a_name_without_its_accents_resolves_and_a_mistyped_one_is_answered_with
         with pytest.raises(NotFoundError) as e:
             s.resolve("zzqqxxvv")
         assert str(e.value).endswith("(neither an id nor an exact name)"), str(e.value)
+        assert [i for i, _ in s.find("bjork")] == ["b1"] and [i for i, _ in s.find("ros", 5)] == ["s1"]
         s.compact()                                                    # the generation's names too
-        assert s.resolve("bjork") == "b1"
+        assert s.resolve("bjork") == "b1" and [i for i, _ in s.find("BJORK")] == ["b1"]
     finally:
         s.close()
     r = CliRunner().invoke(app, ["recommend", "--items", "bjork,Sigur Ros", "--k", "3", "--json", "--space", str(d)])

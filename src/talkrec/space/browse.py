@@ -137,22 +137,29 @@ def checked_limit(limit: int) -> int:
 
 
 def find_in(snap: Snapshot, name: str, limit: int) -> list[tuple[str, str]]:
-    """:func:`find_by_name` over the snapshot's live items."""
-    if not isinstance(name, str):
-        raise InputError(f"name must be a str, got {type(name).__name__} {name!r:.60}", field="name")
-    needle = name.strip().lower()
-    if not needle:
-        raise InputError("name is empty", field="name")
-    low = snap.gen.memo("lower_names", lambda: pd.Series(lowered(snap.gen.meta["name"]), dtype=object))
-    rows = np.flatnonzero(low.str.contains(needle, regex=False).to_numpy() & snap.live[:snap.n0]).tolist()
-    names = [low.iat[r] for r in rows]
+    """:func:`find_by_name` over the snapshot's live items (the generation's names folded once)."""
+    needle = _needle(name)
+    folded = snap.gen.memo("folded_name_series", lambda: pd.Series(
+        [_folded(n) for n in snap.gen.meta["name"].astype(str).tolist()], dtype=object))
+    rows = np.flatnonzero(folded.str.contains(needle, regex=False).to_numpy() & snap.live[:snap.n0]).tolist()
+    names = [folded.iat[r] for r in rows]
     for j, row in enumerate(snap.delta.meta[:snap.m]):
-        n = str(row.get("name")).lower()
+        n = _folded(str(row.get("name")))
         if needle in n and snap.live[snap.n0 + j]:
             rows.append(snap.n0 + j)
             names.append(n)
     order = sorted(range(len(rows)), key=lambda i: (not names[i].startswith(needle), len(names[i])))[:limit]
     return [(snap.id_at(rows[i]), str(snap.value(rows[i], "name"))) for i in order]
+
+
+def _needle(name: Any) -> str:
+    """What :func:`find_by_name` looks for: ``name`` without case or accents, checked."""
+    if not isinstance(name, str):
+        raise InputError(f"name must be a str, got {type(name).__name__} {name!r:.60}", field="name")
+    needle = _folded(name.strip())
+    if not needle:
+        raise InputError("name is empty", field="name")
+    return needle
 
 
 def facets_of(snap: Snapshot) -> Facets:
@@ -163,15 +170,11 @@ def facets_of(snap: Snapshot) -> Facets:
 
 
 def find_by_name(meta: pd.DataFrame, name: str, limit: int) -> list[tuple[str, str]]:
-    """``(item_id, name)`` of items whose name contains ``name`` (case-insensitive), names
-    starting with it first, then shorter names first."""
+    """``(item_id, name)`` of items whose name contains ``name`` without case or accents
+    (``bjork`` finds Björk), names starting with it first, then shorter names first."""
     names = meta["name"].astype(str)
-    low = pd.Series(lowered(names), dtype=object)
-    if not isinstance(name, str):
-        raise InputError(f"name must be a str, got {type(name).__name__} {name!r:.60}", field="name")
-    needle = name.strip().lower()
-    if not needle:
-        raise InputError("name is empty", field="name")
+    needle = _needle(name)
+    low = pd.Series([_folded(n) for n in names.tolist()], dtype=object)
     idx = np.flatnonzero(low.str.contains(needle, regex=False).to_numpy())
     order = sorted(idx.tolist(), key=lambda i: (not low.iat[i].startswith(needle), len(low.iat[i])))[:limit]
     return [(str(meta["item_id"].iat[i]), names.iat[i]) for i in order]
