@@ -52,29 +52,22 @@ _OP_START = re.compile(r">=|<=|!=|>|<|=|~|:")
 
 def _clauses(where: str) -> list[str]:
     """``where`` split at its top-level commas and ``AND``s (the rule above)."""
-    out, start, i, n = [], 0, 0, len(where)
-    at: str | None = "name"                      # where a quote may open: "name", "value", or None
-    seen_op = False
-    while i < n:
-        ch = where[i]
-        sep = 1 if ch == "," else (m.end() - i if (m := _AND.match(where, i)) else 0)
-        if sep:
+    out, start, i = [], 0, 0
+    state = "name"            # before the operator: name, field; after it: value, rest (quotes open at name, value)
+    while i < len(where):
+        ch, m = where[i], _AND.match(where, i)
+        if ch == "," or m:
             out.append(where[start:i])
-            i = start = i + sep
-            at, seen_op = "name", False
-            continue
-        if at is not None and ch.isspace():
+            i = start = m.end() if m else i + 1
+            state = "name"
+        elif state in _CLOSES and ch.isspace():
             i += 1
-            continue
-        close = _CLOSES[at].get(ch) if at is not None else None
-        if close is not None and (j := where.find(close, i + 1)) > i:
-            i, at = j + 1, None
-            continue
-        if not seen_op and (m := _OP_START.match(where, i)):
-            i, at, seen_op = m.end(), "value", True
-            continue
-        at = None
-        i += 1
+        elif state in _CLOSES and ch in _CLOSES[state] and (j := where.find(_CLOSES[state][ch], i + 1)) > i:
+            i, state = j + 1, "field" if state == "name" else "rest"
+        elif state in ("name", "field") and (op := _OP_START.match(where, i)):
+            i, state = op.end(), "value"
+        else:
+            i, state = i + 1, {"name": "field", "value": "rest"}.get(state, state)
     return out + [where[start:]]
 
 
