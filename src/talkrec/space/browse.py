@@ -80,12 +80,24 @@ def _folded(name: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", name.casefold()) if not unicodedata.combining(c))
 
 
+def _generation_folds(snap: Snapshot) -> pd.Series:
+    """The generation's names folded (:func:`_folded`), row by row: once per generation."""
+    return snap.gen.memo("folded_name_series", lambda: pd.Series(  # type: ignore[no-any-return]
+        [_folded(n) for n in snap.gen.meta["name"].astype(str).tolist()], dtype=object))
+
+
 def _folded_names(snap: Snapshot) -> dict[str, list[str]]:
-    """Folded name -> the live items' names that fold to it (once per snapshot)."""
+    """Folded name -> the live items' names that fold to it (once per snapshot, from the
+    generation's folds and the rows written since)."""
     def make() -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
-        for name in dict.fromkeys(snap.meta["name"].astype(str).tolist()):
-            out.setdefault(_folded(name), []).append(name)
+        names, live = snap.gen.meta["name"].astype(str).tolist(), snap.live
+        pairs = [(f, names[r]) for r, f in enumerate(_generation_folds(snap).tolist()) if live[r]]
+        pairs += [(_folded(str(row.get("name"))), str(row.get("name")))
+                  for j, row in enumerate(snap.delta.meta[:snap.m]) if live[snap.n0 + j]]
+        for f, name in pairs:
+            if name not in out.setdefault(f, []):
+                out[f].append(name)
         return out
     return snap.memo("folded_names", make)  # type: ignore[no-any-return]
 
@@ -139,8 +151,7 @@ def checked_limit(limit: int) -> int:
 def find_in(snap: Snapshot, name: str, limit: int) -> list[tuple[str, str]]:
     """:func:`find_by_name` over the snapshot's live items (the generation's names folded once)."""
     needle = _needle(name)
-    folded = snap.gen.memo("folded_name_series", lambda: pd.Series(
-        [_folded(n) for n in snap.gen.meta["name"].astype(str).tolist()], dtype=object))
+    folded = _generation_folds(snap)
     rows = np.flatnonzero(folded.str.contains(needle, regex=False).to_numpy() & snap.live[:snap.n0]).tolist()
     names = [folded.iat[r] for r in rows]
     for j, row in enumerate(snap.delta.meta[:snap.m]):
