@@ -38,6 +38,29 @@ def test_tags_column_gives_categorized_tags_and_list_columns(tmp_path):
     assert pd.api.types.is_float_dtype(c.items["score"]) and c.items["score"].iloc[1] == 3.25
 
 
+def test_a_two_digit_decade_after_the_catalogs_newest_dated_one_is_a_century_earlier(tmp_path):
+    """``20s`` is the 1920s in a catalog whose newest decade dated in four digits (a tag or a
+    year) is the 2010s, as Last.fm's (2011); ``10s`` stays the 2010s; a catalog with nothing
+    dated in four digits keeps the reading of ``decade_start`` (``20s``: the 2020s)."""
+    from talkrec.data.tags import dated_decades
+    lists = pd.Series([["20s", "80s"], ["2011"], ["10s", "20's"], []])
+    assert dated_decades(lists).tolist() == [["1920s", "80s"], ["2011"], ["10s", "1920s"], []]
+    assert dated_decades(pd.Series([["20s"], ["10s"]])).tolist() == [["20s"], ["10s"]]
+    assert dated_decades(pd.Series([["20s"], []]), pd.Series([None, 2024])).tolist() == [["20s"], []]
+    (tmp_path / "items.csv").write_text("item_id,name,year,tags\n1,Jolson,,20s|jazz\n2,New,2009,pop\n")
+    c = load_catalog({"items": {"path": "items.csv", "tags_column": "tags"}}, base=tmp_path)
+    assert c.items.set_index("item_id")["decade"].to_dict() == {"1": ["1920s"], "2": ["2000s"]}
+
+
+def test_the_lastfm_20s_are_the_1920s(data_root):
+    """Al Jolson's ``20s`` tag: the 1920s in the decade field, its facets and filters (it was
+    the 2020s, a decade the 2011 dataset cannot hold)."""
+    from talkrec.data.datasets.lastfm import load_lastfm
+    items = load_lastfm(data_root / "lastfm-hetrec2011-2k").items.set_index("name")
+    assert items.loc["Al Jolson", "decade"] == ["1920s"]
+    assert not any(d in ("20s", "2020s") for ds in items["decade"] for d in ds)
+
+
 def test_only_a_word_before_a_colon_is_a_category(tmp_path):
     """``genre:rock`` has the category genre; a URL, a ratio or a time has no category (they
     were split at their last colon: ``http`` / ``//x.com``); a category-only tag is an error."""

@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..index.filters import canonical_decade
+from ..index.filters import canonical_decade, decade_start
 from .catalog import TAG_COLUMNS
 from .tables import is_missing
 
-__all__ = ["TAG_LIST_COLUMNS", "add_tag_columns", "decades", "tag_lists", "tags_from_column"]
+__all__ = ["TAG_LIST_COLUMNS", "add_tag_columns", "dated_decades", "decades", "tag_lists", "tags_from_column"]
 
 #: the items' list columns made from the tags
 TAG_LIST_COLUMNS = ("tags", "genre", "decade")
@@ -99,6 +99,31 @@ def decades(tag_decades: pd.Series, years: pd.Series | None) -> pd.Series:
     return pd.Series(out, index=tag_decades.index, dtype=object)
 
 
+_TWO_DIGITS = re.compile(r"\d0'?s")
+
+
+def dated_decades(lists: pd.Series, years: pd.Series | None = None) -> pd.Series:
+    """Decade lists in which a two-digit decade that would lie after the catalog's newest
+    decade dated in four digits (its decade tags and ``years``) is written as the decade a
+    century before: Last.fm's tags end in 2011, so its ``20s`` (Al Jolson) are the
+    ``1920s``, not the 2020s (:func:`~talkrec.index.filters.decade_start` reads two digits
+    up to ``20s`` as this century). Unchanged when nothing in the catalog is dated in four
+    digits."""
+    two = [[bool(_TWO_DIGITS.fullmatch(str(x).strip().lower())) for x in ds] for ds in lists]
+    dated = [canonical_decade(str(x)) for ds, t in zip(lists, two) for x, short in zip(ds, t) if not short]
+    starts = [int(d[:-1]) for d in dated if d]
+    starts += [int(y) // 10 * 10 for y in (years if years is not None else []) if y is not None and not pd.isna(y)]
+    if not starts:
+        return lists
+    newest = max(starts)
+
+    def dated_one(x: object, short: bool) -> object:
+        start = decade_start(str(x)) if short else None
+        return f"{start - 100}s" if start is not None and start > newest else x
+    return pd.Series([[dated_one(x, short) for x, short in zip(ds, t)] for ds, t in zip(lists, two)],
+                     index=lists.index, dtype=object)
+
+
 def add_tag_columns(items: pd.DataFrame, tags: pd.DataFrame) -> pd.DataFrame:
     """``items`` with the list columns ``tags``, ``genre`` and ``decade`` made from ``tags``
     (``genre`` / ``decade`` only when some item has one). A column the items already have
@@ -110,5 +135,5 @@ def add_tag_columns(items: pd.DataFrame, tags: pd.DataFrame) -> pd.DataFrame:
         items["genre"] = tag_lists(tags, items["item_id"], "genre")
     year = items["year"] if "year" in items.columns and pd.api.types.is_numeric_dtype(items["year"]) else None
     if "decade" not in items.columns and ((tags["category"] == "decade").any() or year is not None):
-        items["decade"] = decades(tag_lists(tags, items["item_id"], "decade"), year)
+        items["decade"] = dated_decades(decades(tag_lists(tags, items["item_id"], "decade"), year), year)
     return items

@@ -19,7 +19,7 @@ from ...descriptions.categories import TagCategorizer
 from ...errors import InputError, shown
 from ..catalog import Catalog, VectorTable
 from ..normalize import normalize_name
-from ..tags import tag_lists
+from ..tags import dated_decades, tag_lists
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def _artist_items(artists: pd.DataFrame, plays: pd.DataFrame, tag_df: pd.DataFra
     items["listeners"] = items["listeners"].fillna(0).astype(np.int64)
     items["tags"] = tag_lists(tag_df, items["item_id"])
     items["genre"] = tag_lists(tag_df, items["item_id"], "genre")
-    items["decade"] = tag_lists(tag_df, items["item_id"], "decade")
+    items["decade"] = dated_decades(tag_lists(tag_df, items["item_id"], "decade"))   # 20s: the 1920s here
     items["norm_name"] = items["name"].map(normalize_name)
     report["artists"] = len(items)
     report["artists_without_tags"] = int((items["tags"].str.len() == 0).sum())
