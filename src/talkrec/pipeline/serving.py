@@ -102,14 +102,14 @@ def check_item_fields(cfg: Mapping[str, Any], catalog: Catalog) -> None:
     before the embedding stages): ``search.bm25_fields`` the description or item fields,
     ``recommend.cold_prior`` numeric item fields, and for a default ``recommend.novelty`` /
     ``similar.novelty`` interactions above ``positive_threshold`` to count (:mod:`talkrec.space.popularity`)."""
+    from ..space.popularity import item_popularity                # what the space will count
     x, threshold = catalog.interactions, float(cfg.get("positive_threshold", 0.0))
-    counted = x is not None and bool((x["weight"] > threshold).any())
-    for part in ("recommend", "similar"):
-        if float(cfg[part].get("novelty", 0.0)) > 0 and not counted:
-            raise InputError(f"{part}.novelty needs interactions above positive_threshold ({threshold:g}) to count "
-                             f"how many users have each item; this catalog has "
-                             f"{'none' if x is None or not len(x) else 'none above it'}",
-                             path=cfg.get("_config_path"), field=f"{part}.novelty")
+    wanted = [part for part in ("recommend", "similar") if float(cfg[part].get("novelty", 0.0)) > 0]
+    if wanted and item_popularity(x, threshold) is None:
+        raise InputError(f"{wanted[0]}.novelty needs interactions above positive_threshold ({threshold:g}) to "
+                         f"count how many users have each item; this catalog has "
+                         f"{'none' if x is None or not len(x) else 'none above it'}",
+                         path=cfg.get("_config_path"), field=f"{wanted[0]}.novelty")
     check_fields(bm25_params(cfg.get("search"))[2] or (), {"name", "tags", *catalog.items.columns})
     for f in cfg["recommend"].get("cold_prior") or ():
         if f not in catalog.items.columns:
