@@ -11,7 +11,8 @@ import typer
 from .cli_common import (DecadeOpt, JsonOpt, KOpt, OffsetOpt, RangeOpt, SpaceOpt, TagOpt, WhereOpt,
                          load as _load, not_with as _not_with, run as _run, where_of as _where)
 from .cli_playlist import playlist
-from .cli_io import console as _console, print_hits as _print_hits, read_records, read_user_ids, resolve_ids, text
+from .cli_io import (console as _console, print_explanation, print_hits as _print_hits, read_records, read_user_ids,
+                     resolve_ids, text)
 from .errors import TalkrecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -216,11 +217,18 @@ app.command()(playlist)
 
 
 @app.command()
-def explain(a: str, b: str, space: str = SpaceOpt) -> None:
-    """Why two items are close: shared tags and per-modality contributions."""
+def explain(a: str = typer.Argument(..., metavar="A", help="Item id or exact name."),
+            b: str = typer.Argument(..., metavar="B", help="Item id or exact name: why it is next to A."),
+            space: str = SpaceOpt, as_json: bool = JsonOpt) -> None:
+    """Why B is next to A: its place in A's similar list (each fused list's part), the fused
+    cosine by modality pair, the shared tags."""
     def go() -> None:
         s = _load(space)
-        typer.echo(json.dumps(s.explain(s.resolve(a), s.resolve(b)), indent=2, ensure_ascii=False))
+        ex = s.explain(s.resolve(a), s.resolve(b))
+        if as_json:
+            typer.echo(json.dumps(ex, indent=2, ensure_ascii=False))
+        else:
+            print_explanation(ex)
     _run(go)
 
 

@@ -147,6 +147,11 @@ def test_item_similar_lookup_explain(client):
     assert found[0]["item_id"] == "metal1"
     ex = client.get("/api/explain", params={"a": "jazz1", "b": "jazz2"}).json()
     assert "jazz" in ex["shared_tags"] and ex["cosine"] > 0.5
+    # where jazz2 stands in what /api/items/jazz1/similar serves, and each list's part of its score
+    served = client.get("/api/items/jazz1/similar", params={"k": 200}).json()["items"]
+    rank = [h["item_id"] for h in served].index("jazz2")
+    assert ex["names"] == {"a": "Jazz Band 1", "b": "Jazz Band 2"} and ex["similar"]["rank"] == rank + 1
+    assert abs(sum(li["part"] for li in ex["similar"]["lists"]) - served[rank]["score"]) < 1e-9
     assert_error(client.get("/api/items/nope"), 404, "unknown item")
     assert_error(client.get("/api/items/nope/similar"), 404, "unknown item")
     assert_error(client.get("/api/items/jazz3/similar", params={"k": 0}), 422, "k")

@@ -1,9 +1,15 @@
-"""Explanations: which tags and which modalities make two items close.
+r"""Explanations: which tags and which modalities make two items close, and where the second
+stands in what ``Space.similar`` serves for the first.
 
 The fused vector of an item is ``s / |s|`` with ``s = sum_m w_m z_m`` over its modalities'
 normalized projections ``z_m``, ``w_m`` the space's ``modality_weights`` (1 when it has none).
 Hence ``cos(a, b) = sum_{m,n} <w_m z_a^m, w_n z_b^n> / (|s_a| |s_b|)``: each modality pair's term
 is its exact share of the similarity.
+
+What ``similar`` serves is that cosine's kNN only under ``similar.strategy: knn``; under
+``rrf`` it fuses the fused list with the item's EASE list and its BM25 list
+(:mod:`.strategies`), so :func:`explain` also gives ``b``'s rank in ``a``'s served list and,
+per fused list, ``b``'s rank there and its part :math:`w / (c + \mathrm{rank})` of the score.
 """
 from __future__ import annotations
 
@@ -12,6 +18,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..fusion.model import modality_weight
+from ..index.store import checked_query
+from ..limits import K_MAX
+from .popularity import novelty_setting
+from .strategies import score_kind, similar_lists
 
 if TYPE_CHECKING:
     from .core import Space
@@ -46,6 +56,33 @@ def explain(space: "Space", a: str, b: str) -> dict[str, Any]:
     ta = [t for t in (ia.get("tags") or [])]
     tb = set(ib.get("tags") or [])
     shared = [t for t in ta if t in tb]
-    return {"a": a, "b": b, "cosine": float(va @ vb), "shared_tags": shared[:20],
+    return {"a": a, "b": b, "names": {"a": str(ia.get("name", a)), "b": str(ib.get("name", b))},
+            "cosine": float(va @ vb), "shared_tags": shared[:20],
             "modality_contributions": dict(sorted(contrib.items(), key=lambda kv: -kv[1])),
-            "modalities": {"a": sorted(za), "b": sorted(zb)}}
+            "modalities": {"a": sorted(za), "b": sorted(zb)}, "similar": served(space, a, b)}
+
+
+def served(space: "Space", a: str, b: str) -> dict[str, Any]:
+    r"""Where ``b`` stands in ``space.similar(a)`` as served (no filter, the space's default
+    ``novelty``): ``rank`` (from 1; ``None`` past the first :data:`~talkrec.limits.K_MAX`, or
+    for ``b == a``) and ``score``; ``strategy`` (``"rrf"`` or ``"cosine"``, the fused space's
+    kNN); ``novelty``; and under ``rrf``, per fused list of weight > 0 (``fused``, ``cf``:
+    EASE, ``content``: a cold item's list by content, ``lexical``: BM25), ``b``'s ``rank``
+    there (``None``: not in it) and its ``part`` :math:`w / (c + \mathrm{rank})` of the RRF
+    score (the parts add up to the score when ``novelty`` is 0)."""
+    hits = space.similar(a, k=K_MAX)
+    rank = next((i + 1 for i, h in enumerate(hits) if h.item_id == b), None)
+    out: dict[str, Any] = {"strategy": score_kind(space, "similar"), "rank": rank,
+                           "score": float(hits[rank - 1].score) if rank else None,
+                           "novelty": novelty_setting(space, "similar", None), "lists": []}
+    if out["strategy"] != "rrf" or a == b:
+        return out
+    snap = space.index
+    lists, c, _, _ = similar_lists(space, snap, a, checked_query(space.item_vector(a), snap.dim, 1, 0), None)
+    pb = snap.position(b)
+    for name, (rows, w) in lists.items():
+        if w > 0:
+            at = np.flatnonzero(rows == pb)
+            r = int(at[0]) + 1 if len(at) else None
+            out["lists"].append({"list": name, "weight": w, "rank": r, "part": w / (c + r) if r else 0.0})
+    return out

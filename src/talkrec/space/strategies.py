@@ -30,7 +30,7 @@ Each returns the snapshot's rows, best first, ``offset`` skipped, and their scor
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -52,8 +52,8 @@ if TYPE_CHECKING:
 
 Rows = tuple[np.ndarray, np.ndarray]       # rows of the snapshot, best first, and their scores
 
-__all__ = ["NEGATIVE_WEIGHT", "Rows", "checked_negative_weight", "ease_model", "recommend_rows",
-           "score_kind", "similar_rows", "zscore"]
+__all__ = ["NEGATIVE_WEIGHT", "Rows", "SimilarLists", "checked_negative_weight", "ease_model", "recommend_rows",
+           "score_kind", "similar_lists", "similar_rows", "zscore"]
 
 #: ``recommend.negative_weight`` where a space names none (chosen on MovieLens validation users:
 #: docs/evaluation.md, "Negative examples")
@@ -241,13 +241,26 @@ def similar_rows(space: "Space", item_id: str, k: int, where: Where, offset: int
         return _similar_rows(space, item_id, k, where, offset)
 
 
-def _similar_rows(space: "Space", item_id: str, k: int, where: Where, offset: int) -> Rows:
-    snap = space.index
+class SimilarLists(NamedTuple):
+    """What ``similar.strategy: rrf`` fuses for an item (:func:`similar_lists`)."""
+
+    lists: dict[str, tuple[np.ndarray, float]]   # name -> (snapshot rows best first, weight)
+    c: float                                     # the RRF constant
+    read: int                                    # how deep the fused list was read
+    allowed: np.ndarray                          # the rows the filter lets through
+
+
+def similar_lists(space: "Space", snap: "Snapshot", item_id: str, q: np.ndarray, where: Where,
+                  need: int | None = None) -> SimilarLists:
+    """The lists ``similar.strategy: rrf`` fuses for ``item_id`` (unit vector ``q``), by name:
+    ``fused`` (the fused space, read ``read`` deep), ``cf`` (its EASE list, or for an item
+    without one the lists it borrows), ``content`` (a cold item's own list by content) and
+    ``lexical`` (its BM25 list). ``need``: how many rows the caller ranks (``None``: every list
+    to its full ``depth``)."""
     cfg: Mapping[str, Any] = space.config.get("similar", {})
-    q = checked_query(space.item_vector(item_id), snap.dim, k, offset)   # unknown item: NotFoundError
     p = snap.position(item_id)
     allowed = snap.mask(where)
-    need, c = k + offset, float(cfg.get("rrf_c", 60.0))
+    c = float(cfg.get("rrf_c", 60.0))
     # EASE knows an item by its id (as in recommend): an updated item keeps its list, a new one borrows
     ease = _ease_list(space, snap, item_id)
     w_ease, w_lex = float(cfg.get("cf_weight", 0.5)), float(cfg.get("lexical_weight", 0.0))
@@ -256,7 +269,8 @@ def _similar_rows(space: "Space", item_id: str, k: int, where: Where, offset: in
     # the BM25 list on this thread: on another beside the fused list it waits for the GIL (docs/service.md)
     lex = lexical_neighbors(space, p, depth, allowed, float(cfg.get("lexical_max_df", 1.0)),
                             int(cfg.get("lexical_max_terms", 0))) if w_lex > 0 else np.empty(0, np.int64)
-    if not borrow and w_ease >= 0 and c >= 0 and snap.backend is None and snap.gen.index.graph is None:
+    if need is not None and not borrow and w_ease >= 0 and c >= 0 and snap.backend is None \
+            and snap.gen.index.graph is None:
         # an exact list need not go deeper than the fusion's top can reach (ranking.rrf_depth:
         # 105 of 1000 for the top 10 beside an EASE list of weight 0.5; a BM25 list of weight 2
         # leaves no such depth); the same hits and scores
@@ -275,8 +289,18 @@ def _similar_rows(space: "Space", item_id: str, k: int, where: Where, offset: in
         w_ease = float(cfg.get("cold_weight", 0.25))
         if w_own > 0:                                                 # like with like, as the neighbour search
             own = top_k(content, depth, exclude=[p], allowed=allowed)
-    lists = [fused, ease[allowed[ease] & (ease != p)], own, lex]
-    rrf = rrf_scores(lists, snap.n_rows, c=c, weights=[1.0, w_ease, w_own, w_lex])
+    lists = {"fused": (fused, 1.0), "cf": (ease[allowed[ease] & (ease != p)], w_ease), "content": (own, w_own),
+             "lexical": (lex, w_lex)}
+    return SimilarLists(lists, c, read, allowed)
+
+
+def _similar_rows(space: "Space", item_id: str, k: int, where: Where, offset: int) -> Rows:
+    snap = space.index
+    q = checked_query(space.item_vector(item_id), snap.dim, k, offset)   # unknown item: NotFoundError
+    need, p = k + offset, snap.position(item_id)
+    lists, c, read, allowed = similar_lists(space, snap, item_id, q, where, need)
+    fused = lists["fused"][0]
+    rrf = rrf_scores([r for r, _ in lists.values()], snap.n_rows, c=c, weights=[w for _, w in lists.values()])
     cand = np.flatnonzero(rrf > 0)                   # the lists' rows, in row order: rank only them
     top = top_then(rrf, cand[allowed[cand] & (cand != p)], need,       # a list shorter than read: every row
                    lambda n: fused if len(fused) < read else snap.search_rows(q, n, where=where, exclude=[item_id])[0])

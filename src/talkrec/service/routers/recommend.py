@@ -42,7 +42,8 @@ def similar(item_id: str, k: int = Query(10, ge=1, le=K_MAX), offset: int = Quer
 @router.get("/api/explain", response_model=S.ExplainResponse, responses=responses(404, 422))
 def explain(a: str = Query(..., min_length=1, max_length=200), b: str = Query(..., min_length=1, max_length=200),
             state: ServiceState = Depends(get_state)) -> S.ExplainResponse:
-    """Why two items are close: shared tags and each modality pair's share of the cosine."""
+    """Why two items are close: shared tags and each modality pair's share of the cosine; and
+    where ``b`` stands in what ``/api/similar`` serves for ``a``, with each fused list's part."""
     space = state.space.pinned()
     out = space.explain(space.resolve(a), space.resolve(b))
     return S.ExplainResponse(**jsonable(out))
