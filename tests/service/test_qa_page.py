@@ -217,6 +217,28 @@ def test_the_novelty_slider_on_an_item_page_asks_similar_for_less_popular_items(
     assert not page.errors, page.errors
 
 
+def test_why_on_a_similar_item_shows_its_place_the_lists_and_the_shared_tags(page):
+    """"why?" on an item page's similar item shows GET /api/explain: its rank in the item's
+    served list, each fused list's rank, the fused cosine and the shared tags; a second
+    click hides it."""
+    _started(page, "/#/item/metal1")
+    page.wait_for_function("document.querySelectorAll('[data-testid=similar] li a.name').length === 12")
+    second = page.locator("[data-testid=similar] li").nth(1)
+    b = second.get_attribute("data-id")
+    with urllib.request.urlopen(page.url0 + f"/api/explain?a=metal1&b={b}") as r:
+        ex = json.load(r)
+    second.get_by_test_id("why").click()
+    panel = second.get_by_test_id("why-panel")
+    panel.locator("text=shared tags").wait_for()
+    shown = panel.inner_text()
+    assert f"#{ex['similar']['rank']} of Metal Band 1's similar items with no filter" in shown, shown
+    assert ex["similar"]["rank"] == 2 and "fused space #" in shown and "interactions (EASE) #" in shown, shown
+    assert f"fused-space cosine {ex['cosine']:.3f}" in shown and ex["shared_tags"][0] in shown, shown
+    second.get_by_test_id("why").click()
+    assert second.get_by_test_id("why-panel").count() == 0
+    assert not page.errors, page.errors
+
+
 def test_search_results_page_on_without_overlap(page):
     _started(page)
     page.get_by_test_id("search-box").fill("band")

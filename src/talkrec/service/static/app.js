@@ -161,10 +161,41 @@ async function showSimilar(id) {
     const p = filterParams(new URLSearchParams({ k: "12" }));
     p.set("novelty", $("sim-nov").value);   // always: 0 is the plain ranking whatever the space's default
     const sim = await api(`/api/items/${encodeURIComponent(id)}/similar?${p}`);
-    if (current()) renderHits($("similar"), withKind(sim.items, sim.score_kind));
+    if (!current()) return;
+    renderHits($("similar"), withKind(sim.items, sim.score_kind), true,
+      (h) => `<button type="button" class="add" data-why="${esc(h.item_id)}" data-testid="why" title="why is it here?">why?</button>`);
+    $("similar").querySelectorAll("button[data-why]").forEach((b) => b.addEventListener("click", () => toggleWhy(id, b)));
   } catch (e) {
     if (current()) $("similar").innerHTML = `<li class="error"><span></span><span>${esc(e.message)}</span></li>`;
   }
+}
+// "why?" on a similar item: GET /api/explain - its place in the item's served list (each fused list's
+// rank and share of the score), the fused cosine's modality shares, the shared tags; a second click hides it
+const LIST_NAMES = { fused: "fused space", cf: "interactions (EASE)", content: "content", lexical: "words (BM25)" };
+async function toggleWhy(id, button) {
+  const li = button.closest("li"), open = li.querySelector(".why");
+  if (open) { open.remove(); return; }
+  const box = document.createElement("div");
+  box.className = "why small"; box.dataset.testid = "why-panel"; box.textContent = "…";
+  li.appendChild(box);
+  try {
+    const ex = await api(`/api/explain?${new URLSearchParams({ a: id, b: button.dataset.why })}`);
+    box.innerHTML = explainHtml(ex);
+  } catch (e) { box.textContent = e.message; box.classList.add("error"); }
+}
+function explainHtml(ex) {
+  const s = ex.similar, a = esc(ex.names.a);
+  const total = s.lists.reduce((t, l) => t + l.part, 0);
+  const place = s.rank ? `#${s.rank} of ${a}'s similar items with no filter${s.novelty ? ` at novelty ${esc(s.novelty)}` : ""}`
+    : `not in ${a}'s first 200 similar items`;
+  const lists = s.lists.map((l) => `${esc(LIST_NAMES[l.list] || l.list)} ${l.rank ? `#${l.rank}` : "–"}`
+    + (l.rank && total > 0 ? ` (${Math.round((100 * l.part) / total)}% of the score)` : "")).join(" · ");
+  const mods = Object.entries(ex.modality_contributions).slice(0, 4)
+    .map(([k, v]) => `${esc(k.replace("~", " ~ "))} ${ex.cosine > 0.1 ? `${Math.round((100 * v) / ex.cosine)}%` : v.toFixed(3)}`).join(" · ");
+  const tags = ex.shared_tags.slice(0, 12).map((t) => `<span class="chip">${esc(t)}</span>`).join("") || "none";
+  return `<div>${place}${lists ? `: ${lists}` : ""}</div>
+    <div>fused-space cosine ${ex.cosine.toFixed(3)}${mods ? ` (by modality pair: ${mods})` : ""}</div>
+    <div>shared tags: ${tags}</div>`;
 }
 $("sim-nov").addEventListener("input", () => { $("sim-nov-v").textContent = $("sim-nov").value; });
 $("sim-nov").addEventListener("change", () => { if (itemShown !== null) showSimilar(itemShown); });
