@@ -86,3 +86,59 @@ def test_the_cli_prints_the_place_the_lists_and_the_shares(tiny_space_dir, space
 def test_the_cli_names_an_unknown_item(tiny_space_dir):
     r = run("explain", "jazz3", "Jazz Quartet 9", "--space", str(tiny_space_dir))
     assert r.exit_code != 0 and "unknown item 'Jazz Quartet 9'" in r.output, r.output
+
+
+def test_a_search_hit_s_place_lists_and_words_are_those_search_serves(space):
+    text = "smooth jazz saxophone"
+    hits = space.search(text, k=200)
+    for i, h in enumerate(hits[:3]):
+        ex = space.explain_search(text, h.item_id)
+        assert (ex["mode"], ex["score_kind"], ex["rank"], ex["name"]) == ("hybrid", "rrf", i + 1, h.name)
+        assert ex["score"] == pytest.approx(h.score, abs=1e-12)
+        assert sum(li["part"] for li in ex["lists"]) == pytest.approx(h.score, abs=1e-12)
+        assert [li["list"] for li in ex["lists"]] == ["fused", "text", "lexical"]
+        q = space.text_query_vector(text)
+        assert ex["cosine"] == pytest.approx(float(space.item_vector(h.item_id) @ q), abs=1e-6)
+    # BM25 alone: the words' parts add up to the served score, largest first
+    lex = space.search(text, k=200, mode="lexical")
+    ex = space.explain_search(text, lex[0].item_id, mode="lexical")
+    assert (ex["score_kind"], ex["rank"], ex["lists"]) == ("bm25", 1, [])
+    parts = [t["score"] for t in ex["terms"]]
+    assert parts == sorted(parts, reverse=True) and {t["term"] for t in ex["terms"]} <= {"smooth", "jazz", "saxophone",
+                                                                                          "smooth jazz", "jazz saxophone"}
+    assert sum(parts) == pytest.approx(lex[0].score, rel=1e-9)
+
+
+def test_a_search_explanation_refuses_what_search_refuses(space):
+    from talkrec.errors import InputError, NotFoundError
+
+    with pytest.raises(NotFoundError):
+        space.explain_search("jazz", "nope")
+    with pytest.raises(InputError, match="query text is empty"):
+        space.explain_search("  ", "jazz1")
+    with pytest.raises(InputError, match="mode must be one of"):
+        space.explain_search("jazz", "jazz1", mode="fuzzy")
+    ex = space.explain_search("jazz", "jazz1", mode="text")
+    assert ex["score_kind"] == "text_cosine" and ex["lists"] == []
+
+
+def test_the_cli_explains_a_search_hit(tiny_space_dir, space):
+    first = space.search("smooth jazz saxophone", k=1)[0]
+    r = run("explain", first.item_id, "--query", "smooth jazz saxophone", "--space", str(tiny_space_dir))
+    assert r.exit_code == 0, r.output
+    assert f"{first.name} ({first.item_id}) for 'smooth jazz saxophone'" in r.output
+    assert f"served: #1 of the search's results, score {first.score:.4f} (mode hybrid, scores: rrf)" in r.output
+    assert "text model (cosine)" in r.output and "query words it has (BM25): " in r.output
+    r = run("explain", first.item_id, "--query", "smooth jazz saxophone", "--mode", "lexical", "--json",
+            "--space", str(tiny_space_dir))
+    assert r.exit_code == 0 and json.loads(r.output)["score_kind"] == "bm25", r.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["jazz1"], "give B (why B is next to A) or --query TEXT"),
+    (["jazz1", "jazz2", "--query", "jazz"], "not both"),
+    (["jazz1", "jazz2", "--mode", "text"], "--mode: applies only with --query"),
+])
+def test_the_cli_says_what_explain_needs(tiny_space_dir, args, message):
+    r = run("explain", *args, "--space", str(tiny_space_dir))
+    assert r.exit_code == 2 and message in r.output, r.output

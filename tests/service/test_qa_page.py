@@ -239,6 +239,26 @@ def test_why_on_a_similar_item_shows_its_place_the_lists_and_the_shared_tags(pag
     assert not page.errors, page.errors
 
 
+def test_why_on_a_search_result_shows_its_place_the_lists_and_the_query_words(page):
+    """"why?" on a search result shows GET /api/explain/search for the query and the mode
+    chosen on the page."""
+    _started(page)
+    page.get_by_test_id("search-box").fill("smooth jazz")
+    page.wait_for_function("document.querySelectorAll('[data-testid=results] li a.name').length > 3")
+    third = page.locator("[data-testid=results] li").nth(2)
+    third.get_by_test_id("why").click()
+    panel = third.get_by_test_id("why-panel")
+    panel.locator("text=fused-space cosine").wait_for()
+    shown = panel.inner_text()
+    assert "#3 for this query with no filter (hybrid)" in shown and "words (BM25) #" in shown, shown
+    assert "query words it has (BM25):" in shown and "jazz" in shown, shown
+    page.select_option("#mode", "lexical")
+    page.wait_for_function("document.querySelector('[data-testid=score-kind]')?.textContent.includes('BM25')")
+    page.locator("[data-testid=results] li").first.get_by_test_id("why").click()
+    page.locator("[data-testid=results] li").first.locator("[data-testid=why-panel] >> text=(lexical)").wait_for()
+    assert not page.errors, page.errors
+
+
 def test_search_results_page_on_without_overlap(page):
     _started(page)
     page.get_by_test_id("search-box").fill("band")

@@ -152,6 +152,15 @@ def test_item_similar_lookup_explain(client):
     rank = [h["item_id"] for h in served].index("jazz2")
     assert ex["names"] == {"a": "Jazz Band 1", "b": "Jazz Band 2"} and ex["similar"]["rank"] == rank + 1
     assert abs(sum(li["part"] for li in ex["similar"]["lists"]) - served[rank]["score"]) < 1e-9
+    # why a hit is a hit: its place in what /api/search serves, each hybrid list's part, the query's words it has
+    hits = client.get("/api/search", params={"q": "smooth jazz", "k": 200}).json()["items"]
+    why = client.get("/api/explain/search", params={"q": "smooth jazz", "item": hits[1]["name"]})
+    assert why.status_code == 200, why.text
+    why = why.json()
+    assert (why["item"], why["rank"], why["mode"], why["score_kind"]) == (hits[1]["item_id"], 2, "hybrid", "rrf")
+    assert abs(sum(li["part"] for li in why["lists"]) - hits[1]["score"]) < 1e-9 and why["terms"]
+    assert_error(client.get("/api/explain/search", params={"q": "jazz", "item": "nope"}), 404, "nope")
+    assert_error(client.get("/api/explain/search", params={"q": "jazz", "item": "jazz1", "mode": "fuzzy"}), 422, "mode")
     assert_error(client.get("/api/items/nope"), 404, "unknown item")
     assert_error(client.get("/api/items/nope/similar"), 404, "unknown item")
     assert_error(client.get("/api/items/jazz3/similar", params={"k": 0}), 422, "k")

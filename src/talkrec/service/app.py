@@ -31,7 +31,7 @@ from ..space import Follower, Space
 from .deps import ServiceState, guard_refusal, refuse_open_writes, require_key
 from .errors import install_error_handlers, responses
 from .middleware import DEFAULT_BODY_TIMEOUT, BodyLimitMiddleware, ReadsInFlightMiddleware
-from .routers import items, meta, playlists, recommend, search
+from .routers import explain, items, meta, playlists, recommend, search
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def create_app(space_dir: str | Path, *, api_key: str | None = None, max_body_by
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # recommend's /api/items/{id}/similar before items' /api/items/{id}: an id may hold "/"
-    for router in (meta.router, search.router, recommend.router, items.router, playlists.router):
+    for router in (meta.router, search.router, recommend.router, explain.router, items.router, playlists.router):
         app.include_router(router)
     guard = ([Depends(require_key)] if api_key else []) + ([Depends(refuse_open_writes)] if refused or follow else [])
     codes = [c for c, on in ((401, api_key is not None), (403, refused), (409, follow)) if on]

@@ -330,38 +330,6 @@ class FacetsResponse(BaseModel):
     decades: list[str]
 
 
-class ServedList(BaseModel):
-    """One list ``similar`` fuses (strategy ``rrf``) and ``b``'s place in it."""
-
-    list: str = Field(description="fused (the fused space), cf (EASE), content (a cold item's list by content), "
-                                  "lexical (BM25)")
-    weight: float
-    rank: int | None = Field(description="b's rank in this list, from 1 (null: not in it)")
-    part: float = Field(description="b's part of the RRF score: weight / (c + rank)")
-
-
-class ServedPlace(BaseModel):
-    """Where ``b`` stands in what ``/api/similar`` serves for ``a`` (no filter)."""
-
-    strategy: str = Field(description="rrf, or cosine (the fused space's kNN)")
-    rank: int | None = Field(description="b's rank among a's similar items, from 1 (null: past the first 200)")
-    score: float | None
-    novelty: float = Field(description="the space's default novelty re-ranking (0: none; the parts then add up "
-                                       "to the score)")
-    lists: list[ServedList]
-
-
-class ExplainResponse(BaseModel):
-    a: str
-    b: str
-    names: dict[str, str]
-    cosine: float = Field(description="cosine of the two items in the fused space")
-    shared_tags: list[str]
-    modality_contributions: dict[str, float] = Field(description="each modality pair's exact share of the cosine")
-    modalities: dict[str, list[str]]
-    similar: ServedPlace
-
-
 class FollowStatus(BaseModel):
     """A follower's state (``talkrec serve --follow``)."""
 

@@ -20,7 +20,7 @@ from ..index.lexical import bm25_params
 from ..index.snapshot import Snapshot
 from ..limits import is_number
 from . import browse, media, playlists, warming
-from .explain import explain as explain_pair
+from .explain import explain as explain_pair, explain_search
 from .hits import Hit, hits_at, jsonable, make_hits
 from .diversity import rerank as diverse
 from .playlists import Continuation
@@ -386,5 +386,12 @@ class Space(SpaceWrites):
 
     @consistent
     def explain(self, a: str, b: str) -> dict[str, Any]:
-        """Why two items are close: shared tags and each modality's share of the cosine."""
+        """Why two items are close: shared tags, each modality's share of the cosine, and ``b``'s
+        place in what :meth:`similar` serves for ``a`` (:mod:`.explain`)."""
         return explain_pair(self, a, b)
+
+    @consistent
+    def explain_search(self, text: str, item_id: str, *, mode: str | None = None) -> dict[str, Any]:
+        """Why ``item_id`` is a hit for ``text``: its place in :meth:`search`, each hybrid list's
+        part, the query's BM25 terms it matches (:func:`.explain.explain_search`)."""
+        return explain_search(self, text, item_id, mode)

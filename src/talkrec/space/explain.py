@@ -10,6 +10,8 @@ What ``similar`` serves is that cosine's kNN only under ``similar.strategy: knn`
 ``rrf`` it fuses the fused list with the item's EASE list and its BM25 list
 (:mod:`.strategies`), so :func:`explain` also gives ``b``'s rank in ``a``'s served list and,
 per fused list, ``b``'s rank there and its part :math:`w / (c + \mathrm{rank})` of the score.
+:func:`explain_search` does the same for a search: an item's place in what ``Space.search``
+serves for a text, the hybrid lists' ranks and parts, and the query's BM25 terms it matches.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from ..fusion.model import modality_weight
 from ..index.store import checked_query
 from ..limits import K_MAX
 from .popularity import novelty_setting
+from .search import _counted_terms, check_mode, check_text, hybrid_lists, search_score_kind
 from .strategies import score_kind, similar_lists
 
 if TYPE_CHECKING:
@@ -86,3 +89,42 @@ def served(space: "Space", a: str, b: str) -> dict[str, Any]:
             r = int(at[0]) + 1 if len(at) else None
             out["lists"].append({"list": name, "weight": w, "rank": r, "part": w / (c + r) if r else 0.0})
     return out
+
+
+def explain_search(space: "Space", text: str, item_id: str, mode: str | None = None) -> dict[str, Any]:
+    r"""Where ``item_id`` stands in ``space.search(text, mode=mode)`` as served (no filter):
+    ``rank`` (from 1; ``None`` past the first :data:`~talkrec.limits.K_MAX`), ``score``, the
+    ``mode`` used and its ``score_kind``; under ``hybrid``, per fused list (``fused``: the query
+    projected into the fused space, ``text``: the text model, ``lexical``: BM25) the item's
+    ``rank`` there and its ``part`` :math:`w / (c + \mathrm{rank})` of the score (they add up
+    to it); ``terms``: the query's BM25 terms the item's text has, each with its part of the
+    item's BM25 score, largest first; ``cosine``: the query's and the item's in the fused space."""
+    check_text(text)
+    used = check_mode(mode or space.config.get("search", {}).get("mode", "hybrid"))
+    item = space.item(item_id)                                 # an unknown item: NotFoundError
+    hits = space.search(text, k=K_MAX, mode=used)
+    rank = next((i + 1 for i, h in enumerate(hits) if h.item_id == item_id), None)
+    snap = space.index
+    p = snap.position(item_id)
+    out: dict[str, Any] = {"query": text, "item": item_id, "name": str(item.get("name", item_id)), "mode": used,
+                           "score_kind": search_score_kind(space, used), "rank": rank,
+                           "score": float(hits[rank - 1].score) if rank else None, "lists": [],
+                           "terms": _matched_terms(space, text, p),
+                           "cosine": float(space.item_vector(item_id) @ space.text_query_vector(text))}
+    if out["score_kind"] == "rrf":
+        lists, c, _ = hybrid_lists(space, snap, text, snap.mask(None))
+        for name, (rows, w) in lists.items():
+            at = np.flatnonzero(rows == p)
+            r = int(at[0]) + 1 if len(at) else None
+            out["lists"].append({"list": name, "weight": w, "rank": r, "part": w / (c + r) if r else 0.0})
+    return out
+
+
+def _matched_terms(space: "Space", text: str, p: int) -> list[dict[str, Any]]:
+    """The BM25 terms of ``text`` (as the index tokenizes it) that row ``p`` has, each with its
+    part of the row's BM25 score, largest first."""
+    view = space.lexical_index()
+    lex = view.snap.gen.lexical(view.k1, view.b, view.fields, view.pairs)
+    terms, counts = _counted_terms(lex.tokenize([text.strip()])[0])
+    parts = [(t, float(view.snap.lexical_term_scores(lex, [t], counts[j:j + 1])[p])) for j, t in enumerate(terms)]
+    return [{"term": t, "score": v} for t, v in sorted(parts, key=lambda tv: -tv[1]) if v > 0]

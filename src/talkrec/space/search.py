@@ -181,28 +181,37 @@ def _text_search(space: "Space", text: str, k: int, where: Where, offset: int, m
     snap = space.index
     allowed = snap.mask(where)
     need = k + offset
-    key = space.config["input_files"]["text"]
-    scfg = space.config.get("search", {})
-    depth = int(scfg.get("rrf_depth", 1000))
-    w_bm25 = float(scfg.get("hybrid_bm25_weight", 4.0)) if mode == "hybrid" else 0.0
-    # BM25 needs no query vector: alone, it runs beside the query's forward pass
-    f_lex = beside(lambda: lexical_top(space, text, allowed, depth)[0]) if w_bm25 > 0 else None
-    q_raw = space.text_encoder().encode(text.strip(), kind="query")
     if mode == "text":
-        top, sims = snap.text_top(key, q_raw, need, allowed)
+        q_raw = space.text_encoder().encode(text.strip(), kind="query")
+        top, sims = snap.text_top(space.config["input_files"]["text"], q_raw, need, allowed)
         return snap.pairs(top[offset:], sims[offset:])
-    q_multi = space.fusion.project("text", q_raw)
-    f_multi = beside(lambda: snap.top_rows(q_multi, depth, allowed)[0])
-    text_list = snap.text_top(key, q_raw, depth, allowed)[0]
-    lists = [f_multi.result(), text_list]
-    weights = [1.0, float(scfg.get("hybrid_text_weight", 1.0))]
-    if f_lex is not None:
-        lists.append(f_lex.result())
-        weights.append(w_bm25)
-    fused = rrf_scores(lists, snap.n_rows, c=float(scfg.get("rrf_c", 60.0)), weights=weights)
+    lists, c, q_multi = hybrid_lists(space, snap, text, allowed)
+    fused = rrf_scores([r for r, _ in lists.values()], snap.n_rows, c=c, weights=[w for _, w in lists.values()])
     top = top_then(fused, np.flatnonzero((fused > 0) & allowed), need,     # the rows the lists reach, then
                    lambda n: snap.top_rows(q_multi, n, allowed)[0])[offset:]   # the fused space's order
     return snap.pairs(top, fused[top])
+
+
+def hybrid_lists(space: "Space", snap: "Snapshot", text: str,
+                 allowed: np.ndarray) -> tuple[dict[str, tuple[np.ndarray, float]], float, np.ndarray]:
+    """The lists hybrid search fuses for ``text``, by name, each its rows best first (read to
+    ``search.rrf_depth``) and its weight: ``fused`` (the query projected into the fused space),
+    ``text`` (the text model's own space) and, with ``search.hybrid_bm25_weight`` > 0,
+    ``lexical`` (BM25); and the RRF constant and the fused-space query vector."""
+    key = space.config["input_files"]["text"]
+    scfg = space.config.get("search", {})
+    depth = int(scfg.get("rrf_depth", 1000))
+    w_bm25 = float(scfg.get("hybrid_bm25_weight", 4.0))
+    # BM25 needs no query vector: alone, it runs beside the query's forward pass
+    f_lex = beside(lambda: lexical_top(space, text, allowed, depth)[0]) if w_bm25 > 0 else None
+    q_raw = space.text_encoder().encode(text.strip(), kind="query")
+    q_multi = space.fusion.project("text", q_raw)
+    f_multi = beside(lambda: snap.top_rows(q_multi, depth, allowed)[0])
+    text_list = snap.text_top(key, q_raw, depth, allowed)[0]
+    lists = {"fused": (f_multi.result(), 1.0), "text": (text_list, float(scfg.get("hybrid_text_weight", 1.0)))}
+    if f_lex is not None:
+        lists["lexical"] = (f_lex.result(), w_bm25)
+    return lists, float(scfg.get("rrf_c", 60.0)), q_multi
 
 
 #: what the scores of each search mode are

@@ -1,4 +1,4 @@
-"""Recommendation: similar items, from a user or items, why two items are close, users."""
+"""Recommendation: similar items, from a user or items, users."""
 from __future__ import annotations
 
 import time
@@ -8,7 +8,6 @@ from fastapi.responses import Response
 
 from ...errors import NotFoundError, TalkrecError
 from ...space import Hit, Space
-from ...space.hits import jsonable
 from ...space.strategies import score_kind
 from ...index.filters import FilterSpec
 from ...limits import K_MAX
@@ -37,16 +36,6 @@ def similar(item_id: str, k: int = Query(10, ge=1, le=K_MAX), offset: int = Quer
     found = space.similar(space.resolve(item_id), k, where=space.filter_where(filters), offset=offset,
                           novelty=novelty, pool=pool)
     return hits_response(found, score_kind=score_kind(space, "similar"), k=k, offset=offset, t0=t0)
-
-
-@router.get("/api/explain", response_model=S.ExplainResponse, responses=responses(404, 422))
-def explain(a: str = Query(..., min_length=1, max_length=200), b: str = Query(..., min_length=1, max_length=200),
-            state: ServiceState = Depends(get_state)) -> S.ExplainResponse:
-    """Why two items are close: shared tags and each modality pair's share of the cosine; and
-    where ``b`` stands in what ``/api/similar`` serves for ``a``, with each fused list's part."""
-    space = state.space.pinned()
-    out = space.explain(space.resolve(a), space.resolve(b))
-    return S.ExplainResponse(**jsonable(out))
 
 
 @router.post("/api/recommend", response_model=S.HitsResponse, responses=responses(400, 404, 413, 422))

@@ -100,7 +100,11 @@ async function runSearch(more = false) {
     const r = await fetchSearch(p, ctl.signal);
     if (!more) shown = { params: p.toString(), hits: [] };
     shown.hits = shown.hits.concat(withKind(r.items, r.score_kind));
-    renderHits($("results"), shown.hits);
+    // "why?" on a hit: GET /api/explain/search (a personalized search has no explanation of its own)
+    const mode = p.get("user") ? null : p.get("mode");
+    renderHits($("results"), shown.hits, true, (h) => (p.get("user") ? "" : WHY_BUTTON(h)));
+    $("results").querySelectorAll("button[data-why]").forEach((b) => b.addEventListener("click", () => toggleWhy(b,
+      `/api/explain/search?${new URLSearchParams({ q: p.get("q"), item: b.dataset.why, ...(mode ? { mode } : {}) })}`, searchWhyHtml)));
     $("more").hidden = r.items.length < PAGE;
     $("search-status").innerHTML = `${shown.hits.length} results in ${esc(r.took_ms)} ms ·
       ${p.get("user") ? `<span data-testid="personalized">personalized for user ${esc(p.get("user"))} (taste ${esc(p.get("alpha"))})</span> · ` : ""}
@@ -162,40 +166,50 @@ async function showSimilar(id) {
     p.set("novelty", $("sim-nov").value);   // always: 0 is the plain ranking whatever the space's default
     const sim = await api(`/api/items/${encodeURIComponent(id)}/similar?${p}`);
     if (!current()) return;
-    renderHits($("similar"), withKind(sim.items, sim.score_kind), true,
-      (h) => `<button type="button" class="add" data-why="${esc(h.item_id)}" data-testid="why" title="why is it here?">why?</button>`);
-    $("similar").querySelectorAll("button[data-why]").forEach((b) => b.addEventListener("click", () => toggleWhy(id, b)));
+    renderHits($("similar"), withKind(sim.items, sim.score_kind), true, WHY_BUTTON);
+    $("similar").querySelectorAll("button[data-why]").forEach((b) => b.addEventListener("click", () => toggleWhy(b,
+      `/api/explain?${new URLSearchParams({ a: id, b: b.dataset.why })}`, explainHtml)));
   } catch (e) {
     if (current()) $("similar").innerHTML = `<li class="error"><span></span><span>${esc(e.message)}</span></li>`;
   }
 }
-// "why?" on a similar item: GET /api/explain - its place in the item's served list (each fused list's
-// rank and share of the score), the fused cosine's modality shares, the shared tags; a second click hides it
-const LIST_NAMES = { fused: "fused space", cf: "interactions (EASE)", content: "content", lexical: "words (BM25)" };
-async function toggleWhy(id, button) {
+// "why?" on a hit: the explanation (url, rendered by render) under it; a second click hides it
+const WHY_BUTTON = (h) => `<button type="button" class="add" data-why="${esc(h.item_id)}" data-testid="why" title="why is it here?">why?</button>`;
+const LIST_NAMES = { fused: "fused space", cf: "interactions (EASE)", content: "content", lexical: "words (BM25)", text: "text model" };
+async function toggleWhy(button, url, render) {
   const li = button.closest("li"), open = li.querySelector(".why");
   if (open) { open.remove(); return; }
   const box = document.createElement("div");
   box.className = "why small"; box.dataset.testid = "why-panel"; box.textContent = "…";
   li.appendChild(box);
-  try {
-    const ex = await api(`/api/explain?${new URLSearchParams({ a: id, b: button.dataset.why })}`);
-    box.innerHTML = explainHtml(ex);
-  } catch (e) { box.textContent = e.message; box.classList.add("error"); }
+  try { box.innerHTML = render(await api(url)); } catch (e) { box.textContent = e.message; box.classList.add("error"); }
 }
+// the fused lists' ranks of an item and each one's share of its RRF score
+function listsHtml(lists) {
+  const total = lists.reduce((t, l) => t + l.part, 0);
+  return lists.map((l) => `${esc(LIST_NAMES[l.list] || l.list)} ${l.rank ? `#${l.rank}` : "–"}`
+    + (l.rank && total > 0 ? ` (${Math.round((100 * l.part) / total)}% of the score)` : "")).join(" · ");
+}
+// GET /api/explain: its place in the item's served similar list, the fused cosine's modality shares, the shared tags
 function explainHtml(ex) {
-  const s = ex.similar, a = esc(ex.names.a);
-  const total = s.lists.reduce((t, l) => t + l.part, 0);
+  const s = ex.similar, a = esc(ex.names.a), lists = listsHtml(s.lists);
   const place = s.rank ? `#${s.rank} of ${a}'s similar items with no filter${s.novelty ? ` at novelty ${esc(s.novelty)}` : ""}`
     : `not in ${a}'s first 200 similar items`;
-  const lists = s.lists.map((l) => `${esc(LIST_NAMES[l.list] || l.list)} ${l.rank ? `#${l.rank}` : "–"}`
-    + (l.rank && total > 0 ? ` (${Math.round((100 * l.part) / total)}% of the score)` : "")).join(" · ");
   const mods = Object.entries(ex.modality_contributions).slice(0, 4)
     .map(([k, v]) => `${esc(k.replace("~", " ~ "))} ${ex.cosine > 0.1 ? `${Math.round((100 * v) / ex.cosine)}%` : v.toFixed(3)}`).join(" · ");
   const tags = ex.shared_tags.slice(0, 12).map((t) => `<span class="chip">${esc(t)}</span>`).join("") || "none";
   return `<div>${place}${lists ? `: ${lists}` : ""}</div>
     <div>fused-space cosine ${ex.cosine.toFixed(3)}${mods ? ` (by modality pair: ${mods})` : ""}</div>
     <div>shared tags: ${tags}</div>`;
+}
+// GET /api/explain/search: its place in the search as served, the query's BM25 words it has, the fused cosine
+function searchWhyHtml(ex) {
+  const lists = listsHtml(ex.lists);
+  const place = ex.rank ? `#${ex.rank} for this query with no filter (${esc(ex.mode)})` : `not in the query's first 200 results (${esc(ex.mode)})`;
+  const terms = ex.terms.map((t) => `<span class="chip">${esc(t.term)}</span>`).join("") || "none";
+  return `<div>${place}${lists ? `: ${lists}` : ""}</div>
+    <div>query words it has (BM25): ${terms}</div>
+    <div>fused-space cosine to the query ${ex.cosine.toFixed(3)}</div>`;
 }
 $("sim-nov").addEventListener("input", () => { $("sim-nov-v").textContent = $("sim-nov").value; });
 $("sim-nov").addEventListener("change", () => { if (itemShown !== null) showSimilar(itemShown); });

@@ -1,0 +1,37 @@
+"""Explanations: why an item is next to another in ``similar``, or a hit for a search."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query
+
+from ...space.hits import jsonable
+from ...space.search import SEARCH_MODES
+from .. import explain_schemas as E
+from .. import schemas as S
+from ..deps import ServiceState, get_state
+from ..errors import responses
+
+router = APIRouter(tags=["explain"])
+
+
+@router.get("/api/explain", response_model=E.ExplainResponse, responses=responses(404, 422))
+def explain(a: str = Query(..., min_length=1, max_length=200), b: str = Query(..., min_length=1, max_length=200),
+            state: ServiceState = Depends(get_state)) -> E.ExplainResponse:
+    """Why two items are close: shared tags and each modality pair's share of the cosine; and
+    where ``b`` stands in what ``/api/items/{a}/similar`` serves, with each fused list's part."""
+    space = state.space.pinned()
+    out = space.explain(space.resolve(a), space.resolve(b))
+    return E.ExplainResponse(**jsonable(out))
+
+
+@router.get("/api/explain/search", response_model=E.ExplainSearchResponse, responses=responses(404, 422))
+def explain_search(q: str = Query(..., min_length=1, max_length=S.QUERY_MAX_CHARS, description="the query"),
+                   item: str = Query(..., min_length=1, max_length=200, description="an item id or exact name"),
+                   mode: str | None = Query(None, pattern=f"^({'|'.join(SEARCH_MODES)})$",
+                                            description="the search mode (default: the space's)"),
+                   state: ServiceState = Depends(get_state)) -> E.ExplainSearchResponse:
+    """Why an item is a hit for a query: its rank and score in what ``/api/search`` serves (no
+    filter), each hybrid list's rank of it and part of the score, and the query's BM25 terms it
+    matches."""
+    space = state.space.pinned()
+    out = space.explain_search(q, space.resolve(item), mode=mode)
+    return E.ExplainSearchResponse(**jsonable(out))
