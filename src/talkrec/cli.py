@@ -10,9 +10,9 @@ import typer
 
 from .cli_common import (DecadeOpt, JsonOpt, KOpt, OffsetOpt, RangeOpt, SpaceOpt, TagOpt, WhereOpt,
                          load as _load, not_with as _not_with, run as _run, where_of as _where)
+from .cli_explain import explain
 from .cli_playlist import playlist
-from .cli_io import (console as _console, print_explanation, print_hits as _print_hits, print_search_explanation,
-                     read_records, read_user_ids, resolve_ids, text)
+from .cli_io import console as _console, print_hits as _print_hits, read_records, read_user_ids, resolve_ids, text
 from .errors import TalkrecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -216,29 +216,7 @@ def _recommend_users(s: Any, ids: list[tuple[int, str]], opts: dict[str, Any]) -
 app.command()(playlist)
 
 
-@app.command()
-def explain(a: str = typer.Argument(..., metavar="A", help="Item id or exact name (with --query: the hit explained)."),
-            b: Optional[str] = typer.Argument(None, metavar="[B]", help="Item id or exact name: why it is next to A."),
-            query: Optional[str] = typer.Option(None, "--query", "-q", help="Why A is a hit for this search instead."),
-            mode: Optional[str] = typer.Option(None, help="With --query: multi | text | lexical | hybrid "
-                                                           "(default: the space's)."),
-            space: str = SpaceOpt, as_json: bool = JsonOpt) -> None:
-    """Why B is next to A: its place in A's similar list (each fused list's part), the fused
-    cosine by modality pair, the shared tags. With --query: why A is a hit for that search."""
-    def go() -> None:
-        if (b is None) == (query is None):
-            raise TalkrecError("give B (why B is next to A) or --query TEXT (why A is a hit for it), not both"
-                               if b is not None else "give B (why B is next to A) or --query TEXT (why A is a hit for it)")
-        _not_with({"--mode": mode is not None}, query is None, "applies only with --query")
-        s = _load(space)
-        ex = s.explain(s.resolve(a), s.resolve(b)) if b is not None else s.explain_search(query, s.resolve(a), mode=mode)
-        if as_json:
-            typer.echo(json.dumps(ex, indent=2, ensure_ascii=False))
-        elif b is not None:
-            print_explanation(ex)
-        else:
-            print_search_explanation(ex)
-    _run(go)
+app.command()(explain)
 
 
 @app.command()

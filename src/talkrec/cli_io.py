@@ -18,12 +18,9 @@ import typer
 
 from .errors import InputError
 
-__all__ = ["console", "empty_note", "err_console", "print_error", "print_explanation", "print_hits",
-           "print_search_explanation", "read_records", "read_user_ids", "resolve_ids", "text"]
+__all__ = ["console", "empty_note", "err_console", "print_error", "print_hits", "read_records", "read_user_ids", "resolve_ids",
+           "text"]
 
-#: what each list ``similar`` or hybrid search fuses is, in words (:mod:`talkrec.space.explain`)
-LIST_NAMES = {"fused": "fused space (cosine)", "cf": "interactions (EASE)", "content": "content (a cold item's own)",
-              "lexical": "words (BM25)", "text": "text model (cosine)"}
 
 
 @functools.lru_cache(maxsize=None)
@@ -73,63 +70,6 @@ def print_hits(hits: list[Any], as_json: bool, title: str, space: Any = None, wh
     console().print(t)
     if not hits:
         console().print(text(empty_note(space, where) if space is not None else "no results"))
-
-
-def print_explanation(ex: dict[str, Any]) -> None:
-    """:meth:`Space.explain`'s answer as text: where ``b`` stands in ``a``'s similar list as
-    served (each fused list's rank and part), the fused cosine by modality pair, the shared tags."""
-    from rich.table import Table
-    from rich.text import Text
-    a, b, served = ex["names"]["a"], ex["names"]["b"], ex["similar"]
-    out = console()
-    out.print(Text.assemble((b, "bold"), (f" ({ex['b']})", "dim"), " next to ", (a, "bold"), (f" ({ex['a']})", "dim")))
-    place = (f"#{served['rank']} of {a}'s similar items, score {served['score']:.4f}" if served["rank"]
-             else f"not in {a}'s first 200 similar items")
-    how = "reciprocal rank fusion of the lists below" if served["strategy"] == "rrf" else "the fused space's cosine"
-    novelty = f", novelty {served['novelty']:g}" if served["novelty"] else ""
-    out.print(text(f"served: {place} ({how}{novelty})"))
-    _print_lists(served["lists"])
-    out.print(text(f"fused-space cosine {ex['cosine']:.3f}" + (", by modality pair:" if ex["modality_contributions"] else "")))
-    if ex["modality_contributions"]:
-        t = Table(show_header=False, box=None, padding=(0, 2, 0, 2))
-        t.add_column()
-        t.add_column(justify="right")
-        t.add_column(justify="right")
-        cos = ex["cosine"]        # shares as percentages only of a clearly positive cosine
-        for pair, v in ex["modality_contributions"].items():
-            t.add_row(text(pair.replace("~", " ~ ")), f"{v:.3f}", f"{100 * v / cos:.0f}%" if cos > 0.1 else "")
-        out.print(t)
-    tags = ex["shared_tags"]
-    out.print(text(f"shared tags ({len(tags)}): {', '.join(tags)}" if tags else "no shared tags"))
-
-
-def print_search_explanation(ex: dict[str, Any]) -> None:
-    """:meth:`Space.explain_search`'s answer as text: the item's place in the search as served
-    (each hybrid list's rank and part), the query's BM25 terms it matches, the fused cosine."""
-    from rich.text import Text
-    out = console()
-    out.print(Text.assemble((ex["name"], "bold"), (f" ({ex['item']})", "dim"), " for ", (repr(ex["query"]), "bold")))
-    place = (f"#{ex['rank']} of the search's results, score {ex['score']:.4f}" if ex["rank"]
-             else "not in the search's first 200 results")
-    out.print(text(f"served: {place} (mode {ex['mode']}, scores: {ex['score_kind']})"))
-    _print_lists(ex["lists"])
-    terms = ", ".join(f"{t['term']} {t['score']:.2f}" for t in ex["terms"])
-    out.print(text(f"query words it has (BM25): {terms}" if terms else "it has none of the query's words (BM25)"))
-    out.print(text(f"fused-space cosine to the query {ex['cosine']:.3f}"))
-
-
-def _print_lists(lists: list[dict[str, Any]]) -> None:
-    """The lists an RRF score fuses: each one's rank of the item, weight and part of the score."""
-    if not lists:
-        return
-    from rich.table import Table
-    t = Table(show_header=True, box=None, padding=(0, 2, 0, 2))
-    for col, just in (("list", "left"), ("rank", "right"), ("weight", "right"), ("part", "right")):
-        t.add_column(col, justify=just)      # type: ignore[arg-type]
-    for li in lists:
-        t.add_row(LIST_NAMES.get(li["list"], li["list"]), str(li["rank"]) if li["rank"] else "-",
-                  f"{li['weight']:g}", f"{li['part']:.4f}")
-    console().print(t)
 
 
 def empty_note(space: Any, where: Any) -> str:

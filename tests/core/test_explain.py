@@ -135,10 +135,73 @@ def test_the_cli_explains_a_search_hit(tiny_space_dir, space):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["jazz1"], "give B (why B is next to A) or --query TEXT"),
-    (["jazz1", "jazz2", "--query", "jazz"], "not both"),
+    (["jazz1"], "give one of B (why B is next to A), --query TEXT (why A is a hit for it), --user or --items"),
+    (["jazz1", "jazz2", "--query", "jazz"], "got B and --query"),
     (["jazz1", "jazz2", "--mode", "text"], "--mode: applies only with --query"),
 ])
 def test_the_cli_says_what_explain_needs(tiny_space_dir, args, message):
     r = run("explain", *args, "--space", str(tiny_space_dir))
     assert r.exit_code == 2 and message in r.output, r.output
+
+
+def test_a_recommendation_s_place_terms_and_history_items(space, tiny_space_dir):
+    from talkrec.encoders.ease import EASE
+
+    hist = ["jazz1", "jazz2", "metal1"]
+    hits = space.recommend(items=hist, k=200)
+    ease = EASE.load(tiny_space_dir / "ease")
+    z = np.load(tiny_space_dir / "cf" / "factors.npz", allow_pickle=False)
+    F = dict(zip(z["item_ids"].astype(str), z["item_factors"]))
+    for i, h in enumerate(hits[:3]):
+        ex = space.explain_recommend(h.item_id, items=hist)
+        assert (ex["strategy"], ex["rank"], ex["in_history"], ex["name"]) == ("blend", i + 1, False, h.name)
+        assert ex["score"] == pytest.approx(h.score, abs=1e-9)
+        assert [p["part"] for p in ex["parts"]] == ["fused", "ease", "als", "cold"]
+        assert sum(p["value"] for p in ex["parts"]) == pytest.approx(h.score, abs=1e-9)
+        because = ex["because"]
+        assert sorted(b["item_id"] for b in because) == sorted(hist)
+        assert [b["cosine"] for b in because] == sorted((b["cosine"] for b in because), reverse=True)
+        for b in because:       # EASE's B[h, item] and the ALS dot, read from the space's own files
+            assert b["cosine"] == pytest.approx(float(space.item_vector(b["item_id"]) @ space.item_vector(h.item_id)))
+            assert b["ease"] == pytest.approx(float(ease.score([b["item_id"]])[ease._pos[h.item_id]]), abs=1e-7)
+            assert b["als"] == pytest.approx(float(F[b["item_id"]] @ F[h.item_id]), rel=1e-5)
+    ex = space.explain_recommend("jazz1", items=hist)
+    assert (ex["rank"], ex["in_history"]) == (None, True) and "jazz1" not in [b["item_id"] for b in ex["because"]]
+
+
+def test_a_user_s_recommendation_and_the_rrf_strategy(tiny_space_dir):
+    sp = Space.load(tiny_space_dir)
+    user = sp.users(limit=1)[0][0]
+    top = sp.recommend(user=user, k=2)[1]
+    ex = sp.explain_recommend(top.item_id, user=user)
+    assert ex["rank"] == 2 and {b["item_id"] for b in ex["because"]} <= set(sp.user_history(user))
+    sp.config["recommend"] = {**sp.config["recommend"], "strategy": "rrf"}
+    hits = sp.recommend(items=["jazz1", "jazz2"], k=3)
+    ex = sp.explain_recommend(hits[2].item_id, items=["jazz1", "jazz2"])
+    assert (ex["strategy"], ex["rank"]) == ("rrf", 3) and [p["part"] for p in ex["parts"]] == ["fused", "cf"]
+    assert sum(p["value"] for p in ex["parts"]) == pytest.approx(hits[2].score, abs=1e-12)
+    assert all((p["rank"] is None) == (p["value"] == 0) for p in ex["parts"])
+
+
+def test_a_recommendation_explanation_needs_one_history(space):
+    from talkrec.errors import InputError, NotFoundError
+
+    with pytest.raises(InputError, match="exactly one of items or user"):
+        space.explain_recommend("jazz1")
+    with pytest.raises(InputError, match="exactly one of items or user"):
+        space.explain_recommend("jazz1", items=["jazz2"], user="u1")
+    with pytest.raises(NotFoundError):
+        space.explain_recommend("nope", items=["jazz2"])
+
+
+def test_the_cli_explains_a_recommendation(tiny_space_dir, space):
+    top = space.recommend(items=["jazz1", "jazz2"], k=1)[0]
+    r = run("explain", top.item_id, "--items", "jazz1,Jazz Band 2", "--space", str(tiny_space_dir))
+    assert r.exit_code == 0, r.output
+    assert f"{top.name} ({top.item_id}) recommended" in r.output
+    assert f"served: #1 of the recommendations, score {top.score:.4f} (strategy blend)" in r.output
+    assert "EASE (z-score)" in r.output and "because of" in r.output and "Jazz Band 2 (jazz2)" in r.output
+    r = run("explain", top.item_id, "--items", "jazz1,jazz2", "--json", "--space", str(tiny_space_dir))
+    assert json.loads(r.output)["rank"] == 1
+    r = run("explain", top.item_id, "--items", "jazz1", "--user", "u1", "--space", str(tiny_space_dir))
+    assert r.exit_code == 2 and "got --user and --items" in r.output, r.output

@@ -74,4 +74,4 @@ def test_openapi_keeps_every_route_status_and_parameter(app, keyed_app, refusing
         assert sorted(got[variant]) == sorted(want[variant]), variant      # no route added or lost
         for route, c in want[variant].items():
             assert got[variant][route] == c, (variant, route)
-    assert len(want["open"]) == 19  # GET /api/explain/search is new; the page at / is not in the schema
+    assert len(want["open"]) == 20  # GET /api/explain/search and /recommend are new; the page at / is not in the schema

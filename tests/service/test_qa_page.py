@@ -338,6 +338,23 @@ def test_not_for_me_steers_a_users_recommendations(page):
     assert not page.errors, page.errors
 
 
+def test_why_on_a_recommendation_shows_its_place_its_terms_and_the_history_items(page):
+    """"why?" on a user's recommendation shows GET /api/explain/recommend for that user: its
+    rank, the terms of its score, and the history items most like it, as links."""
+    u, plain = _user_view(page)
+    with urllib.request.urlopen(page.url0 + f"/api/explain/recommend?item={plain[1]}&user={u}") as r:
+        ex = json.load(r)
+    second = page.locator("[data-testid=user-recs] li").nth(1)
+    second.get_by_test_id("why").click()
+    panel = second.get_by_test_id("why-panel")
+    panel.locator("text=because of").wait_for()
+    shown = panel.inner_text()
+    assert "#2 of the user's recommendations with no filter" in shown and "fused space" in shown, shown
+    assert ex["because"] and ex["because"][0]["name"] in shown, shown
+    assert panel.locator("a").count() == min(5, len(ex["because"]))
+    assert not page.errors, page.errors
+
+
 def test_the_novelty_slider_asks_recommend_for_less_popular_items(page):
     """The user view's novelty slider gives recommend ``novelty`` over a pool of 200 that
     every page shares: the page shows the API's list, pages it without overlap, says so, and 0

@@ -161,6 +161,18 @@ def test_item_similar_lookup_explain(client):
     assert abs(sum(li["part"] for li in why["lists"]) - hits[1]["score"]) < 1e-9 and why["terms"]
     assert_error(client.get("/api/explain/search", params={"q": "jazz", "item": "nope"}), 404, "nope")
     assert_error(client.get("/api/explain/search", params={"q": "jazz", "item": "jazz1", "mode": "fuzzy"}), 422, "mode")
+    # why a recommendation: its place in what /api/recommend serves, each term, the history items that bring it
+    recs = client.post("/api/recommend", json={"items": ["jazz1", "jazz2"], "k": 5}).json()["items"]
+    why = client.get("/api/explain/recommend", params={"item": recs[1]["item_id"], "items": ["jazz1", "Jazz Band 2"]})
+    assert why.status_code == 200, why.text
+    why = why.json()
+    assert why["rank"] == 2 and abs(sum(p["value"] for p in why["parts"]) - recs[1]["score"]) < 1e-9
+    assert {b["item_id"] for b in why["because"]} == {"jazz1", "jazz2"}
+    u = client.get("/api/users", params={"limit": 1}).json()["users"][0]["user_id"]
+    first = client.post("/api/recommend", json={"user": u, "k": 1}).json()["items"][0]
+    assert client.get("/api/explain/recommend", params={"item": first["item_id"], "user": u}).json()["rank"] == 1
+    assert_error(client.get("/api/explain/recommend", params={"item": "jazz1"}), 422, "exactly one of user or items")
+    assert_error(client.get("/api/explain/recommend", params={"item": "nope", "items": ["jazz1"]}), 404, "nope")
     assert_error(client.get("/api/items/nope"), 404, "unknown item")
     assert_error(client.get("/api/items/nope/similar"), 404, "unknown item")
     assert_error(client.get("/api/items/jazz3/similar", params={"k": 0}), 422, "k")

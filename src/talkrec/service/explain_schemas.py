@@ -68,3 +68,39 @@ class ExplainSearchResponse(BaseModel):
                                                 "score (they add up to it)")
     terms: list[MatchedTerm] = Field(description="the query's BM25 terms the item's text has, largest part first")
     cosine: float = Field(description="cosine of the query and the item in the fused space")
+
+
+class ScorePart(BaseModel):
+    """One term of a recommendation's score."""
+
+    part: str = Field(description="blend: fused, ease, als, cold (boost and prior of an item without CF); "
+                                  "rrf: fused, cf (EASE)")
+    weight: float | None
+    rank: int | None = Field(description="rrf: the item's rank in this list, from 1 (null: not in it)")
+    value: float = Field(description="blend: weight x the term's z-score; rrf: weight / (c + rank)")
+
+
+class Because(BaseModel):
+    """A history item that brings the recommendation."""
+
+    item_id: str
+    name: str
+    cosine: float = Field(description="its cosine to the item in the fused space")
+    ease: float | None = Field(description="EASE's weight B[h, item]: its share of the EASE term (null: no EASE)")
+    als: float | None = Field(description="the dot of their ALS factors (null: either has none)")
+
+
+class ExplainRecommendResponse(BaseModel):
+    """Why ``item`` is recommended from the history."""
+
+    item: str
+    name: str
+    strategy: str = Field(description="blend, rrf, or cosine (the fused space's kNN)")
+    rank: int | None = Field(description="the item's rank in what /api/recommend serves, from 1 (null: past the "
+                                         "first 200, or in the history)")
+    score: float | None
+    in_history: bool
+    novelty: float = Field(description="the space's default novelty re-ranking (0: none; the parts then add up "
+                                       "to the score)")
+    parts: list[ScorePart]
+    because: list[Because] = Field(description="the history items most like it in the fused space (at most 10)")

@@ -20,7 +20,7 @@ from ..index.lexical import bm25_params
 from ..index.snapshot import Snapshot
 from ..limits import is_number
 from . import browse, media, playlists, warming
-from .explain import explain as explain_pair, explain_search
+from .explain import Explanations
 from .hits import Hit, hits_at, jsonable, make_hits
 from .diversity import rerank as diverse
 from .playlists import Continuation
@@ -32,7 +32,7 @@ from .vectors import checked_vector, id_list, mean_vector, mixed_vector, signed_
 from .writer import SpaceStore, open_store
 from .writes import SpaceWrites
 
-class Space(SpaceWrites):
+class Space(SpaceWrites, Explanations):
     """Load with :meth:`Space.load`; every query method returns a list of :class:`Hit`.
 
     Queries are safe to run from many threads and never wait for a write: each works on the
@@ -383,15 +383,3 @@ class Space(SpaceWrites):
         """A playlist of ``n`` items for a text query that also hangs together; returns the
         hits and the measured relevance/coherence (see :mod:`talkrec.space.playlists`)."""
         return playlists.generate_playlist(self, text, n, where=where, coherence=coherence, pool=pool)
-
-    @consistent
-    def explain(self, a: str, b: str) -> dict[str, Any]:
-        """Why two items are close: shared tags, each modality's share of the cosine, and ``b``'s
-        place in what :meth:`similar` serves for ``a`` (:mod:`.explain`)."""
-        return explain_pair(self, a, b)
-
-    @consistent
-    def explain_search(self, text: str, item_id: str, *, mode: str | None = None) -> dict[str, Any]:
-        """Why ``item_id`` is a hit for ``text``: its place in :meth:`search`, each hybrid list's
-        part, the query's BM25 terms it matches (:func:`.explain.explain_search`)."""
-        return explain_search(self, text, item_id, mode)

@@ -11,23 +11,54 @@ What ``similar`` serves is that cosine's kNN only under ``similar.strategy: knn`
 (:mod:`.strategies`), so :func:`explain` also gives ``b``'s rank in ``a``'s served list and,
 per fused list, ``b``'s rank there and its part :math:`w / (c + \mathrm{rank})` of the score.
 :func:`explain_search` does the same for a search: an item's place in what ``Space.search``
-serves for a text, the hybrid lists' ranks and parts, and the query's BM25 terms it matches.
+serves for a text, the hybrid lists' ranks and parts, and the query's BM25 terms it matches;
+:func:`explain_recommend` for a recommendation: its place in what ``Space.recommend`` serves,
+each term of its score, and the history items that bring it ("because you have ...").
+:class:`Explanations` gives the three to :class:`~talkrec.space.Space`.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..fusion.model import modality_weight
 from ..index.store import checked_query
+from ..errors import InputError
 from ..limits import K_MAX
 from .popularity import novelty_setting
 from .search import _counted_terms, check_mode, check_text, hybrid_lists, search_score_kind
-from .strategies import score_kind, similar_lists
+from .shared import consistent
+from .strategies import _als_items, ease_model, recommend_rows, score_kind, similar_lists
+from .vectors import id_list, mean_vector
 
 if TYPE_CHECKING:
     from .core import Space
+
+
+class Explanations:
+    """The explanation methods of :class:`~talkrec.space.Space` (each on one snapshot)."""
+
+    @consistent
+    def explain(self: "Space", a: str, b: str) -> dict[str, Any]:  # type: ignore[misc]
+        """Why two items are close: shared tags, each modality's share of the cosine, and ``b``'s
+        place in what :meth:`~talkrec.space.Space.similar` serves for ``a`` (:func:`explain`)."""
+        return explain(self, a, b)
+
+    @consistent
+    def explain_search(self: "Space", text: str, item_id: str, *,  # type: ignore[misc]
+                       mode: str | None = None) -> dict[str, Any]:
+        """Why ``item_id`` is a hit for ``text``: its place in the search, each hybrid list's
+        part, the query's BM25 terms it matches (:func:`explain_search`)."""
+        return explain_search(self, text, item_id, mode)
+
+    @consistent
+    def explain_recommend(self: "Space", item_id: str, *, items: Sequence[str] | None = None,  # type: ignore[misc]
+                          user: str | None = None) -> dict[str, Any]:
+        """Why ``item_id`` is recommended from ``items`` or ``user``'s history: its place, each
+        term of its score, the history items that bring it (:func:`explain_recommend`)."""
+        return explain_recommend(self, item_id, items, user)
 
 
 def _projections(space: "Space", item_id: str) -> dict[str, np.ndarray]:
@@ -128,3 +159,63 @@ def _matched_terms(space: "Space", text: str, p: int) -> list[dict[str, Any]]:
     terms, counts = _counted_terms(lex.tokenize([text.strip()])[0])
     parts = [(t, float(view.snap.lexical_term_scores(lex, [t], counts[j:j + 1])[p])) for j, t in enumerate(terms)]
     return [{"term": t, "score": v} for t, v in sorted(parts, key=lambda tv: -tv[1]) if v > 0]
+
+
+def explain_recommend(space: "Space", item_id: str, items: Sequence[str] | None = None,
+                      user: str | None = None) -> dict[str, Any]:
+    r"""Where ``item_id`` stands in ``space.recommend(items=items)`` (or ``user=user``) as served
+    (no filter, no negative examples, the space's default ``novelty``): ``rank`` (from 1;
+    ``None`` past the first :data:`~talkrec.limits.K_MAX`, or for an item of the history,
+    ``in_history``), ``score``, ``strategy`` and ``novelty``; ``parts``: under ``blend`` each
+    weighted term of its score, ``value`` = ``weight`` x the term's z-score (``fused``,
+    ``ease``, ``als``; ``cold``: the boost and prior of an item without CF, weight ``None``;
+    they add up to the score when ``novelty`` is 0), under ``rrf`` each list's ``rank`` and
+    ``value`` :math:`w / (c + \mathrm{rank})`; ``because``: the history items most
+    like it in the fused space (at most 10), each with its ``cosine`` to it, EASE's weight
+    ``ease`` :math:`B_{h,i}` (its share of the EASE term) and the ``als`` dot of their factors
+    (``None`` where either has none)."""
+    if (items is None) == (user is None):
+        raise InputError("give exactly one of items or user", field="items")
+    hist = id_list(items) if items is not None else space.user_history(user)  # type: ignore[arg-type]
+    name = str(space.item(item_id).get("name", item_id))         # an unknown item: NotFoundError
+    hits = space.recommend(items=items, user=user, k=K_MAX)
+    rank = next((i + 1 for i, h in enumerate(hits) if h.item_id == item_id), None)
+    out: dict[str, Any] = {"item": item_id, "name": name, "strategy": score_kind(space, "recommend"), "rank": rank,
+                           "score": float(hits[rank - 1].score) if rank else None, "in_history": item_id in hist,
+                           "novelty": novelty_setting(space, "recommend", None), "parts": [],
+                           "because": _because(space, hist, item_id)}
+    snap = space.index
+    p = snap.position(item_id)
+    if out["strategy"] != "cosine":
+        parts: dict[str, Any] = {}
+        recommend_rows(space, hist, mean_vector(snap, hist), 1, None, 0, hist, parts=parts)
+        for part, (rows, w) in parts.get("lists", {}).items():
+            at = np.flatnonzero(rows == p)
+            r = int(at[0]) + 1 if len(at) else None
+            out["parts"].append({"part": part, "weight": w, "rank": r, "value": w / (parts["c"] + r) if r else 0.0})
+        w = {"fused": 1.0, "ease": 1.0, "als": 1.0, **space.config.get("recommend", {}).get("weights", {})}
+        out["parts"] += [{"part": n, "weight": w.get(n), "rank": None, "value": float(parts[n][p])}
+                         for n in ("fused", "ease", "als", "cold") if n in parts]
+    return out
+
+
+def _because(space: "Space", hist: Sequence[str], item_id: str, n: int = 10) -> list[dict[str, Any]]:
+    """The ``n`` history items most like ``item_id`` in the fused space, with their EASE weight
+    to it and the dot of their ALS factors (:func:`explain_recommend`)."""
+    v = space.item_vector(item_id)
+    ease, als = ease_model(space), _als_items(space)
+    seen = [h for h in dict.fromkeys(hist) if h != item_id]
+    cos = {h: float(space.item_vector(h) @ v) for h in seen}
+    out = []
+    for h in sorted(seen, key=lambda h: -cos[h])[:n]:
+        row: dict[str, Any] = {"item_id": h, "cosine": cos[h], "ease": None, "als": None}
+        if ease is not None and h in ease._pos and item_id in ease._pos:
+            e = ease._pos[h]
+            at = np.flatnonzero(ease.neighbors_[e] == ease._pos[item_id])
+            row["ease"] = float(ease.weights_[e][at[0]]) if len(at) else 0.0
+        if als is not None and h in als[2] and item_id in als[2]:
+            dot = float(als[1][als[2][h]] @ als[1][als[2][item_id]])
+            row["als"] = dot if np.isfinite(dot) else None
+        out.append(row)
+    names = {h.item_id: h.name for h in space.hits([(r["item_id"], 0.0) for r in out])}
+    return [{**r, "name": names.get(r["item_id"], r["item_id"])} for r in out]

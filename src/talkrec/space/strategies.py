@@ -309,10 +309,13 @@ def _similar_rows(space: "Space", item_id: str, k: int, where: Where, offset: in
 
 
 def recommend_rows(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, where: Where, offset: int,
-                   exclude: Sequence[str], neg: Sequence[str] = (), gamma: float = 0.0) -> Rows:
+                   exclude: Sequence[str], neg: Sequence[str] = (), gamma: float = 0.0,
+                   parts: dict[str, Any] | None = None) -> Rows:
     """``recommend.strategy: blend`` or ``rrf`` for the history ``hist`` (mean vector ``q``)
     and the negative examples ``neg`` at weight ``gamma`` (:func:`checked_negative_weight`;
-    excluded by the caller)."""
+    excluded by the caller). ``parts`` (:mod:`.explain`) is filled with what the scores are made
+    of: under ``blend`` each weighted term per row (``fused``, ``ease``, ``als``, ``cold``: the
+    boost and prior of rows without CF), under ``rrf`` ``lists`` (name -> rows, weight) and ``c``."""
     check_page(k, offset)
     snap = space.index
     q = checked_query(q, snap.dim, k, offset)
@@ -334,11 +337,14 @@ def recommend_rows(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, w
             lists.append(top_k(np.where(listed, s_ease, -np.inf), depth, allowed=cand))
         total = rrf_scores(lists, snap.n_rows, c=float(cfg.get("rrf_c", 60.0)),
                            weights=[1.0, float(w["ease"])][:len(lists)])
+        if parts is not None:
+            parts.update(lists=dict(zip(("fused", "cf"), zip(lists, (1.0, float(w["ease"]))))),
+                         c=float(cfg.get("rrf_c", 60.0)))
         top = top_then(total, np.flatnonzero((total > 0) & cand), need, lambda n: top_k(s_fused, n, allowed=cand))
         return top[offset:], total[top[offset:]]
     # without a filter, the blend's top comes from the int8 copy (toplists.blend_top), no
     # float32 product over every row (``allowed`` is the liveness mask itself then)
-    fast = allowed is snap.live and blend_ready(snap)
+    fast = allowed is snap.live and blend_ready(snap) and parts is None
     s_fused = None if fast else snap.scores(q)
     if s_fused is not None:
         cand &= np.isfinite(s_fused)
@@ -350,19 +356,24 @@ def recommend_rows(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, w
         cold = impute_cold(space, snap, cfg, [s_ease] if als is None else [s_ease, als[0]])
         if als is not None:
             als[1][cold] = True
-    rest = np.zeros(snap.n_rows)
+    rest, told = np.zeros(snap.n_rows), ({} if parts is None else parts)    # told: only when explaining
     if s_ease is not None and w["ease"]:
-        rest += float(w["ease"]) * zscore(s_ease, cand)
+        rest += (z := float(w["ease"]) * zscore(s_ease, cand))
+        told["ease"] = z
     if als is not None:
-        rest += float(w["als"]) * zscore(als[0], cand & als[1])
+        rest += (z := float(w["als"]) * zscore(als[0], cand & als[1]))
+        before = rest.copy() if parts is not None else None       # explaining: the cold terms are what comes next
         rest[no_cf] += float(cfg.get("cold_boost", 0.0))          # exposure for items without CF
         if cfg.get("cold_prior"):                                 # and their popularity from catalog fields
             rest[no_cf] += cold_prior(space, snap, cfg)[no_cf]
+        if before is not None:
+            told.update(als=z, cold=rest - before)
     top = blend_top(snap, q, float(w["fused"]), rest, excl, need) if fast else None
     if top is not None:
         return top[0][offset:], top[1][offset:]
     if s_fused is None:                      # nearly constant scores: blend_top declined
         s_fused = snap.scores(q)
-    total = float(w["fused"]) * zscore(s_fused, cand) + rest
+    total = (z := float(w["fused"]) * zscore(s_fused, cand)) + rest
+    told["fused"] = z
     top = top_k(np.where(cand, total, -np.inf), need, exclude=excl, allowed=cand)[offset:]
     return top, total[top]

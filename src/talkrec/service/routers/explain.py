@@ -1,8 +1,9 @@
-"""Explanations: why an item is next to another in ``similar``, or a hit for a search."""
+"""Explanations: why an item is next to another in ``similar``, a hit for a search, or recommended."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
 
+from ...errors import InputError
 from ...space.hits import jsonable
 from ...space.search import SEARCH_MODES
 from .. import explain_schemas as E
@@ -35,3 +36,21 @@ def explain_search(q: str = Query(..., min_length=1, max_length=S.QUERY_MAX_CHAR
     space = state.space.pinned()
     out = space.explain_search(q, space.resolve(item), mode=mode)
     return E.ExplainSearchResponse(**jsonable(out))
+
+
+@router.get("/api/explain/recommend", response_model=E.ExplainRecommendResponse, responses=responses(404, 422))
+def explain_recommend(item: str = Query(..., min_length=1, max_length=200, description="an item id or exact name"),
+                      user: str | None = Query(None, min_length=1, max_length=200, description="a user id"),
+                      items: list[str] | None = Query(None, max_length=S.SEEDS_MAX,
+                                                      description="the history instead of a user: item ids or names "
+                                                                  "(repeat the parameter)"),
+                      state: ServiceState = Depends(get_state)) -> E.ExplainRecommendResponse:
+    """Why an item is recommended from a user's history or from items: its rank and score in
+    what ``/api/recommend`` serves (no filter), each term of its score, and the history items
+    that bring it."""
+    if (user is None) == (items is None):
+        raise InputError("give exactly one of user or items", field="items")
+    space = state.space.pinned()
+    hist = [space.resolve(i) for i in items] if items is not None else None
+    out = space.explain_recommend(space.resolve(item), items=hist, user=user)
+    return E.ExplainRecommendResponse(**jsonable(out))

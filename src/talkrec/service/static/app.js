@@ -202,6 +202,20 @@ function explainHtml(ex) {
     <div>fused-space cosine ${ex.cosine.toFixed(3)}${mods ? ` (by modality pair: ${mods})` : ""}</div>
     <div>shared tags: ${tags}</div>`;
 }
+// GET /api/explain/recommend: its place in the user's recommendations, each term of its score, the history
+// items most like it ("because of")
+const PART_NAMES = { fused: "fused space", ease: "EASE", als: "ALS", cold: "new-item boost", cf: "EASE list" };
+function recommendWhyHtml(ex) {
+  const place = ex.rank ? `#${ex.rank} of the user's recommendations with no filter${notForMe.items.length ? " and no \"not for me\"" : ""}`
+    + (ex.novelty ? ` at novelty ${esc(ex.novelty)}` : "")
+    : ex.in_history ? "in the user's history" : "not in the user's first 200 recommendations";
+  const parts = ex.parts.filter((p) => p.part !== "cold" || p.value)
+    .map((p) => `${esc(PART_NAMES[p.part] || p.part)} ${p.rank ? `#${p.rank} ` : ""}${p.value.toFixed(p.rank ? 4 : 2)}`).join(" · ");
+  const because = ex.because.slice(0, 5).map((b) => `<a href="#/item/${encodeURIComponent(b.item_id)}">${esc(b.name)}</a>`
+    + ` <span class="muted">(cosine ${b.cosine.toFixed(2)})</span>`).join(", ") || "none";
+  return `<div>${place}${parts ? `: ${parts}` : ""}</div>
+    <div>because of: ${because}</div>`;
+}
 // GET /api/explain/search: its place in the search as served, the query's BM25 words it has, the fused cosine
 function searchWhyHtml(ex) {
   const lists = listsHtml(ex.lists);
@@ -238,7 +252,10 @@ async function showUser(more = false) {
     if (seq !== userSeq) return;
     userRecs.hits = userRecs.hits.concat(withKind(r.items, r.score_kind));
     renderHits($("user-recs"), userRecs.hits, true,
-      (h) => ` <button class="add" data-not="${esc(h.item_id)}" title="leave it out and recommend less like it">not for me</button>`);
+      (h) => ` <button class="add" data-not="${esc(h.item_id)}" title="leave it out and recommend less like it">not for me</button>`
+        + WHY_BUTTON(h));
+    $("user-recs").querySelectorAll("button[data-why]").forEach((b) => b.addEventListener("click", () => toggleWhy(b,
+      `/api/explain/recommend?${new URLSearchParams({ item: b.dataset.why, user: u })}`, recommendWhyHtml)));
     $("user-recs").querySelectorAll("button[data-not]").forEach((b) => b.addEventListener("click", () => {
       notForMe.items.push(userRecs.hits.find((h) => h.item_id === b.dataset.not)); showUser();
     }));
