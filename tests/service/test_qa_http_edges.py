@@ -35,7 +35,7 @@ def test_every_status_a_route_answers_before_its_logic_is_documented(app, client
             r = client.request(method.upper(), url, headers={"content-length": "many"})
             assert r.status_code == 400 and "400" in declared, (method, path, r.status_code, declared)
             seen += 1
-    assert seen == 18                    # POST /api/recommend/batch since 2026-12-03
+    assert seen == 20                    # GET /api/explain/search and /api/explain/recommend since 2026-12-03
 
 
 def test_head_on_health_answers_like_get(client):
