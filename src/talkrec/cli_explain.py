@@ -31,6 +31,11 @@ def explain(a: str = typer.Argument(..., metavar="A", help="Item id or exact nam
             user: Optional[str] = typer.Option(None, "--user", help="Why A is recommended to this user instead."),
             items: Optional[str] = typer.Option(None, "--items", help="Why A is recommended from these items instead "
                                                                        "(comma-separated ids or names)."),
+            negative: Optional[str] = typer.Option(None, "--negative", help="With --user / --items: items not wanted, "
+                                                                              "as in talkrec recommend."),
+            negative_weight: Optional[float] = typer.Option(None, "--negative-weight", min=0.0,
+                                                            help="With --negative: their weight (default: the "
+                                                                 "space's)."),
             space: str = SpaceOpt, as_json: bool = JsonOpt) -> None:
     """Why B is next to A: its place in A's similar list (each fused list's part), the fused
     cosine by modality pair, the shared tags. With --query: why A is a hit for that search; with
@@ -42,14 +47,17 @@ def explain(a: str = typer.Argument(..., metavar="A", help="Item id or exact nam
                                "--user or --items (why A is recommended from that history)"
                                + (f"; got {' and '.join(given)}" if given else ""))
         not_with({"--mode": mode is not None}, query is None, "applies only with --query")
+        not_with({"--negative": negative is not None}, user is None and items is None, "applies only with --user or --items")
+        not_with({"--negative-weight": negative_weight is not None}, negative is None, "applies only with --negative")
         s = load(space)
         if b is not None:
             ex = s.explain(s.resolve(a), s.resolve(b))
         elif query is not None:
             ex = s.explain_search(query, s.resolve(a), mode=mode)
         else:
-            ex = s.explain_recommend(s.resolve(a), user=user,
-                                     items=resolve_ids(s, items) if items is not None else None)
+            ex = s.explain_recommend(s.resolve(a), user=user, items=resolve_ids(s, items) if items is not None else None,
+                                     negative=resolve_ids(s, negative) if negative is not None else None,
+                                     negative_weight=negative_weight)
         if as_json:
             typer.echo(json.dumps(ex, indent=2, ensure_ascii=False))
         else:
@@ -110,7 +118,7 @@ def print_recommend_explanation(ex: dict[str, Any]) -> None:
     out.print(Text.assemble((ex["name"], "bold"), (f" ({ex['item']})", "dim"), " recommended"))
     place = (f"#{ex['rank']} of the recommendations, score {ex['score']:.4f}" if ex["rank"] else
              "in the history (left out of the recommendations)" if ex["in_history"] else
-             "not in the first 200 recommendations")
+             "a negative example (never recommended)" if ex["in_negative"] else "not in the first 200 recommendations")
     novelty = f", novelty {ex['novelty']:g}" if ex["novelty"] else ""
     out.print(text(f"served: {place} (strategy {ex['strategy']}{novelty})"))
     parts = [pt for pt in ex["parts"] if pt["part"] != "cold" or pt["value"]]      # a cold term only where it acts

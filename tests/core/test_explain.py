@@ -205,3 +205,23 @@ def test_the_cli_explains_a_recommendation(tiny_space_dir, space):
     assert json.loads(r.output)["rank"] == 1
     r = run("explain", top.item_id, "--items", "jazz1", "--user", "u1", "--space", str(tiny_space_dir))
     assert r.exit_code == 2 and "got --user and --items" in r.output, r.output
+
+
+def test_a_recommendation_away_from_negative_examples(space):
+    hist, neg = ["jazz1", "jazz2"], ["jazz3"]
+    hits = space.recommend(items=hist, negative=neg, negative_weight=0.5, k=200)
+    plain = space.recommend(items=hist, k=200)
+    assert [h.item_id for h in hits] != [h.item_id for h in plain]          # the negatives change the list
+    ex = space.explain_recommend(hits[1].item_id, items=hist, negative=neg, negative_weight=0.5)
+    assert (ex["rank"], ex["in_negative"]) == (2, False)
+    assert sum(p["value"] for p in ex["parts"]) == pytest.approx(hits[1].score, abs=1e-9)
+    ex = space.explain_recommend("jazz3", items=hist, negative=neg)
+    assert (ex["rank"], ex["in_negative"], ex["in_history"]) == (None, True, False)
+
+
+def test_the_cli_takes_negative_examples_only_with_a_history(tiny_space_dir, space):
+    top = space.recommend(items=["jazz1"], negative=["jazz2"], k=1)[0]
+    r = run("explain", top.item_id, "--items", "jazz1", "--negative", "jazz2", "--json", "--space", str(tiny_space_dir))
+    assert r.exit_code == 0 and json.loads(r.output)["rank"] == 1, r.output
+    r = run("explain", "jazz1", "jazz2", "--negative", "jazz3", "--space", str(tiny_space_dir))
+    assert r.exit_code == 2 and "--negative: applies only with --user or --items" in r.output, r.output

@@ -172,6 +172,10 @@ def test_item_similar_lookup_explain(client):
     first = client.post("/api/recommend", json={"user": u, "k": 1}).json()["items"][0]
     assert client.get("/api/explain/recommend", params={"item": first["item_id"], "user": u}).json()["rank"] == 1
     assert_error(client.get("/api/explain/recommend", params={"item": "jazz1"}), 422, "exactly one of user or items")
+    away = client.post("/api/recommend", json={"items": ["jazz1"], "negative": ["jazz2"], "k": 3}).json()["items"]
+    why = client.get("/api/explain/recommend", params={"item": away[2]["item_id"], "items": ["jazz1"],
+                                                       "negative": ["jazz2"]}).json()
+    assert why["rank"] == 3 and abs(sum(p["value"] for p in why["parts"]) - away[2]["score"]) < 1e-9
     assert_error(client.get("/api/explain/recommend", params={"item": "nope", "items": ["jazz1"]}), 404, "nope")
     assert_error(client.get("/api/items/nope"), 404, "unknown item")
     assert_error(client.get("/api/items/nope/similar"), 404, "unknown item")

@@ -100,6 +100,7 @@ class ExplainRecommendResponse(BaseModel):
                                          "first 200, or in the history)")
     score: float | None
     in_history: bool
+    in_negative: bool = Field(description="the item is one of the negative examples (never recommended)")
     novelty: float = Field(description="the space's default novelty re-ranking (0: none; the parts then add up "
                                        "to the score)")
     parts: list[ScorePart]

@@ -30,8 +30,8 @@ from ..limits import K_MAX
 from .popularity import novelty_setting
 from .search import _counted_terms, check_mode, check_text, hybrid_lists, search_score_kind
 from .shared import consistent
-from .strategies import _als_items, ease_model, recommend_rows, score_kind, similar_lists
-from .vectors import id_list, mean_vector
+from .strategies import _als_items, checked_negative_weight, ease_model, recommend_rows, score_kind, similar_lists
+from .vectors import id_list, signed_vector
 
 if TYPE_CHECKING:
     from .core import Space
@@ -55,10 +55,12 @@ class Explanations:
 
     @consistent
     def explain_recommend(self: "Space", item_id: str, *, items: Sequence[str] | None = None,  # type: ignore[misc]
-                          user: str | None = None) -> dict[str, Any]:
-        """Why ``item_id`` is recommended from ``items`` or ``user``'s history: its place, each
-        term of its score, the history items that bring it (:func:`explain_recommend`)."""
-        return explain_recommend(self, item_id, items, user)
+                          user: str | None = None, negative: Sequence[str] | None = None,
+                          negative_weight: float | None = None) -> dict[str, Any]:
+        """Why ``item_id`` is recommended from ``items`` or ``user``'s history (away from
+        ``negative``, as :meth:`~talkrec.space.Space.recommend`): its place, each term of its
+        score, the history items that bring it (:func:`explain_recommend`)."""
+        return explain_recommend(self, item_id, items, user, negative, negative_weight)
 
 
 def _projections(space: "Space", item_id: str) -> dict[str, np.ndarray]:
@@ -161,12 +163,13 @@ def _matched_terms(space: "Space", text: str, p: int) -> list[dict[str, Any]]:
     return [{"term": t, "score": v} for t, v in sorted(parts, key=lambda tv: -tv[1]) if v > 0]
 
 
-def explain_recommend(space: "Space", item_id: str, items: Sequence[str] | None = None,
-                      user: str | None = None) -> dict[str, Any]:
-    r"""Where ``item_id`` stands in ``space.recommend(items=items)`` (or ``user=user``) as served
-    (no filter, no negative examples, the space's default ``novelty``): ``rank`` (from 1;
-    ``None`` past the first :data:`~talkrec.limits.K_MAX`, or for an item of the history,
-    ``in_history``), ``score``, ``strategy`` and ``novelty``; ``parts``: under ``blend`` each
+def explain_recommend(space: "Space", item_id: str, items: Sequence[str] | None = None, user: str | None = None,
+                      negative: Sequence[str] | None = None, negative_weight: float | None = None) -> dict[str, Any]:
+    r"""Where ``item_id`` stands in ``space.recommend(items=items)`` (or ``user=user``; with
+    ``negative`` examples at ``negative_weight``, as there) as served (no filter, the space's
+    default ``novelty``): ``rank`` (from 1; ``None`` past the first
+    :data:`~talkrec.limits.K_MAX`, or for an item of the history, ``in_history``, or a negative
+    example, ``in_negative``), ``score``, ``strategy`` and ``novelty``; ``parts``: under ``blend`` each
     weighted term of its score, ``value`` = ``weight`` x the term's z-score (``fused``,
     ``ease``, ``als``; ``cold``: the boost and prior of an item without CF, weight ``None``;
     they add up to the score when ``novelty`` is 0), under ``rrf`` each list's ``rank`` and
@@ -177,18 +180,22 @@ def explain_recommend(space: "Space", item_id: str, items: Sequence[str] | None 
     if (items is None) == (user is None):
         raise InputError("give exactly one of items or user", field="items")
     hist = id_list(items) if items is not None else space.user_history(user)  # type: ignore[arg-type]
+    neg = [] if negative is None else id_list(negative, "negative")
+    gamma = checked_negative_weight(space, negative_weight)
     name = str(space.item(item_id).get("name", item_id))         # an unknown item: NotFoundError
-    hits = space.recommend(items=items, user=user, k=K_MAX)
+    hits = space.recommend(items=items, user=user, k=K_MAX, negative=negative, negative_weight=negative_weight)
     rank = next((i + 1 for i, h in enumerate(hits) if h.item_id == item_id), None)
     out: dict[str, Any] = {"item": item_id, "name": name, "strategy": score_kind(space, "recommend"), "rank": rank,
                            "score": float(hits[rank - 1].score) if rank else None, "in_history": item_id in hist,
+                           "in_negative": item_id in neg,
                            "novelty": novelty_setting(space, "recommend", None), "parts": [],
                            "because": _because(space, hist, item_id)}
     snap = space.index
     p = snap.position(item_id)
     if out["strategy"] != "cosine":
         parts: dict[str, Any] = {}
-        recommend_rows(space, hist, mean_vector(snap, hist), 1, None, 0, hist, parts=parts)
+        recommend_rows(space, hist, signed_vector(snap, hist, neg, gamma), 1, None, 0, hist + neg, neg, gamma,
+                       parts=parts)
         for part, (rows, w) in parts.get("lists", {}).items():
             at = np.flatnonzero(rows == p)
             r = int(at[0]) + 1 if len(at) else None

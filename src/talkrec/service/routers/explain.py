@@ -4,6 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query
 
 from ...errors import InputError
+from ...limits import NEGATIVE_WEIGHT_MAX
 from ...space.hits import jsonable
 from ...space.search import SEARCH_MODES
 from .. import explain_schemas as E
@@ -44,13 +45,20 @@ def explain_recommend(item: str = Query(..., min_length=1, max_length=200, descr
                       items: list[str] | None = Query(None, max_length=S.SEEDS_MAX,
                                                       description="the history instead of a user: item ids or names "
                                                                   "(repeat the parameter)"),
+                      negative: list[str] | None = Query(None, max_length=S.SEEDS_MAX,
+                                                         description="items not wanted, as in /api/recommend"),
+                      negative_weight: float | None = Query(None, ge=0.0, le=NEGATIVE_WEIGHT_MAX,
+                                                            description="their weight against the history "
+                                                                        "(default: the space's)"),
                       state: ServiceState = Depends(get_state)) -> E.ExplainRecommendResponse:
-    """Why an item is recommended from a user's history or from items: its rank and score in
-    what ``/api/recommend`` serves (no filter), each term of its score, and the history items
-    that bring it."""
+    """Why an item is recommended from a user's history or from items (away from ``negative``):
+    its rank and score in what ``/api/recommend`` serves (no filter), each term of its score,
+    and the history items that bring it."""
     if (user is None) == (items is None):
         raise InputError("give exactly one of user or items", field="items")
     space = state.space.pinned()
     hist = [space.resolve(i) for i in items] if items is not None else None
-    out = space.explain_recommend(space.resolve(item), items=hist, user=user)
+    neg = [space.resolve(i) for i in negative] if negative is not None else None
+    out = space.explain_recommend(space.resolve(item), items=hist, user=user, negative=neg,
+                                  negative_weight=negative_weight)
     return E.ExplainRecommendResponse(**jsonable(out))

@@ -190,10 +190,13 @@ function listsHtml(lists) {
   return lists.map((l) => `${esc(LIST_NAMES[l.list] || l.list)} ${l.rank ? `#${l.rank}` : "–"}`
     + (l.rank && total > 0 ? ` (${Math.round((100 * l.part) / total)}% of the score)` : "")).join(" · ");
 }
+// an explanation ranks at the space's default novelty: say so when it or the list's slider is not 0
+const novNote = (used, slider) => (Number(used) || Number(slider)
+  ? ` at the space's novelty ${esc(used)}${Number(slider) !== Number(used) ? ` (this list: ${esc(slider)})` : ""}` : "");
 // GET /api/explain: its place in the item's served similar list, the fused cosine's modality shares, the shared tags
 function explainHtml(ex) {
   const s = ex.similar, a = esc(ex.names.a), lists = listsHtml(s.lists);
-  const place = s.rank ? `#${s.rank} of ${a}'s similar items with no filter${s.novelty ? ` at novelty ${esc(s.novelty)}` : ""}`
+  const place = s.rank ? `#${s.rank} of ${a}'s similar items with no filter${novNote(s.novelty, $("sim-nov").value)}`
     : `not in ${a}'s first 200 similar items`;
   const mods = Object.entries(ex.modality_contributions).slice(0, 4)
     .map(([k, v]) => `${esc(k.replace("~", " ~ "))} ${ex.cosine > 0.1 ? `${Math.round((100 * v) / ex.cosine)}%` : v.toFixed(3)}`).join(" · ");
@@ -206,8 +209,7 @@ function explainHtml(ex) {
 // items most like it ("because of")
 const PART_NAMES = { fused: "fused space", ease: "EASE", als: "ALS", cold: "new-item boost", cf: "EASE list" };
 function recommendWhyHtml(ex) {
-  const place = ex.rank ? `#${ex.rank} of the user's recommendations with no filter${notForMe.items.length ? " and no \"not for me\"" : ""}`
-    + (ex.novelty ? ` at novelty ${esc(ex.novelty)}` : "")
+  const place = ex.rank ? `#${ex.rank} of the user's recommendations with no filter${novNote(ex.novelty, $("user-nov").value)}`
     : ex.in_history ? "in the user's history" : "not in the user's first 200 recommendations";
   const parts = ex.parts.filter((p) => p.part !== "cold" || p.value)
     .map((p) => `${esc(PART_NAMES[p.part] || p.part)} ${p.rank ? `#${p.rank} ` : ""}${p.value.toFixed(p.rank ? 4 : 2)}`).join(" · ");
@@ -255,7 +257,8 @@ async function showUser(more = false) {
       (h) => ` <button class="add" data-not="${esc(h.item_id)}" title="leave it out and recommend less like it">not for me</button>`
         + WHY_BUTTON(h));
     $("user-recs").querySelectorAll("button[data-why]").forEach((b) => b.addEventListener("click", () => toggleWhy(b,
-      `/api/explain/recommend?${new URLSearchParams({ item: b.dataset.why, user: u })}`, recommendWhyHtml)));
+      `/api/explain/recommend?${new URLSearchParams([["item", b.dataset.why], ["user", u],
+        ...notForMe.items.map((h) => ["negative", h.item_id])])}`, recommendWhyHtml)));
     $("user-recs").querySelectorAll("button[data-not]").forEach((b) => b.addEventListener("click", () => {
       notForMe.items.push(userRecs.hits.find((h) => h.item_id === b.dataset.not)); showUser();
     }));
