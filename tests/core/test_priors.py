@@ -160,3 +160,24 @@ def test_a_bad_tmdb_number_names_the_file_row_and_field(tmp_path):
     (tm / "tmdb_5000_movies.csv").write_text(head + '862,Toys.,[],,5269,73.6\n949,Heists.,[],,,\n')
     items = load_movielens(ml).items.set_index("item_id")       # an empty cell: no value
     assert items.loc["1", "tmdb_votes"] == 5269 and pd.isna(items.loc["2", "tmdb_votes"])
+
+
+def test_the_prior_counts_users_above_the_threshold_as_popularity_does(voted):
+    """A weight-0 interaction (at a threshold of 0) or a user's second row of an item is not
+    one more positive: the counts are ``item_popularity``'s."""
+    import pandas as pd
+
+    from talkrec.space.popularity import item_popularity
+    from talkrec.space.priors import _positives
+
+    s = Space.load(voted[0])
+    inter = s.interactions
+    extra = pd.DataFrame({"user_id": ["zero-user", inter["user_id"].iloc[0]],
+                          "item_id": [inter["item_id"].iloc[0]] * 2, "weight": [0.0, 1.0]})
+    s.interactions = pd.concat([inter, extra], ignore_index=True)
+    s.index.gen._memo.pop("prior_positives", None)
+    counts = _positives(s, s.index)
+    pop = item_popularity(s.interactions, float(s.config.get("positive_threshold", 0.0)))
+    assert {i: c for i, c in counts.items() if c} == pop.counts
+    assert counts[str(inter["item_id"].iloc[0])] == pop.counts[str(inter["item_id"].iloc[0])]
+    s.close()

@@ -50,14 +50,15 @@ def prior_features(values: Sequence[Any]) -> np.ndarray:
 
 
 def _positives(space: "Space", snap: "Snapshot") -> dict[str, int]:
-    """Each item's number of interactions above ``positive_threshold`` (once per generation:
-    the interactions are the build's)."""
+    """Each item's number of users with an interaction above ``positive_threshold``, as
+    :func:`.popularity.item_popularity` counts them (0 for an item whose interactions are all
+    at or below it; once per generation: the interactions are the build's)."""
     def make() -> dict[str, int]:
         inter, thr = space.interactions, float(space.config.get("positive_threshold", 0.0))
         if inter is None or not len(inter):
             return {}
         counts = dict.fromkeys(inter["item_id"].astype(str).unique().tolist(), 0)
-        pos = inter[inter["weight"] > thr] if thr else inter
+        pos = inter.loc[inter["weight"] > thr, ["user_id", "item_id"]].drop_duplicates()
         counts.update(pos.groupby(pos["item_id"].astype(str)).size().to_dict())
         return counts
     return snap.gen.memo("prior_positives", make)  # type: ignore[no-any-return]
