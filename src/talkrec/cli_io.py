@@ -18,7 +18,7 @@ import typer
 
 from .errors import InputError
 
-__all__ = ["console", "empty_note", "err_console", "print_error", "print_hits", "read_records", "read_user_ids", "resolve_ids",
+__all__ = ["console", "err_console", "print_error", "print_hits", "read_records", "read_user_ids", "resolve_ids",
            "text"]
 
 
@@ -52,7 +52,7 @@ def print_error(error: Exception) -> None:
 
 def print_hits(hits: list[Any], as_json: bool, title: str, space: Any = None, where: Any = None) -> None:
     """Hits as a JSON list (``as_json``) or a table titled ``title``, on stdout; an empty table
-    says why under it (:func:`empty_note` of ``space`` and its filter ``where``)."""
+    says why under it (:func:`talkrec.space.browse.empty_reason` of ``space`` and its filter ``where``)."""
     if as_json:
         typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
         return
@@ -69,23 +69,8 @@ def print_hits(hits: list[Any], as_json: bool, title: str, space: Any = None, wh
         t.add_row(str(i), Text.assemble(str(h.name), (f" ({h.item_id})", "dim")), f"{h.score:.3f}", text(extra))
     console().print(t)
     if not hits:
-        console().print(text(empty_note(space, where) if space is not None else "no results"))
-
-
-def empty_note(space: Any, where: Any) -> str:
-    """Why a list came back empty: no item passes the filter ``where`` (with the range of each
-    numeric field it names: ``listeners>=1000`` where the most is 611), or how many do."""
-    if not where:
-        return "no results"
-    from .index.filters import parse_where
-    passing = int(space.index.mask(where).sum())
-    if passing:
-        return f"no results among the {passing} items that pass the filter"
-    named = {c.field for c in parse_where(where)}
-    num = lambda x: str(int(x)) if float(x).is_integer() else f"{x:.4g}"         # noqa: E731
-    ranges = [f"{f.name} {num(f.min)} to {num(f.max)}" for f in space.facets().fields
-              if f.type == "numeric" and f.name in named and f.min is not None and f.max is not None]
-    return "no results: no item passes the filter" + (f" (the items have {'; '.join(ranges)})" if ranges else "")
+        from .space.browse import empty_reason
+        console().print(text(empty_reason(space, where) if space is not None else "no results"))
 
 
 def read_user_ids(file: Path) -> list[tuple[int, str]]:

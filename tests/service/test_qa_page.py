@@ -259,6 +259,18 @@ def test_why_on_a_search_result_shows_its_place_the_lists_and_the_query_words(pa
     assert not page.errors, page.errors
 
 
+def test_an_empty_list_on_the_page_says_why(page):
+    """A search whose filter no item passes says so under the search box's list, with the
+    range of the numeric field it names (the API's ``note``), instead of "no results"."""
+    _started(page)
+    page.get_by_test_id("f-where").fill("year>=2100")
+    page.get_by_test_id("search-box").fill("metal band")
+    note = page.get_by_test_id("results").get_by_test_id("empty-note")
+    note.locator("text=no item passes the filter").wait_for()
+    assert "the items have year 1980 to" in note.inner_text()
+    assert not page.errors, page.errors
+
+
 def test_search_results_page_on_without_overlap(page):
     _started(page)
     page.get_by_test_id("search-box").fill("band")

@@ -440,3 +440,22 @@ def test_hit_lists_are_the_documented_model_encoded_once(client, app):
     assert out["items"][0] == {"item_id": "a", "name": "A", "score": 0.0, "metadata": md}
     assert out["items"][1]["metadata"] == {"n": 3, "7": 0.25, "obj": "object"}
     assert S.HitsResponse(**out).k == 2
+
+
+def test_an_empty_list_says_why_as_the_cli_does(client):
+    """An empty list of search, similar or recommend has a ``note``: no item passes the filter
+    (with the numeric fields' ranges), or how many do; a list with hits has none."""
+    r = client.get("/api/search", params={"q": "metal band", "where": "year>=2100"}).json()
+    assert r["items"] == [] and r["note"].startswith("no results: no item passes the filter (the items have year 1980 to")
+    r = client.get("/api/search", params={"q": "zzzqqq", "mode": "lexical", "tag": "metal"}).json()
+    assert r["items"] == [] and r["note"] == "no results among the 20 items that pass the filter"
+    r = client.get("/api/search", params={"q": "zzzqqq", "mode": "lexical"}).json()
+    assert r["items"] == [] and r["note"] == "no results"
+    r = client.get("/api/items/metal1/similar", params={"where": "year<1900"}).json()
+    assert r["items"] == [] and "no item passes the filter" in r["note"]
+    r = client.post("/api/recommend", json={"items": ["metal1"], "filters": {"tags": ["nosuchtag"]}}).json()
+    assert r["items"] == [] and r["note"] == "no results: no item passes the filter"
+    r = client.post("/api/recommend/batch", json={"requests": [{"items": ["metal1"], "filters": {"tags": ["nosuchtag"]}},
+                                                               {"items": ["metal1"]}]}).json()
+    assert r["results"][0]["note"] == "no results: no item passes the filter" and r["results"][1]["note"] is None
+    assert client.get("/api/search", params={"q": "metal band"}).json()["note"] is None

@@ -74,6 +74,8 @@ class HitsResponse(BaseModel):
     k: int
     offset: int = 0
     took_ms: float
+    note: str | None = Field(None, description="an empty list of a search, similar or recommend: why (no item passes "
+                                               "the filter, with the numeric fields' ranges, or how many do)")
 
 
 class ErrorItem(BaseModel):

@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, NotFoundError, shown
-from ..index.filters import canonical_decade, filter_fields, finite_float
+from ..index.filters import Where, canonical_decade, filter_fields, finite_float, parse_where
 from ..index.snapshot import Snapshot
 from ..limits import check_page
 
-__all__ = ["Facets", "FieldInfo", "checked_limit", "facets", "facets_of", "find_by_name", "find_in", "histories",
+__all__ = ["Facets", "FieldInfo", "checked_limit", "empty_reason", "facets", "facets_of", "find_by_name", "find_in",
+           "histories",
            "live_history", "lookup", "lowered", "name_index", "near_names", "resolve_name", "top_users",
            "unaccented_name"]
 
@@ -308,3 +309,19 @@ def raw_input(snap: Snapshot, input_files: dict[str, str], item_id: str, modalit
     if row is None:
         return np.empty((0, 0), dtype=np.float32)
     return row if row.ndim == 2 else row[None, :]
+
+
+def empty_reason(space: Any, where: Where) -> str:
+    """Why a query's list came back empty, for the CLI's table and the API's ``note``: no item
+    passes the filter ``where`` (with the range of each numeric field it names: ``listeners>=1000``
+    where the most is 611), or how many do; ``"no results"`` without a filter."""
+    if not where:
+        return "no results"
+    passing = int(space.index.mask(where).sum())
+    if passing:
+        return f"no results among the {passing} items that pass the filter"
+    named = {c.field for c in parse_where(where)}
+    num = lambda x: str(int(x)) if float(x).is_integer() else f"{x:.4g}"         # noqa: E731
+    ranges = [f"{f.name} {num(f.min)} to {num(f.max)}" for f in space.facets().fields
+              if f.type == "numeric" and f.name in named and f.min is not None and f.max is not None]
+    return "no results: no item passes the filter" + (f" (the items have {'; '.join(ranges)})" if ranges else "")

@@ -33,9 +33,10 @@ def similar(item_id: str, k: int = Query(10, ge=1, le=K_MAX), offset: int = Quer
     popular items up."""
     t0 = time.perf_counter()
     space = state.space.pinned()
-    found = space.similar(space.resolve(item_id), k, where=space.filter_where(filters), offset=offset,
-                          novelty=novelty, pool=pool)
-    return hits_response(found, score_kind=score_kind(space, "similar"), k=k, offset=offset, t0=t0)
+    where = space.filter_where(filters)
+    found = space.similar(space.resolve(item_id), k, where=where, offset=offset, novelty=novelty, pool=pool)
+    return hits_response(found, score_kind=score_kind(space, "similar"), k=k, offset=offset, t0=t0,
+                         empty=(space, where))
 
 
 @router.post("/api/recommend", response_model=S.HitsResponse, responses=responses(400, 404, 413, 422))
@@ -45,7 +46,8 @@ def recommend(req: S.RecommendRequest, state: ServiceState = Depends(get_state))
     t0 = time.perf_counter()
     space = state.space.pinned()
     found = _recommend(space, req)
-    return hits_response(found, score_kind=score_kind(space, "recommend"), k=req.k, offset=req.offset, t0=t0)
+    return hits_response(found, score_kind=score_kind(space, "recommend"), k=req.k, offset=req.offset, t0=t0,
+                         empty=(space, space.filter_where(filter_spec(req.filters))))
 
 
 @router.post("/api/recommend/batch", response_model=S.RecommendBatchResponse, responses=responses(400, 404, 413, 422))
@@ -67,7 +69,8 @@ def recommend_batch(req: S.RecommendBatchRequest, state: ServiceState = Depends(
             field = getattr(e, "field", None)
             raise ServiceError(422, "invalid_input", f"requests[{i}]: {e}",
                                field=f"requests[{i}].{field}" if field else None) from None
-        results.append(hits_body(found, score_kind=kind, k=r.k, offset=r.offset, t0=t))
+        results.append(hits_body(found, score_kind=kind, k=r.k, offset=r.offset, t0=t,
+                                 empty=(space, space.filter_where(filter_spec(r.filters)))))
     return json_response({"results": results, "took_ms": took_ms(t0)})
 
 

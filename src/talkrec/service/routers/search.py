@@ -43,8 +43,10 @@ def search(q: str = Query(..., min_length=1, max_length=S.QUERY_MAX_CHARS, descr
     ``score_kind`` says what the scores are (cosines in multi mode, RRF scores in hybrid...)."""
     t0 = time.perf_counter()
     space = state.space.pinned()
-    found = space.search(q, k, where=space.filter_where(filters), offset=offset, mode=mode)
-    return hits_response(found, score_kind=search_score_kind(space, mode), k=k, offset=offset, t0=t0)
+    where = space.filter_where(filters)
+    found = space.search(q, k, where=where, offset=offset, mode=mode)
+    return hits_response(found, score_kind=search_score_kind(space, mode), k=k, offset=offset, t0=t0,
+                         empty=(space, where))
 
 
 @router.post("/api/search/personalized", response_model=S.PersonalizedSearchResponse,

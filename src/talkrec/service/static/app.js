@@ -66,9 +66,10 @@ function hitLi(h, i, extra = "") {
 // hits of one response, each remembering what its score is (a playlist mixes responses)
 const withKind = (hits, kind) => hits.map((h) => ({ ...h, score_kind: kind }));
 // more(h): extra buttons for a hit (e.g. "not for me" on a user's recommendations)
-function renderHits(el, hits, withAdd = true, more = () => "") {
+// note: why an empty list is empty (the response's note: whether any item passes the filter)
+function renderHits(el, hits, withAdd = true, more = () => "", note = "") {
   el.innerHTML = hits.map((h, i) => hitLi(h, i, (withAdd ? `<button class="add" data-add="${esc(h.item_id)}" title="add to the playlist">+ playlist</button>` : "") + more(h))).join("")
-    || `<li class="muted"><span></span><span>no results</span></li>`;
+    || `<li class="muted" data-testid="empty-note"><span></span><span>${esc(note || "no results")}</span></li>`;
   el.querySelectorAll("button[data-add]").forEach((b) => b.addEventListener("click", () => {
     const h = hits.find((x) => x.item_id === b.dataset.add);
     addToPlaylist([h]); b.textContent = "added"; b.disabled = true;
@@ -102,7 +103,7 @@ async function runSearch(more = false) {
     shown.hits = shown.hits.concat(withKind(r.items, r.score_kind));
     // "why?" on a hit: GET /api/explain/search (a personalized search has no explanation of its own)
     const mode = p.get("user") ? null : p.get("mode");
-    renderHits($("results"), shown.hits, true, (h) => (p.get("user") ? "" : WHY_BUTTON(h)));
+    renderHits($("results"), shown.hits, true, (h) => (p.get("user") ? "" : WHY_BUTTON(h)), r.note);
     $("results").querySelectorAll("button[data-why]").forEach((b) => b.addEventListener("click", () => toggleWhy(b,
       `/api/explain/search?${new URLSearchParams({ q: p.get("q"), item: b.dataset.why, ...(mode ? { mode } : {}) })}`, searchWhyHtml)));
     $("more").hidden = r.items.length < PAGE;
@@ -166,7 +167,7 @@ async function showSimilar(id) {
     p.set("novelty", $("sim-nov").value);   // always: 0 is the plain ranking whatever the space's default
     const sim = await api(`/api/items/${encodeURIComponent(id)}/similar?${p}`);
     if (!current()) return;
-    renderHits($("similar"), withKind(sim.items, sim.score_kind), true, WHY_BUTTON);
+    renderHits($("similar"), withKind(sim.items, sim.score_kind), true, WHY_BUTTON, sim.note);
     $("similar").querySelectorAll("button[data-why]").forEach((b) => b.addEventListener("click", () => toggleWhy(b,
       `/api/explain?${new URLSearchParams({ a: id, b: b.dataset.why })}`, explainHtml)));
   } catch (e) {
@@ -255,7 +256,7 @@ async function showUser(more = false) {
     userRecs.hits = userRecs.hits.concat(withKind(r.items, r.score_kind));
     renderHits($("user-recs"), userRecs.hits, true,
       (h) => ` <button class="add" data-not="${esc(h.item_id)}" title="leave it out and recommend less like it">not for me</button>`
-        + WHY_BUTTON(h));
+        + WHY_BUTTON(h), r.note);
     $("user-recs").querySelectorAll("button[data-why]").forEach((b) => b.addEventListener("click", () => toggleWhy(b,
       `/api/explain/recommend?${new URLSearchParams([["item", b.dataset.why], ["user", u],
         ...notForMe.items.map((h) => ["negative", h.item_id])])}`, recommendWhyHtml)));
