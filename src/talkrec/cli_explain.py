@@ -104,7 +104,8 @@ def print_search_explanation(ex: dict[str, Any]) -> None:
              else "not in the search's first 200 results")
     out.print(text(f"served: {place} (mode {ex['mode']}, scores: {ex['score_kind']})"))
     _print_lists(ex["lists"])
-    terms = ", ".join(f"{t['term']} {t['score']:.2f}" for t in ex["terms"])
+    terms = ", ".join(f"{t['term']} {t['score']:.2f}" if t["score"] >= 0.005 else f"{t['term']} {t['score']:.1e}"
+                      for t in ex["terms"])             # a word most items have: its part is next to nothing
     out.print(text(f"query words it has (BM25): {terms}" if terms else "it has none of the query's words (BM25)"))
     out.print(text(f"fused-space cosine to the query {ex['cosine']:.3f}"))
 
