@@ -166,7 +166,8 @@ def test_a_recommendation_s_place_terms_and_history_items(space, tiny_space_dir)
             assert b["ease"] == pytest.approx(float(ease.score([b["item_id"]])[ease._pos[h.item_id]]), abs=1e-7)
             assert b["als"] == pytest.approx(float(F[b["item_id"]] @ F[h.item_id]), rel=1e-5)
     ex = space.explain_recommend("jazz1", items=hist)
-    assert (ex["rank"], ex["in_history"]) == (None, True) and "jazz1" not in [b["item_id"] for b in ex["because"]]
+    assert (ex["rank"], ex["in_history"], ex["parts"]) == (None, True, [])
+    assert "jazz1" not in [b["item_id"] for b in ex["because"]]
 
 
 def test_a_user_s_recommendation_and_the_rrf_strategy(tiny_space_dir):
@@ -216,7 +217,7 @@ def test_a_recommendation_away_from_negative_examples(space):
     assert (ex["rank"], ex["in_negative"]) == (2, False)
     assert sum(p["value"] for p in ex["parts"]) == pytest.approx(hits[1].score, abs=1e-9)
     ex = space.explain_recommend("jazz3", items=hist, negative=neg)
-    assert (ex["rank"], ex["in_negative"], ex["in_history"]) == (None, True, False)
+    assert (ex["rank"], ex["in_negative"], ex["in_history"], ex["parts"]) == (None, True, False, [])
 
 
 def test_the_cli_takes_negative_examples_only_with_a_history(tiny_space_dir, space):

@@ -176,7 +176,7 @@ def explain_recommend(space: "Space", item_id: str, items: Sequence[str] | None 
     ``value`` :math:`w / (c + \mathrm{rank})`; ``because``: the history items most
     like it in the fused space (at most 10), each with its ``cosine`` to it, EASE's weight
     ``ease`` :math:`B_{h,i}` (its share of the EASE term) and the ``als`` dot of their factors
-    (``None`` where either has none)."""
+    (``None`` where either has none). An item of the history or a negative example has no parts."""
     if (items is None) == (user is None):
         raise InputError("give exactly one of items or user", field="items")
     hist = id_list(items) if items is not None else space.user_history(user)  # type: ignore[arg-type]
@@ -192,7 +192,7 @@ def explain_recommend(space: "Space", item_id: str, items: Sequence[str] | None 
                            "because": _because(space, hist, item_id)}
     snap = space.index
     p = snap.position(item_id)
-    if out["strategy"] != "cosine":
+    if out["strategy"] != "cosine" and not (out["in_history"] or out["in_negative"]):   # never scored for it
         parts: dict[str, Any] = {}
         recommend_rows(space, hist, signed_vector(snap, hist, neg, gamma), 1, None, 0, hist + neg, neg, gamma,
                        parts=parts)
