@@ -1,6 +1,6 @@
 """Benchmark (not a test): what the recommend options cost on a built space.
 
-    python benchmarks/recommend_options.py --space spaces/lastfm [--n 300]
+    python benchmarks/recommend_options.py --space spaces/lastfm [--n 300] [--only explanations]
 
 Prints, each next to its floor measured in the same run:
 
@@ -8,6 +8,9 @@ Prints, each next to its floor measured in the same run:
   (MMR over the top ``pool=100``), with ``novelty=0.3`` (the same pool, less popular items up),
   and with ``max_per_artist=1`` over a list field; ``Space.similar`` at k=10 plain (the floor) and
   with ``novelty=0.3``;
+* the explanations, in-process: ``Space.explain`` (a similar item, k=200 served list), ``Space.explain_search``
+  (a hybrid search hit) and ``Space.explain_recommend`` (a user's recommendation), each next to the
+  served call it makes, at k=200 (its floor: ``similar`` / ``search`` / ``recommend``);
 * recommendations for 100 users over HTTP (``talkrec serve`` in a subprocess, one client):
   100 ``POST /api/recommend`` one after another (the floor) against one ``POST
   /api/recommend/batch`` of the same 100 bodies; and ``talkrec recommend --users`` for the same
@@ -63,6 +66,36 @@ def in_process(space_dir: str, n: int) -> None:
             sim[name].append(time.perf_counter() - t)
     print(f"== in-process similar, k=10 ({n} queries; load {os.getloadavg()[0]:.2f})")
     for name, ts in sim.items():
+        print(f"  {name:45s} {pct(ts)}")
+
+
+def explanations(space_dir: str, n: int) -> None:
+    """Each explanation next to the served k=200 call inside it (the floor), round robin."""
+    from talkrec import Space
+    s = Space.load(space_dir)
+    s.warm_up()
+    rng = np.random.default_rng(1)
+    ids = [str(x) for x in s.item_ids]
+    users = [u for u, _ in s.users(max(n, 1))]
+    words = ["rock", "jazz", "electronic", "female vocalists", "80s", "ambient", "metal", "folk", "hip hop", "indie"]
+    rows: dict[str, list[float]] = {k: [] for k in (
+        "similar k=200 (floor)", "explain(a, b)", "search k=200 (floor)", "explain_search(text, item)",
+        "recommend user k=200 (floor)", "explain_recommend(item, user=)")}
+    for i in range(n):
+        a, text, u = ids[int(rng.integers(len(ids)))], words[i % len(words)], users[i % len(users)]
+        b = s.similar(a, k=5)[-1].item_id
+        hit = s.search(text, k=5)[-1].item_id          # the query vector is then cached, as after a search
+        rec = s.recommend(user=u, k=5)[-1].item_id
+        for name, fn in (("similar k=200 (floor)", lambda: s.similar(a, k=200)), ("explain(a, b)", lambda: s.explain(a, b)),
+                         ("search k=200 (floor)", lambda: s.search(text, k=200)),
+                         ("explain_search(text, item)", lambda: s.explain_search(text, hit)),
+                         ("recommend user k=200 (floor)", lambda: s.recommend(user=u, k=200)),
+                         ("explain_recommend(item, user=)", lambda: s.explain_recommend(rec, user=u))):
+            t = time.perf_counter()
+            fn()
+            rows[name].append(time.perf_counter() - t)
+    print(f"== in-process explanations ({n} each; load {os.getloadavg()[0]:.2f})")
+    for name, ts in rows.items():
         print(f"  {name:45s} {pct(ts)}")
 
 
@@ -126,8 +159,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--space", required=True)
     ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--only", choices=["explanations"], help="run only this part")
     a = ap.parse_args()
+    if a.only == "explanations":
+        explanations(a.space, min(a.n, 100))
+        return
     in_process(a.space, a.n)
+    explanations(a.space, min(a.n, 100))
     from talkrec import Space
     users = [u for u, _ in Space.load(a.space).users(100)]
     over_http(a.space, users)
