@@ -51,6 +51,15 @@ def main() -> None:
             print("item:", page.get_by_test_id("item-name").inner_text(),
                   page.locator("[data-testid=similar] li a.name").all_inner_texts()[:6])
             page.screenshot(path=str(args.out / "service-item.png"))
+            third = page.locator("[data-testid=similar] li").nth(2)         # "why?": its explanation in place
+            third.get_by_test_id("why").click()
+            third.locator("[data-testid=why-panel] >> text=shared tags").wait_for()
+            print("why:", third.get_by_test_id("why-panel").inner_text().replace("\n", " | "))
+            top, bottom = (page.locator("[data-testid=similar] li").nth(i).bounding_box() for i in (0, 3))
+            scrolled = page.evaluate("window.scrollY")           # boxes are in the viewport, clips in the page
+            page.screenshot(path=str(args.out / "service-why.png"), full_page=True,
+                            clip={"x": top["x"] - 8, "y": top["y"] + scrolled - 8, "width": top["width"] + 16,
+                                  "height": bottom["y"] + bottom["height"] - top["y"] + 16})
             page.get_by_test_id("nav-playlist").click()
             page.get_by_test_id("pl-query").fill(args.playlist)
             page.locator("#pl-n").fill("10")
