@@ -115,12 +115,7 @@ def served(space: "Space", a: str, b: str) -> dict[str, Any]:
         return out
     snap = space.index
     lists, c, _, _ = similar_lists(space, snap, a, checked_query(space.item_vector(a), snap.dim, 1, 0), None)
-    pb = snap.position(b)
-    for name, (rows, w) in lists.items():
-        if w > 0:
-            at = np.flatnonzero(rows == pb)
-            r = int(at[0]) + 1 if len(at) else None
-            out["lists"].append({"list": name, "weight": w, "rank": r, "part": w / (c + r) if r else 0.0})
+    out["lists"] = _places({n: lw for n, lw in lists.items() if lw[1] > 0}, snap.position(b), c)
     return out
 
 
@@ -146,10 +141,18 @@ def explain_search(space: "Space", text: str, item_id: str, mode: str | None = N
                            "cosine": float(space.item_vector(item_id) @ space.text_query_vector(text))}
     if out["score_kind"] == "rrf":
         lists, c, _ = hybrid_lists(space, snap, text, snap.mask(None))
-        for name, (rows, w) in lists.items():
-            at = np.flatnonzero(rows == p)
-            r = int(at[0]) + 1 if len(at) else None
-            out["lists"].append({"list": name, "weight": w, "rank": r, "part": w / (c + r) if r else 0.0})
+        out["lists"] = _places(lists, p, c)
+    return out
+
+
+def _places(lists: dict[str, tuple[np.ndarray, float]], p: int | None, c: float) -> list[dict[str, Any]]:
+    r"""Row ``p``'s place in each RRF list (name -> rows best first, weight): its ``rank`` (from
+    1; ``None``: not in it) and its ``part`` :math:`w / (c + \mathrm{rank})` of the score."""
+    out = []
+    for name, (rows, w) in lists.items():
+        at = np.flatnonzero(rows == p)
+        r = int(at[0]) + 1 if len(at) else None
+        out.append({"list": name, "weight": w, "rank": r, "part": w / (c + r) if r else 0.0})
     return out
 
 
@@ -196,10 +199,8 @@ def explain_recommend(space: "Space", item_id: str, items: Sequence[str] | None 
         parts: dict[str, Any] = {}
         recommend_rows(space, hist, signed_vector(snap, hist, neg, gamma), 1, None, 0, hist + neg, neg, gamma,
                        parts=parts)
-        for part, (rows, w) in parts.get("lists", {}).items():
-            at = np.flatnonzero(rows == p)
-            r = int(at[0]) + 1 if len(at) else None
-            out["parts"].append({"part": part, "weight": w, "rank": r, "value": w / (parts["c"] + r) if r else 0.0})
+        out["parts"] = [{"part": x["list"], "weight": x["weight"], "rank": x["rank"], "value": x["part"]}
+                        for x in _places(parts.get("lists", {}), p, parts.get("c", 0.0))]
         w = {"fused": 1.0, "ease": 1.0, "als": 1.0, **space.config.get("recommend", {}).get("weights", {})}
         out["parts"] += [{"part": n, "weight": w.get(n), "rank": None, "value": float(parts[n][p])}
                          for n in ("fused", "ease", "als", "cold") if n in parts]
