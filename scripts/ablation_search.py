@@ -9,6 +9,7 @@ run the evaluation first) and scores ``Space.search`` on the evaluation's tag qu
     python scripts/ablation_search.py music --weights 2,2 1,4 --bm25 1.5,0.75 1.2,0.1   # BM25 k1, b
     python scripts/ablation_search.py music --bm25 2,0.02 --fields description description+genre+decade+place+mood
     python scripts/ablation_search.py music --space spaces/lastfm --weights 0.5,4 --modes lexical --pairs off on
+    python scripts/ablation_search.py movies --space spaces/movielens --weights 1,4 --modes lexical --stemmer none english
 """
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ def main() -> None:
                     "e.g. description+genre+decade")
     ap.add_argument("--pairs", nargs="*", default=[], choices=["on", "off"],
                     help="BM25 with / without word-pair terms (search.bm25_pairs): every row again with each")
+    ap.add_argument("--stemmer", nargs="*", default=[], help="BM25 stemming (search.bm25_stemmer): every row "
+                    "again with each, e.g. none english")
     ap.add_argument("--space", default=None, help="a built space to load instead of the evaluation's "
                     "(e.g. spaces/lastfm: `talkrec build configs/lastfm.yaml` is the evaluation's full music space)")
     args = ap.parse_args()
@@ -72,8 +75,8 @@ def main() -> None:
     else:
         space = Space.load(Path(pb.root) / "full")
     base = dict(space.config.get("search", {}))
-    for bm, fields, pairs in [(bm, f, p) for bm in (args.bm25 or [None]) for f in (args.fields or [None])
-                              for p in (args.pairs or [None])]:
+    for bm, fields, pairs, stem in [(bm, f, p, st) for bm in (args.bm25 or [None]) for f in (args.fields or [None])
+                                    for p in (args.pairs or [None]) for st in (args.stemmer or [None])]:
         k1b = {} if bm is None else dict(zip(("bm25_k1", "bm25_b"), (float(x) for x in bm.split(","))))
         tag = "" if bm is None else f"bm25 k1 {k1b['bm25_k1']:g} b {k1b['bm25_b']:g}, "
         if fields is not None:
@@ -82,6 +85,9 @@ def main() -> None:
         if pairs is not None:
             k1b["bm25_pairs"] = pairs == "on"
             tag += f"pairs {pairs}, "
+        if stem is not None:
+            k1b["bm25_stemmer"] = stem
+            tag += f"stemmer {stem}, "
         for mode in args.modes:
             space.config["search"] = {**base, **k1b, "mode": mode}
             r = text_retrieval([q.qid for q in qs], [q.split for q in qs], rel,

@@ -147,6 +147,35 @@ def test_bm25_word_pairs_by_hand():
     assert np.allclose(words_only.scores("post-rock"), 0.4 * 2 * np.log(1.2))       # a tie without pairs
 
 
+def test_bm25_stemmer_by_hand_and_as_bm25s_stems():
+    """``search.bm25_stemmer``: a query word and a description word with one stem are one term
+    ("animated" finds "Animation"), the words of a pair are stemmed each, and the index holds what
+    ``bm25s.tokenize(stemmer=...)`` gives, term for term."""
+    import bm25s
+    import Stemmer
+
+    from talkrec.index.lexical import LexicalIndex, stemmer_setting, tokenize_text
+
+    assert tokenize_text("Animated movies for kids", stemmer="english") == ["anim", "movi", "kid"]
+    assert tokenize_text("Animated movies for kids") == ["animated", "movies", "kids"]        # off: words
+    assert tokenize_text("post-rock bands, running", pairs=True, stemmer="english") == [
+        "post", "post rock", "rock", "rock band", "band", "run"]
+    docs = ["Genres: Animation, Children", "New Kids Nitro", "Tags: running"]
+    lex = LexicalIndex(docs, k1=1.5, b=0.0, stemmer="english")
+    # b = 0: tf 1 weighs 1 / (1 + 1.5) = 0.4; anim and kid each in 1 of 3 documents: idf ln(1 + 2.5 / 1.5)
+    idf = np.log(1 + 2.5 / 1.5)
+    assert np.allclose(lex.scores("animated movie for kids"), [0.4 * idf, 0.4 * idf, 0.0])
+    assert np.allclose(LexicalIndex(docs, k1=1.5, b=0.0).scores("animated movie for kids"), [0.0, 0.4 * idf, 0.0])
+    corpus = ["Rock bands running runs", "the ran runner", "connection connected", "Ünïcode cafés", ""]
+    tok = bm25s.tokenize(corpus, stopwords="en", stemmer=Stemmer.Stemmer("english"), return_ids=False,
+                         show_progress=False)
+    assert LexicalIndex(corpus, stemmer="english").tokenize(corpus) == [list(t) for t in tok]
+    assert stemmer_setting(None) is None and stemmer_setting(False) == "" and stemmer_setting("none") == ""
+    assert stemmer_setting(" English") == "english"
+    with pytest.raises(InputError, match="bm25_stemmer.*Snowball language"):
+        stemmer_setting("klingon")
+
+
 @pytest.mark.parametrize("k1,b", [(1.5, 0.75), (1.2, 0.1), (0.0, 1.0), (3.0, 0.0)])
 def test_bm25_matrix_is_bm25s_index_to_the_bit(k1, b):
     """The index is built with numpy (a compaction builds it while the server answers reads),

@@ -8,6 +8,7 @@ measured on both datasets. The evaluation's BM25 baseline is this class.
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Collection, Mapping, Sequence
@@ -36,12 +37,14 @@ DEFAULT_FIELDS: tuple[str, ...] = ("description",)
 
 
 def bm25_params(search: Mapping[str, Any] | None) -> tuple[float | None, float | None, tuple[str, ...] | None,
-                                                            bool | None]:
-    """``(k1, b, fields, pairs)`` from a space's ``search`` settings (``bm25_k1``, ``bm25_b``,
-    ``bm25_fields``, ``bm25_pairs``); ``None`` for one not given (the saved index's value stays).
-    ``k1 >= 0``, ``0 <= b <= 1``; ``fields``: ``description`` and / or metadata fields whose
-    text or list of tags BM25 indexes with it (:func:`talkrec.index.segments.lexical_texts`);
-    ``pairs``: also index adjacent word pairs (:func:`tokenize_text`).
+                                                            bool | None, str | None]:
+    """``(k1, b, fields, pairs, stemmer)`` from a space's ``search`` settings (``bm25_k1``,
+    ``bm25_b``, ``bm25_fields``, ``bm25_pairs``, ``bm25_stemmer``); ``None`` for one not given
+    (the saved index's value stays). ``k1 >= 0``, ``0 <= b <= 1``; ``fields``: ``description``
+    and / or metadata fields whose text or list of tags BM25 indexes with it
+    (:func:`talkrec.index.segments.lexical_texts`); ``pairs``: also index adjacent word pairs
+    (:func:`tokenize_text`); ``stemmer``: a Snowball language (``english``: "animated" and
+    "animation" are one term) or ``""`` for none (the setting ``false`` or ``none``).
 
     Descriptions made by the TEMPLATE describer are tag lists: their length says how many tags
     an item has (how well known it is), not how diluted its topic is, so the product's
@@ -70,7 +73,32 @@ def bm25_params(search: Mapping[str, Any] | None) -> tuple[float | None, float |
     pairs = (search or {}).get("bm25_pairs")
     if pairs is not None and not isinstance(pairs, bool):
         raise InputError(f"search.bm25_pairs must be true or false, got {pairs!r}", field="search.bm25_pairs")
-    return out[0], out[1], fields, pairs
+    return out[0], out[1], fields, pairs, stemmer_setting((search or {}).get("bm25_stemmer"))
+
+
+def stemmer_setting(value: Any) -> str | None:
+    """``search.bm25_stemmer`` checked: ``None`` (not given), ``""`` (``false`` / ``"none"``: no
+    stemming) or a Snowball language PyStemmer has (lower-cased)."""
+    if value is None:
+        return None
+    if value is False or (isinstance(value, str) and value.strip().lower() in ("none", "")):
+        return ""
+    import Stemmer
+
+    langs = sorted(Stemmer.algorithms())
+    if not isinstance(value, str) or value.strip().lower() not in langs:
+        raise InputError(f"search.bm25_stemmer must be false or a Snowball language ({', '.join(langs)}), "
+                         f"got {value!r}", field="search.bm25_stemmer")
+    return value.strip().lower()
+
+
+@functools.lru_cache(maxsize=8)
+def _stem_words(language: str) -> Any:
+    """PyStemmer's ``stemWords`` for ``language`` (one stemmer per language and process; it
+    keeps its own cache of the words it has stemmed)."""
+    import Stemmer
+
+    return Stemmer.Stemmer(language).stemWords
 
 
 def check_fields(fields: Sequence[str], have: Collection[str]) -> None:
@@ -82,9 +110,11 @@ def check_fields(fields: Sequence[str], have: Collection[str]) -> None:
                          f"{', '.join(sorted(map(str, have)))}", field="search.bm25_fields")
 
 
-def tokenize_text(text: str, pairs: bool = False) -> list[str]:
-    """bm25s' tokenization (``stopwords="en"``, no stemming): lower-cased ``\\w\\w+`` words,
-    English stopwords removed.
+def tokenize_text(text: str, pairs: bool = False, stemmer: str = "") -> list[str]:
+    """bm25s' tokenization (``stopwords="en"``; no stemming unless ``stemmer``): lower-cased
+    ``\\w\\w+`` words, English stopwords removed; with ``stemmer`` (a Snowball language, as
+    ``bm25s.tokenize(stemmer=...)`` applies it) each word is then its stem ("animated",
+    "animation" -> ``anim``).
 
     ``pairs``: after each word, also the pair ``"<previous word> <word>"`` where the two are
     adjacent words of the text with only spaces or hyphens between them ("post-rock" and "post
@@ -94,7 +124,9 @@ def tokenize_text(text: str, pairs: bool = False) -> list[str]:
     validation nDCG for BM25 on the Last.fm tag queries, docs/evaluation.md)."""
     text = text.lower()
     if not pairs:
-        return [t for t in _TOKEN.findall(text) if t not in STOPWORDS_EN]
+        words = [t for t in _TOKEN.findall(text) if t not in STOPWORDS_EN]
+        return _stem_words(stemmer)(words) if stemmer and words else words
+    stem = _stem_words(stemmer) if stemmer else None
     out: list[str] = []
     prev: re.Match[str] | None = None                  # the word before, where it is a token
     for m in _WORD.finditer(text):
@@ -106,6 +138,10 @@ def tokenize_text(text: str, pairs: bool = False) -> list[str]:
             out.append(f"{prev.group()} {w}")
         out.append(w)
         prev = m
+    if stem is not None and out:                        # a pair is the pair of its words' stems
+        flat = stem([w for t in out for w in t.split(" ")])
+        it = iter(flat)
+        out = [f"{next(it)} {next(it)}" if " " in t else next(it) for t in out]
     return out
 
 
@@ -152,8 +188,9 @@ def _add_empty_token(vocab: dict[str, int]) -> None:
 
 
 class LexicalIndex:
-    """BM25 (bm25s' Lucene variant: English stopwords, lower-cased word tokens, no stemming)
-    over texts. bm25s tokenizes words (with word pairs, :func:`tokenize_text` does); the index
+    """BM25 (bm25s' Lucene variant: English stopwords, lower-cased word tokens, stemmed where
+    ``stemmer`` says) over texts. bm25s tokenizes plain words (with word pairs or a stemmer,
+    :func:`tokenize_text` does); the index
     (:func:`bm25_columns`), scoring, saving and loading are numpy only.
 
     Parameters
@@ -168,12 +205,15 @@ class LexicalIndex:
     pairs:
         Also index adjacent word pairs (:func:`tokenize_text`); queries are tokenized the same
         way. Kept with the index, as ``fields`` is.
+    stemmer:
+        A Snowball language whose stems are the terms (``""``: the words themselves); queries
+        are stemmed the same way. Kept with the index, as ``fields`` is.
     """
 
     def __init__(self, texts: Sequence[str], *, k1: float | None = 1.5, b: float | None = 0.75,
-                 fields: Sequence[str] = DEFAULT_FIELDS, pairs: bool = False) -> None:
+                 fields: Sequence[str] = DEFAULT_FIELDS, pairs: bool = False, stemmer: str = "") -> None:
         self.k1, self.b = float(1.5 if k1 is None else k1), float(0.75 if b is None else b)
-        self.fields, self.pairs = tuple(fields), bool(pairs)
+        self.fields, self.pairs, self.stemmer = tuple(fields), bool(pairs), str(stemmer or "")
         self.n = len(texts)
         self.avgdl = 0.0
         self.vocab: dict[str, int] = {}
@@ -185,7 +225,7 @@ class LexicalIndex:
         self._by_doc: tuple[np.ndarray, np.ndarray, np.ndarray, list[str]] | None = None   # doc_terms' inverse
         if self.n:
             docs = [t if isinstance(t, str) else "" for t in texts]
-            if self.pairs:                                  # bm25s knows words only
+            if self.pairs or self.stemmer:                  # bm25s knows words only
                 ids = [[self.vocab.setdefault(t, len(self.vocab)) for t in d] for d in self.tokenize(docs)]
             else:
                 import bm25s
@@ -211,7 +251,7 @@ class LexicalIndex:
         if base.tf is None or base.doc_len is None:
             raise ValueError("this BM25 index was saved without its term counts; build it from the texts")
         out = cls([], k1=base.k1 if k1 is None else k1, b=base.b if b is None else b, fields=base.fields,
-                  pairs=base.pairs)
+                  pairs=base.pairs, stemmer=base.stemmer)
         keep = np.asarray(keep, dtype=np.int64)
         lens = np.concatenate([base.doc_len[keep].astype(np.int64), np.asarray(added_len, dtype=np.int64)])
         out.n = len(lens)
@@ -265,8 +305,8 @@ class LexicalIndex:
     # ------------------------------------------------------------------ statistics
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
         """The BM25 tokens of each text, as this index tokenizes (lower-cased words, English
-        stopwords removed; word pairs too where :attr:`pairs`)."""
-        return [tokenize_text(t if isinstance(t, str) else "", self.pairs) for t in texts]
+        stopwords removed; word pairs too where :attr:`pairs`; stems where :attr:`stemmer`)."""
+        return [tokenize_text(t if isinstance(t, str) else "", self.pairs, self.stemmer) for t in texts]
 
     def doc_terms(self, doc: int) -> tuple[list[str], np.ndarray] | None:
         """Document ``doc``'s distinct terms as indexed (in vocabulary order) and each one's
@@ -327,7 +367,7 @@ class LexicalIndex:
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every item for ``query`` (float64, 0 where no query term occurs):
         :meth:`token_scores` of its tokens."""
-        return self.token_scores(tokenize_text(query, self.pairs))
+        return self.token_scores(tokenize_text(query, self.pairs, self.stemmer))
 
     def token_scores(self, tokens: Sequence[str]) -> np.ndarray:
         """BM25 score of every item for a query of ``tokens`` (:meth:`tokenize`'s): the sum

@@ -103,21 +103,23 @@ class Generation:
         """What :meth:`memo` made for ``key`` so far, or None."""
         return self._memo.get(key)
 
-    def lexical(self, k1: float | None = None, b: float | None = None,
-                fields: Sequence[str] | None = None, pairs: bool | None = None) -> LexicalIndex:
+    def lexical(self, k1: float | None = None, b: float | None = None, fields: Sequence[str] | None = None,
+                pairs: bool | None = None, stemmer: str | None = None) -> LexicalIndex:
         """BM25 over the descriptions: the saved index, or one built with ``k1`` / ``b`` /
-        ``fields`` / ``pairs`` where they differ from it (a space whose ``search.bm25_*``
-        settings changed after the generation was written; built once per setting)."""
+        ``fields`` / ``pairs`` / ``stemmer`` where they differ from it (a space whose
+        ``search.bm25_*`` settings changed after the generation was written; built once per
+        setting)."""
         if self._lexical is None:
             self._lexical = self.memo("lexical", lambda: LexicalIndex(descriptions(self.meta)))
         base = self._lexical
         want = (base.k1 if k1 is None else float(k1), base.b if b is None else float(b),
-                base.fields if fields is None else tuple(fields), base.pairs if pairs is None else bool(pairs))
-        if want == (base.k1, base.b, base.fields, base.pairs):
+                base.fields if fields is None else tuple(fields), base.pairs if pairs is None else bool(pairs),
+                base.stemmer if stemmer is None else stemmer)
+        if want == (base.k1, base.b, base.fields, base.pairs, base.stemmer):
             return base
         return self.memo(("lexical", want),  # type: ignore[no-any-return]
                          lambda: LexicalIndex(lexical_texts(self.meta, want[2]), k1=want[0], b=want[1],
-                                              fields=want[2], pairs=want[3]))
+                                              fields=want[2], pairs=want[3], stemmer=want[4]))
 
     def lexical_tokens(self, rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
         """The BM25 tokens of metadata rows (dicts) as this generation's index makes them: its

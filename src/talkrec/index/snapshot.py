@@ -329,11 +329,12 @@ class Snapshot:
         return np.where(has & self.live, s, -np.inf)
 
     def lexical_scores(self, text: str, k1: float | None = None, b: float | None = None,
-                       fields: Sequence[str] | None = None, pairs: bool | None = None) -> np.ndarray:
+                       fields: Sequence[str] | None = None, pairs: bool | None = None,
+                       stemmer: str | None = None) -> np.ndarray:
         """BM25 score of every row for ``text`` (float64; 0 where no term occurs or the row is
         dead); delta rows score with the generation's corpus statistics. ``k1`` / ``b`` /
-        ``fields`` / ``pairs``: see :meth:`~talkrec.index.segments.Generation.lexical`."""
-        lex = self.gen.lexical(k1, b, fields, pairs)
+        ``fields`` / ``pairs`` / ``stemmer``: see :meth:`~talkrec.index.segments.Generation.lexical`."""
+        lex = self.gen.lexical(k1, b, fields, pairs, stemmer)
         return self._with_delta(lex, lex.scores(text), lambda: lex.tokenize([text])[0])
 
     def lexical_term_scores(self, lex: LexicalIndex, terms: Sequence[str], counts: np.ndarray) -> np.ndarray:

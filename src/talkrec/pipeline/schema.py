@@ -50,7 +50,7 @@ SECTIONS: dict[str, frozenset[str]] = {
     "cf": frozenset({"enabled", "tune", "n_trials", "params", "min_weight"}),
     # space.search, index.lexical.bm25_params
     "search": frozenset({"mode", "hybrid_text_weight", "hybrid_bm25_weight", "rrf_depth", "rrf_c",
-                         "bm25_k1", "bm25_b", "bm25_fields", "bm25_pairs"}),
+                         "bm25_k1", "bm25_b", "bm25_fields", "bm25_pairs", "bm25_stemmer"}),
     # space.strategies.similar_rows
     "similar": frozenset({"strategy", "cf_weight", "rrf_c", "depth", "cold_neighbors", "cold_weight", "cold_match",
                           "cold_content_weight", "lexical_weight", "lexical_max_df",

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..fusion.model import modality_weight
+from ..index.lexical import tokenize_text
 from ..index.store import checked_query
 from ..errors import InputError
 from ..limits import K_MAX
@@ -158,12 +159,19 @@ def _places(lists: dict[str, tuple[np.ndarray, float]], p: int | None, c: float)
 
 def _matched_terms(space: "Space", text: str, p: int) -> list[dict[str, Any]]:
     """The BM25 terms of ``text`` (as the index tokenizes it) that row ``p`` has, each with its
-    part of the row's BM25 score, largest first."""
+    part of the row's BM25 score, largest first; a term is shown as the query's word(s) that give
+    it (with a stemmer "animated" for the term ``anim``; "run/running" where two do)."""
     view = space.lexical_index()
-    lex = view.snap.gen.lexical(view.k1, view.b, view.fields, view.pairs)
-    terms, counts = _counted_terms(lex.tokenize([text.strip()])[0])
+    lex = view.generation_index()
+    toks = lex.tokenize([text.strip()])[0]
+    shown: dict[str, list[str]] = {}
+    for t, w in zip(toks, tokenize_text(text.strip(), lex.pairs)):   # the same places, unstemmed
+        if w not in shown.setdefault(t, []):
+            shown[t].append(w)
+    terms, counts = _counted_terms(toks)
     parts = [(t, float(view.snap.lexical_term_scores(lex, [t], counts[j:j + 1])[p])) for j, t in enumerate(terms)]
-    return [{"term": t, "score": v} for t, v in sorted(parts, key=lambda tv: -tv[1]) if v > 0]
+    return [{"term": "/".join(shown.get(t, [t])), "score": v} for t, v in sorted(parts, key=lambda tv: -tv[1])
+            if v > 0]
 
 
 def explain_recommend(space: "Space", item_id: str, items: Sequence[str] | None = None, user: str | None = None,

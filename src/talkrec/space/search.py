@@ -22,6 +22,7 @@ from ..ranking import rrf_scores, top_k_among, top_then
 from .hits import base_names
 
 if TYPE_CHECKING:
+    from ..index.lexical import LexicalIndex
     from ..index.snapshot import Snapshot
     from .core import Space
 
@@ -40,14 +41,18 @@ class LexicalView:
     deleted rows; items written since the generation score with its corpus statistics)."""
 
     def __init__(self, snap: "Snapshot", k1: float | None = None, b: float | None = None,
-                 fields: Sequence[str] | None = None, pairs: bool | None = None) -> None:
-        self.snap, self.k1, self.b, self.fields, self.pairs = snap, k1, b, fields, pairs
+                 fields: Sequence[str] | None = None, pairs: bool | None = None, stemmer: str | None = None) -> None:
+        self.snap, self.k1, self.b, self.fields, self.pairs, self.stemmer = snap, k1, b, fields, pairs, stemmer
 
     def __len__(self) -> int:
         return self.snap.n_rows
 
     def scores(self, text: str) -> np.ndarray:
-        return self.snap.lexical_scores(text, self.k1, self.b, self.fields, self.pairs)
+        return self.snap.lexical_scores(text, self.k1, self.b, self.fields, self.pairs, self.stemmer)
+
+    def generation_index(self) -> "LexicalIndex":
+        """The generation's BM25 index with these settings (:meth:`Generation.lexical`)."""
+        return self.snap.gen.lexical(self.k1, self.b, self.fields, self.pairs, self.stemmer)
 
 
 _side: ThreadPoolExecutor | None = None
@@ -130,7 +135,7 @@ def lexical_neighbors(space: "Space", p: int, depth: int, allowed: np.ndarray, m
     MoreLikeThis; a long tag list costs in proportion to its terms)."""
     view = space.lexical_index()
     snap = view.snap
-    lex = snap.gen.lexical(view.k1, view.b, view.fields, view.pairs)
+    lex = view.generation_index()
     got = lex.doc_terms(p) if p < snap.n0 else None            # a built row: its terms as indexed
     if got is None:
         text = row_text({f: snap.value(p, f) for f in (*lex.fields, "name")}, lex.fields)

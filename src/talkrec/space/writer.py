@@ -309,9 +309,9 @@ class SpaceStore:
                     return {"compacted": False, "generation": m0.generation, "items": len(sealed)}
                 self._seal(m0)
             name = gen_name(gen_number(m0.generation) + 1)
-            k1, b, fields, pairs = self._bm25
+            k1, b, fields, pairs, stemmer = self._bm25
             index, inputs, lexical = compacted(sealed, graph_file_of(sealed.gen, self.path), k1=k1, b=b,
-                                               fields=fields, pairs=pairs)
+                                               fields=fields, pairs=pairs, stemmer=stemmer)
             # its int8 copies (those the old one had) made here and saved with it: a follower reads them
             new_gen = Generation(name, index, inputs, lexical).warmed_like(sealed.gen)
             publish_generation(self.path, name, index, inputs, lexical, extra=new_gen.save_int8)
