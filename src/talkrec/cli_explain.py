@@ -16,7 +16,7 @@ __all__ = ["explain"]
 
 #: what each list ``similar`` or hybrid search fuses is, in words (:mod:`talkrec.space.explain`)
 LIST_NAMES = {"fused": "fused space (cosine)", "cf": "interactions (EASE)", "content": "content (a cold item's own)",
-              "lexical": "words (BM25)", "text": "text model (cosine)"}
+              "lexical": "words (BM25)", "text": "text model (cosine)", "name": "names (BM25)"}
 #: the terms of a recommendation's score, in words (:func:`talkrec.space.explain.explain_recommend`)
 PART_NAMES = {"fused": "fused space (z-score)", "ease": "EASE (z-score)", "als": "ALS (z-score)",
               "cold": "cold item's boost and prior", "cf": "interactions (EASE list)"}

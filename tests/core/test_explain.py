@@ -96,7 +96,7 @@ def test_a_search_hit_s_place_lists_and_words_are_those_search_serves(space):
         assert (ex["mode"], ex["score_kind"], ex["rank"], ex["name"]) == ("hybrid", "rrf", i + 1, h.name)
         assert ex["score"] == pytest.approx(h.score, abs=1e-12)
         assert sum(li["part"] for li in ex["lists"]) == pytest.approx(h.score, abs=1e-12)
-        assert [li["list"] for li in ex["lists"]] == ["fused", "text", "lexical"]
+        assert [li["list"] for li in ex["lists"]] == ["fused", "text", "lexical", "name"]   # the defaults
         q = space.text_query_vector(text)
         assert ex["cosine"] == pytest.approx(float(space.item_vector(h.item_id) @ q), abs=1e-6)
     # BM25 alone: the words' parts add up to the served score, largest first

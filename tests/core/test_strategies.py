@@ -539,3 +539,61 @@ def test_a_catalog_without_interactions_fuses_the_fused_list_and_the_bm25_list(t
     s.config["similar"]["lexical_weight"] = 0.0                     # off: the fused space's cosines
     assert score_kind(s, "similar") == "cosine" and s.similar("jazz13", k=1)[0].score > 3.5 / 61
     s.close()
+
+
+def test_names_list_finds_a_named_item_and_not_a_shared_word(tmp_path, tiny_config, tiny_catalog):
+    """``search.hybrid_name_weight``: hybrid search fuses a list of BM25 over the names alone, where
+    name and query cover each other (every word of one is in the other). With BM25 over the tags
+    only, a query that is a name finds that item first, in rows written since the build and after
+    a compaction; a query that shares one word with a longer name does not reach it through the
+    list; the explanation names the list; a space without the setting has no such list."""
+    from talkrec.space.namelist import name_scores
+
+    out = tmp_path / "names"
+    build({**tiny_config, "output": str(out),
+           "search": {**tiny_config["search"], "mode": "hybrid", "bm25_fields": ["genre"], "hybrid_name_weight": 4.0}},
+          show_progress=False, catalog=tiny_catalog)
+    s = Space.load(out)
+    rows = [{"item_id": "zq", "name": "Zzq Quartet", "tags": {"genre": ["jazz"]}},
+            {"item_id": "zql", "name": "Zzq Quartet Live in Zzparis", "tags": {"genre": ["jazz"]}},
+            {"item_id": "zc", "name": "Calm Zzq", "tags": {"genre": ["pop"]}}]
+    s.add_items(rows)
+    for space in (s, None):
+        if space is None:                                         # the same after a compaction (base rows)
+            assert s.compact()["compacted"]
+            s.close()
+            space = Space.load(out)
+        snap = space.index
+        score = {i: name_scores(space, snap, "zzq quartet")[snap.position(i)] for i in ("zq", "zql", "zc")}
+        # Zzq Quartet: the query is its name; Live in Zzparis: the query's words are in it, a longer name
+        # scores less (b 0.75); Calm Zzq: shares one word, no cover
+        assert score["zq"] > score["zql"] > 0 and score["zc"] == 0
+        assert name_scores(space, snap, "zzq quartet tonight")[snap.position("zq")] > 0    # its name is in the query
+        assert {h.item_id for h in space.search("zzq quartet", k=2)} == {"zq", "zql"}   # the names list's two
+        ex = space.explain_search("zzq quartet", "zq")
+        assert [pl["list"] for pl in ex["lists"]][-1] == "name" and ex["lists"][-1]["rank"] == 1
+    space.remove(["zq"])
+    assert "zq" not in [h.item_id for h in space.search("zzq quartet", k=5)]
+    space.config["search"] = {**space.config["search"], "hybrid_name_weight": 0}
+    assert "name" not in [pl["list"] for pl in space.explain_search("zzq quartet", "zql")["lists"]]
+    with pytest.raises(InputError) as e:
+        build({**tiny_config, "output": str(tmp_path / "never"), "search": {"hybrid_name_weight": -1}},
+              show_progress=False, catalog=tiny_catalog)
+    assert e.value.field == "search.hybrid_name_weight"
+
+
+def test_bm25_neighbours_keep_a_tag_that_is_also_the_name_when_names_are_not_indexed(tmp_path, tiny_config,
+                                                                                      tiny_catalog):
+    """An item's BM25 list in ``similar`` drops its name's words from its text (the description
+    holds the name). Where BM25 indexes tag fields only, the name is not in the text: an item named
+    "Jazz" tagged jazz keeps the tag, and its list holds the other jazz items."""
+    from talkrec.space.search import lexical_neighbors
+
+    out = tmp_path / "tagsonly"
+    build({**tiny_config, "output": str(out), "search": {**tiny_config["search"], "bm25_fields": ["genre"]}},
+          show_progress=False, catalog=tiny_catalog)
+    s = Space.load(out)
+    s.add_items([{"item_id": "jz", "name": "Jazz", "tags": {"genre": ["jazz"]}}])
+    snap = s.index
+    got = lexical_neighbors(s, snap.position("jz"), 10, np.ones(snap.n_rows, bool))
+    assert len(got) and all(str(snap.ids[p]).startswith("jazz") for p in got)

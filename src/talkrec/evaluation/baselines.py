@@ -87,8 +87,8 @@ def rrf(rankings: Sequence[np.ndarray], k: int, *, c: float = 60.0, weights: Seq
 
 
 # --------------------------------------------------------------------------- BM25
-#: BM25 over item texts is the product's lexical index (bm25s, English stopwords, no stemming),
-#: so the baseline is exactly the list that hybrid search fuses.
+#: BM25 over item texts is the product's lexical index (bm25s, English stopwords, stems where the
+#: space's ``search.bm25_stemmer`` says), so the baseline is exactly the list that hybrid search fuses.
 BM25 = LexicalIndex
 
 

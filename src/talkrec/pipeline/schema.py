@@ -49,7 +49,7 @@ SECTIONS: dict[str, frozenset[str]] = {
     # stages.cf_stage (``params``: ALSEncoder's, below)
     "cf": frozenset({"enabled", "tune", "n_trials", "params", "min_weight"}),
     # space.search, index.lexical.bm25_params
-    "search": frozenset({"mode", "hybrid_text_weight", "hybrid_bm25_weight", "rrf_depth", "rrf_c",
+    "search": frozenset({"mode", "hybrid_text_weight", "hybrid_bm25_weight", "hybrid_name_weight", "rrf_depth", "rrf_c",
                          "bm25_k1", "bm25_b", "bm25_fields", "bm25_pairs", "bm25_stemmer"}),
     # space.strategies.similar_rows
     "similar": frozenset({"strategy", "cf_weight", "rrf_c", "depth", "cold_neighbors", "cold_weight", "cold_match",
@@ -81,6 +81,7 @@ VALUES: dict[str, Constraint] = {
     "cf.enabled": _BOOL, "cf.tune": _BOOL,                                      # stages.cf_stage
     "cf.n_trials": Interval(int, 1), "cf.min_weight": Interval(float),
     "search.hybrid_text_weight": Interval(float, 0), "search.hybrid_bm25_weight": Interval(float, 0),
+    "search.hybrid_name_weight": Interval(float, 0),
     "search.rrf_depth": Interval(int, 1), "search.rrf_c": Interval(float, 0),   # space.search
     "index.ann": _BOOL, "index.M": Interval(int, 2),                            # index.store.VectorIndex
     "index.ef_construction": Interval(int, 1), "index.ef_search": Interval(int, 1),

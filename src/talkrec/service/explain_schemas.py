@@ -42,7 +42,8 @@ class ExplainResponse(BaseModel):
 class SearchList(BaseModel):
     """One list hybrid search fuses and the item's place in it."""
 
-    list: str = Field(description="fused (the query in the fused space), text (the text model), lexical (BM25)")
+    list: str = Field(description="fused (the query in the fused space), text (the text model), lexical (BM25), "
+                                  "name (BM25 over the names, search.hybrid_name_weight)")
     weight: float
     rank: int | None = Field(description="the item's rank in this list, from 1 (null: not in it)")
     part: float = Field(description="the item's part of the RRF score: weight / (c + rank)")

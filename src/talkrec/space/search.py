@@ -20,6 +20,7 @@ from ..index.segments import row_text
 from ..limits import check_page
 from ..ranking import rrf_scores, top_k_among, top_then
 from .hits import base_names
+from .namelist import name_top, name_weight
 
 if TYPE_CHECKING:
     from ..index.lexical import LexicalIndex
@@ -143,7 +144,8 @@ def lexical_neighbors(space: "Space", p: int, depth: int, allowed: np.ndarray, m
     terms, counts = got
     # its name's words say little of its peers (a base row's from a list: a pandas lookup is 50 us)
     name = base_names(snap)[p] if p < snap.n0 else snap.value(p, "name")
-    less = Counter(lex.tokenize([name])[0]) if isinstance(name, str) else Counter()
+    has_name = "description" in lex.fields or "name" in lex.fields    # else its words are tags of its own
+    less = Counter(lex.tokenize([name])[0]) if isinstance(name, str) and has_name else Counter()
     counts = counts - np.array([less.get(t, 0) for t in terms], dtype=np.int64)
     terms, counts = [t for t, c in zip(terms, counts) if c > 0], counts[counts > 0]
     df = lex.doc_freq(terms)
@@ -206,16 +208,21 @@ def hybrid_lists(space: "Space", snap: "Snapshot", text: str,
     key = space.config["input_files"]["text"]
     scfg = space.config.get("search", {})
     depth = int(scfg.get("rrf_depth", 1000))
-    w_bm25 = float(scfg.get("hybrid_bm25_weight", 4.0))
-    # BM25 needs no query vector: alone, it runs beside the query's forward pass
-    f_lex = beside(lambda: lexical_top(space, text, allowed, depth)[0]) if w_bm25 > 0 else None
+    w_bm25, w_name = float(scfg.get("hybrid_bm25_weight", 4.0)), name_weight(space)
+    # BM25 (and the names' BM25) needs no query vector: alone, it runs beside the query's forward pass
+    f_lex = beside(lambda: (lexical_top(space, text, allowed, depth)[0] if w_bm25 > 0 else None,
+                            name_top(space, snap, text, allowed, depth) if w_name > 0 else None)) \
+        if w_bm25 > 0 or w_name > 0 else None
     q_raw = space.text_encoder().encode(text.strip(), kind="query")
     q_multi = space.fusion.project("text", q_raw)
     f_multi = beside(lambda: snap.top_rows(q_multi, depth, allowed)[0])
     text_list = snap.text_top(key, q_raw, depth, allowed)[0]
     lists = {"fused": (f_multi.result(), 1.0), "text": (text_list, float(scfg.get("hybrid_text_weight", 1.0)))}
-    if f_lex is not None:
-        lists["lexical"] = (f_lex.result(), w_bm25)
+    lex_list, name_list = f_lex.result() if f_lex is not None else (None, None)
+    if lex_list is not None:
+        lists["lexical"] = (lex_list, w_bm25)
+    if name_list is not None:
+        lists["name"] = (name_list, w_name)
     return lists, float(scfg.get("rrf_c", 60.0)), q_multi
 
 

@@ -176,7 +176,7 @@ async function showSimilar(id) {
 }
 // "why?" on a hit: the explanation (url, rendered by render) under it; a second click hides it
 const WHY_BUTTON = (h) => `<button type="button" class="add" data-why="${esc(h.item_id)}" data-testid="why" title="why is it here?">why?</button>`;
-const LIST_NAMES = { fused: "fused space", cf: "interactions (EASE)", content: "content", lexical: "words (BM25)", text: "text model" };
+const LIST_NAMES = { fused: "fused space", cf: "interactions (EASE)", content: "content", lexical: "words (BM25)", text: "text model", name: "names (BM25)" };
 async function toggleWhy(button, url, render) {
   const li = button.closest("li"), open = li.querySelector(".why");
   if (open) { open.remove(); return; }
