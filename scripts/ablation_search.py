@@ -10,6 +10,7 @@ run the evaluation first) and scores ``Space.search`` on the evaluation's tag qu
     python scripts/ablation_search.py music --bm25 2,0.02 --fields description description+genre+decade+place+mood
     python scripts/ablation_search.py music --space spaces/lastfm --weights 0.5,4 --modes lexical --pairs off on
     python scripts/ablation_search.py movies --space spaces/movielens --weights 1,4 --modes lexical --stemmer none english
+    python scripts/ablation_search.py movies --space spaces/movielens --weights 1,4 --fields genres+tags --name-weights 0 1 2
 """
 from __future__ import annotations
 
@@ -45,6 +46,11 @@ def main() -> None:
                     help="BM25 with / without word-pair terms (search.bm25_pairs): every row again with each")
     ap.add_argument("--stemmer", nargs="*", default=[], help="BM25 stemming (search.bm25_stemmer): every row "
                     "again with each, e.g. none english")
+    ap.add_argument("--name-weights", nargs="*", default=[], type=float, help="RRF weights of the names list "
+                    "(search.hybrid_name_weight; 0: none): every row again with each")
+    ap.add_argument("--known-items", type=int, default=0, help="also N items' names as queries (a seeded sample; "
+                    "the item itself is the answer): hit@1, hit@10 and MRR@10 of Space.search, validation / test "
+                    "halves by the sample's order")
     ap.add_argument("--space", default=None, help="a built space to load instead of the evaluation's "
                     "(e.g. spaces/lastfm: `talkrec build configs/lastfm.yaml` is the evaluation's full music space)")
     args = ap.parse_args()
@@ -75,8 +81,9 @@ def main() -> None:
     else:
         space = Space.load(Path(pb.root) / "full")
     base = dict(space.config.get("search", {}))
-    for bm, fields, pairs, stem in [(bm, f, p, st) for bm in (args.bm25 or [None]) for f in (args.fields or [None])
-                                    for p in (args.pairs or [None]) for st in (args.stemmer or [None])]:
+    for bm, fields, pairs, stem, nw in [(bm, f, p, st, nw) for bm in (args.bm25 or [None]) for f in (args.fields or [None])
+                                        for p in (args.pairs or [None]) for st in (args.stemmer or [None])
+                                        for nw in (args.name_weights or [None])]:
         k1b = {} if bm is None else dict(zip(("bm25_k1", "bm25_b"), (float(x) for x in bm.split(","))))
         tag = "" if bm is None else f"bm25 k1 {k1b['bm25_k1']:g} b {k1b['bm25_b']:g}, "
         if fields is not None:
@@ -88,6 +95,12 @@ def main() -> None:
         if stem is not None:
             k1b["bm25_stemmer"] = stem
             tag += f"stemmer {stem}, "
+        if nw is not None:
+            k1b["hybrid_name_weight"] = nw
+            tag += f"names {nw:g}, "
+        if args.known_items:
+            space.config["search"] = {**base, **k1b, "mode": "hybrid"}
+            print(f"{args.dataset} {tag}known items: {known_items(space, args.known_items, seed)}", flush=True)
         for mode in args.modes:
             space.config["search"] = {**base, **k1b, "mode": mode}
             r = text_retrieval([q.qid for q in qs], [q.split for q in qs], rel,
@@ -104,6 +117,27 @@ def main() -> None:
             m, lo, hi = bootstrap_ci(r.scores["h"]["ndcg"][r.split == "test"])
             print(f"{args.dataset} {tag}text {tw:g} bm25 {bw:g} depth {space.config['search'].get('rrf_depth', 1000)}: "
                   f"val {val_mean(r, 'h'):.4f} test {m:.4f} [{lo:.4f}, {hi:.4f}]", flush=True)
+
+
+def known_items(space: Space, n: int, seed: int) -> str:
+    """Each of ``n`` seeded items' name (up to a " (", lower-cased: as a user types a title) as a
+    ``Space.search`` query whose one answer is the item: hit@1, hit@10, MRR@10 over the first
+    half (validation) and the second (test)."""
+    import numpy as np
+
+    ids = np.asarray(space.index.ids)
+    pick = np.random.default_rng(seed).choice(len(ids), size=min(n, len(ids)), replace=False)
+    ranks = []
+    for p in pick.tolist():
+        name = str(space.item(str(ids[p])).get("name") or "").split(" (")[0].lower()
+        got = [h.item_id for h in space.search(name, k=10)] if name.strip() else []
+        ranks.append(got.index(str(ids[p])) + 1 if str(ids[p]) in got else 0)
+    out = []
+    for half, r in (("val", ranks[:len(ranks) // 2]), ("test", ranks[len(ranks) // 2:])):
+        r = np.asarray(r)
+        out.append(f"{half} hit@1 {np.mean(r == 1):.3f} hit@10 {np.mean(r > 0):.3f} "
+                   f"MRR@10 {np.mean(np.where(r > 0, 1.0 / np.maximum(r, 1), 0.0)):.3f}")
+    return "; ".join(out)
 
 
 if __name__ == "__main__":
