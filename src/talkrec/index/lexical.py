@@ -83,13 +83,19 @@ def stemmer_setting(value: Any) -> str | None:
         return None
     if value is False or (isinstance(value, str) and value.strip().lower() in ("none", "")):
         return ""
-    import Stemmer
-
-    langs = sorted(Stemmer.algorithms())
+    langs = _languages()
     if not isinstance(value, str) or value.strip().lower() not in langs:
         raise InputError(f"search.bm25_stemmer must be false or a Snowball language ({', '.join(langs)}), "
                          f"got {value!r}", field="search.bm25_stemmer")
     return value.strip().lower()
+
+
+@functools.lru_cache(maxsize=1)
+def _languages() -> tuple[str, ...]:
+    """PyStemmer's languages, sorted (read once: the setting is checked on every query)."""
+    import Stemmer
+
+    return tuple(sorted(Stemmer.algorithms()))
 
 
 @functools.lru_cache(maxsize=8)
