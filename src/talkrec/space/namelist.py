@@ -60,7 +60,7 @@ def name_scores(space: "Space", snap: "Snapshot", text: str) -> np.ndarray:
     idx = name_index(space, snap)
     query = idx.tokenize([text.strip()])[0]
     distinct = set(query)
-    s, hit = idx.scores(text.strip()), np.zeros(idx.n, dtype=np.int64)
+    s, hit = idx.token_scores(query), np.zeros(idx.n, dtype=np.int64)      # the query tokenized once
     for t in distinct:                                   # how many of the query's terms each name has
         j = idx.vocab.get(t)
         if j is not None and j < len(idx.indptr) - 1:
