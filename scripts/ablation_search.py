@@ -11,6 +11,7 @@ run the evaluation first) and scores ``Space.search`` on the evaluation's tag qu
     python scripts/ablation_search.py music --space spaces/lastfm --weights 0.5,4 --modes lexical --pairs off on
     python scripts/ablation_search.py movies --space spaces/movielens --weights 1,4 --modes lexical --stemmer none english
     python scripts/ablation_search.py movies --space spaces/movielens --weights 1,4 --fields genres+tags --name-weights 0 1 2
+    python scripts/ablation_search.py movies --space spaces/movielens --weights 1,4 --stopwords none film+films+movie+movies
 """
 from __future__ import annotations
 
@@ -46,6 +47,8 @@ def main() -> None:
                     help="BM25 with / without word-pair terms (search.bm25_pairs): every row again with each")
     ap.add_argument("--stemmer", nargs="*", default=[], help="BM25 stemming (search.bm25_stemmer): every row "
                     "again with each, e.g. none english")
+    ap.add_argument("--stopwords", nargs="*", default=[], help="the space's own BM25 stopwords (search.bm25_stopwords) "
+                    "as a+b+c, or none: every row again with each")
     ap.add_argument("--name-weights", nargs="*", default=[], type=float, help="RRF weights of the names list "
                     "(search.hybrid_name_weight; 0: none): every row again with each")
     ap.add_argument("--known-items", type=int, default=0, help="also N items' names as queries (a seeded sample; "
@@ -81,9 +84,10 @@ def main() -> None:
     else:
         space = Space.load(Path(pb.root) / "full")
     base = dict(space.config.get("search", {}))
-    for bm, fields, pairs, stem, nw in [(bm, f, p, st, nw) for bm in (args.bm25 or [None]) for f in (args.fields or [None])
-                                        for p in (args.pairs or [None]) for st in (args.stemmer or [None])
-                                        for nw in (args.name_weights or [None])]:
+    for bm, fields, pairs, stem, nw, stop in [(bm, f, p, st, nw, sw) for bm in (args.bm25 or [None])
+                                              for f in (args.fields or [None]) for p in (args.pairs or [None])
+                                              for st in (args.stemmer or [None]) for nw in (args.name_weights or [None])
+                                              for sw in (args.stopwords or [None])]:
         k1b = {} if bm is None else dict(zip(("bm25_k1", "bm25_b"), (float(x) for x in bm.split(","))))
         tag = "" if bm is None else f"bm25 k1 {k1b['bm25_k1']:g} b {k1b['bm25_b']:g}, "
         if fields is not None:
@@ -95,6 +99,9 @@ def main() -> None:
         if stem is not None:
             k1b["bm25_stemmer"] = stem
             tag += f"stemmer {stem}, "
+        if stop is not None:
+            k1b["bm25_stopwords"] = [] if stop == "none" else stop.split("+")
+            tag += f"stopwords {stop}, "
         if nw is not None:
             k1b["hybrid_name_weight"] = nw
             tag += f"names {nw:g}, "

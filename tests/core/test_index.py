@@ -112,7 +112,7 @@ def test_bm25_scoring_without_bm25s_is_bm25s_to_the_bit(tmp_path):
     import bm25s
     from bm25s.stopwords import STOPWORDS_EN
 
-    from talkrec.index.lexical import STOPWORDS_EN as OURS
+    from talkrec.index.analysis import STOPWORDS_EN as OURS
     from talkrec.index.lexical import LexicalIndex
 
     assert OURS == frozenset(STOPWORDS_EN)
@@ -132,7 +132,8 @@ def test_bm25_scoring_without_bm25s_is_bm25s_to_the_bit(tmp_path):
 def test_bm25_word_pairs_by_hand():
     """``search.bm25_pairs``: two words joined only by spaces or hyphens are also one term, so
     that a query for a two-word tag prefers the items tagged with it."""
-    from talkrec.index.lexical import LexicalIndex, tokenize_text
+    from talkrec.index.analysis import tokenize_text
+    from talkrec.index.lexical import LexicalIndex
 
     assert tokenize_text("Post-Rock, indie  rock. The hip hop-a-b x y-z r&b", pairs=True) == [
         "post", "post rock", "rock", "indie", "indie rock", "rock", "hip", "hip hop", "hop"]
@@ -154,7 +155,8 @@ def test_bm25_stemmer_by_hand_and_as_bm25s_stems():
     import bm25s
     import Stemmer
 
-    from talkrec.index.lexical import LexicalIndex, stemmer_setting, tokenize_text
+    from talkrec.index.analysis import stemmer_setting, tokenize_text
+    from talkrec.index.lexical import LexicalIndex
 
     assert tokenize_text("Animated movies for kids", stemmer="english") == ["anim", "movi", "kid"]
     assert tokenize_text("Animated movies for kids") == ["animated", "movies", "kids"]        # off: words
@@ -174,6 +176,37 @@ def test_bm25_stemmer_by_hand_and_as_bm25s_stems():
     assert stemmer_setting(" English") == "english"
     with pytest.raises(InputError, match="bm25_stemmer.*Snowball language"):
         stemmer_setting("klingon")
+
+
+def test_bm25_stopwords_by_hand_saved_and_checked(tmp_path):
+    """``search.bm25_stopwords``: a space's own stopwords are no terms of the index nor of a
+    query ("movies" in a query no longer finds *Film-Noir* or "great movie"), in a pair neither
+    (they break it as an English stopword does), with stems too; they are saved with the index;
+    the setting names what is wrong with a bad entry."""
+    from talkrec.index.analysis import BM25Settings, bm25_params, stop_set, stopwords_setting, tokenize_text
+    from talkrec.index.lexical import LexicalIndex
+
+    stop = ("film", "films", "movie", "movies")
+    assert tokenize_text("Funny movies, film-noir", stopwords=stop_set(stop)) == ["funny", "noir"]
+    assert tokenize_text("funny movie night", pairs=True, stopwords=stop_set(stop)) == ["funny", "night"]
+    assert tokenize_text("Animated films", stemmer="english", stopwords=stop_set(stop)) == ["anim"]
+    docs = ["Genres: Film-Noir, Crime", "Tags: great movie, funny", "Genres: Comedy, funny"]
+    lex = LexicalIndex(docs, k1=1.5, b=0.0, stopwords=["Movies", "movie", "film"])
+    assert lex.stopwords == ("film", "movie", "movies") and "movie" not in lex.vocab and "film" not in lex.vocab
+    # b = 0: tf 1 weighs 0.4; "funny" in 2 of 3 documents: idf ln(1 + 1.5 / 2.5)
+    assert np.allclose(lex.scores("funny movies"), [0.0, 0.4 * np.log(1.6), 0.4 * np.log(1.6)])
+    plain = LexicalIndex(docs, k1=1.5, b=0.0)
+    assert plain.scores("movie")[1] > 0 and plain.scores("film")[0] > 0            # without: they match
+    lex.save(tmp_path / "bm25")
+    back = LexicalIndex.load(tmp_path / "bm25")
+    assert back.settings == lex.settings and np.array_equal(back.scores("funny movies"), lex.scores("funny movies"))
+    assert bm25_params({"bm25_stopwords": [" Films", "movies", "films"]}).stopwords == ("films", "movies")
+    assert bm25_params({}) == BM25Settings() and stopwords_setting([]) == ()
+    for bad, what in (("movies", "a list of words"), (["great movie"], "one word"), ([3], "one word"),
+                      (["x"], "one word")):
+        with pytest.raises(InputError, match=what) as e:
+            bm25_params({"bm25_stopwords": bad})
+        assert e.value.field == "search.bm25_stopwords"
 
 
 @pytest.mark.parametrize("k1,b", [(1.5, 0.75), (1.2, 0.1), (0.0, 1.0), (3.0, 0.0)])

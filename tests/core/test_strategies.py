@@ -304,6 +304,42 @@ def test_bm25_stemmer_reaches_built_written_replayed_and_compacted_rows(tmp_path
     assert len(hits) == 5 and all(h.name.startswith("Metal Band") for h in hits)
 
 
+def test_bm25_stopwords_reach_built_written_replayed_and_compacted_rows_and_the_names(tmp_path, tiny_config,
+                                                                                      tiny_catalog):
+    """``search.bm25_stopwords``: the space's own stopwords are no terms in the built index, in
+    rows written since, after a replay of the log, in the compacted generation and in the names
+    list; a query with one scores as without it; the explanation lists the other words only; a
+    space built without the setting honours it when it is added later."""
+    from talkrec.space.namelist import name_scores
+
+    out = tmp_path / "stop"
+    build({**tiny_config, "output": str(out), "search": {**tiny_config["search"], "bm25_stopwords": ["zzmovies"]}},
+          show_progress=False, catalog=tiny_catalog)
+    s = Space.load(out)
+    assert s.index.gen.lexical().stopwords == ("zzmovies",)
+    s.add_items([{"item_id": "f", "name": "Zzmovies Zzfunny", "description": "zzmovies zzfunny"},
+                 {"item_id": "c", "name": "Calm", "description": "zzmovies zzcalm"}])
+    assert s.search("zzmovies", k=3, mode="lexical") == []
+    live = [(h.item_id, h.score) for h in s.search("zzfunny zzmovies", k=3, mode="lexical")]
+    assert live == [(h.item_id, h.score) for h in s.search("zzfunny", k=3, mode="lexical")] and live[0][0] == "f"
+    assert {t["term"] for t in s.explain_search("zzfunny zzmovies", "f", mode="lexical")["terms"]} == {"zzfunny"}
+    assert not name_scores(s, s.index, "zzmovies").any()                 # the names list: no term either
+    s.close()
+    s = Space.load(out)                                                  # the log replayed
+    assert [(h.item_id, h.score) for h in s.search("zzfunny zzmovies", k=3, mode="lexical")] == live
+    assert s.compact()["compacted"]
+    again = Space.load(out)
+    assert again.index.gen.lexical().stopwords == ("zzmovies",) and "zzmovies" not in again.index.gen.lexical().vocab
+    assert [h.item_id for h in again.search("zzfunny zzmovies", k=3, mode="lexical")] == ["f"]
+    plain = tmp_path / "plain"
+    build({**tiny_config, "output": str(plain)}, show_progress=False, catalog=tiny_catalog)
+    p = Space.load(plain)
+    p.add_items([{"item_id": "f", "name": "F", "description": "zzmovies zzfunny"}])
+    assert [h.item_id for h in p.search("zzmovies", k=3, mode="lexical")] == ["f"]
+    p.config["search"] = {**p.config.get("search", {}), "bm25_stopwords": ["zzmovies"]}
+    assert p.search("jazz zzmovies", k=3, mode="lexical") == p.search("jazz", k=3, mode="lexical") != []
+
+
 def test_per_snapshot_model_state_after_writes_equals_a_lookup_from_scratch(tiny_space_dir, tmp_path, monkeypatch):
     """Issue 10/13: every write makes a snapshot, and the first read after it re-derived the
     model rows, ALS factors and cold neighbours over the whole catalog (9 / 18 ms on Last.fm).
@@ -431,9 +467,9 @@ def _bm25_list_by_hand(s, p, max_df, max_terms):
 
     snap = s.index
     view = s.lexical_index()
-    have = snap.gen.lexical(view.k1, view.b, view.fields, view.pairs)
+    have = snap.gen.lexical(view.settings)
     texts = lexical_texts(snap.meta_rows(range(snap.n_rows)), have.fields)
-    lex = LexicalIndex(texts, k1=have.k1, b=have.b, fields=have.fields, pairs=have.pairs)
+    lex = LexicalIndex(texts, **have.settings._asdict())
     c = Counter(lex.tokenize([texts[p]])[0]) - Counter(lex.tokenize([snap.value(p, "name")])[0])
     n_live = snap.n_rows                                          # no deletes here: every row is live
     idf = {t: np.log(1 + (n_live - df + 0.5) / (df + 0.5)) for t, df in zip(c, lex.doc_freq(list(c)))}

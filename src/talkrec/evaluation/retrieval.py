@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import resolve_path
-from ..index.lexical import bm25_params
+from ..index.analysis import bm25_params
 from . import baselines as B
 from .common import val_mean
 from .embed import embed_texts
@@ -62,8 +62,8 @@ def retrieval(qs: list, item_ids: np.ndarray, tags: pd.DataFrame, rc: Mapping[st
     rankers: dict[str, Any] = {}
     # the BM25 baseline is the lexical list the product fuses: the space's k1 / b where there is one
     first = next(iter((spaces or {}).values()), None)
-    k1, b, _, pairs, stemmer = bm25_params(first.config.get("search") if first is not None else None)
-    bm = B.BM25(texts, k1=k1, b=b, pairs=bool(pairs), stemmer=stemmer or "")
+    settings = bm25_params(first.config.get("search") if first is not None else None)
+    bm = B.BM25(texts, **settings._replace(fields=None)._asdict())
     bm_rank = bm.search(qtexts, k)
     rankers["BM25"] = lambda qp, ex: bm_rank[qp]
     text_rank = {}

@@ -8,12 +8,12 @@ too many are deleted), swapped in with the generation.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .analysis import BM25Settings
 from .lexical import LexicalIndex
 from .segments import DeltaRows, Generation, lexical_texts
 from .snapshot import Snapshot
@@ -33,14 +33,12 @@ def apply_record(snap: Snapshot, rec: LogRecord) -> Snapshot:
     return snap.with_upsert(rec.ids, rec.vectors, rec.meta, rec.inputs, snap.gen.lexical_tokens(rec.meta))
 
 
-def compacted(sealed: Snapshot, graph_file: Path | None, *, k1: float | None = None, b: float | None = None,
-              fields: Sequence[str] | None = None, pairs: bool | None = None,
-              stemmer: str | None = None) -> tuple[VectorIndex, dict[str, np.ndarray], LexicalIndex]:
+def compacted(sealed: Snapshot, graph_file: Path | None,
+              settings: BM25Settings = BM25Settings()) -> tuple[VectorIndex, dict[str, np.ndarray], LexicalIndex]:
     """The next generation's index, raw inputs and BM25: the live rows of ``sealed`` in row
     order (base rows first, then delta rows). ``graph_file``: the saved graph of
-    ``sealed``'s generation, copied and updated rather than rebuilt. ``k1`` / ``b``: the
-    BM25 parameters, ``fields`` what it indexes, ``pairs`` whether word pairs are terms,
-    ``stemmer`` their stemming (``None``: those of ``sealed``'s generation)."""
+    ``sealed``'s generation, copied and updated rather than rebuilt. ``settings``: the BM25
+    settings (those not given: as ``sealed``'s generation)."""
     base = sealed.gen.index
     meta = sealed.meta.reset_index(drop=True)
     vectors = sealed.vectors
@@ -48,12 +46,10 @@ def compacted(sealed: Snapshot, graph_file: Path | None, *, k1: float | None = N
     index = VectorIndex(sealed.ids, vectors, meta, ann=base.ann, M=base.M, ef_construction=base.ef_construction,
                         ef_search=base.ef_search, graph=graph, graph_labels=labels, unit=True)
     inputs = {key: sealed.inputs(key) for key in sealed.gen.inputs}
-    return index, inputs, next_lexical(sealed, meta, k1=k1, b=b, fields=fields, pairs=pairs, stemmer=stemmer)
+    return index, inputs, next_lexical(sealed, meta, settings)
 
 
-def next_lexical(sealed: Snapshot, meta: Any, *, k1: float | None, b: float | None,
-                 fields: Sequence[str] | None, pairs: bool | None = None,
-                 stemmer: str | None = None) -> LexicalIndex:
+def next_lexical(sealed: Snapshot, meta: Any, settings: BM25Settings = BM25Settings()) -> LexicalIndex:
     """BM25 over the compacted rows: the generation's index with the dead rows dropped and the
     delta rows' tokens (counted when they were written) added, without tokenizing a text
     (:meth:`LexicalIndex.merged`: to the bit what tokenizing gives; tokenizing the 17,632
@@ -61,13 +57,11 @@ def next_lexical(sealed: Snapshot, meta: Any, *, k1: float | None, b: float | No
     when the fields or the tokenization changed, or the generation's index was saved without
     its term counts."""
     saved = sealed.gen.lexical()
-    fields = saved.fields if fields is None else tuple(fields)
-    k1 = saved.k1 if k1 is None else k1
-    b = saved.b if b is None else b
-    pairs = saved.pairs if pairs is None else bool(pairs)
-    stemmer = saved.stemmer if stemmer is None else stemmer
-    if fields != saved.fields or pairs != saved.pairs or stemmer != saved.stemmer or not saved.has_counts:
-        return LexicalIndex(lexical_texts(meta, fields), k1=k1, b=b, fields=fields, pairs=pairs, stemmer=stemmer)
+    want = settings.given_over(saved.settings)
+    if want.fields != saved.fields or want.tokenization() != saved.settings.tokenization() \
+            or not saved.has_counts:
+        return LexicalIndex(lexical_texts(meta, want.fields), **want._asdict())
+    k1, b = want.k1, want.b
     kept, n0, m, delta = sealed.live_rows, sealed.n0, sealed.m, sealed.delta
     delta_kept = kept[kept >= n0] - n0
     position = np.full(m, -1, dtype=np.int64)

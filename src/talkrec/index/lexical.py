@@ -8,147 +8,14 @@ measured on both datasets. The evaluation's BM25 baseline is this class.
 """
 from __future__ import annotations
 
-import functools
 import math
-import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
 from ..ranking import top_k
-
-
-_TOKEN = re.compile(r"(?u)\b\w\w+\b")
-_WORD = re.compile(r"(?u)\w+")
-#: what may stand between the two words of a pair token: spaces and hyphens only
-_PAIR_GAP = re.compile(r"[\s\-]+")
-#: bm25s' English stopwords (``bm25s.stopwords.STOPWORDS_EN``; a test checks they are the same)
-STOPWORDS_EN = frozenset((
-    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not",
-    "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was",
-    "will", "with"))
-
-
-#: what BM25 indexes per item unless ``search.bm25_fields`` says otherwise
-DEFAULT_FIELDS: tuple[str, ...] = ("description",)
-
-
-def bm25_params(search: Mapping[str, Any] | None) -> tuple[float | None, float | None, tuple[str, ...] | None,
-                                                            bool | None, str | None]:
-    """``(k1, b, fields, pairs, stemmer)`` from a space's ``search`` settings (``bm25_k1``,
-    ``bm25_b``, ``bm25_fields``, ``bm25_pairs``, ``bm25_stemmer``); ``None`` for one not given
-    (the saved index's value stays). ``k1 >= 0``, ``0 <= b <= 1``; ``fields``: ``description``
-    and / or metadata fields whose text or list of tags BM25 indexes with it
-    (:func:`talkrec.index.segments.lexical_texts`); ``pairs``: also index adjacent word pairs
-    (:func:`tokenize_text`); ``stemmer``: a Snowball language (``english``: "animated" and
-    "animation" are one term) or ``""`` for none (the setting ``false`` or ``none``).
-
-    Descriptions made by the TEMPLATE describer are tag lists: their length says how many tags
-    an item has (how well known it is), not how diluted its topic is, so the product's
-    defaults normalise little (``b = 0.1``; Lucene's 0.75 scored 0.68 / 0.31 against
-    0.71-0.72 / 0.47-0.49 on validation movie / music queries, docs/evaluation.md)."""
-    out: list[float | None] = []
-    for key, hi in (("bm25_k1", math.inf), ("bm25_b", 1.0)):
-        v = (search or {}).get(key)
-        if v is None:
-            out.append(None)
-            continue
-        try:
-            x = float(v)
-        except (TypeError, ValueError):
-            x = math.nan
-        if isinstance(v, bool) or not 0.0 <= x <= hi:
-            raise InputError(f"search.{key} must be a number in [0, {hi:g}], got {v!r}", field=f"search.{key}")
-        out.append(x)
-    fields = (search or {}).get("bm25_fields")
-    if fields is not None:
-        if (isinstance(fields, str) or not isinstance(fields, (list, tuple)) or not fields
-                or not all(isinstance(f, str) and f.strip() for f in fields)):
-            raise InputError(f"search.bm25_fields must be a non-empty list of field names, got {fields!r}",
-                             field="search.bm25_fields")
-        fields = tuple(dict.fromkeys(f.strip() for f in fields))
-    pairs = (search or {}).get("bm25_pairs")
-    if pairs is not None and not isinstance(pairs, bool):
-        raise InputError(f"search.bm25_pairs must be true or false, got {pairs!r}", field="search.bm25_pairs")
-    return out[0], out[1], fields, pairs, stemmer_setting((search or {}).get("bm25_stemmer"))
-
-
-def stemmer_setting(value: Any) -> str | None:
-    """``search.bm25_stemmer`` checked: ``None`` (not given), ``""`` (``false`` / ``"none"``: no
-    stemming) or a Snowball language PyStemmer has (lower-cased)."""
-    if value is None:
-        return None
-    if value is False or (isinstance(value, str) and value.strip().lower() in ("none", "")):
-        return ""
-    langs = _languages()
-    if not isinstance(value, str) or value.strip().lower() not in langs:
-        raise InputError(f"search.bm25_stemmer must be false or a Snowball language ({', '.join(langs)}), "
-                         f"got {value!r}", field="search.bm25_stemmer")
-    return value.strip().lower()
-
-
-@functools.lru_cache(maxsize=1)
-def _languages() -> tuple[str, ...]:
-    """PyStemmer's languages, sorted (read once: the setting is checked on every query)."""
-    import Stemmer
-
-    return tuple(sorted(Stemmer.algorithms()))
-
-
-@functools.lru_cache(maxsize=8)
-def _stem_words(language: str) -> Any:
-    """PyStemmer's ``stemWords`` for ``language`` (one stemmer per language and process; it
-    keeps its own cache of the words it has stemmed)."""
-    import Stemmer
-
-    return Stemmer.Stemmer(language).stemWords
-
-
-def check_fields(fields: Sequence[str], have: Collection[str]) -> None:
-    """Refuse ``search.bm25_fields`` that name neither ``description`` nor one of ``have``
-    (the items' fields), naming the first unknown one and what the items have."""
-    unknown = [f for f in fields if f != "description" and f not in have]
-    if unknown:
-        raise InputError(f"search.bm25_fields: no item field {unknown[0]!r}; the items have "
-                         f"{', '.join(sorted(map(str, have)))}", field="search.bm25_fields")
-
-
-def tokenize_text(text: str, pairs: bool = False, stemmer: str = "") -> list[str]:
-    """bm25s' tokenization (``stopwords="en"``; no stemming unless ``stemmer``): lower-cased
-    ``\\w\\w+`` words, English stopwords removed; with ``stemmer`` (a Snowball language, as
-    ``bm25s.tokenize(stemmer=...)`` applies it) each word is then its stem ("animated",
-    "animation" -> ``anim``).
-
-    ``pairs``: after each word, also the pair ``"<previous word> <word>"`` where the two are
-    adjacent words of the text with only spaces or hyphens between them ("post-rock" and "post
-    rock" give ``post``, ``post rock``, ``rock``; no pair across a comma, a full stop, a
-    stopword or a one-letter word). A tag of two words is then a term of its own: a query for
-    "post-rock" scores the items tagged so above those with "post-punk" and "rock" (+0.038
-    validation nDCG for BM25 on the Last.fm tag queries, docs/evaluation.md)."""
-    text = text.lower()
-    if not pairs:
-        words = [t for t in _TOKEN.findall(text) if t not in STOPWORDS_EN]
-        return _stem_words(stemmer)(words) if stemmer and words else words
-    stem = _stem_words(stemmer) if stemmer else None
-    out: list[str] = []
-    prev: re.Match[str] | None = None                  # the word before, where it is a token
-    for m in _WORD.finditer(text):
-        w = m.group()
-        if len(w) < 2 or w in STOPWORDS_EN:
-            prev = None
-            continue
-        if prev is not None and _PAIR_GAP.fullmatch(text, prev.end(), m.start()):
-            out.append(f"{prev.group()} {w}")
-        out.append(w)
-        prev = m
-    if stem is not None and out:                        # a pair is the pair of its words' stems
-        flat = stem([w for t in out for w in t.split(" ")])
-        it = iter(flat)
-        out = [f"{next(it)} {next(it)}" if " " in t else next(it) for t in out]
-    return out
+from .analysis import DEFAULT_FIELDS, BM25Settings, stop_set, tokenize_text
 
 
 def term_counts(ids: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -214,12 +81,19 @@ class LexicalIndex:
     stemmer:
         A Snowball language whose stems are the terms (``""``: the words themselves); queries
         are stemmed the same way. Kept with the index, as ``fields`` is.
+    stopwords:
+        Words that are no terms beside the English stopwords (a space's ``bm25_stopwords``);
+        removed from queries too. Kept with the index, as ``fields`` is.
     """
 
     def __init__(self, texts: Sequence[str], *, k1: float | None = 1.5, b: float | None = 0.75,
-                 fields: Sequence[str] = DEFAULT_FIELDS, pairs: bool = False, stemmer: str = "") -> None:
+                 fields: Sequence[str] | None = DEFAULT_FIELDS, pairs: bool | None = False,
+                 stemmer: str | None = "", stopwords: Sequence[str] | None = ()) -> None:
         self.k1, self.b = float(1.5 if k1 is None else k1), float(0.75 if b is None else b)
-        self.fields, self.pairs, self.stemmer = tuple(fields), bool(pairs), str(stemmer or "")
+        self.fields = tuple(DEFAULT_FIELDS if fields is None else fields)
+        self.pairs, self.stemmer = bool(pairs), str(stemmer or "")
+        self.stopwords = tuple(sorted({str(w).lower() for w in stopwords or ()}))
+        self.stop = stop_set(self.stopwords)          # every word that is no term
         self.n = len(texts)
         self.avgdl = 0.0
         self.vocab: dict[str, int] = {}
@@ -231,7 +105,7 @@ class LexicalIndex:
         self._by_doc: tuple[np.ndarray, np.ndarray, np.ndarray, list[str]] | None = None   # doc_terms' inverse
         if self.n:
             docs = [t if isinstance(t, str) else "" for t in texts]
-            if self.pairs or self.stemmer:                  # bm25s knows words only
+            if self.pairs or self.stemmer or self.stopwords:    # bm25s knows words and its stopwords only
                 ids = [[self.vocab.setdefault(t, len(self.vocab)) for t in d] for d in self.tokenize(docs)]
             else:
                 import bm25s
@@ -256,8 +130,8 @@ class LexicalIndex:
         length in tokens. ``base`` must have its term counts (:attr:`has_counts`)."""
         if base.tf is None or base.doc_len is None:
             raise ValueError("this BM25 index was saved without its term counts; build it from the texts")
-        out = cls([], k1=base.k1 if k1 is None else k1, b=base.b if b is None else b, fields=base.fields,
-                  pairs=base.pairs, stemmer=base.stemmer)
+        out = cls([], **base.settings._replace(k1=base.k1 if k1 is None else k1, b=base.b if b is None else b)
+                  ._asdict())
         keep = np.asarray(keep, dtype=np.int64)
         lens = np.concatenate([base.doc_len[keep].astype(np.int64), np.asarray(added_len, dtype=np.int64)])
         out.n = len(lens)
@@ -289,6 +163,11 @@ class LexicalIndex:
         return out
 
     @property
+    def settings(self) -> BM25Settings:
+        """What this index was built with (every setting given)."""
+        return BM25Settings(self.k1, self.b, self.fields, self.pairs, self.stemmer, self.stopwords)
+
+    @property
     def has_counts(self) -> bool:
         """Whether the index has its term counts (:meth:`merged` can extend it)."""
         return self.tf is not None and self.doc_len is not None
@@ -311,8 +190,9 @@ class LexicalIndex:
     # ------------------------------------------------------------------ statistics
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
         """The BM25 tokens of each text, as this index tokenizes (lower-cased words, English
-        stopwords removed; word pairs too where :attr:`pairs`; stems where :attr:`stemmer`)."""
-        return [tokenize_text(t if isinstance(t, str) else "", self.pairs, self.stemmer) for t in texts]
+        stopwords and :attr:`stopwords` removed; word pairs too where :attr:`pairs`; stems where
+        :attr:`stemmer`)."""
+        return [tokenize_text(t if isinstance(t, str) else "", self.pairs, self.stemmer, self.stop) for t in texts]
 
     def doc_terms(self, doc: int) -> tuple[list[str], np.ndarray] | None:
         """Document ``doc``'s distinct terms as indexed (in vocabulary order) and each one's
@@ -373,7 +253,7 @@ class LexicalIndex:
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every item for ``query`` (float64, 0 where no query term occurs):
         :meth:`token_scores` of its tokens."""
-        return self.token_scores(tokenize_text(query, self.pairs, self.stemmer))
+        return self.token_scores(tokenize_text(query, self.pairs, self.stemmer, self.stop))
 
     def token_scores(self, tokens: Sequence[str]) -> np.ndarray:
         """BM25 score of every item for a query of ``tokens`` (:meth:`tokenize`'s): the sum

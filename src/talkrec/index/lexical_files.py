@@ -34,7 +34,8 @@ def save_lexical(index: "LexicalIndex", path: Path) -> None:
     """Write ``index`` into folder ``path``."""
     path.mkdir(parents=True, exist_ok=True)
     stats = {"n": index.n, "avgdl": index.avgdl, "k1": index.k1, "b": index.b, "fields": list(index.fields),
-             "pairs": index.pairs, "stemmer": index.stemmer}
+             "pairs": index.pairs, "stemmer": index.stemmer,
+             "stopwords": list(index.stopwords)}
     if index.n:
         for k in _ARRAYS:
             np.save(path / f"{k}.csc.index.npy", getattr(index, k))
@@ -56,11 +57,12 @@ def save_lexical(index: "LexicalIndex", path: Path) -> None:
 
 def load_lexical(cls: "type[LexicalIndex]", path: Path) -> "LexicalIndex":
     """The index :func:`save_lexical` wrote into folder ``path``."""
-    from .lexical import DEFAULT_FIELDS
+    from .analysis import DEFAULT_FIELDS
 
     stats = json.loads((path / _STATS).read_text())
     index = cls([], k1=float(stats["k1"]), b=float(stats["b"]), fields=stats.get("fields", DEFAULT_FIELDS),
-                pairs=bool(stats.get("pairs", False)), stemmer=str(stats.get("stemmer") or ""))
+                pairs=bool(stats.get("pairs", False)), stemmer=str(stats.get("stemmer") or ""),
+                stopwords=[str(w) for w in stats.get("stopwords") or ()])
     index.n, index.avgdl = int(stats["n"]), float(stats["avgdl"])
     if index.n:
         index.data, index.indices, index.indptr = (np.load(path / f"{k}.csc.index.npy", allow_pickle=False)

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .filters import FilterEngine, is_null
+from .analysis import BM25Settings
 from .lexical import LexicalIndex
 from .quantized import MAX_ROWS, MIN_ROWS, Int8TopK
 from .store import VectorIndex
@@ -103,23 +104,18 @@ class Generation:
         """What :meth:`memo` made for ``key`` so far, or None."""
         return self._memo.get(key)
 
-    def lexical(self, k1: float | None = None, b: float | None = None, fields: Sequence[str] | None = None,
-                pairs: bool | None = None, stemmer: str | None = None) -> LexicalIndex:
-        """BM25 over the descriptions: the saved index, or one built with ``k1`` / ``b`` /
-        ``fields`` / ``pairs`` / ``stemmer`` where they differ from it (a space whose
-        ``search.bm25_*`` settings changed after the generation was written; built once per
-        setting)."""
+    def lexical(self, settings: BM25Settings = BM25Settings()) -> LexicalIndex:
+        """BM25 over the descriptions: the saved index, or one built with ``settings`` where
+        those given differ from it (a space whose ``search.bm25_*`` settings changed after the
+        generation was written; built once per setting)."""
         if self._lexical is None:
             self._lexical = self.memo("lexical", lambda: LexicalIndex(descriptions(self.meta)))
         base = self._lexical
-        want = (base.k1 if k1 is None else float(k1), base.b if b is None else float(b),
-                base.fields if fields is None else tuple(fields), base.pairs if pairs is None else bool(pairs),
-                base.stemmer if stemmer is None else stemmer)
-        if want == (base.k1, base.b, base.fields, base.pairs, base.stemmer):
+        want = settings.given_over(base.settings)
+        if want == base.settings:
             return base
         return self.memo(("lexical", want),  # type: ignore[no-any-return]
-                         lambda: LexicalIndex(lexical_texts(self.meta, want[2]), k1=want[0], b=want[1],
-                                              fields=want[2], pairs=want[3], stemmer=want[4]))
+                         lambda: LexicalIndex(lexical_texts(self.meta, want.fields), **want._asdict()))
 
     def lexical_tokens(self, rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
         """The BM25 tokens of metadata rows (dicts) as this generation's index makes them: its
@@ -245,7 +241,7 @@ def descriptions(meta: pd.DataFrame) -> list[str]:
 
 def _field_text(v: Any) -> str:
     """A field's text; a list of tags joined with commas, so that no word pair
-    (:func:`~talkrec.index.lexical.tokenize_text`) spans two tags."""
+    (:func:`~talkrec.index.analysis.tokenize_text`) spans two tags."""
     if isinstance(v, str):
         return v
     if isinstance(v, (list, tuple, np.ndarray)):

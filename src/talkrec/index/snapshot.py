@@ -28,6 +28,7 @@ from ..ranking import top_k
 from . import toplists
 from .backend import VectorBackend
 from .filters import FilterEngine, Where, field_kind
+from .analysis import BM25Settings
 from .lexical import LexicalIndex
 from .segments import DeltaRows, Generation
 from .store import ann_fetch, checked_query
@@ -328,13 +329,11 @@ class Snapshot:
             s, has = np.concatenate([s, Td @ q]), np.concatenate([has, hasd])
         return np.where(has & self.live, s, -np.inf)
 
-    def lexical_scores(self, text: str, k1: float | None = None, b: float | None = None,
-                       fields: Sequence[str] | None = None, pairs: bool | None = None,
-                       stemmer: str | None = None) -> np.ndarray:
+    def lexical_scores(self, text: str, settings: BM25Settings = BM25Settings()) -> np.ndarray:
         """BM25 score of every row for ``text`` (float64; 0 where no term occurs or the row is
-        dead); delta rows score with the generation's corpus statistics. ``k1`` / ``b`` /
-        ``fields`` / ``pairs`` / ``stemmer``: see :meth:`~talkrec.index.segments.Generation.lexical`."""
-        lex = self.gen.lexical(k1, b, fields, pairs, stemmer)
+        dead); delta rows score with the generation's corpus statistics. ``settings``: see
+        :meth:`~talkrec.index.segments.Generation.lexical`."""
+        lex = self.gen.lexical(settings)
         return self._with_delta(lex, lex.scores(text), lambda: lex.tokenize([text])[0])
 
     def lexical_term_scores(self, lex: LexicalIndex, terms: Sequence[str], counts: np.ndarray) -> np.ndarray:

@@ -47,7 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "index": {"ann": False},
     # hybrid search: text 1 / BM25 4 and BM25 with little length normalisation (descriptions are tag
     # lists) won on validation queries of both datasets, and word pairs as BM25 terms ("post rock")
-    # on music, with no loss on movies (docs/evaluation.md; lexical.bm25_params); the names' own list at
+    # on music, with no loss on movies (docs/evaluation.md; analysis.bm25_params); the names' own list at
     # weight 2: a name typed as the query found first far more often, tag queries unchanged on both
     # datasets (docs/evaluation.md, "Stemming and names"; space.namelist)
     "search": {"mode": "hybrid", "hybrid_text_weight": 1.0, "hybrid_bm25_weight": 4.0, "rrf_depth": 1000,

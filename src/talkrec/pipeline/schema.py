@@ -48,9 +48,10 @@ SECTIONS: dict[str, frozenset[str]] = {
     "descriptions": frozenset({"template", "second", "gen"}),
     # stages.cf_stage (``params``: ALSEncoder's, below)
     "cf": frozenset({"enabled", "tune", "n_trials", "params", "min_weight"}),
-    # space.search, index.lexical.bm25_params
+    # space.search, index.analysis.bm25_params
     "search": frozenset({"mode", "hybrid_text_weight", "hybrid_bm25_weight", "hybrid_name_weight", "rrf_depth", "rrf_c",
-                         "bm25_k1", "bm25_b", "bm25_fields", "bm25_pairs", "bm25_stemmer"}),
+                         "bm25_k1", "bm25_b", "bm25_fields", "bm25_pairs", "bm25_stemmer",
+                         "bm25_stopwords"}),
     # space.strategies.similar_rows
     "similar": frozenset({"strategy", "cf_weight", "rrf_c", "depth", "cold_neighbors", "cold_weight", "cold_match",
                           "cold_content_weight", "lexical_weight", "lexical_max_df",

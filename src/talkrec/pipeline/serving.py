@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 from ..data.catalog import Catalog
 from ..device import free_cores
 from ..errors import InputError
-from ..index.lexical import bm25_params, check_fields
+from ..index.analysis import bm25_params, check_fields
 from .cache import StageTimer
 from .schema import check_build_config
 
@@ -110,7 +110,7 @@ def check_item_fields(cfg: Mapping[str, Any], catalog: Catalog) -> None:
                          f"count how many users have each item; this catalog has "
                          f"{'none' if x is None or not len(x) else 'none above it'}",
                          path=cfg.get("_config_path"), field=f"{wanted[0]}.novelty")
-    check_fields(bm25_params(cfg.get("search"))[2] or (), {"name", "tags", *catalog.items.columns})
+    check_fields(bm25_params(cfg.get("search")).fields or (), {"name", "tags", *catalog.items.columns})
     for f in cfg["recommend"].get("cold_prior") or ():
         if f not in catalog.items.columns:
             raise InputError(f"recommend.cold_prior: no item field {f!r}; the items have "

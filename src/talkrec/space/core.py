@@ -16,7 +16,7 @@ from ..encoders.query import QueryEncoder
 from ..errors import InputError, NotFoundError, shown
 from ..fusion.projector import FusionProjector
 from ..index.filters import FilterSpec, Where
-from ..index.lexical import bm25_params
+from ..index.analysis import bm25_params
 from ..index.snapshot import Snapshot
 from ..limits import is_number
 from . import browse, media, playlists, warming
@@ -65,7 +65,7 @@ class Space(SpaceWrites, Explanations):
         """Load now, not on the first query: the text model, BM25, the int8 copies and what reads
         use (:func:`.warming.keep_warm`: also each generation a compaction makes from now on)."""
         self.text_encoder().encode("warm up", kind="query")
-        self.index.gen.lexical(*bm25_params(self.config.get("search")))
+        self.index.gen.lexical(bm25_params(self.config.get("search")))
         self.index.gen.warm_int8(self.config["input_files"].get("text"))
         warming.keep_warm(self)
 
@@ -261,7 +261,7 @@ class Space(SpaceWrites, Explanations):
 
     def lexical_index(self) -> LexicalView:
         """BM25 (``search.bm25_k1`` / ``bm25_b``) over the descriptions as of now (:class:`.search.LexicalView`)."""
-        return LexicalView(self.index, *bm25_params(self.config.get("search")))
+        return LexicalView(self.index, bm25_params(self.config.get("search")))
 
     @consistent
     def similar(self, item_id: str, k: int = 10, *, where: Where = None, offset: int = 0,

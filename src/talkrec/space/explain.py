@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..fusion.model import modality_weight
-from ..index.lexical import tokenize_text
+from ..index.analysis import tokenize_text
 from ..index.store import checked_query
 from ..errors import InputError
 from ..limits import K_MAX
@@ -165,7 +165,7 @@ def _matched_terms(space: "Space", text: str, p: int) -> list[dict[str, Any]]:
     lex = view.generation_index()
     toks = lex.tokenize([text.strip()])[0]
     shown: dict[str, list[str]] = {}
-    for t, w in zip(toks, tokenize_text(text.strip(), lex.pairs)):   # the same places, unstemmed
+    for t, w in zip(toks, tokenize_text(text.strip(), lex.pairs, stopwords=lex.stop)):   # the same places, unstemmed
         if w not in shown.setdefault(t, []):
             shown[t].append(w)
     terms, counts = _counted_terms(toks)

@@ -196,18 +196,17 @@ def write_new_space(folder: Path, index: VectorIndex, inputs: dict[str, np.ndarr
     """The storage files of a new space into the (temporary) space folder ``folder``: generation 1
     (BM25 over the ``search`` settings' ``bm25_*`` fields, parameters and tokenization; the int8 copies of
     the fused vectors and of input ``text_key``'s text matrix), an empty log and the manifest."""
-    from ..index.lexical import DEFAULT_FIELDS, bm25_params, check_fields
+    from ..index.analysis import DEFAULT_FIELDS, bm25_params, check_fields
     from ..index.segments import lexical_texts
 
-    k1, b, fields, pairs, stemmer = bm25_params(search)
-    fields = fields or DEFAULT_FIELDS
+    settings = bm25_params(search)
+    fields = settings.fields or DEFAULT_FIELDS
     check_fields(fields, set(index.meta.columns))
     manifest = Manifest.first()
     name = manifest.generation
     (folder / name).mkdir()
-    write_generation(folder / name, index, inputs, LexicalIndex(lexical_texts(index.meta, fields), k1=k1, b=b,
-                                                                fields=fields, pairs=bool(pairs),
-                                                                stemmer=stemmer or ""))
+    write_generation(folder / name, index, inputs, LexicalIndex(lexical_texts(index.meta, fields),
+                                                                **settings._replace(fields=fields)._asdict()))
     gen = Generation(name, index, inputs)               # the matrices a serving process reads (checked there)
     gen.warm_int8(text_key)
     gen.save_int8(folder / name)

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..index.lexical import LexicalIndex, bm25_params
+from ..index.analysis import bm25_params
+from ..index.lexical import LexicalIndex
 from ..ranking import top_k_among
 from .hits import base_names
 
@@ -39,15 +40,13 @@ def name_weight(space: "Space") -> float:
 def name_index(space: "Space", snap: "Snapshot") -> LexicalIndex:
     """BM25 over the names of ``snap``'s base rows, tokenized as the space's BM25 index is (once
     per generation and tokenization)."""
-    *_, pairs, stemmer = bm25_params(space.config.get("search"))
-    if pairs is None or stemmer is None:                # not set: as the generation's saved index
-        saved = snap.gen.lexical()
-        pairs = saved.pairs if pairs is None else pairs
-        stemmer = saved.stemmer if stemmer is None else stemmer
-    return snap.gen.memo(("names", pairs, stemmer),  # type: ignore[no-any-return]
+    # a setting not given: as the generation's saved index
+    pairs, stemmer, stop = bm25_params(space.config.get("search")).given_over(snap.gen.lexical().settings) \
+        .tokenization()
+    return snap.gen.memo(("names", pairs, stemmer, stop),  # type: ignore[no-any-return]
                          lambda: LexicalIndex([n if isinstance(n, str) else "" for n in base_names(snap)],
-                                              k1=NAME_K1, b=NAME_B, fields=("name",), pairs=bool(pairs),
-                                              stemmer=stemmer or ""))
+                                              k1=NAME_K1, b=NAME_B, fields=("name",), pairs=pairs,
+                                              stemmer=stemmer, stopwords=stop))
 
 
 def name_scores(space: "Space", snap: "Snapshot", text: str) -> np.ndarray:
@@ -65,7 +64,7 @@ def name_scores(space: "Space", snap: "Snapshot", text: str) -> np.ndarray:
         j = idx.vocab.get(t)
         if j is not None and j < len(idx.indptr) - 1:
             hit[idx.indices[idx.indptr[j]:idx.indptr[j + 1]]] += 1
-    own = snap.gen.memo(("name_terms", idx.pairs, idx.stemmer),
+    own = snap.gen.memo(("name_terms", *idx.settings.tokenization()),
                         lambda: np.bincount(idx.indices, minlength=idx.n))   # each name's distinct terms
     s = np.where(_covers(hit, own, len(distinct)), s, 0.0)
     if snap.m:
@@ -74,7 +73,7 @@ def name_scores(space: "Space", snap: "Snapshot", text: str) -> np.ndarray:
 
 
 def _delta_scores(idx: LexicalIndex, snap: "Snapshot", query: list[str]) -> np.ndarray:
-    postings, lens, own = snap.memo(("name_postings", idx.pairs, idx.stemmer), lambda: _postings(idx, snap))
+    postings, lens, own = snap.memo(("name_postings", *idx.settings.tokenization()), lambda: _postings(idx, snap))
     out, hit = np.zeros(snap.m), np.zeros(snap.m, dtype=np.int64)
     counts = Counter(query)
     for t, w in zip(counts, idx.idf(list(counts))):

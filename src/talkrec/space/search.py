@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from ..errors import InputError
+from ..index.analysis import BM25Settings
 from ..index.filters import Where
 from ..index.segments import row_text
 from ..limits import check_page
@@ -41,19 +42,18 @@ class LexicalView:
     """BM25 over the descriptions of one snapshot's items: :meth:`scores` per row (0 for
     deleted rows; items written since the generation score with its corpus statistics)."""
 
-    def __init__(self, snap: "Snapshot", k1: float | None = None, b: float | None = None,
-                 fields: Sequence[str] | None = None, pairs: bool | None = None, stemmer: str | None = None) -> None:
-        self.snap, self.k1, self.b, self.fields, self.pairs, self.stemmer = snap, k1, b, fields, pairs, stemmer
+    def __init__(self, snap: "Snapshot", settings: BM25Settings = BM25Settings()) -> None:
+        self.snap, self.settings = snap, settings
 
     def __len__(self) -> int:
         return self.snap.n_rows
 
     def scores(self, text: str) -> np.ndarray:
-        return self.snap.lexical_scores(text, self.k1, self.b, self.fields, self.pairs, self.stemmer)
+        return self.snap.lexical_scores(text, self.settings)
 
     def generation_index(self) -> "LexicalIndex":
         """The generation's BM25 index with these settings (:meth:`Generation.lexical`)."""
-        return self.snap.gen.lexical(self.k1, self.b, self.fields, self.pairs, self.stemmer)
+        return self.snap.gen.lexical(self.settings)
 
 
 _side: ThreadPoolExecutor | None = None

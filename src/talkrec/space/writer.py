@@ -32,7 +32,7 @@ from ..errors import InputError, NotFoundError
 from ..index import wal
 from ..index.backend import VectorBackend, mirror, open_backend, reapply
 from ..index.compaction import apply_record, compacted, graph_file_of, rebase
-from ..index.lexical import bm25_params
+from ..index.analysis import bm25_params
 from ..index.segments import Generation
 from ..index.snapshot import Snapshot
 from .files import (Manifest, ManifestChanged, SpaceFiles, WriteConflict, WriteError, gen_name, gen_number,
@@ -309,9 +309,7 @@ class SpaceStore:
                     return {"compacted": False, "generation": m0.generation, "items": len(sealed)}
                 self._seal(m0)
             name = gen_name(gen_number(m0.generation) + 1)
-            k1, b, fields, pairs, stemmer = self._bm25
-            index, inputs, lexical = compacted(sealed, graph_file_of(sealed.gen, self.path), k1=k1, b=b,
-                                               fields=fields, pairs=pairs, stemmer=stemmer)
+            index, inputs, lexical = compacted(sealed, graph_file_of(sealed.gen, self.path), self._bm25)
             # its int8 copies (those the old one had) made here and saved with it: a follower reads them
             new_gen = Generation(name, index, inputs, lexical).warmed_like(sealed.gen)
             publish_generation(self.path, name, index, inputs, lexical, extra=new_gen.save_int8)
