@@ -1,6 +1,6 @@
 """Benchmark (not a test): what the recommend options cost on a built space.
 
-    python benchmarks/recommend_options.py --space spaces/lastfm [--n 300] [--only explanations]
+    python benchmarks/recommend_options.py --space spaces/lastfm [--n 300] [--only explanations | strategies]
 
 Prints, each next to its floor measured in the same run:
 
@@ -11,6 +11,9 @@ Prints, each next to its floor measured in the same run:
 * the explanations, in-process: ``Space.explain`` (a similar item, k=200 served list), ``Space.explain_search``
   (a hybrid search hit) and ``Space.explain_recommend`` (a user's recommendation), each next to the
   served call it makes, at k=200 (its floor: ``similar`` / ``search`` / ``recommend``);
+* each ``strategy`` of ``Space.recommend`` (``blend``, ``rrf``, ``knn``, ``best_score``) from 3
+  items and from a user's whole history, next to numpy's product of the catalog's vectors with
+  the history's (``V @ H.T``, what ``best_score`` must compute: its floor);
 * recommendations for 100 users over HTTP (``talkrec serve`` in a subprocess, one client):
   100 ``POST /api/recommend`` one after another (the floor) against one ``POST
   /api/recommend/batch`` of the same 100 bodies; and ``talkrec recommend --users`` for the same
@@ -67,6 +70,36 @@ def in_process(space_dir: str, n: int) -> None:
     print(f"== in-process similar, k=10 ({n} queries; load {os.getloadavg()[0]:.2f})")
     for name, ts in sim.items():
         print(f"  {name:45s} {pct(ts)}")
+
+
+def strategies(space_dir: str, n: int) -> None:
+    from talkrec import Space
+    from talkrec.space.strategies import RECOMMEND_STRATEGIES
+    s = Space.load(space_dir)
+    s.warm_up()
+    rng = np.random.default_rng(0)
+    ids = [str(x) for x in s.item_ids]
+    users = [u for u, _ in s.users(200)]                   # the 200 with the most history (the limit)
+    users = [users[i] for i in rng.choice(len(users), min(n, len(users)), replace=False)]
+    V = s.index.gen.vectors
+    for label, hists in (("3 items", [[ids[i] for i in rng.choice(len(ids), 3, replace=False)] for _ in users]),
+                         ("a user's history", [s.user_history(u) for u in users])):
+        times: dict[str, list[float]] = {"numpy V @ H.T (floor of best_score)": [],
+                                         **{st: [] for st in RECOMMEND_STRATEGIES}}
+        for h in hists:                              # round robin
+            H = np.stack([s.item_vector(i) for i in h])
+            t = time.perf_counter()
+            (V @ H.T).max(axis=1)
+            times["numpy V @ H.T (floor of best_score)"].append(time.perf_counter() - t)
+            for st in RECOMMEND_STRATEGIES:
+                t = time.perf_counter()
+                s.recommend(items=h, k=10, strategy=st)
+                times[st].append(time.perf_counter() - t)
+        sizes = [len(h) for h in hists]
+        print(f"== in-process recommend by strategy, {label} (median {int(np.median(sizes))}, max {max(sizes)} "
+              f"items), k=10 ({len(hists)} queries; load {os.getloadavg()[0]:.2f})")
+        for name, ts in times.items():
+            print(f"  {name:45s} {pct(ts)}")
 
 
 def explanations(space_dir: str, n: int) -> None:
@@ -159,12 +192,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--space", required=True)
     ap.add_argument("--n", type=int, default=300)
-    ap.add_argument("--only", choices=["explanations"], help="run only this part")
+    ap.add_argument("--only", choices=["explanations", "strategies"], help="run only this part")
     a = ap.parse_args()
     if a.only == "explanations":
         explanations(a.space, min(a.n, 100))
         return
+    if a.only == "strategies":
+        strategies(a.space, min(a.n, 200))
+        return
     in_process(a.space, a.n)
+    strategies(a.space, min(a.n, 200))
     explanations(a.space, min(a.n, 100))
     from talkrec import Space
     users = [u for u, _ in Space.load(a.space).users(100)]

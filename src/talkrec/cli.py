@@ -172,6 +172,9 @@ def recommend(items: Optional[str] = typer.Option(None, "--items", help="Comma-s
                                                      "left out and weighed against the rest (--items '' for them alone)."),
               negative_weight: Optional[float] = typer.Option(None, help="Their weight (default: the space's "
                                                               "recommend.negative_weight)."),
+              strategy: Optional[str] = typer.Option(None, help="blend, rrf, knn or best_score: each item by the "
+                                                     "given item nearest to it (default: the space's "
+                                                     "recommend.strategy)."),
               as_json: bool = JsonOpt) -> None:
     """Recommend from a list of items or a user's history (seen items excluded), away from
     --negative items; --users recommends for many users at once (an export), on one snapshot."""
@@ -187,7 +190,8 @@ def recommend(items: Optional[str] = typer.Option(None, "--items", help="Comma-s
         opts = {"k": k, "where": _where(s, where, tag, decade, range_), "offset": offset,
                 "exclude_seen": not include_seen, "diversity": diversity, "novelty": novelty,
                 "max_per_artist": max_per_artist, "artist_field": artist_field, "pool": pool,
-                "negative": None if negative is None else resolve_ids(s, negative), "negative_weight": negative_weight}
+                "negative": None if negative is None else resolve_ids(s, negative), "negative_weight": negative_weight,
+                "strategy": strategy}
         if users is not None:
             _recommend_users(s.pinned(), read_user_ids(users), opts)
             return

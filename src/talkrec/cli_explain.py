@@ -36,6 +36,7 @@ def explain(a: str = typer.Argument(..., metavar="A", help="Item id or exact nam
             negative_weight: Optional[float] = typer.Option(None, "--negative-weight", min=0.0,
                                                             help="With --negative: their weight (default: the "
                                                                  "space's)."),
+            strategy: Optional[str] = typer.Option(None, help="With --user / --items: as in talkrec recommend."),
             space: str = SpaceOpt, as_json: bool = JsonOpt) -> None:
     """Why B is next to A: its place in A's similar list (each fused list's part), the fused
     cosine by modality pair, the shared tags. With --query: why A is a hit for that search; with
@@ -49,6 +50,7 @@ def explain(a: str = typer.Argument(..., metavar="A", help="Item id or exact nam
         not_with({"--mode": mode is not None}, query is None, "applies only with --query")
         not_with({"--negative": negative is not None}, user is None and items is None, "applies only with --user or --items")
         not_with({"--negative-weight": negative_weight is not None}, negative is None, "applies only with --negative")
+        not_with({"--strategy": strategy is not None}, user is None and items is None, "applies only with --user or --items")
         s = load(space)
         if b is not None:
             ex = s.explain(s.resolve(a), s.resolve(b))
@@ -57,7 +59,7 @@ def explain(a: str = typer.Argument(..., metavar="A", help="Item id or exact nam
         else:
             ex = s.explain_recommend(s.resolve(a), user=user, items=resolve_ids(s, items) if items is not None else None,
                                      negative=resolve_ids(s, negative) if negative is not None else None,
-                                     negative_weight=negative_weight)
+                                     negative_weight=negative_weight, strategy=strategy)
         if as_json:
             typer.echo(json.dumps(ex, indent=2, ensure_ascii=False))
         else:

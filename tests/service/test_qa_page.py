@@ -390,6 +390,28 @@ def test_the_novelty_slider_asks_recommend_for_less_popular_items(page):
     assert not page.errors, page.errors
 
 
+def test_the_ranking_menu_asks_recommend_for_another_strategy(page):
+    """The user view's "ranking" menu gives recommend a ``strategy``: the page shows the API's
+    list for it (``best_score``: each item by the history item nearest to it), says so, its
+    "why?" explains that ranking, and "the space's" is the plain ranking again."""
+    u, plain = _user_view(page)
+    best = [h["item_id"] for h in _post(page.url0 + "/api/recommend", {"user": u, "k": 20,
+                                                                        "strategy": "best_score"})["items"]]
+    assert best != plain                                              # the menu has something to show
+    page.select_option("#user-strategy", "best_score")
+    page.wait_for_selector("[data-testid=user-status]:has-text('ranking: best_score')")
+    page.wait_for_function("document.querySelectorAll('[data-testid=user-recs] li a.name').length === 20")
+    assert page.locator("[data-testid=user-recs] li").evaluate_all("ls => ls.map(l => l.dataset.id)") == best
+    first = page.locator("[data-testid=user-recs] li").nth(0)
+    first.get_by_test_id("why").click()
+    first.get_by_test_id("why-panel").locator("text=#1 of the user's recommendations").wait_for()
+    page.select_option("#user-strategy", "")
+    page.wait_for_function("!document.querySelector('[data-testid=user-status]').textContent.includes('ranking:')")
+    page.wait_for_function("document.querySelectorAll('[data-testid=user-recs] li a.name').length === 20")
+    assert page.locator("[data-testid=user-recs] li").evaluate_all("ls => ls.map(l => l.dataset.id)") == plain
+    assert not page.errors, page.errors
+
+
 def test_a_user_gets_recommendations_and_personalized_search(page):
     """The page had no way to reach recommend(user) or personalized search: the user picker in
     the filter bar personalizes search, and "For a user" lists their recommendations, paged."""

@@ -9,7 +9,7 @@ model, the modality weights of the item mean, and the strategies ``Space.similar
   (missing modalities weigh 1), used by the build and by cold-start upserts.
 * ``similar: {strategy: rrf | knn, cf_weight, rrf_c, depth, cold_neighbors, cold_weight,
   cold_match: content | fused, cold_content_weight, lexical_weight, lexical_max_df, lexical_max_terms, novelty}`` and
-  ``recommend: {strategy: blend | rrf | knn, weights: {fused, ease, als}, rrf_c, depth,
+  ``recommend: {strategy: blend | rrf | knn | best_score, weights: {fused, ease, als}, rrf_c, depth,
   cold_neighbors, cold_boost, cold_match: fused | content, cold_prior: [numeric item field, ...],
   cold_prior_weight, negative_weight, novelty}`` (:mod:`talkrec.space.strategies`, :mod:`talkrec.space.priors`;
   ``novelty``, also in ``similar``: the default of the calls' ``novelty``, :mod:`talkrec.space.popularity`).
@@ -31,6 +31,7 @@ from ..data.catalog import Catalog
 from ..device import free_cores
 from ..errors import InputError
 from ..index.analysis import bm25_params, check_fields
+from ..space.strategies import RECOMMEND_STRATEGIES
 from .cache import StageTimer
 from .schema import check_build_config
 
@@ -40,7 +41,6 @@ __all__ = ["PAPER_FUSION", "check_modalities", "ease_stage", "modality_weights",
 PAPER_FUSION: dict[str, Any] = {"learning_rate": 1e-4, "max_epochs": 400, "patience": 25}
 
 SIMILAR_STRATEGIES = ("rrf", "knn")
-RECOMMEND_STRATEGIES = ("blend", "rrf", "knn")
 
 
 def resolve_profile(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -175,5 +175,6 @@ def serving_config(cfg: Mapping[str, Any], weights: Mapping[str, float], has_eas
     if not has_ease:                       # no CF at all: the fused space (and similar's BM25 list) alone
         if not float(sim.get("lexical_weight", 0.0)) > 0:
             sim["strategy"] = "knn"
-        rec["strategy"] = "knn"
+        if rec.get("strategy") != "best_score":              # the one without a CF list
+            rec["strategy"] = "knn"
     return {"similar": sim, "recommend": rec, "modality_weights": dict(weights), "profile": cfg.get("profile", "default")}

@@ -29,6 +29,8 @@ ItemId = str  # ids are strings; numeric ids are sent as strings ("289")
 #: model's own space, ``bm25`` (BM25 over the descriptions), ``rrf`` (reciprocal rank fusion of
 #: several rankings: only the order means something) or ``session`` (a session model's score)
 ScoreKind = Literal["cosine", "text_cosine", "bm25", "rrf", "blend", "session"]
+#: ``talkrec.space.strategies.RECOMMEND_STRATEGIES`` (a test checks they are the same)
+RecommendStrategy = Literal["blend", "rrf", "knn", "best_score"]
 SCORE_KIND_DESCRIPTION = ("what the scores are: cosine (fused space), text_cosine (the text model's own space), "
                           "bm25 (BM25 over the descriptions), rrf (reciprocal rank fusion: compare ranks, not values), "
                           "blend (recommend's sum of z-scored fused / EASE / ALS scores) or session (a session model's "
@@ -134,6 +136,11 @@ class RecommendRequest(_UserOrItems):
                              description="with diversity, novelty or max_per_artist: the candidates re-ranked, the "
                                          "top of the plain ranking; at least offset + k (default: 100, or offset + k "
                                          "when more)")
+    strategy: RecommendStrategy | None = Field(
+        None, description="how items are ranked: blend (z-scored fused cosine + EASE + ALS), rrf (RRF of the fused "
+                          "and EASE lists), knn (the fused space's nearest to the history's mean), best_score (each "
+                          "item by its largest cosine to a history item: every taste of a mixed history served); "
+                          "default: the space's recommend.strategy")
 
     @model_validator(mode="after")
     def _some_example(self) -> "RecommendRequest":

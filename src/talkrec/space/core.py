@@ -27,7 +27,9 @@ from .playlists import Continuation
 from .popularity import novelty_setting
 from .shared import SharedState, consistent
 from .search import LexicalView, check_mode, check_text, lexical_search, text_search
-from .strategies import checked_negative_weight, recommend_rows, score_kind, similar_rows
+from .best_score import best_score_rows
+from .strategies import (checked_negative_weight, recommend_rows, recommend_strategy, score_kind,
+                         similar_rows)
 from .vectors import checked_vector, id_list, mean_vector, mixed_vector, signed_vector
 from .writer import SpaceStore, open_store
 from .writes import SpaceWrites
@@ -285,23 +287,36 @@ class Space(SpaceWrites, Explanations):
                   where: Where = None, offset: int = 0, exclude_seen: bool = True, diversity: float = 0.0,
                   max_per_artist: int | None = None, artist_field: str = "artist", pool: int | None = None,
                   negative: Sequence[str] | None = None, negative_weight: float | None = None,
-                  novelty: float | None = None) -> list[Hit]:
-        """Recommend from items or a known user's history, by ``recommend.strategy`` (:mod:`.strategies`);
+                  novelty: float | None = None, strategy: str | None = None) -> list[Hit]:
+        """Recommend from items or a known user's history, by ``strategy`` (``blend``, ``rrf``,
+        ``knn``, ``best_score``: :mod:`.strategies`; default the space's ``recommend.strategy``);
         ``negative``: items not wanted, never recommended, weighed against the history in every
-        term (``negative_weight``, default ``recommend.negative_weight``; ``items=[]`` with them alone);
-        ``diversity`` (MMR), ``novelty`` (less popular items up; default ``recommend.novelty``, else 0)
-        and ``max_per_artist`` re-rank its top ``pool`` (default 100, at least ``offset + k``)."""
+        term (``negative_weight``, default ``recommend.negative_weight``; ``items=[]`` with them alone;
+        under ``best_score`` by its own rule, without a weight); ``diversity`` (MMR), ``novelty`` (less
+        popular items up; default ``recommend.novelty``, else 0) and ``max_per_artist`` re-rank its
+        top ``pool`` (default 100, at least ``offset + k``)."""
         novelty = novelty_setting(self, "recommend", novelty)
         if (items is None) == (user is None):
             raise InputError("give exactly one of items or user", field="items")
+        strategy = recommend_strategy(self, strategy)
         hist = id_list(items) if items is not None else self.user_history(user)  # type: ignore[arg-type]
         neg = [] if negative is None else id_list(negative, "negative")
-        gamma = checked_negative_weight(self, negative_weight)
-        q, excl = signed_vector(self.index, hist, neg, gamma), (hist if exclude_seen else []) + neg
+        excl = (hist if exclude_seen else []) + neg
+        if strategy == "best_score":
+            if negative_weight is not None:
+                raise InputError("negative_weight does not apply to strategy best_score (an item nearer a negative "
+                                 "example than to every item scores minus that cosine)", field="negative_weight")
+            q = None
+        else:
+            gamma = checked_negative_weight(self, negative_weight)
+            q = signed_vector(self.index, hist, neg, gamma)
 
         def ranked(n: int, start: int = 0) -> list[Hit]:                    # the strategy's list
-            if score_kind(self, "recommend") != "cosine":
-                return hits_at(self.index, *recommend_rows(self, hist, q, n, where, start, excl, neg, gamma))
+            if q is None:
+                return hits_at(self.index, *best_score_rows(self, hist, neg, n, where, start, excl))
+            if score_kind(self, "recommend", strategy) != "cosine":
+                return hits_at(self.index, *recommend_rows(self, hist, q, n, where, start, excl, neg, gamma,
+                                                           strategy=strategy))
             return self.hits(self.index.search(q, n, where=where, exclude=excl, offset=start))
         if diversity == 0 and max_per_artist is None and novelty == 0:
             return ranked(k, offset)

@@ -31,7 +31,8 @@ from ..limits import K_MAX
 from .popularity import novelty_setting
 from .search import _counted_terms, check_mode, check_text, hybrid_lists, search_score_kind
 from .shared import consistent
-from .strategies import _als_items, checked_negative_weight, ease_model, recommend_rows, score_kind, similar_lists
+from .strategies import (_als_items, checked_negative_weight, ease_model, recommend_rows, recommend_strategy,
+                         score_kind, similar_lists)
 from .vectors import id_list, signed_vector
 
 if TYPE_CHECKING:
@@ -57,11 +58,11 @@ class Explanations:
     @consistent
     def explain_recommend(self: "Space", item_id: str, *, items: Sequence[str] | None = None,  # type: ignore[misc]
                           user: str | None = None, negative: Sequence[str] | None = None,
-                          negative_weight: float | None = None) -> dict[str, Any]:
+                          negative_weight: float | None = None, strategy: str | None = None) -> dict[str, Any]:
         """Why ``item_id`` is recommended from ``items`` or ``user``'s history (away from
         ``negative``, as :meth:`~talkrec.space.Space.recommend`): its place, each term of its
         score, the history items that bring it (:func:`explain_recommend`)."""
-        return explain_recommend(self, item_id, items, user, negative, negative_weight)
+        return explain_recommend(self, item_id, items, user, negative, negative_weight, strategy)
 
 
 def _projections(space: "Space", item_id: str) -> dict[str, np.ndarray]:
@@ -175,28 +176,32 @@ def _matched_terms(space: "Space", text: str, p: int) -> list[dict[str, Any]]:
 
 
 def explain_recommend(space: "Space", item_id: str, items: Sequence[str] | None = None, user: str | None = None,
-                      negative: Sequence[str] | None = None, negative_weight: float | None = None) -> dict[str, Any]:
+                      negative: Sequence[str] | None = None, negative_weight: float | None = None,
+                      strategy: str | None = None) -> dict[str, Any]:
     r"""Where ``item_id`` stands in ``space.recommend(items=items)`` (or ``user=user``; with
-    ``negative`` examples at ``negative_weight``, as there) as served (no filter, the space's
-    default ``novelty``): ``rank`` (from 1; ``None`` past the first
+    ``negative`` examples at ``negative_weight``, and by ``strategy``, as there) as served (no
+    filter, the space's default ``novelty``): ``rank`` (from 1; ``None`` past the first
     :data:`~talkrec.limits.K_MAX`, or for an item of the history, ``in_history``, or a negative
     example, ``in_negative``), ``score``, ``strategy`` and ``novelty``; ``parts``: under ``blend`` each
     weighted term of its score, ``value`` = ``weight`` x the term's z-score (``fused``,
     ``ease``, ``als``; ``cold``: the boost and prior of an item without CF, weight ``None``;
     they add up to the score when ``novelty`` is 0), under ``rrf`` each list's ``rank`` and
     ``value`` :math:`w / (c + \mathrm{rank})`; ``because``: the history items most
-    like it in the fused space (at most 10), each with its ``cosine`` to it, EASE's weight
+    like it in the fused space (at most 10; under ``best_score`` the first is the one whose cosine
+    is the score, unless a negative example is nearer), each with its ``cosine`` to it, EASE's weight
     ``ease`` :math:`B_{h,i}` (its share of the EASE term) and the ``als`` dot of their factors
     (``None`` where either has none). An item of the history or a negative example has no parts."""
     if (items is None) == (user is None):
         raise InputError("give exactly one of items or user", field="items")
     hist = id_list(items) if items is not None else space.user_history(user)  # type: ignore[arg-type]
     neg = [] if negative is None else id_list(negative, "negative")
-    gamma = checked_negative_weight(space, negative_weight)
     name = str(space.item(item_id).get("name", item_id))         # an unknown item: NotFoundError
-    hits = space.recommend(items=items, user=user, k=K_MAX, negative=negative, negative_weight=negative_weight)
+    hits = space.recommend(items=items, user=user, k=K_MAX, negative=negative, negative_weight=negative_weight,
+                           strategy=strategy)
+    strategy = recommend_strategy(space, strategy)
     rank = next((i + 1 for i, h in enumerate(hits) if h.item_id == item_id), None)
-    out: dict[str, Any] = {"item": item_id, "name": name, "strategy": score_kind(space, "recommend"), "rank": rank,
+    out: dict[str, Any] = {"item": item_id, "name": name, "strategy": score_kind(space, "recommend", strategy),
+                           "rank": rank,
                            "score": float(hits[rank - 1].score) if rank else None, "in_history": item_id in hist,
                            "in_negative": item_id in neg,
                            "novelty": novelty_setting(space, "recommend", None), "parts": [],
@@ -205,8 +210,9 @@ def explain_recommend(space: "Space", item_id: str, items: Sequence[str] | None 
     p = snap.position(item_id)
     if out["strategy"] != "cosine" and not (out["in_history"] or out["in_negative"]):   # never scored for it
         parts: dict[str, Any] = {}
+        gamma = checked_negative_weight(space, negative_weight)
         recommend_rows(space, hist, signed_vector(snap, hist, neg, gamma), 1, None, 0, hist + neg, neg, gamma,
-                       parts=parts)
+                       parts=parts, strategy=strategy)
         out["parts"] = [{"part": x["list"], "weight": x["weight"], "rank": x["rank"], "value": x["part"]}
                         for x in _places(parts.get("lists", {}), p, parts.get("c", 0.0))]
         w = {"fused": 1.0, "ease": 1.0, "als": 1.0, **space.config.get("recommend", {}).get("weights", {})}

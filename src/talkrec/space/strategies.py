@@ -25,6 +25,7 @@ and ALS factors (``cf/``); ``space.json`` names the strategies (set by the build
   without ALS factors (exposure for new items; default 0), ``cold_prior`` their popularity as
   predicted from catalog fields (:mod:`.priors`). ``rrf`` - RRF of the fused list and the
   ``x B`` list (weight ``weights.ease``). ``knn`` (and ``fusion: paper``) - the fused space alone.
+  ``best_score``: by the nearest history item (:mod:`.best_score`). A call may name one (:func:`recommend_strategy`).
 Each returns the snapshot's rows, best first, ``offset`` skipped, and their scores (:data:`Rows`).
 """
 from __future__ import annotations
@@ -52,24 +53,44 @@ if TYPE_CHECKING:
 
 Rows = tuple[np.ndarray, np.ndarray]       # rows of the snapshot, best first, and their scores
 
-__all__ = ["NEGATIVE_WEIGHT", "Rows", "SimilarLists", "checked_negative_weight", "ease_model", "recommend_rows",
-           "score_kind", "similar_lists", "similar_rows", "zscore"]
+__all__ = ["NEGATIVE_WEIGHT", "RECOMMEND_STRATEGIES", "Rows", "SimilarLists", "checked_negative_weight", "ease_model",
+           "recommend_rows", "recommend_strategy", "score_kind", "similar_lists", "similar_rows", "zscore"]
+
+#: what ``recommend.strategy`` and ``Space.recommend(strategy=)`` take
+RECOMMEND_STRATEGIES = ("blend", "rrf", "knn", "best_score")
 
 #: ``recommend.negative_weight`` where a space names none (chosen on MovieLens validation users:
 #: docs/evaluation.md, "Negative examples")
 NEGATIVE_WEIGHT = 0.05
 
 
-def score_kind(space: "Space", part: str) -> str:
-    """What ``Space.similar`` (``part="similar"``) or ``Space.recommend`` (``"recommend"``) score,
-    so which path they take: ``"rrf"``, ``"blend"`` (a sum of z-scores) or ``"cosine"`` (the fused
-    space's kNN: strategy ``knn``, or no list to fuse: no EASE, and for similar no BM25 list)."""
+def score_kind(space: "Space", part: str, strategy: str | None = None) -> str:
+    """What ``Space.similar`` (``part="similar"``) or ``Space.recommend`` (``"recommend"``; a call's
+    ``strategy``, else the space's) score, so which path they take: ``"rrf"``, ``"blend"`` (a sum
+    of z-scores) or ``"cosine"`` (the fused space's kNN: strategy ``knn``, or no list to fuse: no
+    EASE, and for similar no BM25 list; ``best_score``: a history item's cosine)."""
     cfg = space.config.get(part, {})
-    strategy = cfg.get("strategy", "knn")
+    strategy = strategy or cfg.get("strategy", "knn")
+    if strategy == "best_score":
+        return "cosine"
     lists = ease_model(space) is not None or (part == "similar" and float(cfg.get("lexical_weight", 0.0)) > 0)
     if strategy == "knn" or not lists:
         return "cosine"
     return "rrf" if strategy == "rrf" else "blend"
+
+
+def recommend_strategy(space: "Space", given: str | None) -> str:
+    """The strategy a ``Space.recommend`` call takes: ``given`` (one of
+    :data:`RECOMMEND_STRATEGIES`; ``blend`` and ``rrf`` need the space's EASE model) or, for
+    ``None``, the space's ``recommend.strategy``."""
+    if given is None:
+        return str(space.config.get("recommend", {}).get("strategy", "knn"))
+    if given not in RECOMMEND_STRATEGIES:
+        raise InputError(f"strategy must be one of {', '.join(RECOMMEND_STRATEGIES)}, got {given!r}", field="strategy")
+    if given in ("blend", "rrf") and ease_model(space) is None:
+        raise InputError(f"strategy {given} fuses the space's EASE list, and this space has none (built without "
+                         "interactions): use knn or best_score", field="strategy")
+    return given
 
 
 def checked_negative_weight(space: "Space", given: float | None = None) -> float:
@@ -310,7 +331,7 @@ def _similar_rows(space: "Space", item_id: str, k: int, where: Where, offset: in
 
 def recommend_rows(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, where: Where, offset: int,
                    exclude: Sequence[str], neg: Sequence[str] = (), gamma: float = 0.0,
-                   parts: dict[str, Any] | None = None) -> Rows:
+                   parts: dict[str, Any] | None = None, strategy: str | None = None) -> Rows:
     """``recommend.strategy: blend`` or ``rrf`` for the history ``hist`` (mean vector ``q``)
     and the negative examples ``neg`` at weight ``gamma`` (:func:`checked_negative_weight`;
     excluded by the caller). ``parts`` (:mod:`.explain`) is filled with what the scores are made
@@ -326,7 +347,7 @@ def recommend_rows(space: "Space", hist: Sequence[str], q: np.ndarray, k: int, w
     cand = allowed.copy()
     cand[excl] = False
     need = k + offset
-    if cfg.get("strategy") == "rrf":
+    if (strategy or cfg.get("strategy")) == "rrf":
         s_fused = snap.scores(q)
         cand &= np.isfinite(s_fused)
         s_ease = _signed_ease(space, snap, hist, neg, gamma)

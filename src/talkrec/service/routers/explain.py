@@ -50,6 +50,8 @@ def explain_recommend(item: str = Query(..., min_length=1, max_length=200, descr
                       negative_weight: float | None = Query(None, ge=0.0, le=NEGATIVE_WEIGHT_MAX,
                                                             description="their weight against the history "
                                                                         "(default: the space's)"),
+                      strategy: S.RecommendStrategy | None = Query(
+                          None, description="as in /api/recommend (default: the space's recommend.strategy)"),
                       state: ServiceState = Depends(get_state)) -> E.ExplainRecommendResponse:
     """Why an item is recommended from a user's history or from items (away from ``negative``):
     its rank and score in what ``/api/recommend`` serves (no filter), each term of its score,
@@ -60,5 +62,5 @@ def explain_recommend(item: str = Query(..., min_length=1, max_length=200, descr
     hist = [space.resolve(i) for i in items] if items is not None else None
     neg = [space.resolve(i) for i in negative] if negative is not None else None
     out = space.explain_recommend(space.resolve(item), items=hist, user=user, negative=neg,
-                                  negative_weight=negative_weight)
+                                  negative_weight=negative_weight, strategy=strategy)
     return E.ExplainRecommendResponse(**jsonable(out))

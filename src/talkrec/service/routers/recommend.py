@@ -46,8 +46,8 @@ def recommend(req: S.RecommendRequest, state: ServiceState = Depends(get_state))
     t0 = time.perf_counter()
     space = state.space.pinned()
     found = _recommend(space, req)
-    return hits_response(found, score_kind=score_kind(space, "recommend"), k=req.k, offset=req.offset, t0=t0,
-                         empty=(space, space.filter_where(filter_spec(req.filters))))
+    return hits_response(found, score_kind=score_kind(space, "recommend", req.strategy), k=req.k, offset=req.offset,
+                         t0=t0, empty=(space, space.filter_where(filter_spec(req.filters))))
 
 
 @router.post("/api/recommend/batch", response_model=S.RecommendBatchResponse, responses=responses(400, 404, 413, 422))
@@ -57,7 +57,6 @@ def recommend_batch(req: S.RecommendBatchRequest, state: ServiceState = Depends(
     first request that fails fails the batch, its position named (``requests[2]: ...``)."""
     t0 = time.perf_counter()
     space = state.space.pinned()
-    kind = score_kind(space, "recommend")
     results = []
     for i, r in enumerate(req.requests):
         t = time.perf_counter()
@@ -69,8 +68,8 @@ def recommend_batch(req: S.RecommendBatchRequest, state: ServiceState = Depends(
             field = getattr(e, "field", None)
             raise ServiceError(422, "invalid_input", f"requests[{i}]: {e}",
                                field=f"requests[{i}].{field}" if field else None) from None
-        results.append(hits_body(found, score_kind=kind, k=r.k, offset=r.offset, t0=t,
-                                 empty=(space, space.filter_where(filter_spec(r.filters)))))
+        results.append(hits_body(found, score_kind=score_kind(space, "recommend", r.strategy), k=r.k, offset=r.offset,
+                                 t0=t, empty=(space, space.filter_where(filter_spec(r.filters)))))
     return json_response({"results": results, "took_ms": took_ms(t0)})
 
 
@@ -80,7 +79,8 @@ def _recommend(space: Space, req: S.RecommendRequest) -> list[Hit]:
     return space.recommend(items=items, user=req.user, k=req.k, where=space.filter_where(filter_spec(req.filters)),
                            offset=req.offset, exclude_seen=req.exclude_seen, diversity=req.diversity,
                            max_per_artist=req.max_per_artist, artist_field=req.artist_field, pool=req.pool,
-                           negative=negative, negative_weight=req.negative_weight, novelty=req.novelty)
+                           negative=negative, negative_weight=req.negative_weight, novelty=req.novelty,
+                           strategy=req.strategy)
 
 
 @router.get("/api/users", response_model=S.UsersResponse, responses=responses(422))

@@ -238,8 +238,8 @@ let userSeq = 0;                       // the latest request: an answer for an e
 let notForMe = { user: "", items: [] }; // the items the user marked "not for me": negative examples of recommend
 const NOVELTY_POOL = 200;              // with novelty: the candidates re-ranked, the same for every page
 async function showUser(more = false) {
-  const nov = Number($("user-nov").value);
-  const u = user(), key = JSON.stringify([u, filters(), notForMe.items, nov]), seq = ++userSeq;
+  const nov = Number($("user-nov").value), strategy = $("user-strategy").value;
+  const u = user(), key = JSON.stringify([u, filters(), notForMe.items, nov, strategy]), seq = ++userSeq;
   if (notForMe.user !== u) notForMe = { user: u, items: [] };
   $("user-title").textContent = u ? `Recommendations for user ${u}` : "Recommendations";
   $("user-more").hidden = true;
@@ -251,6 +251,7 @@ async function showUser(more = false) {
     if (notForMe.items.length) body.negative = notForMe.items.map((h) => h.item_id);
     body.novelty = nov;                     // always: 0 is the plain ranking whatever the space's default
     if (nov > 0) body.pool = NOVELTY_POOL;
+    if (strategy) body.strategy = strategy;
     const r = await post("/api/recommend", body);
     if (seq !== userSeq) return;
     userRecs.hits = userRecs.hits.concat(withKind(r.items, r.score_kind));
@@ -259,12 +260,14 @@ async function showUser(more = false) {
         + WHY_BUTTON(h), r.note);
     $("user-recs").querySelectorAll("button[data-why]").forEach((b) => b.addEventListener("click", () => toggleWhy(b,
       `/api/explain/recommend?${new URLSearchParams([["item", b.dataset.why], ["user", u],
-        ...notForMe.items.map((h) => ["negative", h.item_id])])}`, recommendWhyHtml)));
+        ...notForMe.items.map((h) => ["negative", h.item_id]), ...(strategy ? [["strategy", strategy]] : [])])}`,
+      recommendWhyHtml)));
     $("user-recs").querySelectorAll("button[data-not]").forEach((b) => b.addEventListener("click", () => {
       notForMe.items.push(userRecs.hits.find((h) => h.item_id === b.dataset.not)); showUser();
     }));
     $("user-more").hidden = r.items.length < PAGE || (nov > 0 && userRecs.hits.length + PAGE > NOVELTY_POOL);
-    const novNote = nov > 0 ? ` · novelty ${esc(nov)}: less popular items up, from the top ${NOVELTY_POOL}` : "";
+    const novNote = (nov > 0 ? ` · novelty ${esc(nov)}: less popular items up, from the top ${NOVELTY_POOL}` : "")
+      + (strategy ? ` · ranking: ${esc(strategy)}` : "");
     const not = notForMe.items.length ? ` · not for me (weighed against the history): ${notForMe.items.map((h) => esc(h.name)).join(", ")} <button type="button" data-testid="not-for-me-clear" id="not-clear">clear</button>` : "";
     $("user-status").innerHTML = `${userRecs.hits.length} recommendations from the user's history (the items they already have are left out) in ${esc(r.took_ms)} ms · scores: ${esc(scoreLabel(r.score_kind))}${novNote}${not}`;
     if (not) $("not-clear").addEventListener("click", () => { notForMe.items = []; showUser(); });
@@ -276,6 +279,7 @@ async function showUser(more = false) {
 $("user-more").addEventListener("click", () => showUser(true));
 $("user-nov").addEventListener("input", () => { $("user-nov-v").textContent = $("user-nov").value; });
 $("user-nov").addEventListener("change", () => showUser());
+$("user-strategy").addEventListener("change", () => showUser());
 $("f-user").addEventListener("change", () => route(true));
 $("f-alpha").addEventListener("input", () => { $("f-alpha-v").textContent = $("f-alpha").value; });
 $("f-alpha").addEventListener("change", () => route(true));

@@ -1,0 +1,83 @@
+"""``Space.recommend(strategy="best_score")``: each candidate scored by the history item it is
+nearest to, not by the history's mean.
+
+The mean of a history that spans two tastes (jazz and metal) lies between them, where neither
+is; ``best_score`` ranks every item by its largest cosine to any history item in the fused
+space, so both tastes are served, each by the items closest to it (Qdrant's ``best_score``
+recommend strategy, the one its users ask for beside the average vector). With negative
+examples it takes Qdrant's rule: an item nearer some history item than every negative scores
+that cosine; one nearer a negative scores minus its largest cosine to the negatives, below
+every item the history wins; with negatives alone, every item scores so (the items least like
+all of them first). The rule has no weight: ``negative_weight`` does not apply.
+
+Exact over every live row, with chunked matrix products (:data:`CHUNK` history items at a time;
+17,632 x 200 Last.fm vectors against 50 history items: a few ms).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import InputError, NotFoundError, shown
+from ..limits import check_page
+from ..ranking import top_k
+
+if TYPE_CHECKING:
+    from ..index.filters import Where
+    from ..index.snapshot import Snapshot
+    from .core import Space
+
+__all__ = ["best_score_rows", "nearest_cosines"]
+
+#: history vectors per matrix product
+CHUNK = 64
+
+
+def _rows(snap: "Snapshot", ids: Sequence[str]) -> list[int]:
+    """The snapshot rows of ``ids``; an unknown id: :class:`NotFoundError`."""
+    out = []
+    for i in ids:
+        p = snap.position(i)
+        if p is None:
+            raise NotFoundError(f"unknown item {shown(i)}")
+        out.append(p)
+    return out
+
+
+def nearest_cosines(snap: "Snapshot", rows: Sequence[int]) -> np.ndarray:
+    """Per row of ``snap``, its largest cosine to the vectors of ``rows`` (float64; ``-inf``
+    for dead rows): :math:`s(j) = \\max_{h} v_j \\cdot v_h`."""
+    Q = snap.rows(list(dict.fromkeys(rows)))
+    base, delta = snap.gen.vectors, snap.delta.vectors[:snap.m]
+    out = np.full(snap.n_rows, -np.inf)
+    for a in range(0, len(Q), CHUNK):
+        Qc = Q[a:a + CHUNK].T
+        out[:snap.n0] = np.maximum(out[:snap.n0], (base @ Qc).max(axis=1))
+        if snap.m:
+            out[snap.n0:] = np.maximum(out[snap.n0:], (delta @ Qc).max(axis=1))
+    return np.where(snap.live, out, -np.inf)
+
+
+def best_score_rows(space: "Space", hist: Sequence[str], neg: Sequence[str], k: int, where: "Where",
+                    offset: int, exclude: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The top ``k`` rows (after ``offset``) by ``best_score`` for the history ``hist`` and the
+    negative examples ``neg`` (module docstring), filtered by ``where``, ``exclude`` left out;
+    and their scores."""
+    check_page(k, offset)
+    if not hist and not neg:
+        raise InputError("need at least one item (or negative examples)", field="items")
+    snap = space.index
+    pos_rows, neg_rows = _rows(snap, hist), _rows(snap, neg)
+    s = nearest_cosines(snap, pos_rows) if pos_rows else np.full(snap.n_rows, -np.inf)
+    if neg_rows:
+        n = nearest_cosines(snap, neg_rows)
+        s = np.where(snap.live, np.where(s > n, s, -n), -np.inf)
+    allowed = snap.mask(where) & np.isfinite(s)
+    excl = [p for p in (snap.position(e) for e in exclude) if p is not None]
+    if excl:
+        allowed = allowed.copy()
+        allowed[excl] = False
+    top = top_k(s, k + offset, allowed=allowed)[offset:]
+    return top, s[top]
