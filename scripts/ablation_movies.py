@@ -38,6 +38,7 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "blend 2 fused+EASE+ALS": {"strategy": "blend", "weights": {"fused": 2.0, "ease": 1.0, "als": 1.0}},
     "rrf fused+EASE w 2": {"strategy": "rrf", "weights": {"ease": 2.0}},
     "rrf fused+EASE w 4": {"strategy": "rrf", "weights": {"ease": 4.0}},
+    "best_score (nearest history item)": {"strategy": "best_score"},
 }
 
 

@@ -305,7 +305,7 @@ class Space(SpaceWrites, Explanations):
         if strategy == "best_score":
             if negative_weight is not None:
                 raise InputError("negative_weight does not apply to strategy best_score (an item nearer a negative "
-                                 "example than to every item scores minus that cosine)", field="negative_weight")
+                                 "example than to every history item scores minus that cosine)", field="negative_weight")
             q = None
         else:
             gamma = checked_negative_weight(self, negative_weight)
