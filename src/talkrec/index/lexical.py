@@ -9,7 +9,7 @@ measured on both datasets. The evaluation's BM25 baseline is this class.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -249,6 +249,21 @@ class LexicalIndex:
         this corpus' average document length (documents scored as if they were in it)."""
         avgdl = self.avgdl if self.avgdl > 0 else 1.0
         return tf / (tf + self.k1 * (1.0 - self.b + self.b * doc_len / avgdl))
+
+    def outside_scores(self, counts: Mapping[str, int], posting: Callable[[str], tuple[np.ndarray, np.ndarray] | None],
+                       lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 scores of ``len(lens)`` documents outside this corpus, scored as if they were in
+        it (its idf and average length), for a query with each term ``counts[t]`` times;
+        ``posting(t)``: the documents that have term ``t`` and its count in each (or ``None``).
+        Also how many of the query's distinct terms each document has."""
+        out, hit = np.zeros(len(lens)), np.zeros(len(lens), dtype=np.int64)
+        for t, w in zip(counts, self.idf(list(counts))):
+            got = posting(t)
+            if got is not None and len(got[0]):
+                rows, tf = got
+                out[rows] += counts[t] * w * self.term_weight(tf, lens[rows])
+                hit[rows] += 1
+        return out, hit
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every item for ``query`` (float64, 0 where no query term occurs):

@@ -382,15 +382,8 @@ class DeltaRows:
     def bm25(self, lexical: LexicalIndex, query_tokens: Sequence[str] | Mapping[str, int], m: int) -> np.ndarray:
         """BM25 scores of rows ``< m`` for the query, with the base corpus' statistics (idf,
         average length): a delta row scores as it would inside the base."""
-        out = np.zeros(m)
         counts = Counter(query_tokens)           # a repeated query term counts again, as in bm25s (or: counts)
         if not counts or not m:
-            return out
-        toks = list(counts)
-        idf = lexical.idf(toks)
-        lens = np.asarray(self.doc_len[:m], dtype=np.float64)
-        for t, w in zip(toks, idf):
-            rows, tf = self.posting(t, m)
-            if len(rows):
-                out[rows] += counts[t] * w * lexical.term_weight(tf, lens[rows])
-        return out
+            return np.zeros(m)
+        return lexical.outside_scores(counts, lambda t: self.posting(t, m),
+                                      np.asarray(self.doc_len[:m], dtype=np.float64))[0]

@@ -74,14 +74,8 @@ def name_scores(space: "Space", snap: "Snapshot", text: str) -> np.ndarray:
 
 def _delta_scores(idx: LexicalIndex, snap: "Snapshot", query: list[str]) -> np.ndarray:
     postings, lens, own = snap.memo(("name_postings", *idx.settings.tokenization()), lambda: _postings(idx, snap))
-    out, hit = np.zeros(snap.m), np.zeros(snap.m, dtype=np.int64)
     counts = Counter(query)
-    for t, w in zip(counts, idx.idf(list(counts))):
-        got = postings.get(t)
-        if got is not None:
-            rows, tf = got
-            out[rows] += counts[t] * w * idx.term_weight(tf, lens[rows])
-            hit[rows] += 1
+    out, hit = idx.outside_scores(counts, postings.get, lens)
     return np.where(_covers(hit, own, len(counts)), out, 0.0)
 
 
