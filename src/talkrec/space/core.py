@@ -306,13 +306,13 @@ class Space(SpaceWrites, Explanations):
             if negative_weight is not None:
                 raise InputError("negative_weight does not apply to strategy best_score (an item nearer a negative "
                                  "example than to every history item scores minus that cosine)", field="negative_weight")
-            q = None
+            q, gamma = None, 0.0                                            # its own rule: no query, no weight
         else:
             gamma = checked_negative_weight(self, negative_weight)
             q = signed_vector(self.index, hist, neg, gamma)
 
         def ranked(n: int, start: int = 0) -> list[Hit]:                    # the strategy's list
-            if q is None:
+            if strategy == "best_score":
                 return hits_at(self.index, *best_score_rows(self, hist, neg, n, where, start, excl))
             if score_kind(self, "recommend", strategy) != "cosine":
                 return hits_at(self.index, *recommend_rows(self, hist, q, n, where, start, excl, neg, gamma,
