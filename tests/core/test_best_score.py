@@ -20,6 +20,7 @@ from talkrec.pipeline.serving import resolve_profile, serving_config
 from talkrec.space import Space
 from talkrec.space.strategies import RECOMMEND_STRATEGIES
 
+from contract import cluster_of
 from tiny_data import TINY_SPACE_CONFIG, copy_space
 
 
@@ -31,7 +32,7 @@ def space(tiny_space_dir):
 
 
 def _genres(hits):
-    return [h.item_id.rstrip("0123456789") for h in hits]
+    return [cluster_of(h.item_id) for h in hits]
 
 
 def _by_hand(space, hist, neg=()):

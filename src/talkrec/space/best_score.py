@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import InputError, NotFoundError, shown
+from ..errors import InputError
 from ..limits import check_page
 from ..ranking import top_k
+from .vectors import item_vectors
 
 if TYPE_CHECKING:
     from ..index.filters import Where
@@ -35,21 +36,9 @@ __all__ = ["best_score_rows", "nearest_cosines"]
 CHUNK = 64
 
 
-def _rows(snap: "Snapshot", ids: Sequence[str]) -> list[int]:
-    """The snapshot rows of ``ids``; an unknown id: :class:`NotFoundError`."""
-    out = []
-    for i in ids:
-        p = snap.position(i)
-        if p is None:
-            raise NotFoundError(f"unknown item {shown(i)}")
-        out.append(p)
-    return out
-
-
-def nearest_cosines(snap: "Snapshot", rows: Sequence[int]) -> np.ndarray:
-    """Per row of ``snap``, its largest cosine to the vectors of ``rows`` (float64; ``-inf``
-    for dead rows): :math:`s(j) = \\max_{h} v_j \\cdot v_h`."""
-    Q = snap.rows(list(dict.fromkeys(rows)))
+def nearest_cosines(snap: "Snapshot", Q: np.ndarray) -> np.ndarray:
+    """Per row of ``snap``, its largest cosine to the unit vectors ``Q`` (one a row; float64,
+    ``-inf`` for dead rows): :math:`s(j) = \\max_{h} v_j \\cdot q_h`."""
     base, delta = snap.gen.vectors, snap.delta.vectors[:snap.m]
     out = np.full(snap.n_rows, -np.inf)
     for a in range(0, len(Q), CHUNK):
@@ -69,10 +58,10 @@ def best_score_rows(space: "Space", hist: Sequence[str], neg: Sequence[str], k: 
     if not hist and not neg:
         raise InputError("need at least one item (or negative examples)", field="items")
     snap = space.index
-    pos_rows, neg_rows = _rows(snap, hist), _rows(snap, neg)
-    s = nearest_cosines(snap, pos_rows) if pos_rows else np.full(snap.n_rows, -np.inf)
-    if neg_rows:
-        n = nearest_cosines(snap, neg_rows)
+    P, N = (item_vectors(snap, list(dict.fromkeys(ids))) for ids in (hist, neg))   # unknown: NotFoundError
+    s = nearest_cosines(snap, P) if len(P) else np.full(snap.n_rows, -np.inf)
+    if len(N):
+        n = nearest_cosines(snap, N)
         s = np.where(snap.live, np.where(s > n, s, -n), -np.inf)
     allowed = snap.mask(where) & np.isfinite(s)
     excl = [p for p in (snap.position(e) for e in exclude) if p is not None]

@@ -47,14 +47,20 @@ def mean_vector(index: VectorIndex, item_ids: Sequence[str], weights: Sequence[f
     item_ids = id_list(item_ids)
     if not item_ids:
         raise InputError("need at least one item", field="items")
+    V = item_vectors(index, item_ids)
+    w = np.ones(len(V)) if weights is None else _checked_weights(weights, len(V))
+    return l2_normalize((V * w[:, None]).sum(axis=0))
+
+
+def item_vectors(index: VectorIndex, item_ids: Sequence[str]) -> np.ndarray:
+    """The fused vectors of ``item_ids``, one row each; an unknown id: :class:`NotFoundError`."""
     vs = []
     for i in item_ids:
         v = index.vector(i)
         if v is None:
             raise NotFoundError(f"unknown item {shown(i)}")
         vs.append(v)
-    w = np.ones(len(vs)) if weights is None else _checked_weights(weights, len(vs))
-    return l2_normalize((np.stack(vs) * w[:, None]).sum(axis=0))
+    return np.stack(vs) if vs else np.zeros((0, index.dim), dtype=np.float32)
 
 
 def signed_vector(index: VectorIndex, item_ids: Sequence[str], negative: Sequence[str], gamma: float) -> np.ndarray:
