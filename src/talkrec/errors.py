@@ -23,8 +23,15 @@ class InputError(TalkrecError, ValueError):
             where.append(f"row {row}")
         if field is not None:
             where.append(f"field '{field}'")
-        self.path, self.row, self.field = path, row, field
+        self.path, self.row, self.field, self.message = path, row, field, message
         super().__init__(": ".join([*where, message]))
+
+    def at(self, path: str | None) -> "InputError":
+        """This error naming ``path`` as its source, where it names none (a setting checked
+        after its config file was read)."""
+        if self.path is not None or path is None:
+            return self
+        return InputError(self.message, path=path, row=self.row, field=self.field)
 
 
 class NotFoundError(TalkrecError, KeyError):

@@ -171,6 +171,27 @@ def test_a_misspelt_build_setting_fails_before_any_stage(tmp_path, text, field, 
     assert not out.exists() and not (tmp_path / "out.build").exists()
 
 
+@pytest.mark.parametrize("text, field, what", [
+    ("search: {bm25_stopwords: movies}", "search.bm25_stopwords", "must be a list of words"),
+    ("search: {bm25_stemmer: elvish}", "search.bm25_stemmer", "Snowball language"),
+    ("recommend: {strategy: best}", "recommend.strategy", "must be one of blend, rrf, knn, best_score"),
+    ("similar: {lexical_max_df: 2}", "similar.lexical_max_df", "a number in (0, 1]"),
+])
+def test_a_bad_serving_value_names_the_config_file_and_the_field(tmp_path, text, field, what):
+    """The values checked after the keys (strategies, BM25 settings) named the field but not the
+    file they came from."""
+    from talkrec import pipeline
+
+    out = tmp_path / "out"
+    p = _write(tmp_path / "b.yaml", f"name: t\noutput: {out}\ndataset: generic\n"
+                                    f"catalog: {{items: {{path: none.csv}}}}\n{text}\n")
+    with pytest.raises(InputError) as e:
+        pipeline.build(pipeline.load_config(p), show_progress=False)
+    msg = str(e.value)
+    assert msg.startswith(f"{p.resolve()}: field '{field}': ") and what in msg, msg
+    assert e.value.field == field and not out.exists()
+
+
 def test_a_misspelt_evaluation_setting_fails_when_the_config_is_read(tmp_path):
     """``talkrec evaluate`` ignored a misspelt key (``music: {enabld: false}`` ran the music half)."""
     from talkrec.evaluation import runner

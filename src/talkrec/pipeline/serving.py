@@ -45,8 +45,16 @@ SIMILAR_STRATEGIES = ("rrf", "knn")
 
 def resolve_profile(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """``cfg`` with ``fusion: paper`` expanded (paper fusion, no EASE, equal weights, kNN),
-    and its keys (:func:`~.schema.check_build_config`), strategy names and BM25 settings checked."""
+    and its keys (:func:`~.schema.check_build_config`), strategy names and BM25 settings checked
+    (an error names the config file)."""
     check_build_config(cfg)
+    try:
+        return _resolved(cfg)
+    except InputError as e:
+        raise e.at(cfg.get("_config_path")) from None
+
+
+def _resolved(cfg: Mapping[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(dict(cfg))
     if isinstance(out.get("fusion"), str):
         if out["fusion"] != "paper":
