@@ -70,6 +70,8 @@ QUERIES = [
     lambda s: s.similar("metal3", k=5, offset=5),
     lambda s: s.recommend(items=["pop1", "pop2"], k=10),
     lambda s: s.recommend(user="umetal1", k=10, where="genre=metal"),
+    lambda s: s.recommend(items=["pop1", "metal2"], k=10, strategy="best_score"),
+    lambda s: s.recommend(items=["pop1", "metal2"], negative=["metal3"], k=10, strategy="best_score", where="tag=metal"),
     lambda s: s.search("metal band", k=10, mode="multi"),
     lambda s: s.search("metal band", k=10, mode="hybrid"),
     lambda s: s.search("jazz band", k=10, mode="text", where="tag=jazz"),
