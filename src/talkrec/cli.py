@@ -307,13 +307,14 @@ def attach_session(model_dir: Path = typer.Argument(..., help="A trained session
 
 @app.command()
 def info(space: str = SpaceOpt) -> None:
-    """What a space holds."""
+    """What a space holds, and the settings it serves with (search, similar, recommend)."""
     def go() -> None:
         s = _load(space)
         cfg = s.config
         typer.echo(json.dumps({"name": cfg["name"], "items": len(s.index), "modalities": s.modalities,
                                "text_model": cfg["text"]["model"], "created": cfg["created"],
-                               "filter_fields": [c for c in s.index.columns if c not in ("description",)]},
+                               "filter_fields": [c for c in s.index.columns if c not in ("description",)],
+                               "serving": {part: cfg.get(part, {}) for part in ("search", "similar", "recommend")}},
                               indent=2))
     _run(go)
 

@@ -288,7 +288,9 @@ def test_cli_add_refuses_a_duplicate_batch_and_info_still_answers(space, tmp_pat
     assert r.exit_code != 0 and "already appears in row 1" in r.output
     r = runner.invoke(app, ["info", "--space", str(space.path)])
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output)["items"] == len(space.index)
+    info = json.loads(r.output)
+    assert info["items"] == len(space.index)
+    assert info["serving"] == {part: space.config.get(part, {}) for part in ("search", "similar", "recommend")}
 
 
 # ----------------------------------------------------------------------------- issue 11: one path for all callers
