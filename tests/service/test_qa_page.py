@@ -398,6 +398,7 @@ def test_the_ranking_menu_asks_recommend_for_another_strategy(page):
     best = [h["item_id"] for h in _post(page.url0 + "/api/recommend", {"user": u, "k": 20,
                                                                         "strategy": "best_score"})["items"]]
     assert best != plain                                              # the menu has something to show
+    assert page.eval_on_selector("#user-strategy option", "o => o.textContent") == "the space's (blend)"
     page.select_option("#user-strategy", "best_score")
     page.wait_for_selector("[data-testid=user-status]:has-text('ranking: best_score')")
     page.wait_for_function("document.querySelectorAll('[data-testid=user-recs] li a.name').length === 20")

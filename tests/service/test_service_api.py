@@ -29,6 +29,7 @@ def test_health_version_facets_and_page(client):
     assert h["status"] == "ok" and h["items"] == 60
     v = client.get("/api/version").json()
     assert v["talkrec"] and v["space"]["modalities"] == ["text", "cf", "audio"] and v["space"]["items"] == 60
+    assert v["space"]["recommend_strategy"] == "blend"                    # what the page's ranking menu names
     f = client.get("/api/facets").json()
     assert {"name": "year", "type": "numeric", "min": 1980.0, "max": 2009.0} in f["fields"]
     assert {t["tag"] for t in f["top_tags"]} >= {"metal", "jazz", "pop", "band"}

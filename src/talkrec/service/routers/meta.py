@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 
 from ...space.hits import jsonable
 from ...space.popularity import novelty_setting
+from ...space.strategies import recommend_strategy
 from ... import __version__
 from .. import schemas as S
 from ..deps import ServiceState, get_state
@@ -38,6 +39,7 @@ def version(state: ServiceState = Depends(get_state)) -> S.VersionResponse:
             "items": len(space.index), "modalities": space.modalities,
             "text_model": cfg.get("text", {}).get("model"),
             "search_mode": cfg.get("search", {}).get("mode", "hybrid"),
+            "recommend_strategy": recommend_strategy(space, None),
             "novelty": {part: novelty_setting(space, part, None) for part in ("recommend", "similar")},
             "write_protected": state.api_key is not None}
     return S.VersionResponse(talkrec=__version__, api="1", space=jsonable(info))

@@ -399,6 +399,7 @@ async function init() {
     const v = await api("/api/version");
     state.modalities = v.space.modalities || [];
     $("space-info").textContent = `${v.space.name}: ${v.space.items} items · ${state.modalities.join(" + ")}`;
+    if (v.space.recommend_strategy) $("user-strategy").options[0].textContent = `the space's (${v.space.recommend_strategy})`;
     const nov = v.space.novelty || {};      // the sliders start at the space's defaults
     [["sim-nov", nov.similar], ["user-nov", nov.recommend]].forEach(([id, x]) => {
       if (typeof x === "number" && x > 0) { $(id).value = String(x); $(`${id}-v`).textContent = $(id).value; }
