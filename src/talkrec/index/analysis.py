@@ -118,11 +118,22 @@ def stopwords_setting(value: Any) -> tuple[str, ...] | None:
     if isinstance(value, str) or not isinstance(value, (list, tuple)):
         raise InputError(f"search.bm25_stopwords must be a list of words, got {value!r}",
                          field="search.bm25_stopwords")
-    for w in value:
-        if not isinstance(w, str) or not _TOKEN.fullmatch(w.strip().lower()):
+    bad = next((w for w in value if not isinstance(w, str)), None)
+    if bad is not None:
+        raise InputError(f"search.bm25_stopwords: each entry must be one word of two or more letters or "
+                         f"digits, got {bad!r}", field="search.bm25_stopwords")
+    return _checked_words(tuple(value))
+
+
+@functools.lru_cache(maxsize=32)
+def _checked_words(words: tuple[str, ...]) -> tuple[str, ...]:
+    """:func:`stopwords_setting` of a list of strings (checked once per list: the setting is
+    read on every query)."""
+    for w in words:
+        if not _TOKEN.fullmatch(w.strip().lower()):
             raise InputError(f"search.bm25_stopwords: each entry must be one word of two or more letters or "
                              f"digits, got {w!r}", field="search.bm25_stopwords")
-    return tuple(sorted({w.strip().lower() for w in value}))
+    return tuple(sorted({w.strip().lower() for w in words}))
 
 
 @functools.lru_cache(maxsize=1)

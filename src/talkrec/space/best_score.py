@@ -62,7 +62,7 @@ def best_score_rows(space: "Space", hist: Sequence[str], neg: Sequence[str], k: 
     s = nearest_cosines(snap, P) if len(P) else np.full(snap.n_rows, -np.inf)
     if len(N):
         n = nearest_cosines(snap, N)
-        s = np.where(snap.live, np.where(s > n, s, -n), -np.inf)
+        s = np.where(s > n, s, -n)                      # a dead row: +inf, left out below
     allowed = snap.mask(where) & np.isfinite(s)
     excl = [p for p in (snap.position(e) for e in exclude) if p is not None]
     if excl:
